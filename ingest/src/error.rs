@@ -1,0 +1,71 @@
+use trackwire_codec::DecodeError;
+
+/// Why a batch was not accepted. Each variant maps to one HTTP status (in `trackwire-api`) and one
+/// QUIC ack status; the message tells the device what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no bearer token: send `Authorization: Bearer <token>` with a token from the server's ingest.tokens")]
+    MissingToken,
+    #[error("the bearer token is not known to this server: check the device's provisioning")]
+    UnknownToken,
+    #[error("this token belongs to device '{token_device}' but the batch is from device '{batch_device}'")]
+    DeviceMismatch { token_device: String, batch_device: String },
+    #[error("the body is {size} bytes, over the limit of {limit}: split the workout into smaller batches")]
+    BodyTooLarge { size: usize, limit: usize },
+    #[error("the body decompresses to more than {limit} bytes: split the workout into smaller batches")]
+    DecompressedTooLarge { limit: usize },
+    #[error("Content-Encoding '{encoding}' is not supported: use zstd, gzip or none")]
+    UnsupportedEncoding { encoding: String },
+    #[error("the body is not valid {encoding}: {detail}")]
+    BadCompression { encoding: &'static str, detail: String },
+    #[error("{0}")]
+    Malformed(#[from] DecodeError),
+    #[error("the server is saturated: retry this batch after a short wait (it is idempotent)")]
+    Overloaded,
+    #[error("the server is shutting down: retry against another instance or after restart")]
+    ShuttingDown,
+    #[error("the batch could not be made durable: {0}")]
+    Storage(String),
+}
+
+impl IngestError {
+    /// A short stable code for the error body and for metrics labels.
+    pub fn code(&self) -> &'static str {
+        match self {
+            IngestError::MissingToken => "missing_token",
+            IngestError::UnknownToken => "unknown_token",
+            IngestError::DeviceMismatch { .. } => "device_mismatch",
+            IngestError::BodyTooLarge { .. } => "body_too_large",
+            IngestError::DecompressedTooLarge { .. } => "decompressed_too_large",
+            IngestError::UnsupportedEncoding { .. } => "unsupported_encoding",
+            IngestError::BadCompression { .. } => "bad_compression",
+            IngestError::Malformed(e) => e.code(),
+            IngestError::Overloaded => "overloaded",
+            IngestError::ShuttingDown => "shutting_down",
+            IngestError::Storage(_) => "storage_failure",
+        }
+    }
+
+    /// The reject reasons, for pre-registering metric series.
+    pub const REASONS: [&'static str; 11] = [
+        "missing_token",
+        "unknown_token",
+        "device_mismatch",
+        "body_too_large",
+        "decompressed_too_large",
+        "unsupported_encoding",
+        "bad_compression",
+        "malformed",
+        "overloaded",
+        "shutting_down",
+        "storage_failure",
+    ];
+
+    /// The metrics reason (decode errors are folded into `malformed`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::Malformed(_) => "malformed",
+            other => other.code(),
+        }
+    }
+}

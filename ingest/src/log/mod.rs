@@ -1,0 +1,164 @@
+//! The embedded durable log: the one source of truth between "acked" and "delivered".
+//!
+//! **In:** batches to append, each with its [`DedupKey`]. **Out:** an answer per append once it is
+//! on disk (fsynced), and every durable record, in LSN order, on the `forward` channel given to
+//! [`DurableLog::open`]: first the retained history (replay), then each new record after its fsync.
+//!
+//! One writer thread owns the files and the dedup index, so appends need no locks and a retried
+//! batch can never be stored twice. It commits in groups: everything queued while the previous
+//! fsync ran is written and fsynced together (capped by `group_commit_bytes`), so the fsync rate
+//! adapts to the load by itself instead of waiting a fixed time.
+
+mod dedup;
+pub mod record;
+mod segment;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+use tokio::sync::oneshot;
+
+pub use dedup::{DedupIndex, SeqSet};
+pub use record::DedupKey;
+
+/// Where and how the log keeps its files.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Directory of the segment files (created if missing).
+    pub dir: PathBuf,
+    /// A segment is closed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+    /// Most bytes written per fsync; a larger queue is committed in several groups.
+    pub group_commit_bytes: usize,
+    /// Appends waiting for the writer; when full, `try_append` answers `Full` (HTTP 503).
+    pub queue_depth: usize,
+}
+
+/// A durable record, as handed to the pipeline.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub lsn: u64,
+    pub key: DedupKey,
+    pub payload: Bytes,
+}
+
+/// The outcome of an append, sent once the record is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored under this LSN.
+    New { lsn: u64 },
+    /// Already stored earlier (a client retry): not stored again, and durable.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("log segment {} is corrupt at byte {offset}: {reason}. It is not the last segment, so this is not a torn write from a crash; move the file aside to start (the batches in it are lost) or restore it from a backup", segment.display())]
+    Corrupt { segment: PathBuf, offset: usize, reason: String },
+    #[error("the log stopped accepting writes after an earlier I/O failure ({0}); restart the server once the disk is healthy, unacked batches are retried by clients")]
+    Failed(String),
+    #[error("the log is shutting down")]
+    Closed,
+}
+
+impl LogError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        LogError::Io { context: context.into(), source }
+    }
+}
+
+/// Why an append was not even queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TryAppendError {
+    #[error("the log's append queue is full")]
+    Full,
+    #[error("the log is shut down")]
+    Closed,
+}
+
+/// Counters the writer publishes for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LogMetrics {
+    pub records_appended: AtomicU64,
+    pub bytes_appended: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub fsyncs: AtomicU64,
+    /// Highest durable LSN (0 when the log is empty).
+    pub durable_lsn: AtomicU64,
+    pub segments: AtomicU64,
+    pub bytes_on_disk: AtomicU64,
+    pub replayed_records: AtomicU64,
+    /// Set once replay of the retained history has been handed to the pipeline.
+    pub replay_done: AtomicBool,
+}
+
+pub(crate) struct AppendRequest {
+    key: DedupKey,
+    payload: Bytes,
+    reply: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+pub(crate) struct Shared {
+    metrics: LogMetrics,
+    /// Segments whose every record has an LSN at or below this may be deleted.
+    release_through: AtomicU64,
+}
+
+/// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
+#[derive(Clone)]
+pub struct DurableLog {
+    tx: Sender<AppendRequest>,
+    shared: Arc<Shared>,
+}
+
+impl DurableLog {
+    /// Opens (or creates) the log in `config.dir`, verifies every segment, repairs a torn tail, and
+    /// starts the writer thread, which first replays the retained records into `forward`.
+    ///
+    /// The returned handle joins the writer; it finishes after all `DurableLog` handles are dropped
+    /// and the queue is drained, and then drops `forward`, which lets the pipeline drain in turn.
+    pub fn open(config: LogConfig, forward: Sender<LogRecord>) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
+        let shared = Arc::new(Shared { metrics: LogMetrics::default(), release_through: AtomicU64::new(0) });
+        let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
+        let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
+        let handle = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| LogError::io("spawning the log writer thread", e))?;
+        Ok((DurableLog { tx, shared }, handle))
+    }
+
+    /// Queues `payload` for durable append. The receiver resolves once it is fsynced (or was
+    /// already stored: a retry). Never blocks: a full queue is `Full`, for the caller to push back.
+    pub fn try_append(&self, key: DedupKey, payload: Bytes) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(AppendRequest { key, payload, reply }) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
+            Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),
+        }
+    }
+
+    /// Allows deleting segments whose records all have LSN ≤ `lsn`: every sink has delivered them
+    /// and no live workout needs them to rebuild its state.
+    pub fn release_through(&self, lsn: u64) {
+        self.shared.release_through.fetch_max(lsn, Ordering::Relaxed);
+    }
+
+    pub fn metrics(&self) -> &LogMetrics {
+        &self.shared.metrics
+    }
+
+    /// Appends waiting in the queue right now.
+    pub fn queued(&self) -> usize {
+        self.tx.len()
+    }
+}

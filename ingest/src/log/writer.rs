@@ -1,0 +1,241 @@
+//! The log writer thread: replay, then group commit, segment rolling and retention.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::record::{MAGIC, encode_record};
+use super::segment::{self, SegmentMeta};
+use super::{AppendRequest, Appended, DedupIndex, LogConfig, LogError, LogRecord, Shared};
+
+/// How often an idle writer wakes up to apply retention.
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+pub(crate) struct Writer {
+    config: LogConfig,
+    rx: Receiver<AppendRequest>,
+    forward: Sender<LogRecord>,
+    shared: Arc<Shared>,
+    dedup: DedupIndex,
+    /// Closed segments, oldest first, then the active one last.
+    segments: Vec<SegmentMeta>,
+    active: File,
+    next_lsn: u64,
+    /// Set after a failed write or fsync: what is on disk is unknown, so nothing more is acked.
+    failed: Option<String>,
+}
+
+impl Writer {
+    /// Verifies the existing segments (repairing a torn tail) and opens the active one.
+    pub fn open(config: LogConfig, rx: Receiver<AppendRequest>, forward: Sender<LogRecord>, shared: Arc<Shared>) -> Result<Self, LogError> {
+        let listed = segment::list_segments(&config.dir)?;
+        let mut dedup = DedupIndex::default();
+        let mut segments = Vec::new();
+        let mut next_lsn = listed.first().map_or(1, |(first, _)| *first);
+        for (i, (first_lsn, path)) in listed.iter().enumerate() {
+            if *first_lsn != next_lsn {
+                return Err(LogError::Corrupt {
+                    segment: path.clone(),
+                    offset: 0,
+                    reason: format!("segment starts at lsn {first_lsn} but the previous one ended before {next_lsn}: a segment is missing"),
+                });
+            }
+            let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |_| Ok(()))?;
+            next_lsn = meta.next_lsn;
+            segments.push(meta);
+        }
+        let active = match segments.last() {
+            Some(last) => segment::open_for_append(&last.path)?,
+            None => {
+                let path = segment::segment_path(&config.dir, next_lsn);
+                let file = segment::write_new_segment_file(&path)?;
+                segments.push(SegmentMeta { path, first_lsn: next_lsn, next_lsn, len: MAGIC.len() as u64 });
+                file
+            }
+        };
+        let metrics = &shared.metrics;
+        metrics.durable_lsn.store(next_lsn - 1, Ordering::Relaxed);
+        metrics.segments.store(segments.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
+        tracing::info!(dir = %config.dir.display(), segments = segments.len(), next_lsn, workouts = dedup.workouts(), "log opened");
+        Ok(Writer { config, rx, forward, shared, dedup, segments, active, next_lsn, failed: None })
+    }
+
+    pub fn run(mut self) -> Result<(), LogError> {
+        self.replay()?;
+        let mut group: Vec<AppendRequest> = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(self.config.group_commit_bytes + 64 * 1024);
+        loop {
+            let first = match self.rx.recv_timeout(IDLE_TICK) {
+                Ok(req) => req,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.apply_retention();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group_bytes = first.payload.len();
+            group.push(first);
+            // Everything that queued up while the previous fsync ran joins this commit.
+            while group_bytes < self.config.group_commit_bytes {
+                match self.rx.try_recv() {
+                    Ok(req) => {
+                        group_bytes += req.payload.len();
+                        group.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut group, &mut buf);
+            self.apply_retention();
+        }
+        tracing::info!(durable_lsn = self.next_lsn - 1, "log writer drained and stopped");
+        Ok(())
+    }
+
+    /// Hands every retained record to the pipeline, oldest first.
+    fn replay(&mut self) -> Result<(), LogError> {
+        let metrics = &self.shared.metrics;
+        let mut scratch = DedupIndex::default();
+        for meta in self.segments.clone() {
+            segment::scan_segment(&meta.path, meta.first_lsn, false, &mut scratch, |record| {
+                metrics.replayed_records.fetch_add(1, Ordering::Relaxed);
+                self.forward.send(record).map_err(|_| LogError::Closed)
+            })?;
+        }
+        metrics.replay_done.store(true, Ordering::Release);
+        tracing::info!(records = metrics.replayed_records.load(Ordering::Relaxed), "log replay handed to the pipeline");
+        Ok(())
+    }
+
+    fn commit(&mut self, group: &mut Vec<AppendRequest>, buf: &mut Vec<u8>) {
+        if let Some(reason) = &self.failed {
+            for req in group.drain(..) {
+                let _ = req.reply.send(Err(LogError::Failed(reason.clone())));
+            }
+            return;
+        }
+        buf.clear();
+        // Per request: Some(record) when newly appended, None when a retry of a stored batch.
+        let mut appended: Vec<Option<LogRecord>> = Vec::with_capacity(group.len());
+        for req in group.iter() {
+            if !self.dedup.insert(req.key) {
+                appended.push(None);
+                continue;
+            }
+            if let Err(err) = self.roll_if_full(buf, req.payload.len()) {
+                self.fail(err.to_string());
+                break;
+            }
+            let lsn = self.next_lsn;
+            self.next_lsn += 1;
+            encode_record(buf, lsn, req.key, &req.payload);
+            appended.push(Some(LogRecord { lsn, key: req.key, payload: req.payload.clone() }));
+        }
+        if self.failed.is_none()
+            && let Err(err) = self.write_and_sync(buf)
+        {
+            self.fail(err.to_string());
+        }
+        if let Some(reason) = self.failed.clone() {
+            for (req, rec) in group.drain(..).zip(appended.into_iter().chain(std::iter::repeat(None))) {
+                if rec.is_some() {
+                    self.dedup.remove(req.key);
+                }
+                let _ = req.reply.send(Err(LogError::Failed(reason.clone())));
+            }
+            return;
+        }
+        let metrics = &self.shared.metrics;
+        metrics.durable_lsn.store(self.next_lsn - 1, Ordering::Release);
+        for (req, rec) in group.drain(..).zip(appended) {
+            match rec {
+                Some(record) => {
+                    metrics.records_appended.fetch_add(1, Ordering::Relaxed);
+                    let _ = req.reply.send(Ok(Appended::New { lsn: record.lsn }));
+                    // Blocks while the pipeline is saturated: the queue then fills and ingest
+                    // answers 503, which is the backpressure we want.
+                    if self.forward.send(record).is_err() {
+                        tracing::error!("pipeline stopped while the log was still running");
+                    }
+                }
+                None => {
+                    metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                    let _ = req.reply.send(Ok(Appended::Duplicate));
+                }
+            }
+        }
+    }
+
+    fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), LogError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let path = &self.segments.last().expect("an active segment").path;
+        self.active.write_all(buf).map_err(|e| LogError::io(format!("appending to {}", path.display()), e))?;
+        self.active.sync_data().map_err(|e| LogError::io(format!("fsync of {}", path.display()), e))?;
+        let metrics = &self.shared.metrics;
+        metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        metrics.bytes_appended.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        let active = self.segments.last_mut().expect("an active segment");
+        active.len += buf.len() as u64;
+        active.next_lsn = self.next_lsn;
+        Ok(())
+    }
+
+    /// Starts a new segment when the next record would overflow the active one (writing and
+    /// syncing what `buf` holds for the old segment first).
+    fn roll_if_full(&mut self, buf: &mut Vec<u8>, payload_len: usize) -> Result<(), LogError> {
+        let active = self.segments.last().expect("an active segment");
+        let would_be = active.len + buf.len() as u64 + (payload_len + 40) as u64;
+        if would_be <= self.config.segment_bytes || active.len + buf.len() as u64 == MAGIC.len() as u64 {
+            return Ok(());
+        }
+        self.write_and_sync(buf)?;
+        buf.clear();
+        let path = segment::segment_path(&self.config.dir, self.next_lsn);
+        self.active = segment::write_new_segment_file(&path)?;
+        self.segments.push(SegmentMeta { path, first_lsn: self.next_lsn, next_lsn: self.next_lsn, len: MAGIC.len() as u64 });
+        let metrics = &self.shared.metrics;
+        metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes closed segments that every consumer has released.
+    fn apply_retention(&mut self) {
+        let released = self.shared.release_through.load(Ordering::Relaxed);
+        let mut deleted = false;
+        while self.segments.len() > 1 && self.segments[0].next_lsn > self.segments[0].first_lsn && self.segments[0].next_lsn - 1 <= released {
+            let old = self.segments.remove(0);
+            match std::fs::remove_file(&old.path) {
+                Ok(()) => {
+                    deleted = true;
+                    self.shared.metrics.bytes_on_disk.fetch_sub(old.len, Ordering::Relaxed);
+                    tracing::debug!(segment = %old.path.display(), "segment released by every sink; deleted");
+                }
+                Err(err) => {
+                    tracing::warn!(segment = %old.path.display(), %err, "could not delete a released log segment; will retry");
+                    self.segments.insert(0, old);
+                    break;
+                }
+            }
+        }
+        if deleted {
+            self.shared.metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
+            if let Err(err) = segment::sync_dir(&self.config.dir) {
+                tracing::warn!(%err, "could not sync the log directory after retention");
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        tracing::error!(%reason, "log write failed: refusing further appends (what is on disk is uncertain)");
+        self.failed = Some(reason);
+    }
+}

@@ -1,0 +1,118 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
+
+use crate::log::{Appended, DedupKey, DurableLog, TryAppendError};
+use crate::{ContentEncoding, DeviceToken, IngestError, TokenAuth, decompress_capped};
+
+/// Limits and credentials of the ingest front door.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub tokens: Vec<DeviceToken>,
+    /// Largest request body accepted as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body accepted after decompression.
+    pub max_decompressed_bytes: usize,
+    pub limits: DecodeLimits,
+}
+
+/// What the device is told once its batch is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    pub workout_id: WorkoutId,
+    pub acked_seq: u64,
+    /// True when this exact batch was already stored (a retry): acked again, stored once.
+    pub duplicate: bool,
+    pub samples: usize,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    pub batches_acked: AtomicU64,
+    pub samples_acked: AtomicU64,
+    pub duplicates_acked: AtomicU64,
+    pub bytes_received: AtomicU64,
+    rejects: [AtomicU64; IngestError::REASONS.len()],
+}
+
+impl IngestMetrics {
+    /// `(reason, count)` for every reject reason, zeros included.
+    pub fn rejects(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        IngestError::REASONS.iter().zip(&self.rejects).map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+    }
+
+    fn reject(&self, err: &IngestError) {
+        if let Some(i) = IngestError::REASONS.iter().position(|r| *r == err.reason()) {
+            self.rejects[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The transport-agnostic ingest service.
+pub struct Ingestor {
+    config: IngestConfig,
+    auth: TokenAuth,
+    log: DurableLog,
+    metrics: IngestMetrics,
+}
+
+impl Ingestor {
+    pub fn new(config: IngestConfig, log: DurableLog) -> Self {
+        Ingestor { auth: TokenAuth::new(&config.tokens), config, log, metrics: IngestMetrics::default() }
+    }
+
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.metrics
+    }
+
+    pub fn log(&self) -> &DurableLog {
+        &self.log
+    }
+
+    /// Verifies one batch and returns once it is durable.
+    pub async fn ingest(&self, body: Bytes, content_encoding: Option<&str>, bearer: Option<&str>) -> Result<Accepted, IngestError> {
+        let result = self.ingest_inner(body, content_encoding, bearer).await;
+        match &result {
+            Ok(acc) => {
+                self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
+                if acc.duplicate {
+                    self.metrics.duplicates_acked.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.metrics.samples_acked.fetch_add(acc.samples as u64, Ordering::Relaxed);
+                }
+            }
+            Err(err) => self.metrics.reject(err),
+        }
+        result
+    }
+
+    async fn ingest_inner(&self, body: Bytes, content_encoding: Option<&str>, bearer: Option<&str>) -> Result<Accepted, IngestError> {
+        let token_device = self.auth.device_for(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
+        self.metrics.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if body.len() > self.config.max_body_bytes {
+            return Err(IngestError::BodyTooLarge { size: body.len(), limit: self.config.max_body_bytes });
+        }
+        let encoding = ContentEncoding::parse(content_encoding)?;
+        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)? {
+            Some(plain) => Bytes::from(plain),
+            None if body.len() > self.config.max_decompressed_bytes => {
+                return Err(IngestError::DecompressedTooLarge { limit: self.config.max_decompressed_bytes });
+            }
+            None => body,
+        };
+        let batch = decode_batch(&payload, &self.config.limits)?;
+        if token_device != "*" && token_device != batch.device_id() {
+            return Err(IngestError::DeviceMismatch { token_device: token_device.to_owned(), batch_device: batch.device_id().to_owned() });
+        }
+        let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
+        let samples = batch.samples().len();
+        let pending = self.log.try_append(key, payload.clone()).map_err(|e| match e {
+            TryAppendError::Full => IngestError::Overloaded,
+            TryAppendError::Closed => IngestError::ShuttingDown,
+        })?;
+        let outcome = pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
+        Ok(Accepted { workout_id: key.workout_id, acked_seq: key.seq, duplicate: outcome == Appended::Duplicate, samples })
+    }
+}

@@ -1,0 +1,29 @@
+//! # trackwire-pipeline: durable batches in, enriched points and workout events out
+//!
+//! **In:** durable records `(lsn, workout id, verified FlatBuffers batch)` in LSN order.
+//! **Out:** one [`ShardOutput`] per record: the enriched points of the batch, the workout events it
+//! caused (`WorkoutStarted` … `WorkoutCancelled`) and the workout's updated summary.
+//!
+//! The core is sans-IO: [`Workout::apply`] takes a batch and returns outputs; it never reads a
+//! clock or touches a socket, so it is deterministic, which is what makes log replay exact.
+//! [`Pipeline`] is the thin threaded driver: workouts are sharded by id over one worker thread per
+//! core, so a workout's state lives in exactly one thread and needs no lock; bounded crossbeam
+//! queues connect the stages; the [`LiveWorkouts`] registry (a `DashMap`) is what the API reads.
+//!
+//! Adding an enrichment stage: write `stages/<name>.rs` with a struct implementing [`Stage`], add
+//! it as a field of [`stages::Stages`], and call it in `Stages::on_sample` / `Stages::summarize`.
+
+pub mod geodesy;
+mod model;
+mod registry;
+mod runtime;
+mod shard;
+pub mod stages;
+mod workout;
+
+pub use model::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
+pub use registry::LiveWorkouts;
+pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
+pub use shard::ShardCore;
+pub use stages::Stage;
+pub use workout::Workout;

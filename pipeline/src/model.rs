@@ -1,0 +1,128 @@
+//! What the pipeline emits.
+
+use serde::{Deserialize, Serialize};
+use trackwire_codec::{Sport, WorkoutId};
+
+/// A workout's lifecycle, as the seed aggregate defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkoutStatus {
+    Active,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl WorkoutStatus {
+    pub fn is_ended(self) -> bool {
+        matches!(self, WorkoutStatus::Completed | WorkoutStatus::Cancelled)
+    }
+}
+
+/// The seed's event names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    WorkoutStarted,
+    WorkoutUpdated,
+    WorkoutPaused,
+    WorkoutResumed,
+    WorkoutCompleted,
+    WorkoutCancelled,
+}
+
+/// A workout event in the seed's shape: `event_id`, `type`, `timestamp`, `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkoutEvent {
+    /// Deterministic from `(lsn, index)`, so a replayed event has the same id and consumers can
+    /// deduplicate.
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// When it happened on the device, Unix milliseconds.
+    pub timestamp_ms: i64,
+    pub workout_id: WorkoutId,
+    /// The workout's summary right after the event.
+    pub data: WorkoutSummary,
+}
+
+/// One sample after enrichment: a row of the `points` lake table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnrichedPoint {
+    pub workout_id: WorkoutId,
+    pub seq: u64,
+    /// Index of the sample within its batch.
+    pub index: u32,
+    pub lsn: u64,
+    pub time_ms: i64,
+    pub lat_deg: Option<f64>,
+    pub lon_deg: Option<f64>,
+    pub altitude_m: Option<f32>,
+    pub heart_rate_bpm: Option<u8>,
+    pub cadence_rpm: Option<u8>,
+    pub power_w: Option<u16>,
+    pub h_accuracy_m: Option<f32>,
+    /// Device flags (`SampleFlags` bits).
+    pub flags: u16,
+    /// True while the device reported the workout as paused.
+    pub paused: bool,
+    /// True when the timestamp is not after the previous sample's (kept, excluded from totals).
+    pub time_out_of_order: bool,
+    /// Distance covered since the start of the workout, metres.
+    pub distance_m: f64,
+    /// Seconds since the workout's first sample.
+    pub elapsed_s: f64,
+}
+
+/// The read model of one workout, kept current by the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkoutSummary {
+    pub workout_id: WorkoutId,
+    pub user_id: String,
+    pub device_id: String,
+    pub device_model: Option<String>,
+    pub sport: String,
+    pub status: WorkoutStatus,
+    /// First sample (or start event), Unix ms.
+    pub start_time_ms: i64,
+    /// Last sample (or end event), Unix ms.
+    pub end_time_ms: i64,
+    /// `end - start`, seconds.
+    pub elapsed_s: f64,
+    /// Elapsed minus the time the device reported as paused, seconds.
+    pub timer_s: f64,
+    pub samples: u64,
+    pub batches: u64,
+    /// Highest batch seq applied.
+    pub last_seq: u64,
+    /// WGS84 distance over the valid fixes, metres.
+    pub distance_m: f64,
+    pub heart_rate_avg_bpm: Option<f64>,
+    pub heart_rate_max_bpm: Option<u8>,
+    /// LSN of the first and latest record of this workout.
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+}
+
+/// Everything one durable record produced.
+#[derive(Debug, Clone, Default)]
+pub struct ShardOutput {
+    pub lsn: u64,
+    pub points: Vec<EnrichedPoint>,
+    pub events: Vec<WorkoutEvent>,
+    /// The workout's summary after this record (None if the record was rejected).
+    pub summary: Option<WorkoutSummary>,
+    /// True when this record ended the workout (Complete or Cancel).
+    pub ended: bool,
+}
+
+pub fn sport_name(sport: Sport) -> &'static str {
+    match sport {
+        Sport::Running => "running",
+        Sport::Cycling => "cycling",
+        Sport::Walking => "walking",
+        Sport::Hiking => "hiking",
+        Sport::Swimming => "swimming",
+        Sport::Other => "other",
+        _ => "unknown",
+    }
+}
