@@ -17,6 +17,13 @@ impl WorkoutId {
     }
 }
 
+impl WorkoutId {
+    /// The hyphenated lowercase UUID text, without allocating.
+    pub fn encode<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
+        uuid::Uuid::from_bytes(self.0).hyphenated().encode_lower(buf)
+    }
+}
+
 impl fmt::Display for WorkoutId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&uuid::Uuid::from_bytes(self.0).hyphenated(), f)

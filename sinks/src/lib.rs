@@ -1,1 +1,40 @@
-//! placeholder
+//! # trackwire-sinks: delivering the pipeline's output, exactly once
+//!
+//! **In:** [`ShardOutput`](trackwire_pipeline::ShardOutput)s from the pipeline shards, in any order
+//! across shards. **Out:** committed files and rows: the Parquet lake (`points/`, `workouts/`) on an
+//! `object_store`, the workout-event log (JSON lines), and the embedded read store the API serves;
+//! plus, per sink, a checkpoint: the LSN through which everything is committed, which lets the log
+//! delete what every sink has delivered.
+//!
+//! The [`Coordinator`] puts outputs back into LSN order and feeds every [`Sink`] the same ordered
+//! stream. Each sink recovers its own progress from what it committed (file names, an LSN stored
+//! in the same transaction, the last line of a file), so a crash between "committed" and
+//! "checkpointed" cannot duplicate anything: on replay a sink skips what it already holds.
+
+mod coordinator;
+mod error;
+pub mod events;
+pub mod lake;
+pub mod read_store;
+
+pub use coordinator::{Coordinator, CoordinatorConfig, SinkProgress};
+pub use error::SinkError;
+
+use std::time::Instant;
+
+use trackwire_pipeline::ShardOutput;
+
+/// A destination for the pipeline's output.
+///
+/// The coordinator calls `accept` with every output in strictly increasing, gap-free LSN order,
+/// starting at the log's first retained LSN (replayed outputs included: the sink skips what it has
+/// already committed), and `flush` periodically and at shutdown.
+pub trait Sink: Send {
+    fn name(&self) -> &'static str;
+    /// Buffers one output. Must not block on IO for long; heavy work belongs in `flush`.
+    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError>;
+    /// Commits what is due (by size or age), or everything when `force`.
+    fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError>;
+    /// Every output with LSN ≤ this is committed (0: nothing yet).
+    fn checkpoint(&self) -> u64;
+}

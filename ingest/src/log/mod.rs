@@ -1,7 +1,7 @@
 //! The embedded durable log: the one source of truth between "acked" and "delivered".
 //!
 //! **In:** batches to append, each with its [`DedupKey`]. **Out:** an answer per append once it is
-//! on disk (fsynced), and every durable record, in LSN order, on the `forward` channel given to
+//! on disk (fsynced), and every durable record, in LSN order, to the `forward` callback given to
 //! [`DurableLog::open`]: first the retained history (replay), then each new record after its fsync.
 //!
 //! One writer thread owns the files and the dedup index, so appends need no locks and a retried
@@ -21,6 +21,9 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
+
+/// Receives every durable record in LSN order; returns false once the consumer has stopped.
+pub type Forward = Box<dyn FnMut(LogRecord) -> bool + Send>;
 use tokio::sync::oneshot;
 
 pub use dedup::{DedupIndex, SeqSet};
@@ -122,9 +125,10 @@ impl DurableLog {
     /// Opens (or creates) the log in `config.dir`, verifies every segment, repairs a torn tail, and
     /// starts the writer thread, which first replays the retained records into `forward`.
     ///
+    /// `forward` may block: that is how a saturated pipeline pushes back on the log.
     /// The returned handle joins the writer; it finishes after all `DurableLog` handles are dropped
     /// and the queue is drained, and then drops `forward`, which lets the pipeline drain in turn.
-    pub fn open(config: LogConfig, forward: Sender<LogRecord>) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
+    pub fn open(config: LogConfig, forward: Forward) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
         std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
         let shared = Arc::new(Shared { metrics: LogMetrics::default(), release_through: AtomicU64::new(0) });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));

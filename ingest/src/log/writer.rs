@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::record::{MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
-use super::{AppendRequest, Appended, DedupIndex, LogConfig, LogError, LogRecord, Shared};
+use super::{AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogError, LogRecord, Shared};
 
 /// How often an idle writer wakes up to apply retention.
 const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -18,7 +18,7 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 pub(crate) struct Writer {
     config: LogConfig,
     rx: Receiver<AppendRequest>,
-    forward: Sender<LogRecord>,
+    forward: Forward,
     shared: Arc<Shared>,
     dedup: DedupIndex,
     /// Closed segments, oldest first, then the active one last.
@@ -31,7 +31,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Verifies the existing segments (repairing a torn tail) and opens the active one.
-    pub fn open(config: LogConfig, rx: Receiver<AppendRequest>, forward: Sender<LogRecord>, shared: Arc<Shared>) -> Result<Self, LogError> {
+    pub fn open(config: LogConfig, rx: Receiver<AppendRequest>, forward: Forward, shared: Arc<Shared>) -> Result<Self, LogError> {
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
         let mut segments = Vec::new();
@@ -100,11 +100,12 @@ impl Writer {
     /// Hands every retained record to the pipeline, oldest first.
     fn replay(&mut self) -> Result<(), LogError> {
         let metrics = &self.shared.metrics;
+        let forward = &mut self.forward;
         let mut scratch = DedupIndex::default();
-        for meta in self.segments.clone() {
+        for meta in &self.segments {
             segment::scan_segment(&meta.path, meta.first_lsn, false, &mut scratch, |record| {
                 metrics.replayed_records.fetch_add(1, Ordering::Relaxed);
-                self.forward.send(record).map_err(|_| LogError::Closed)
+                if forward(record) { Ok(()) } else { Err(LogError::Closed) }
             })?;
         }
         metrics.replay_done.store(true, Ordering::Release);
@@ -159,7 +160,7 @@ impl Writer {
                     let _ = req.reply.send(Ok(Appended::New { lsn: record.lsn }));
                     // Blocks while the pipeline is saturated: the queue then fills and ingest
                     // answers 503, which is the backpressure we want.
-                    if self.forward.send(record).is_err() {
+                    if !(self.forward)(record) {
                         tracing::error!("pipeline stopped while the log was still running");
                     }
                 }

@@ -1,0 +1,93 @@
+//! The threaded driver: one worker per shard, bounded queues in and out.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use trackwire_codec::{DecodeLimits, WorkoutId};
+
+use crate::{LiveWorkouts, ShardCore, ShardOutput};
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Worker threads; each owns the workouts whose id hashes to it.
+    pub shards: usize,
+    /// Records queued per shard before the log writer blocks (backpressure).
+    pub queue_depth: usize,
+    pub limits: DecodeLimits,
+}
+
+struct ShardInput {
+    lsn: u64,
+    payload: Bytes,
+}
+
+/// The pipeline has stopped: nothing more can be submitted.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the pipeline has stopped")]
+pub struct PipelineStopped;
+
+/// Routes durable records to their shard. Dropping every submitter drains and stops the pipeline.
+#[derive(Clone)]
+pub struct PipelineSubmitter {
+    inputs: Arc<[Sender<ShardInput>]>,
+}
+
+impl PipelineSubmitter {
+    /// Hands a durable record to the shard that owns its workout; blocks while that shard's queue
+    /// is full (which is how a slow pipeline pushes back on the log and then on ingest).
+    pub fn submit(&self, lsn: u64, workout_id: WorkoutId, payload: Bytes) -> Result<(), PipelineStopped> {
+        let shard = (workout_id.shard_hash() % self.inputs.len() as u64) as usize;
+        self.inputs[shard].send(ShardInput { lsn, payload }).map_err(|_| PipelineStopped)
+    }
+}
+
+pub struct Pipeline {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts the shard workers. Every record submitted yields exactly one [`ShardOutput`] on
+    /// `output` (in LSN order per shard; the sinks reorder across shards).
+    pub fn spawn(config: &PipelineConfig, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) -> (Pipeline, PipelineSubmitter) {
+        let shards = config.shards.max(1);
+        let mut inputs = Vec::with_capacity(shards);
+        let mut handles = Vec::with_capacity(shards);
+        for index in 0..shards {
+            let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
+            inputs.push(tx);
+            let output = output.clone();
+            let live = live.clone();
+            let limits = config.limits;
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || run_shard(ShardCore::new(limits), rx, output, live))
+                .expect("spawn a pipeline shard thread");
+            handles.push(handle);
+        }
+        (Pipeline { handles }, PipelineSubmitter { inputs: inputs.into() })
+    }
+
+    /// Waits until every shard has drained its queue (after all submitters were dropped).
+    pub fn join(self) {
+        for handle in self.handles {
+            if handle.join().is_err() {
+                tracing::error!("a pipeline shard panicked");
+            }
+        }
+    }
+}
+
+fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
+    for record in input {
+        let out = core.process(record.lsn, &record.payload);
+        if let Some(summary) = &out.summary {
+            live.update(summary);
+        }
+        if output.send(out).is_err() {
+            tracing::error!("sinks stopped before the pipeline; shard exiting");
+            return;
+        }
+    }
+}

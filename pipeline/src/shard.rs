@@ -1,0 +1,46 @@
+//! One shard's state: the workouts it owns. Sans-IO: records in, outputs out.
+
+use std::collections::HashMap;
+
+use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
+
+use crate::{ShardOutput, Workout};
+
+#[derive(Debug, Default)]
+pub struct ShardCore {
+    workouts: HashMap<WorkoutId, Workout>,
+    limits: DecodeLimits,
+}
+
+impl ShardCore {
+    pub fn new(limits: DecodeLimits) -> Self {
+        ShardCore { workouts: HashMap::new(), limits }
+    }
+
+    /// Applies one durable record. Always returns an output for `lsn` (possibly empty), so the
+    /// sinks' view of the log stays gap-free.
+    pub fn process(&mut self, lsn: u64, payload: &[u8]) -> ShardOutput {
+        let batch = match decode_batch(payload, &self.limits) {
+            Ok(batch) => batch,
+            Err(err) => {
+                // Verified before it was appended; reaching this means the log was written by an
+                // incompatible build. Skipping is the only option; say so loudly.
+                tracing::error!(lsn, %err, "durable record does not decode; skipped");
+                return ShardOutput { lsn, ..ShardOutput::default() };
+            }
+        };
+        match self.workouts.get_mut(&batch.workout_id()) {
+            Some(workout) => workout.apply(&batch, lsn, false),
+            None => {
+                let mut workout = Workout::new(&batch, lsn);
+                let out = workout.apply(&batch, lsn, true);
+                self.workouts.insert(batch.workout_id(), workout);
+                out
+            }
+        }
+    }
+
+    pub fn workouts(&self) -> usize {
+        self.workouts.len()
+    }
+}

@@ -1,0 +1,182 @@
+//! The per-workout state machine (the seed aggregate): Start, Update, Pause, Resume, Complete,
+//! Cancel. Sans-IO: a batch in, points and events out.
+
+use trackwire_codec::{BatchView, ControlKind, Sample, missing};
+
+use crate::stages::Stages;
+use crate::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
+
+/// One workout's state inside its shard.
+#[derive(Debug, Clone)]
+pub struct Workout {
+    summary: WorkoutSummary,
+    stages: Stages,
+    last_time_ms: Option<i64>,
+}
+
+impl Workout {
+    /// A workout that starts with this batch.
+    pub fn new(first: &BatchView<'_>, lsn: u64) -> Self {
+        let start = first.base_time_ms()
+            + i64::from(
+                first
+                    .samples()
+                    .iter()
+                    .map(Sample::time_offset_ms)
+                    .chain(first.events().iter().map(|e| e.time_offset_ms()))
+                    .min()
+                    .unwrap_or(0),
+            );
+        Workout {
+            summary: WorkoutSummary {
+                workout_id: first.workout_id(),
+                user_id: first.user_id().to_owned(),
+                device_id: first.device_id().to_owned(),
+                device_model: first.device_model().map(str::to_owned),
+                sport: sport_name(first.sport()).to_owned(),
+                status: WorkoutStatus::Active,
+                start_time_ms: start,
+                end_time_ms: start,
+                elapsed_s: 0.0,
+                timer_s: 0.0,
+                samples: 0,
+                batches: 0,
+                last_seq: 0,
+                distance_m: 0.0,
+                heart_rate_avg_bpm: None,
+                heart_rate_max_bpm: None,
+                first_lsn: lsn,
+                last_lsn: lsn,
+            },
+            stages: Stages::default(),
+            last_time_ms: None,
+        }
+    }
+
+    pub fn summary(&self) -> &WorkoutSummary {
+        &self.summary
+    }
+
+    /// Applies one batch. `started` is true for the batch that created the workout.
+    pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool) -> ShardOutput {
+        let mut out = ShardOutput { lsn, ..ShardOutput::default() };
+        if self.summary.status.is_ended() {
+            // Late data for a finished workout: acknowledged and kept in the log, not applied.
+            tracing::debug!(workout = %self.summary.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
+            return out;
+        }
+        let base = batch.base_time_ms();
+        let mut events = batch.events().to_vec();
+        events.sort_by_key(|e| e.time_offset_ms());
+        let mut pending_events = events.iter().peekable();
+        // (kind, time) of state changes in this batch, in order.
+        let mut transitions: Vec<(EventKind, i64)> = Vec::new();
+        if started {
+            transitions.push((EventKind::WorkoutStarted, self.summary.start_time_ms));
+        }
+        out.points.reserve(batch.samples().len());
+        for (index, sample) in batch.samples().iter().enumerate() {
+            while let Some(event) = pending_events.next_if(|e| e.time_offset_ms() <= sample.time_offset_ms()) {
+                self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
+            }
+            if self.summary.status.is_ended() {
+                break;
+            }
+            let mut point = self.decode_sample(sample, base, batch.seq(), index as u32, lsn);
+            self.stages.on_sample(&mut point);
+            out.points.push(point);
+        }
+        for event in pending_events {
+            self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
+        }
+        self.summary.batches += 1;
+        self.summary.samples += out.points.len() as u64;
+        self.summary.last_seq = self.summary.last_seq.max(batch.seq());
+        self.summary.last_lsn = lsn;
+        self.stages.summarize(&mut self.summary);
+        if let Some(end) = transitions.iter().map(|(_, t)| *t).max() {
+            self.summary.end_time_ms = self.summary.end_time_ms.max(end);
+            self.summary.elapsed_s = (self.summary.end_time_ms - self.summary.start_time_ms).max(0) as f64 / 1000.0;
+        }
+
+        // Updated comes after the batch's pause/resume and before a final Completed/Cancelled.
+        let (ending, mut ordered): (Vec<_>, Vec<_>) = transitions.into_iter().partition(|(k, _)| matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled));
+        if !out.points.is_empty() {
+            ordered.push((EventKind::WorkoutUpdated, self.summary.end_time_ms));
+        }
+        ordered.extend(ending);
+        out.ended = self.summary.status.is_ended();
+        out.events = ordered
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, timestamp_ms))| WorkoutEvent {
+                event_id: event_id(lsn, i as u16, &self.summary),
+                kind,
+                timestamp_ms,
+                workout_id: self.summary.workout_id,
+                data: self.summary.clone(),
+            })
+            .collect();
+        out.summary = Some(self.summary.clone());
+        out
+    }
+
+    fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64)>) {
+        use WorkoutStatus::*;
+        let (next, event) = match (self.summary.status, kind) {
+            (Active, ControlKind::Pause) => (Paused, EventKind::WorkoutPaused),
+            (Paused, ControlKind::Resume) => (Active, EventKind::WorkoutResumed),
+            (Active | Paused, ControlKind::Complete) => (Completed, EventKind::WorkoutCompleted),
+            (Active | Paused, ControlKind::Cancel) => (Cancelled, EventKind::WorkoutCancelled),
+            (status, kind) => {
+                // Start of a running workout, double pause, resume while active, unknown kinds:
+                // devices repeat control events on retry; ignoring them is the idempotent answer.
+                tracing::debug!(workout = %self.summary.workout_id, ?status, kind = kind.0, "control event does not apply in this state; ignored");
+                return;
+            }
+        };
+        self.summary.status = next;
+        transitions.push((event, at_ms));
+    }
+
+    fn decode_sample(&mut self, s: &Sample, base_ms: i64, seq: u64, index: u32, lsn: u64) -> EnrichedPoint {
+        let time_ms = base_ms + i64::from(s.time_offset_ms());
+        let time_out_of_order = self.last_time_ms.is_some_and(|last| time_ms <= last);
+        if !time_out_of_order {
+            self.last_time_ms = Some(time_ms);
+        }
+        let (lat, lon) = (s.lat_e7(), s.lon_e7());
+        let has_fix = lat != missing::COORDINATE
+            && lon != missing::COORDINATE
+            && (-900_000_000..=900_000_000).contains(&lat)
+            && (-1_800_000_000..=1_800_000_000).contains(&lon);
+        EnrichedPoint {
+            workout_id: self.summary.workout_id,
+            seq,
+            index,
+            lsn,
+            time_ms,
+            lat_deg: has_fix.then(|| f64::from(lat) * 1e-7),
+            lon_deg: has_fix.then(|| f64::from(lon) * 1e-7),
+            altitude_m: (s.altitude_cm() != missing::ALTITUDE).then(|| s.altitude_cm() as f32 / 100.0),
+            heart_rate_bpm: (s.heart_rate_bpm() != missing::HEART_RATE).then(|| s.heart_rate_bpm()),
+            cadence_rpm: (s.cadence_rpm() != missing::CADENCE).then(|| s.cadence_rpm()),
+            power_w: (s.power_w() != missing::POWER).then(|| s.power_w()),
+            h_accuracy_m: (s.h_accuracy_dm() != missing::ACCURACY).then(|| f32::from(s.h_accuracy_dm()) / 10.0),
+            flags: s.flags(),
+            paused: self.summary.status == WorkoutStatus::Paused,
+            time_out_of_order,
+            distance_m: 0.0,
+            elapsed_s: 0.0,
+        }
+    }
+}
+
+/// A UUIDv8 from `(lsn, index)` and the workout id: unique per log, and stable across replays.
+fn event_id(lsn: u64, index: u16, summary: &WorkoutSummary) -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&lsn.to_be_bytes());
+    bytes[8..10].copy_from_slice(&index.to_be_bytes());
+    bytes[10..].copy_from_slice(&summary.workout_id.0[..6]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().hyphenated().to_string()
+}

@@ -1,0 +1,137 @@
+//! Restores LSN order across shards and drives every sink.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use trackwire_pipeline::ShardOutput;
+
+use crate::Sink;
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// How often sinks are asked to commit what is due.
+    pub flush_interval: Duration,
+    /// The first LSN the log will replay (outputs start there).
+    pub first_lsn: u64,
+}
+
+/// Progress of one sink, for `/metrics`, `/healthcheck` and log retention.
+#[derive(Debug)]
+pub struct SinkProgress {
+    pub name: &'static str,
+    pub checkpoint: AtomicU64,
+    pub errors: AtomicU64,
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+pub struct Coordinator {
+    sinks: Vec<Box<dyn Sink>>,
+    progress: Vec<Arc<SinkProgress>>,
+    /// Outputs that arrived before an earlier LSN; shards run side by side, so this stays small.
+    reorder: BTreeMap<u64, ShardOutput>,
+    next_lsn: u64,
+    delivered: Arc<AtomicU64>,
+    config: CoordinatorConfig,
+}
+
+impl Coordinator {
+    pub fn new(sinks: Vec<Box<dyn Sink>>, config: CoordinatorConfig) -> Self {
+        let progress = sinks
+            .iter()
+            .map(|s| {
+                Arc::new(SinkProgress {
+                    name: s.name(),
+                    checkpoint: AtomicU64::new(s.checkpoint()),
+                    errors: AtomicU64::new(0),
+                    last_error: std::sync::Mutex::new(None),
+                })
+            })
+            .collect();
+        Coordinator {
+            sinks,
+            progress,
+            reorder: BTreeMap::new(),
+            next_lsn: config.first_lsn.max(1),
+            delivered: Arc::new(AtomicU64::new(config.first_lsn.saturating_sub(1))),
+            config,
+        }
+    }
+
+    pub fn progress(&self) -> Vec<Arc<SinkProgress>> {
+        self.progress.clone()
+    }
+
+    /// Highest LSN handed (in order) to every sink; outputs above it are still in flight.
+    pub fn fed_through(&self) -> Arc<AtomicU64> {
+        self.delivered.clone()
+    }
+
+    /// Runs on its own thread until `input` is closed and drained, then commits everything.
+    pub fn spawn(mut self, input: Receiver<ShardOutput>) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("sinks".into())
+            .spawn(move || {
+                let mut last_flush = Instant::now();
+                loop {
+                    match input.recv_timeout(self.config.flush_interval) {
+                        Ok(output) => self.receive(output),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    if last_flush.elapsed() >= self.config.flush_interval {
+                        self.flush(false);
+                        last_flush = Instant::now();
+                    }
+                }
+                if !self.reorder.is_empty() {
+                    tracing::error!(missing = self.next_lsn, waiting = self.reorder.len(), "pipeline stopped with a gap in the LSN sequence; later outputs stay in the log for replay");
+                }
+                self.flush(true);
+                tracing::info!(delivered = self.delivered.load(Ordering::Relaxed), "sinks drained and committed");
+            })
+            .expect("spawn the sinks thread")
+    }
+
+    fn receive(&mut self, output: ShardOutput) {
+        if output.lsn != self.next_lsn {
+            self.reorder.insert(output.lsn, output);
+            return;
+        }
+        self.deliver(output);
+        while let Some(next) = self.reorder.remove(&self.next_lsn) {
+            self.deliver(next);
+        }
+    }
+
+    fn deliver(&mut self, output: ShardOutput) {
+        for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
+            if let Err(err) = sink.accept(&output) {
+                record_error(progress, sink.name(), &err);
+            }
+        }
+        self.next_lsn = output.lsn + 1;
+        self.delivered.store(output.lsn, Ordering::Release);
+    }
+
+    fn flush(&mut self, force: bool) {
+        let now = Instant::now();
+        for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
+            match sink.flush(now, force) {
+                Ok(()) => progress.checkpoint.store(sink.checkpoint(), Ordering::Release),
+                Err(err) => record_error(progress, sink.name(), &err),
+            }
+        }
+    }
+}
+
+fn record_error(progress: &SinkProgress, name: &str, err: &crate::SinkError) {
+    progress.errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(sink = name, %err, "sink error; will retry on the next flush");
+    if let Ok(mut last) = progress.last_error.lock() {
+        *last = Some(err.to_string());
+    }
+}

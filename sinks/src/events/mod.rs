@@ -1,0 +1,8 @@
+//! Workout events as JSON lines: the embedded stand-in for the Kafka topic
+//! `trackwire.workout-events.v1`, behind the same [`Sink`](crate::Sink) interface.
+
+mod jsonl;
+mod record;
+
+pub use jsonl::EventLogSink;
+pub use record::{EventRecord, event_json};

@@ -1,0 +1,165 @@
+//! The lake's tables: their Arrow schemas and how rows become record batches.
+//! Documented column by column in `docs/lake-schema.md`.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt8Array, UInt16Array, UInt32Array,
+    UInt64Array,
+};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::{EnrichedPoint, ShardOutput, WorkoutSummary};
+
+use super::table::TableSpec;
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn ids<'a>(ids: impl Iterator<Item = &'a WorkoutId>, len: usize) -> ArrayRef {
+    let mut builder = StringBuilder::with_capacity(len, len * 36);
+    let mut buf = [0u8; 36];
+    for id in ids {
+        builder.append_value(id.encode(&mut buf));
+    }
+    Arc::new(builder.finish())
+}
+
+fn ms_to_us(ms: i64) -> i64 {
+    ms.saturating_mul(1000)
+}
+
+/// `points/`: one row per enriched sample, partitioned by the sample's UTC date and hour.
+pub struct PointsTable;
+
+static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("workout_id", DataType::Utf8, false),
+        Field::new("seq", DataType::UInt64, false),
+        Field::new("sample_index", DataType::UInt32, false),
+        Field::new("lsn", DataType::UInt64, false),
+        Field::new("time", utc_micros(), false),
+        Field::new("lat", DataType::Float64, true),
+        Field::new("lon", DataType::Float64, true),
+        Field::new("altitude_m", DataType::Float32, true),
+        Field::new("heart_rate_bpm", DataType::UInt8, true),
+        Field::new("cadence_rpm", DataType::UInt8, true),
+        Field::new("power_w", DataType::UInt16, true),
+        Field::new("h_accuracy_m", DataType::Float32, true),
+        Field::new("flags", DataType::UInt16, false),
+        Field::new("paused", DataType::Boolean, false),
+        Field::new("time_out_of_order", DataType::Boolean, false),
+        Field::new("distance_m", DataType::Float64, false),
+        Field::new("elapsed_s", DataType::Float64, false),
+    ]))
+});
+
+impl TableSpec for PointsTable {
+    type Row = EnrichedPoint;
+    const NAME: &'static str = "points";
+    const HOURLY: bool = true;
+
+    fn schema() -> SchemaRef {
+        POINTS_SCHEMA.clone()
+    }
+
+    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &EnrichedPoint)) {
+        for point in &output.points {
+            push(point.time_ms, point);
+        }
+    }
+
+    fn to_batch(rows: &[EnrichedPoint]) -> Result<RecordBatch, ArrowError> {
+        let columns: Vec<ArrayRef> = vec![
+            ids(rows.iter().map(|r| &r.workout_id), rows.len()),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.seq))),
+            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.lsn))),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.time_ms))).with_timezone("UTC")),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lat_deg))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lon_deg))),
+            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.altitude_m))),
+            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_bpm))),
+            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.cadence_rpm))),
+            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.power_w))),
+            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.h_accuracy_m))),
+            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.flags))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.paused)))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.time_out_of_order)))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+    }
+}
+
+/// `workouts/`: one row per finished (completed or cancelled) workout, by the UTC start date.
+pub struct WorkoutsTable;
+
+static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("workout_id", DataType::Utf8, false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("device_id", DataType::Utf8, false),
+        Field::new("device_model", DataType::Utf8, true),
+        Field::new("sport", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("start_time", utc_micros(), false),
+        Field::new("end_time", utc_micros(), false),
+        Field::new("elapsed_s", DataType::Float64, false),
+        Field::new("timer_s", DataType::Float64, false),
+        Field::new("samples", DataType::UInt64, false),
+        Field::new("batches", DataType::UInt64, false),
+        Field::new("distance_m", DataType::Float64, false),
+        Field::new("heart_rate_avg_bpm", DataType::Float64, true),
+        Field::new("heart_rate_max_bpm", DataType::UInt8, true),
+        Field::new("first_lsn", DataType::UInt64, false),
+        Field::new("last_lsn", DataType::UInt64, false),
+    ]))
+});
+
+impl TableSpec for WorkoutsTable {
+    type Row = WorkoutSummary;
+    const NAME: &'static str = "workouts";
+    const HOURLY: bool = false;
+
+    fn schema() -> SchemaRef {
+        WORKOUTS_SCHEMA.clone()
+    }
+
+    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &WorkoutSummary)) {
+        if let (true, Some(summary)) = (output.ended, &output.summary) {
+            push(summary.start_time_ms, summary);
+        }
+    }
+
+    fn to_batch(rows: &[WorkoutSummary]) -> Result<RecordBatch, ArrowError> {
+        let strings = |f: fn(&WorkoutSummary) -> Option<&str>| -> ArrayRef {
+            let mut b = StringBuilder::new();
+            rows.iter().for_each(|r| b.append_option(f(r)));
+            Arc::new(b.finish())
+        };
+        let columns: Vec<ArrayRef> = vec![
+            ids(rows.iter().map(|r| &r.workout_id), rows.len()),
+            strings(|r| Some(&r.user_id)),
+            strings(|r| Some(&r.device_id)),
+            strings(|r| r.device_model.as_deref()),
+            strings(|r| Some(&r.sport)),
+            strings(|r| Some(if r.status == trackwire_pipeline::WorkoutStatus::Cancelled { "cancelled" } else { "completed" })),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.start_time_ms))).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.end_time_ms))).with_timezone("UTC")),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.timer_s))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.samples))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.batches))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.heart_rate_avg_bpm))),
+            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_max_bpm))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.first_lsn))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.last_lsn))),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+    }
+}

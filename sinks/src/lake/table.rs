@@ -1,0 +1,211 @@
+//! One lake table as a sink: rows buffered per partition, encoded a row group at a time, and
+//! committed as whole objects, so a reader never sees a partial file.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::{ArrowError, SchemaRef};
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+use trackwire_pipeline::ShardOutput;
+
+use super::paths::{ObjectKey, Partition};
+use super::props::writer_properties;
+use crate::{Sink, SinkError};
+
+/// What a table's rows are and how they are laid out.
+pub trait TableSpec: Send + 'static {
+    type Row: Clone + Send;
+    /// Top-level folder of the table.
+    const NAME: &'static str;
+    /// Partition by hour as well as date.
+    const HOURLY: bool;
+    fn schema() -> SchemaRef;
+    /// Calls `push(time_ms, row)` for every row of this table in `output`.
+    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &Self::Row));
+    fn to_batch(rows: &[Self::Row]) -> Result<RecordBatch, ArrowError>;
+}
+
+/// File rolling and encoding knobs.
+#[derive(Debug, Clone)]
+pub struct LakeConfig {
+    /// A file is committed once its encoded size reaches this.
+    pub target_file_bytes: usize,
+    /// A file is committed once its first row is this old, however small.
+    pub max_file_age: Duration,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+}
+
+struct OpenFile<R> {
+    /// Rows not yet encoded into a row group.
+    rows: Vec<R>,
+    total_rows: u64,
+    writer: ArrowWriter<Vec<u8>>,
+    first_lsn: u64,
+    opened: Instant,
+}
+
+/// A finished file waiting to be uploaded (kept across failed attempts, uploaded in order).
+struct Sealed {
+    key: ObjectKey,
+    bytes: Bytes,
+    first_lsn: u64,
+    rows: u64,
+}
+
+pub struct LakeTable<T: TableSpec> {
+    store: Arc<dyn ObjectStore>,
+    runtime: tokio::runtime::Runtime,
+    config: LakeConfig,
+    open: BTreeMap<Partition, OpenFile<T::Row>>,
+    sealed: VecDeque<Sealed>,
+    /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
+    committed: HashMap<Partition, u64>,
+    last_fed: u64,
+    rows_committed: u64,
+    _table: PhantomData<T>,
+}
+
+impl<T: TableSpec> LakeTable<T> {
+    /// Opens the table and learns from the committed file names what it already holds.
+    pub fn open(store: Arc<dyn ObjectStore>, config: LakeConfig) -> Result<Self, SinkError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::io("starting the object store runtime", e))?;
+        let prefix = Path::from(T::NAME);
+        let mut committed: HashMap<Partition, u64> = HashMap::new();
+        let listed: Vec<_> = runtime.block_on(store.list(Some(&prefix)).collect());
+        for meta in listed {
+            let meta = meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
+            if let Some(key) = ObjectKey::parse(T::NAME, &meta.location) {
+                let label = committed.entry(key.partition).or_default();
+                *label = (*label).max(key.label);
+            }
+        }
+        tracing::info!(table = T::NAME, partitions = committed.len(), "lake table opened");
+        Ok(LakeTable {
+            store,
+            runtime,
+            config,
+            open: BTreeMap::new(),
+            sealed: VecDeque::new(),
+            committed,
+            last_fed: 0,
+            rows_committed: 0,
+            _table: PhantomData,
+        })
+    }
+
+    pub fn rows_committed(&self) -> u64 {
+        self.rows_committed
+    }
+
+    fn new_file(&self, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
+        let writer = ArrowWriter::try_new(Vec::new(), T::schema(), Some(writer_properties(self.config.row_group_rows)))?;
+        Ok(OpenFile { rows: Vec::new(), total_rows: 0, writer, first_lsn, opened: Instant::now() })
+    }
+
+    fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
+        let Some(mut file) = self.open.remove(&partition) else { return Ok(()) };
+        if !file.rows.is_empty() {
+            file.writer.write(&T::to_batch(&file.rows)?)?;
+        }
+        let bytes = Bytes::from(file.writer.into_inner()?);
+        let key = ObjectKey { table: T::NAME, partition, label: self.last_fed };
+        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn, rows: file.total_rows });
+        Ok(())
+    }
+
+    /// Uploads sealed files oldest first, stopping at the first failure so that a partition's
+    /// files always commit in label order (recovery relies on it).
+    fn upload_sealed(&mut self) -> Result<(), SinkError> {
+        while let Some(file) = self.sealed.front() {
+            let path = file.key.path();
+            let payload = PutPayload::from(file.bytes.clone());
+            self.runtime
+                .block_on(self.store.put(&path, payload))
+                .map_err(|source| SinkError::ObjectStore { operation: "put", path: path.to_string(), source })?;
+            let file = self.sealed.pop_front().expect("front exists");
+            self.committed.insert(file.key.partition, file.key.label);
+            self.rows_committed += file.rows;
+            tracing::debug!(path = %path, bytes = file.bytes.len(), "lake file committed");
+        }
+        Ok(())
+    }
+}
+
+impl<T: TableSpec> Sink for LakeTable<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+
+    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
+        self.last_fed = output.lsn;
+        let lsn = output.lsn;
+        let mut error = None;
+        T::rows(output, &mut |time_ms, row| {
+            if error.is_some() {
+                return;
+            }
+            let partition = Partition::of_time_ms(time_ms, T::HOURLY);
+            if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
+                return; // Replayed: this partition already holds this record's rows.
+            }
+            if !self.open.contains_key(&partition) {
+                match self.new_file(lsn) {
+                    Ok(file) => {
+                        self.open.insert(partition, file);
+                    }
+                    Err(e) => {
+                        error = Some(e);
+                        return;
+                    }
+                }
+            }
+            let file = self.open.get_mut(&partition).expect("inserted above");
+            file.rows.push(row.clone());
+            file.total_rows += 1;
+            if file.rows.len() >= self.config.row_group_rows {
+                let result = T::to_batch(&file.rows).map_err(SinkError::from).and_then(|b| file.writer.write(&b).map_err(SinkError::from));
+                file.rows.clear();
+                if let Err(e) = result {
+                    error = Some(e);
+                }
+            }
+        });
+        error.map_or(Ok(()), Err)
+    }
+
+    fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
+        let due: Vec<Partition> = self
+            .open
+            .iter()
+            .filter(|(_, f)| {
+                force
+                    || f.writer.bytes_written() + f.writer.in_progress_size() >= self.config.target_file_bytes
+                    || now.duration_since(f.opened) >= self.config.max_file_age
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for partition in due {
+            self.seal(partition)?;
+        }
+        self.upload_sealed()
+    }
+
+    fn checkpoint(&self) -> u64 {
+        let oldest_pending = self.open.values().map(|f| f.first_lsn).chain(self.sealed.iter().map(|s| s.first_lsn)).min();
+        match oldest_pending {
+            Some(first) => first - 1,
+            None => self.last_fed,
+        }
+    }
+}
