@@ -1,1 +1,76 @@
-fn main() {}
+//! `trackwire`: the telemetry ingestion engine's binary. See README.md for a tour.
+
+mod config;
+mod serve;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "trackwire",
+    version,
+    about = "Telemetry ingestion engine for wearables"
+)]
+struct Cli {
+    /// TOML configuration file (see `trackwire print-config` for every field and its default).
+    #[arg(long, global = true, env = "TRACKWIRE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ingest, pipeline, sinks and API on embedded defaults (no external services).
+    Serve {
+        /// HTTP listen address for ingest and API [env: TRACKWIRE_HTTP_ADDR] [default: 127.0.0.1:8080]
+        #[arg(long)]
+        http_addr: Option<SocketAddr>,
+        /// Directory for the log, lake, events and read store [env: TRACKWIRE_DATA_DIR] [default: ./data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print the effective configuration as TOML (defaults merged with file, env and flags).
+    PrintConfig,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve {
+            http_addr,
+            data_dir,
+        } => {
+            let config = config::Config::load(
+                cli.config.as_deref(),
+                config::FlagOverrides {
+                    http_addr,
+                    data_dir,
+                },
+            )?;
+            serve::run(config)
+        }
+        Command::PrintConfig => {
+            let config =
+                config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
+            print!("{}", toml_string(&config)?);
+            Ok(())
+        }
+    }
+}
+
+fn toml_string(config: &config::Config) -> anyhow::Result<String> {
+    Ok(toml::to_string_pretty(config)?)
+}

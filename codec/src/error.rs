@@ -1,18 +1,30 @@
 /// Why bytes are not a usable Trackwire batch. Every message says what was found and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("the buffer is {len} bytes, too short to hold a FlatBuffers batch (at least 8): the body was cut off or is empty")]
+    #[error(
+        "the buffer is {len} bytes, too short to hold a FlatBuffers batch (at least 8): the body was cut off or is empty"
+    )]
     Truncated { len: usize },
-    #[error("the file identifier is {found:?}, expected \"TWB1\": encode the batch from codec/schema/telemetry.fbs and finish it with its file identifier")]
+    #[error(
+        "the file identifier is {found:?}, expected \"TWB1\": encode the batch from codec/schema/telemetry.fbs and finish it with its file identifier"
+    )]
     WrongFileIdentifier { found: String },
     #[error("the batch failed FlatBuffers verification: {detail}")]
     Invalid { detail: String },
-    #[error("schema_version {found} is not supported by this server (it reads version {supported}): upgrade the server or send version {supported}")]
+    #[error(
+        "schema_version {found} is not supported by this server (it reads version {supported}): upgrade the server or send version {supported}"
+    )]
     UnsupportedSchemaVersion { found: u16, supported: u16 },
     #[error("field `{field}` is empty: every batch must name its {field}")]
     EmptyField { field: &'static str },
-    #[error("the batch has {count} {what}, more than the limit of {limit}: split it into smaller batches")]
-    TooMany { what: &'static str, count: usize, limit: usize },
+    #[error(
+        "the batch has {count} {what}, more than the limit of {limit}: split it into smaller batches"
+    )]
+    TooMany {
+        what: &'static str,
+        count: usize,
+        limit: usize,
+    },
 }
 
 impl DecodeError {

@@ -39,7 +39,7 @@ pub use batch::{BatchView, DecodeLimits, decode_batch};
 pub use encode::{BatchData, encode_batch};
 pub use error::DecodeError;
 pub use generated::telemetry_generated::trackwire::wire::{
-    AckStatus, BATCH_IDENTIFIER, ControlEvent, ControlKind, SampleFlags, Sample, Sport,
+    AckStatus, BATCH_IDENTIFIER, ControlEvent, ControlKind, Sample, SampleFlags, Sport,
 };
 pub use workout_id::{ParseWorkoutIdError, WorkoutId};
 

@@ -40,7 +40,10 @@ pub struct IngestMetrics {
 impl IngestMetrics {
     /// `(reason, count)` for every reject reason, zeros included.
     pub fn rejects(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        IngestError::REASONS.iter().zip(&self.rejects).map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+        IngestError::REASONS
+            .iter()
+            .zip(&self.rejects)
+            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
     }
 
     fn reject(&self, err: &IngestError) {
@@ -60,7 +63,12 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(config: IngestConfig, log: DurableLog) -> Self {
-        Ingestor { auth: TokenAuth::new(&config.tokens), config, log, metrics: IngestMetrics::default() }
+        Ingestor {
+            auth: TokenAuth::new(&config.tokens),
+            config,
+            log,
+            metrics: IngestMetrics::default(),
+        }
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -71,16 +79,33 @@ impl Ingestor {
         &self.log
     }
 
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.auth.device_for(token).is_some()
+    }
+
     /// Verifies one batch and returns once it is durable.
-    pub async fn ingest(&self, body: Bytes, content_encoding: Option<&str>, bearer: Option<&str>) -> Result<Accepted, IngestError> {
+    pub async fn ingest(
+        &self,
+        body: Bytes,
+        content_encoding: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Result<Accepted, IngestError> {
         let result = self.ingest_inner(body, content_encoding, bearer).await;
         match &result {
             Ok(acc) => {
                 self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
                 if acc.duplicate {
-                    self.metrics.duplicates_acked.fetch_add(1, Ordering::Relaxed);
+                    self.metrics
+                        .duplicates_acked
+                        .fetch_add(1, Ordering::Relaxed);
                 } else {
-                    self.metrics.samples_acked.fetch_add(acc.samples as u64, Ordering::Relaxed);
+                    self.metrics
+                        .samples_acked
+                        .fetch_add(acc.samples as u64, Ordering::Relaxed);
                 }
             }
             Err(err) => self.metrics.reject(err),
@@ -88,31 +113,64 @@ impl Ingestor {
         result
     }
 
-    async fn ingest_inner(&self, body: Bytes, content_encoding: Option<&str>, bearer: Option<&str>) -> Result<Accepted, IngestError> {
-        let token_device = self.auth.device_for(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
-        self.metrics.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
+    async fn ingest_inner(
+        &self,
+        body: Bytes,
+        content_encoding: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Result<Accepted, IngestError> {
+        let token_device = self
+            .auth
+            .device_for(bearer.ok_or(IngestError::MissingToken)?)
+            .ok_or(IngestError::UnknownToken)?;
+        self.metrics
+            .bytes_received
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
         if body.len() > self.config.max_body_bytes {
-            return Err(IngestError::BodyTooLarge { size: body.len(), limit: self.config.max_body_bytes });
+            return Err(IngestError::BodyTooLarge {
+                size: body.len(),
+                limit: self.config.max_body_bytes,
+            });
         }
         let encoding = ContentEncoding::parse(content_encoding)?;
-        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)? {
+        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)?
+        {
             Some(plain) => Bytes::from(plain),
             None if body.len() > self.config.max_decompressed_bytes => {
-                return Err(IngestError::DecompressedTooLarge { limit: self.config.max_decompressed_bytes });
+                return Err(IngestError::DecompressedTooLarge {
+                    limit: self.config.max_decompressed_bytes,
+                });
             }
             None => body,
         };
         let batch = decode_batch(&payload, &self.config.limits)?;
         if token_device != "*" && token_device != batch.device_id() {
-            return Err(IngestError::DeviceMismatch { token_device: token_device.to_owned(), batch_device: batch.device_id().to_owned() });
+            return Err(IngestError::DeviceMismatch {
+                token_device: token_device.to_owned(),
+                batch_device: batch.device_id().to_owned(),
+            });
         }
-        let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
+        let key = DedupKey {
+            workout_id: batch.workout_id(),
+            seq: batch.seq(),
+        };
         let samples = batch.samples().len();
-        let pending = self.log.try_append(key, payload.clone()).map_err(|e| match e {
-            TryAppendError::Full => IngestError::Overloaded,
-            TryAppendError::Closed => IngestError::ShuttingDown,
-        })?;
-        let outcome = pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
-        Ok(Accepted { workout_id: key.workout_id, acked_seq: key.seq, duplicate: outcome == Appended::Duplicate, samples })
+        let pending = self
+            .log
+            .try_append(key, payload.clone())
+            .map_err(|e| match e {
+                TryAppendError::Full => IngestError::Overloaded,
+                TryAppendError::Closed => IngestError::ShuttingDown,
+            })?;
+        let outcome = pending
+            .await
+            .map_err(|_| IngestError::ShuttingDown)?
+            .map_err(|e| IngestError::Storage(e.to_string()))?;
+        Ok(Accepted {
+            workout_id: key.workout_id,
+            acked_seq: key.seq,
+            duplicate: outcome == Appended::Duplicate,
+            samples,
+        })
     }
 }

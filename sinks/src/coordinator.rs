@@ -121,7 +121,9 @@ impl Coordinator {
         let now = Instant::now();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {
-                Ok(()) => progress.checkpoint.store(sink.checkpoint(), Ordering::Release),
+                Ok(()) => progress
+                    .checkpoint
+                    .store(sink.checkpoint(), Ordering::Release),
                 Err(err) => record_error(progress, sink.name(), &err),
             }
         }

@@ -62,10 +62,19 @@ pub enum Appended {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("log segment {} is corrupt at byte {offset}: {reason}. It is not the last segment, so this is not a torn write from a crash; move the file aside to start (the batches in it are lost) or restore it from a backup", segment.display())]
-    Corrupt { segment: PathBuf, offset: usize, reason: String },
-    #[error("the log stopped accepting writes after an earlier I/O failure ({0}); restart the server once the disk is healthy, unacked batches are retried by clients")]
+    Corrupt {
+        segment: PathBuf,
+        offset: usize,
+        reason: String,
+    },
+    #[error(
+        "the log stopped accepting writes after an earlier I/O failure ({0}); restart the server once the disk is healthy, unacked batches are retried by clients"
+    )]
     Failed(String),
     #[error("the log is shutting down")]
     Closed,
@@ -73,7 +82,10 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        LogError::Io { context: context.into(), source }
+        LogError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -112,6 +124,8 @@ pub(crate) struct Shared {
     metrics: LogMetrics,
     /// Segments whose every record has an LSN at or below this may be deleted.
     release_through: AtomicU64,
+    /// LSN of the oldest retained record (what replay starts from).
+    first_lsn: AtomicU64,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -128,9 +142,21 @@ impl DurableLog {
     /// `forward` may block: that is how a saturated pipeline pushes back on the log.
     /// The returned handle joins the writer; it finishes after all `DurableLog` handles are dropped
     /// and the queue is drained, and then drops `forward`, which lets the pipeline drain in turn.
-    pub fn open(config: LogConfig, forward: Forward) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
-        let shared = Arc::new(Shared { metrics: LogMetrics::default(), release_through: AtomicU64::new(0) });
+    pub fn open(
+        config: LogConfig,
+        forward: Forward,
+    ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| {
+            LogError::io(
+                format!("creating log directory {}", config.dir.display()),
+                e,
+            )
+        })?;
+        let shared = Arc::new(Shared {
+            metrics: LogMetrics::default(),
+            release_through: AtomicU64::new(0),
+            first_lsn: AtomicU64::new(1),
+        });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
         let handle = std::thread::Builder::new()
@@ -142,9 +168,17 @@ impl DurableLog {
 
     /// Queues `payload` for durable append. The receiver resolves once it is fsynced (or was
     /// already stored: a retry). Never blocks: a full queue is `Full`, for the caller to push back.
-    pub fn try_append(&self, key: DedupKey, payload: Bytes) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
+    pub fn try_append(
+        &self,
+        key: DedupKey,
+        payload: Bytes,
+    ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(AppendRequest { key, payload, reply }) {
+        match self.tx.try_send(AppendRequest {
+            key,
+            payload,
+            reply,
+        }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),
@@ -154,7 +188,14 @@ impl DurableLog {
     /// Allows deleting segments whose records all have LSN ≤ `lsn`: every sink has delivered them
     /// and no live workout needs them to rebuild its state.
     pub fn release_through(&self, lsn: u64) {
-        self.shared.release_through.fetch_max(lsn, Ordering::Relaxed);
+        self.shared
+            .release_through
+            .fetch_max(lsn, Ordering::Relaxed);
+    }
+
+    /// The LSN replay started from: the oldest record retained when the log was opened.
+    pub fn first_lsn(&self) -> u64 {
+        self.shared.first_lsn.load(Ordering::Relaxed)
     }
 
     pub fn metrics(&self) -> &LogMetrics {

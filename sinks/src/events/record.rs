@@ -23,7 +23,9 @@ pub fn event_json(event: &WorkoutEvent, lsn: u64) -> Vec<u8> {
     let record = EventRecord {
         event_id: event.event_id.clone(),
         kind: event.kind,
-        timestamp: DateTime::from_timestamp_millis(event.timestamp_ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true),
+        timestamp: DateTime::from_timestamp_millis(event.timestamp_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
         workout_id: event.workout_id.to_string(),
         lsn,
         data: event.data.clone(),

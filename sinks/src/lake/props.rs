@@ -8,7 +8,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 /// row-group statistics without tiny groups.
 pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("3 is a valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!("trackwire {}", env!("CARGO_PKG_VERSION")))

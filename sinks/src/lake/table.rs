@@ -84,13 +84,21 @@ impl<T: TableSpec> LakeTable<T> {
         let mut committed: HashMap<Partition, u64> = HashMap::new();
         let listed: Vec<_> = runtime.block_on(store.list(Some(&prefix)).collect());
         for meta in listed {
-            let meta = meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
+            let meta = meta.map_err(|source| SinkError::ObjectStore {
+                operation: "list",
+                path: T::NAME.into(),
+                source,
+            })?;
             if let Some(key) = ObjectKey::parse(T::NAME, &meta.location) {
                 let label = committed.entry(key.partition).or_default();
                 *label = (*label).max(key.label);
             }
         }
-        tracing::info!(table = T::NAME, partitions = committed.len(), "lake table opened");
+        tracing::info!(
+            table = T::NAME,
+            partitions = committed.len(),
+            "lake table opened"
+        );
         Ok(LakeTable {
             store,
             runtime,
@@ -109,18 +117,39 @@ impl<T: TableSpec> LakeTable<T> {
     }
 
     fn new_file(&self, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
-        let writer = ArrowWriter::try_new(Vec::new(), T::schema(), Some(writer_properties(self.config.row_group_rows)))?;
-        Ok(OpenFile { rows: Vec::new(), total_rows: 0, writer, first_lsn, opened: Instant::now() })
+        let writer = ArrowWriter::try_new(
+            Vec::new(),
+            T::schema(),
+            Some(writer_properties(self.config.row_group_rows)),
+        )?;
+        Ok(OpenFile {
+            rows: Vec::new(),
+            total_rows: 0,
+            writer,
+            first_lsn,
+            opened: Instant::now(),
+        })
     }
 
     fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
-        let Some(mut file) = self.open.remove(&partition) else { return Ok(()) };
+        let Some(mut file) = self.open.remove(&partition) else {
+            return Ok(());
+        };
         if !file.rows.is_empty() {
             file.writer.write(&T::to_batch(&file.rows)?)?;
         }
         let bytes = Bytes::from(file.writer.into_inner()?);
-        let key = ObjectKey { table: T::NAME, partition, label: self.last_fed };
-        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn, rows: file.total_rows });
+        let key = ObjectKey {
+            table: T::NAME,
+            partition,
+            label: self.last_fed,
+        };
+        self.sealed.push_back(Sealed {
+            key,
+            bytes,
+            first_lsn: file.first_lsn,
+            rows: file.total_rows,
+        });
         Ok(())
     }
 
@@ -132,7 +161,11 @@ impl<T: TableSpec> LakeTable<T> {
             let payload = PutPayload::from(file.bytes.clone());
             self.runtime
                 .block_on(self.store.put(&path, payload))
-                .map_err(|source| SinkError::ObjectStore { operation: "put", path: path.to_string(), source })?;
+                .map_err(|source| SinkError::ObjectStore {
+                    operation: "put",
+                    path: path.to_string(),
+                    source,
+                })?;
             let file = self.sealed.pop_front().expect("front exists");
             self.committed.insert(file.key.partition, file.key.label);
             self.rows_committed += file.rows;
@@ -156,7 +189,11 @@ impl<T: TableSpec> Sink for LakeTable<T> {
                 return;
             }
             let partition = Partition::of_time_ms(time_ms, T::HOURLY);
-            if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
+            if self
+                .committed
+                .get(&partition)
+                .is_some_and(|label| *label >= lsn)
+            {
                 return; // Replayed: this partition already holds this record's rows.
             }
             if !self.open.contains_key(&partition) {
@@ -174,7 +211,9 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             file.rows.push(row.clone());
             file.total_rows += 1;
             if file.rows.len() >= self.config.row_group_rows {
-                let result = T::to_batch(&file.rows).map_err(SinkError::from).and_then(|b| file.writer.write(&b).map_err(SinkError::from));
+                let result = T::to_batch(&file.rows)
+                    .map_err(SinkError::from)
+                    .and_then(|b| file.writer.write(&b).map_err(SinkError::from));
                 file.rows.clear();
                 if let Err(e) = result {
                     error = Some(e);
@@ -190,7 +229,8 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             .iter()
             .filter(|(_, f)| {
                 force
-                    || f.writer.bytes_written() + f.writer.in_progress_size() >= self.config.target_file_bytes
+                    || f.writer.bytes_written() + f.writer.in_progress_size()
+                        >= self.config.target_file_bytes
                     || now.duration_since(f.opened) >= self.config.max_file_age
             })
             .map(|(p, _)| *p)
@@ -202,7 +242,12 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     }
 
     fn checkpoint(&self) -> u64 {
-        let oldest_pending = self.open.values().map(|f| f.first_lsn).chain(self.sealed.iter().map(|s| s.first_lsn)).min();
+        let oldest_pending = self
+            .open
+            .values()
+            .map(|f| f.first_lsn)
+            .chain(self.sealed.iter().map(|s| s.first_lsn))
+            .min();
         match oldest_pending {
             Some(first) => first - 1,
             None => self.last_fed,

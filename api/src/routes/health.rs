@@ -1,0 +1,41 @@
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// `GET /healthcheck`: 200 when serving, 503 while the log is still replaying at start-up.
+pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let log = state.ingestor.log().metrics();
+    let durable = log.durable_lsn.load(Ordering::Relaxed);
+    let replayed = log.replay_done.load(Ordering::Acquire);
+    let sinks: Vec<Value> = state
+        .sinks
+        .iter()
+        .map(|s| {
+            let checkpoint = s.checkpoint.load(Ordering::Relaxed);
+            json!({
+                "name": s.name,
+                "checkpoint_lsn": checkpoint,
+                "lag_records": durable.saturating_sub(checkpoint),
+                "errors": s.errors.load(Ordering::Relaxed),
+                "last_error": s.last_error.lock().ok().and_then(|e| e.clone()),
+            })
+        })
+        .collect();
+    let status = if replayed { "ok" } else { "starting" };
+    let code = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(
+            json!({ "status": status, "durable_lsn": durable, "live_workouts": state.live.in_progress(), "sinks": sinks }),
+        ),
+    )
+}

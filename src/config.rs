@@ -1,0 +1,245 @@
+//! The one configuration struct. Sources, later ones winning: built-in defaults, the TOML file
+//! given by `--config`, `TRACKWIRE_*` environment variables (nested fields with `__`, e.g.
+//! `TRACKWIRE_LAKE__MAX_FILE_AGE_SECS=5`), then command-line flags. `trackwire print-config`
+//! shows the result.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use trackwire_ingest::DeviceToken;
+
+/// The development token accepted when no tokens are configured.
+pub const DEV_TOKEN: &str = "dev-token";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP listener, serving both ingest (`/v1/ingest`) and the API.
+    pub http_addr: SocketAddr,
+    /// Directory holding all state: `log/` (durable log), `lake/` (Parquet), `events/` (workout
+    /// events, JSON lines) and `store/` (the API's read store).
+    pub data_dir: PathBuf,
+    pub ingest: IngestSection,
+    pub log: LogSection,
+    pub pipeline: PipelineSection,
+    pub lake: LakeSection,
+    pub sinks: SinksSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Accepted bearer tokens, each bound to one `device_id` or to `"*"` (any device). The default
+    /// is the single development token `dev-token` for any device: replace it in production.
+    pub tokens: Vec<DeviceToken>,
+    /// Largest request body accepted as sent, in bytes (HTTP 413 above it).
+    pub max_body_bytes: usize,
+    /// Largest body accepted after `Content-Encoding` decompression, in bytes (HTTP 413 above).
+    pub max_decompressed_bytes: usize,
+    /// Most samples accepted in one batch (HTTP 400 above).
+    pub max_samples_per_batch: usize,
+    /// Most control events accepted in one batch (HTTP 400 above).
+    pub max_events_per_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Size at which a log segment file is closed and a new one started, in bytes.
+    pub segment_bytes: u64,
+    /// Most bytes made durable by one fsync; more queued appends are committed in further groups.
+    pub group_commit_bytes: usize,
+    /// Appends that may wait for the log writer; beyond it ingest answers 503 with Retry-After.
+    pub queue_depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Pipeline worker threads (shards); 0 means one per available core.
+    pub shards: usize,
+    /// Records queued per shard before the log writer waits (backpressure).
+    pub queue_depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSection {
+    /// A Parquet file is committed once its encoded size reaches this many bytes.
+    pub target_file_bytes: usize,
+    /// A Parquet file is committed once its oldest row has waited this long, in seconds, however
+    /// small it is. Until then its rows are safe in the log (replayed after a crash).
+    pub max_file_age_secs: f64,
+    /// Rows per Parquet row group (DESIGN §6: 100k–1M).
+    pub row_group_rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksSection {
+    /// How often sinks commit what is due (event log and read store commit at every tick), in
+    /// milliseconds.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http_addr: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("data"),
+            ingest: IngestSection::default(),
+            log: LogSection::default(),
+            pipeline: PipelineSection::default(),
+            lake: LakeSection::default(),
+            sinks: SinksSection::default(),
+        }
+    }
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            tokens: vec![DeviceToken {
+                token: DEV_TOKEN.into(),
+                device_id: "*".into(),
+            }],
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_samples_per_batch: 100_000,
+            max_events_per_batch: 10_000,
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            segment_bytes: 64 << 20,
+            group_commit_bytes: 4 << 20,
+            queue_depth: 1024,
+        }
+    }
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            shards: 0,
+            queue_depth: 1024,
+        }
+    }
+}
+
+impl Default for LakeSection {
+    fn default() -> Self {
+        LakeSection {
+            target_file_bytes: 64 << 20,
+            max_file_age_secs: 60.0,
+            row_group_rows: 128 * 1024,
+        }
+    }
+}
+
+impl Default for SinksSection {
+    fn default() -> Self {
+        SinksSection {
+            flush_interval_ms: 500,
+        }
+    }
+}
+
+/// Values given on the command line (None: not given).
+#[derive(Debug, Default, Serialize)]
+pub struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+const SECTIONS: [&str; 7] = [
+    "http_addr",
+    "data_dir",
+    "ingest",
+    "log",
+    "pipeline",
+    "lake",
+    "sinks",
+];
+
+impl Config {
+    pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // Only our own keys: the scripts also export TRACKWIRE_CACHE and friends.
+        let env = Env::prefixed("TRACKWIRE_").split("__").filter(|key| {
+            SECTIONS
+                .iter()
+                .any(|s| key.as_str() == *s || key.as_str().starts_with(&format!("{s}.")))
+        });
+        figment = figment.merge(env).merge(Serialized::defaults(flags));
+        let config: Config = figment
+            .extract()
+            .context("invalid configuration (file, TRACKWIRE_* environment or flags)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let positive = [
+            ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
+            (
+                "ingest.max_decompressed_bytes",
+                self.ingest.max_decompressed_bytes as u64,
+            ),
+            (
+                "ingest.max_samples_per_batch",
+                self.ingest.max_samples_per_batch as u64,
+            ),
+            ("log.segment_bytes", self.log.segment_bytes),
+            ("log.group_commit_bytes", self.log.group_commit_bytes as u64),
+            ("log.queue_depth", self.log.queue_depth as u64),
+            ("pipeline.queue_depth", self.pipeline.queue_depth as u64),
+            ("lake.target_file_bytes", self.lake.target_file_bytes as u64),
+            ("lake.row_group_rows", self.lake.row_group_rows as u64),
+            ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("{name} must be greater than 0");
+            }
+        }
+        if self.ingest.tokens.is_empty() {
+            bail!(
+                "ingest.tokens is empty: no device could authenticate; add at least one {{ token, device_id }}"
+            );
+        }
+        if self.ingest.tokens.iter().any(|t| t.token.trim().is_empty()) {
+            bail!("ingest.tokens contains an empty token");
+        }
+        if !(self.lake.max_file_age_secs > 0.0 && self.lake.max_file_age_secs.is_finite()) {
+            bail!("lake.max_file_age_secs must be a positive number of seconds");
+        }
+        if self.log.segment_bytes < self.ingest.max_decompressed_bytes as u64 {
+            bail!(
+                "log.segment_bytes ({}) must be at least ingest.max_decompressed_bytes ({}) so any accepted batch fits in a segment",
+                self.log.segment_bytes,
+                self.ingest.max_decompressed_bytes
+            );
+        }
+        Ok(())
+    }
+
+    pub fn uses_dev_token(&self) -> bool {
+        self.ingest.tokens.iter().any(|t| t.token == DEV_TOKEN)
+    }
+}

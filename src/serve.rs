@@ -1,0 +1,232 @@
+//! `trackwire serve`: wires log → pipeline → sinks, and the HTTP front, on one machine.
+//!
+//! Shutdown runs the data path dry in order: stop accepting requests and finish the ones in
+//! flight; drop the last log handle so the writer drains its queue and stops; the shards drain;
+//! the sinks commit everything and checkpoint. Nothing acked is left only in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use trackwire_api::AppState;
+use trackwire_codec::DecodeLimits;
+use trackwire_ingest::log::{DurableLog, LogConfig};
+use trackwire_ingest::{IngestConfig, Ingestor};
+use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig};
+use trackwire_sinks::events::EventLogSink;
+use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable, local_store};
+use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
+use trackwire_sinks::{Coordinator, CoordinatorConfig, Sink};
+
+use crate::config::Config;
+
+/// How often released log segments are computed and handed to the log for deletion.
+const RETENTION_TICK: Duration = Duration::from_secs(1);
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    // The data path is plain threads (each sink drives its object store on a runtime of its own),
+    // so it is built and joined outside the async runtime that serves HTTP.
+    let data_path = DataPath::start(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let DataPath {
+        state,
+        log_writer,
+        pipeline,
+        sinks_thread,
+    } = data_path;
+    runtime.block_on(serve_http(&config, state))?;
+    drop(runtime);
+
+    tracing::info!("shutting down: draining the log, pipeline and sinks");
+    let log_result = log_writer.join();
+    pipeline.join();
+    let _ = sinks_thread.join();
+    match log_result {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err).context("the log writer failed"),
+        Err(_) => anyhow::bail!("the log writer panicked"),
+    }
+    tracing::info!("shutdown complete: everything acked is committed");
+    Ok(())
+}
+
+/// The running log → pipeline → sinks threads, and the state the HTTP front reads.
+struct DataPath {
+    state: AppState,
+    log_writer: std::thread::JoinHandle<Result<(), trackwire_ingest::log::LogError>>,
+    pipeline: Pipeline,
+    sinks_thread: std::thread::JoinHandle<()>,
+}
+
+impl DataPath {
+    fn start(config: &Config) -> anyhow::Result<DataPath> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("creating data directory {}", data.display()))?;
+        let limits = DecodeLimits {
+            max_samples: config.ingest.max_samples_per_batch,
+            max_events: config.ingest.max_events_per_batch,
+        };
+
+        // Sinks first: they learn what they already hold before replay starts feeding them.
+        let store = ReadStore::open(&data.join("store").join("read.redb"))
+            .context("opening the read store")?;
+        let lake = local_store(&data.join("lake")).context("opening the lake")?;
+        let lake_config = LakeConfig {
+            target_file_bytes: config.lake.target_file_bytes,
+            max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
+            row_group_rows: config.lake.row_group_rows,
+        };
+        let sinks: Vec<Box<dyn Sink>> = vec![
+            Box::new(
+                LakeTable::<PointsTable>::open(lake.clone(), lake_config.clone())
+                    .context("opening lake table points")?,
+            ),
+            Box::new(
+                LakeTable::<WorkoutsTable>::open(lake, lake_config)
+                    .context("opening lake table workouts")?,
+            ),
+            Box::new(EventLogSink::open(&data.join("events")).context("opening the event log")?),
+            Box::new(ReadStoreSink::new(store.clone()).context("opening the read store sink")?),
+        ];
+
+        // Pipeline, then the log that feeds it (replay starts as soon as the log opens).
+        let shards = if config.pipeline.shards == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            config.pipeline.shards
+        };
+        let (output_tx, output_rx) =
+            crossbeam_channel::bounded(config.pipeline.queue_depth * shards);
+        let live = Arc::new(LiveWorkouts::default());
+        let (pipeline, submitter) = Pipeline::spawn(
+            &PipelineConfig {
+                shards,
+                queue_depth: config.pipeline.queue_depth,
+                limits,
+            },
+            output_tx,
+            live.clone(),
+        );
+        let log_config = LogConfig {
+            dir: data.join("log"),
+            segment_bytes: config.log.segment_bytes,
+            group_commit_bytes: config.log.group_commit_bytes,
+            queue_depth: config.log.queue_depth,
+        };
+        let forward = Box::new(move |record: trackwire_ingest::log::LogRecord| {
+            submitter
+                .submit(record.lsn, record.key.workout_id, record.payload)
+                .is_ok()
+        });
+        let (log, log_writer) =
+            DurableLog::open(log_config, forward).context("opening the durable log")?;
+        let coordinator = Coordinator::new(
+            sinks,
+            CoordinatorConfig {
+                flush_interval: Duration::from_millis(config.sinks.flush_interval_ms),
+                first_lsn: log.first_lsn(),
+            },
+        );
+        let progress: Arc<[_]> = coordinator.progress().into();
+        let pipeline_through = coordinator.fed_through();
+        let sinks_thread = coordinator.spawn(output_rx);
+
+        let ingestor = Arc::new(Ingestor::new(
+            IngestConfig {
+                tokens: config.ingest.tokens.clone(),
+                max_body_bytes: config.ingest.max_body_bytes,
+                max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+                limits,
+            },
+            log,
+        ));
+        let state = AppState {
+            ingestor,
+            store,
+            live,
+            sinks: progress,
+            pipeline_through,
+        };
+        Ok(DataPath {
+            state,
+            log_writer,
+            pipeline,
+            sinks_thread,
+        })
+    }
+}
+
+/// Serves HTTP until SIGINT/SIGTERM; returns once in-flight requests are answered and every
+/// handle on the log has been dropped.
+async fn serve_http(config: &Config, state: AppState) -> anyhow::Result<()> {
+    let data = &config.data_dir;
+    let retention = tokio::spawn(retention_loop(
+        state.ingestor.log().clone(),
+        state.sinks.clone(),
+        state.live.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(http = %addr, data_dir = %data.display(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1), data in {}", data.display());
+    if config.uses_dev_token() {
+        tracing::warn!(
+            "accepting the development token 'dev-token' for any device: configure ingest.tokens before exposing this server"
+        );
+    }
+    trackwire_api::serve(listener, state, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+
+    retention.abort();
+    let _ = retention.await;
+    Ok(())
+}
+
+/// Lets the log delete segments that every sink has committed and no live workout still needs.
+async fn retention_loop(
+    log: DurableLog,
+    sinks: Arc<[Arc<trackwire_sinks::SinkProgress>]>,
+    live: Arc<LiveWorkouts>,
+) {
+    let mut tick = tokio::time::interval(RETENTION_TICK);
+    loop {
+        tick.tick().await;
+        let committed = sinks
+            .iter()
+            .map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
+        let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
+        log.release_through(committed.min(needed));
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,22 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import twclient  # noqa: E402
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def make(data_dir: Path | None = None, **env):
+        server = twclient.Server(data_dir or tmp_path / "data", env={k: str(v) for k, v in env.items()})
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()

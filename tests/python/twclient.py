@@ -1,0 +1,228 @@
+"""An independent Trackwire client for the end-to-end tests.
+
+It encodes batches with code that `flatc --python` generates from codec/schema/telemetry.fbs at
+test time (no Rust involved), parses GPX with the standard library, and drives a real
+`trackwire serve` process.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = ROOT / "codec" / "schema" / "telemetry.fbs"
+TRACES = ROOT.parent / "shared" / "traces"
+VENV = Path(os.environ.get("TRACKWIRE_VENV", Path.home() / ".cache" / "trackwire" / "venv"))
+TOKEN = "dev-token"
+
+INT32_MIN = -(2**31)
+
+
+def _generate_python_bindings() -> None:
+    out = Path(tempfile.mkdtemp(prefix="tw-flatc-"))
+    flatc = VENV / "bin" / "flatc"
+    subprocess.run([str(flatc), "--python", "-o", str(out), str(SCHEMA)], check=True)
+    sys.path.insert(0, str(out))
+
+
+_generate_python_bindings()
+
+import flatbuffers  # noqa: E402
+from trackwire.wire import Batch as FbBatch  # noqa: E402
+from trackwire.wire import ControlEvent as FbControlEvent  # noqa: E402
+from trackwire.wire import Sample as FbSample  # noqa: E402
+from trackwire.wire import Uuid as FbUuid  # noqa: E402
+from trackwire.wire.ControlKind import ControlKind  # noqa: E402
+from trackwire.wire.Sport import Sport  # noqa: E402
+
+
+@dataclass
+class Point:
+    time_ms: int
+    lat: float | None
+    lon: float | None
+    ele: float | None = None
+    hr: int | None = None
+    cad: int | None = None
+
+
+def parse_gpx(path: Path) -> list[Point]:
+    """Track points of a GPX 1.1 file, with Garmin TrackPointExtension hr/cad when present."""
+    points = []
+    for _, el in ET.iterparse(path):
+        if not el.tag.endswith("}trkpt"):
+            continue
+        when = ele = hr = cad = None
+        for child in el.iter():
+            tag = child.tag.rsplit("}", 1)[-1]
+            if tag == "time":
+                when = datetime.fromisoformat(child.text.strip().replace("Z", "+00:00"))
+            elif tag == "ele":
+                ele = float(child.text)
+            elif tag == "hr":
+                hr = int(child.text)
+            elif tag == "cad":
+                cad = int(child.text)
+        points.append(Point(int(when.timestamp() * 1000), float(el.get("lat")), float(el.get("lon")), ele, hr, cad))
+        el.clear()
+    return points
+
+
+def e7(deg: float | None) -> int:
+    return INT32_MIN if deg is None else round(deg * 1e7)
+
+
+def encode_batch(
+    points: list[Point],
+    workout_id: uuid.UUID,
+    seq: int,
+    *,
+    device_id: str = "py-device-1",
+    user_id: str = "py-user-1",
+    sport: int = Sport.Running,
+    events: list[tuple[int, int]] = (),
+) -> bytes:
+    """A Batch finished with its file identifier. `events` is [(time_ms, ControlKind)]."""
+    base = min([p.time_ms for p in points] + [t for t, _ in events])
+    b = flatbuffers.Builder(64 + 24 * len(points))
+    device = b.CreateString(device_id)
+    user = b.CreateString(user_id)
+    model = b.CreateString("python-flatbuffers")
+    FbBatch.StartSamplesVector(b, len(points))
+    for p in reversed(points):
+        FbSample.CreateSample(
+            b,
+            p.time_ms - base,
+            e7(p.lat),
+            e7(p.lon),
+            INT32_MIN if p.ele is None else round(p.ele * 100),
+            p.hr or 0,
+            255 if p.cad is None else p.cad,
+            0xFFFF,
+            0xFFFF,
+            0,
+        )
+    samples = b.EndVector()
+    FbBatch.StartEventsVector(b, len(events))
+    for t, kind in reversed(list(events)):
+        FbControlEvent.CreateControlEvent(b, t - base, kind)
+    evs = b.EndVector()
+    FbBatch.Start(b)
+    FbBatch.AddDeviceId(b, device)
+    FbBatch.AddUserId(b, user)
+    FbBatch.AddWorkoutId(b, FbUuid.CreateUuid(b, list(workout_id.bytes)))
+    FbBatch.AddSport(b, sport)
+    FbBatch.AddSeq(b, seq)
+    FbBatch.AddBaseTimeMs(b, base)
+    FbBatch.AddDeviceModel(b, model)
+    FbBatch.AddSamples(b, samples)
+    FbBatch.AddEvents(b, evs)
+    root = FbBatch.End(b)
+    b.Finish(root, file_identifier=b"TWB1")
+    return bytes(b.Output())
+
+
+def batches_of(points: list[Point], size: int, workout_id: uuid.UUID, complete: bool = True) -> list[bytes]:
+    chunks = [points[i : i + size] for i in range(0, len(points), size)]
+    out = []
+    for seq, chunk in enumerate(chunks):
+        events = []
+        if complete and seq == len(chunks) - 1:
+            events = [(chunk[-1].time_ms, ControlKind.Complete)]
+        out.append(encode_batch(chunk, workout_id, seq, events=events))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trackwire_bin() -> Path:
+    if "TRACKWIRE_BIN" in os.environ:
+        return Path(os.environ["TRACKWIRE_BIN"])
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "trackwire" / "target"))
+    return target / "debug" / "trackwire"
+
+
+@dataclass
+class Server:
+    data_dir: Path
+    env: dict = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Server":
+        self.port = self.port or free_port()
+        env = dict(os.environ)
+        env.update({"RUST_LOG": "info", "TRACKWIRE_LAKE__MAX_FILE_AGE_SECS": "0.5", "TRACKWIRE_SINKS__FLUSH_INTERVAL_MS": "100"})
+        env.update(self.env)
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}-{int(time.time()*1000)}.log"
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(trackwire_bin()), "serve", "--http-addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/healthcheck", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not become healthy in 60 s:\n" + self.log_path.read_text())
+
+    def stop(self) -> None:
+        """Graceful: SIGTERM, then wait for the drain (flushes the lake)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.proc.wait(timeout=60)
+            assert rc == 0, f"server exited with {rc}:\n{self.log_path.read_text()}"
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def post(self, body: bytes, token: str | None = TOKEN, headers: dict | None = None, timeout: float = 30) -> requests.Response:
+        h = {"Content-Type": "application/x-flatbuffers"}
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        h.update(headers or {})
+        return requests.post(self.url + "/v1/ingest", data=body, headers=h, timeout=timeout)
+
+
+def read_points(lake: Path):
+    """All rows of the points table through DuckDB with Hive partitioning."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    return con.execute(
+        f"""SELECT workout_id, seq, sample_index, epoch_ms(time) AS time_ms, lat, lon, heart_rate_bpm,
+                   altitude_m, date, hour
+            FROM read_parquet('{lake}/points/**/*.parquet', hive_partitioning=true)"""
+    ).fetchall()
