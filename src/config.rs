@@ -181,10 +181,10 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         // Only our own keys: the scripts also export TRACKWIRE_CACHE and friends.
+        // (figment filters keys before lowercasing them.)
         let env = Env::prefixed("TRACKWIRE_").split("__").filter(|key| {
-            SECTIONS
-                .iter()
-                .any(|s| key.as_str() == *s || key.as_str().starts_with(&format!("{s}.")))
+            let key = key.as_str().to_ascii_lowercase();
+            SECTIONS.iter().any(|s| key == *s || key.starts_with(&format!("{s}.")))
         });
         figment = figment.merge(env).merge(Serialized::defaults(flags));
         let config: Config = figment
@@ -241,5 +241,42 @@ impl Config {
 
     pub fn uses_dev_token(&self) -> bool {
         self.ingest.tokens.iter().any(|t| t.token == DEV_TOKEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("tw.toml", "data_dir = \"from-file\"\n[lake]\nrow_group_rows = 1000\nmax_file_age_secs = 9.0\n")?;
+            jail.set_env("TRACKWIRE_LAKE__MAX_FILE_AGE_SECS", "0.5");
+            jail.set_env("TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES", "1000000");
+            jail.set_env("TRACKWIRE_CACHE", "/not/a/config/key");
+            let flags = FlagOverrides { http_addr: Some("127.0.0.1:9999".parse().unwrap()), data_dir: None };
+            let config = Config::load(Some(std::path::Path::new("tw.toml")), flags).map_err(|e| e.to_string())?;
+            assert_eq!(config.data_dir, PathBuf::from("from-file"));
+            assert_eq!(config.lake.row_group_rows, 1000);
+            assert_eq!(config.lake.max_file_age_secs, 0.5);
+            assert_eq!(config.ingest.max_decompressed_bytes, 1_000_000);
+            assert_eq!(config.http_addr.port(), 9999);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TRACKWIRE_LAKE__ROW_GROUP_ROWS", "0");
+            let err = Config::load(None, FlagOverrides::default()).unwrap_err().to_string();
+            assert!(err.contains("lake.row_group_rows"), "{err}");
+            jail.set_env("TRACKWIRE_LAKE__ROW_GROUP_ROWS", "10");
+            jail.set_env("TRACKWIRE_LAKE__NO_SUCH_FIELD", "1");
+            let err = format!("{:#}", Config::load(None, FlagOverrides::default()).unwrap_err());
+            assert!(err.contains("no_such_field"), "{err}");
+            Ok(())
+        });
     }
 }
