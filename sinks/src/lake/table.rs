@@ -43,6 +43,10 @@ pub struct LakeConfig {
     pub row_group_rows: usize,
 }
 
+/// Rows are handed to the Parquet writer in chunks of this many: big enough to amortise building
+/// Arrow arrays, small enough that the writer's size estimate (used for rolling) stays current.
+const ENCODE_CHUNK_ROWS: usize = 8192;
+
 struct OpenFile<R> {
     /// Rows not yet encoded into a row group.
     rows: Vec<R>,
@@ -50,6 +54,22 @@ struct OpenFile<R> {
     writer: ArrowWriter<Vec<u8>>,
     first_lsn: u64,
     opened: Instant,
+}
+
+impl<R: Clone> OpenFile<R> {
+    /// Encodes the buffered rows into the open row group.
+    fn encode_pending<T: TableSpec<Row = R>>(&mut self) -> Result<(), SinkError> {
+        if !self.rows.is_empty() {
+            let batch = T::to_batch(&self.rows)?;
+            self.rows.clear();
+            self.writer.write(&batch)?;
+        }
+        Ok(())
+    }
+
+    fn encoded_bytes(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
 }
 
 /// A finished file waiting to be uploaded (kept across failed attempts, uploaded in order).
@@ -210,31 +230,23 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             let file = self.open.get_mut(&partition).expect("inserted above");
             file.rows.push(row.clone());
             file.total_rows += 1;
-            if file.rows.len() >= self.config.row_group_rows {
-                let result = T::to_batch(&file.rows)
-                    .map_err(SinkError::from)
-                    .and_then(|b| file.writer.write(&b).map_err(SinkError::from));
-                file.rows.clear();
-                if let Err(e) = result {
-                    error = Some(e);
-                }
+            if file.rows.len() >= ENCODE_CHUNK_ROWS
+                && let Err(e) = file.encode_pending::<T>()
+            {
+                error = Some(e);
             }
         });
         error.map_or(Ok(()), Err)
     }
 
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
-        let due: Vec<Partition> = self
-            .open
-            .iter()
-            .filter(|(_, f)| {
-                force
-                    || f.writer.bytes_written() + f.writer.in_progress_size()
-                        >= self.config.target_file_bytes
-                    || now.duration_since(f.opened) >= self.config.max_file_age
-            })
-            .map(|(p, _)| *p)
-            .collect();
+        let mut due = Vec::new();
+        for (partition, file) in &mut self.open {
+            file.encode_pending::<T>()?;
+            if force || file.encoded_bytes() >= self.config.target_file_bytes || now.duration_since(file.opened) >= self.config.max_file_age {
+                due.push(*partition);
+            }
+        }
         for partition in due {
             self.seal(partition)?;
         }

@@ -1,0 +1,142 @@
+//! The seed aggregate's lifecycle, driven through the sans-IO shard core.
+use proptest::prelude::*;
+use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch, missing};
+use trackwire_pipeline::{EventKind, ShardCore, ShardOutput, WorkoutStatus};
+
+const ID: WorkoutId = WorkoutId([9; 16]);
+const BASE: i64 = 1_700_000_000_000;
+
+/// A sample one second apart moving ~11 m north each second, with a heart rate.
+fn sample(t_s: u32, hr: u8) -> Sample {
+    Sample::new(t_s * 1000, 473_000_000 + t_s as i32 * 1000, 85_000_000, 40_000, hr, missing::CADENCE, missing::POWER, 50, 0)
+}
+
+fn batch(seq: u64, samples: Vec<Sample>, events: Vec<(u32, ControlKind)>) -> Vec<u8> {
+    encode_batch(&BatchData {
+        device_id: "watch".into(),
+        user_id: "athlete".into(),
+        workout_id: ID,
+        sport: Sport::Running,
+        seq,
+        base_time_ms: BASE,
+        samples,
+        events: events.into_iter().map(|(t, k)| ControlEvent::new(t * 1000, k)).collect(),
+        ..BatchData::default()
+    })
+}
+
+fn kinds(out: &ShardOutput) -> Vec<EventKind> {
+    out.events.iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn start_pause_resume_complete_emit_the_seed_events_in_order() {
+    let mut core = ShardCore::default();
+    let out = core.process(1, &batch(0, (0..10).map(|t| sample(t, 120)).collect(), vec![(0, ControlKind::Start)]));
+    assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutUpdated]);
+    assert_eq!(out.points.len(), 10);
+
+    let out = core.process(2, &batch(1, (10..20).map(|t| sample(t, 130)).collect(), vec![(14, ControlKind::Pause), (17, ControlKind::Resume)]));
+    assert_eq!(kinds(&out), [EventKind::WorkoutPaused, EventKind::WorkoutResumed, EventKind::WorkoutUpdated]);
+    let paused: Vec<bool> = out.points.iter().map(|p| p.paused).collect();
+    assert_eq!(paused, [false, false, false, false, false, true, true, false, false, false], "the sample at the pause instant still counts");
+
+    let out = core.process(3, &batch(2, (20..25).map(|t| sample(t, 180)).collect(), vec![(24, ControlKind::Complete)]));
+    assert_eq!(kinds(&out), [EventKind::WorkoutUpdated, EventKind::WorkoutCompleted]);
+    assert!(out.ended);
+    let summary = out.summary.unwrap();
+    assert_eq!(summary.status, WorkoutStatus::Completed);
+    assert_eq!(summary.samples, 25);
+    assert_eq!(summary.heart_rate_max_bpm, Some(180));
+    assert_eq!(summary.elapsed_s, 24.0);
+    // Two one-second steps start while paused (15→16, 16→17): not timer time, not distance.
+    assert_eq!(summary.timer_s, 22.0);
+    assert!((summary.distance_m - 22.0 * 11.12).abs() < 0.5, "{}", summary.distance_m);
+    assert_eq!(summary.first_lsn, 1);
+    assert_eq!(summary.last_lsn, 3);
+}
+
+#[test]
+fn a_batch_after_completion_changes_nothing() {
+    let mut core = ShardCore::default();
+    core.process(1, &batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Complete)]));
+    let out = core.process(2, &batch(1, vec![sample(5, 100)], vec![]));
+    assert!(out.points.is_empty() && out.events.is_empty() && out.summary.is_none());
+}
+
+#[test]
+fn transitions_that_do_not_apply_are_ignored() {
+    let mut core = ShardCore::default();
+    let out = core.process(
+        1,
+        &batch(0, vec![sample(0, 100), sample(9, 100)], vec![(1, ControlKind::Resume), (2, ControlKind::Pause), (3, ControlKind::Pause), (4, ControlKind::Start), (5, ControlKind(77))]),
+    );
+    assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutPaused, EventKind::WorkoutUpdated]);
+    assert_eq!(out.summary.unwrap().status, WorkoutStatus::Paused);
+}
+
+#[test]
+fn cancel_ends_the_workout() {
+    let mut core = ShardCore::default();
+    let out = core.process(1, &batch(0, vec![sample(0, 100), sample(1, 100), sample(2, 100)], vec![(1, ControlKind::Cancel)]));
+    assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutUpdated, EventKind::WorkoutCancelled]);
+    assert_eq!(out.points.len(), 2, "samples after the cancel instant are dropped with the workout");
+    assert!(out.ended);
+}
+
+#[test]
+fn missing_channels_and_out_of_range_fixes_are_none() {
+    let mut core = ShardCore::default();
+    let s = Sample::new(0, missing::COORDINATE, missing::COORDINATE, missing::ALTITUDE, missing::HEART_RATE, missing::CADENCE, missing::POWER, missing::ACCURACY, 0);
+    let bad = Sample::new(1000, 950_000_000, 0, 0, 60, 0, 250, 10, 0);
+    let out = core.process(1, &batch(0, vec![s, bad], vec![]));
+    let p = &out.points[0];
+    assert_eq!((p.lat_deg, p.altitude_m, p.heart_rate_bpm, p.cadence_rpm, p.power_w, p.h_accuracy_m), (None, None, None, None, None, None));
+    let q = &out.points[1];
+    assert_eq!((q.lat_deg, q.cadence_rpm, q.power_w, q.h_accuracy_m), (None, Some(0), Some(250), Some(1.0)));
+}
+
+fn arbitrary_batches() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    proptest::collection::vec(
+        (
+            0u64..6,
+            proptest::collection::vec((0u32..120, -10_000i32..10_000, 0u8..220), 0..20),
+            proptest::collection::vec((0u32..120, 0u8..6), 0..3),
+        ),
+        1..12,
+    )
+    .prop_map(|batches| {
+        batches
+            .into_iter()
+            .map(|(seq, samples, events)| {
+                batch(
+                    seq,
+                    samples.into_iter().map(|(t, d, hr)| Sample::new(t * 1000, 473_000_000 + d, 85_000_000 - d, 0, hr, 0, 0, 0, 0)).collect(),
+                    events.into_iter().map(|(t, k)| (t, ControlKind(k))).collect(),
+                )
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// Shuffled, duplicated or nonsensical input never panics, distance never decreases, and the
+    /// same records give the same outputs (what makes log replay exact).
+    #[test]
+    fn any_batch_sequence_is_safe_and_deterministic(batches in arbitrary_batches()) {
+        let run = || {
+            let mut core = ShardCore::default();
+            batches.iter().enumerate().map(|(i, b)| core.process(i as u64 + 1, b)).collect::<Vec<_>>()
+        };
+        let (first, second) = (run(), run());
+        let mut last_distance = 0.0;
+        for (a, b) in first.iter().zip(&second) {
+            prop_assert_eq!(&a.points, &b.points);
+            prop_assert_eq!(a.events.iter().map(|e| (&e.event_id, e.kind)).collect::<Vec<_>>(), b.events.iter().map(|e| (&e.event_id, e.kind)).collect::<Vec<_>>());
+            for p in &a.points {
+                prop_assert!(p.distance_m >= last_distance);
+                last_distance = p.distance_m;
+            }
+        }
+    }
+}
