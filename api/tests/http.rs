@@ -1,0 +1,114 @@
+//! The router driven with `oneshot`, no socket: error bodies, auth, pagination inputs.
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use trackwire_api::{AppState, app};
+use trackwire_codec::{BatchData, DecodeLimits, Sample, WorkoutId, encode_batch};
+use trackwire_ingest::log::{DurableLog, LogConfig};
+use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
+use trackwire_pipeline::LiveWorkouts;
+use trackwire_sinks::read_store::ReadStore;
+
+fn state(dir: &std::path::Path) -> AppState {
+    let log_config = LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth: 16 };
+    let (log, _writer) = DurableLog::open(log_config, Box::new(|_| true)).unwrap();
+    let ingestor = Ingestor::new(
+        IngestConfig {
+            tokens: vec![DeviceToken { token: "t-watch".into(), device_id: "watch-1".into() }],
+            max_body_bytes: 10_000,
+            max_decompressed_bytes: 20_000,
+            limits: DecodeLimits::default(),
+        },
+        log,
+    );
+    AppState {
+        ingestor: Arc::new(ingestor),
+        store: ReadStore::open(&dir.join("store.redb")).unwrap(),
+        live: Arc::new(LiveWorkouts::default()),
+        sinks: Arc::new([]),
+        pipeline_through: Arc::new(AtomicU64::new(0)),
+    }
+}
+
+async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn ingest(token: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut r = Request::post("/v1/ingest");
+    if let Some(t) = token {
+        r = r.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    r.body(Body::from(body)).unwrap()
+}
+
+fn batch(device: &str) -> Vec<u8> {
+    encode_batch(&BatchData {
+        device_id: device.into(),
+        user_id: "u".into(),
+        workout_id: WorkoutId([3; 16]),
+        samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
+        ..BatchData::default()
+    })
+}
+
+fn assert_error_body(body: &serde_json::Value, code: &str) {
+    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["code", "details", "error", "message"], "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(!body["message"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ingest_acks_durably_and_refuses_with_the_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let (status, body) = call(&state, ingest(Some("t-watch"), batch("watch-1"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["workout_id"], WorkoutId([3; 16]).to_string());
+    assert_eq!(body["acked_seq"], 0);
+
+    let (status, body) = call(&state, ingest(None, batch("watch-1"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error_body(&body, "missing_token");
+    let (status, body) = call(&state, ingest(Some("t-watch"), batch("someone-else"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_error_body(&body, "device_mismatch");
+    let (status, body) = call(&state, ingest(Some("t-watch"), vec![0; 20_000])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error_body(&body, "body_too_large");
+    let (status, body) = call(&state, ingest(Some("t-watch"), b"garbage!garbage!".to_vec())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_body(&body, "wrong_file_identifier");
+}
+
+#[tokio::test]
+async fn workouts_api_validates_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let (status, body) = call(&state, get("/api/v1/workouts")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({ "workouts": [], "next_cursor": null }));
+    let (status, body) = call(&state, get("/api/v1/workouts?limit=0")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_body(&body, "invalid_limit");
+    let (status, body) = call(&state, get("/api/v1/workouts?cursor=zz")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_body(&body, "invalid_cursor");
+    let (status, body) = call(&state, get("/api/v1/workouts/not-a-uuid")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error_body(&body, "invalid_workout_id");
+    let (status, body) = call(&state, get(&format!("/api/v1/workouts/{}", WorkoutId([1; 16])))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_body(&body, "not_found");
+    let (status, body) = call(&state, get("/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error_body(&body, "not_found");
+}
