@@ -13,8 +13,12 @@ use trackwire_pipeline::LiveWorkouts;
 use trackwire_sinks::read_store::ReadStore;
 
 fn state(dir: &std::path::Path) -> AppState {
-    let log_config = LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth: 16 };
-    let (log, _writer) = DurableLog::open(log_config, Box::new(|_| true)).unwrap();
+    state_with(dir, 16, Box::new(|_| true))
+}
+
+fn state_with(dir: &std::path::Path, queue_depth: usize, forward: trackwire_ingest::log::Forward) -> AppState {
+    let log_config = LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth };
+    let (log, _writer) = DurableLog::open(log_config, forward).unwrap();
     let ingestor = Ingestor::new(
         IngestConfig {
             tokens: vec![DeviceToken { token: "t-watch".into(), device_id: "watch-1".into() }],
@@ -49,10 +53,15 @@ fn ingest(token: Option<&str>, body: Vec<u8>) -> Request<Body> {
 }
 
 fn batch(device: &str) -> Vec<u8> {
+    batch_seq(device, 0)
+}
+
+fn batch_seq(device: &str, seq: u64) -> Vec<u8> {
     encode_batch(&BatchData {
         device_id: device.into(),
         user_id: "u".into(),
         workout_id: WorkoutId([3; 16]),
+        seq,
         samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
         ..BatchData::default()
     })
@@ -111,4 +120,35 @@ async fn workouts_api_validates_its_inputs() {
     let (status, body) = call(&state, get("/nope")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_error_body(&body, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_log_answers_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    // The pipeline never takes a record: the writer stalls after its first commit and the
+    // one-slot queue fills, exactly what a saturated pipeline does.
+    let (stall_tx, stall_rx) = std::sync::mpsc::channel::<()>();
+    let stall = std::sync::Mutex::new(stall_rx);
+    let state = state_with(dir.path(), 1, Box::new(move |_| stall.lock().unwrap().recv().is_ok()));
+    let mut pending = Vec::new();
+    let mut saw_503 = false;
+    for seq in 0..20 {
+        let response = app(state.clone()).oneshot(ingest(Some("t-watch"), batch_seq("watch-1", seq)));
+        let handle = tokio::spawn(response);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if handle.is_finished() {
+            let response = handle.await.unwrap().unwrap();
+            if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+                assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+                assert_error_body(&serde_json::from_slice(&bytes).unwrap(), "overloaded");
+                saw_503 = true;
+                break;
+            }
+        } else {
+            pending.push(handle);
+        }
+    }
+    assert!(saw_503, "a full log queue must be answered with 503, not queued without bound");
+    drop(stall_tx);
 }
