@@ -76,6 +76,9 @@ pub struct LakeSection {
     pub max_file_age_secs: f64,
     /// Rows per Parquet row group (DESIGN §6: 100k–1M).
     pub row_group_rows: usize,
+    /// Most partitions (hours) with an open file per table; past it the oldest open file is
+    /// committed early. Bounds memory when a backfill spans many hours.
+    pub max_open_partitions: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,10 +106,7 @@ impl Default for Config {
 impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {
-            tokens: vec![DeviceToken {
-                token: DEV_TOKEN.into(),
-                device_id: "*".into(),
-            }],
+            tokens: vec![DeviceToken { token: DEV_TOKEN.into(), device_id: "*".into() }],
             max_body_bytes: 16 << 20,
             max_decompressed_bytes: 64 << 20,
             max_samples_per_batch: 100_000,
@@ -117,20 +117,13 @@ impl Default for IngestSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection {
-            segment_bytes: 64 << 20,
-            group_commit_bytes: 4 << 20,
-            queue_depth: 1024,
-        }
+        LogSection { segment_bytes: 64 << 20, group_commit_bytes: 4 << 20, queue_depth: 1024 }
     }
 }
 
 impl Default for PipelineSection {
     fn default() -> Self {
-        PipelineSection {
-            shards: 0,
-            queue_depth: 1024,
-        }
+        PipelineSection { shards: 0, queue_depth: 1024 }
     }
 }
 
@@ -140,15 +133,14 @@ impl Default for LakeSection {
             target_file_bytes: 64 << 20,
             max_file_age_secs: 60.0,
             row_group_rows: 128 * 1024,
+            max_open_partitions: 32,
         }
     }
 }
 
 impl Default for SinksSection {
     fn default() -> Self {
-        SinksSection {
-            flush_interval_ms: 500,
-        }
+        SinksSection { flush_interval_ms: 500 }
     }
 }
 
@@ -161,15 +153,7 @@ pub struct FlagOverrides {
     pub data_dir: Option<PathBuf>,
 }
 
-const SECTIONS: [&str; 7] = [
-    "http_addr",
-    "data_dir",
-    "ingest",
-    "log",
-    "pipeline",
-    "lake",
-    "sinks",
-];
+const SECTIONS: [&str; 7] = ["http_addr", "data_dir", "ingest", "log", "pipeline", "lake", "sinks"];
 
 impl Config {
     pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
@@ -187,9 +171,8 @@ impl Config {
             SECTIONS.iter().any(|s| key == *s || key.starts_with(&format!("{s}.")))
         });
         figment = figment.merge(env).merge(Serialized::defaults(flags));
-        let config: Config = figment
-            .extract()
-            .context("invalid configuration (file, TRACKWIRE_* environment or flags)")?;
+        let config: Config =
+            figment.extract().context("invalid configuration (file, TRACKWIRE_* environment or flags)")?;
         config.validate()?;
         Ok(config)
     }
@@ -197,20 +180,15 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         let positive = [
             ("ingest.max_body_bytes", self.ingest.max_body_bytes as u64),
-            (
-                "ingest.max_decompressed_bytes",
-                self.ingest.max_decompressed_bytes as u64,
-            ),
-            (
-                "ingest.max_samples_per_batch",
-                self.ingest.max_samples_per_batch as u64,
-            ),
+            ("ingest.max_decompressed_bytes", self.ingest.max_decompressed_bytes as u64),
+            ("ingest.max_samples_per_batch", self.ingest.max_samples_per_batch as u64),
             ("log.segment_bytes", self.log.segment_bytes),
             ("log.group_commit_bytes", self.log.group_commit_bytes as u64),
             ("log.queue_depth", self.log.queue_depth as u64),
             ("pipeline.queue_depth", self.pipeline.queue_depth as u64),
             ("lake.target_file_bytes", self.lake.target_file_bytes as u64),
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
+            ("lake.max_open_partitions", self.lake.max_open_partitions as u64),
             ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
         ];
         for (name, value) in positive {
@@ -219,9 +197,7 @@ impl Config {
             }
         }
         if self.ingest.tokens.is_empty() {
-            bail!(
-                "ingest.tokens is empty: no device could authenticate; add at least one {{ token, device_id }}"
-            );
+            bail!("ingest.tokens is empty: no device could authenticate; add at least one {{ token, device_id }}");
         }
         if self.ingest.tokens.iter().any(|t| t.token.trim().is_empty()) {
             bail!("ingest.tokens contains an empty token");
@@ -245,13 +221,17 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's own (large) error.
 mod tests {
     use super::*;
 
     #[test]
     fn file_then_env_then_flags() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("tw.toml", "data_dir = \"from-file\"\n[lake]\nrow_group_rows = 1000\nmax_file_age_secs = 9.0\n")?;
+            jail.create_file(
+                "tw.toml",
+                "data_dir = \"from-file\"\n[lake]\nrow_group_rows = 1000\nmax_file_age_secs = 9.0\n",
+            )?;
             jail.set_env("TRACKWIRE_LAKE__MAX_FILE_AGE_SECS", "0.5");
             jail.set_env("TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES", "1000000");
             jail.set_env("TRACKWIRE_CACHE", "/not/a/config/key");

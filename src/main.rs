@@ -12,11 +12,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "trackwire",
-    version,
-    about = "Telemetry ingestion engine for wearables"
-)]
+#[command(name = "trackwire", version, about = "Telemetry ingestion engine for wearables")]
 struct Cli {
     /// TOML configuration file (see `trackwire print-config` for every field and its default).
     #[arg(long, global = true, env = "TRACKWIRE_CONFIG")]
@@ -42,29 +38,17 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            http_addr,
-            data_dir,
-        } => {
-            let config = config::Config::load(
-                cli.config.as_deref(),
-                config::FlagOverrides {
-                    http_addr,
-                    data_dir,
-                },
-            )?;
+        Command::Serve { http_addr, data_dir } => {
+            let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides { http_addr, data_dir })?;
             serve::run(config)
         }
         Command::PrintConfig => {
-            let config =
-                config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
+            let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
             print!("{}", toml_string(&config)?);
             Ok(())
         }

@@ -27,16 +27,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // The data path is plain threads (each sink drives its object store on a runtime of its own),
     // so it is built and joined outside the async runtime that serves HTTP.
     let data_path = DataPath::start(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let DataPath {
-        state,
-        log_writer,
-        pipeline,
-        sinks_thread,
-    } = data_path;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let DataPath { state, log_writer, pipeline, sinks_thread } = data_path;
     runtime.block_on(serve_http(&config, state))?;
     drop(runtime);
 
@@ -64,31 +57,27 @@ struct DataPath {
 impl DataPath {
     fn start(config: &Config) -> anyhow::Result<DataPath> {
         let data = &config.data_dir;
-        std::fs::create_dir_all(data)
-            .with_context(|| format!("creating data directory {}", data.display()))?;
+        std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
         let limits = DecodeLimits {
             max_samples: config.ingest.max_samples_per_batch,
             max_events: config.ingest.max_events_per_batch,
         };
 
         // Sinks first: they learn what they already hold before replay starts feeding them.
-        let store = ReadStore::open(&data.join("store").join("read.redb"))
-            .context("opening the read store")?;
+        let store = ReadStore::open(&data.join("store").join("read.redb")).context("opening the read store")?;
         let lake = local_store(&data.join("lake")).context("opening the lake")?;
         let lake_config = LakeConfig {
             target_file_bytes: config.lake.target_file_bytes,
             max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
             row_group_rows: config.lake.row_group_rows,
+            max_open_partitions: config.lake.max_open_partitions,
         };
         let sinks: Vec<Box<dyn Sink>> = vec![
             Box::new(
                 LakeTable::<PointsTable>::open(lake.clone(), lake_config.clone())
                     .context("opening lake table points")?,
             ),
-            Box::new(
-                LakeTable::<WorkoutsTable>::open(lake, lake_config)
-                    .context("opening lake table workouts")?,
-            ),
+            Box::new(LakeTable::<WorkoutsTable>::open(lake, lake_config).context("opening lake table workouts")?),
             Box::new(EventLogSink::open(&data.join("events")).context("opening the event log")?),
             Box::new(ReadStoreSink::new(store.clone()).context("opening the read store sink")?),
         ];
@@ -99,15 +88,10 @@ impl DataPath {
         } else {
             config.pipeline.shards
         };
-        let (output_tx, output_rx) =
-            crossbeam_channel::bounded(config.pipeline.queue_depth * shards);
+        let (output_tx, output_rx) = crossbeam_channel::bounded(config.pipeline.queue_depth * shards);
         let live = Arc::new(LiveWorkouts::default());
         let (pipeline, submitter) = Pipeline::spawn(
-            &PipelineConfig {
-                shards,
-                queue_depth: config.pipeline.queue_depth,
-                limits,
-            },
+            &PipelineConfig { shards, queue_depth: config.pipeline.queue_depth, limits },
             output_tx,
             live.clone(),
         );
@@ -118,12 +102,9 @@ impl DataPath {
             queue_depth: config.log.queue_depth,
         };
         let forward = Box::new(move |record: trackwire_ingest::log::LogRecord| {
-            submitter
-                .submit(record.lsn, record.key.workout_id, record.payload)
-                .is_ok()
+            submitter.submit(record.lsn, record.key.workout_id, record.payload).is_ok()
         });
-        let (log, log_writer) =
-            DurableLog::open(log_config, forward).context("opening the durable log")?;
+        let (log, log_writer) = DurableLog::open(log_config, forward).context("opening the durable log")?;
         let coordinator = Coordinator::new(
             sinks,
             CoordinatorConfig {
@@ -144,19 +125,8 @@ impl DataPath {
             },
             log,
         ));
-        let state = AppState {
-            ingestor,
-            store,
-            live,
-            sinks: progress,
-            pipeline_through,
-        };
-        Ok(DataPath {
-            state,
-            log_writer,
-            pipeline,
-            sinks_thread,
-        })
+        let state = AppState { ingestor, store, live, sinks: progress, pipeline_through };
+        Ok(DataPath { state, log_writer, pipeline, sinks_thread })
     }
 }
 
@@ -164,11 +134,7 @@ impl DataPath {
 /// handle on the log has been dropped.
 async fn serve_http(config: &Config, state: AppState) -> anyhow::Result<()> {
     let data = &config.data_dir;
-    let retention = tokio::spawn(retention_loop(
-        state.ingestor.log().clone(),
-        state.sinks.clone(),
-        state.live.clone(),
-    ));
+    let retention = tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
@@ -179,9 +145,7 @@ async fn serve_http(config: &Config, state: AppState) -> anyhow::Result<()> {
             "accepting the development token 'dev-token' for any device: configure ingest.tokens before exposing this server"
         );
     }
-    trackwire_api::serve(listener, state, shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    trackwire_api::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
 
     retention.abort();
     let _ = retention.await;
@@ -189,19 +153,12 @@ async fn serve_http(config: &Config, state: AppState) -> anyhow::Result<()> {
 }
 
 /// Lets the log delete segments that every sink has committed and no live workout still needs.
-async fn retention_loop(
-    log: DurableLog,
-    sinks: Arc<[Arc<trackwire_sinks::SinkProgress>]>,
-    live: Arc<LiveWorkouts>,
-) {
+async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkProgress>]>, live: Arc<LiveWorkouts>) {
     let mut tick = tokio::time::interval(RETENTION_TICK);
     loop {
         tick.tick().await;
-        let committed = sinks
-            .iter()
-            .map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire))
-            .min()
-            .unwrap_or(0);
+        let committed =
+            sinks.iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).min().unwrap_or(0);
         let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
         log.release_through(committed.min(needed));
     }

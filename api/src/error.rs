@@ -20,13 +20,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: json!({}),
-            retry_after: None,
-        }
+        ApiError { status, code, message: message.into(), details: json!({}), retry_after: None }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -61,9 +55,7 @@ impl From<IngestError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             IngestError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::BadCompression { .. } | IngestError::Malformed(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            IngestError::BadCompression { .. } | IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
             IngestError::Overloaded | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -73,32 +65,18 @@ impl From<IngestError> for ApiError {
             IngestError::Malformed(decode) => json!({ "reason": decode.code() }),
             _ => json!({}),
         };
-        let retry_after =
-            matches!(err, IngestError::Overloaded | IngestError::ShuttingDown).then_some(1);
-        ApiError {
-            status,
-            code: err.code(),
-            message: err.to_string(),
-            details,
-            retry_after,
-        }
+        let retry_after = matches!(err, IngestError::Overloaded | IngestError::ShuttingDown).then_some(1);
+        ApiError { status, code: err.code(), message: err.to_string(), details, retry_after }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let name = self
-            .status
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_ascii_lowercase()
-            .replace(' ', "_");
+        let name = self.status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_");
         let body = json!({ "error": name, "message": self.message, "code": self.code, "details": self.details });
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

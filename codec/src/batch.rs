@@ -16,10 +16,7 @@ impl Default for DecodeLimits {
     fn default() -> Self {
         // An offline hour at 1 Hz is 3,600 samples; 100k leaves room for 10 Hz sensors while
         // bounding a batch to ~2.4 MB of samples.
-        DecodeLimits {
-            max_samples: 100_000,
-            max_events: 10_000,
-        }
+        DecodeLimits { max_samples: 100_000, max_events: 10_000 }
     }
 }
 
@@ -34,17 +31,12 @@ pub struct BatchView<'a> {
 /// Verifies `buf` as a Trackwire batch and checks the limits and required fields.
 ///
 /// This is the only way to obtain a [`BatchView`], so every batch the server touches was verified.
-pub fn decode_batch<'a>(
-    buf: &'a [u8],
-    limits: &DecodeLimits,
-) -> Result<BatchView<'a>, DecodeError> {
+pub fn decode_batch<'a>(buf: &'a [u8], limits: &DecodeLimits) -> Result<BatchView<'a>, DecodeError> {
     if buf.len() < 8 {
         return Err(DecodeError::Truncated { len: buf.len() });
     }
     if !fb::batch_buffer_has_identifier(buf) {
-        return Err(DecodeError::WrongFileIdentifier {
-            found: String::from_utf8_lossy(&buf[4..8]).into_owned(),
-        });
+        return Err(DecodeError::WrongFileIdentifier { found: String::from_utf8_lossy(&buf[4..8]).into_owned() });
     }
     let options = VerifierOptions {
         max_depth: 8,
@@ -53,18 +45,10 @@ pub fn decode_batch<'a>(
         max_apparent_size: 1 << 31,
         ignore_missing_null_terminator: false,
     };
-    let raw = fb::root_as_batch_with_opts(&options, buf).map_err(|e| DecodeError::Invalid {
-        detail: e
-            .to_string()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    })?;
+    let raw = fb::root_as_batch_with_opts(&options, buf)
+        .map_err(|e| DecodeError::Invalid { detail: e.to_string().split_whitespace().collect::<Vec<_>>().join(" ") })?;
     if raw.schema_version() != SCHEMA_VERSION {
-        return Err(DecodeError::UnsupportedSchemaVersion {
-            found: raw.schema_version(),
-            supported: SCHEMA_VERSION,
-        });
+        return Err(DecodeError::UnsupportedSchemaVersion { found: raw.schema_version(), supported: SCHEMA_VERSION });
     }
     if raw.device_id().is_empty() {
         return Err(DecodeError::EmptyField { field: "device_id" });
@@ -75,24 +59,12 @@ pub fn decode_batch<'a>(
     let samples = struct_slice::<Sample>(raw.samples().map(|v| v.bytes()));
     let events = struct_slice::<ControlEvent>(raw.events().map(|v| v.bytes()));
     if samples.len() > limits.max_samples {
-        return Err(DecodeError::TooMany {
-            what: "samples",
-            count: samples.len(),
-            limit: limits.max_samples,
-        });
+        return Err(DecodeError::TooMany { what: "samples", count: samples.len(), limit: limits.max_samples });
     }
     if events.len() > limits.max_events {
-        return Err(DecodeError::TooMany {
-            what: "control events",
-            count: events.len(),
-            limit: limits.max_events,
-        });
+        return Err(DecodeError::TooMany { what: "control events", count: events.len(), limit: limits.max_events });
     }
-    Ok(BatchView {
-        raw,
-        samples,
-        events,
-    })
+    Ok(BatchView { raw, samples, events })
 }
 
 /// Reinterprets a verified vector of FlatBuffers structs as a slice.

@@ -52,8 +52,7 @@ impl BatchData {
 
 /// Encodes a batch as a finished FlatBuffer with the `TWB1` file identifier.
 pub fn encode_batch(batch: &BatchData) -> Vec<u8> {
-    let mut fbb =
-        FlatBufferBuilder::with_capacity(128 + batch.samples.len() * 24 + batch.events.len() * 8);
+    let mut fbb = FlatBufferBuilder::with_capacity(128 + batch.samples.len() * 24 + batch.events.len() * 8);
     let device_id = fbb.create_string(&batch.device_id);
     let user_id = fbb.create_string(&batch.user_id);
     let device_model = batch.device_model.as_deref().map(|m| fbb.create_string(m));

@@ -17,14 +17,8 @@ pub enum DecodeError {
     UnsupportedSchemaVersion { found: u16, supported: u16 },
     #[error("field `{field}` is empty: every batch must name its {field}")]
     EmptyField { field: &'static str },
-    #[error(
-        "the batch has {count} {what}, more than the limit of {limit}: split it into smaller batches"
-    )]
-    TooMany {
-        what: &'static str,
-        count: usize,
-        limit: usize,
-    },
+    #[error("the batch has {count} {what}, more than the limit of {limit}: split it into smaller batches")]
+    TooMany { what: &'static str, count: usize, limit: usize },
 }
 
 impl DecodeError {

@@ -20,9 +20,7 @@ impl WorkoutId {
 impl WorkoutId {
     /// The hyphenated lowercase UUID text, without allocating.
     pub fn encode<'b>(&self, buf: &'b mut [u8; 36]) -> &'b str {
-        uuid::Uuid::from_bytes(self.0)
-            .hyphenated()
-            .encode_lower(buf)
+        uuid::Uuid::from_bytes(self.0).hyphenated().encode_lower(buf)
     }
 }
 
@@ -40,9 +38,7 @@ impl fmt::Debug for WorkoutId {
 
 /// The text was not a UUID (`8-4-4-4-12` hex digits).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "'{input}' is not a workout id: expected a UUID such as 67e55044-10b1-426f-9247-bb680e5fe0c8"
-)]
+#[error("'{input}' is not a workout id: expected a UUID such as 67e55044-10b1-426f-9247-bb680e5fe0c8")]
 pub struct ParseWorkoutIdError {
     pub input: String,
 }
@@ -52,9 +48,7 @@ impl FromStr for WorkoutId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         uuid::Uuid::parse_str(s)
             .map(|u| WorkoutId(*u.as_bytes()))
-            .map_err(|_| ParseWorkoutIdError {
-                input: s.chars().take(64).collect(),
-            })
+            .map_err(|_| ParseWorkoutIdError { input: s.chars().take(64).collect() })
     }
 }
 

@@ -14,9 +14,7 @@ fn sample_strategy() -> impl Strategy<Value = Sample> {
         any::<u16>(),
         any::<u16>(),
     )
-        .prop_map(|(t, lat, lon, alt, hr, cad, pw, acc, fl)| {
-            Sample::new(t, lat, lon, alt, hr, cad, pw, acc, fl)
-        })
+        .prop_map(|(t, lat, lon, alt, hr, cad, pw, acc, fl)| Sample::new(t, lat, lon, alt, hr, cad, pw, acc, fl))
 }
 
 fn batch_strategy() -> impl Strategy<Value = BatchData> {
@@ -24,33 +22,24 @@ fn batch_strategy() -> impl Strategy<Value = BatchData> {
         "[a-z0-9-]{1,24}",
         "[a-z0-9-]{1,24}",
         any::<[u8; 16]>(),
-        prop_oneof![
-            Just(Sport::Running),
-            Just(Sport::Cycling),
-            Just(Sport::Other)
-        ],
+        prop_oneof![Just(Sport::Running), Just(Sport::Cycling), Just(Sport::Other)],
         any::<u64>(),
         any::<i64>(),
         proptest::option::of("[ -~]{0,32}"),
         proptest::collection::vec(sample_strategy(), 0..200),
-        proptest::collection::vec(
-            (any::<u32>(), 0u8..5).prop_map(|(t, k)| ControlEvent::new(t, ControlKind(k))),
-            0..8,
-        ),
+        proptest::collection::vec((any::<u32>(), 0u8..5).prop_map(|(t, k)| ControlEvent::new(t, ControlKind(k))), 0..8),
     )
-        .prop_map(
-            |(device_id, user_id, id, sport, seq, base, model, samples, events)| BatchData {
-                device_id,
-                user_id,
-                workout_id: WorkoutId(id),
-                sport,
-                seq,
-                base_time_ms: base,
-                device_model: model,
-                samples,
-                events,
-            },
-        )
+        .prop_map(|(device_id, user_id, id, sport, seq, base, model, samples, events)| BatchData {
+            device_id,
+            user_id,
+            workout_id: WorkoutId(id),
+            sport,
+            seq,
+            base_time_ms: base,
+            device_model: model,
+            samples,
+            events,
+        })
 }
 
 proptest! {
@@ -106,12 +95,7 @@ fn wrong_file_identifier_is_named() {
     let mut bytes = valid_batch();
     bytes[4..8].copy_from_slice(b"NOPE");
     let err = decode_batch(&bytes, &DecodeLimits::default()).unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::WrongFileIdentifier {
-            found: "NOPE".into()
-        }
-    );
+    assert_eq!(err, DecodeError::WrongFileIdentifier { found: "NOPE".into() });
     assert!(err.to_string().contains("TWB1"));
 }
 
@@ -119,10 +103,7 @@ fn wrong_file_identifier_is_named() {
 fn vector_length_past_the_end_fails_verification() {
     let bytes = valid_batch();
     // The samples vector holds 37 samples (an odd count no offset can share); its u32 length prefix precedes it.
-    let len_at = bytes
-        .windows(4)
-        .position(|w| w == 37u32.to_le_bytes())
-        .expect("length prefix");
+    let len_at = bytes.windows(4).position(|w| w == 37u32.to_le_bytes()).expect("length prefix");
     let mut evil = bytes.clone();
     evil[len_at..len_at + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
     let err = decode_batch(&evil, &DecodeLimits::default()).unwrap_err();
@@ -133,30 +114,13 @@ fn vector_length_past_the_end_fails_verification() {
 #[test]
 fn limits_are_enforced() {
     let bytes = valid_batch();
-    let err = decode_batch(
-        &bytes,
-        &DecodeLimits {
-            max_samples: 3,
-            max_events: 10,
-        },
-    )
-    .unwrap_err();
-    assert_eq!(
-        err,
-        DecodeError::TooMany {
-            what: "samples",
-            count: 37,
-            limit: 3
-        }
-    );
+    let err = decode_batch(&bytes, &DecodeLimits { max_samples: 3, max_events: 10 }).unwrap_err();
+    assert_eq!(err, DecodeError::TooMany { what: "samples", count: 37, limit: 3 });
 }
 
 #[test]
 fn empty_device_id_is_rejected() {
-    let bytes = encode_batch(&BatchData {
-        user_id: "u".into(),
-        ..BatchData::default()
-    });
+    let bytes = encode_batch(&BatchData { user_id: "u".into(), ..BatchData::default() });
     assert_eq!(
         decode_batch(&bytes, &DecodeLimits::default()).unwrap_err(),
         DecodeError::EmptyField { field: "device_id" }

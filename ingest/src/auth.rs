@@ -26,12 +26,7 @@ pub struct TokenAuth {
 
 impl TokenAuth {
     pub fn new(tokens: &[DeviceToken]) -> Self {
-        TokenAuth {
-            tokens: tokens
-                .iter()
-                .map(|t| (t.token.clone(), t.device_id.clone()))
-                .collect(),
-        }
+        TokenAuth { tokens: tokens.iter().map(|t| (t.token.clone(), t.device_id.clone())).collect() }
     }
 
     /// The device id the token is bound to (`"*"` for any), or None for an unknown token.

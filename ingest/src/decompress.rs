@@ -25,35 +25,22 @@ impl ContentEncoding {
 }
 
 /// Decompresses `body`, failing as soon as the output would exceed `cap` bytes.
-pub fn decompress_capped(
-    body: &[u8],
-    encoding: ContentEncoding,
-    cap: usize,
-) -> Result<Option<Vec<u8>>, IngestError> {
+pub fn decompress_capped(body: &[u8], encoding: ContentEncoding, cap: usize) -> Result<Option<Vec<u8>>, IngestError> {
     let reader: Box<dyn Read + '_> = match encoding {
         ContentEncoding::Identity => return Ok(None),
-        ContentEncoding::Zstd => Box::new(zstd::stream::read::Decoder::new(body).map_err(|e| {
-            IngestError::BadCompression {
-                encoding: "zstd",
-                detail: e.to_string(),
-            }
-        })?),
+        ContentEncoding::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(body)
+                .map_err(|e| IngestError::BadCompression { encoding: "zstd", detail: e.to_string() })?,
+        ),
         ContentEncoding::Gzip => Box::new(flate2::read::GzDecoder::new(body)),
     };
-    let name = if encoding == ContentEncoding::Zstd {
-        "zstd"
-    } else {
-        "gzip"
-    };
+    let name = if encoding == ContentEncoding::Zstd { "zstd" } else { "gzip" };
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
     // Read one byte past the cap: if it arrives, the body is too large once decompressed.
     let read = reader
         .take(cap as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| IngestError::BadCompression {
-            encoding: name,
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| IngestError::BadCompression { encoding: name, detail: e.to_string() })?;
     if read > cap {
         return Err(IngestError::DecompressedTooLarge { limit: cap });
     }
@@ -79,19 +66,11 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"hello").unwrap();
         let gz = enc.finish().unwrap();
-        assert_eq!(
-            decompress_capped(&gz, ContentEncoding::Gzip, 10)
-                .unwrap()
-                .unwrap(),
-            b"hello"
-        );
+        assert_eq!(decompress_capped(&gz, ContentEncoding::Gzip, 10).unwrap().unwrap(), b"hello");
         assert!(matches!(
             decompress_capped(b"nope", ContentEncoding::Zstd, 10),
             Err(IngestError::BadCompression { .. })
         ));
-        assert!(matches!(
-            ContentEncoding::parse(Some("br")),
-            Err(IngestError::UnsupportedEncoding { .. })
-        ));
+        assert!(matches!(ContentEncoding::parse(Some("br")), Err(IngestError::UnsupportedEncoding { .. })));
     }
 }

@@ -4,34 +4,20 @@ use trackwire_codec::DecodeError;
 /// QUIC ack status; the message tells the device what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error(
-        "no bearer token: send `Authorization: Bearer <token>` with a token from the server's ingest.tokens"
-    )]
+    #[error("no bearer token: send `Authorization: Bearer <token>` with a token from the server's ingest.tokens")]
     MissingToken,
     #[error("the bearer token is not known to this server: check the device's provisioning")]
     UnknownToken,
-    #[error(
-        "this token belongs to device '{token_device}' but the batch is from device '{batch_device}'"
-    )]
-    DeviceMismatch {
-        token_device: String,
-        batch_device: String,
-    },
-    #[error(
-        "the body is {size} bytes, over the limit of {limit}: split the workout into smaller batches"
-    )]
+    #[error("this token belongs to device '{token_device}' but the batch is from device '{batch_device}'")]
+    DeviceMismatch { token_device: String, batch_device: String },
+    #[error("the body is {size} bytes, over the limit of {limit}: split the workout into smaller batches")]
     BodyTooLarge { size: usize, limit: usize },
-    #[error(
-        "the body decompresses to more than {limit} bytes: split the workout into smaller batches"
-    )]
+    #[error("the body decompresses to more than {limit} bytes: split the workout into smaller batches")]
     DecompressedTooLarge { limit: usize },
     #[error("Content-Encoding '{encoding}' is not supported: use zstd, gzip or none")]
     UnsupportedEncoding { encoding: String },
     #[error("the body is not valid {encoding}: {detail}")]
-    BadCompression {
-        encoding: &'static str,
-        detail: String,
-    },
+    BadCompression { encoding: &'static str, detail: String },
     #[error("{0}")]
     Malformed(#[from] DecodeError),
     #[error("the server is saturated: retry this batch after a short wait (it is idempotent)")]

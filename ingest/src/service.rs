@@ -40,10 +40,7 @@ pub struct IngestMetrics {
 impl IngestMetrics {
     /// `(reason, count)` for every reject reason, zeros included.
     pub fn rejects(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        IngestError::REASONS
-            .iter()
-            .zip(&self.rejects)
-            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+        IngestError::REASONS.iter().zip(&self.rejects).map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
     }
 
     fn reject(&self, err: &IngestError) {
@@ -63,12 +60,7 @@ pub struct Ingestor {
 
 impl Ingestor {
     pub fn new(config: IngestConfig, log: DurableLog) -> Self {
-        Ingestor {
-            auth: TokenAuth::new(&config.tokens),
-            config,
-            log,
-            metrics: IngestMetrics::default(),
-        }
+        Ingestor { auth: TokenAuth::new(&config.tokens), config, log, metrics: IngestMetrics::default() }
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -99,13 +91,9 @@ impl Ingestor {
             Ok(acc) => {
                 self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
                 if acc.duplicate {
-                    self.metrics
-                        .duplicates_acked
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.duplicates_acked.fetch_add(1, Ordering::Relaxed);
                 } else {
-                    self.metrics
-                        .samples_acked
-                        .fetch_add(acc.samples as u64, Ordering::Relaxed);
+                    self.metrics.samples_acked.fetch_add(acc.samples as u64, Ordering::Relaxed);
                 }
             }
             Err(err) => self.metrics.reject(err),
@@ -119,27 +107,17 @@ impl Ingestor {
         content_encoding: Option<&str>,
         bearer: Option<&str>,
     ) -> Result<Accepted, IngestError> {
-        let token_device = self
-            .auth
-            .device_for(bearer.ok_or(IngestError::MissingToken)?)
-            .ok_or(IngestError::UnknownToken)?;
-        self.metrics
-            .bytes_received
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        let token_device =
+            self.auth.device_for(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
+        self.metrics.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
         if body.len() > self.config.max_body_bytes {
-            return Err(IngestError::BodyTooLarge {
-                size: body.len(),
-                limit: self.config.max_body_bytes,
-            });
+            return Err(IngestError::BodyTooLarge { size: body.len(), limit: self.config.max_body_bytes });
         }
         let encoding = ContentEncoding::parse(content_encoding)?;
-        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)?
-        {
+        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)? {
             Some(plain) => Bytes::from(plain),
             None if body.len() > self.config.max_decompressed_bytes => {
-                return Err(IngestError::DecompressedTooLarge {
-                    limit: self.config.max_decompressed_bytes,
-                });
+                return Err(IngestError::DecompressedTooLarge { limit: self.config.max_decompressed_bytes });
             }
             None => body,
         };
@@ -150,22 +128,14 @@ impl Ingestor {
                 batch_device: batch.device_id().to_owned(),
             });
         }
-        let key = DedupKey {
-            workout_id: batch.workout_id(),
-            seq: batch.seq(),
-        };
+        let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
         let samples = batch.samples().len();
-        let pending = self
-            .log
-            .try_append(key, payload.clone())
-            .map_err(|e| match e {
-                TryAppendError::Full => IngestError::Overloaded,
-                TryAppendError::Closed => IngestError::ShuttingDown,
-            })?;
-        let outcome = pending
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?
-            .map_err(|e| IngestError::Storage(e.to_string()))?;
+        let pending = self.log.try_append(key, payload.clone()).map_err(|e| match e {
+            TryAppendError::Full => IngestError::Overloaded,
+            TryAppendError::Closed => IngestError::ShuttingDown,
+        })?;
+        let outcome =
+            pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
         Ok(Accepted {
             workout_id: key.workout_id,
             acked_seq: key.seq,

@@ -13,15 +13,27 @@ fn config(dir: &std::path::Path) -> LogConfig {
     LogConfig { dir: dir.to_path_buf(), segment_bytes: 4096, group_commit_bytes: 1 << 20, queue_depth: 64 }
 }
 
-fn open(dir: &std::path::Path) -> (DurableLog, std::thread::JoinHandle<Result<(), trackwire_ingest::log::LogError>>, Seen) {
+fn open(
+    dir: &std::path::Path,
+) -> (DurableLog, std::thread::JoinHandle<Result<(), trackwire_ingest::log::LogError>>, Seen) {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
-    let (log, handle) = DurableLog::open(config(dir), Box::new(move |r| {
-        sink.lock().unwrap().push(r);
-        true
-    }))
+    let (log, handle) = DurableLog::open(
+        config(dir),
+        Box::new(move |r| {
+            sink.lock().unwrap().push(r);
+            true
+        }),
+    )
     .unwrap();
     (log, handle, seen)
+}
+
+/// Segment files, oldest first.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut segments: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    segments
 }
 
 fn key(w: u8, seq: u64) -> DedupKey {
@@ -84,8 +96,7 @@ fn a_torn_write_at_the_tail_is_truncated_on_replay() {
         append(&log, key(1, seq), &[7; 50]);
     }
     close(log, handle);
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    segments.sort();
+    let segments = segment_files(dir.path());
     let last = segments.last().unwrap();
     let len = std::fs::metadata(last).unwrap().len();
     // A crash mid-append: the last record loses its final 20 bytes, and garbage follows nothing.
@@ -111,8 +122,7 @@ fn corruption_before_the_tail_is_an_error_not_a_silent_truncation() {
         append(&log, key(1, seq), &[1; 100]);
     }
     close(log, handle);
-    let mut segments: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    segments.sort();
+    let segments = segment_files(dir.path());
     let mut bytes = std::fs::read(&segments[0]).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(&segments[0], bytes).unwrap();
@@ -152,10 +162,13 @@ fn a_full_queue_is_refused_not_blocked() {
     let consumer_gate = gate.clone();
     let mut cfg = config(dir.path());
     cfg.queue_depth = 4;
-    let (log, _handle) = DurableLog::open(cfg, Box::new(move |_| {
-        drop(consumer_gate.lock().unwrap());
-        true
-    }))
+    let (log, _handle) = DurableLog::open(
+        cfg,
+        Box::new(move |_| {
+            drop(consumer_gate.lock().unwrap());
+            true
+        }),
+    )
     .unwrap();
     let mut refused = false;
     for seq in 0..100 {

@@ -27,18 +27,32 @@ struct Args {
     /// Batches each connection sends.
     #[arg(long, default_value_t = 2000)]
     batches: u64,
-    /// Concurrent connections (each its own workout and thread).
+    /// Concurrent connections (each its own thread).
     #[arg(long, default_value_t = 1)]
     connections: usize,
+    /// Batches per workout: a connection uploads one session after another, like the mobile SDK
+    /// syncing offline workouts (4 × 1,000 samples at 1 Hz ≈ a 67-minute run).
+    #[arg(long, default_value_t = 4)]
+    workout_batches: u64,
 }
 
-/// A plausible run: ~3 m/s north-east with a heart rate, one sample per second.
-fn encode(workout: WorkoutId, seq: u64, batch_size: u32) -> Vec<u8> {
-    let base = 1_700_000_000_000 + seq as i64 * i64::from(batch_size) * 1000;
+/// A plausible run recorded in the last hours: ~3 m/s north-east with a heart rate, 1 Hz.
+fn encode(workout: WorkoutId, seq: u64, batch_size: u32, session_start_ms: i64) -> Vec<u8> {
+    let base = session_start_ms + seq as i64 * i64::from(batch_size) * 1000;
     let samples = (0..batch_size)
         .map(|i| {
             let n = (seq * u64::from(batch_size) + u64::from(i)) as i32;
-            Sample::new(i * 1000, 473_000_000 + n * 270, 85_000_000 + n * 400, 40_000 + (n % 500), 140 + (n % 30) as u8, 85, u16::MAX, 40, 0)
+            Sample::new(
+                i * 1000,
+                473_000_000 + n * 270,
+                85_000_000 + n * 400,
+                40_000 + (n % 500),
+                140 + (n % 30) as u8,
+                85,
+                u16::MAX,
+                40,
+                0,
+            )
         })
         .collect();
     encode_batch(&BatchData {
@@ -55,8 +69,18 @@ fn encode(workout: WorkoutId, seq: u64, batch_size: u32) -> Vec<u8> {
 }
 
 fn run_connection(args: &Args, index: usize) -> anyhow::Result<(u64, Duration)> {
-    let workout = WorkoutId(*uuid::Uuid::new_v4().as_bytes());
-    let bodies: Vec<Vec<u8>> = (0..args.batches).map(|seq| encode(workout, seq, args.batch_size)).collect();
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let session_ms = (args.workout_batches * u64::from(args.batch_size)) as i64 * 1000;
+    let per_workout = args.workout_batches.max(1);
+    let mut workout = WorkoutId::default();
+    let bodies: Vec<Vec<u8>> = (0..args.batches)
+        .map(|i| {
+            if i % per_workout == 0 {
+                workout = WorkoutId(*uuid::Uuid::new_v4().as_bytes());
+            }
+            encode(workout, i % per_workout, args.batch_size, now_ms - session_ms - 60_000)
+        })
+        .collect();
     let stream = TcpStream::connect(&args.addr).with_context(|| format!("connecting to {}", args.addr))?;
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
@@ -98,7 +122,14 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let started = Instant::now();
     let results: Vec<anyhow::Result<(u64, Duration)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..args.connections).map(|i| scope.spawn({ let args = &args; move || run_connection(args, i) })).collect();
+        let handles: Vec<_> = (0..args.connections)
+            .map(|i| {
+                scope.spawn({
+                    let args = &args;
+                    move || run_connection(args, i)
+                })
+            })
+            .collect();
         handles.into_iter().map(|h| h.join().expect("connection thread")).collect()
     });
     let wall = started.elapsed();

@@ -21,9 +21,7 @@ mod shard;
 pub mod stages;
 mod workout;
 
-pub use model::{
-    EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
-};
+pub use model::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
 pub use registry::LiveWorkouts;
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
 pub use shard::ShardCore;

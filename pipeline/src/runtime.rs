@@ -37,16 +37,9 @@ pub struct PipelineSubmitter {
 impl PipelineSubmitter {
     /// Hands a durable record to the shard that owns its workout; blocks while that shard's queue
     /// is full (which is how a slow pipeline pushes back on the log and then on ingest).
-    pub fn submit(
-        &self,
-        lsn: u64,
-        workout_id: WorkoutId,
-        payload: Bytes,
-    ) -> Result<(), PipelineStopped> {
+    pub fn submit(&self, lsn: u64, workout_id: WorkoutId, payload: Bytes) -> Result<(), PipelineStopped> {
         let shard = (workout_id.shard_hash() % self.inputs.len() as u64) as usize;
-        self.inputs[shard]
-            .send(ShardInput { lsn, payload })
-            .map_err(|_| PipelineStopped)
+        self.inputs[shard].send(ShardInput { lsn, payload }).map_err(|_| PipelineStopped)
     }
 }
 
@@ -77,12 +70,7 @@ impl Pipeline {
                 .expect("spawn a pipeline shard thread");
             handles.push(handle);
         }
-        (
-            Pipeline { handles },
-            PipelineSubmitter {
-                inputs: inputs.into(),
-            },
-        )
+        (Pipeline { handles }, PipelineSubmitter { inputs: inputs.into() })
     }
 
     /// Waits until every shard has drained its queue (after all submitters were dropped).
@@ -95,12 +83,7 @@ impl Pipeline {
     }
 }
 
-fn run_shard(
-    mut core: ShardCore,
-    input: Receiver<ShardInput>,
-    output: Sender<ShardOutput>,
-    live: Arc<LiveWorkouts>,
-) {
+fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
     for record in input {
         let out = core.process(record.lsn, &record.payload);
         if let Some(summary) = &out.summary {

@@ -14,10 +14,7 @@ pub struct ShardCore {
 
 impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
-        ShardCore {
-            workouts: HashMap::new(),
-            limits,
-        }
+        ShardCore { workouts: HashMap::new(), limits }
     }
 
     /// Applies one durable record. Always returns an output for `lsn` (possibly empty), so the
@@ -29,10 +26,7 @@ impl ShardCore {
                 // Verified before it was appended; reaching this means the log was written by an
                 // incompatible build. Skipping is the only option; say so loudly.
                 tracing::error!(lsn, %err, "durable record does not decode; skipped");
-                return ShardOutput {
-                    lsn,
-                    ..ShardOutput::default()
-                };
+                return ShardOutput { lsn, ..ShardOutput::default() };
             }
         };
         match self.workouts.get_mut(&batch.workout_id()) {

@@ -4,9 +4,7 @@
 use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, missing};
 
 use crate::stages::Stages;
-use crate::{
-    EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
-};
+use crate::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
 
 /// One workout's state inside its shard.
 #[derive(Debug, Clone)]
@@ -61,10 +59,7 @@ impl Workout {
 
     /// Applies one batch. `started` is true for the batch that created the workout.
     pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool) -> ShardOutput {
-        let mut out = ShardOutput {
-            lsn,
-            ..ShardOutput::default()
-        };
+        let mut out = ShardOutput { lsn, ..ShardOutput::default() };
         if self.summary.status.is_ended() {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %self.summary.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
@@ -89,11 +84,7 @@ impl Workout {
                         && matches!(e.kind(), ControlKind::Start | ControlKind::Resume))
             };
             while let Some(event) = pending_events.next_if(applies_before) {
-                self.transition(
-                    event.kind(),
-                    base + i64::from(event.time_offset_ms()),
-                    &mut transitions,
-                );
+                self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
             }
             if self.summary.status.is_ended() {
                 break;
@@ -103,11 +94,7 @@ impl Workout {
             out.points.push(point);
         }
         for event in pending_events {
-            self.transition(
-                event.kind(),
-                base + i64::from(event.time_offset_ms()),
-                &mut transitions,
-            );
+            self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
         }
         self.summary.batches += 1;
         self.summary.samples += out.points.len() as u64;
@@ -116,15 +103,13 @@ impl Workout {
         self.stages.summarize(&mut self.summary);
         if let Some(end) = transitions.iter().map(|(_, t)| *t).max() {
             self.summary.end_time_ms = self.summary.end_time_ms.max(end);
-            self.summary.elapsed_s =
-                (self.summary.end_time_ms - self.summary.start_time_ms).max(0) as f64 / 1000.0;
+            self.summary.elapsed_s = (self.summary.end_time_ms - self.summary.start_time_ms).max(0) as f64 / 1000.0;
         }
 
         // Updated comes after the batch's pause/resume and before a final Completed/Cancelled.
-        let (ending, mut ordered): (Vec<_>, Vec<_>) =
-            transitions.into_iter().partition(|(k, _)| {
-                matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled)
-            });
+        let (ending, mut ordered): (Vec<_>, Vec<_>) = transitions
+            .into_iter()
+            .partition(|(k, _)| matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled));
         if !out.points.is_empty() {
             ordered.push((EventKind::WorkoutUpdated, self.summary.end_time_ms));
         }
@@ -145,12 +130,7 @@ impl Workout {
         out
     }
 
-    fn transition(
-        &mut self,
-        kind: ControlKind,
-        at_ms: i64,
-        transitions: &mut Vec<(EventKind, i64)>,
-    ) {
+    fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64)>) {
         use WorkoutStatus::*;
         let (next, event) = match (self.summary.status, kind) {
             (Active, ControlKind::Pause) => (Paused, EventKind::WorkoutPaused),
@@ -168,14 +148,7 @@ impl Workout {
         transitions.push((event, at_ms));
     }
 
-    fn decode_sample(
-        &mut self,
-        s: &Sample,
-        base_ms: i64,
-        seq: u64,
-        index: u32,
-        lsn: u64,
-    ) -> EnrichedPoint {
+    fn decode_sample(&mut self, s: &Sample, base_ms: i64, seq: u64, index: u32, lsn: u64) -> EnrichedPoint {
         let time_ms = base_ms + i64::from(s.time_offset_ms());
         let time_out_of_order = self.last_time_ms.is_some_and(|last| time_ms <= last);
         if !time_out_of_order {
@@ -194,13 +167,11 @@ impl Workout {
             time_ms,
             lat_deg: has_fix.then(|| f64::from(lat) * 1e-7),
             lon_deg: has_fix.then(|| f64::from(lon) * 1e-7),
-            altitude_m: (s.altitude_cm() != missing::ALTITUDE)
-                .then(|| s.altitude_cm() as f32 / 100.0),
+            altitude_m: (s.altitude_cm() != missing::ALTITUDE).then(|| s.altitude_cm() as f32 / 100.0),
             heart_rate_bpm: (s.heart_rate_bpm() != missing::HEART_RATE).then(|| s.heart_rate_bpm()),
             cadence_rpm: (s.cadence_rpm() != missing::CADENCE).then(|| s.cadence_rpm()),
             power_w: (s.power_w() != missing::POWER).then(|| s.power_w()),
-            h_accuracy_m: (s.h_accuracy_dm() != missing::ACCURACY)
-                .then(|| f32::from(s.h_accuracy_dm()) / 10.0),
+            h_accuracy_m: (s.h_accuracy_dm() != missing::ACCURACY).then(|| f32::from(s.h_accuracy_dm()) / 10.0),
             flags: s.flags(),
             paused: self.summary.status == WorkoutStatus::Paused,
             time_out_of_order,
@@ -216,8 +187,5 @@ fn event_id(lsn: u64, index: u16, summary: &WorkoutSummary) -> String {
     bytes[..8].copy_from_slice(&lsn.to_be_bytes());
     bytes[8..10].copy_from_slice(&index.to_be_bytes());
     bytes[10..].copy_from_slice(&summary.workout_id.0[..6]);
-    uuid::Builder::from_custom_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    uuid::Builder::from_custom_bytes(bytes).into_uuid().hyphenated().to_string()
 }

@@ -8,7 +8,17 @@ const BASE: i64 = 1_700_000_000_000;
 
 /// A sample one second apart moving ~11 m north each second, with a heart rate.
 fn sample(t_s: u32, hr: u8) -> Sample {
-    Sample::new(t_s * 1000, 473_000_000 + t_s as i32 * 1000, 85_000_000, 40_000, hr, missing::CADENCE, missing::POWER, 50, 0)
+    Sample::new(
+        t_s * 1000,
+        473_000_000 + t_s as i32 * 1000,
+        85_000_000,
+        40_000,
+        hr,
+        missing::CADENCE,
+        missing::POWER,
+        50,
+        0,
+    )
 }
 
 fn batch(seq: u64, samples: Vec<Sample>, events: Vec<(u32, ControlKind)>) -> Vec<u8> {
@@ -36,10 +46,21 @@ fn start_pause_resume_complete_emit_the_seed_events_in_order() {
     assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutUpdated]);
     assert_eq!(out.points.len(), 10);
 
-    let out = core.process(2, &batch(1, (10..20).map(|t| sample(t, 130)).collect(), vec![(14, ControlKind::Pause), (17, ControlKind::Resume)]));
+    let out = core.process(
+        2,
+        &batch(
+            1,
+            (10..20).map(|t| sample(t, 130)).collect(),
+            vec![(14, ControlKind::Pause), (17, ControlKind::Resume)],
+        ),
+    );
     assert_eq!(kinds(&out), [EventKind::WorkoutPaused, EventKind::WorkoutResumed, EventKind::WorkoutUpdated]);
     let paused: Vec<bool> = out.points.iter().map(|p| p.paused).collect();
-    assert_eq!(paused, [false, false, false, false, false, true, true, false, false, false], "the sample at the pause instant still counts");
+    assert_eq!(
+        paused,
+        [false, false, false, false, false, true, true, false, false, false],
+        "the sample at the pause instant still counts"
+    );
 
     let out = core.process(3, &batch(2, (20..25).map(|t| sample(t, 180)).collect(), vec![(24, ControlKind::Complete)]));
     assert_eq!(kinds(&out), [EventKind::WorkoutUpdated, EventKind::WorkoutCompleted]);
@@ -69,7 +90,17 @@ fn transitions_that_do_not_apply_are_ignored() {
     let mut core = ShardCore::default();
     let out = core.process(
         1,
-        &batch(0, vec![sample(0, 100), sample(9, 100)], vec![(1, ControlKind::Resume), (2, ControlKind::Pause), (3, ControlKind::Pause), (4, ControlKind::Start), (5, ControlKind(77))]),
+        &batch(
+            0,
+            vec![sample(0, 100), sample(9, 100)],
+            vec![
+                (1, ControlKind::Resume),
+                (2, ControlKind::Pause),
+                (3, ControlKind::Pause),
+                (4, ControlKind::Start),
+                (5, ControlKind(77)),
+            ],
+        ),
     );
     assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutPaused, EventKind::WorkoutUpdated]);
     assert_eq!(out.summary.unwrap().status, WorkoutStatus::Paused);
@@ -78,7 +109,8 @@ fn transitions_that_do_not_apply_are_ignored() {
 #[test]
 fn cancel_ends_the_workout() {
     let mut core = ShardCore::default();
-    let out = core.process(1, &batch(0, vec![sample(0, 100), sample(1, 100), sample(2, 100)], vec![(1, ControlKind::Cancel)]));
+    let out = core
+        .process(1, &batch(0, vec![sample(0, 100), sample(1, 100), sample(2, 100)], vec![(1, ControlKind::Cancel)]));
     assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutUpdated, EventKind::WorkoutCancelled]);
     assert_eq!(out.points.len(), 2, "samples after the cancel instant are dropped with the workout");
     assert!(out.ended);
@@ -87,11 +119,24 @@ fn cancel_ends_the_workout() {
 #[test]
 fn missing_channels_and_out_of_range_fixes_are_none() {
     let mut core = ShardCore::default();
-    let s = Sample::new(0, missing::COORDINATE, missing::COORDINATE, missing::ALTITUDE, missing::HEART_RATE, missing::CADENCE, missing::POWER, missing::ACCURACY, 0);
+    let s = Sample::new(
+        0,
+        missing::COORDINATE,
+        missing::COORDINATE,
+        missing::ALTITUDE,
+        missing::HEART_RATE,
+        missing::CADENCE,
+        missing::POWER,
+        missing::ACCURACY,
+        0,
+    );
     let bad = Sample::new(1000, 950_000_000, 0, 0, 60, 0, 250, 10, 0);
     let out = core.process(1, &batch(0, vec![s, bad], vec![]));
     let p = &out.points[0];
-    assert_eq!((p.lat_deg, p.altitude_m, p.heart_rate_bpm, p.cadence_rpm, p.power_w, p.h_accuracy_m), (None, None, None, None, None, None));
+    assert_eq!(
+        (p.lat_deg, p.altitude_m, p.heart_rate_bpm, p.cadence_rpm, p.power_w, p.h_accuracy_m),
+        (None, None, None, None, None, None)
+    );
     let q = &out.points[1];
     assert_eq!((q.lat_deg, q.cadence_rpm, q.power_w, q.h_accuracy_m), (None, Some(0), Some(250), Some(1.0)));
 }
@@ -111,7 +156,10 @@ fn arbitrary_batches() -> impl Strategy<Value = Vec<Vec<u8>>> {
             .map(|(seq, samples, events)| {
                 batch(
                     seq,
-                    samples.into_iter().map(|(t, d, hr)| Sample::new(t * 1000, 473_000_000 + d, 85_000_000 - d, 0, hr, 0, 0, 0, 0)).collect(),
+                    samples
+                        .into_iter()
+                        .map(|(t, d, hr)| Sample::new(t * 1000, 473_000_000 + d, 85_000_000 - d, 0, hr, 0, 0, 0, 0))
+                        .collect(),
                     events.into_iter().map(|(t, k)| (t, ControlKind(k))).collect(),
                 )
             })

@@ -88,7 +88,11 @@ impl Coordinator {
                     }
                 }
                 if !self.reorder.is_empty() {
-                    tracing::error!(missing = self.next_lsn, waiting = self.reorder.len(), "pipeline stopped with a gap in the LSN sequence; later outputs stay in the log for replay");
+                    tracing::error!(
+                        missing = self.next_lsn,
+                        waiting = self.reorder.len(),
+                        "pipeline stopped with a gap in the LSN sequence; later outputs stay in the log for replay"
+                    );
                 }
                 self.flush(true);
                 tracing::info!(delivered = self.delivered.load(Ordering::Relaxed), "sinks drained and committed");
@@ -121,9 +125,7 @@ impl Coordinator {
         let now = Instant::now();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {
-                Ok(()) => progress
-                    .checkpoint
-                    .store(sink.checkpoint(), Ordering::Release),
+                Ok(()) => progress.checkpoint.store(sink.checkpoint(), Ordering::Release),
                 Err(err) => record_error(progress, sink.name(), &err),
             }
         }

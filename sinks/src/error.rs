@@ -3,30 +3,20 @@
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("object store {operation} of '{path}' failed: {source}")]
-    ObjectStore {
-        operation: &'static str,
-        path: String,
-        source: object_store::Error,
-    },
+    ObjectStore { operation: &'static str, path: String, source: object_store::Error },
     #[error("parquet encoding failed: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow batch could not be built: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
     #[error("read store: {0}")]
     Store(String),
 }
 
 impl SinkError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        SinkError::Io {
-            context: context.into(),
-            source,
-        }
+        SinkError::Io { context: context.into(), source }
     }
     pub(crate) fn store(err: impl std::fmt::Display) -> Self {
         SinkError::Store(err.to_string())

@@ -43,11 +43,9 @@ fn order_key(summary: &WorkoutSummary) -> Cursor {
 impl ReadStore {
     pub fn open(path: &Path) -> Result<Arc<ReadStore>, SinkError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
         }
-        let db = Database::create(path)
-            .map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
+        let db = Database::create(path).map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(SinkError::store)?;
         txn.open_table(SUMMARIES).map_err(SinkError::store)?;
         txn.open_table(BY_START).map_err(SinkError::store)?;
@@ -60,19 +58,14 @@ impl ReadStore {
     pub fn checkpoint(&self) -> Result<u64, SinkError> {
         let txn = self.db.begin_read().map_err(SinkError::store)?;
         let meta = txn.open_table(META).map_err(SinkError::store)?;
-        Ok(meta
-            .get(CHECKPOINT)
-            .map_err(SinkError::store)?
-            .map_or(0, |v| v.value()))
+        Ok(meta.get(CHECKPOINT).map_err(SinkError::store)?.map_or(0, |v| v.value()))
     }
 
     pub fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
         let txn = self.db.begin_read().map_err(SinkError::store)?;
         let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
         match table.get(&id.0[..]).map_err(SinkError::store)? {
-            Some(v) => Ok(Some(
-                serde_json::from_slice(v.value()).map_err(SinkError::store)?,
-            )),
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(SinkError::store)?)),
             None => Ok(None),
         }
     }
@@ -92,10 +85,7 @@ impl ReadStore {
         };
         let mut out = Vec::new();
         let mut last = None;
-        for entry in index
-            .range::<&[u8]>((lower, Bound::Unbounded))
-            .map_err(SinkError::store)?
-        {
+        for entry in index.range::<&[u8]>((lower, Bound::Unbounded)).map_err(SinkError::store)? {
             let (key, _) = entry.map_err(SinkError::store)?;
             if out.len() == limit {
                 return Ok((out, last));
@@ -109,31 +99,21 @@ impl ReadStore {
         Ok((out, None))
     }
 
-    fn apply(
-        &self,
-        summaries: impl Iterator<Item = WorkoutSummary>,
-        through: u64,
-    ) -> Result<(), SinkError> {
+    fn apply(&self, summaries: impl Iterator<Item = WorkoutSummary>, through: u64) -> Result<(), SinkError> {
         let txn = self.db.begin_write().map_err(SinkError::store)?;
         {
             let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
             let mut index = txn.open_table(BY_START).map_err(SinkError::store)?;
             for summary in summaries {
                 let id = &summary.workout_id.0[..];
-                let previous: Option<WorkoutSummary> = table
-                    .get(id)
-                    .map_err(SinkError::store)?
-                    .and_then(|v| serde_json::from_slice(v.value()).ok());
+                let previous: Option<WorkoutSummary> =
+                    table.get(id).map_err(SinkError::store)?.and_then(|v| serde_json::from_slice(v.value()).ok());
                 if let Some(previous) = previous {
-                    index
-                        .remove(&order_key(&previous)[..])
-                        .map_err(SinkError::store)?;
+                    index.remove(&order_key(&previous)[..]).map_err(SinkError::store)?;
                 }
                 let json = serde_json::to_vec(&summary).map_err(SinkError::store)?;
                 table.insert(id, &json[..]).map_err(SinkError::store)?;
-                index
-                    .insert(&order_key(&summary)[..], ())
-                    .map_err(SinkError::store)?;
+                index.insert(&order_key(&summary)[..], ()).map_err(SinkError::store)?;
             }
             let mut meta = txn.open_table(META).map_err(SinkError::store)?;
             meta.insert(CHECKPOINT, through).map_err(SinkError::store)?;
@@ -153,12 +133,7 @@ pub struct ReadStoreSink {
 impl ReadStoreSink {
     pub fn new(store: Arc<ReadStore>) -> Result<Self, SinkError> {
         let committed = store.checkpoint()?;
-        Ok(ReadStoreSink {
-            store,
-            pending: HashMap::new(),
-            committed,
-            last_fed: committed,
-        })
+        Ok(ReadStoreSink { store, pending: HashMap::new(), committed, last_fed: committed })
     }
 }
 
@@ -182,8 +157,7 @@ impl Sink for ReadStoreSink {
         if self.last_fed == self.committed {
             return Ok(());
         }
-        self.store
-            .apply(self.pending.values().cloned(), self.last_fed)?;
+        self.store.apply(self.pending.values().cloned(), self.last_fed)?;
         self.pending.clear();
         self.committed = self.last_fed;
         Ok(())

@@ -12,15 +12,22 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, ShardOutput};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Sink, SinkError};
 
+/// What a sink saw of one output: LSN, point count, event ids.
+type Seen = (u64, usize, Vec<String>);
+
 #[derive(Clone, Default)]
-struct Recording(Arc<Mutex<Vec<(u64, usize, Vec<String>)>>>);
+struct Recording(Arc<Mutex<Vec<Seen>>>);
 
 impl Sink for Recording {
     fn name(&self) -> &'static str {
         "recording"
     }
     fn accept(&mut self, out: &ShardOutput) -> Result<(), SinkError> {
-        self.0.lock().unwrap().push((out.lsn, out.points.len(), out.events.iter().map(|e| e.event_id.clone()).collect()));
+        self.0.lock().unwrap().push((
+            out.lsn,
+            out.points.len(),
+            out.events.iter().map(|e| e.event_id.clone()).collect(),
+        ));
         Ok(())
     }
     fn flush(&mut self, _: Instant, _: bool) -> Result<(), SinkError> {

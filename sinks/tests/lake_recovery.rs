@@ -12,7 +12,12 @@ const HOUR_MS: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
 
 fn config(target_file_bytes: usize) -> LakeConfig {
-    LakeConfig { target_file_bytes, max_file_age: Duration::from_secs(3600), row_group_rows: 1000 }
+    LakeConfig {
+        target_file_bytes,
+        max_file_age: Duration::from_secs(3600),
+        row_group_rows: 1000,
+        max_open_partitions: 8,
+    }
 }
 
 /// Records 1..=n: odd ones in hour 0 with 50 samples, even ones in hour 1 with 2 samples.
@@ -32,8 +37,20 @@ fn rows_in(dir: &std::path::Path) -> HashMap<(u64, u32), usize> {
         let file = std::fs::File::open(&entry).unwrap();
         for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
             let batch = batch.unwrap();
-            let lsn = batch.column_by_name("lsn").unwrap().as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap().clone();
-            let idx = batch.column_by_name("sample_index").unwrap().as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap().clone();
+            let lsn = batch
+                .column_by_name("lsn")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::UInt64Array>()
+                .unwrap()
+                .clone();
+            let idx = batch
+                .column_by_name("sample_index")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<arrow_array::UInt32Array>()
+                .unwrap()
+                .clone();
             for i in 0..batch.num_rows() {
                 *out.entry((lsn.value(i), idx.value(i))).or_default() += 1;
             }
@@ -103,14 +120,47 @@ fn files_are_only_visible_complete_and_named_by_partition() {
     }
     assert!(walk(&dir.path().join("points")).is_empty(), "nothing visible before commit");
     table.flush(Instant::now(), true).unwrap();
-    let mut names: Vec<String> = walk(&dir.path().join("points")).iter().map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+    let mut names: Vec<String> = walk(&dir.path().join("points"))
+        .iter()
+        .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+        .collect();
     names.sort();
-    assert_eq!(names, ["points/date=2023-11-14/hour=22/part-00000000000000000004.parquet", "points/date=2023-11-14/hour=23/part-00000000000000000004.parquet"]);
+    assert_eq!(
+        names,
+        [
+            "points/date=2023-11-14/hour=22/part-00000000000000000004.parquet",
+            "points/date=2023-11-14/hour=23/part-00000000000000000004.parquet"
+        ]
+    );
     // Timestamps are TIMESTAMP(MICROS, UTC) in the Parquet schema.
     let file = std::fs::File::open(dir.path().join(&names[0])).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let time = reader.schema().field_with_name("time").unwrap().data_type().clone();
     assert_eq!(time.to_string(), "Timestamp(µs, \"UTC\")");
     let meta = reader.metadata().file_metadata().schema_descr().column(4).logical_type_ref().cloned();
-    assert!(format!("{meta:?}").contains("is_adjusted_to_u_t_c: true") && format!("{meta:?}").contains("MICROS"), "{meta:?}");
+    assert!(
+        format!("{meta:?}").contains("is_adjusted_to_u_t_c: true") && format!("{meta:?}").contains("MICROS"),
+        "{meta:?}"
+    );
+}
+
+#[test]
+fn a_backfill_over_many_hours_keeps_few_files_open_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // 12 records, each in its own hour; at most 3 partitions may be open.
+    let records: Vec<(u64, Vec<u8>)> =
+        (1..=12).map(|lsn| (lsn, common::batch(1, lsn - 1, T0 + lsn as i64 * HOUR_MS, 10))).collect();
+    let outs = common::outputs(&records);
+    let mut config = config(1 << 30);
+    config.max_open_partitions = 3;
+    let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config).unwrap();
+    for out in &outs {
+        table.accept(out).unwrap();
+    }
+    table.flush(Instant::now(), false).unwrap();
+    assert_eq!(walk(&dir.path().join("points")).len(), 9, "the 9 oldest hours were committed early");
+    table.flush(Instant::now(), true).unwrap();
+    let rows = rows_in(dir.path());
+    assert_eq!(rows.len(), 120);
+    assert!(rows.values().all(|n| *n == 1));
 }

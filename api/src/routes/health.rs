@@ -27,11 +27,7 @@ pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Val
         })
         .collect();
     let status = if replayed { "ok" } else { "starting" };
-    let code = if replayed {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let code = if replayed { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         code,
         Json(

@@ -8,27 +8,16 @@ use trackwire_ingest::IngestError;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/ingest`: one FlatBuffers batch; answers once it is durable.
-pub async fn ingest(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Value>, ApiError> {
+pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok());
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let limit = state.ingestor.max_body_bytes();
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|size| *size > limit) {
         // Refuse before reading a byte (after checking the token, so strangers learn nothing).
         if bearer.is_some_and(|t| state.ingestor.knows_token(t)) {
@@ -40,15 +29,9 @@ pub async fn ingest(
         let too_large = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
             .any(|e| e.to_string().contains("length limit"));
         if too_large {
-            ApiError::from(IngestError::BodyTooLarge {
-                size: limit + 1,
-                limit,
-            })
+            ApiError::from(IngestError::BodyTooLarge { size: limit + 1, limit })
         } else {
-            ApiError::bad_request(
-                "body_read_failed",
-                format!("could not read the request body: {err}"),
-            )
+            ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
         }
     })?;
     let accepted = state.ingestor.ingest(body, encoding, bearer).await?;

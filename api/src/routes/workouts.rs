@@ -17,10 +17,7 @@ pub struct ListParams {
 }
 
 /// `GET /api/v1/workouts?limit=&cursor=`: newest first; `next_cursor` is null on the last page.
-pub async fn list(
-    State(state): State<AppState>,
-    Query(params): Query<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams>) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -34,25 +31,15 @@ pub async fn list(
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;
-    let workouts: Vec<_> = workouts
-        .into_iter()
-        .map(|w| state.live.get(&w.workout_id).unwrap_or(w))
-        .collect();
-    Ok(Json(
-        json!({ "workouts": workouts, "next_cursor": next.map(|c| hex(&c)) }),
-    ))
+    let workouts: Vec<_> = workouts.into_iter().map(|w| state.live.get(&w.workout_id).unwrap_or(w)).collect();
+    Ok(Json(json!({ "workouts": workouts, "next_cursor": next.map(|c| hex(&c)) })))
 }
 
 /// `GET /api/v1/workouts/{id}`: the summary, live if the workout is in progress.
-pub async fn get_one(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let id: WorkoutId = id
-        .parse()
-        .map_err(|e: trackwire_codec::ParseWorkoutIdError| {
-            ApiError::bad_request("invalid_workout_id", e.to_string())
-        })?;
+pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id: WorkoutId = id.parse().map_err(|e: trackwire_codec::ParseWorkoutIdError| {
+        ApiError::bad_request("invalid_workout_id", e.to_string())
+    })?;
     if let Some(live) = state.live.get(&id) {
         return Ok(Json(json!(live)));
     }
@@ -85,8 +72,7 @@ fn decode_cursor(text: &str) -> Result<[u8; 24], ApiError> {
     }
     let mut out = [0u8; 24];
     for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16)
-            .map_err(|_| bad())?;
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2).ok_or_else(bad)?, 16).map_err(|_| bad())?;
     }
     Ok(out)
 }

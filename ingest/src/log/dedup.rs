@@ -53,10 +53,7 @@ pub struct DedupIndex {
 impl DedupIndex {
     /// Records `key`; false when it was already present (a retry).
     pub fn insert(&mut self, key: DedupKey) -> bool {
-        self.workouts
-            .entry(key.workout_id)
-            .or_default()
-            .insert(key.seq)
+        self.workouts.entry(key.workout_id).or_default().insert(key.seq)
     }
 
     pub fn remove(&mut self, key: DedupKey) {

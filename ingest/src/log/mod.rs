@@ -62,16 +62,9 @@ pub enum Appended {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
     #[error("log segment {} is corrupt at byte {offset}: {reason}. It is not the last segment, so this is not a torn write from a crash; move the file aside to start (the batches in it are lost) or restore it from a backup", segment.display())]
-    Corrupt {
-        segment: PathBuf,
-        offset: usize,
-        reason: String,
-    },
+    Corrupt { segment: PathBuf, offset: usize, reason: String },
     #[error(
         "the log stopped accepting writes after an earlier I/O failure ({0}); restart the server once the disk is healthy, unacked batches are retried by clients"
     )]
@@ -82,10 +75,7 @@ pub enum LogError {
 
 impl LogError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        LogError::Io {
-            context: context.into(),
-            source,
-        }
+        LogError::Io { context: context.into(), source }
     }
 }
 
@@ -146,12 +136,8 @@ impl DurableLog {
         config: LogConfig,
         forward: Forward,
     ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| {
-            LogError::io(
-                format!("creating log directory {}", config.dir.display()),
-                e,
-            )
-        })?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
         let shared = Arc::new(Shared {
             metrics: LogMetrics::default(),
             release_through: AtomicU64::new(0),
@@ -174,11 +160,7 @@ impl DurableLog {
         payload: Bytes,
     ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(AppendRequest {
-            key,
-            payload,
-            reply,
-        }) {
+        match self.tx.try_send(AppendRequest { key, payload, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),
@@ -188,9 +170,7 @@ impl DurableLog {
     /// Allows deleting segments whose records all have LSN ≤ `lsn`: every sink has delivered them
     /// and no live workout needs them to rebuild its state.
     pub fn release_through(&self, lsn: u64) {
-        self.shared
-            .release_through
-            .fetch_max(lsn, Ordering::Relaxed);
+        self.shared.release_through.fetch_max(lsn, Ordering::Relaxed);
     }
 
     /// The LSN replay started from: the oldest record retained when the log was opened.

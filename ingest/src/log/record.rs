@@ -67,9 +67,7 @@ pub enum FrameError {
 pub fn decode_record(buf: &[u8], offset: usize) -> Result<(RecordRef<'_>, usize), FrameError> {
     let rest = &buf[offset..];
     if rest.len() < FRAME_HEADER {
-        return Err(FrameError::ShortHeader {
-            remaining: rest.len(),
-        });
+        return Err(FrameError::ShortHeader { remaining: rest.len() });
     }
     let body_len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
     let stored = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
@@ -78,10 +76,7 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<(RecordRef<'_>, usize)
     }
     let remaining = rest.len() - FRAME_HEADER;
     if body_len > remaining {
-        return Err(FrameError::ShortBody {
-            body_len,
-            remaining,
-        });
+        return Err(FrameError::ShortBody { body_len, remaining });
     }
     let body = &rest[FRAME_HEADER..FRAME_HEADER + body_len];
     let computed = crc32fast::hash(body);
@@ -136,20 +131,9 @@ mod tests {
     #[test]
     fn flipped_bit_is_a_checksum_error() {
         let mut buf = Vec::new();
-        encode_record(
-            &mut buf,
-            1,
-            DedupKey {
-                workout_id: WorkoutId([0; 16]),
-                seq: 0,
-            },
-            b"hello",
-        );
+        encode_record(&mut buf, 1, DedupKey { workout_id: WorkoutId([0; 16]), seq: 0 }, b"hello");
         let last = buf.len() - 1;
         buf[last] ^= 1;
-        assert!(matches!(
-            decode_record(&buf, 0),
-            Err(FrameError::Checksum { .. })
-        ));
+        assert!(matches!(decode_record(&buf, 0), Err(FrameError::Checksum { .. })));
     }
 }

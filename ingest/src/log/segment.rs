@@ -27,11 +27,9 @@ pub fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
 /// Segment files in `dir`, oldest first.
 pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogError> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(dir)
-        .map_err(|e| LogError::io(format!("listing log directory {}", dir.display()), e))?;
+    let entries = fs::read_dir(dir).map_err(|e| LogError::io(format!("listing log directory {}", dir.display()), e))?;
     for entry in entries {
-        let entry = entry
-            .map_err(|e| LogError::io(format!("listing log directory {}", dir.display()), e))?;
+        let entry = entry.map_err(|e| LogError::io(format!("listing log directory {}", dir.display()), e))?;
         let name = entry.file_name();
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".twlog")) else {
             continue;
@@ -54,15 +52,9 @@ pub fn scan_segment(
     dedup: &mut DedupIndex,
     mut each: impl FnMut(LogRecord) -> Result<(), LogError>,
 ) -> Result<SegmentMeta, LogError> {
-    let data = Bytes::from(
-        fs::read(path)
-            .map_err(|e| LogError::io(format!("reading log segment {}", path.display()), e))?,
-    );
-    let corrupt = |offset: usize, reason: String| LogError::Corrupt {
-        segment: path.to_path_buf(),
-        offset,
-        reason,
-    };
+    let data =
+        Bytes::from(fs::read(path).map_err(|e| LogError::io(format!("reading log segment {}", path.display()), e))?);
+    let corrupt = |offset: usize, reason: String| LogError::Corrupt { segment: path.to_path_buf(), offset, reason };
     if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
         if is_last && data.len() < MAGIC.len() {
             // Crashed while creating the segment: start it again.
@@ -82,19 +74,11 @@ pub fn scan_segment(
         match record::decode_record(&data, offset) {
             Ok((rec, next)) => {
                 if rec.lsn != next_lsn {
-                    return Err(corrupt(
-                        offset,
-                        format!("expected lsn {next_lsn}, found {}", rec.lsn),
-                    ));
+                    return Err(corrupt(offset, format!("expected lsn {next_lsn}, found {}", rec.lsn)));
                 }
                 dedup.insert(rec.key);
-                let payload =
-                    data.slice(rec.payload_offset..rec.payload_offset + rec.payload.len());
-                each(LogRecord {
-                    lsn: rec.lsn,
-                    key: rec.key,
-                    payload,
-                })?;
+                let payload = data.slice(rec.payload_offset..rec.payload_offset + rec.payload.len());
+                each(LogRecord { lsn: rec.lsn, key: rec.key, payload })?;
                 next_lsn += 1;
                 offset = next;
             }
@@ -113,25 +97,16 @@ pub fn scan_segment(
             }
         }
     }
-    Ok(SegmentMeta {
-        path: path.to_path_buf(),
-        first_lsn,
-        next_lsn,
-        len: offset as u64,
-    })
+    Ok(SegmentMeta { path: path.to_path_buf(), first_lsn, next_lsn, len: offset as u64 })
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), LogError> {
-    let file = OpenOptions::new().write(true).open(path).map_err(|e| {
-        LogError::io(
-            format!("opening {} to truncate a torn tail", path.display()),
-            e,
-        )
-    })?;
-    file.set_len(len)
-        .map_err(|e| LogError::io(format!("truncating {}", path.display()), e))?;
-    file.sync_all()
-        .map_err(|e| LogError::io(format!("syncing {}", path.display()), e))
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| LogError::io(format!("opening {} to truncate a torn tail", path.display()), e))?;
+    file.set_len(len).map_err(|e| LogError::io(format!("truncating {}", path.display()), e))?;
+    file.sync_all().map_err(|e| LogError::io(format!("syncing {}", path.display()), e))
 }
 
 /// Creates (or re-creates) an empty segment holding only the magic, durably.
@@ -142,10 +117,8 @@ pub fn write_new_segment_file(path: &Path) -> Result<File, LogError> {
         .truncate(true)
         .open(path)
         .map_err(|e| LogError::io(format!("creating log segment {}", path.display()), e))?;
-    file.write_all(MAGIC)
-        .map_err(|e| LogError::io(format!("writing {}", path.display()), e))?;
-    file.sync_all()
-        .map_err(|e| LogError::io(format!("syncing {}", path.display()), e))?;
+    file.write_all(MAGIC).map_err(|e| LogError::io(format!("writing {}", path.display()), e))?;
+    file.sync_all().map_err(|e| LogError::io(format!("syncing {}", path.display()), e))?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -160,10 +133,8 @@ pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
 }
 
 pub fn open_for_append(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new().append(true).open(path).map_err(|e| {
-        LogError::io(
-            format!("opening log segment {} for append", path.display()),
-            e,
-        )
-    })
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| LogError::io(format!("opening log segment {} for append", path.display()), e))
 }

@@ -51,10 +51,7 @@ impl Writer {
                     ),
                 });
             }
-            let meta =
-                segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |_| {
-                    Ok(())
-                })?;
+            let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |_| Ok(()))?;
             next_lsn = meta.next_lsn;
             segments.push(meta);
         }
@@ -63,39 +60,17 @@ impl Writer {
             None => {
                 let path = segment::segment_path(&config.dir, next_lsn);
                 let file = segment::write_new_segment_file(&path)?;
-                segments.push(SegmentMeta {
-                    path,
-                    first_lsn: next_lsn,
-                    next_lsn,
-                    len: MAGIC.len() as u64,
-                });
+                segments.push(SegmentMeta { path, first_lsn: next_lsn, next_lsn, len: MAGIC.len() as u64 });
                 file
             }
         };
-        shared.first_lsn.store(
-            segments.first().map_or(next_lsn, |s| s.first_lsn),
-            Ordering::Relaxed,
-        );
+        shared.first_lsn.store(segments.first().map_or(next_lsn, |s| s.first_lsn), Ordering::Relaxed);
         let metrics = &shared.metrics;
         metrics.durable_lsn.store(next_lsn - 1, Ordering::Relaxed);
-        metrics
-            .segments
-            .store(segments.len() as u64, Ordering::Relaxed);
-        metrics
-            .bytes_on_disk
-            .store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
+        metrics.segments.store(segments.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
         tracing::info!(dir = %config.dir.display(), segments = segments.len(), next_lsn, workouts = dedup.workouts(), "log opened");
-        Ok(Writer {
-            config,
-            rx,
-            forward,
-            shared,
-            dedup,
-            segments,
-            active,
-            next_lsn,
-            failed: None,
-        })
+        Ok(Writer { config, rx, forward, shared, dedup, segments, active, next_lsn, failed: None })
     }
 
     pub fn run(mut self) -> Result<(), LogError> {
@@ -126,10 +101,7 @@ impl Writer {
             self.commit(&mut group, &mut buf);
             self.apply_retention();
         }
-        tracing::info!(
-            durable_lsn = self.next_lsn - 1,
-            "log writer drained and stopped"
-        );
+        tracing::info!(durable_lsn = self.next_lsn - 1, "log writer drained and stopped");
         Ok(())
     }
 
@@ -141,18 +113,11 @@ impl Writer {
         for meta in &self.segments {
             segment::scan_segment(&meta.path, meta.first_lsn, false, &mut scratch, |record| {
                 metrics.replayed_records.fetch_add(1, Ordering::Relaxed);
-                if forward(record) {
-                    Ok(())
-                } else {
-                    Err(LogError::Closed)
-                }
+                if forward(record) { Ok(()) } else { Err(LogError::Closed) }
             })?;
         }
         metrics.replay_done.store(true, Ordering::Release);
-        tracing::info!(
-            records = metrics.replayed_records.load(Ordering::Relaxed),
-            "log replay handed to the pipeline"
-        );
+        tracing::info!(records = metrics.replayed_records.load(Ordering::Relaxed), "log replay handed to the pipeline");
         Ok(())
     }
 
@@ -178,11 +143,7 @@ impl Writer {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
             encode_record(buf, lsn, req.key, &req.payload);
-            appended.push(Some(LogRecord {
-                lsn,
-                key: req.key,
-                payload: req.payload.clone(),
-            }));
+            appended.push(Some(LogRecord { lsn, key: req.key, payload: req.payload.clone() }));
         }
         if self.failed.is_none()
             && let Err(err) = self.write_and_sync(buf)
@@ -190,10 +151,7 @@ impl Writer {
             self.fail(err.to_string());
         }
         if let Some(reason) = self.failed.clone() {
-            for (req, rec) in group
-                .drain(..)
-                .zip(appended.into_iter().chain(std::iter::repeat(None)))
-            {
+            for (req, rec) in group.drain(..).zip(appended.into_iter().chain(std::iter::repeat(None))) {
                 if rec.is_some() {
                     self.dedup.remove(req.key);
                 }
@@ -202,9 +160,7 @@ impl Writer {
             return;
         }
         let metrics = &self.shared.metrics;
-        metrics
-            .durable_lsn
-            .store(self.next_lsn - 1, Ordering::Release);
+        metrics.durable_lsn.store(self.next_lsn - 1, Ordering::Release);
         for (req, rec) in group.drain(..).zip(appended) {
             match rec {
                 Some(record) => {
@@ -229,20 +185,12 @@ impl Writer {
             return Ok(());
         }
         let path = &self.segments.last().expect("an active segment").path;
-        self.active
-            .write_all(buf)
-            .map_err(|e| LogError::io(format!("appending to {}", path.display()), e))?;
-        self.active
-            .sync_data()
-            .map_err(|e| LogError::io(format!("fsync of {}", path.display()), e))?;
+        self.active.write_all(buf).map_err(|e| LogError::io(format!("appending to {}", path.display()), e))?;
+        self.active.sync_data().map_err(|e| LogError::io(format!("fsync of {}", path.display()), e))?;
         let metrics = &self.shared.metrics;
         metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
-        metrics
-            .bytes_appended
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        metrics
-            .bytes_on_disk
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        metrics.bytes_appended.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.fetch_add(buf.len() as u64, Ordering::Relaxed);
         let active = self.segments.last_mut().expect("an active segment");
         active.len += buf.len() as u64;
         active.next_lsn = self.next_lsn;
@@ -254,9 +202,7 @@ impl Writer {
     fn roll_if_full(&mut self, buf: &mut Vec<u8>, payload_len: usize) -> Result<(), LogError> {
         let active = self.segments.last().expect("an active segment");
         let would_be = active.len + buf.len() as u64 + (payload_len + 40) as u64;
-        if would_be <= self.config.segment_bytes
-            || active.len + buf.len() as u64 == MAGIC.len() as u64
-        {
+        if would_be <= self.config.segment_bytes || active.len + buf.len() as u64 == MAGIC.len() as u64 {
             return Ok(());
         }
         self.write_and_sync(buf)?;
@@ -270,12 +216,8 @@ impl Writer {
             len: MAGIC.len() as u64,
         });
         let metrics = &self.shared.metrics;
-        metrics
-            .segments
-            .store(self.segments.len() as u64, Ordering::Relaxed);
-        metrics
-            .bytes_on_disk
-            .fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
+        metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
+        metrics.bytes_on_disk.fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -291,10 +233,7 @@ impl Writer {
             match std::fs::remove_file(&old.path) {
                 Ok(()) => {
                     deleted = true;
-                    self.shared
-                        .metrics
-                        .bytes_on_disk
-                        .fetch_sub(old.len, Ordering::Relaxed);
+                    self.shared.metrics.bytes_on_disk.fetch_sub(old.len, Ordering::Relaxed);
                     tracing::debug!(segment = %old.path.display(), "segment released by every sink; deleted");
                 }
                 Err(err) => {
@@ -305,10 +244,7 @@ impl Writer {
             }
         }
         if deleted {
-            self.shared
-                .metrics
-                .segments
-                .store(self.segments.len() as u64, Ordering::Relaxed);
+            self.shared.metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
             if let Err(err) = segment::sync_dir(&self.config.dir) {
                 tracing::warn!(%err, "could not sync the log directory after retention");
             }

@@ -12,9 +12,7 @@ pub struct Distance {
 impl Stage for Distance {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        if let (Some(lat), Some(lon), false) =
-            (point.lat_deg, point.lon_deg, point.time_out_of_order)
-        {
+        if let (Some(lat), Some(lon), false) = (point.lat_deg, point.lon_deg, point.time_out_of_order) {
             if let Some((plat, plon)) = self.last_fix
                 && !point.paused
             {

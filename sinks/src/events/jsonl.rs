@@ -23,8 +23,7 @@ pub struct EventLogSink {
 
 impl EventLogSink {
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| SinkError::io(format!("listing {}", dir.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -34,17 +33,12 @@ impl EventLogSink {
         let mut committed = 0;
         let mut file = None;
         if let Some(last) = files.last() {
-            let data = std::fs::read(last)
-                .map_err(|e| SinkError::io(format!("reading {}", last.display()), e))?;
+            let data = std::fs::read(last).map_err(|e| SinkError::io(format!("reading {}", last.display()), e))?;
             let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
             if complete < data.len() {
                 tracing::warn!(file = %last.display(), "cutting a torn last event line (crash during write)");
             }
-            if let Some(line) = data[..complete]
-                .split(|b| *b == b'\n')
-                .rev()
-                .find(|l| !l.is_empty())
-            {
+            if let Some(line) = data[..complete].split(|b| *b == b'\n').rev().find(|l| !l.is_empty()) {
                 let record: EventRecord = serde_json::from_slice(line).map_err(|e| {
                     SinkError::Store(format!(
                         "last line of {} is not an event ({e}); move the file aside",
@@ -57,9 +51,7 @@ impl EventLogSink {
                 .write(true)
                 .open(last)
                 .map_err(|e| SinkError::io(format!("opening {}", last.display()), e))?;
-            handle
-                .set_len(complete as u64)
-                .map_err(|e| SinkError::io(format!("truncating {}", last.display()), e))?;
+            handle.set_len(complete as u64).map_err(|e| SinkError::io(format!("truncating {}", last.display()), e))?;
             drop(handle);
             let handle = OpenOptions::new()
                 .append(true)
@@ -67,13 +59,7 @@ impl EventLogSink {
                 .map_err(|e| SinkError::io(format!("opening {}", last.display()), e))?;
             file = Some((handle, complete as u64));
         }
-        Ok(EventLogSink {
-            dir: dir.to_path_buf(),
-            file,
-            buffer: Vec::new(),
-            committed,
-            last_fed: committed,
-        })
+        Ok(EventLogSink { dir: dir.to_path_buf(), file, buffer: Vec::new(), committed, last_fed: committed })
     }
 }
 
@@ -88,8 +74,7 @@ impl Sink for EventLogSink {
         }
         self.last_fed = output.lsn;
         for event in &output.events {
-            self.buffer
-                .extend_from_slice(&event_json(event, output.lsn));
+            self.buffer.extend_from_slice(&event_json(event, output.lsn));
             self.buffer.push(b'\n');
         }
         Ok(())
@@ -98,9 +83,7 @@ impl Sink for EventLogSink {
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
         if !self.buffer.is_empty() {
             if self.file.as_ref().is_none_or(|(_, len)| *len >= ROLL_BYTES) {
-                let path = self
-                    .dir
-                    .join(format!("events-{:020}.jsonl", self.committed + 1));
+                let path = self.dir.join(format!("events-{:020}.jsonl", self.committed + 1));
                 let handle = OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -109,10 +92,8 @@ impl Sink for EventLogSink {
                 self.file = Some((handle, 0));
             }
             let (file, len) = self.file.as_mut().expect("opened above");
-            file.write_all(&self.buffer)
-                .map_err(|e| SinkError::io("appending events", e))?;
-            file.sync_data()
-                .map_err(|e| SinkError::io("fsync of the event log", e))?;
+            file.write_all(&self.buffer).map_err(|e| SinkError::io("appending events", e))?;
+            file.sync_data().map_err(|e| SinkError::io("fsync of the event log", e))?;
             *len += self.buffer.len() as u64;
             self.buffer.clear();
         }

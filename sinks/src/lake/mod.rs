@@ -24,15 +24,10 @@ use object_store::ObjectStore;
 
 /// A local-filesystem object store rooted at `dir` (created if missing).
 pub fn local_store(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>, crate::SinkError> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        crate::SinkError::io(format!("creating lake directory {}", dir.display()), e)
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::SinkError::io(format!("creating lake directory {}", dir.display()), e))?;
     let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|source| {
-        crate::SinkError::ObjectStore {
-            operation: "open",
-            path: dir.display().to_string(),
-            source,
-        }
+        crate::SinkError::ObjectStore { operation: "open", path: dir.display().to_string(), source }
     })?;
     Ok(Arc::new(store))
 }

@@ -19,12 +19,7 @@ impl Partition {
     /// The UTC date (and hour, when `hourly`) of a Unix-millisecond timestamp.
     pub fn of_time_ms(time_ms: i64, hourly: bool) -> Partition {
         let t = DateTime::from_timestamp_millis(time_ms).unwrap_or_default();
-        Partition {
-            year: t.year(),
-            month: t.month(),
-            day: t.day(),
-            hour: hourly.then(|| t.hour()),
-        }
+        Partition { year: t.year(), month: t.month(), day: t.day(), hour: hourly.then(|| t.hour()) }
     }
 }
 
@@ -48,10 +43,7 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn path(&self) -> Path {
-        Path::from(format!(
-            "{}/{}/part-{:020}.parquet",
-            self.table, self.partition, self.label
-        ))
+        Path::from(format!("{}/{}/part-{:020}.parquet", self.table, self.partition, self.label))
     }
 
     /// Parses a key of `table`; None for anything else (temporary files, foreign objects).
@@ -70,11 +62,7 @@ impl ObjectKey {
             }
             None => None,
         };
-        let label = next
-            .strip_prefix("part-")?
-            .strip_suffix(".parquet")?
-            .parse()
-            .ok()?;
+        let label = next.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()?;
         if parts.next().is_some() {
             return None;
         }
@@ -85,11 +73,7 @@ impl ObjectKey {
             day: ymd.next()?.parse().ok()?,
             hour,
         };
-        Some(ObjectKey {
-            table,
-            partition,
-            label,
-        })
+        Some(ObjectKey { table, partition, label })
     }
 }
 
@@ -99,32 +83,12 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let key = ObjectKey {
-            table: "points",
-            partition: Partition::of_time_ms(1_700_000_000_000, true),
-            label: 42,
-        };
-        assert_eq!(
-            key.path().as_ref(),
-            "points/date=2023-11-14/hour=22/part-00000000000000000042.parquet"
-        );
+        let key = ObjectKey { table: "points", partition: Partition::of_time_ms(1_700_000_000_000, true), label: 42 };
+        assert_eq!(key.path().as_ref(), "points/date=2023-11-14/hour=22/part-00000000000000000042.parquet");
         assert_eq!(ObjectKey::parse("points", &key.path()), Some(key));
-        let daily = ObjectKey {
-            table: "workouts",
-            partition: Partition::of_time_ms(0, false),
-            label: 7,
-        };
-        assert_eq!(
-            daily.path().as_ref(),
-            "workouts/date=1970-01-01/part-00000000000000000007.parquet"
-        );
+        let daily = ObjectKey { table: "workouts", partition: Partition::of_time_ms(0, false), label: 7 };
+        assert_eq!(daily.path().as_ref(), "workouts/date=1970-01-01/part-00000000000000000007.parquet");
         assert_eq!(ObjectKey::parse("workouts", &daily.path()), Some(daily));
-        assert_eq!(
-            ObjectKey::parse(
-                "points",
-                &Path::from("points/date=2023-11-14/hour=22/part-1.parquet#1")
-            ),
-            None
-        );
+        assert_eq!(ObjectKey::parse("points", &Path::from("points/date=2023-11-14/hour=22/part-1.parquet#1")), None);
     }
 }

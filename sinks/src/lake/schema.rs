@@ -5,8 +5,8 @@ use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, TimestampMicrosecondArray,
-    UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt8Array,
+    UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use trackwire_codec::WorkoutId;
@@ -78,10 +78,8 @@ impl TableSpec for PointsTable {
             Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.lsn))),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(
-                    rows.iter().map(|r| ms_to_us(r.time_ms)),
-                )
-                .with_timezone("UTC"),
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.time_ms)))
+                    .with_timezone("UTC"),
             ),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lat_deg))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lon_deg))),
@@ -92,15 +90,9 @@ impl TableSpec for PointsTable {
             Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.h_accuracy_m))),
             Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.flags))),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.paused)))),
-            Arc::new(BooleanArray::from_iter(
-                rows.iter().map(|r| Some(r.time_out_of_order)),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.distance_m),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.elapsed_s),
-            )),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.time_out_of_order)))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -159,53 +151,25 @@ impl TableSpec for WorkoutsTable {
             strings(|r| r.device_model.as_deref()),
             strings(|r| Some(&r.sport)),
             strings(|r| {
-                Some(
-                    if r.status == trackwire_pipeline::WorkoutStatus::Cancelled {
-                        "cancelled"
-                    } else {
-                        "completed"
-                    },
-                )
+                Some(if r.status == trackwire_pipeline::WorkoutStatus::Cancelled { "cancelled" } else { "completed" })
             }),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(
-                    rows.iter().map(|r| ms_to_us(r.start_time_ms)),
-                )
-                .with_timezone("UTC"),
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.start_time_ms)))
+                    .with_timezone("UTC"),
             ),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(
-                    rows.iter().map(|r| ms_to_us(r.end_time_ms)),
-                )
-                .with_timezone("UTC"),
+                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.end_time_ms)))
+                    .with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.elapsed_s),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.timer_s),
-            )),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|r| r.samples),
-            )),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|r| r.batches),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                rows.iter().map(|r| r.distance_m),
-            )),
-            Arc::new(Float64Array::from_iter(
-                rows.iter().map(|r| r.heart_rate_avg_bpm),
-            )),
-            Arc::new(UInt8Array::from_iter(
-                rows.iter().map(|r| r.heart_rate_max_bpm),
-            )),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|r| r.first_lsn),
-            )),
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|r| r.last_lsn),
-            )),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.timer_s))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.samples))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.batches))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.heart_rate_avg_bpm))),
+            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_max_bpm))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.first_lsn))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.last_lsn))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }

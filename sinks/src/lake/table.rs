@@ -41,6 +41,10 @@ pub struct LakeConfig {
     pub max_file_age: Duration,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Most partitions with an open file at once. Each open file holds encoder buffers, so a
+    /// backfill spanning hundreds of hours would otherwise hold hundreds of them; past the cap the
+    /// oldest open file is committed early (a smaller file, bounded memory).
+    pub max_open_partitions: usize,
 }
 
 /// Rows are handed to the Parquet writer in chunks of this many: big enough to amortise building
@@ -104,21 +108,14 @@ impl<T: TableSpec> LakeTable<T> {
         let mut committed: HashMap<Partition, u64> = HashMap::new();
         let listed: Vec<_> = runtime.block_on(store.list(Some(&prefix)).collect());
         for meta in listed {
-            let meta = meta.map_err(|source| SinkError::ObjectStore {
-                operation: "list",
-                path: T::NAME.into(),
-                source,
-            })?;
+            let meta =
+                meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
             if let Some(key) = ObjectKey::parse(T::NAME, &meta.location) {
                 let label = committed.entry(key.partition).or_default();
                 *label = (*label).max(key.label);
             }
         }
-        tracing::info!(
-            table = T::NAME,
-            partitions = committed.len(),
-            "lake table opened"
-        );
+        tracing::info!(table = T::NAME, partitions = committed.len(), "lake table opened");
         Ok(LakeTable {
             store,
             runtime,
@@ -140,15 +137,9 @@ impl<T: TableSpec> LakeTable<T> {
         let writer = ArrowWriter::try_new(
             Vec::new(),
             T::schema(),
-            Some(writer_properties(self.config.row_group_rows)),
+            Some(writer_properties(&T::schema(), self.config.row_group_rows)),
         )?;
-        Ok(OpenFile {
-            rows: Vec::new(),
-            total_rows: 0,
-            writer,
-            first_lsn,
-            opened: Instant::now(),
-        })
+        Ok(OpenFile { rows: Vec::new(), total_rows: 0, writer, first_lsn, opened: Instant::now() })
     }
 
     fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
@@ -159,17 +150,8 @@ impl<T: TableSpec> LakeTable<T> {
             file.writer.write(&T::to_batch(&file.rows)?)?;
         }
         let bytes = Bytes::from(file.writer.into_inner()?);
-        let key = ObjectKey {
-            table: T::NAME,
-            partition,
-            label: self.last_fed,
-        };
-        self.sealed.push_back(Sealed {
-            key,
-            bytes,
-            first_lsn: file.first_lsn,
-            rows: file.total_rows,
-        });
+        let key = ObjectKey { table: T::NAME, partition, label: self.last_fed };
+        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn, rows: file.total_rows });
         Ok(())
     }
 
@@ -179,13 +161,11 @@ impl<T: TableSpec> LakeTable<T> {
         while let Some(file) = self.sealed.front() {
             let path = file.key.path();
             let payload = PutPayload::from(file.bytes.clone());
-            self.runtime
-                .block_on(self.store.put(&path, payload))
-                .map_err(|source| SinkError::ObjectStore {
-                    operation: "put",
-                    path: path.to_string(),
-                    source,
-                })?;
+            self.runtime.block_on(self.store.put(&path, payload)).map_err(|source| SinkError::ObjectStore {
+                operation: "put",
+                path: path.to_string(),
+                source,
+            })?;
             let file = self.sealed.pop_front().expect("front exists");
             self.committed.insert(file.key.partition, file.key.label);
             self.rows_committed += file.rows;
@@ -209,14 +189,17 @@ impl<T: TableSpec> Sink for LakeTable<T> {
                 return;
             }
             let partition = Partition::of_time_ms(time_ms, T::HOURLY);
-            if self
-                .committed
-                .get(&partition)
-                .is_some_and(|label| *label >= lsn)
-            {
+            if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
                 return; // Replayed: this partition already holds this record's rows.
             }
             if !self.open.contains_key(&partition) {
+                if self.open.len() >= self.config.max_open_partitions.max(1)
+                    && let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.opened).map(|(p, _)| *p)
+                    && let Err(e) = self.seal(oldest)
+                {
+                    error = Some(e);
+                    return;
+                }
                 match self.new_file(lsn) {
                     Ok(file) => {
                         self.open.insert(partition, file);
@@ -243,7 +226,10 @@ impl<T: TableSpec> Sink for LakeTable<T> {
         let mut due = Vec::new();
         for (partition, file) in &mut self.open {
             file.encode_pending::<T>()?;
-            if force || file.encoded_bytes() >= self.config.target_file_bytes || now.duration_since(file.opened) >= self.config.max_file_age {
+            if force
+                || file.encoded_bytes() >= self.config.target_file_bytes
+                || now.duration_since(file.opened) >= self.config.max_file_age
+            {
                 due.push(*partition);
             }
         }
@@ -254,12 +240,8 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     }
 
     fn checkpoint(&self) -> u64 {
-        let oldest_pending = self
-            .open
-            .values()
-            .map(|f| f.first_lsn)
-            .chain(self.sealed.iter().map(|s| s.first_lsn))
-            .min();
+        let oldest_pending =
+            self.open.values().map(|f| f.first_lsn).chain(self.sealed.iter().map(|s| s.first_lsn)).min();
         match oldest_pending {
             Some(first) => first - 1,
             None => self.last_fed,

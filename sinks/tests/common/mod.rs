@@ -11,7 +11,9 @@ pub fn batch(workout: u8, seq: u64, start_ms: i64, n: u32) -> Vec<u8> {
         sport: Sport::Cycling,
         seq,
         base_time_ms: start_ms,
-        samples: (0..n).map(|i| Sample::new(i * 1000, 470_000_000 + i as i32 * 50, 80_000_000, 0, 100, 80, 200, 30, 0)).collect(),
+        samples: (0..n)
+            .map(|i| Sample::new(i * 1000, 470_000_000 + i as i32 * 50, 80_000_000, 0, 100, 80, 200, 30, 0))
+            .collect(),
         ..BatchData::default()
     })
 }
