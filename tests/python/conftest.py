@@ -8,6 +8,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import twclient  # noqa: E402
 
 
+def pytest_sessionstart(session):
+    if not (twclient.TRACES / "SOURCES.md").exists():
+        raise pytest.UsageError(
+            f"no recorded traces at {twclient.TRACES}: the tests read ../shared/traces beside the clone; "
+            "set TRACKWIRE_TRACES to their folder"
+        )
+
+
 @pytest.fixture
 def server_factory(tmp_path):
     started = []

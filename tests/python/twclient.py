@@ -23,7 +23,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "codec" / "schema" / "telemetry.fbs"
-TRACES = ROOT.parent / "shared" / "traces"
+# Third-party recordings live beside the clone (never copied into it); override for other layouts.
+TRACES = Path(os.environ.get("TRACKWIRE_TRACES", ROOT.parent / "shared" / "traces"))
 VENV = Path(os.environ.get("TRACKWIRE_VENV", Path.home() / ".cache" / "trackwire" / "venv"))
 TOKEN = "dev-token"
 
