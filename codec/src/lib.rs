@@ -32,6 +32,7 @@ mod error;
 #[allow(clippy::all, unused_imports, dead_code, non_snake_case, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod generated;
+pub mod import;
 mod workout_id;
 
 pub use ack::{AckView, decode_ack, encode_ack};

@@ -124,6 +124,9 @@ mod bitflags_sample_flags {
       const BarometricAltitude = 1;
       /// The device knows this fix is poor (e.g. dead reckoning); kept, but not trusted for distance.
       const DeviceFlaggedInvalid = 2;
+      /// The source had no usable time for this sample (an imported file with placeholder times):
+      /// its time only keeps the order; time-based metrics skip it.
+      const Untimed = 4;
     }
   }
 }

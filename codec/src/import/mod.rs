@@ -1,0 +1,215 @@
+//! File importers: GPX 1.1 (with Garmin TrackPointExtension), TCX and FIT, turned into the same
+//! batches as the wire. One module per format; [`import_bytes`] sniffs the format from content.
+//!
+//! An importer keeps what it can: a file with some bad records imports the rest and lists what it
+//! skipped in [`Imported::warnings`]; only a file with nothing usable is an [`ImportError`].
+
+mod fit;
+mod gpx;
+mod tcx;
+mod xml;
+
+use crate::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, missing};
+
+/// The formats we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Gpx,
+    Tcx,
+    Fit,
+}
+
+/// One recorded point, in absolute time, before it becomes a wire [`Sample`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fix {
+    /// Unix milliseconds; None when the file has no usable time for it.
+    pub time_ms: Option<i64>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub altitude_m: Option<f64>,
+    pub heart_rate: Option<u8>,
+    pub cadence: Option<u8>,
+    pub power_w: Option<u16>,
+    /// Cumulative distance the device recorded (FIT/TCX), metres.
+    pub device_distance_m: Option<f64>,
+    /// Speed the device recorded (FIT), m/s.
+    pub device_speed_mps: Option<f64>,
+}
+
+/// Totals the recording device wrote into the file (FIT session, TCX laps), kept beside ours.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct DeviceTotals {
+    pub distance_m: Option<f64>,
+    pub timer_s: Option<f64>,
+    pub elapsed_s: Option<f64>,
+    pub ascent_m: Option<f64>,
+    pub descent_m: Option<f64>,
+    pub calories_kcal: Option<f64>,
+    pub heart_rate_avg: Option<f64>,
+    pub heart_rate_max: Option<f64>,
+    pub max_speed_mps: Option<f64>,
+}
+
+/// The athlete as the device knew them (FIT user_profile).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AthleteProfile {
+    pub weight_kg: Option<f64>,
+    pub age_years: Option<f64>,
+    /// true = male, as FIT records it.
+    pub male: Option<bool>,
+    pub height_m: Option<f64>,
+}
+
+/// What a file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    pub format: Format,
+    pub sport: Sport,
+    pub device_model: Option<String>,
+    pub fixes: Vec<Fix>,
+    /// Timer events in absolute time (start, pause, resume, complete).
+    pub events: Vec<(i64, ControlKind)>,
+    pub device: DeviceTotals,
+    pub profile: Option<AthleteProfile>,
+    /// Records skipped and oddities handled, in words a user can act on.
+    pub warnings: Vec<String>,
+}
+
+/// Why a file could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("not a GPX, TCX or FIT file (it starts with {start:?}): export the activity as GPX, TCX or FIT")]
+    UnknownFormat { start: String },
+    #[error("{format:?} file is unreadable: {detail}")]
+    Malformed { format: Format, detail: String },
+    #[error("{format:?} file has no track points: nothing to import")]
+    Empty { format: Format },
+}
+
+/// Reads a file's bytes in whichever supported format they are.
+pub fn import_bytes(bytes: &[u8]) -> Result<Imported, ImportError> {
+    let imported = match sniff(bytes) {
+        Some(Format::Fit) => fit::import(bytes)?,
+        Some(Format::Gpx) => gpx::import(bytes)?,
+        Some(Format::Tcx) => tcx::import(bytes)?,
+        None => {
+            let start = String::from_utf8_lossy(&bytes[..bytes.len().min(16)]).into_owned();
+            return Err(ImportError::UnknownFormat { start });
+        }
+    };
+    if imported.fixes.is_empty() {
+        return Err(ImportError::Empty { format: imported.format });
+    }
+    Ok(imported)
+}
+
+/// FIT files say ".FIT" at bytes 8..12; XML files are told apart by their root element.
+pub fn sniff(bytes: &[u8]) -> Option<Format> {
+    if bytes.len() >= 12 && &bytes[8..12] == b".FIT" {
+        return Some(Format::Fit);
+    }
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    if head.contains("<gpx") {
+        Some(Format::Gpx)
+    } else if head.contains("<TrainingCenterDatabase") {
+        Some(Format::Tcx)
+    } else {
+        None
+    }
+}
+
+/// Times earlier than this are not real recordings (GPSBabel writes 1901-12-13 for "no time").
+const EARLIEST_PLAUSIBLE_MS: i64 = 631_065_600_000; // 1989-12-31T00:00Z, the FIT epoch
+
+impl Imported {
+    /// Drops implausible times, keeping the fixes as untimed, and says so once.
+    pub(crate) fn check_times(&mut self) {
+        let bad = self.fixes.iter().filter(|f| f.time_ms.is_some_and(|t| t < EARLIEST_PLAUSIBLE_MS)).count();
+        if bad > 0 {
+            for fix in &mut self.fixes {
+                if fix.time_ms.is_some_and(|t| t < EARLIEST_PLAUSIBLE_MS) {
+                    fix.time_ms = None;
+                }
+            }
+            self.warnings.push(format!(
+                "{bad} points have timestamps before 1990 (placeholder times); they are imported as untimed"
+            ));
+        }
+    }
+
+    /// Splits the file into wire batches of up to `batch_size` samples, seq 0, 1, … with a
+    /// Complete event at the end. Untimed fixes get times one second apart after the last real
+    /// time (or from the Unix epoch when the file has none) and the `Untimed` sample flag.
+    pub fn to_batches(
+        &self,
+        workout_id: WorkoutId,
+        device_id: &str,
+        user_id: &str,
+        batch_size: usize,
+    ) -> Vec<BatchData> {
+        let mut clock = self.fixes.iter().find_map(|f| f.time_ms).unwrap_or(0);
+        let timed: Vec<(i64, u16, &Fix)> = self
+            .fixes
+            .iter()
+            .map(|f| match f.time_ms {
+                Some(t) => {
+                    clock = t;
+                    (t, 0, f)
+                }
+                None => {
+                    clock += 1000;
+                    (clock, crate::SampleFlags::Untimed.bits(), f)
+                }
+            })
+            .collect();
+        let end_ms = timed.iter().map(|t| t.0).max().unwrap_or(0);
+        let mut batches = Vec::new();
+        for (seq, chunk) in timed.chunks(batch_size.max(1)).enumerate() {
+            let base = chunk.iter().map(|t| t.0).min().unwrap_or(0);
+            let last = chunk.iter().map(|t| t.0).max().unwrap_or(base);
+            let offset = |t: i64| (t - base).clamp(0, i64::from(u32::MAX)) as u32;
+            let samples = chunk.iter().map(|(t, flags, f)| to_sample(f, offset(*t), *flags)).collect();
+            let mut events: Vec<ControlEvent> = self
+                .events
+                .iter()
+                .filter(|(t, _)| *t >= base && (*t <= last || (seq + 1) * batch_size >= timed.len()))
+                .filter(|(t, k)| !(*t == end_ms && *k == ControlKind::Complete))
+                .map(|(t, k)| ControlEvent::new(offset(*t), *k))
+                .collect();
+            if (seq + 1) * batch_size.max(1) >= timed.len() {
+                events.push(ControlEvent::new(offset(end_ms.max(last)), ControlKind::Complete));
+            }
+            batches.push(BatchData {
+                device_id: device_id.to_owned(),
+                user_id: user_id.to_owned(),
+                workout_id,
+                sport: self.sport,
+                seq: seq as u64,
+                base_time_ms: base,
+                device_model: self.device_model.clone(),
+                samples,
+                events,
+            });
+        }
+        batches
+    }
+}
+
+fn to_sample(f: &Fix, offset_ms: u32, flags: u16) -> Sample {
+    let e7 = |deg: Option<f64>| deg.map_or(missing::COORDINATE, |d| (d * 1e7).round() as i32);
+    let (lat, lon) = match (f.lat, f.lon) {
+        (Some(lat), Some(lon)) => (e7(Some(lat)), e7(Some(lon))),
+        _ => (missing::COORDINATE, missing::COORDINATE),
+    };
+    Sample::new(
+        offset_ms,
+        lat,
+        lon,
+        f.altitude_m.map_or(missing::ALTITUDE, |a| (a * 100.0).round() as i32),
+        f.heart_rate.unwrap_or(missing::HEART_RATE),
+        f.cadence.unwrap_or(missing::CADENCE),
+        f.power_w.unwrap_or(missing::POWER),
+        missing::ACCURACY,
+        flags,
+    )
+}
