@@ -1,6 +1,7 @@
 //! `trackwire`: the telemetry ingestion engine's binary. See README.md for a tour.
 
 mod config;
+mod import;
 mod serve;
 
 use std::net::SocketAddr;
@@ -32,11 +33,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
+    Import(import::ImportArgs),
     /// Print the effective configuration as TOML (defaults merged with file, env and flags).
     PrintConfig,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -45,12 +48,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { http_addr, data_dir } => {
             let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides { http_addr, data_dir })?;
-            serve::run(config)
+            serve::run(config)?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Import(args) => import::run(args),
         Command::PrintConfig => {
             let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
             print!("{}", toml_string(&config)?);
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
     }
 }

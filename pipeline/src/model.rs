@@ -67,6 +67,15 @@ pub struct EnrichedPoint {
     pub paused: bool,
     /// True when the timestamp is not after the previous sample's (kept, excluded from totals).
     pub time_out_of_order: bool,
+    /// True for the first sample after a pause (or a gap between recorded segments): the time
+    /// and distance since the previous sample are not part of the activity.
+    pub after_pause: bool,
+    /// True when the cleaning stage rejected this sample's position (lat/lon are then None).
+    pub position_rejected: bool,
+    /// Speed over the step from the previous valid fix, m/s.
+    pub speed_mps: Option<f32>,
+    /// True when the athlete was moving at this sample (not paused, above the stopped threshold).
+    pub moving: bool,
     /// Distance covered since the start of the workout, metres.
     pub distance_m: f64,
     /// Seconds since the workout's first sample.
@@ -96,6 +105,15 @@ pub struct WorkoutSummary {
     pub last_seq: u64,
     /// WGS84 distance over the valid fixes, metres.
     pub distance_m: f64,
+    /// Time spent moving (not paused and above the stopped-speed threshold), seconds.
+    pub moving_time_s: f64,
+    /// Elevation gained and lost with 3 m hysteresis, metres (None without altitude).
+    pub elevation_gain_m: Option<f64>,
+    pub elevation_loss_m: Option<f64>,
+    /// Fastest step speed between valid fixes, m/s.
+    pub max_speed_mps: Option<f64>,
+    /// Positions the cleaning stage rejected ((0,0), out of range, impossible speed).
+    pub rejected_fixes: u64,
     pub heart_rate_avg_bpm: Option<f64>,
     pub heart_rate_max_bpm: Option<u8>,
     /// LSN of the first and latest record of this workout.

@@ -12,6 +12,8 @@ pub struct Workout {
     summary: WorkoutSummary,
     stages: Stages,
     last_time_ms: Option<i64>,
+    /// A pause (or resume) happened since the last sample.
+    paused_since_last_sample: bool,
 }
 
 impl Workout {
@@ -43,13 +45,19 @@ impl Workout {
                 batches: 0,
                 last_seq: 0,
                 distance_m: 0.0,
+                moving_time_s: 0.0,
+                elevation_gain_m: None,
+                elevation_loss_m: None,
+                max_speed_mps: None,
+                rejected_fixes: 0,
                 heart_rate_avg_bpm: None,
                 heart_rate_max_bpm: None,
                 first_lsn: lsn,
                 last_lsn: lsn,
             },
-            stages: Stages::default(),
+            stages: Stages::new(first.sport()),
             last_time_ms: None,
+            paused_since_last_sample: false,
         }
     }
 
@@ -145,6 +153,7 @@ impl Workout {
             }
         };
         self.summary.status = next;
+        self.paused_since_last_sample = true;
         transitions.push((event, at_ms));
     }
 
@@ -175,6 +184,10 @@ impl Workout {
             flags: s.flags(),
             paused: self.summary.status == WorkoutStatus::Paused,
             time_out_of_order,
+            after_pause: std::mem::take(&mut self.paused_since_last_sample),
+            position_rejected: false,
+            speed_mps: None,
+            moving: false,
             distance_m: 0.0,
             elapsed_s: 0.0,
         }

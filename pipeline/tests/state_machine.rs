@@ -70,9 +70,10 @@ fn start_pause_resume_complete_emit_the_seed_events_in_order() {
     assert_eq!(summary.samples, 25);
     assert_eq!(summary.heart_rate_max_bpm, Some(180));
     assert_eq!(summary.elapsed_s, 24.0);
-    // Two one-second steps start while paused (15→16, 16→17): not timer time, not distance.
-    assert_eq!(summary.timer_s, 22.0);
-    assert!((summary.distance_m - 22.0 * 11.12).abs() < 0.5, "{}", summary.distance_m);
+    // Paused from 14 s to 17 s: those 3 s are neither timer time, moving time nor distance.
+    assert_eq!(summary.timer_s, 21.0);
+    assert_eq!(summary.moving_time_s, 21.0);
+    assert!((summary.distance_m - 21.0 * 11.12).abs() < 0.5, "{}", summary.distance_m);
     assert_eq!(summary.first_lsn, 1);
     assert_eq!(summary.last_lsn, 3);
 }

@@ -1,29 +1,40 @@
-use super::Stage;
+use super::{Stage, untimed};
 use crate::geodesy::local_distance_m;
 use crate::{EnrichedPoint, WorkoutSummary};
 
-/// Cumulative WGS84 distance over consecutive valid fixes, excluding paused stretches.
+/// Cumulative WGS84 distance over consecutive valid fixes, not counting paused stretches, and the
+/// speed of each step.
 #[derive(Debug, Default, Clone)]
 pub struct Distance {
-    last_fix: Option<(f64, f64)>,
+    last_fix: Option<(i64, f64, f64)>,
     total_m: f64,
+    max_speed: Option<f64>,
 }
 
 impl Stage for Distance {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
         if let (Some(lat), Some(lon), false) = (point.lat_deg, point.lon_deg, point.time_out_of_order) {
-            if let Some((plat, plon)) = self.last_fix
+            if let Some((t, plat, plon)) = self.last_fix
                 && !point.paused
+                && !point.after_pause
             {
-                self.total_m += local_distance_m(plat, plon, lat, lon);
+                let step = local_distance_m(plat, plon, lat, lon);
+                self.total_m += step;
+                let dt = (point.time_ms - t) as f64 / 1000.0;
+                if dt > 0.0 && !untimed(point) {
+                    let speed = step / dt;
+                    point.speed_mps = Some(speed as f32);
+                    self.max_speed = Some(self.max_speed.map_or(speed, |m| m.max(speed)));
+                }
             }
-            self.last_fix = Some((lat, lon));
+            self.last_fix = Some((point.time_ms, lat, lon));
         }
         point.distance_m = self.total_m;
     }
 
     fn summarize(&self, summary: &mut WorkoutSummary) {
         summary.distance_m = self.total_m;
+        summary.max_speed_mps = self.max_speed;
     }
 }

@@ -1,43 +1,79 @@
 //! Enrichment stages. Each is a small sans-IO unit that sees every sample of one workout in time
 //! order, may fill columns of the [`EnrichedPoint`], and contributes to the [`WorkoutSummary`].
+//! They run in the order of the fields of [`Stages`]: cleaning first, so every later stage sees
+//! only positions it can trust.
 
+mod cleaning;
 mod distance;
+mod elevation;
 mod heart_rate;
+mod moving;
 mod timing;
 
+pub use cleaning::{Cleaning, max_speed_mps};
 pub use distance::Distance;
+pub use elevation::Elevation;
 pub use heart_rate::HeartRate;
+pub use moving::Moving;
 pub use timing::Timing;
+
+use trackwire_codec::{SampleFlags, Sport};
 
 use crate::{EnrichedPoint, WorkoutSummary};
 
 /// One enrichment step. Implementations keep per-workout state in `self`.
-pub trait Stage: Default + Send {
+pub trait Stage: Send {
     /// Sees one sample (already decoded into `point`) in time order; may fill its columns.
     fn on_sample(&mut self, point: &mut EnrichedPoint);
     /// Writes this stage's totals into the summary.
     fn summarize(&self, summary: &mut WorkoutSummary);
 }
 
+/// True when the sample's time only orders it (an import with placeholder times).
+#[inline]
+pub(crate) fn untimed(point: &EnrichedPoint) -> bool {
+    point.flags & SampleFlags::Untimed.bits() != 0
+}
+
 /// All stages of a workout, called in order with static dispatch (no virtual calls per sample).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct Stages {
+    pub cleaning: Cleaning,
     pub timing: Timing,
     pub distance: Distance,
+    pub moving: Moving,
+    pub elevation: Elevation,
     pub heart_rate: HeartRate,
 }
 
 impl Stages {
+    pub fn new(sport: Sport) -> Self {
+        Stages {
+            cleaning: Cleaning::new(sport),
+            timing: Timing::default(),
+            distance: Distance::default(),
+            moving: Moving::default(),
+            elevation: Elevation::default(),
+            heart_rate: HeartRate::default(),
+        }
+    }
+
     #[inline]
     pub fn on_sample(&mut self, point: &mut EnrichedPoint) {
+        self.cleaning.on_sample(point);
         self.timing.on_sample(point);
         self.distance.on_sample(point);
+        self.moving.on_sample(point);
+        self.elevation.on_sample(point);
         self.heart_rate.on_sample(point);
     }
 
     pub fn summarize(&self, summary: &mut WorkoutSummary) {
+        self.cleaning.summarize(summary);
         self.timing.summarize(summary);
         self.distance.summarize(summary);
+        self.moving.summarize(summary);
+        self.elevation.summarize(summary);
         self.heart_rate.summarize(summary);
     }
 }

@@ -1,0 +1,178 @@
+//! `trackwire import FILE...`: GPX/TCX/FIT files through the same batches as the wire.
+//!
+//! Offline (the default) each file runs through the pipeline's sans-IO core right here and its
+//! summary is printed; with `--server` the batches are uploaded to `POST /v1/ingest` instead.
+//! The workout id is a UUIDv5 of the file's bytes, so importing the same file twice is the same
+//! workout (and, uploaded, stored once).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use trackwire_codec::import::{Imported, import_bytes};
+use trackwire_codec::{WorkoutId, encode_batch};
+use trackwire_pipeline::{ShardCore, WorkoutSummary};
+
+/// Namespace of workout ids derived from imported files (a fixed random UUID).
+const IMPORT_NAMESPACE: uuid::Uuid = uuid::uuid!("5d8c6a4e-2f61-4f0e-9a53-7c1b0f6e2d91");
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// GPX, TCX or FIT files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print one JSON object per file instead of a line of text.
+    #[arg(long)]
+    json: bool,
+    /// Upload to this server (e.g. http://127.0.0.1:8080) instead of computing offline.
+    #[arg(long)]
+    server: Option<String>,
+    /// Bearer token for --server.
+    #[arg(long, env = "TRACKWIRE_TOKEN", default_value = "dev-token")]
+    token: String,
+    /// User id the imported workouts belong to.
+    #[arg(long, default_value = "importer")]
+    user: String,
+    /// Samples per uploaded batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let progress = indicatif::ProgressBar::new(args.files.len() as u64);
+    if args.files.len() < 2 {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut failed = 0;
+    for path in &args.files {
+        progress.set_message(path.display().to_string());
+        match import_one(&args, path) {
+            Ok(line) => progress.suspend(|| println!("{line}")),
+            Err(err) => {
+                failed += 1;
+                progress.suspend(|| eprintln!("{}: {err:#}", path.display()));
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) failed", args.files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_one(args: &ImportArgs, path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let imported = import_bytes(&bytes)?;
+    let workout_id = WorkoutId(*uuid::Uuid::new_v5(&IMPORT_NAMESPACE, &bytes).as_bytes());
+    let device = imported.device_model.clone().unwrap_or_else(|| "import".into());
+    let batches = imported.to_batches(workout_id, &device, &args.user, args.batch_size);
+    let summary = match &args.server {
+        Some(server) => {
+            upload(server, &args.token, &batches)?;
+            None
+        }
+        None => Some(offline_summary(&batches)),
+    };
+    Ok(if args.json {
+        json_line(path, workout_id, &imported, summary.as_ref())
+    } else {
+        text_line(path, workout_id, &imported, summary.as_ref())
+    })
+}
+
+/// Runs the file's batches through the pipeline core, exactly as the server would.
+pub fn offline_summary(batches: &[trackwire_codec::BatchData]) -> WorkoutSummary {
+    let mut core = ShardCore::default();
+    let mut last = None;
+    for (i, batch) in batches.iter().enumerate() {
+        let out = core.process(i as u64 + 1, &encode_batch(batch));
+        last = out.summary.or(last);
+    }
+    last.expect("a file with fixes yields at least one batch")
+}
+
+fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> anyhow::Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
+    for batch in batches {
+        let body = encode_batch(batch);
+        for attempt in 0.. {
+            let mut response = agent
+                .post(&url)
+                .header("Authorization", &format!("Bearer {token}"))
+                .header("Content-Type", "application/x-flatbuffers")
+                .send(&body[..])
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = response.status().as_u16();
+            if status == 200 {
+                break;
+            }
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            if status == 503 && attempt < 30 {
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("the server refused batch {} ({status}): {message}", batch.seq);
+        }
+    }
+    Ok(())
+}
+
+fn text_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&WorkoutSummary>) -> String {
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut line = match summary {
+        Some(s) => format!(
+            "{name}: {} {:.2} km, elapsed {}, timer {}, HR avg {} max {}, {} samples",
+            s.sport,
+            s.distance_m / 1000.0,
+            hms(s.elapsed_s),
+            hms(s.timer_s),
+            s.heart_rate_avg_bpm.map_or("-".into(), |h| format!("{h:.0}")),
+            s.heart_rate_max_bpm.map_or("-".into(), |h| h.to_string()),
+            s.samples
+        ),
+        None => format!("{name}: uploaded as workout {id} ({} samples)", imported.fixes.len()),
+    };
+    if let Some(d) = imported.device.distance_m {
+        line.push_str(&format!(" | device: {:.2} km", d / 1000.0));
+    }
+    for warning in &imported.warnings {
+        line.push_str(&format!("\n  warning: {warning}"));
+    }
+    line
+}
+
+fn json_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&WorkoutSummary>) -> String {
+    json!({
+        "file": path.display().to_string(),
+        "format": format!("{:?}", imported.format).to_ascii_lowercase(),
+        "workout_id": id.to_string(),
+        "summary": summary,
+        "device": imported.device,
+        "profile": imported.profile,
+        "warnings": imported.warnings,
+    })
+    .to_string()
+}
+
+fn hms(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
