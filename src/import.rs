@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use trackwire_codec::import::{Imported, import_bytes};
 use trackwire_codec::{WorkoutId, encode_batch};
-use trackwire_pipeline::{ShardCore, WorkoutSummary};
+use trackwire_pipeline::WorkoutSummary;
 
 /// Namespace of workout ids derived from imported files (a fixed random UUID).
 const IMPORT_NAMESPACE: uuid::Uuid = uuid::uuid!("5d8c6a4e-2f61-4f0e-9a53-7c1b0f6e2d91");
@@ -80,24 +80,13 @@ fn import_one(args: &ImportArgs, path: &Path) -> anyhow::Result<String> {
             upload(server, &args.token, &batches)?;
             None
         }
-        None => Some(offline_summary(&batches)),
+        None => trackwire::offline_summary(&batches),
     };
     Ok(if args.json {
         json_line(path, workout_id, &imported, summary.as_ref())
     } else {
         text_line(path, workout_id, &imported, summary.as_ref())
     })
-}
-
-/// Runs the file's batches through the pipeline core, exactly as the server would.
-pub fn offline_summary(batches: &[trackwire_codec::BatchData]) -> WorkoutSummary {
-    let mut core = ShardCore::default();
-    let mut last = None;
-    for (i, batch) in batches.iter().enumerate() {
-        let out = core.process(i as u64 + 1, &encode_batch(batch));
-        last = out.summary.or(last);
-    }
-    last.expect("a file with fixes yields at least one batch")
 }
 
 fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> anyhow::Result<()> {

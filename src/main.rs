@@ -35,6 +35,11 @@ enum Command {
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
+    /// Compare every recorded trace in DIR with its device and published values (Markdown).
+    Conformance {
+        /// Folder of GPX/TCX/FIT files (the project's tests use ../shared/traces).
+        dir: PathBuf,
+    },
     /// Print the effective configuration as TOML (defaults merged with file, env and flags).
     PrintConfig,
 }
@@ -52,6 +57,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Import(args) => import::run(args),
+        Command::Conformance { dir } => {
+            print!("{}", trackwire::conformance::markdown(&trackwire::conformance::compare_dir(&dir)?));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
         Command::PrintConfig => {
             let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
             print!("{}", toml_string(&config)?);

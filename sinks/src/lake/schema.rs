@@ -53,6 +53,10 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("time_out_of_order", DataType::Boolean, false),
         Field::new("distance_m", DataType::Float64, false),
         Field::new("elapsed_s", DataType::Float64, false),
+        Field::new("speed_mps", DataType::Float32, true),
+        Field::new("moving", DataType::Boolean, false),
+        Field::new("after_pause", DataType::Boolean, false),
+        Field::new("position_rejected", DataType::Boolean, false),
     ]))
 });
 
@@ -93,6 +97,10 @@ impl TableSpec for PointsTable {
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.time_out_of_order)))),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
+            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.speed_mps))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.moving)))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.after_pause)))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.position_rejected)))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -120,6 +128,11 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("heart_rate_max_bpm", DataType::UInt8, true),
         Field::new("first_lsn", DataType::UInt64, false),
         Field::new("last_lsn", DataType::UInt64, false),
+        Field::new("moving_time_s", DataType::Float64, false),
+        Field::new("elevation_gain_m", DataType::Float64, true),
+        Field::new("elevation_loss_m", DataType::Float64, true),
+        Field::new("max_speed_mps", DataType::Float64, true),
+        Field::new("rejected_fixes", DataType::UInt64, false),
     ]))
 });
 
@@ -170,6 +183,11 @@ impl TableSpec for WorkoutsTable {
             Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_max_bpm))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.first_lsn))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.last_lsn))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.moving_time_s))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.elevation_gain_m))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.elevation_loss_m))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.max_speed_mps))),
+            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rejected_fixes))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
