@@ -56,7 +56,7 @@ pub fn compare_dir(dir: &Path) -> anyhow::Result<Vec<Row>> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let imported = import_bytes(&std::fs::read(&path)?).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let batches = imported.to_batches(WorkoutId::default(), "conformance", "conformance", 1000);
-        let Some(s) = crate::offline_summary(&batches) else { continue };
+        let Some(s) = crate::offline_summary(&batches, imported.profile.as_ref()) else { continue };
         let ours = |metric: &str| -> Option<f64> {
             match metric {
                 "distance_m" => Some(s.distance_m),
@@ -67,6 +67,7 @@ pub fn compare_dir(dir: &Path) -> anyhow::Result<Vec<Row>> {
                 "descent_m" => s.elevation_loss_m,
                 "hr_avg" => s.heart_rate_avg_bpm,
                 "hr_max" => s.heart_rate_max_bpm.map(f64::from),
+                "calories_kcal" => s.calories_kcal,
                 _ => None,
             }
         };
@@ -79,6 +80,7 @@ pub fn compare_dir(dir: &Path) -> anyhow::Result<Vec<Row>> {
             ("descent_m", d.descent_m),
             ("hr_avg", d.heart_rate_avg),
             ("hr_max", d.heart_rate_max),
+            ("calories_kcal", d.calories_kcal),
         ];
         for (metric, reference) in device {
             if let (Some(reference), Some(value)) = (reference, ours(metric)) {

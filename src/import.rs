@@ -80,7 +80,7 @@ fn import_one(args: &ImportArgs, path: &Path) -> anyhow::Result<String> {
             upload(server, &args.token, &batches)?;
             None
         }
-        None => trackwire::offline_summary(&batches),
+        None => trackwire::offline_summary(&batches, imported.profile.as_ref()),
     };
     Ok(if args.json {
         json_line(path, workout_id, &imported, summary.as_ref())

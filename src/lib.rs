@@ -3,16 +3,31 @@
 
 pub mod conformance;
 
-use trackwire_codec::{BatchData, encode_batch};
-use trackwire_pipeline::{ShardCore, WorkoutSummary};
+use trackwire_codec::{BatchData, encode_batch, import};
+use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};
 
-/// Runs a file's batches through the pipeline core, exactly as the server would.
-pub fn offline_summary(batches: &[BatchData]) -> Option<WorkoutSummary> {
+/// Runs a file's batches through the pipeline core, exactly as the server would, for an athlete
+/// with the profile the file carries (if any).
+pub fn offline_summary(batches: &[BatchData], profile: Option<&import::AthleteProfile>) -> Option<WorkoutSummary> {
     let mut core = ShardCore::default();
+    if let (Some(profile), Some(first)) = (profile, batches.first()) {
+        core.set_profile(&first.user_id, athlete(profile));
+    }
     let mut last = None;
     for (i, batch) in batches.iter().enumerate() {
         let out = core.process(i as u64 + 1, &encode_batch(batch));
         last = out.summary.or(last);
     }
     last
+}
+
+/// The pipeline's view of a profile read from a file.
+pub fn athlete(p: &import::AthleteProfile) -> AthleteProfile {
+    AthleteProfile {
+        weight_kg: p.weight_kg,
+        age_years: p.age_years,
+        male: p.male,
+        hr_max_bpm: p.hr_max,
+        hr_rest_bpm: p.hr_rest,
+    }
 }

@@ -76,6 +76,12 @@ const EXCEPTIONS: &[(&str, &str, f64, &str)] = &[
         12.0,
         "OPEN: SRM head unit ascent algorithm not yet matched",
     ),
+    (
+        "sportslib__rides_3939576645.fit",
+        "calories_kcal",
+        25.0,
+        "OPEN: Keytel 2005's population equation (no VO2max) gives +24 % for this trained rider; the Edge 1000's own model is fitness-aware",
+    ),
 ];
 
 fn bound(row: &Row) -> f64 {
@@ -87,12 +93,13 @@ fn bound(row: &Row) -> f64 {
         ("distance_m", _) => 0.5,
         ("moving_s", _) => 2.0,
         ("ascent_m", _) => 10.0,
+        ("calories_kcal", _) => 20.0,
         _ => f64::INFINITY, // reported, not yet bounded (timer, elapsed, descent, heart rate)
     }
 }
 
 #[test]
-fn distance_moving_time_and_ascent_are_within_bounds() {
+fn distance_moving_time_ascent_and_calories_are_within_bounds() {
     let rows = rows();
     let mut failures = Vec::new();
     for row in &rows {

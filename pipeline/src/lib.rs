@@ -21,7 +21,9 @@ mod shard;
 pub mod stages;
 mod workout;
 
-pub use model::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
+pub use model::{
+    AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
+};
 pub use registry::LiveWorkouts;
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
 pub use shard::ShardCore;

@@ -19,6 +19,17 @@ impl WorkoutStatus {
     }
 }
 
+/// What the pipeline knows of the athlete (from their profile, or an imported file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AthleteProfile {
+    pub weight_kg: Option<f64>,
+    pub age_years: Option<f64>,
+    /// true = male (the Keytel and Banister equations differ by sex).
+    pub male: Option<bool>,
+    pub hr_max_bpm: Option<f64>,
+    pub hr_rest_bpm: Option<f64>,
+}
+
 /// The seed's event names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
@@ -74,6 +85,8 @@ pub struct EnrichedPoint {
     pub position_rejected: bool,
     /// Speed over the step from the previous valid fix, m/s.
     pub speed_mps: Option<f32>,
+    /// Heart-rate zone 1–5 by %HRmax (0 below 50 %); None without heart rate or HRmax.
+    pub hr_zone: Option<u8>,
     /// True when the athlete was moving at this sample (not paused, above the stopped threshold).
     pub moving: bool,
     /// Distance covered since the start of the workout, metres.
@@ -114,6 +127,16 @@ pub struct WorkoutSummary {
     pub max_speed_mps: Option<f64>,
     /// Positions the cleaning stage rejected ((0,0), out of range, impossible speed).
     pub rejected_fixes: u64,
+    /// Seconds in heart-rate zones 1–5 (50–60 … 90–100 % of HRmax); None without HRmax.
+    pub hr_zone_seconds: Option<[f64; 5]>,
+    /// Edwards TRIMP (zone-weighted minutes); None without HRmax.
+    pub trimp_edwards: Option<f64>,
+    /// Banister TRIMP; None without HRmax, HRrest and sex.
+    pub trimp_banister: Option<f64>,
+    /// Energy expenditure, kcal; None without the athlete's weight.
+    pub calories_kcal: Option<f64>,
+    /// `keytel2005` (heart rate), `acsm` (running/walking speed) or `met2011` (Compendium MET).
+    pub calories_method: Option<String>,
     pub heart_rate_avg_bpm: Option<f64>,
     pub heart_rate_max_bpm: Option<u8>,
     /// LSN of the first and latest record of this workout.

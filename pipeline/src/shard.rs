@@ -4,17 +4,24 @@ use std::collections::HashMap;
 
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
-use crate::{ShardOutput, Workout};
+use crate::{AthleteProfile, ShardOutput, Workout};
 
 #[derive(Debug, Default)]
 pub struct ShardCore {
     workouts: HashMap<WorkoutId, Workout>,
     limits: DecodeLimits,
+    /// Athlete profiles by user id, for calories and heart-rate zones.
+    profiles: HashMap<String, AthleteProfile>,
 }
 
 impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
-        ShardCore { workouts: HashMap::new(), limits }
+        ShardCore { workouts: HashMap::new(), limits, profiles: HashMap::new() }
+    }
+
+    /// Tells the core about an athlete; workouts that start afterwards use it.
+    pub fn set_profile(&mut self, user_id: &str, profile: AthleteProfile) {
+        self.profiles.insert(user_id.to_owned(), profile);
     }
 
     /// Applies one durable record. Always returns an output for `lsn` (possibly empty), so the
@@ -32,7 +39,7 @@ impl ShardCore {
         match self.workouts.get_mut(&batch.workout_id()) {
             Some(workout) => workout.apply(&batch, lsn, false),
             None => {
-                let mut workout = Workout::new(&batch, lsn);
+                let mut workout = Workout::new(&batch, lsn, self.profiles.get(batch.user_id()));
                 let out = workout.apply(&batch, lsn, true);
                 self.workouts.insert(batch.workout_id(), workout);
                 out

@@ -4,7 +4,9 @@
 use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, missing};
 
 use crate::stages::Stages;
-use crate::{EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name};
+use crate::{
+    AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
+};
 
 /// One workout's state inside its shard.
 #[derive(Debug, Clone)]
@@ -17,8 +19,8 @@ pub struct Workout {
 }
 
 impl Workout {
-    /// A workout that starts with this batch.
-    pub fn new(first: &BatchView<'_>, lsn: u64) -> Self {
+    /// A workout that starts with this batch, by an athlete the pipeline may know.
+    pub fn new(first: &BatchView<'_>, lsn: u64, profile: Option<&AthleteProfile>) -> Self {
         let start = first.base_time_ms()
             + i64::from(
                 first
@@ -50,12 +52,17 @@ impl Workout {
                 elevation_loss_m: None,
                 max_speed_mps: None,
                 rejected_fixes: 0,
+                hr_zone_seconds: None,
+                trimp_edwards: None,
+                trimp_banister: None,
+                calories_kcal: None,
+                calories_method: None,
                 heart_rate_avg_bpm: None,
                 heart_rate_max_bpm: None,
                 first_lsn: lsn,
                 last_lsn: lsn,
             },
-            stages: Stages::new(first.sport()),
+            stages: Stages::new(first.sport(), profile),
             last_time_ms: None,
             paused_since_last_sample: false,
         }
@@ -187,6 +194,7 @@ impl Workout {
             after_pause: std::mem::take(&mut self.paused_since_last_sample),
             position_rejected: false,
             speed_mps: None,
+            hr_zone: None,
             moving: false,
             distance_m: 0.0,
             elapsed_s: 0.0,

@@ -169,9 +169,12 @@ fn session(fields: &HashMap<&str, &Value>, imported: &mut Imported) {
 
 fn profile(fields: &HashMap<&str, &Value>) -> AthleteProfile {
     AthleteProfile {
-        weight_kg: number(fields, "weight"),
-        age_years: number(fields, "age"),
+        weight_kg: number(fields, "weight").filter(|v| *v > 0.0),
+        age_years: number(fields, "age").filter(|v| *v > 0.0),
         male: text(fields, "gender").map(|g| g == "male"),
         height_m: number(fields, "height"),
+        // 0 means "not set" in these profile fields.
+        hr_max: number(fields, "default_max_heart_rate").filter(|v| *v > 0.0),
+        hr_rest: number(fields, "resting_heart_rate").filter(|v| *v > 0.0),
     }
 }

@@ -26,11 +26,9 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
             imported.device_model = attributes.into_iter().find(|(k, _)| k == "creator").map(|(_, v)| v);
         }
         Node::Open { name: "trkseg", .. } => segment_starts.push(imported.fixes.len()),
-        Node::Close { name: "trkseg" } => {
-            if segment_starts.last() == Some(&imported.fixes.len()) {
-                segment_starts.pop();
-                empty_segments += 1;
-            }
+        Node::Close { name: "trkseg" } if segment_starts.last() == Some(&imported.fixes.len()) => {
+            segment_starts.pop();
+            empty_segments += 1;
         }
         Node::Open { name: "trkpt", attributes } => {
             let attr =

@@ -58,6 +58,8 @@ pub struct AthleteProfile {
     /// true = male, as FIT records it.
     pub male: Option<bool>,
     pub height_m: Option<f64>,
+    pub hr_max: Option<f64>,
+    pub hr_rest: Option<f64>,
 }
 
 /// What a file holds.

@@ -1,21 +1,83 @@
-use super::Stage;
-use crate::{EnrichedPoint, WorkoutSummary};
+use super::{Stage, untimed};
+use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
-/// Average (per sample) and maximum heart rate over the samples that carry one.
+/// Maximum heart rate from age when the athlete has not given theirs: 208 − 0.7 × age
+/// (Tanaka, Monahan & Seals 2001, J Am Coll Cardiol 37(1):153–156).
+pub fn hr_max_from_age(age_years: f64) -> f64 {
+    208.0 - 0.7 * age_years
+}
+
+/// Zone of a heart rate by %HRmax: 1 = 50–60 %, 2 = 60–70 %, 3 = 70–80 %, 4 = 80–90 %,
+/// 5 = 90–100 % (and above); 0 below 50 %. Edwards' five zones (Edwards 1993, The Heart Rate
+/// Monitor Book).
+pub fn zone(hr: f64, hr_max: f64) -> u8 {
+    // Tenths of HRmax, nudged so an exact boundary (126/180 = 70 %) lands in the upper zone
+    // despite binary floating point.
+    let tenths = (10.0 * hr / hr_max + 1e-9).floor();
+    if tenths < 5.0 { 0 } else { (tenths - 4.0).min(5.0) as u8 }
+}
+
+/// Banister's TRIMP weighting per minute at heart-rate reserve fraction `hrr`:
+/// men 0.64·e^(1.92·HRr), women 0.86·e^(1.67·HRr) (Banister 1991, in Physiological Testing of
+/// the High-Performance Athlete, pp. 403–424; Morton, Fitz-Clarke & Banister 1990).
+pub fn banister_weight(hrr: f64, male: bool) -> f64 {
+    if male { 0.64 * (1.92 * hrr).exp() } else { 0.86 * (1.67 * hrr).exp() }
+}
+
+/// Average and maximum heart rate; with HRmax, time in zones and Edwards TRIMP; with HRrest and
+/// sex too, Banister TRIMP (integrated per step rather than from the average, which
+/// underestimates interval sessions).
 #[derive(Debug, Default, Clone)]
 pub struct HeartRate {
     sum: u64,
     count: u64,
     max: u8,
+    hr_max: Option<f64>,
+    hr_rest: Option<f64>,
+    male: Option<bool>,
+    last_ms: Option<i64>,
+    zone_seconds: [f64; 5],
+    banister: f64,
+}
+
+impl HeartRate {
+    pub fn new(profile: Option<&AthleteProfile>) -> Self {
+        let profile = profile.cloned().unwrap_or_default();
+        HeartRate {
+            hr_max: profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age)),
+            hr_rest: profile.hr_rest_bpm,
+            male: profile.male,
+            ..HeartRate::default()
+        }
+    }
 }
 
 impl Stage for HeartRate {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        if let Some(hr) = point.heart_rate_bpm {
-            self.sum += u64::from(hr);
-            self.count += 1;
-            self.max = self.max.max(hr);
+        let timed_step = !untimed(point) && !point.time_out_of_order;
+        let dt_s = match (self.last_ms, timed_step) {
+            (Some(last), true) if !point.paused && !point.after_pause => (point.time_ms - last) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        if timed_step {
+            self.last_ms = Some(point.time_ms);
+        }
+        let Some(hr) = point.heart_rate_bpm else { return };
+        self.sum += u64::from(hr);
+        self.count += 1;
+        self.max = self.max.max(hr);
+        let Some(hr_max) = self.hr_max else { return };
+        let z = zone(f64::from(hr), hr_max);
+        point.hr_zone = Some(z);
+        if z > 0 {
+            self.zone_seconds[usize::from(z) - 1] += dt_s;
+        }
+        if let (Some(rest), Some(male)) = (self.hr_rest, self.male)
+            && hr_max > rest
+        {
+            let hrr = ((f64::from(hr) - rest) / (hr_max - rest)).clamp(0.0, 1.0);
+            self.banister += dt_s / 60.0 * hrr * banister_weight(hrr, male);
         }
     }
 
@@ -23,6 +85,14 @@ impl Stage for HeartRate {
         if self.count > 0 {
             summary.heart_rate_avg_bpm = Some(self.sum as f64 / self.count as f64);
             summary.heart_rate_max_bpm = Some(self.max);
+            if self.hr_max.is_some() {
+                summary.hr_zone_seconds = Some(self.zone_seconds);
+                summary.trimp_edwards =
+                    Some(self.zone_seconds.iter().enumerate().map(|(i, s)| s / 60.0 * (i + 1) as f64).sum());
+                if self.hr_rest.is_some() && self.male.is_some() {
+                    summary.trimp_banister = Some(self.banister);
+                }
+            }
         }
     }
 }

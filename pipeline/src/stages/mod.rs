@@ -3,6 +3,7 @@
 //! They run in the order of the fields of [`Stages`]: cleaning first, so every later stage sees
 //! only positions it can trust.
 
+mod calories;
 mod cleaning;
 mod distance;
 mod elevation;
@@ -10,16 +11,17 @@ mod heart_rate;
 mod moving;
 mod timing;
 
+pub use calories::{Calories, acsm_vo2, keytel_kj_per_min, met};
 pub use cleaning::{Cleaning, max_speed_mps};
 pub use distance::Distance;
 pub use elevation::Elevation;
-pub use heart_rate::HeartRate;
+pub use heart_rate::{HeartRate, banister_weight, hr_max_from_age, zone};
 pub use moving::Moving;
 pub use timing::Timing;
 
 use trackwire_codec::{SampleFlags, Sport};
 
-use crate::{EnrichedPoint, WorkoutSummary};
+use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
 /// One enrichment step. Implementations keep per-workout state in `self`.
 pub trait Stage: Send {
@@ -44,17 +46,19 @@ pub struct Stages {
     pub moving: Moving,
     pub elevation: Elevation,
     pub heart_rate: HeartRate,
+    pub calories: Calories,
 }
 
 impl Stages {
-    pub fn new(sport: Sport) -> Self {
+    pub fn new(sport: Sport, profile: Option<&AthleteProfile>) -> Self {
         Stages {
             cleaning: Cleaning::new(sport),
             timing: Timing::default(),
             distance: Distance::default(),
             moving: Moving::default(),
             elevation: Elevation::default(),
-            heart_rate: HeartRate::default(),
+            heart_rate: HeartRate::new(profile),
+            calories: Calories::new(sport, profile),
         }
     }
 
@@ -66,6 +70,7 @@ impl Stages {
         self.moving.on_sample(point);
         self.elevation.on_sample(point);
         self.heart_rate.on_sample(point);
+        self.calories.on_sample(point);
     }
 
     pub fn summarize(&self, summary: &mut WorkoutSummary) {
@@ -75,5 +80,6 @@ impl Stages {
         self.moving.summarize(summary);
         self.elevation.summarize(summary);
         self.heart_rate.summarize(summary);
+        self.calories.summarize(summary);
     }
 }

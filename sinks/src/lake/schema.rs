@@ -57,6 +57,7 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("moving", DataType::Boolean, false),
         Field::new("after_pause", DataType::Boolean, false),
         Field::new("position_rejected", DataType::Boolean, false),
+        Field::new("hr_zone", DataType::UInt8, true),
     ]))
 });
 
@@ -101,6 +102,7 @@ impl TableSpec for PointsTable {
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.moving)))),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.after_pause)))),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.position_rejected)))),
+            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.hr_zone))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -133,6 +135,10 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("elevation_loss_m", DataType::Float64, true),
         Field::new("max_speed_mps", DataType::Float64, true),
         Field::new("rejected_fixes", DataType::UInt64, false),
+        Field::new("calories_kcal", DataType::Float64, true),
+        Field::new("calories_method", DataType::Utf8, true),
+        Field::new("trimp_edwards", DataType::Float64, true),
+        Field::new("trimp_banister", DataType::Float64, true),
     ]))
 });
 
@@ -188,6 +194,10 @@ impl TableSpec for WorkoutsTable {
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.elevation_loss_m))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.max_speed_mps))),
             Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rejected_fixes))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.calories_kcal))),
+            strings(|r| r.calories_method.as_deref()),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trimp_edwards))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trimp_banister))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }

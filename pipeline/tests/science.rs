@@ -1,0 +1,124 @@
+//! The enrichment stages against hand-computed values and properties.
+use proptest::prelude::*;
+use trackwire_codec::{BatchData, ControlEvent, Sample, Sport, WorkoutId, encode_batch, missing};
+use trackwire_pipeline::stages::{acsm_vo2, banister_weight, hr_max_from_age, keytel_kj_per_min, zone};
+use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};
+
+fn run(sport: Sport, samples: Vec<Sample>, batch_size: usize, profile: Option<AthleteProfile>) -> WorkoutSummary {
+    let mut core = ShardCore::default();
+    if let Some(p) = profile {
+        core.set_profile("u", p);
+    }
+    let mut last = None;
+    for (seq, chunk) in samples.chunks(batch_size.max(1)).enumerate() {
+        let base = 1_700_000_000_000;
+        let bytes = encode_batch(&BatchData {
+            device_id: "d".into(),
+            user_id: "u".into(),
+            workout_id: WorkoutId([5; 16]),
+            sport,
+            seq: seq as u64,
+            base_time_ms: base,
+            samples: chunk.to_vec(),
+            events: Vec::<ControlEvent>::new(),
+            ..BatchData::default()
+        });
+        last = core.process(seq as u64 + 1, &bytes).summary.or(last);
+    }
+    last.unwrap()
+}
+
+fn fix(t_s: u32, lat_e7: i32, lon_e7: i32, alt_cm: i32, hr: u8) -> Sample {
+    Sample::new(t_s * 1000, lat_e7, lon_e7, alt_cm, hr, missing::CADENCE, missing::POWER, missing::ACCURACY, 0)
+}
+
+#[test]
+fn published_equations_give_hand_computed_values() {
+    // Keytel 2005, male, HR 155, 75 kg, 32 y: −55.0969 + 97.7895 + 14.91 + 6.4544 = 64.0570 kJ/min.
+    assert!((keytel_kj_per_min(155.0, 75.0, 32.0, true) - 64.057).abs() < 1e-3);
+    assert_eq!(keytel_kj_per_min(40.0, 50.0, 20.0, true), 0.0, "rest never counts negative");
+    assert_eq!(hr_max_from_age(40.0), 180.0);
+    assert_eq!(
+        (zone(89.0, 180.0), zone(90.0, 180.0), zone(126.0, 180.0), zone(171.0, 180.0), zone(200.0, 180.0)),
+        (0, 1, 3, 5, 5)
+    );
+    assert!((banister_weight(1.0, true) - 0.64 * 1.92f64.exp()).abs() < 1e-12);
+    assert_eq!(acsm_vo2(Sport::Running, 100.0), Some(23.5));
+    assert_eq!(acsm_vo2(Sport::Cycling, 100.0), None);
+}
+
+#[test]
+fn elevation_noise_inside_the_hysteresis_adds_nothing() {
+    // ±1 m of noise: 2 m swings, under the 3 m hysteresis.
+    let noisy: Vec<Sample> = (0..100)
+        .map(|t| fix(t, 470_000_000 + t as i32 * 100, 80_000_000, 100_000 + if t % 2 == 0 { 100 } else { -100 }, 0))
+        .collect();
+    let s = run(Sport::Running, noisy, 1000, None);
+    assert_eq!((s.elevation_gain_m, s.elevation_loss_m), (Some(0.0), Some(0.0)));
+    let climb: Vec<Sample> =
+        (0..100).map(|t| fix(t, 470_000_000 + t as i32 * 100, 80_000_000, 100_000 + t as i32 * 50, 0)).collect();
+    let s = run(Sport::Running, climb, 1000, None);
+    assert!((s.elevation_gain_m.unwrap() - 48.0).abs() < 3.0, "{:?}", s.elevation_gain_m);
+}
+
+#[test]
+fn cleaning_drops_null_island_and_teleports_but_reanchors_on_a_bad_first_fix() {
+    // (0,0) twice, then a real track: the (0,0) fixes are dropped, nothing else.
+    let mut samples = vec![fix(0, 0, 0, 0, 0), fix(1, 0, 0, 0, 0)];
+    samples.extend((2..60).map(|t| fix(t, 470_000_000 + t as i32 * 300, 80_000_000, 0, 0)));
+    let s = run(Sport::Running, samples, 1000, None);
+    assert_eq!(s.rejected_fixes, 2);
+    assert!((s.distance_m - 57.0 * 3.336).abs() < 1.0, "{}", s.distance_m);
+    // A single teleport in the middle of a run is dropped.
+    let mut samples: Vec<Sample> = (0..60).map(|t| fix(t, 470_000_000 + t as i32 * 300, 80_000_000, 0, 0)).collect();
+    samples[30] = fix(30, 480_000_000, 80_000_000, 0, 0);
+    assert_eq!(run(Sport::Running, samples, 1000, None).rejected_fixes, 1);
+    // A wrong first fix 100 km away: after 5 agreeing rejections the real track wins.
+    let mut samples = vec![fix(0, 460_000_000, 80_000_000, 0, 0)];
+    samples.extend((1..60).map(|t| fix(t, 470_000_000 + t as i32 * 300, 80_000_000, 0, 0)));
+    let s = run(Sport::Running, samples, 1000, None);
+    assert_eq!(s.rejected_fixes, 4);
+}
+
+#[test]
+fn calories_follow_the_best_available_method() {
+    let track = |hr: u8| -> Vec<Sample> {
+        (0..=600).map(|t| fix(t, 470_000_000 + t as i32 * 270, 80_000_000, 0, hr)).collect()
+    };
+    let athlete = AthleteProfile {
+        weight_kg: Some(75.0),
+        age_years: Some(32.0),
+        male: Some(true),
+        hr_max_bpm: Some(185.0),
+        hr_rest_bpm: Some(60.0),
+    };
+    let s = run(Sport::Running, track(155), 100, Some(athlete.clone()));
+    assert_eq!(s.calories_method.as_deref(), Some("keytel2005"));
+    assert!((s.calories_kcal.unwrap() - 64.057 * 10.0 / 4.184).abs() < 0.5, "{:?}", s.calories_kcal);
+    assert!(s.trimp_edwards.unwrap() > 0.0 && s.trimp_banister.unwrap() > 0.0);
+    assert_eq!(s.hr_zone_seconds.unwrap()[3], 600.0, "155/185 = 84 %: zone 4 for all 600 s");
+    let s =
+        run(Sport::Running, track(0), 100, Some(AthleteProfile { weight_kg: Some(70.0), ..AthleteProfile::default() }));
+    assert_eq!(s.calories_method.as_deref(), Some("acsm"));
+    let s = run(Sport::Running, track(0), 100, None);
+    assert_eq!(s.calories_kcal, None, "no weight, no calories");
+}
+
+proptest! {
+    /// Distance is non-negative and the same however the samples are split into batches.
+    #[test]
+    fn distance_is_additive_over_batch_splits(steps in proptest::collection::vec((-500i32..500, -500i32..500), 2..200), split in 1usize..50) {
+        let mut lat = 470_000_000;
+        let mut lon = 80_000_000;
+        let samples: Vec<Sample> = steps.iter().enumerate().map(|(t, (dlat, dlon))| {
+            lat += dlat;
+            lon += dlon;
+            fix(t as u32, lat, lon, 0, 0)
+        }).collect();
+        let whole = run(Sport::Cycling, samples.clone(), samples.len(), None);
+        let split = run(Sport::Cycling, samples, split, None);
+        prop_assert!(whole.distance_m >= 0.0);
+        prop_assert!((whole.distance_m - split.distance_m).abs() < 1e-6);
+        prop_assert_eq!(whole.moving_time_s, split.moving_time_s);
+    }
+}
