@@ -40,6 +40,52 @@ pub fn local_distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     (dn * dn + de * de).sqrt()
 }
 
+/// [`local_distance_m`] for a stream of nearby fixes: keeps sin/cos of a reference latitude and
+/// moves them to each segment's mid-latitude with a Taylor step (angle-addition with sin d and
+/// cos d to 3rd order; error below 1e-10 for |d| ≤ 0.01 rad), recomputing only when the track has
+/// moved more than 0.01 rad (~64 km) in latitude. Same results as `local_distance_m`, without a
+/// sin/cos per step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalDistance {
+    /// (reference latitude in radians, its sin, its cos); None until the first call.
+    reference: Option<(f64, f64, f64)>,
+}
+
+impl LocalDistance {
+    #[inline]
+    pub fn distance_m(&mut self, lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+        let mid = ((lat1 + lat2) * 0.5).to_radians();
+        let (ref_lat, ref_sin, ref_cos) = match self.reference {
+            Some(r) if (mid - r.0).abs() <= 0.01 => r,
+            _ => {
+                let (sin, cos) = mid.sin_cos();
+                let r = (mid, sin, cos);
+                self.reference = Some(r);
+                r
+            }
+        };
+        let d = mid - ref_lat;
+        let d2 = d * d;
+        let (sin_d, cos_d) = (d * (1.0 - d2 / 6.0), 1.0 - d2 * 0.5 * (1.0 - d2 / 12.0));
+        let sin = ref_sin * cos_d + ref_cos * sin_d;
+        let cos = ref_cos * cos_d - ref_sin * sin_d;
+        let w2 = 1.0 - WGS84_E2 * sin * sin;
+        let w = w2.sqrt();
+        let n = WGS84_A / w;
+        let m_north = n * (1.0 - WGS84_E2) / w2;
+        let m_east = n * cos;
+        let mut dlon = lon2 - lon1;
+        if dlon > 180.0 {
+            dlon -= 360.0;
+        } else if dlon < -180.0 {
+            dlon += 360.0;
+        }
+        let dn = (lat2 - lat1).to_radians() * m_north;
+        let de = dlon.to_radians() * m_east;
+        (dn * dn + de * de).sqrt()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +99,22 @@ mod tests {
             let ours = local_distance_m(lat, lon, lat + dlat, lon + dlon);
             let karney = Geodesic.distance(Point::new(lon, lat), Point::new(lon + dlon, lat + dlat));
             prop_assert!((ours - karney).abs() <= 1e-3 + karney * 1e-5, "ours {ours} karney {karney}");
+        }
+    }
+
+    proptest! {
+        /// The cached-trig stream version agrees with the direct formula along a wandering track.
+        #[test]
+        fn cached_version_matches_the_direct_formula(start in -80.0f64..80.0, steps in proptest::collection::vec((-0.02f64..0.02, -0.02f64..0.02), 1..300)) {
+            let mut stream = LocalDistance::default();
+            let (mut lat, mut lon) = (start, 10.0);
+            for (dlat, dlon) in steps {
+                let (nlat, nlon) = ((lat + dlat).clamp(-85.0, 85.0), lon + dlon);
+                let direct = local_distance_m(lat, lon, nlat, nlon);
+                let cached = stream.distance_m(lat, lon, nlat, nlon);
+                prop_assert!((direct - cached).abs() <= 1e-9 * direct.max(1.0), "{direct} vs {cached}");
+                (lat, lon) = (nlat, nlon);
+            }
         }
     }
 

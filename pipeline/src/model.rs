@@ -67,6 +67,9 @@ pub struct EnrichedPoint {
     pub time_ms: i64,
     pub lat_deg: Option<f64>,
     pub lon_deg: Option<f64>,
+    /// Kalman-smoothed position (degrees); None where the raw position is None.
+    pub smoothed_lat: Option<f64>,
+    pub smoothed_lon: Option<f64>,
     pub altitude_m: Option<f32>,
     pub heart_rate_bpm: Option<u8>,
     pub cadence_rpm: Option<u8>,

@@ -90,6 +90,7 @@ impl Workout {
             transitions.push((EventKind::WorkoutStarted, self.summary.start_time_ms));
         }
         out.points.reserve(batch.samples().len());
+        let seq = batch.seq();
         for (index, sample) in batch.samples().iter().enumerate() {
             // Start/Resume at a sample's instant open the stretch that sample belongs to;
             // Pause/Complete/Cancel at that instant close it after the sample.
@@ -104,7 +105,7 @@ impl Workout {
             if self.summary.status.is_ended() {
                 break;
             }
-            let mut point = self.decode_sample(sample, base, batch.seq(), index as u32, lsn);
+            let mut point = self.decode_sample(sample, base, seq, index as u32, lsn);
             self.stages.on_sample(&mut point);
             out.points.push(point);
         }
@@ -183,6 +184,8 @@ impl Workout {
             time_ms,
             lat_deg: has_fix.then(|| f64::from(lat) * 1e-7),
             lon_deg: has_fix.then(|| f64::from(lon) * 1e-7),
+            smoothed_lat: None,
+            smoothed_lon: None,
             altitude_m: (s.altitude_cm() != missing::ALTITUDE).then(|| s.altitude_cm() as f32 / 100.0),
             heart_rate_bpm: (s.heart_rate_bpm() != missing::HEART_RATE).then(|| s.heart_rate_bpm()),
             cadence_rpm: (s.cadence_rpm() != missing::CADENCE).then(|| s.cadence_rpm()),

@@ -1,7 +1,9 @@
 //! The enrichment stages against hand-computed values and properties.
 use proptest::prelude::*;
 use trackwire_codec::{BatchData, ControlEvent, Sample, Sport, WorkoutId, encode_batch, missing};
-use trackwire_pipeline::stages::{acsm_vo2, banister_weight, hr_max_from_age, keytel_kj_per_min, zone};
+use trackwire_pipeline::stages::{
+    DEFAULT_SIGMA_M, GATE_SIGMAS, acsm_vo2, banister_weight, hr_max_from_age, keytel_kj_per_min, zone,
+};
 use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};
 
 fn run(sport: Sport, samples: Vec<Sample>, batch_size: usize, profile: Option<AthleteProfile>) -> WorkoutSummary {
@@ -105,6 +107,26 @@ fn calories_follow_the_best_available_method() {
 }
 
 proptest! {
+    /// Smoothing never moves a point farther from its raw fix than the gate allows (5σ per axis).
+    #[test]
+    fn smoothing_stays_within_the_gate_of_the_raw_fix(steps in proptest::collection::vec((-3000i32..3000, -3000i32..3000, 1u32..30), 2..150)) {
+        let mut core = ShardCore::default();
+        let (mut lat, mut lon, mut t) = (470_000_000i32, 80_000_000i32, 0u32);
+        let samples: Vec<Sample> = steps.iter().map(|(dlat, dlon, dt)| {
+            lat += dlat;
+            lon += dlon;
+            t += dt;
+            fix(t, lat, lon, 0, 0)
+        }).collect();
+        let bytes = encode_batch(&BatchData { device_id: "d".into(), user_id: "u".into(), workout_id: WorkoutId([6; 16]), sport: Sport::Other, base_time_ms: 1_700_000_000_000, samples, ..BatchData::default() });
+        let bound = GATE_SIGMAS * DEFAULT_SIGMA_M * std::f64::consts::SQRT_2 + 1e-6;
+        for p in core.process(1, &bytes).points {
+            let (Some(lat), Some(lon), Some(slat), Some(slon)) = (p.lat_deg, p.lon_deg, p.smoothed_lat, p.smoothed_lon) else { continue };
+            let moved = trackwire_pipeline::geodesy::local_distance_m(lat, lon, slat, slon);
+            prop_assert!(moved <= bound, "moved {moved} m > {bound} m");
+        }
+    }
+
     /// Distance is non-negative and the same however the samples are split into batches.
     #[test]
     fn distance_is_additive_over_batch_splits(steps in proptest::collection::vec((-500i32..500, -500i32..500), 2..200), split in 1usize..50) {

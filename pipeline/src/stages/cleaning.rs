@@ -1,7 +1,7 @@
 use trackwire_codec::Sport;
 
 use super::{Stage, untimed};
-use crate::geodesy::local_distance_m;
+use crate::geodesy::LocalDistance;
 use crate::{EnrichedPoint, WorkoutSummary};
 
 /// The fastest speed a position fix may imply for a sport; faster means the fix is wrong.
@@ -36,6 +36,7 @@ pub struct Cleaning {
     rejected_run: u32,
     last_rejected: Option<(i64, f64, f64)>,
     rejected: u64,
+    geodesy: LocalDistance,
 }
 
 impl Cleaning {
@@ -46,11 +47,12 @@ impl Cleaning {
             rejected_run: 0,
             last_rejected: None,
             rejected: 0,
+            geodesy: LocalDistance::default(),
         }
     }
 
-    fn plausible(&self, from: (i64, f64, f64), to: (i64, f64, f64), timed: bool) -> bool {
-        let metres = local_distance_m(from.1, from.2, to.1, to.2);
+    fn plausible(&mut self, from: (i64, f64, f64), to: (i64, f64, f64), timed: bool) -> bool {
+        let metres = self.geodesy.distance_m(from.1, from.2, to.1, to.2);
         if !timed {
             // Without time only a jump no sport makes between consecutive fixes (10 km) is wrong.
             return metres < 10_000.0;
@@ -69,11 +71,15 @@ impl Stage for Cleaning {
         let accept = if lat == 0.0 && lon == 0.0 {
             false
         } else {
-            match self.last_accepted {
+            let last_accepted = self.last_accepted;
+            match last_accepted {
                 None => true,
                 Some(last) if self.plausible(last, fix, timed) => true,
                 Some(_) => {
-                    let consistent = self.last_rejected.is_none_or(|prev| self.plausible(prev, fix, timed));
+                    let consistent = match self.last_rejected {
+                        None => true,
+                        Some(prev) => self.plausible(prev, fix, timed),
+                    };
                     self.rejected_run = if consistent { self.rejected_run + 1 } else { 1 };
                     self.rejected_run >= REANCHOR_AFTER
                 }

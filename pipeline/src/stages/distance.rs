@@ -1,5 +1,5 @@
 use super::{Stage, untimed};
-use crate::geodesy::local_distance_m;
+use crate::geodesy::LocalDistance;
 use crate::{EnrichedPoint, WorkoutSummary};
 
 /// Cumulative WGS84 distance over consecutive valid fixes, not counting paused stretches, and the
@@ -9,6 +9,7 @@ pub struct Distance {
     last_fix: Option<(i64, f64, f64)>,
     total_m: f64,
     max_speed: Option<f64>,
+    geodesy: LocalDistance,
 }
 
 impl Stage for Distance {
@@ -19,7 +20,7 @@ impl Stage for Distance {
                 && !point.paused
                 && !point.after_pause
             {
-                let step = local_distance_m(plat, plon, lat, lon);
+                let step = self.geodesy.distance_m(plat, plon, lat, lon);
                 self.total_m += step;
                 let dt = (point.time_ms - t) as f64 / 1000.0;
                 if dt > 0.0 && !untimed(point) {

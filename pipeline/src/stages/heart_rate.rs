@@ -38,17 +38,30 @@ pub struct HeartRate {
     last_ms: Option<i64>,
     zone_seconds: [f64; 5],
     banister: f64,
+    /// Per heart rate (bpm is a u8): its zone and its Banister weight per minute (HRr·weight),
+    /// computed once per workout instead of a floor and an exp per sample.
+    tables: Option<Box<([u8; 256], [f64; 256])>>,
 }
 
 impl HeartRate {
     pub fn new(profile: Option<&AthleteProfile>) -> Self {
         let profile = profile.cloned().unwrap_or_default();
-        HeartRate {
-            hr_max: profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age)),
-            hr_rest: profile.hr_rest_bpm,
-            male: profile.male,
-            ..HeartRate::default()
-        }
+        let hr_max = profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age));
+        let tables = hr_max.map(|hr_max| {
+            let mut zones = [0u8; 256];
+            let mut banister = [0f64; 256];
+            for hr in 0..256 {
+                zones[hr] = zone(hr as f64, hr_max);
+                if let (Some(rest), Some(male)) = (profile.hr_rest_bpm, profile.male)
+                    && hr_max > rest
+                {
+                    let hrr = ((hr as f64 - rest) / (hr_max - rest)).clamp(0.0, 1.0);
+                    banister[hr] = hrr * banister_weight(hrr, male);
+                }
+            }
+            Box::new((zones, banister))
+        });
+        HeartRate { hr_max, hr_rest: profile.hr_rest_bpm, male: profile.male, tables, ..HeartRate::default() }
     }
 }
 
@@ -67,18 +80,13 @@ impl Stage for HeartRate {
         self.sum += u64::from(hr);
         self.count += 1;
         self.max = self.max.max(hr);
-        let Some(hr_max) = self.hr_max else { return };
-        let z = zone(f64::from(hr), hr_max);
+        let Some(tables) = &self.tables else { return };
+        let z = tables.0[usize::from(hr)];
         point.hr_zone = Some(z);
         if z > 0 {
             self.zone_seconds[usize::from(z) - 1] += dt_s;
         }
-        if let (Some(rest), Some(male)) = (self.hr_rest, self.male)
-            && hr_max > rest
-        {
-            let hrr = ((f64::from(hr) - rest) / (hr_max - rest)).clamp(0.0, 1.0);
-            self.banister += dt_s / 60.0 * hrr * banister_weight(hrr, male);
-        }
+        self.banister += dt_s / 60.0 * tables.1[usize::from(hr)];
     }
 
     fn summarize(&self, summary: &mut WorkoutSummary) {

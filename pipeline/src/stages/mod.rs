@@ -9,6 +9,7 @@ mod distance;
 mod elevation;
 mod heart_rate;
 mod moving;
+mod smoothing;
 mod timing;
 
 pub use calories::{Calories, acsm_vo2, keytel_kj_per_min, met};
@@ -17,6 +18,7 @@ pub use distance::Distance;
 pub use elevation::Elevation;
 pub use heart_rate::{HeartRate, banister_weight, hr_max_from_age, zone};
 pub use moving::Moving;
+pub use smoothing::{DEFAULT_SIGMA_M, GATE_SIGMAS, Smoothing};
 pub use timing::Timing;
 
 use trackwire_codec::{SampleFlags, Sport};
@@ -41,6 +43,7 @@ pub(crate) fn untimed(point: &EnrichedPoint) -> bool {
 #[derive(Debug, Clone)]
 pub struct Stages {
     pub cleaning: Cleaning,
+    pub smoothing: Smoothing,
     pub timing: Timing,
     pub distance: Distance,
     pub moving: Moving,
@@ -53,6 +56,7 @@ impl Stages {
     pub fn new(sport: Sport, profile: Option<&AthleteProfile>) -> Self {
         Stages {
             cleaning: Cleaning::new(sport),
+            smoothing: Smoothing::default(),
             timing: Timing::default(),
             distance: Distance::default(),
             moving: Moving::default(),
@@ -65,6 +69,7 @@ impl Stages {
     #[inline]
     pub fn on_sample(&mut self, point: &mut EnrichedPoint) {
         self.cleaning.on_sample(point);
+        self.smoothing.on_sample(point);
         self.timing.on_sample(point);
         self.distance.on_sample(point);
         self.moving.on_sample(point);

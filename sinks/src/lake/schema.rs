@@ -58,6 +58,8 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("after_pause", DataType::Boolean, false),
         Field::new("position_rejected", DataType::Boolean, false),
         Field::new("hr_zone", DataType::UInt8, true),
+        Field::new("smoothed_lat", DataType::Float64, true),
+        Field::new("smoothed_lon", DataType::Float64, true),
     ]))
 });
 
@@ -103,6 +105,8 @@ impl TableSpec for PointsTable {
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.after_pause)))),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.position_rejected)))),
             Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.hr_zone))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lat))),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lon))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
