@@ -27,8 +27,18 @@ pub fn radii_of_curvature(lat_rad: f64) -> (f64, f64) {
 /// Distance in metres between two nearby fixes (degrees), on the WGS84 ellipsoid.
 #[inline]
 pub fn local_distance_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let mid = ((lat1 + lat2) * 0.5).to_radians();
-    let (m_north, m_east) = radii_of_curvature(mid);
+    let (sin, cos) = ((lat1 + lat2) * 0.5).to_radians().sin_cos();
+    distance_at(sin, cos, lat1, lon1, lat2, lon2)
+}
+
+/// The flat-ellipsoid step distance, given sin and cos of the segment's mid-latitude.
+#[inline]
+fn distance_at(sin: f64, cos: f64, lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let w2 = 1.0 - WGS84_E2 * sin * sin;
+    let w = w2.sqrt();
+    let n = WGS84_A / w;
+    let m_north = n * (1.0 - WGS84_E2) / w2;
+    let m_east = n * cos;
     let mut dlon = lon2 - lon1;
     if dlon > 180.0 {
         dlon -= 360.0;
@@ -69,20 +79,7 @@ impl LocalDistance {
         let (sin_d, cos_d) = (d * (1.0 - d2 / 6.0), 1.0 - d2 * 0.5 * (1.0 - d2 / 12.0));
         let sin = ref_sin * cos_d + ref_cos * sin_d;
         let cos = ref_cos * cos_d - ref_sin * sin_d;
-        let w2 = 1.0 - WGS84_E2 * sin * sin;
-        let w = w2.sqrt();
-        let n = WGS84_A / w;
-        let m_north = n * (1.0 - WGS84_E2) / w2;
-        let m_east = n * cos;
-        let mut dlon = lon2 - lon1;
-        if dlon > 180.0 {
-            dlon -= 360.0;
-        } else if dlon < -180.0 {
-            dlon += 360.0;
-        }
-        let dn = (lat2 - lat1).to_radians() * m_north;
-        let de = dlon.to_radians() * m_east;
-        (dn * dn + de * de).sqrt()
+        distance_at(sin, cos, lat1, lon1, lat2, lon2)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use fitparser::de::{FitObject, FitStreamProcessor};
 use fitparser::{FitDataRecord, Value, profile::MesgNum};
 
-use super::{AthleteProfile, DeviceTotals, Fix, Format, ImportError, Imported};
+use super::{AthleteProfile, Fix, Format, ImportError, Imported};
 use crate::{ControlKind, Sport};
 
 /// Degrees per semicircle: a FIT position is a signed 32-bit fraction of 180° (FIT SDK profile,
@@ -15,16 +15,7 @@ const DEGREES_PER_SEMICIRCLE: f64 = 180.0 / 2_147_483_648.0;
 
 pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
     let (records, skipped) = decode_lenient(bytes)?;
-    let mut imported = Imported {
-        format: Format::Fit,
-        sport: Sport::Unknown,
-        device_model: None,
-        fixes: Vec::new(),
-        events: Vec::new(),
-        device: DeviceTotals::default(),
-        profile: None,
-        warnings: Vec::new(),
-    };
+    let mut imported = Imported::empty(Format::Fit);
     if let Some(reason) = skipped {
         imported
             .warnings

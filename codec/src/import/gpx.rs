@@ -3,20 +3,11 @@
 //! moving time nor distance.
 
 use super::xml::{Node, walk};
-use super::{DeviceTotals, Fix, Format, ImportError, Imported};
+use super::{Fix, Format, ImportError, Imported};
 use crate::{ControlKind, Sport};
 
 pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
-    let mut imported = Imported {
-        format: Format::Gpx,
-        sport: Sport::Unknown,
-        device_model: None,
-        fixes: Vec::new(),
-        events: Vec::new(),
-        device: DeviceTotals::default(),
-        profile: None,
-        warnings: Vec::new(),
-    };
+    let mut imported = Imported::empty(Format::Gpx);
     let mut current: Option<Fix> = None;
     let mut segment_starts: Vec<usize> = Vec::new();
     let mut empty_segments = 0;

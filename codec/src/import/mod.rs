@@ -124,6 +124,20 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 const EARLIEST_PLAUSIBLE_MS: i64 = 631_065_600_000; // 1989-12-31T00:00Z, the FIT epoch
 
 impl Imported {
+    /// Nothing yet, for an importer to fill.
+    pub(crate) fn empty(format: Format) -> Self {
+        Imported {
+            format,
+            sport: Sport::Unknown,
+            device_model: None,
+            fixes: Vec::new(),
+            events: Vec::new(),
+            device: DeviceTotals::default(),
+            profile: None,
+            warnings: Vec::new(),
+        }
+    }
+
     /// Drops implausible times, keeping the fixes as untimed, and says so once.
     pub(crate) fn check_times(&mut self) {
         let bad = self.fixes.iter().filter(|f| f.time_ms.is_some_and(|t| t < EARLIEST_PLAUSIBLE_MS)).count();

@@ -3,19 +3,9 @@
 
 use super::xml::{Node, walk};
 use super::{DeviceTotals, Fix, Format, ImportError, Imported};
-use crate::Sport;
 
 pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
-    let mut imported = Imported {
-        format: Format::Tcx,
-        sport: Sport::Unknown,
-        device_model: None,
-        fixes: Vec::new(),
-        events: Vec::new(),
-        device: DeviceTotals::default(),
-        profile: None,
-        warnings: Vec::new(),
-    };
+    let mut imported = Imported::empty(Format::Tcx);
     let mut current: Option<Fix> = None;
     let (mut lap_time, mut lap_distance, mut lap_calories, mut max_speed) = (0.0, 0.0, 0.0, 0.0f64);
     let (mut hr_weighted, mut laps) = (0.0, 0);
