@@ -90,6 +90,8 @@ pub struct EnrichedPoint {
     pub speed_mps: Option<f32>,
     /// Heart-rate zone 1–5 by %HRmax (0 below 50 %); None without heart rate or HRmax.
     pub hr_zone: Option<u8>,
+    /// Grade over the last ≥ 50 m, percent; None without altitude or before 50 m.
+    pub grade_pct: Option<f32>,
     /// True when the athlete was moving at this sample (not paused, above the stopped threshold).
     pub moving: bool,
     /// Distance covered since the start of the workout, metres.
@@ -140,6 +142,8 @@ pub struct WorkoutSummary {
     pub calories_kcal: Option<f64>,
     /// `keytel2005` (heart rate), `acsm` (running/walking speed) or `met2011` (Compendium MET).
     pub calories_method: Option<String>,
+    /// Per-kilometre splits (the last may be partial).
+    pub splits: Vec<crate::stages::Split>,
     pub heart_rate_avg_bpm: Option<f64>,
     pub heart_rate_max_bpm: Option<u8>,
     /// LSN of the first and latest record of this workout.

@@ -106,6 +106,38 @@ fn calories_follow_the_best_available_method() {
     assert_eq!(s.calories_kcal, None, "no weight, no calories");
 }
 
+#[test]
+fn kilometre_splits_and_grade() {
+    // 2.5 km north at ~3.34 m/s (300e-7° of latitude per second), climbing 0.5 m per second.
+    let samples: Vec<Sample> =
+        (0..=750).map(|t| fix(t, 470_000_000 + t as i32 * 300, 80_000_000, 100_000 + t as i32 * 50, 150)).collect();
+    let s = run(Sport::Running, samples, 200, None);
+    assert_eq!(s.splits.len(), 3, "{:?}", s.splits);
+    assert_eq!((s.splits[0].km, s.splits[2].km), (1, 3));
+    assert!((s.splits[0].distance_m - 1000.0).abs() < 1e-9 && (s.splits[1].distance_m - 1000.0).abs() < 1e-9);
+    let pace = s.splits[0].pace_s_per_km.unwrap();
+    assert!((pace - 1000.0 / 3.336).abs() < 2.0, "{pace}");
+    assert!((s.splits[2].distance_m - (s.distance_m - 2000.0)).abs() < 1e-6);
+    assert_eq!(s.splits[1].heart_rate_avg_bpm, Some(150.0));
+
+    let mut core = ShardCore::default();
+    let bytes = encode_batch(&BatchData {
+        device_id: "d".into(),
+        user_id: "u".into(),
+        workout_id: WorkoutId([7; 16]),
+        sport: Sport::Running,
+        base_time_ms: 1_700_000_000_000,
+        samples: (0..100)
+            .map(|t| fix(t, 470_000_000 + t as i32 * 300, 80_000_000, 100_000 + t as i32 * 50, 0))
+            .collect(),
+        ..BatchData::default()
+    });
+    let points = core.process(1, &bytes).points;
+    assert_eq!(points[5].grade_pct, None, "under 50 m");
+    let grade = points[60].grade_pct.unwrap();
+    assert!((grade - 0.5 / 3.336 * 100.0).abs() < 0.5, "{grade}");
+}
+
 proptest! {
     /// Smoothing never moves a point farther from its raw fix than the gate allows (5σ per axis).
     #[test]

@@ -7,18 +7,22 @@ mod calories;
 mod cleaning;
 mod distance;
 mod elevation;
+mod grade;
 mod heart_rate;
 mod moving;
 mod smoothing;
+mod splits;
 mod timing;
 
 pub use calories::{Calories, acsm_vo2, keytel_kj_per_min, met};
 pub use cleaning::{Cleaning, max_speed_mps};
 pub use distance::Distance;
 pub use elevation::Elevation;
+pub use grade::{GRADE_WINDOW_M, Grade};
 pub use heart_rate::{HeartRate, banister_weight, hr_max_from_age, zone};
 pub use moving::Moving;
 pub use smoothing::{DEFAULT_SIGMA_M, GATE_SIGMAS, Smoothing};
+pub use splits::{Split, Splits};
 pub use timing::Timing;
 
 use trackwire_codec::{SampleFlags, Sport};
@@ -48,6 +52,8 @@ pub struct Stages {
     pub distance: Distance,
     pub moving: Moving,
     pub elevation: Elevation,
+    pub grade: Grade,
+    pub splits: Splits,
     pub heart_rate: HeartRate,
     pub calories: Calories,
 }
@@ -61,6 +67,8 @@ impl Stages {
             distance: Distance::default(),
             moving: Moving::default(),
             elevation: Elevation::default(),
+            grade: Grade::default(),
+            splits: Splits::default(),
             heart_rate: HeartRate::new(profile),
             calories: Calories::new(sport, profile),
         }
@@ -74,6 +82,8 @@ impl Stages {
         self.distance.on_sample(point);
         self.moving.on_sample(point);
         self.elevation.on_sample(point);
+        self.grade.on_sample(point);
+        self.splits.on_sample(point);
         self.heart_rate.on_sample(point);
         self.calories.on_sample(point);
     }
@@ -84,6 +94,7 @@ impl Stages {
         self.distance.summarize(summary);
         self.moving.summarize(summary);
         self.elevation.summarize(summary);
+        self.splits.summarize(summary);
         self.heart_rate.summarize(summary);
         self.calories.summarize(summary);
     }

@@ -60,6 +60,7 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("hr_zone", DataType::UInt8, true),
         Field::new("smoothed_lat", DataType::Float64, true),
         Field::new("smoothed_lon", DataType::Float64, true),
+        Field::new("grade_pct", DataType::Float32, true),
     ]))
 });
 
@@ -107,6 +108,7 @@ impl TableSpec for PointsTable {
             Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.hr_zone))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lat))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lon))),
+            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.grade_pct))),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
