@@ -126,3 +126,14 @@ fn distance_moving_time_ascent_and_calories_are_within_bounds() {
         "distance compared for every file that carries a reference"
     );
 }
+
+#[test]
+fn the_devices_totals_are_kept_beside_ours() {
+    let bytes = std::fs::read(traces().join("sportslib__rides_3939576645.fit")).unwrap();
+    let imported = trackwire_codec::import::import_bytes(&bytes).unwrap();
+    let batches = imported.to_batches(trackwire_codec::WorkoutId([3; 16]), "d", "u", 500);
+    let summary = trackwire::offline_summary(&batches, imported.profile.as_ref()).unwrap();
+    let totals = summary.device_totals.expect("device totals in the summary");
+    assert_eq!(totals.distance_m, Some(42220.87));
+    assert_eq!(totals, imported.device);
+}

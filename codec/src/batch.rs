@@ -126,6 +126,20 @@ impl<'a> BatchView<'a> {
     pub fn events(&self) -> &'a [ControlEvent] {
         self.events
     }
+    /// The device's own totals, when the batch carries them (usually the last of an upload).
+    pub fn device_totals(&self) -> Option<crate::DeviceTotals> {
+        self.raw.device_totals().map(|t| crate::DeviceTotals {
+            distance_m: t.distance_m(),
+            timer_s: t.timer_s(),
+            elapsed_s: t.elapsed_s(),
+            ascent_m: t.ascent_m(),
+            descent_m: t.descent_m(),
+            calories_kcal: t.calories_kcal(),
+            heart_rate_avg: t.heart_rate_avg_bpm(),
+            heart_rate_max: t.heart_rate_max_bpm(),
+            max_speed_mps: t.max_speed_mps(),
+        })
+    }
 }
 
 impl std::fmt::Debug for BatchView<'_> {

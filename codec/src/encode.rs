@@ -15,6 +15,7 @@ pub struct BatchData {
     pub device_model: Option<String>,
     pub samples: Vec<Sample>,
     pub events: Vec<ControlEvent>,
+    pub device_totals: Option<crate::DeviceTotals>,
 }
 
 impl Default for BatchData {
@@ -29,6 +30,7 @@ impl Default for BatchData {
             device_model: None,
             samples: Vec::new(),
             events: Vec::new(),
+            device_totals: None,
         }
     }
 }
@@ -46,6 +48,7 @@ impl BatchData {
             device_model: view.device_model().map(str::to_owned),
             samples: view.samples().to_vec(),
             events: view.events().to_vec(),
+            device_totals: view.device_totals(),
         }
     }
 }
@@ -58,6 +61,22 @@ pub fn encode_batch(batch: &BatchData) -> Vec<u8> {
     let device_model = batch.device_model.as_deref().map(|m| fbb.create_string(m));
     let samples = fbb.create_vector(&batch.samples);
     let events = fbb.create_vector(&batch.events);
+    let device_totals = batch.device_totals.as_ref().map(|t| {
+        fb::DeviceTotals::create(
+            &mut fbb,
+            &fb::DeviceTotalsArgs {
+                distance_m: t.distance_m,
+                timer_s: t.timer_s,
+                elapsed_s: t.elapsed_s,
+                ascent_m: t.ascent_m,
+                descent_m: t.descent_m,
+                calories_kcal: t.calories_kcal,
+                heart_rate_avg_bpm: t.heart_rate_avg,
+                heart_rate_max_bpm: t.heart_rate_max,
+                max_speed_mps: t.max_speed_mps,
+            },
+        )
+    });
     let workout_id = fb::Uuid(batch.workout_id.0);
     let root = fb::Batch::create(
         &mut fbb,
@@ -72,6 +91,7 @@ pub fn encode_batch(batch: &BatchData) -> Vec<u8> {
             device_model,
             samples: Some(samples),
             events: Some(events),
+            device_totals,
         },
     );
     fb::finish_batch_buffer(&mut fbb, root);

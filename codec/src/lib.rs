@@ -27,6 +27,7 @@
 
 mod ack;
 mod batch;
+mod device_totals;
 mod encode;
 mod error;
 #[allow(clippy::all, unused_imports, dead_code, non_snake_case, mismatched_lifetime_syntaxes)]
@@ -37,6 +38,7 @@ mod workout_id;
 
 pub use ack::{AckView, decode_ack, encode_ack};
 pub use batch::{BatchView, DecodeLimits, decode_batch};
+pub use device_totals::DeviceTotals;
 pub use encode::{BatchData, encode_batch};
 pub use error::DecodeError;
 pub use generated::telemetry_generated::trackwire::wire::{

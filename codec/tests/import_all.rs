@@ -94,3 +94,15 @@ fn messy_files_are_handled_and_reported() {
     let truncated = import_bytes(&bytes[..bytes.len() * 2 / 3]).expect("a truncated FIT keeps what decoded");
     assert!(truncated.warnings.iter().any(|w| w.contains("damaged")), "{:?}", truncated.warnings);
 }
+
+#[test]
+fn device_totals_travel_with_the_last_batch() {
+    let imported = import("fitparse__garmin-edge-500-activity.fit");
+    let batches = imported.to_batches(WorkoutId([2; 16]), "d", "u", 1000);
+    let (last, rest) = batches.split_last().unwrap();
+    assert!(rest.iter().all(|b| b.device_totals.is_none()));
+    let bytes = encode_batch(last);
+    let view = decode_batch(&bytes, &DecodeLimits::default()).unwrap();
+    assert_eq!(view.device_totals().as_ref(), Some(&imported.device));
+    assert_eq!(imported.device.distance_m, Some(92622.34));
+}

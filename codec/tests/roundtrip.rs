@@ -28,8 +28,13 @@ fn batch_strategy() -> impl Strategy<Value = BatchData> {
         proptest::option::of("[ -~]{0,32}"),
         proptest::collection::vec(sample_strategy(), 0..200),
         proptest::collection::vec((any::<u32>(), 0u8..5).prop_map(|(t, k)| ControlEvent::new(t, ControlKind(k))), 0..8),
+        proptest::option::of((
+            proptest::option::of(0.0f64..1e6),
+            proptest::option::of(0.0f64..1e5),
+            proptest::option::of(0.0f64..300.0),
+        )),
     )
-        .prop_map(|(device_id, user_id, id, sport, seq, base, model, samples, events)| BatchData {
+        .prop_map(|(device_id, user_id, id, sport, seq, base, model, samples, events, totals)| BatchData {
             device_id,
             user_id,
             workout_id: WorkoutId(id),
@@ -39,6 +44,12 @@ fn batch_strategy() -> impl Strategy<Value = BatchData> {
             device_model: model,
             samples,
             events,
+            device_totals: totals.map(|(distance_m, timer_s, heart_rate_max)| DeviceTotals {
+                distance_m,
+                timer_s,
+                heart_rate_max,
+                ..DeviceTotals::default()
+            }),
         })
 }
 

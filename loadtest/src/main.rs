@@ -65,6 +65,7 @@ fn encode(workout: WorkoutId, seq: u64, batch_size: u32, session_start_ms: i64) 
         device_model: Some("trackwire-load".into()),
         samples,
         events: Vec::new(),
+        device_totals: None,
     })
 }
 

@@ -144,6 +144,8 @@ pub struct WorkoutSummary {
     pub calories_method: Option<String>,
     /// Per-kilometre splits (the last may be partial).
     pub splits: Vec<crate::stages::Split>,
+    /// The device's own totals, when it sent them (imported files), kept beside ours.
+    pub device_totals: Option<trackwire_codec::DeviceTotals>,
     pub heart_rate_avg_bpm: Option<f64>,
     pub heart_rate_max_bpm: Option<u8>,
     /// LSN of the first and latest record of this workout.

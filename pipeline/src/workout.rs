@@ -58,6 +58,7 @@ impl Workout {
                 calories_kcal: None,
                 calories_method: None,
                 splits: Vec::new(),
+                device_totals: None,
                 heart_rate_avg_bpm: None,
                 heart_rate_max_bpm: None,
                 first_lsn: lsn,
@@ -112,6 +113,9 @@ impl Workout {
         }
         for event in pending_events {
             self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
+        }
+        if let Some(totals) = batch.device_totals() {
+            self.summary.device_totals = Some(totals);
         }
         self.summary.batches += 1;
         self.summary.samples += out.points.len() as u64;

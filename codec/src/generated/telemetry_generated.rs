@@ -944,6 +944,240 @@ impl<'a> ControlEvent {
 
 }
 
+pub enum DeviceTotalsOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Totals the recording device computed itself (an imported file's session or laps), kept beside
+/// the server's own figures. Every field is optional.
+pub struct DeviceTotals<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DeviceTotals<'a> {
+  type Inner = DeviceTotals<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DeviceTotals<'a> {
+  pub const VT_DISTANCE_M: ::flatbuffers::VOffsetT = 4;
+  pub const VT_TIMER_S: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ELAPSED_S: ::flatbuffers::VOffsetT = 8;
+  pub const VT_ASCENT_M: ::flatbuffers::VOffsetT = 10;
+  pub const VT_DESCENT_M: ::flatbuffers::VOffsetT = 12;
+  pub const VT_CALORIES_KCAL: ::flatbuffers::VOffsetT = 14;
+  pub const VT_HEART_RATE_AVG_BPM: ::flatbuffers::VOffsetT = 16;
+  pub const VT_HEART_RATE_MAX_BPM: ::flatbuffers::VOffsetT = 18;
+  pub const VT_MAX_SPEED_MPS: ::flatbuffers::VOffsetT = 20;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DeviceTotals { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DeviceTotalsArgs
+  ) -> ::flatbuffers::WIPOffset<DeviceTotals<'bldr>> {
+    let mut builder = DeviceTotalsBuilder::new(_fbb);
+    if let Some(x) = args.max_speed_mps { builder.add_max_speed_mps(x); }
+    if let Some(x) = args.heart_rate_max_bpm { builder.add_heart_rate_max_bpm(x); }
+    if let Some(x) = args.heart_rate_avg_bpm { builder.add_heart_rate_avg_bpm(x); }
+    if let Some(x) = args.calories_kcal { builder.add_calories_kcal(x); }
+    if let Some(x) = args.descent_m { builder.add_descent_m(x); }
+    if let Some(x) = args.ascent_m { builder.add_ascent_m(x); }
+    if let Some(x) = args.elapsed_s { builder.add_elapsed_s(x); }
+    if let Some(x) = args.timer_s { builder.add_timer_s(x); }
+    if let Some(x) = args.distance_m { builder.add_distance_m(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn distance_m(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_DISTANCE_M, None)}
+  }
+  #[inline]
+  pub fn timer_s(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_TIMER_S, None)}
+  }
+  #[inline]
+  pub fn elapsed_s(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_ELAPSED_S, None)}
+  }
+  #[inline]
+  pub fn ascent_m(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_ASCENT_M, None)}
+  }
+  #[inline]
+  pub fn descent_m(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_DESCENT_M, None)}
+  }
+  #[inline]
+  pub fn calories_kcal(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_CALORIES_KCAL, None)}
+  }
+  #[inline]
+  pub fn heart_rate_avg_bpm(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_HEART_RATE_AVG_BPM, None)}
+  }
+  #[inline]
+  pub fn heart_rate_max_bpm(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_HEART_RATE_MAX_BPM, None)}
+  }
+  #[inline]
+  pub fn max_speed_mps(&self) -> Option<f64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f64>(DeviceTotals::VT_MAX_SPEED_MPS, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DeviceTotals<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<f64>("distance_m", Self::VT_DISTANCE_M, false)?
+     .visit_field::<f64>("timer_s", Self::VT_TIMER_S, false)?
+     .visit_field::<f64>("elapsed_s", Self::VT_ELAPSED_S, false)?
+     .visit_field::<f64>("ascent_m", Self::VT_ASCENT_M, false)?
+     .visit_field::<f64>("descent_m", Self::VT_DESCENT_M, false)?
+     .visit_field::<f64>("calories_kcal", Self::VT_CALORIES_KCAL, false)?
+     .visit_field::<f64>("heart_rate_avg_bpm", Self::VT_HEART_RATE_AVG_BPM, false)?
+     .visit_field::<f64>("heart_rate_max_bpm", Self::VT_HEART_RATE_MAX_BPM, false)?
+     .visit_field::<f64>("max_speed_mps", Self::VT_MAX_SPEED_MPS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DeviceTotalsArgs {
+    pub distance_m: Option<f64>,
+    pub timer_s: Option<f64>,
+    pub elapsed_s: Option<f64>,
+    pub ascent_m: Option<f64>,
+    pub descent_m: Option<f64>,
+    pub calories_kcal: Option<f64>,
+    pub heart_rate_avg_bpm: Option<f64>,
+    pub heart_rate_max_bpm: Option<f64>,
+    pub max_speed_mps: Option<f64>,
+}
+impl<'a> Default for DeviceTotalsArgs {
+  #[inline]
+  fn default() -> Self {
+    DeviceTotalsArgs {
+      distance_m: None,
+      timer_s: None,
+      elapsed_s: None,
+      ascent_m: None,
+      descent_m: None,
+      calories_kcal: None,
+      heart_rate_avg_bpm: None,
+      heart_rate_max_bpm: None,
+      max_speed_mps: None,
+    }
+  }
+}
+
+pub struct DeviceTotalsBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeviceTotalsBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_distance_m(&mut self, distance_m: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_DISTANCE_M, distance_m);
+  }
+  #[inline]
+  pub fn add_timer_s(&mut self, timer_s: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_TIMER_S, timer_s);
+  }
+  #[inline]
+  pub fn add_elapsed_s(&mut self, elapsed_s: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_ELAPSED_S, elapsed_s);
+  }
+  #[inline]
+  pub fn add_ascent_m(&mut self, ascent_m: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_ASCENT_M, ascent_m);
+  }
+  #[inline]
+  pub fn add_descent_m(&mut self, descent_m: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_DESCENT_M, descent_m);
+  }
+  #[inline]
+  pub fn add_calories_kcal(&mut self, calories_kcal: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_CALORIES_KCAL, calories_kcal);
+  }
+  #[inline]
+  pub fn add_heart_rate_avg_bpm(&mut self, heart_rate_avg_bpm: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_HEART_RATE_AVG_BPM, heart_rate_avg_bpm);
+  }
+  #[inline]
+  pub fn add_heart_rate_max_bpm(&mut self, heart_rate_max_bpm: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_HEART_RATE_MAX_BPM, heart_rate_max_bpm);
+  }
+  #[inline]
+  pub fn add_max_speed_mps(&mut self, max_speed_mps: f64) {
+    self.fbb_.push_slot_always::<f64>(DeviceTotals::VT_MAX_SPEED_MPS, max_speed_mps);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeviceTotalsBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DeviceTotalsBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DeviceTotals<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DeviceTotals<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DeviceTotals");
+      ds.field("distance_m", &self.distance_m());
+      ds.field("timer_s", &self.timer_s());
+      ds.field("elapsed_s", &self.elapsed_s());
+      ds.field("ascent_m", &self.ascent_m());
+      ds.field("descent_m", &self.descent_m());
+      ds.field("calories_kcal", &self.calories_kcal());
+      ds.field("heart_rate_avg_bpm", &self.heart_rate_avg_bpm());
+      ds.field("heart_rate_max_bpm", &self.heart_rate_max_bpm());
+      ds.field("max_speed_mps", &self.max_speed_mps());
+      ds.finish()
+  }
+}
 pub enum BatchOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -970,6 +1204,7 @@ impl<'a> Batch<'a> {
   pub const VT_DEVICE_MODEL: ::flatbuffers::VOffsetT = 18;
   pub const VT_SAMPLES: ::flatbuffers::VOffsetT = 20;
   pub const VT_EVENTS: ::flatbuffers::VOffsetT = 22;
+  pub const VT_DEVICE_TOTALS: ::flatbuffers::VOffsetT = 24;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -983,6 +1218,7 @@ impl<'a> Batch<'a> {
     let mut builder = BatchBuilder::new(_fbb);
     builder.add_base_time_ms(args.base_time_ms);
     builder.add_seq(args.seq);
+    if let Some(x) = args.device_totals { builder.add_device_totals(x); }
     if let Some(x) = args.events { builder.add_events(x); }
     if let Some(x) = args.samples { builder.add_samples(x); }
     if let Some(x) = args.device_model { builder.add_device_model(x); }
@@ -1068,6 +1304,14 @@ impl<'a> Batch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ControlEvent>>>(Batch::VT_EVENTS, None)}
   }
+  /// Sent once, usually with the last batch of an uploaded file.
+  #[inline]
+  pub fn device_totals(&self) -> Option<DeviceTotals<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<DeviceTotals>>(Batch::VT_DEVICE_TOTALS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Batch<'_> {
@@ -1086,6 +1330,7 @@ impl ::flatbuffers::Verifiable for Batch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("device_model", Self::VT_DEVICE_MODEL, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, Sample>>>("samples", Self::VT_SAMPLES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ControlEvent>>>("events", Self::VT_EVENTS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<DeviceTotals>>("device_totals", Self::VT_DEVICE_TOTALS, false)?
      .finish();
     Ok(())
   }
@@ -1101,6 +1346,7 @@ pub struct BatchArgs<'a> {
     pub device_model: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub samples: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, Sample>>>,
     pub events: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ControlEvent>>>,
+    pub device_totals: Option<::flatbuffers::WIPOffset<DeviceTotals<'a>>>,
 }
 impl<'a> Default for BatchArgs<'a> {
   #[inline]
@@ -1116,6 +1362,7 @@ impl<'a> Default for BatchArgs<'a> {
       device_model: None,
       samples: None,
       events: None,
+      device_totals: None,
     }
   }
 }
@@ -1166,6 +1413,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> BatchBuilder<'a, 'b, A> {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Batch::VT_EVENTS, events);
   }
   #[inline]
+  pub fn add_device_totals(&mut self, device_totals: ::flatbuffers::WIPOffset<DeviceTotals<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<DeviceTotals>>(Batch::VT_DEVICE_TOTALS, device_totals);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> BatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     BatchBuilder {
@@ -1196,6 +1447,7 @@ impl ::core::fmt::Debug for Batch<'_> {
       ds.field("device_model", &self.device_model());
       ds.field("samples", &self.samples());
       ds.field("events", &self.events());
+      ds.field("device_totals", &self.device_totals());
       ds.finish()
   }
 }

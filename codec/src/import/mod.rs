@@ -36,19 +36,7 @@ pub struct Fix {
     pub device_speed_mps: Option<f64>,
 }
 
-/// Totals the recording device wrote into the file (FIT session, TCX laps), kept beside ours.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct DeviceTotals {
-    pub distance_m: Option<f64>,
-    pub timer_s: Option<f64>,
-    pub elapsed_s: Option<f64>,
-    pub ascent_m: Option<f64>,
-    pub descent_m: Option<f64>,
-    pub calories_kcal: Option<f64>,
-    pub heart_rate_avg: Option<f64>,
-    pub heart_rate_max: Option<f64>,
-    pub max_speed_mps: Option<f64>,
-}
+pub use crate::DeviceTotals;
 
 /// The athlete as the device knew them (FIT user_profile).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -195,7 +183,9 @@ impl Imported {
             if (seq + 1) * batch_size.max(1) >= timed.len() {
                 events.push(ControlEvent::new(offset(end_ms.max(last)), ControlKind::Complete));
             }
+            let last_batch = (seq + 1) * batch_size.max(1) >= timed.len();
             batches.push(BatchData {
+                device_totals: (last_batch && !self.device.is_empty()).then(|| self.device.clone()),
                 device_id: device_id.to_owned(),
                 user_id: user_id.to_owned(),
                 workout_id,

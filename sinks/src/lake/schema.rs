@@ -27,6 +27,11 @@ fn ids<'a>(ids: impl Iterator<Item = &'a WorkoutId>, len: usize) -> ArrayRef {
     Arc::new(builder.finish())
 }
 
+/// A column of one device total (null where the workout has none).
+fn device(rows: &[WorkoutSummary], field: fn(&trackwire_codec::DeviceTotals) -> Option<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.device_totals.as_ref().and_then(field))))
+}
+
 fn ms_to_us(ms: i64) -> i64 {
     ms.saturating_mul(1000)
 }
@@ -145,6 +150,10 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("calories_method", DataType::Utf8, true),
         Field::new("trimp_edwards", DataType::Float64, true),
         Field::new("trimp_banister", DataType::Float64, true),
+        Field::new("device_distance_m", DataType::Float64, true),
+        Field::new("device_timer_s", DataType::Float64, true),
+        Field::new("device_ascent_m", DataType::Float64, true),
+        Field::new("device_calories_kcal", DataType::Float64, true),
     ]))
 });
 
@@ -204,6 +213,10 @@ impl TableSpec for WorkoutsTable {
             strings(|r| r.calories_method.as_deref()),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trimp_edwards))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trimp_banister))),
+            device(rows, |d| d.distance_m),
+            device(rows, |d| d.timer_s),
+            device(rows, |d| d.ascent_m),
+            device(rows, |d| d.calories_kcal),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
