@@ -84,6 +84,10 @@ pub struct EnrichedPoint {
     /// True for the first sample after a pause (or a gap between recorded segments): the time
     /// and distance since the previous sample are not part of the activity.
     pub after_pause: bool,
+    /// Milliseconds since the previous timed, in-order sample that count as activity: 0 for the
+    /// first sample, while paused, right after a pause, and for untimed or out-of-order samples.
+    /// Derived once here so every time-integrating stage agrees.
+    pub active_step_ms: i64,
     /// True when the cleaning stage rejected this sample's position (lat/lon are then None).
     pub position_rejected: bool,
     /// Speed over the step from the previous valid fix, m/s.

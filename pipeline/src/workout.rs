@@ -1,7 +1,7 @@
 //! The per-workout state machine (the seed aggregate): Start, Update, Pause, Resume, Complete,
 //! Cancel. Sans-IO: a batch in, points and events out.
 
-use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, missing};
+use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, SampleFlags, missing};
 
 use crate::stages::Stages;
 use crate::{
@@ -14,6 +14,8 @@ pub struct Workout {
     summary: WorkoutSummary,
     stages: Stages,
     last_time_ms: Option<i64>,
+    /// Time of the last timed, in-order sample (what activity steps are measured from).
+    last_timed_ms: Option<i64>,
     /// A pause (or resume) happened since the last sample.
     paused_since_last_sample: bool,
 }
@@ -66,6 +68,7 @@ impl Workout {
             },
             stages: Stages::new(first.sport(), profile),
             last_time_ms: None,
+            last_timed_ms: None,
             paused_since_last_sample: false,
         }
     }
@@ -176,6 +179,16 @@ impl Workout {
         if !time_out_of_order {
             self.last_time_ms = Some(time_ms);
         }
+        let paused = self.summary.status == WorkoutStatus::Paused;
+        let after_pause = std::mem::take(&mut self.paused_since_last_sample);
+        let timed = s.flags() & SampleFlags::Untimed.bits() == 0 && !time_out_of_order;
+        let active_step_ms = match self.last_timed_ms {
+            Some(last) if timed && !paused && !after_pause => time_ms - last,
+            _ => 0,
+        };
+        if timed {
+            self.last_timed_ms = Some(time_ms);
+        }
         let (lat, lon) = (s.lat_e7(), s.lon_e7());
         let has_fix = lat != missing::COORDINATE
             && lon != missing::COORDINATE
@@ -197,9 +210,10 @@ impl Workout {
             power_w: (s.power_w() != missing::POWER).then(|| s.power_w()),
             h_accuracy_m: (s.h_accuracy_dm() != missing::ACCURACY).then(|| f32::from(s.h_accuracy_dm()) / 10.0),
             flags: s.flags(),
-            paused: self.summary.status == WorkoutStatus::Paused,
+            paused,
             time_out_of_order,
-            after_pause: std::mem::take(&mut self.paused_since_last_sample),
+            after_pause,
+            active_step_ms,
             position_rejected: false,
             speed_mps: None,
             hr_zone: None,

@@ -1,6 +1,6 @@
 use trackwire_codec::Sport;
 
-use super::{Stage, untimed};
+use super::Stage;
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
 /// kcal per kJ (thermochemical calorie).
@@ -59,7 +59,6 @@ const KCAL_PER_LITRE_O2: f64 = 5.0;
 pub struct Calories {
     profile: AthleteProfile,
     met: Option<f64>,
-    last_ms: Option<i64>,
     kcal: f64,
     used_heart_rate: bool,
     used_speed: bool,
@@ -76,16 +75,11 @@ impl Calories {
 impl Stage for Calories {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        if untimed(point) || point.time_out_of_order {
-            return;
-        }
-        let last = self.last_ms.replace(point.time_ms);
         let Some(weight) = self.profile.weight_kg else { return };
-        let Some(last) = last else { return };
-        if point.paused || point.after_pause {
+        if point.active_step_ms == 0 {
             return;
         }
-        let minutes = (point.time_ms - last) as f64 / 60_000.0;
+        let minutes = point.active_step_ms as f64 / 60_000.0;
         match (point.heart_rate_bpm, self.profile.age_years, self.profile.male) {
             (Some(hr), Some(age), Some(male)) => {
                 self.kcal += keytel_kj_per_min(f64::from(hr), weight, age, male) * minutes / KJ_PER_KCAL;

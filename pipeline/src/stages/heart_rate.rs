@@ -1,4 +1,4 @@
-use super::{Stage, untimed};
+use super::Stage;
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
 /// Maximum heart rate from age when the athlete has not given theirs: 208 − 0.7 × age
@@ -35,7 +35,6 @@ pub struct HeartRate {
     hr_max: Option<f64>,
     hr_rest: Option<f64>,
     male: Option<bool>,
-    last_ms: Option<i64>,
     zone_seconds: [f64; 5],
     banister: f64,
     /// Per heart rate (bpm is a u8): its zone and its Banister weight per minute (HRr·weight),
@@ -68,14 +67,7 @@ impl HeartRate {
 impl Stage for HeartRate {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        let timed_step = !untimed(point) && !point.time_out_of_order;
-        let dt_s = match (self.last_ms, timed_step) {
-            (Some(last), true) if !point.paused && !point.after_pause => (point.time_ms - last) as f64 / 1000.0,
-            _ => 0.0,
-        };
-        if timed_step {
-            self.last_ms = Some(point.time_ms);
-        }
+        let dt_s = point.active_step_ms as f64 / 1000.0;
         let Some(hr) = point.heart_rate_bpm else { return };
         self.sum += u64::from(hr);
         self.count += 1;

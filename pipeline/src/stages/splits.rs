@@ -26,7 +26,6 @@ pub struct Splits {
     moving_ms: i64,
     hr_sum: u64,
     hr_count: u64,
-    last_ms: Option<i64>,
     last_elapsed: f64,
     last_distance: f64,
 }
@@ -52,12 +51,9 @@ impl Stage for Splits {
         if point.time_out_of_order {
             return;
         }
-        if point.moving
-            && let Some(last) = self.last_ms
-        {
-            self.moving_ms += point.time_ms - last;
+        if point.moving {
+            self.moving_ms += point.active_step_ms;
         }
-        self.last_ms = Some(point.time_ms);
         if let Some(hr) = point.heart_rate_bpm {
             self.hr_sum += u64::from(hr);
             self.hr_count += 1;
@@ -72,7 +68,8 @@ impl Stage for Splits {
                 done: std::mem::take(&mut self.done),
                 start_distance: boundary,
                 start_elapsed: point.elapsed_s,
-                last_ms: self.last_ms,
+                last_elapsed: point.elapsed_s,
+                last_distance: point.distance_m,
                 ..Splits::default()
             };
         }

@@ -1,8 +1,8 @@
 use super::{Stage, untimed};
 use crate::{EnrichedPoint, WorkoutSummary};
 
-/// Elapsed time since the first sample, and timer time: the time between consecutive samples
-/// unless the device was paused in between.
+/// Elapsed time since the first sample, and timer time: the activity steps (time between
+/// consecutive samples unless the device was paused in between).
 #[derive(Debug, Default, Clone)]
 pub struct Timing {
     first_ms: Option<i64>,
@@ -21,12 +21,7 @@ impl Stage for Timing {
             point.elapsed_s = (self.last_ms.unwrap_or(first) - first) as f64 / 1000.0;
             return;
         }
-        if let Some(last) = self.last_ms
-            && !point.paused
-            && !point.after_pause
-        {
-            self.timer_ms += point.time_ms - last;
-        }
+        self.timer_ms += point.active_step_ms;
         self.last_ms = Some(point.time_ms);
         point.elapsed_s = (point.time_ms - first) as f64 / 1000.0;
     }
