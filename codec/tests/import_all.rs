@@ -106,3 +106,18 @@ fn device_totals_travel_with_the_last_batch() {
     assert_eq!(view.device_totals().as_ref(), Some(&imported.device));
     assert_eq!(imported.device.distance_m, Some(92622.34));
 }
+
+#[test]
+fn every_timer_event_lands_in_exactly_one_batch() {
+    for name in
+        ["fitparse__garmin-edge-500-activity.fit", "sportslib__rides_3939576645.fit", "gpxpy__korita-zbevnica.gpx"]
+    {
+        let imported = import(name);
+        for size in [1, 7, 100, 1000] {
+            let batches = imported.to_batches(WorkoutId([4; 16]), "d", "u", size);
+            let sent: usize = batches.iter().map(|b| b.events.len()).sum();
+            // Every recorded event once, plus the final Complete.
+            assert_eq!(sent, imported.events.len() + 1, "{name} in batches of {size}");
+        }
+    }
+}

@@ -167,23 +167,26 @@ impl Imported {
             })
             .collect();
         let end_ms = timed.iter().map(|t| t.0).max().unwrap_or(0);
-        let mut batches = Vec::new();
-        for (seq, chunk) in timed.chunks(batch_size.max(1)).enumerate() {
-            let base = chunk.iter().map(|t| t.0).min().unwrap_or(0);
-            let last = chunk.iter().map(|t| t.0).max().unwrap_or(base);
+        let chunks: Vec<_> = timed.chunks(batch_size.max(1)).collect();
+        let bases: Vec<i64> = chunks.iter().map(|c| c.iter().map(|t| t.0).min().unwrap_or(0)).collect();
+        let mut batches = Vec::with_capacity(chunks.len());
+        for (seq, chunk) in chunks.iter().enumerate() {
+            let base = bases[seq];
+            let last_batch = seq + 1 == chunks.len();
             let offset = |t: i64| (t - base).clamp(0, i64::from(u32::MAX)) as u32;
             let samples = chunk.iter().map(|(t, flags, f)| to_sample(f, offset(*t), *flags)).collect();
+            // Each event belongs to exactly one batch: the one whose time span it falls in (the
+            // first batch also takes events before the first sample, the last those after).
+            let in_span = |t: i64| (seq == 0 || t >= base) && (last_batch || t < bases[seq + 1]);
             let mut events: Vec<ControlEvent> = self
                 .events
                 .iter()
-                .filter(|(t, _)| *t >= base && (*t <= last || (seq + 1) * batch_size >= timed.len()))
-                .filter(|(t, k)| !(*t == end_ms && *k == ControlKind::Complete))
+                .filter(|(t, k)| in_span(*t) && !(*t == end_ms && *k == ControlKind::Complete))
                 .map(|(t, k)| ControlEvent::new(offset(*t), *k))
                 .collect();
-            if (seq + 1) * batch_size.max(1) >= timed.len() {
-                events.push(ControlEvent::new(offset(end_ms.max(last)), ControlKind::Complete));
+            if last_batch {
+                events.push(ControlEvent::new(offset(end_ms), ControlKind::Complete));
             }
-            let last_batch = (seq + 1) * batch_size.max(1) >= timed.len();
             batches.push(BatchData {
                 device_totals: (last_batch && !self.device.is_empty()).then(|| self.device.clone()),
                 device_id: device_id.to_owned(),
