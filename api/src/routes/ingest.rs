@@ -27,8 +27,9 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Bod
     }
     let body = axum::body::to_bytes(body, limit).await.map_err(|err| {
         let too_large = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
-            .any(|e| e.to_string().contains("length limit"));
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
         if too_large {
+            // Chunked bodies have no Content-Length: all we know is that they exceed the limit.
             ApiError::from(IngestError::BodyTooLarge { size: limit + 1, limit })
         } else {
             ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
