@@ -54,7 +54,6 @@ const ENCODE_CHUNK_ROWS: usize = 8192;
 struct OpenFile<R> {
     /// Rows not yet encoded into a row group.
     rows: Vec<R>,
-    total_rows: u64,
     writer: ArrowWriter<Vec<u8>>,
     first_lsn: u64,
     opened: Instant,
@@ -81,7 +80,6 @@ struct Sealed {
     key: ObjectKey,
     bytes: Bytes,
     first_lsn: u64,
-    rows: u64,
 }
 
 pub struct LakeTable<T: TableSpec> {
@@ -93,7 +91,9 @@ pub struct LakeTable<T: TableSpec> {
     /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
     committed: HashMap<Partition, u64>,
     last_fed: u64,
-    rows_committed: u64,
+    /// The partition of the previous row, by its hour (or day) number: consecutive samples almost
+    /// always share it, so the calendar conversion runs once per partition change, not per row.
+    last_partition: Option<(i64, Partition)>,
     _table: PhantomData<T>,
 }
 
@@ -124,13 +124,9 @@ impl<T: TableSpec> LakeTable<T> {
             sealed: VecDeque::new(),
             committed,
             last_fed: 0,
-            rows_committed: 0,
+            last_partition: None,
             _table: PhantomData,
         })
-    }
-
-    pub fn rows_committed(&self) -> u64 {
-        self.rows_committed
     }
 
     fn new_file(&self, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
@@ -139,7 +135,7 @@ impl<T: TableSpec> LakeTable<T> {
             T::schema(),
             Some(writer_properties(&T::schema(), self.config.row_group_rows)),
         )?;
-        Ok(OpenFile { rows: Vec::new(), total_rows: 0, writer, first_lsn, opened: Instant::now() })
+        Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
     }
 
     fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
@@ -151,7 +147,7 @@ impl<T: TableSpec> LakeTable<T> {
         }
         let bytes = Bytes::from(file.writer.into_inner()?);
         let key = ObjectKey { table: T::NAME, partition, label: self.last_fed };
-        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn, rows: file.total_rows });
+        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn });
         Ok(())
     }
 
@@ -168,7 +164,6 @@ impl<T: TableSpec> LakeTable<T> {
             })?;
             let file = self.sealed.pop_front().expect("front exists");
             self.committed.insert(file.key.partition, file.key.label);
-            self.rows_committed += file.rows;
             tracing::debug!(path = %path, bytes = file.bytes.len(), "lake file committed");
         }
         Ok(())
@@ -188,7 +183,15 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             if error.is_some() {
                 return;
             }
-            let partition = Partition::of_time_ms(time_ms, T::HOURLY);
+            let bucket = time_ms.div_euclid(if T::HOURLY { 3_600_000 } else { 86_400_000 });
+            let partition = match self.last_partition {
+                Some((b, p)) if b == bucket => p,
+                _ => {
+                    let p = Partition::of_time_ms(time_ms, T::HOURLY);
+                    self.last_partition = Some((bucket, p));
+                    p
+                }
+            };
             if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
                 return; // Replayed: this partition already holds this record's rows.
             }
@@ -212,7 +215,6 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             }
             let file = self.open.get_mut(&partition).expect("inserted above");
             file.rows.push(row.clone());
-            file.total_rows += 1;
             if file.rows.len() >= ENCODE_CHUNK_ROWS
                 && let Err(e) = file.encode_pending::<T>()
             {
