@@ -46,8 +46,4 @@ impl ShardCore {
             }
         }
     }
-
-    pub fn workouts(&self) -> usize {
-        self.workouts.len()
-    }
 }

@@ -73,10 +73,6 @@ impl Workout {
         }
     }
 
-    pub fn summary(&self) -> &WorkoutSummary {
-        &self.summary
-    }
-
     /// Applies one batch. `started` is true for the batch that created the workout.
     pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool) -> ShardOutput {
         let mut out = ShardOutput { lsn, ..ShardOutput::default() };
