@@ -17,10 +17,10 @@ pub struct Grade {
 impl Stage for Grade {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        let Some(alt) = point.altitude_m.map(f64::from) else { return };
         if point.after_pause {
             self.window.clear();
         }
+        let Some(alt) = point.altitude_m.map(f64::from) else { return };
         self.window.push_back((point.distance_m, alt));
         while self.window.len() > 2 && point.distance_m - self.window[1].0 >= GRADE_WINDOW_M {
             self.window.pop_front();

@@ -70,6 +70,10 @@ pub struct Smoothing {
 impl Stage for Smoothing {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
+        if point.after_pause {
+            // The filter restarts at the first fix after a pause, even if it comes samples later.
+            self.last_ms = None;
+        }
         let (Some(lat), Some(lon)) = (point.lat_deg, point.lon_deg) else { return };
         let sigma = point.h_accuracy_m.map_or(DEFAULT_SIGMA_M, |a| f64::from(a).max(1.0));
         let (lat0, lon0, m_north, m_east) = *self.origin.get_or_insert_with(|| {
@@ -78,9 +82,7 @@ impl Stage for Smoothing {
         });
         let (x, y) = ((lon - lon0) * m_east, (lat - lat0) * m_north);
         let dt = match self.last_ms {
-            Some(last) if !untimed(point) && !point.after_pause && point.time_ms > last => {
-                Some((point.time_ms - last) as f64 / 1000.0)
-            }
+            Some(last) if !untimed(point) && point.time_ms > last => Some((point.time_ms - last) as f64 / 1000.0),
             _ => None,
         };
         let kept = dt.is_some_and(|dt| {
