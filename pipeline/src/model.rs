@@ -136,6 +136,9 @@ pub struct WorkoutSummary {
     pub max_speed_mps: Option<f64>,
     /// Positions the cleaning stage rejected ((0,0), out of range, impossible speed).
     pub rejected_fixes: u64,
+    /// Altitude readings the cleaning stage rejected (faster than any real climb or fall).
+    #[serde(default)] // summaries stored before this field existed read as 0
+    pub rejected_altitudes: u64,
     /// Seconds in heart-rate zones 1–5 (50–60 … 90–100 % of HRmax); None without HRmax.
     pub hr_zone_seconds: Option<[f64; 5]>,
     /// Edwards TRIMP (zone-weighted minutes); None without HRmax.

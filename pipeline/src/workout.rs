@@ -54,6 +54,7 @@ impl Workout {
                 elevation_loss_m: None,
                 max_speed_mps: None,
                 rejected_fixes: 0,
+                rejected_altitudes: 0,
                 hr_zone_seconds: None,
                 trimp_edwards: None,
                 trimp_banister: None,

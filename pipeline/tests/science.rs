@@ -64,6 +64,28 @@ fn elevation_noise_inside_the_hysteresis_adds_nothing() {
 }
 
 #[test]
+fn cleaning_drops_altitude_spikes_and_barometric_altitude_wins() {
+    // Flat at 100 m with a 3 s jump to 187 m (the fēnix 2's start): the jump is dropped.
+    let mut samples: Vec<Sample> =
+        (0..60).map(|t| fix(t, 470_000_000 + t as i32 * 100, 80_000_000, 10_000, 0)).collect();
+    for t in 2..5 {
+        samples[t] = fix(t as u32, 470_000_000 + t as i32 * 100, 80_000_000, 18_700, 0);
+    }
+    let s = run(Sport::Running, samples, 1000, None);
+    assert_eq!((s.rejected_altitudes, s.elevation_gain_m), (3, Some(0.0)));
+    // GPS altitude says +18 m, the barometer (flagged) says flat: the barometer wins.
+    let samples: Vec<Sample> = (0..60)
+        .map(|t| {
+            let (alt, flags) = if t % 2 == 0 { (5_000 + t as i32 * 30, 0) } else { (5_000, 1) };
+            let lat = 470_000_000 + t as i32 * 100;
+            Sample::new(t * 1000, lat, 80_000_000, alt, 0, missing::CADENCE, missing::POWER, missing::ACCURACY, flags)
+        })
+        .collect();
+    let s = run(Sport::Running, samples, 1000, None);
+    assert_eq!(s.elevation_gain_m, Some(0.0));
+}
+
+#[test]
 fn cleaning_drops_null_island_and_teleports_but_reanchors_on_a_bad_first_fix() {
     // (0,0) twice, then a real track: the (0,0) fixes are dropped, nothing else.
     let mut samples = vec![fix(0, 0, 0, 0, 0), fix(1, 0, 0, 0, 0)];
@@ -94,11 +116,17 @@ fn calories_follow_the_best_available_method() {
         hr_max_bpm: Some(185.0),
         hr_rest_bpm: Some(60.0),
     };
+    // With resting HR: VO2max = 15.3 × 185/60 = 47.175 (Uth 2004); Keytel's fitness equation:
+    // −95.7735 + 98.27 + 19.0587 + 29.55 + 8.672 = 59.7772 kJ/min.
     let s = run(Sport::Running, track(155), 100, Some(athlete.clone()));
-    assert_eq!(s.calories_method.as_deref(), Some("keytel2005"));
-    assert!((s.calories_kcal.unwrap() - 64.057 * 10.0 / 4.184).abs() < 0.5, "{:?}", s.calories_kcal);
+    assert_eq!(s.calories_method.as_deref(), Some("keytel2005_vo2max"));
+    assert!((s.calories_kcal.unwrap() - 59.7772 * 10.0 / 4.184).abs() < 0.5, "{:?}", s.calories_kcal);
     assert!(s.trimp_edwards.unwrap() > 0.0 && s.trimp_banister.unwrap() > 0.0);
     assert_eq!(s.hr_zone_seconds.unwrap()[3], 600.0, "155/185 = 84 %: zone 4 for all 600 s");
+    let without_rest = AthleteProfile { hr_rest_bpm: None, ..athlete.clone() };
+    let s = run(Sport::Running, track(155), 100, Some(without_rest));
+    assert_eq!(s.calories_method.as_deref(), Some("keytel2005"));
+    assert!((s.calories_kcal.unwrap() - 64.057 * 10.0 / 4.184).abs() < 0.5, "{:?}", s.calories_kcal);
     let s =
         run(Sport::Running, track(0), 100, Some(AthleteProfile { weight_kg: Some(70.0), ..AthleteProfile::default() }));
     assert_eq!(s.calories_method.as_deref(), Some("acsm"));

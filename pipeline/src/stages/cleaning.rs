@@ -22,11 +22,17 @@ pub fn max_speed_mps(sport: Sport) -> f64 {
     }
 }
 
+/// The fastest an altitude reading may change, 20 m/s: the fastest passenger lift in service
+/// (Shanghai Tower, 20.5 m/s, Guinness World Records 2016) and beyond any skier's or diver's
+/// sustained vertical rate. Faster changes are sensor faults, like the fēnix 2 trace's 87 m
+/// barometer jump for 3 s at its start (`fitparse__activity-small-fenix2-run.fit`).
+pub const MAX_VERTICAL_SPEED_MPS: f64 = 20.0;
+
 /// After this many consecutive rejections that agree with each other, the earlier anchor was the
 /// wrong one (a bad first fix): re-anchor on the new track rather than reject it forever.
 const REANCHOR_AFTER: u32 = 5;
 
-/// Drops positions that cannot be real: exactly (0,0) (a receiver without a fix), and fixes whose
+/// Drops altitudes that jump faster than any person climbs or falls, and positions that cannot be real: exactly (0,0) (a receiver without a fix), and fixes whose
 /// implied speed from the last accepted fix exceeds the sport's maximum. Never invents a position;
 /// rejected samples keep their time, heart rate and the rest.
 #[derive(Debug, Clone)]
@@ -37,6 +43,48 @@ pub struct Cleaning {
     last_rejected: Option<(i64, f64, f64)>,
     rejected: u64,
     geodesy: LocalDistance,
+    altitude: AltitudeGuard,
+}
+
+/// Drops altitude readings that jump faster than [`MAX_VERTICAL_SPEED_MPS`] from the last accepted
+/// one, re-anchoring like positions do when the new level persists.
+#[derive(Debug, Clone, Default)]
+struct AltitudeGuard {
+    last_accepted: Option<(i64, f64)>,
+    last_rejected: Option<(i64, f64)>,
+    rejected_run: u32,
+    rejected: u64,
+}
+
+impl AltitudeGuard {
+    fn plausible(from: (i64, f64), to: (i64, f64)) -> bool {
+        let seconds = ((to.0 - from.0) as f64 / 1000.0).max(1.0);
+        (to.1 - from.1).abs() / seconds <= MAX_VERTICAL_SPEED_MPS
+    }
+
+    /// True when `reading` should be kept.
+    fn accept(&mut self, reading: (i64, f64), timed: bool) -> bool {
+        let accept = match self.last_accepted {
+            None => true,
+            // Without time, only order is known: every reading stands.
+            Some(_) if !timed => true,
+            Some(last) if Self::plausible(last, reading) => true,
+            Some(_) => {
+                let consistent = self.last_rejected.is_none_or(|prev| Self::plausible(prev, reading));
+                self.rejected_run = if consistent { self.rejected_run + 1 } else { 1 };
+                self.rejected_run >= REANCHOR_AFTER
+            }
+        };
+        if accept {
+            self.last_accepted = Some(reading);
+            self.last_rejected = None;
+            self.rejected_run = 0;
+        } else {
+            self.last_rejected = Some(reading);
+            self.rejected += 1;
+        }
+        accept
+    }
 }
 
 impl Cleaning {
@@ -48,6 +96,7 @@ impl Cleaning {
             last_rejected: None,
             rejected: 0,
             geodesy: LocalDistance::default(),
+            altitude: AltitudeGuard::default(),
         }
     }
 
@@ -65,9 +114,15 @@ impl Cleaning {
 impl Stage for Cleaning {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
+        let timed = !untimed(point);
+        if let Some(alt) = point.altitude_m
+            && !point.time_out_of_order
+            && !self.altitude.accept((point.time_ms, f64::from(alt)), timed)
+        {
+            point.altitude_m = None;
+        }
         let (Some(lat), Some(lon)) = (point.lat_deg, point.lon_deg) else { return };
         let fix = (point.time_ms, lat, lon);
-        let timed = !untimed(point);
         let accept = if lat == 0.0 && lon == 0.0 {
             false
         } else {
@@ -100,5 +155,6 @@ impl Stage for Cleaning {
 
     fn summarize(&self, summary: &mut WorkoutSummary) {
         summary.rejected_fixes = self.rejected;
+        summary.rejected_altitudes = self.altitude.rejected;
     }
 }

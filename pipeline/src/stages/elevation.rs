@@ -1,3 +1,5 @@
+use trackwire_codec::SampleFlags;
+
 use super::Stage;
 use crate::{EnrichedPoint, WorkoutSummary};
 
@@ -6,25 +8,62 @@ use crate::{EnrichedPoint, WorkoutSummary};
 pub const HYSTERESIS_M: f64 = 3.0;
 
 /// Elevation gain and loss with hysteresis, so GPS/barometer noise does not add up.
-#[derive(Debug, Default, Clone)]
+///
+/// Barometric altitude wins: once a sample flags [`SampleFlags::BarometricAltitude`], GPS
+/// altitudes of the same workout are ignored, because the two sources disagree by tens of metres
+/// and every switch between them would count as a climb.
+#[derive(Debug, Clone)]
 pub struct Elevation {
+    hysteresis_m: f64,
     anchor: Option<f64>,
+    barometric: bool,
     gain: f64,
     loss: f64,
+}
+
+impl Default for Elevation {
+    fn default() -> Self {
+        Elevation::with_hysteresis(HYSTERESIS_M)
+    }
+}
+
+impl Elevation {
+    /// A stage with another threshold: to reproduce a device's own algorithm in a comparison.
+    pub fn with_hysteresis(hysteresis_m: f64) -> Self {
+        Elevation { hysteresis_m, anchor: None, barometric: false, gain: 0.0, loss: 0.0 }
+    }
+
+    /// Feeds one altitude reading (metres).
+    #[inline]
+    pub fn add(&mut self, alt: f64) {
+        let anchor = *self.anchor.get_or_insert(alt);
+        if alt > anchor + self.hysteresis_m {
+            self.gain += alt - anchor;
+            self.anchor = Some(alt);
+        } else if alt < anchor - self.hysteresis_m {
+            self.loss += anchor - alt;
+            self.anchor = Some(alt);
+        }
+    }
+
+    /// (gain, loss) so far, metres.
+    pub fn totals(&self) -> (f64, f64) {
+        (self.gain, self.loss)
+    }
 }
 
 impl Stage for Elevation {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
         let Some(alt) = point.altitude_m.map(f64::from) else { return };
-        let anchor = *self.anchor.get_or_insert(alt);
-        if alt > anchor + HYSTERESIS_M {
-            self.gain += alt - anchor;
-            self.anchor = Some(alt);
-        } else if alt < anchor - HYSTERESIS_M {
-            self.loss += anchor - alt;
-            self.anchor = Some(alt);
+        let barometric = point.flags & SampleFlags::BarometricAltitude.bits() != 0;
+        if barometric && !self.barometric {
+            self.barometric = true;
+            self.anchor = None; // start over on the barometer's level
+        } else if !barometric && self.barometric {
+            return;
         }
+        self.add(alt);
     }
 
     fn summarize(&self, summary: &mut WorkoutSummary) {

@@ -14,7 +14,7 @@ mod smoothing;
 mod splits;
 mod timing;
 
-pub use calories::{Calories, acsm_vo2, keytel_kj_per_min, met};
+pub use calories::{Calories, acsm_vo2, keytel_fitness_kj_per_min, keytel_kj_per_min, met, uth_vo2max};
 pub use cleaning::{Cleaning, max_speed_mps};
 pub use distance::Distance;
 pub use elevation::Elevation;
