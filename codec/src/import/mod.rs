@@ -70,7 +70,9 @@ pub struct Imported {
 pub enum ImportError {
     #[error("not a GPX, TCX or FIT file (it starts with {start:?}): export the activity as GPX, TCX or FIT")]
     UnknownFormat { start: String },
-    #[error("{format:?} file is unreadable ({detail}); export the activity again from the app or device that recorded it")]
+    #[error(
+        "{format:?} file is unreadable ({detail}); export the activity again from the app or device that recorded it"
+    )]
     Malformed { format: Format, detail: String },
     #[error("{format:?} file has no track points: nothing to import (a route or course file without a recording?)")]
     Empty { format: Format },
