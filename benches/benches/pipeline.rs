@@ -10,6 +10,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use trackwire_codec::{BatchData, DecodeLimits, Sample, Sport, WorkoutId, decode_batch, encode_batch};
 use trackwire_pipeline::{AthleteProfile, ShardCore};
 
+/// The server's allocator (src/main.rs), so allocation costs are the ones production pays.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SAMPLES: u32 = 1000;
 
 /// A realistic 1 Hz run: ~3 m/s with GPS jitter, rolling altitude, heart rate and cadence.

@@ -81,6 +81,9 @@ pub struct Calories {
     profile: AthleteProfile,
     met: Option<f64>,
     vo2max: Option<f64>,
+    /// kcal per millisecond at each heart rate (bpm is a u8), when the profile allows Keytel:
+    /// computed once per workout, so a sample costs one multiply-add.
+    keytel_kcal_per_ms: Option<Box<[f64; 256]>>,
     kcal: f64,
     used_heart_rate: bool,
     used_speed: bool,
@@ -93,7 +96,22 @@ impl Calories {
         let profile = profile.cloned().unwrap_or_default();
         let hr_max = profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age));
         let vo2max = hr_max.zip(profile.hr_rest_bpm).and_then(|(max, rest)| uth_vo2max(max, rest));
-        Calories { profile, met: met(sport), vo2max, sport, ..Calories::default() }
+        let keytel_kcal_per_ms = match (profile.weight_kg, profile.age_years, profile.male) {
+            (Some(weight), Some(age), Some(male)) => {
+                let mut table = Box::new([0.0; 256]);
+                for (hr, kcal_per_ms) in table.iter_mut().enumerate() {
+                    let hr = hr as f64;
+                    let kj_per_min = match vo2max {
+                        Some(vo2max) => keytel_fitness_kj_per_min(hr, vo2max, weight, age, male),
+                        None => keytel_kj_per_min(hr, weight, age, male),
+                    };
+                    *kcal_per_ms = kj_per_min / KJ_PER_KCAL / 60_000.0;
+                }
+                Some(table)
+            }
+            _ => None,
+        };
+        Calories { profile, met: met(sport), vo2max, keytel_kcal_per_ms, sport, ..Calories::default() }
     }
 }
 
@@ -104,15 +122,10 @@ impl Stage for Calories {
         if point.active_step_ms == 0 {
             return;
         }
-        let minutes = point.active_step_ms as f64 / 60_000.0;
-        match (point.heart_rate_bpm, self.profile.age_years, self.profile.male) {
-            (Some(hr), Some(age), Some(male)) => {
-                let hr = f64::from(hr);
-                let kj_per_min = match self.vo2max {
-                    Some(vo2max) => keytel_fitness_kj_per_min(hr, vo2max, weight, age, male),
-                    None => keytel_kj_per_min(hr, weight, age, male),
-                };
-                self.kcal += kj_per_min * minutes / KJ_PER_KCAL;
+        let minutes = point.active_step_ms as f64 * (1.0 / 60_000.0);
+        match (point.heart_rate_bpm, &self.keytel_kcal_per_ms) {
+            (Some(hr), Some(table)) => {
+                self.kcal += table[usize::from(hr)] * point.active_step_ms as f64;
                 self.used_heart_rate = true;
             }
             _ => {

@@ -58,8 +58,8 @@ struct AltitudeGuard {
 
 impl AltitudeGuard {
     fn plausible(from: (i64, f64), to: (i64, f64)) -> bool {
-        let seconds = ((to.0 - from.0) as f64 / 1000.0).max(1.0);
-        (to.1 - from.1).abs() / seconds <= MAX_VERTICAL_SPEED_MPS
+        let seconds = ((to.0 - from.0) as f64 * 1e-3).max(1.0);
+        (to.1 - from.1).abs() <= MAX_VERTICAL_SPEED_MPS * seconds
     }
 
     /// True when `reading` should be kept.
@@ -101,13 +101,14 @@ impl Cleaning {
     }
 
     fn plausible(&mut self, from: (i64, f64, f64), to: (i64, f64, f64), timed: bool) -> bool {
-        let metres = self.geodesy.distance_m(from.1, from.2, to.1, to.2);
+        // Squared distances: no square root or division on the hot path.
+        let metres_sq = self.geodesy.distance_sq_m2(from.1, from.2, to.1, to.2);
         if !timed {
             // Without time only a jump no sport makes between consecutive fixes (10 km) is wrong.
-            return metres < 10_000.0;
+            return metres_sq < 10_000.0 * 10_000.0;
         }
-        let seconds = ((to.0 - from.0) as f64 / 1000.0).max(1.0);
-        metres / seconds <= self.max_speed
+        let reach = ((to.0 - from.0) as f64 * 1e-3).max(1.0) * self.max_speed;
+        metres_sq <= reach * reach
     }
 }
 

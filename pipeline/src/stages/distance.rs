@@ -25,9 +25,9 @@ impl Stage for Distance {
             if let Some((t, plat, plon)) = self.last_fix {
                 let step = self.geodesy.distance_m(plat, plon, lat, lon);
                 self.total_m += step;
-                let dt = (point.time_ms - t) as f64 / 1000.0;
-                if dt > 0.0 && !untimed(point) {
-                    let speed = step / dt;
+                let dt_ms = point.time_ms - t;
+                if dt_ms > 0 && !untimed(point) {
+                    let speed = step * 1000.0 / dt_ms as f64;
                     point.speed_mps = Some(speed as f32);
                     self.max_speed = Some(self.max_speed.map_or(speed, |m| m.max(speed)));
                 }

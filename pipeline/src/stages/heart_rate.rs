@@ -67,7 +67,7 @@ impl HeartRate {
 impl Stage for HeartRate {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
-        let dt_s = point.active_step_ms as f64 / 1000.0;
+        let dt_s = point.active_step_ms as f64 * 1e-3;
         let Some(hr) = point.heart_rate_bpm else { return };
         self.sum += u64::from(hr);
         self.count += 1;
@@ -78,7 +78,7 @@ impl Stage for HeartRate {
         if z > 0 {
             self.zone_seconds[usize::from(z) - 1] += dt_s;
         }
-        self.banister += dt_s / 60.0 * tables.1[usize::from(hr)];
+        self.banister += dt_s * (1.0 / 60.0) * tables.1[usize::from(hr)];
     }
 
     fn summarize(&self, summary: &mut WorkoutSummary) {

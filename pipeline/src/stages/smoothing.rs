@@ -16,38 +16,43 @@ pub const ACCELERATION_NOISE: f64 = 1.0;
 /// smoothed point can sit from its raw fix: at most GATE·σ per axis.
 pub const GATE_SIGMAS: f64 = 5.0;
 
-/// One axis of a constant-velocity Kalman filter.
+/// A constant-velocity Kalman filter on the east and north axes. Both axes share one model,
+/// one measurement noise and one time step, and they restart together, so their covariances are
+/// always equal: one covariance and one gain serve both (half the arithmetic, one division).
 #[derive(Debug, Clone, Copy, Default)]
-struct Axis {
-    pos: f64,
-    vel: f64,
+struct Filter {
+    /// (position, velocity) east and north, metres and m/s.
+    east: (f64, f64),
+    north: (f64, f64),
     p00: f64,
     p01: f64,
     p11: f64,
 }
 
-impl Axis {
-    fn reset(&mut self, pos: f64, sigma: f64) {
-        *self = Axis { pos, vel: 0.0, p00: sigma * sigma, p01: 0.0, p11: 25.0 };
+impl Filter {
+    fn reset(&mut self, x: f64, y: f64, sigma: f64) {
+        *self = Filter { east: (x, 0.0), north: (y, 0.0), p00: sigma * sigma, p01: 0.0, p11: 25.0 };
     }
 
-    /// Predicts `dt` seconds ahead, then updates with measurement `z` of std-dev `sigma`.
-    /// Returns false (without updating) when `z` is outside the gate.
-    fn step(&mut self, dt: f64, z: f64, sigma: f64) -> bool {
+    /// Predicts `dt` seconds ahead, then updates with the fix (`x`, `y`) of std-dev `sigma`.
+    /// Returns false (without updating) when either coordinate is outside the gate.
+    #[inline]
+    fn step(&mut self, dt: f64, x: f64, y: f64, sigma: f64) -> bool {
         let q = ACCELERATION_NOISE;
-        let pos = self.pos + self.vel * dt;
-        let p00 = self.p00 + 2.0 * dt * self.p01 + dt * dt * self.p11 + q * dt * dt * dt / 3.0;
-        let p01 = self.p01 + dt * self.p11 + q * dt * dt / 2.0;
-        let p11 = self.p11 + q * dt;
-        let r = sigma * sigma;
-        let innovation = z - pos;
-        if innovation.abs() > GATE_SIGMAS * sigma {
+        let (east, north) = (self.east.0 + self.east.1 * dt, self.north.0 + self.north.1 * dt);
+        let (ix, iy) = (x - east, y - north);
+        let gate = GATE_SIGMAS * sigma;
+        if ix.abs() > gate || iy.abs() > gate {
             return false;
         }
-        let s = p00 + r;
-        let (k0, k1) = (p00 / s, p01 / s);
-        self.pos = pos + k0 * innovation;
-        self.vel += k1 * innovation;
+        let dt2 = dt * dt;
+        let p00 = self.p00 + 2.0 * dt * self.p01 + dt2 * self.p11 + q * dt2 * dt * (1.0 / 3.0);
+        let p01 = self.p01 + dt * self.p11 + q * dt2 * 0.5;
+        let p11 = self.p11 + q * dt;
+        let inv_s = 1.0 / (p00 + sigma * sigma);
+        let (k0, k1) = (p00 * inv_s, p01 * inv_s);
+        self.east = (east + k0 * ix, self.east.1 + k1 * ix);
+        self.north = (north + k0 * iy, self.north.1 + k1 * iy);
         self.p00 = (1.0 - k0) * p00;
         self.p01 = (1.0 - k0) * p01;
         self.p11 = p11 - k1 * p01;
@@ -61,10 +66,20 @@ impl Axis {
 #[derive(Debug, Clone, Default)]
 pub struct Smoothing {
     /// Origin (degrees) and metres per degree north/east there.
-    origin: Option<(f64, f64, f64, f64)>,
-    east: Axis,
-    north: Axis,
+    origin: Option<Origin>,
+    filter: Filter,
     last_ms: Option<i64>,
+}
+
+/// The plane's origin (degrees), metres per degree there, and degrees per metre.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    lat: f64,
+    lon: f64,
+    m_north: f64,
+    m_east: f64,
+    deg_north: f64,
+    deg_east: f64,
 }
 
 impl Stage for Smoothing {
@@ -76,32 +91,24 @@ impl Stage for Smoothing {
         }
         let (Some(lat), Some(lon)) = (point.lat_deg, point.lon_deg) else { return };
         let sigma = point.h_accuracy_m.map_or(DEFAULT_SIGMA_M, |a| f64::from(a).max(1.0));
-        let (lat0, lon0, m_north, m_east) = *self.origin.get_or_insert_with(|| {
+        let o = *self.origin.get_or_insert_with(|| {
             let (m, n) = radii_of_curvature(lat.to_radians());
-            (lat, lon, m.to_radians(), n.to_radians())
+            let (m_north, m_east) = (m.to_radians(), n.to_radians());
+            Origin { lat, lon, m_north, m_east, deg_north: 1.0 / m_north, deg_east: 1.0 / m_east }
         });
-        let (x, y) = ((lon - lon0) * m_east, (lat - lat0) * m_north);
+        let (x, y) = ((lon - o.lon) * o.m_east, (lat - o.lat) * o.m_north);
         let dt = match self.last_ms {
-            Some(last) if !untimed(point) && point.time_ms > last => Some((point.time_ms - last) as f64 / 1000.0),
+            Some(last) if !untimed(point) && point.time_ms > last => Some((point.time_ms - last) as f64 * 1e-3),
             _ => None,
         };
-        let kept = dt.is_some_and(|dt| {
-            let (mut east, mut north) = (self.east, self.north);
-            let ok = east.step(dt, x, sigma) && north.step(dt, y, sigma);
-            if ok {
-                (self.east, self.north) = (east, north);
-            }
-            ok
-        });
-        if !kept {
-            self.east.reset(x, sigma);
-            self.north.reset(y, sigma);
+        if !dt.is_some_and(|dt| self.filter.step(dt, x, y, sigma)) {
+            self.filter.reset(x, y, sigma);
         }
         if !untimed(point) {
             self.last_ms = Some(point.time_ms);
         }
-        point.smoothed_lat = Some(lat0 + self.north.pos / m_north);
-        point.smoothed_lon = Some(lon0 + self.east.pos / m_east);
+        point.smoothed_lat = Some(o.lat + self.filter.north.0 * o.deg_north);
+        point.smoothed_lon = Some(o.lon + self.filter.east.0 * o.deg_east);
     }
 
     fn summarize(&self, _summary: &mut WorkoutSummary) {}

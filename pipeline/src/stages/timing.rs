@@ -23,7 +23,7 @@ impl Stage for Timing {
         }
         self.timer_ms += point.active_step_ms;
         self.last_ms = Some(point.time_ms);
-        point.elapsed_s = (point.time_ms - first) as f64 / 1000.0;
+        point.elapsed_s = (point.time_ms - first) as f64 * 1e-3;
     }
 
     fn summarize(&self, summary: &mut WorkoutSummary) {
