@@ -166,3 +166,31 @@ fn the_devices_totals_are_kept_beside_ours() {
     assert_eq!(totals.distance_m, Some(42220.87));
     assert_eq!(totals, imported.device);
 }
+
+#[test]
+fn null_island_fixes_are_dropped_so_the_first_position_is_real() {
+    let imported = import("sportslib__others_broken-start-latlng.fit");
+    let zeros = imported.fixes.iter().filter(|f| f.lat == Some(0.0) && f.lon == Some(0.0)).count();
+    assert_eq!(zeros, 7, "the file starts with seven (0,0) fixes");
+    let batches = imported.to_batches(trackwire_codec::WorkoutId([6; 16]), "d", "u", 500);
+    let mut core = trackwire_pipeline::ShardCore::default();
+    let (mut first, mut summary) = (None, None);
+    for (i, batch) in batches.iter().enumerate() {
+        let out = core.process(i as u64 + 1, &trackwire_codec::encode_batch(batch));
+        first = first.or_else(|| out.points.iter().find_map(|p| p.lat_deg.zip(p.lon_deg)));
+        summary = out.summary.or(summary);
+    }
+    let (lat, lon) = first.expect("a position");
+    assert!(lat.abs() > 1.0 && lon.abs() > 1.0, "first position ({lat}, {lon}) is real");
+    assert_eq!(summary.unwrap().rejected_fixes, 7);
+}
+
+#[test]
+fn an_untimed_track_still_has_its_distance() {
+    let imported = import("gpxpy__Mojstrovka.gpx");
+    assert!(imported.fixes.iter().all(|f| f.time_ms.is_none()));
+    let batches = imported.to_batches(trackwire_codec::WorkoutId([8; 16]), "d", "u", 500);
+    let summary = trackwire::offline_summary(&batches, None).unwrap();
+    assert!(summary.distance_m > 1000.0, "{}", summary.distance_m);
+    assert_eq!((summary.timer_s, summary.moving_time_s), (0.0, 0.0), "no time, no timed metrics");
+}
