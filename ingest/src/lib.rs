@@ -4,14 +4,16 @@
 //! **Out:** an [`Accepted`] ack once the batch is durable in the [`log::DurableLog`], or an
 //! [`IngestError`] that says what was wrong. The log forwards every durable record to the pipeline.
 //!
-//! Transport-agnostic: the HTTP handler (in `trackwire-api`) and, later, the QUIC server call the
-//! same [`Ingestor::ingest`]. Order of checks: token → size → decompress (capped) → verify →
+//! Transport-agnostic: the HTTP handler (in `trackwire-api`) calls [`Ingestor::ingest`]; the QUIC
+//! server ([`quic`]) authenticates once per connection and calls [`Ingestor::submit`], which waits
+//! for log capacity instead of refusing. Order of checks: token → size → decompress (capped) → verify →
 //! device/token match → append → wait for fsync → ack.
 
 mod auth;
 mod decompress;
 mod error;
 pub mod log;
+pub mod quic;
 mod service;
 
 pub use auth::{DeviceToken, TokenAuth};

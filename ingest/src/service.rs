@@ -1,4 +1,6 @@
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
@@ -79,6 +81,89 @@ impl Ingestor {
         self.auth.device_for(token).is_some()
     }
 
+    /// The device a token is bound to (`"*"`: any), or None for an unknown token. Stream
+    /// transports authenticate once per connection with this.
+    pub fn device_for_token(&self, token: &str) -> Option<String> {
+        self.auth.device_for(token).map(str::to_owned)
+    }
+
+    /// Counts a reject seen by a transport before the batch reached [`Ingestor::submit`]
+    /// (a frame over the size limit, a failed handshake), so `/metrics` sees every reject.
+    pub fn count_reject(&self, err: &IngestError) {
+        self.metrics.reject(err);
+    }
+
+    /// For stream transports (QUIC), where the connection is already authenticated as
+    /// `token_device`: verifies one uncompressed batch and queues it on the log, **waiting** while
+    /// the log is saturated instead of refusing (the caller stops reading, so flow control reaches
+    /// the device). Batches submitted in order are durable, and so acked, in that order. The
+    /// returned future resolves once the batch is durable.
+    pub async fn submit(
+        &self,
+        payload: Bytes,
+        token_device: &str,
+    ) -> Result<impl Future<Output = Result<Accepted, IngestError>> + Send + 'static + use<'_>, IngestError> {
+        self.metrics.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        let checked = self.check(&payload, token_device);
+        let (key, samples) = match checked {
+            Ok(v) => v,
+            Err(err) => {
+                self.metrics.reject(&err);
+                return Err(err);
+            }
+        };
+        // Saturation is brief (one group commit, or a shard catching up); poll with a short
+        // backoff rather than add a second queue in front of the log.
+        let mut backoff = Duration::from_micros(200);
+        let pending = loop {
+            match self.log.try_append(key, payload.clone()) {
+                Ok(rx) => break rx,
+                Err(TryAppendError::Full) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(20));
+                }
+                Err(TryAppendError::Closed) => {
+                    self.metrics.reject(&IngestError::ShuttingDown);
+                    return Err(IngestError::ShuttingDown);
+                }
+            }
+        };
+        Ok(async move {
+            let outcome = pending
+                .await
+                .map_err(|_| IngestError::ShuttingDown)?
+                .map_err(|e| IngestError::Storage(e.to_string()))?;
+            Ok(Accepted {
+                workout_id: key.workout_id,
+                acked_seq: key.seq,
+                duplicate: outcome == Appended::Duplicate,
+                samples,
+            })
+        })
+    }
+
+    /// Records a stream transport's ack in the metrics (the HTTP path does it in `ingest`).
+    pub fn count_ack(&self, accepted: &Accepted) {
+        self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
+        if accepted.duplicate {
+            self.metrics.duplicates_acked.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.metrics.samples_acked.fetch_add(accepted.samples as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Verifies a batch and that `token_device` may send it: its dedup key and sample count.
+    fn check(&self, payload: &[u8], token_device: &str) -> Result<(DedupKey, usize), IngestError> {
+        let batch = decode_batch(payload, &self.config.limits)?;
+        if token_device != "*" && token_device != batch.device_id() {
+            return Err(IngestError::DeviceMismatch {
+                token_device: token_device.to_owned(),
+                batch_device: batch.device_id().to_owned(),
+            });
+        }
+        Ok((DedupKey { workout_id: batch.workout_id(), seq: batch.seq() }, batch.samples().len()))
+    }
+
     /// Verifies one batch and returns once it is durable.
     pub async fn ingest(
         &self,
@@ -121,15 +206,7 @@ impl Ingestor {
             }
             None => body,
         };
-        let batch = decode_batch(&payload, &self.config.limits)?;
-        if token_device != "*" && token_device != batch.device_id() {
-            return Err(IngestError::DeviceMismatch {
-                token_device: token_device.to_owned(),
-                batch_device: batch.device_id().to_owned(),
-            });
-        }
-        let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
-        let samples = batch.samples().len();
+        let (key, samples) = self.check(&payload, token_device)?;
         let pending = self.log.try_append(key, payload.clone()).map_err(|e| match e {
             TryAppendError::Full => IngestError::Overloaded,
             TryAppendError::Closed => IngestError::ShuttingDown,

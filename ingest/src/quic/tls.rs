@@ -1,0 +1,88 @@
+//! The server's TLS identity: certificate and key from files, or in development a self-signed
+//! certificate generated once and kept in the data directory (so a restart keeps the identity
+//! that clients pinned).
+
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::QuicError;
+
+/// File names of the development identity inside the data directory.
+pub const DEV_CERT_FILE: &str = "quic-cert.pem";
+pub const DEV_KEY_FILE: &str = "quic-key.pem";
+pub const DEV_FINGERPRINT_FILE: &str = "quic-cert.sha256";
+
+/// A certificate chain and its private key.
+#[derive(Debug)]
+pub struct ServerIdentity {
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// SHA-256 of the end-entity certificate (DER), lowercase hex: what a device pins.
+    pub fingerprint_sha256: String,
+    /// Where the PEM certificate is, for clients that trust it as a root.
+    pub cert_path: PathBuf,
+}
+
+impl ServerIdentity {
+    /// Reads a PEM certificate chain and a PEM private key.
+    pub fn from_pem_files(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, QuicError> {
+        let cert_chain = read_certs(cert_path)?;
+        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| QuicError::Identity {
+            path: key_path.to_owned(),
+            detail: format!("no PEM private key ({e})"),
+        })?;
+        let fingerprint_sha256 = fingerprint(&cert_chain[0]);
+        Ok(ServerIdentity { cert_chain, key, fingerprint_sha256, cert_path: cert_path.to_owned() })
+    }
+
+    /// The development identity in `dir`: reused when present, generated (for `localhost` and
+    /// 127.0.0.1) and written otherwise, with its fingerprint beside it.
+    pub fn development(dir: &Path) -> Result<ServerIdentity, QuicError> {
+        let (cert_path, key_path) = (dir.join(DEV_CERT_FILE), dir.join(DEV_KEY_FILE));
+        if !cert_path.exists() || !key_path.exists() {
+            let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+            let generated = rcgen::generate_simple_self_signed(names)
+                .map_err(|e| QuicError::Identity { path: cert_path.clone(), detail: e.to_string() })?;
+            write_private(&key_path, generated.signing_key.serialize_pem().as_bytes())?;
+            write(&cert_path, generated.cert.pem().as_bytes())?;
+        }
+        let identity = ServerIdentity::from_pem_files(&cert_path, &key_path)?;
+        write(&dir.join(DEV_FINGERPRINT_FILE), format!("{}\n", identity.fingerprint_sha256).as_bytes())?;
+        Ok(identity)
+    }
+}
+
+/// Every certificate in a PEM file (a client's trusted roots, or a server's chain).
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, QuicError> {
+    let identity_error = |detail: String| QuicError::Identity { path: path.to_owned(), detail };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| identity_error(format!("cannot read PEM ({e})")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| identity_error(format!("bad PEM certificate ({e})")))?;
+    if certs.is_empty() {
+        return Err(identity_error("no certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// SHA-256 of a DER certificate, lowercase hex.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert.as_ref()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), QuicError> {
+    std::fs::write(path, bytes).map_err(|e| QuicError::Identity { path: path.to_owned(), detail: e.to_string() })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), QuicError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let identity_error = |e: std::io::Error| QuicError::Identity { path: path.to_owned(), detail: e.to_string() };
+    let mut file = options.open(path).map_err(identity_error)?;
+    file.write_all(bytes).map_err(identity_error)
+}

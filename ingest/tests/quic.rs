@@ -1,0 +1,289 @@
+//! The QUIC front door against the real log, with the client library and raw quinn connections:
+//! acks only after durability, connection migration, reconnect after a server restart, and bad
+//! input (garbage, oversized frames, no token, a stalled stream) beside a good device.
+use std::net::UdpSocket;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use trackwire_codec::{AckStatus, BatchData, Sample, Sport, WorkoutId, decode_ack, encode_batch, missing};
+use trackwire_ingest::log::{DurableLog, LogConfig, LogError, LogRecord};
+use trackwire_ingest::quic::{Client, ClientConfig, ClientError, ErrorCode, QuicConfig, QuicServer, ServerIdentity};
+use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
+
+type Seen = Arc<Mutex<Vec<LogRecord>>>;
+
+/// A server on 127.0.0.1:port (0 = any) over a log in `dir`; returns its address, the records the
+/// log made durable, and a handle that shuts it down and waits for the log to close.
+struct Running {
+    addr: std::net::SocketAddr,
+    seen: Seen,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+    log_writer: std::thread::JoinHandle<Result<(), LogError>>,
+}
+
+impl Running {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        self.done.await.unwrap();
+        tokio::task::spawn_blocking(move || self.log_writer.join().unwrap().unwrap()).await.unwrap();
+    }
+}
+
+fn quic_config() -> QuicConfig {
+    QuicConfig {
+        max_frame_bytes: 64 * 1024,
+        stream_idle_timeout: Duration::from_millis(800),
+        handshake_timeout: Duration::from_millis(800),
+        drain_timeout: Duration::from_secs(3),
+        ..QuicConfig::default()
+    }
+}
+
+fn start(dir: &std::path::Path, port: u16, config: QuicConfig) -> Running {
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let (log, log_writer) = DurableLog::open(
+        LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth: 64 },
+        Box::new(move |r| {
+            sink.lock().unwrap().push(r);
+            true
+        }),
+    )
+    .unwrap();
+    let ingestor = Arc::new(Ingestor::new(
+        IngestConfig {
+            tokens: vec![
+                DeviceToken { token: "watch-token".into(), device_id: "watch".into() },
+                DeviceToken { token: "any-token".into(), device_id: "*".into() },
+            ],
+            max_body_bytes: 1 << 20,
+            max_decompressed_bytes: 1 << 20,
+            limits: Default::default(),
+        },
+        log,
+    ));
+    let identity = ServerIdentity::development(dir).unwrap();
+    let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let server = QuicServer::new(socket, identity, config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(server.run(ingestor, async move {
+        let _ = stopped.await;
+    }));
+    Running { addr, seen, stop, done, log_writer }
+}
+
+fn client_config(dir: &std::path::Path, addr: std::net::SocketAddr, token: &str) -> ClientConfig {
+    let roots = trackwire_ingest::quic::read_certs(&dir.join(trackwire_ingest::quic::DEV_CERT_FILE)).unwrap();
+    let mut config = ClientConfig::new(addr, roots, token);
+    config.max_in_flight = 8;
+    config.reconnect_for = Duration::from_secs(20);
+    config
+}
+
+fn batch(device: &str, workout: u8, seq: u64) -> Vec<u8> {
+    let samples = (0..50u32)
+        .map(|i| {
+            let t = seq as u32 * 50 + i;
+            Sample::new(i * 1000, 470_000_000 + t as i32 * 30, 80_000_000, 50_000, 140, 80, missing::POWER, 50, 0)
+        })
+        .collect();
+    encode_batch(&BatchData {
+        device_id: device.into(),
+        user_id: "u".into(),
+        workout_id: WorkoutId([workout; 16]),
+        sport: Sport::Running,
+        seq,
+        base_time_ms: 1_700_000_000_000 + seq as i64 * 50_000,
+        samples,
+        ..BatchData::default()
+    })
+}
+
+/// Seqs of `workout` in the log, in log order.
+fn logged(seen: &Seen, workout: u8) -> Vec<u64> {
+    seen.lock().unwrap().iter().filter(|r| r.key.workout_id == WorkoutId([workout; 16])).map(|r| r.key.seq).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_batch_is_acked_after_it_is_durable_and_stored_once_across_a_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let client = Client::connect(client_config(dir.path(), server.addr, "watch-token")).await.unwrap();
+    let mut stream = client.open_workout().await.unwrap();
+    let before = client.local_addr().unwrap();
+    for seq in 0..200 {
+        if seq == 100 {
+            stream.flush().await.unwrap();
+            // The phone leaves Wi-Fi: same connection, new local address.
+            client.rebind(UdpSocket::bind("127.0.0.1:0").unwrap()).unwrap();
+            assert_ne!(client.local_addr().unwrap(), before);
+        }
+        stream.send(&batch("watch", 1, seq)).await.unwrap();
+        // Every acked batch is already in the log.
+        let acked = seq + 1 - stream.unacked() as u64;
+        assert!(logged(&server.seen, 1).len() as u64 >= acked);
+    }
+    let stats = stream.finish().await.unwrap();
+    assert_eq!(stats.acked, 200);
+    assert_eq!(stats.ack_latencies.len(), 200);
+    assert_eq!(client.reconnects(), 0, "migration kept the connection");
+    assert_eq!(logged(&server.seen, 1), (0..200).collect::<Vec<_>>(), "every batch once, in order");
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_server_restart_the_client_resends_what_was_not_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let addr = server.addr;
+    let client = Client::connect(client_config(dir.path(), addr, "watch-token")).await.unwrap();
+    let mut stream = client.open_workout().await.unwrap();
+    for seq in 0..50 {
+        stream.send(&batch("watch", 2, seq)).await.unwrap();
+    }
+    stream.flush().await.unwrap();
+    let first = server.seen.clone();
+    server.shutdown().await; // GoingAway after draining
+    let restarted = start(dir.path(), addr.port(), quic_config());
+    for seq in 50..100 {
+        stream.send(&batch("watch", 2, seq)).await.unwrap();
+    }
+    let stats = stream.finish().await.unwrap();
+    assert!(client.reconnects() >= 1);
+    assert_eq!(stats.acked, 100);
+    let mut all = logged(&first, 2);
+    all.extend(logged(&restarted.seen, 2).into_iter().filter(|s| *s >= 50));
+    assert_eq!(all, (0..100).collect::<Vec<_>>());
+    // The restarted log replays the first 50 and stores 50..100 exactly once.
+    assert_eq!(logged(&restarted.seen, 2), (0..100).collect::<Vec<_>>());
+    client.close().await;
+    restarted.shutdown().await;
+}
+
+/// A raw connection that has said hello with `token`.
+async fn raw_connection(dir: &std::path::Path, addr: std::net::SocketAddr) -> quinn::Connection {
+    let roots = trackwire_ingest::quic::read_certs(&dir.join(trackwire_ingest::quic::DEV_CERT_FILE)).unwrap();
+    let mut store = rustls::RootCertStore::empty();
+    for cert in roots {
+        store.add(cert).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"trackwire/1".to_vec()];
+    let config = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap()));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    endpoint.connect(addr, "localhost").unwrap().await.unwrap()
+}
+
+async fn say_hello(connection: &quinn::Connection, token: &[u8]) -> Result<Vec<u8>, quinn::ReadToEndError> {
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(&(token.len() as u32).to_be_bytes()).await.unwrap();
+    send.write_all(token).await.unwrap();
+    send.finish().unwrap();
+    recv.read_to_end(4096).await
+}
+
+async fn read_acks(recv: &mut quinn::RecvStream) -> Vec<trackwire_codec::AckView> {
+    let bytes = recv.read_to_end(1 << 20).await.unwrap_or_default();
+    let mut acks = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 4 {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        acks.push(decode_ack(&rest[4..4 + len]).unwrap());
+        rest = &rest[4 + len..];
+    }
+    acks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clean_error_and_a_good_device_is_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let addr = server.addr;
+
+    // A good device streams the whole time, on its own connection.
+    let good_dir = dir.path().to_owned();
+    let good = tokio::spawn(async move {
+        let client = Client::connect(client_config(&good_dir, addr, "watch-token")).await.unwrap();
+        let mut stream = client.open_workout().await.unwrap();
+        for seq in 0..300 {
+            stream.send(&batch("watch", 9, seq)).await.unwrap();
+            if seq % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let stats = stream.finish().await.unwrap();
+        client.close().await;
+        stats.acked
+    });
+
+    // No token: the connection is closed as unauthenticated, with a reason.
+    let nobody = raw_connection(dir.path(), addr).await;
+    assert!(say_hello(&nobody, b"wrong-token").await.is_err());
+    match nobody.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, ErrorCode::Unauthenticated.varint());
+            assert!(String::from_utf8_lossy(&close.reason).contains("token"), "{close:?}");
+        }
+        other => panic!("expected an application close, got {other:?}"),
+    }
+    // Silence after connecting: closed when the hello does not come in time.
+    let silent = raw_connection(dir.path(), addr).await;
+    match silent.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, ErrorCode::Unauthenticated.varint())
+        }
+        other => panic!("expected an application close, got {other:?}"),
+    }
+
+    let conn = raw_connection(dir.path(), addr).await;
+    assert_eq!(say_hello(&conn, b"any-token").await.unwrap(), b"\0\0\0\x01*");
+    // Garbage inside a well-formed frame: a Malformed ack, and the stream goes on.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0, 0, 0, 5, 1, 2, 3, 4, 5]).await.unwrap();
+    send.write_all(&(batch("x", 3, 0).len() as u32).to_be_bytes()).await.unwrap();
+    send.write_all(&batch("x", 3, 0)).await.unwrap();
+    send.finish().unwrap();
+    let acks = read_acks(&mut recv).await;
+    assert_eq!(acks.len(), 2, "{acks:?}");
+    assert_eq!(acks[0].status, AckStatus::Malformed);
+    assert_eq!((acks[1].status, acks[1].acked_seq), (AckStatus::Ok, 0));
+
+    // A length prefix beyond the limit: a TooLarge ack, then the server stops reading.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let acks = read_acks(&mut recv).await;
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].status, AckStatus::TooLarge);
+    assert!(acks[0].message.as_deref().unwrap_or("").contains("limit"), "{acks:?}");
+    let stopped = send.stopped().await;
+    assert_eq!(stopped.ok().flatten(), Some(ErrorCode::TooLarge.varint()));
+
+    // A stream that stalls half-way through a frame is stopped after the idle timeout.
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(&[0, 0, 1, 0, 7, 7]).await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), send.stopped()).await.unwrap();
+    assert_eq!(stopped.ok().flatten(), Some(ErrorCode::Stalled.varint()));
+    assert!(read_acks(&mut recv).await.is_empty());
+
+    // A token bound to another device cannot send for "watch".
+    let other = Client::connect(client_config(dir.path(), addr, "watch-token")).await.unwrap();
+    let mut stream = other.open_workout().await.unwrap();
+    stream.send(&batch("not-the-watch", 4, 0)).await.unwrap();
+    match stream.flush().await {
+        Err(ClientError::Rejected { status: AckStatus::Unauthenticated, .. }) => {}
+        other => panic!("expected an Unauthenticated ack, got {other:?}"),
+    }
+
+    assert_eq!(good.await.unwrap(), 300, "the good device lost nothing");
+    assert_eq!(logged(&server.seen, 9), (0..300).collect::<Vec<_>>());
+    assert!(logged(&server.seen, 4).is_empty());
+    server.shutdown().await;
+}
