@@ -20,10 +20,13 @@ pub const DEV_TOKEN: &str = "dev-token";
 pub struct Config {
     /// Address of the HTTP listener, serving both ingest (`/v1/ingest`) and the API.
     pub http_addr: SocketAddr,
+    /// UDP address of the QUIC listener (live ingest from wearables, ALPN `trackwire/1`).
+    pub quic_addr: SocketAddr,
     /// Directory holding all state: `log/` (durable log), `lake/` (Parquet), `events/` (workout
     /// events, JSON lines) and `store/` (the API's read store).
     pub data_dir: PathBuf,
     pub ingest: IngestSection,
+    pub quic: QuicSection,
     pub log: LogSection,
     pub pipeline: PipelineSection,
     pub lake: LakeSection,
@@ -44,6 +47,39 @@ pub struct IngestSection {
     pub max_samples_per_batch: usize,
     /// Most control events accepted in one batch (HTTP 400 above).
     pub max_events_per_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuicSection {
+    /// PEM certificate chain of the QUIC server (with `key_path`). Both unset: a development
+    /// self-signed certificate for localhost, generated once into the data directory
+    /// (`quic-cert.pem`, `quic-key.pem`), its SHA-256 fingerprint logged and written to
+    /// `quic-cert.sha256`. Devices trust that certificate (or pin the fingerprint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_path: Option<PathBuf>,
+    /// PEM private key matching `cert_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<PathBuf>,
+    /// Connections served at once; more are closed with code 4 (`LimitExceeded`, retry later).
+    pub max_connections: usize,
+    /// Workout streams one connection may have open at once (QUIC stream credit: the device waits).
+    pub max_streams_per_connection: u32,
+    /// Largest batch frame in bytes; a longer length prefix gets a `TooLarge` ack and the stream
+    /// is stopped (code 3).
+    pub max_frame_bytes: usize,
+    /// Batches of one stream waiting for durability before the server stops reading the stream
+    /// (backpressure through QUIC flow control).
+    pub max_in_flight_per_stream: usize,
+    /// A stream without a complete frame for this many seconds is stopped (code 5, `Stalled`).
+    pub stream_idle_timeout_secs: f64,
+    /// Seconds a new connection has to send its hello (bearer token) before it is closed.
+    pub handshake_timeout_secs: f64,
+    /// A connection with no packets at all (not even keep-alives) for this many seconds is dropped.
+    pub idle_timeout_secs: f64,
+    /// On shutdown, seconds to wait for streams to deliver their last acks before closing
+    /// connections with code 6 (`GoingAway`).
+    pub drain_timeout_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,8 +129,10 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             http_addr: "127.0.0.1:8080".parse().expect("valid default address"),
+            quic_addr: "127.0.0.1:4433".parse().expect("valid default address"),
             data_dir: PathBuf::from("data"),
             ingest: IngestSection::default(),
+            quic: QuicSection::default(),
             log: LogSection::default(),
             pipeline: PipelineSection::default(),
             lake: LakeSection::default(),
@@ -111,6 +149,43 @@ impl Default for IngestSection {
             max_decompressed_bytes: 64 << 20,
             max_samples_per_batch: 100_000,
             max_events_per_batch: 10_000,
+        }
+    }
+}
+
+impl Default for QuicSection {
+    fn default() -> Self {
+        let defaults = trackwire_ingest::quic::QuicConfig::default();
+        QuicSection {
+            cert_path: None,
+            key_path: None,
+            max_connections: defaults.max_connections,
+            max_streams_per_connection: defaults.max_streams_per_connection,
+            max_frame_bytes: defaults.max_frame_bytes,
+            max_in_flight_per_stream: defaults.max_in_flight_per_stream,
+            stream_idle_timeout_secs: defaults.stream_idle_timeout.as_secs_f64(),
+            handshake_timeout_secs: defaults.handshake_timeout.as_secs_f64(),
+            idle_timeout_secs: defaults.idle_timeout.as_secs_f64(),
+            drain_timeout_secs: defaults.drain_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl QuicSection {
+    /// The server's view (validated first by [`Config::load`]).
+    pub fn to_quic_config(&self) -> trackwire_ingest::quic::QuicConfig {
+        use std::time::Duration;
+        trackwire_ingest::quic::QuicConfig {
+            cert_path: self.cert_path.clone(),
+            key_path: self.key_path.clone(),
+            max_connections: self.max_connections,
+            max_streams_per_connection: self.max_streams_per_connection,
+            max_frame_bytes: self.max_frame_bytes,
+            max_in_flight_per_stream: self.max_in_flight_per_stream,
+            stream_idle_timeout: Duration::from_secs_f64(self.stream_idle_timeout_secs),
+            handshake_timeout: Duration::from_secs_f64(self.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout_secs),
+            drain_timeout: Duration::from_secs_f64(self.drain_timeout_secs),
         }
     }
 }
@@ -151,9 +226,12 @@ pub struct FlagOverrides {
     pub http_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic_addr: Option<SocketAddr>,
 }
 
-const SECTIONS: [&str; 7] = ["http_addr", "data_dir", "ingest", "log", "pipeline", "lake", "sinks"];
+const SECTIONS: [&str; 9] =
+    ["http_addr", "quic_addr", "data_dir", "ingest", "quic", "log", "pipeline", "lake", "sinks"];
 
 impl Config {
     pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
@@ -190,6 +268,10 @@ impl Config {
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
             ("lake.max_open_partitions", self.lake.max_open_partitions as u64),
             ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
+            ("quic.max_connections", self.quic.max_connections as u64),
+            ("quic.max_streams_per_connection", u64::from(self.quic.max_streams_per_connection)),
+            ("quic.max_frame_bytes", self.quic.max_frame_bytes as u64),
+            ("quic.max_in_flight_per_stream", self.quic.max_in_flight_per_stream as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -202,8 +284,28 @@ impl Config {
         if self.ingest.tokens.iter().any(|t| t.token.trim().is_empty()) {
             bail!("ingest.tokens contains an empty token");
         }
-        if !(self.lake.max_file_age_secs > 0.0 && self.lake.max_file_age_secs.is_finite()) {
-            bail!("lake.max_file_age_secs must be a positive number of seconds");
+        let seconds = [
+            ("lake.max_file_age_secs", self.lake.max_file_age_secs),
+            ("quic.stream_idle_timeout_secs", self.quic.stream_idle_timeout_secs),
+            ("quic.handshake_timeout_secs", self.quic.handshake_timeout_secs),
+            ("quic.idle_timeout_secs", self.quic.idle_timeout_secs),
+            ("quic.drain_timeout_secs", self.quic.drain_timeout_secs),
+        ];
+        for (name, value) in seconds {
+            // Below 1e6 s (11 days): QUIC's idle timeout is a 62-bit count of milliseconds anyway.
+            if !(value > 0.0 && value < 1e6) {
+                bail!("{name} must be a positive number of seconds (below 1,000,000)");
+            }
+        }
+        if self.quic.cert_path.is_some() != self.quic.key_path.is_some() {
+            bail!("quic.cert_path and quic.key_path go together: give both, or neither for a development certificate");
+        }
+        if self.log.segment_bytes < self.quic.max_frame_bytes as u64 {
+            bail!(
+                "log.segment_bytes ({}) must be at least quic.max_frame_bytes ({}) so any accepted batch fits in a segment",
+                self.log.segment_bytes,
+                self.quic.max_frame_bytes
+            );
         }
         if self.log.segment_bytes < self.ingest.max_decompressed_bytes as u64 {
             bail!(
@@ -235,13 +337,17 @@ mod tests {
             jail.set_env("TRACKWIRE_LAKE__MAX_FILE_AGE_SECS", "0.5");
             jail.set_env("TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES", "1000000");
             jail.set_env("TRACKWIRE_CACHE", "/not/a/config/key");
-            let flags = FlagOverrides { http_addr: Some("127.0.0.1:9999".parse().unwrap()), data_dir: None };
+            jail.set_env("TRACKWIRE_QUIC_ADDR", "127.0.0.1:4999");
+            jail.set_env("TRACKWIRE_QUIC__MAX_FRAME_BYTES", "12345");
+            let flags =
+                FlagOverrides { http_addr: Some("127.0.0.1:9999".parse().unwrap()), ..FlagOverrides::default() };
             let config = Config::load(Some(std::path::Path::new("tw.toml")), flags).map_err(|e| e.to_string())?;
             assert_eq!(config.data_dir, PathBuf::from("from-file"));
             assert_eq!(config.lake.row_group_rows, 1000);
             assert_eq!(config.lake.max_file_age_secs, 0.5);
             assert_eq!(config.ingest.max_decompressed_bytes, 1_000_000);
             assert_eq!(config.http_addr.port(), 9999);
+            assert_eq!((config.quic_addr.port(), config.quic.max_frame_bytes), (4999, 12345));
             Ok(())
         });
     }

@@ -1,7 +1,8 @@
 //! `trackwire import FILE...`: GPX/TCX/FIT files through the same batches as the wire.
 //!
 //! Offline (the default) each file runs through the pipeline's sans-IO core right here and its
-//! summary is printed; with `--server` the batches are uploaded to `POST /v1/ingest` instead.
+//! summary is printed; with `--server` the batches are uploaded to `POST /v1/ingest` instead, with
+//! `--quic` streamed over QUIC like a watch would (optionally paced as if live: `--live-speed`).
 //! The workout id is a UUIDv5 of the file's bytes, so importing the same file twice is the same
 //! workout (and, uploaded, stored once).
 
@@ -13,6 +14,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use trackwire_codec::import::{Imported, import_bytes};
 use trackwire_codec::{WorkoutId, encode_batch};
+use trackwire_ingest::quic::{Client, ClientConfig, read_certs};
 use trackwire_pipeline::WorkoutSummary;
 
 /// Namespace of workout ids derived from imported files (a fixed random UUID).
@@ -29,7 +31,21 @@ pub struct ImportArgs {
     /// Upload to this server (e.g. http://127.0.0.1:8080) instead of computing offline.
     #[arg(long)]
     server: Option<String>,
-    /// Bearer token for --server.
+    /// Stream to this QUIC address (e.g. 127.0.0.1:4433) instead, one stream per workout, each
+    /// batch kept until acked and re-sent after a reconnect.
+    #[arg(long, conflicts_with = "server")]
+    quic: Option<std::net::SocketAddr>,
+    /// PEM certificate(s) to trust for --quic: the server's certificate (in development
+    /// `<data_dir>/quic-cert.pem`) or its CA.
+    #[arg(long, default_value = "data/quic-cert.pem")]
+    ca: PathBuf,
+    /// Name the server's certificate must carry, for --quic.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// With --quic, pace the batches like a live recording played N times faster (0: no pacing).
+    #[arg(long, default_value_t = 0.0)]
+    live_speed: f64,
+    /// Bearer token for --server and --quic.
     #[arg(long, env = "TRACKWIRE_TOKEN", default_value = "dev-token")]
     token: String,
     /// User id the imported workouts belong to.
@@ -41,6 +57,10 @@ pub struct ImportArgs {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let quic = match args.quic {
+        Some(addr) => Some(QuicUploader::connect(&args, addr)?),
+        None => None,
+    };
     let progress = indicatif::ProgressBar::new(args.files.len() as u64);
     if args.files.len() < 2 {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -52,7 +72,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for path in &args.files {
         progress.set_message(path.display().to_string());
-        match import_one(&args, path) {
+        match import_one(&args, path, quic.as_ref()) {
             Ok(line) => progress.suspend(|| println!("{line}")),
             Err(err) => {
                 failed += 1;
@@ -62,6 +82,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         progress.inc(1);
     }
     progress.finish_and_clear();
+    if let Some(quic) = quic {
+        quic.close();
+    }
     if failed > 0 {
         eprintln!("{failed} of {} file(s) failed", args.files.len());
         return Ok(ExitCode::FAILURE);
@@ -69,23 +92,28 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn import_one(args: &ImportArgs, path: &Path) -> anyhow::Result<String> {
+fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let imported = import_bytes(&bytes)?;
     let workout_id = WorkoutId(*uuid::Uuid::new_v5(&IMPORT_NAMESPACE, &bytes).as_bytes());
     let device = imported.device_model.clone().unwrap_or_else(|| "import".into());
     let batches = imported.to_batches(workout_id, &device, &args.user, args.batch_size);
-    let summary = match &args.server {
-        Some(server) => {
+    let mut streamed = None;
+    let summary = match (&args.server, quic) {
+        (Some(server), _) => {
             upload(server, &args.token, &batches)?;
             None
         }
-        None => trackwire::offline_summary(&batches, imported.profile.as_ref()),
+        (None, Some(quic)) => {
+            streamed = Some(quic.stream(&batches, args.live_speed)?);
+            None
+        }
+        (None, None) => trackwire::offline_summary(&batches, imported.profile.as_ref()),
     };
     Ok(if args.json {
-        json_line(path, workout_id, &imported, summary.as_ref())
+        json_line(path, workout_id, &imported, summary.as_ref(), streamed.as_ref())
     } else {
-        text_line(path, workout_id, &imported, summary.as_ref())
+        text_line(path, workout_id, &imported, summary.as_ref(), streamed.as_ref())
     })
 }
 
@@ -124,7 +152,13 @@ fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> 
     Ok(())
 }
 
-fn text_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&WorkoutSummary>) -> String {
+fn text_line(
+    path: &Path,
+    id: WorkoutId,
+    imported: &Imported,
+    summary: Option<&WorkoutSummary>,
+    streamed: Option<&Streamed>,
+) -> String {
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
     let mut line = match summary {
         Some(s) => format!(
@@ -142,14 +176,27 @@ fn text_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&W
     if let Some(d) = imported.device.distance_m {
         line.push_str(&format!(" | device: {:.2} km", d / 1000.0));
     }
+    if let Some(s) = streamed {
+        line.push_str(&format!(
+            " | quic: {} batches acked, ack latency p50 {:.1} ms, p99 {:.1} ms, {} reconnects",
+            s.acked, s.p50_ms, s.p99_ms, s.reconnects
+        ));
+    }
     for warning in &imported.warnings {
         line.push_str(&format!("\n  warning: {warning}"));
     }
     line
 }
 
-fn json_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&WorkoutSummary>) -> String {
+fn json_line(
+    path: &Path,
+    id: WorkoutId,
+    imported: &Imported,
+    summary: Option<&WorkoutSummary>,
+    streamed: Option<&Streamed>,
+) -> String {
     json!({
+        "quic": streamed,
         "file": path.display().to_string(),
         "format": format!("{:?}", imported.format).to_ascii_lowercase(),
         "workout_id": id.to_string(),
@@ -164,4 +211,66 @@ fn json_line(path: &Path, id: WorkoutId, imported: &Imported, summary: Option<&W
 fn hms(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// A QUIC client shared by every file of one `trackwire import --quic`.
+struct QuicUploader {
+    runtime: tokio::runtime::Runtime,
+    client: Client,
+}
+
+/// What streaming one workout over QUIC did.
+#[derive(serde::Serialize)]
+struct Streamed {
+    batches: usize,
+    acked: u64,
+    reconnects: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl QuicUploader {
+    fn connect(args: &ImportArgs, addr: std::net::SocketAddr) -> anyhow::Result<QuicUploader> {
+        let roots = read_certs(&args.ca).with_context(|| {
+            format!("--ca {}: the server's certificate (in development <data_dir>/quic-cert.pem)", args.ca.display())
+        })?;
+        let mut config = ClientConfig::new(addr, roots, args.token.clone());
+        config.server_name = args.server_name.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let client =
+            runtime.block_on(Client::connect(config)).with_context(|| format!("cannot connect to quic://{addr}"))?;
+        Ok(QuicUploader { runtime, client })
+    }
+
+    /// Streams a workout's batches; `live_speed` > 0 paces them by their recorded time.
+    fn stream(&self, batches: &[trackwire_codec::BatchData], live_speed: f64) -> anyhow::Result<Streamed> {
+        self.runtime.block_on(async {
+            let reconnects_before = self.client.reconnects();
+            let mut stream = self.client.open_workout().await?;
+            let started = tokio::time::Instant::now();
+            let first_ms = batches.first().map_or(0, |b| b.base_time_ms);
+            for batch in batches {
+                if live_speed > 0.0 {
+                    let offset = (batch.base_time_ms - first_ms).max(0) as f64 / 1000.0 / live_speed;
+                    tokio::time::sleep_until(started + Duration::from_secs_f64(offset)).await;
+                }
+                stream.send(&encode_batch(batch)).await?;
+            }
+            let stats = stream.finish().await?;
+            let mut ms: Vec<f64> = stats.ack_latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+            ms.sort_by(f64::total_cmp);
+            let quantile = |q: f64| ms.get(((ms.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+            Ok(Streamed {
+                batches: batches.len(),
+                acked: stats.acked,
+                reconnects: self.client.reconnects() - reconnects_before,
+                p50_ms: quantile(0.5),
+                p99_ms: quantile(0.99),
+            })
+        })
+    }
+
+    fn close(self) {
+        self.runtime.block_on(self.client.close());
+    }
 }

@@ -32,6 +32,9 @@ enum Command {
         /// Directory for the log, lake, events and read store [env: TRACKWIRE_DATA_DIR] [default: ./data]
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// QUIC (UDP) listen address for live ingest [env: TRACKWIRE_QUIC_ADDR] [default: 127.0.0.1:4433]
+        #[arg(long)]
+        quic_addr: Option<SocketAddr>,
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
@@ -51,8 +54,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { http_addr, data_dir } => {
-            let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides { http_addr, data_dir })?;
+        Command::Serve { http_addr, data_dir, quic_addr } => {
+            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr };
+            let config = config::Config::load(cli.config.as_deref(), flags)?;
             serve::run(config)?;
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -1,7 +1,8 @@
-//! `trackwire serve`: wires log → pipeline → sinks, and the HTTP front, on one machine.
+//! `trackwire serve`: wires log → pipeline → sinks, and the HTTP and QUIC fronts, on one machine.
 //!
-//! Shutdown runs the data path dry in order: stop accepting requests and finish the ones in
-//! flight; drop the last log handle so the writer drains its queue and stops; the shards drain;
+//! Shutdown runs the data path dry in order: stop accepting requests and connections and finish
+//! the ones in flight (QUIC streams send their last acks, then connections close with
+//! `GoingAway`); drop the last log handle so the writer drains its queue and stops; the shards drain;
 //! the sinks commit everything and checkpoint. Nothing acked is left only in memory.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use anyhow::Context;
 use trackwire_api::AppState;
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{DurableLog, LogConfig};
+use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig};
 use trackwire_sinks::events::EventLogSink;
@@ -30,7 +32,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let DataPath { state, log_writer, pipeline, sinks_thread } = data_path;
-    runtime.block_on(serve_http(&config, state))?;
+    runtime.block_on(serve_fronts(&config, state))?;
     drop(runtime);
 
     tracing::info!("shutting down: draining the log, pipeline and sinks");
@@ -130,26 +132,64 @@ impl DataPath {
     }
 }
 
-/// Serves HTTP until SIGINT/SIGTERM; returns once in-flight requests are answered and every
-/// handle on the log has been dropped.
-async fn serve_http(config: &Config, state: AppState) -> anyhow::Result<()> {
+/// Serves HTTP and QUIC until SIGINT/SIGTERM; returns once in-flight requests and streams are
+/// answered and every handle on the log has been dropped.
+async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
     let data = &config.data_dir;
     let retention = tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(http = %addr, data_dir = %data.display(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1), data in {}", data.display());
+    let quic = start_quic(config)?;
+    let quic_addr = quic.local_addr()?;
+    tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
     if config.uses_dev_token() {
         tracing::warn!(
             "accepting the development token 'dev-token' for any device: configure ingest.tokens before exposing this server"
         );
     }
-    trackwire_api::serve(listener, state, shutdown_signal()).await.context("serving HTTP")?;
+    // One signal stops both fronts.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let quic_task = tokio::spawn(quic.run(state.ingestor.clone(), stopped()));
+    let http = trackwire_api::serve(listener, state, stopped()).await.context("serving HTTP");
+    signal.abort();
+    quic_task.await.context("the QUIC server panicked")?;
+    http?;
 
     retention.abort();
     let _ = retention.await;
     Ok(())
+}
+
+/// Binds the QUIC endpoint with the configured (or development) TLS identity.
+fn start_quic(config: &Config) -> anyhow::Result<QuicServer> {
+    let identity = match (&config.quic.cert_path, &config.quic.key_path) {
+        (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
+        _ => {
+            let identity = ServerIdentity::development(&config.data_dir)?;
+            tracing::warn!(
+                fingerprint_sha256 = %identity.fingerprint_sha256,
+                cert = %identity.cert_path.display(),
+                "QUIC uses a development self-signed certificate for localhost: configure quic.cert_path/key_path before exposing this server"
+            );
+            identity
+        }
+    };
+    let socket = std::net::UdpSocket::bind(config.quic_addr)
+        .with_context(|| format!("binding QUIC (UDP) on {}", config.quic_addr))?;
+    let reset_key = StatelessResetKey::load_or_create(&config.data_dir)?;
+    Ok(QuicServer::new(socket, identity, &reset_key, config.quic.to_quic_config())?)
 }
 
 /// Lets the log delete segments that every sink has committed and no live workout still needs.

@@ -99,8 +99,10 @@ impl Client {
             quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| ClientError::Tls(e.to_string()))?;
         let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
-        // Keep NAT bindings and the server's idle timer alive between a watch's batches.
-        transport.keep_alive_interval(Some(Duration::from_secs(10)));
+        // Keep NAT bindings and the server's idle timer alive between a watch's batches, and notice
+        // a dead path within 20 s (a server that restarted answers with a stateless reset at once).
+        transport.keep_alive_interval(Some(Duration::from_secs(5)));
+        transport.max_idle_timeout(Some(quinn::IdleTimeout::from(VarInt::from_u32(20_000))));
         client_config.transport_config(Arc::new(transport));
         let mut endpoint = Endpoint::client(config.bind).map_err(|e| ClientError::Io("binding the UDP socket", e))?;
         endpoint.set_default_client_config(client_config);

@@ -17,7 +17,10 @@ pub use client::{Client, ClientConfig, ClientError, WorkoutStream};
 pub use config::QuicConfig;
 pub use protocol::{ALPN, ErrorCode};
 pub use server::{QuicServer, ack_status};
-pub use tls::{DEV_CERT_FILE, DEV_FINGERPRINT_FILE, DEV_KEY_FILE, ServerIdentity, fingerprint, read_certs};
+pub use tls::{
+    DEV_CERT_FILE, DEV_FINGERPRINT_FILE, DEV_KEY_FILE, RESET_KEY_FILE, ServerIdentity, StatelessResetKey, fingerprint,
+    read_certs,
+};
 
 use std::path::PathBuf;
 

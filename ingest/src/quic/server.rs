@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use trackwire_codec::{AckStatus, DecodeLimits, WorkoutId, decode_batch, encode_ack};
 
 use super::protocol::{ALPN, ErrorCode, FRAME_HEADER_BYTES, MAX_HELLO_BYTES, encode_frame, frame_len};
-use super::{QuicConfig, QuicError, ServerIdentity};
+use super::{QuicConfig, QuicError, ServerIdentity, StatelessResetKey};
 use crate::{Accepted, IngestError, Ingestor};
 
 /// Limits for peeking at a batch's workout id; [`Ingestor::submit`] applies the real ones.
@@ -37,6 +37,7 @@ impl QuicServer {
     pub fn new(
         socket: std::net::UdpSocket,
         identity: ServerIdentity,
+        reset_key: &StatelessResetKey,
         config: QuicConfig,
     ) -> Result<QuicServer, QuicError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -63,9 +64,13 @@ impl QuicServer {
         server_config.transport_config(Arc::new(transport));
         // A phone moving from Wi-Fi to LTE keeps its connection and its workout streams.
         server_config.migration(true);
-        let endpoint =
-            Endpoint::new(quinn::EndpointConfig::default(), Some(server_config), socket, Arc::new(quinn::TokioRuntime))
-                .map_err(|e| QuicError::Io("starting the QUIC endpoint".into(), e))?;
+        let endpoint = Endpoint::new(
+            quinn::EndpointConfig::new(Arc::new(reset_key.hmac_key())),
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| QuicError::Io("starting the QUIC endpoint".into(), e))?;
         Ok(QuicServer { endpoint, config })
     }
 

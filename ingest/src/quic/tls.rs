@@ -54,6 +54,44 @@ impl ServerIdentity {
     }
 }
 
+/// File name of the stateless-reset secret inside the data directory.
+pub const RESET_KEY_FILE: &str = "quic-reset.key";
+
+/// The secret behind QUIC stateless resets (RFC 9000 §10.3), kept across restarts.
+///
+/// A server that restarts forgets its connections; when a device's next packet arrives, the
+/// server answers with a stateless reset whose token is an HMAC of the connection id under this
+/// key. Because the key survives the restart, the device recognises the reset at once and
+/// reconnects, instead of waiting out its idle timeout with unacked batches.
+pub struct StatelessResetKey([u8; 32]);
+
+impl StatelessResetKey {
+    /// The key in `dir`, created (random, 0600) when missing.
+    pub fn load_or_create(dir: &Path) -> Result<StatelessResetKey, QuicError> {
+        let path = dir.join(RESET_KEY_FILE);
+        let identity_error = |detail: String| QuicError::Identity { path: path.clone(), detail };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let key: [u8; 32] =
+                    bytes.try_into().map_err(|_| identity_error("not 32 bytes: delete it to make a new one".into()))?;
+                Ok(StatelessResetKey(key))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+                    .map_err(|_| identity_error("no system randomness".into()))?;
+                write_private(&path, &key)?;
+                Ok(StatelessResetKey(key))
+            }
+            Err(e) => Err(identity_error(e.to_string())),
+        }
+    }
+
+    pub(crate) fn hmac_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0)
+    }
+}
+
 /// Every certificate in a PEM file (a client's trusted roots, or a server's chain).
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, QuicError> {
     let identity_error = |detail: String| QuicError::Identity { path: path.to_owned(), detail };
