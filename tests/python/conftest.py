@@ -20,8 +20,8 @@ def pytest_sessionstart(session):
 def server_factory(tmp_path):
     started = []
 
-    def make(data_dir: Path | None = None, **env):
-        server = twclient.Server(data_dir or tmp_path / "data", env={k: str(v) for k, v in env.items()})
+    def make(data_dir: Path | None = None, quic_port: int = 0, **env):
+        server = twclient.Server(data_dir or tmp_path / "data", env={k: str(v) for k, v in env.items()}, quic_port=quic_port)
         started.append(server)
         return server
 

@@ -152,6 +152,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def trackwire_bin() -> Path:
     if "TRACKWIRE_BIN" in os.environ:
         return Path(os.environ["TRACKWIRE_BIN"])
@@ -164,6 +170,7 @@ class Server:
     data_dir: Path
     env: dict = field(default_factory=dict)
     port: int = 0
+    quic_port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -173,13 +180,23 @@ class Server:
 
     def start(self) -> "Server":
         self.port = self.port or free_port()
+        self.quic_port = self.quic_port or free_udp_port()
         env = dict(os.environ)
         env.update({"RUST_LOG": "info", "TRACKWIRE_LAKE__MAX_FILE_AGE_SECS": "0.5", "TRACKWIRE_SINKS__FLUSH_INTERVAL_MS": "100"})
         env.update(self.env)
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}-{int(time.time()*1000)}.log"
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [str(trackwire_bin()), "serve", "--http-addr", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)],
+            [
+                str(trackwire_bin()),
+                "serve",
+                "--http-addr",
+                f"127.0.0.1:{self.port}",
+                "--quic-addr",
+                f"127.0.0.1:{self.quic_port}",
+                "--data-dir",
+                str(self.data_dir),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -214,6 +231,24 @@ class Server:
             h["Authorization"] = f"Bearer {token}"
         h.update(headers or {})
         return requests.post(self.url + "/v1/ingest", data=body, headers=h, timeout=timeout)
+
+
+def frame(payload: bytes) -> bytes:
+    """A QUIC protocol frame: 4-byte big-endian length, then the payload (codec/PROTOCOL.md)."""
+    return len(payload).to_bytes(4, "big") + payload
+
+
+def read_events(data_dir: Path, workout_id: str) -> list[dict]:
+    """The workout's events from the JSON-lines event log, in log order."""
+    import json
+
+    events = []
+    for path in sorted((data_dir / "events").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            event = json.loads(line)
+            if event["workout_id"] == workout_id:
+                events.append(event)
+    return events
 
 
 def read_points(lake: Path):

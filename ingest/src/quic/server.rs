@@ -64,13 +64,11 @@ impl QuicServer {
         server_config.transport_config(Arc::new(transport));
         // A phone moving from Wi-Fi to LTE keeps its connection and its workout streams.
         server_config.migration(true);
-        let endpoint = Endpoint::new(
-            quinn::EndpointConfig::new(Arc::new(reset_key.hmac_key())),
-            Some(server_config),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(|e| QuicError::Io("starting the QUIC endpoint".into(), e))?;
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key.hmac_key()));
+        let cid_key = reset_key.connection_id_key();
+        endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+        let endpoint = Endpoint::new(endpoint_config, Some(server_config), socket, Arc::new(quinn::TokioRuntime))
+            .map_err(|e| QuicError::Io("starting the QUIC endpoint".into(), e))?;
         Ok(QuicServer { endpoint, config })
     }
 

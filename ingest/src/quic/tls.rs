@@ -90,6 +90,14 @@ impl StatelessResetKey {
     pub(crate) fn hmac_key(&self) -> ring::hmac::Key {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0)
     }
+
+    /// The key that makes our connection ids recognisable (quinn drops packets whose id it did not
+    /// issue, without a reset): derived from the same secret, so a restarted server still
+    /// recognises its predecessor's ids and answers them with a stateless reset.
+    pub(crate) fn connection_id_key(&self) -> u64 {
+        let tag = ring::hmac::sign(&self.hmac_key(), b"trackwire connection id key");
+        u64::from_be_bytes(tag.as_ref()[..8].try_into().expect("HMAC-SHA256 is 32 bytes"))
+    }
 }
 
 /// Every certificate in a PEM file (a client's trusted roots, or a server's chain).
