@@ -68,8 +68,8 @@ fn cleaning_drops_altitude_spikes_and_barometric_altitude_wins() {
     // Flat at 100 m with a 3 s jump to 187 m (the fēnix 2's start): the jump is dropped.
     let mut samples: Vec<Sample> =
         (0..60).map(|t| fix(t, 470_000_000 + t as i32 * 100, 80_000_000, 10_000, 0)).collect();
-    for t in 2..5 {
-        samples[t] = fix(t as u32, 470_000_000 + t as i32 * 100, 80_000_000, 18_700, 0);
+    for (t, sample) in samples.iter_mut().enumerate().take(5).skip(2) {
+        *sample = fix(t as u32, 470_000_000 + t as i32 * 100, 80_000_000, 18_700, 0);
     }
     let s = run(Sport::Running, samples, 1000, None);
     assert_eq!((s.rejected_altitudes, s.elevation_gain_m), (3, Some(0.0)));
