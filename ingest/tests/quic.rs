@@ -41,10 +41,14 @@ fn quic_config() -> QuicConfig {
 }
 
 fn start(dir: &std::path::Path, port: u16, config: QuicConfig) -> Running {
+    start_with_queue(dir, port, config, 64)
+}
+
+fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_depth: usize) -> Running {
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let (log, log_writer) = DurableLog::open(
-        LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth: 64 },
+        LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth },
         Box::new(move |r| {
             sink.lock().unwrap().push(r);
             true
@@ -162,8 +166,7 @@ async fn after_a_server_restart_the_client_resends_what_was_not_acked() {
     restarted.shutdown().await;
 }
 
-/// A raw connection that has said hello with `token`.
-async fn raw_connection(dir: &std::path::Path, addr: std::net::SocketAddr) -> quinn::Connection {
+fn raw_endpoint(dir: &std::path::Path) -> quinn::Endpoint {
     let roots = trackwire_ingest::quic::read_certs(&dir.join(trackwire_ingest::quic::DEV_CERT_FILE)).unwrap();
     let mut store = rustls::RootCertStore::empty();
     for cert in roots {
@@ -175,10 +178,16 @@ async fn raw_connection(dir: &std::path::Path, addr: std::net::SocketAddr) -> qu
         .with_root_certificates(store)
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"trackwire/1".to_vec()];
+    tls.enable_early_data = true;
     let config = quinn::ClientConfig::new(Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap()));
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
-    endpoint.connect(addr, "localhost").unwrap().await.unwrap()
+    endpoint
+}
+
+/// A raw connection, no hello yet.
+async fn raw_connection(dir: &std::path::Path, addr: std::net::SocketAddr) -> quinn::Connection {
+    raw_endpoint(dir).connect(addr, "localhost").unwrap().await.unwrap()
 }
 
 async fn say_hello(connection: &quinn::Connection, token: &[u8]) -> Result<Vec<u8>, quinn::ReadToEndError> {
@@ -284,5 +293,83 @@ async fn bad_input_gets_a_clean_error_and_a_good_device_is_unaffected() {
     assert_eq!(good.await.unwrap(), 300, "the good device lost nothing");
     assert_eq!(logged(&server.seen, 9), (0..300).collect::<Vec<_>>());
     assert!(logged(&server.seen, 4).is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_connection_sends_its_hello_and_batches_as_0rtt_and_they_are_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let endpoint = raw_endpoint(dir.path());
+    let first = endpoint.connect(server.addr, "localhost").unwrap().await.unwrap();
+    say_hello(&first, b"watch-token").await.unwrap(); // the server's session ticket arrives meanwhile
+    first.close(0u8.into(), b"bye");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let (again, accepted) = endpoint
+        .connect(server.addr, "localhost")
+        .unwrap()
+        .into_0rtt()
+        .unwrap_or_else(|_| panic!("no 0-RTT: the first connection left no session ticket"));
+    // Everything below is written before the handshake completes.
+    let (mut hello, mut hello_answer) = again.open_bi().await.unwrap();
+    hello.write_all(b"\0\0\0\x0bwatch-token").await.unwrap();
+    hello.finish().unwrap();
+    let (mut send, mut recv) = again.open_bi().await.unwrap();
+    let body = batch("watch", 5, 0);
+    send.write_all(&(body.len() as u32).to_be_bytes()).await.unwrap();
+    send.write_all(&body).await.unwrap();
+    send.finish().unwrap();
+    assert!(accepted.await, "the server accepts 0-RTT");
+    assert_eq!(hello_answer.read_to_end(100).await.unwrap(), b"\0\0\0\x05watch");
+    let acks = read_acks(&mut recv).await;
+    assert_eq!(acks.len(), 1);
+    assert_eq!((acks[0].status, acks[0].acked_seq), (AckStatus::Ok, 0));
+    assert_eq!(logged(&server.seen, 5), vec![0]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_log_slows_the_streams_down_and_refuses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A log queue of one append: HTTP would answer 503 most of the time; QUIC stops reading.
+    let server = start_with_queue(dir.path(), 0, quic_config(), 1);
+    let client = Arc::new(Client::connect(client_config(dir.path(), server.addr, "any-token")).await.unwrap());
+    let mut workouts = Vec::new();
+    for w in 20..24u8 {
+        let client = client.clone();
+        workouts.push(tokio::spawn(async move {
+            let mut stream = client.open_workout().await.unwrap();
+            for seq in 0..100 {
+                stream.send(&batch("watch", w, seq)).await.unwrap();
+            }
+            stream.finish().await.unwrap().acked
+        }));
+    }
+    for w in workouts {
+        assert_eq!(w.await.unwrap(), 100);
+    }
+    for w in 20..24u8 {
+        assert_eq!(logged(&server.seen, w), (0..100).collect::<Vec<_>>());
+    }
+    client.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_closed_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, QuicConfig { max_connections: 1, ..quic_config() });
+    let first = raw_connection(dir.path(), server.addr).await;
+    say_hello(&first, b"watch-token").await.unwrap();
+    let second = raw_connection(dir.path(), server.addr).await;
+    match second.closed().await {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, ErrorCode::LimitExceeded.varint());
+            assert!(String::from_utf8_lossy(&close.reason).contains("retry"), "{close:?}");
+        }
+        other => panic!("expected an application close, got {other:?}"),
+    }
+    first.close(0u8.into(), b"done");
     server.shutdown().await;
 }

@@ -131,33 +131,48 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
             return;
         }
     };
+    if over_limit {
+        // Close after the handshake: a close during it reaches the client without its reason.
+        if let Ok(connection) = connecting.await {
+            connection.close(ErrorCode::LimitExceeded.varint(), b"too many connections: retry later");
+        }
+        return;
+    }
     // 0.5-RTT on the server: streams (and their batches) sent as 0-RTT data are read at once.
-    let connection = match connecting.into_0rtt() {
-        Ok((connection, _)) => connection,
+    let (connection, handshake_done) = match connecting.into_0rtt() {
+        Ok((connection, done)) => (connection, Some(done)),
         Err(connecting) => match connecting.await {
-            Ok(connection) => connection,
+            Ok(connection) => (connection, None),
             Err(err) => {
                 tracing::debug!(%err, "QUIC handshake failed");
                 return;
             }
         },
     };
-    if over_limit {
-        connection.close(ErrorCode::LimitExceeded.varint(), b"too many connections: retry later");
-        return;
-    }
+    // A close sent before the handshake completes reaches the client without code or reason
+    // (RFC 9000 §10.2.3), so refusals wait for it (briefly).
+    let close_with_reason = |code: ErrorCode, reason: Vec<u8>| {
+        let connection = connection.clone();
+        async move {
+            if let Some(done) = handshake_done {
+                let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
+            }
+            connection.close(code.varint(), &reason);
+        }
+    };
     let remote = connection.remote_address();
     let device = match tokio::time::timeout(shared.config.handshake_timeout, hello(&connection, &shared)).await {
         Ok(Ok(device)) => device,
         Ok(Err((code, reason))) => {
             tracing::info!(%remote, reason, "QUIC connection refused");
             shared.ingestor.count_reject(&IngestError::UnknownToken);
-            connection.close(code.varint(), reason.as_bytes());
+            close_with_reason(code, reason.into_bytes()).await;
             return;
         }
         Err(_) => {
             shared.ingestor.count_reject(&IngestError::MissingToken);
-            connection.close(ErrorCode::Unauthenticated.varint(), b"no hello (bearer token) on stream 0 in time");
+            close_with_reason(ErrorCode::Unauthenticated, b"no hello (bearer token) on stream 0 in time".to_vec())
+                .await;
             return;
         }
     };
