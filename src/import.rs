@@ -110,11 +110,9 @@ fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> an
         }
         (None, None) => trackwire::offline_summary(&batches, imported.profile.as_ref()),
     };
-    Ok(if args.json {
-        json_line(path, workout_id, &imported, summary.as_ref(), streamed.as_ref())
-    } else {
-        text_line(path, workout_id, &imported, summary.as_ref(), streamed.as_ref())
-    })
+    let report =
+        Report { path, id: workout_id, imported: &imported, summary: summary.as_ref(), streamed: streamed.as_ref() };
+    Ok(if args.json { report.json_line() } else { report.text_line() })
 }
 
 fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> anyhow::Result<()> {
@@ -152,60 +150,62 @@ fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> 
     Ok(())
 }
 
-fn text_line(
-    path: &Path,
+/// What one file's import produced, for printing.
+struct Report<'a> {
+    path: &'a Path,
     id: WorkoutId,
-    imported: &Imported,
-    summary: Option<&WorkoutSummary>,
-    streamed: Option<&Streamed>,
-) -> String {
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let mut line = match summary {
-        Some(s) => format!(
-            "{name}: {} {:.2} km, elapsed {}, timer {}, HR avg {} max {}, {} samples",
-            s.sport,
-            s.distance_m / 1000.0,
-            hms(s.elapsed_s),
-            hms(s.timer_s),
-            s.heart_rate_avg_bpm.map_or("-".into(), |h| format!("{h:.0}")),
-            s.heart_rate_max_bpm.map_or("-".into(), |h| h.to_string()),
-            s.samples
-        ),
-        None => format!("{name}: uploaded as workout {id} ({} samples)", imported.fixes.len()),
-    };
-    if let Some(d) = imported.device.distance_m {
-        line.push_str(&format!(" | device: {:.2} km", d / 1000.0));
-    }
-    if let Some(s) = streamed {
-        line.push_str(&format!(
-            " | quic: {} batches acked, ack latency p50 {:.1} ms, p99 {:.1} ms, {} reconnects",
-            s.acked, s.p50_ms, s.p99_ms, s.reconnects
-        ));
-    }
-    for warning in &imported.warnings {
-        line.push_str(&format!("\n  warning: {warning}"));
-    }
-    line
+    imported: &'a Imported,
+    /// The offline summary (None when uploaded).
+    summary: Option<&'a WorkoutSummary>,
+    streamed: Option<&'a Streamed>,
 }
 
-fn json_line(
-    path: &Path,
-    id: WorkoutId,
-    imported: &Imported,
-    summary: Option<&WorkoutSummary>,
-    streamed: Option<&Streamed>,
-) -> String {
-    json!({
-        "quic": streamed,
-        "file": path.display().to_string(),
-        "format": format!("{:?}", imported.format).to_ascii_lowercase(),
-        "workout_id": id.to_string(),
-        "summary": summary,
-        "device": imported.device,
-        "profile": imported.profile,
-        "warnings": imported.warnings,
-    })
-    .to_string()
+impl Report<'_> {
+    fn text_line(&self) -> String {
+        let Report { path, id, imported, summary, streamed } = *self;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let mut line = match summary {
+            Some(s) => format!(
+                "{name}: {} {:.2} km, elapsed {}, timer {}, HR avg {} max {}, {} samples",
+                s.sport,
+                s.distance_m / 1000.0,
+                hms(s.elapsed_s),
+                hms(s.timer_s),
+                s.heart_rate_avg_bpm.map_or("-".into(), |h| format!("{h:.0}")),
+                s.heart_rate_max_bpm.map_or("-".into(), |h| h.to_string()),
+                s.samples
+            ),
+            None => format!("{name}: uploaded as workout {id} ({} samples)", imported.fixes.len()),
+        };
+        if let Some(d) = imported.device.distance_m {
+            line.push_str(&format!(" | device: {:.2} km", d / 1000.0));
+        }
+        if let Some(s) = streamed {
+            line.push_str(&format!(
+                " | quic: {} batches acked, ack latency p50 {:.1} ms, p99 {:.1} ms, {} reconnects",
+                s.acked, s.p50_ms, s.p99_ms, s.reconnects
+            ));
+        }
+        for warning in &imported.warnings {
+            line.push_str(&format!("\n  warning: {warning}"));
+        }
+        line
+    }
+
+    fn json_line(&self) -> String {
+        let Report { path, id, imported, summary, streamed } = *self;
+        json!({
+            "quic": streamed,
+            "file": path.display().to_string(),
+            "format": format!("{:?}", imported.format).to_ascii_lowercase(),
+            "workout_id": id.to_string(),
+            "summary": summary,
+            "device": imported.device,
+            "profile": imported.profile,
+            "warnings": imported.warnings,
+        })
+        .to_string()
+    }
 }
 
 fn hms(seconds: f64) -> String {
