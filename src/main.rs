@@ -35,6 +35,9 @@ enum Command {
         /// QUIC (UDP) listen address for live ingest [env: TRACKWIRE_QUIC_ADDR] [default: 127.0.0.1:4433]
         #[arg(long)]
         quic_addr: Option<SocketAddr>,
+        /// Where the Parquet lake lives: s3://bucket/prefix or a directory [env: TRACKWIRE_LAKE__URL] [default: <data-dir>/lake]
+        #[arg(long)]
+        lake_url: Option<String>,
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
@@ -54,8 +57,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { http_addr, data_dir, quic_addr } => {
-            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr };
+        Command::Serve { http_addr, data_dir, quic_addr, lake_url } => {
+            let lake = lake_url.map(|url| config::LakeFlags { url });
+            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake };
             let config = config::Config::load(cli.config.as_deref(), flags)?;
             serve::run(config)?;
             Ok(std::process::ExitCode::SUCCESS)

@@ -16,7 +16,7 @@ use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig};
 use trackwire_sinks::events::EventLogSink;
-use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable, local_store};
+use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Sink};
 
@@ -67,12 +67,13 @@ impl DataPath {
 
         // Sinks first: they learn what they already hold before replay starts feeding them.
         let store = ReadStore::open(&data.join("store").join("read.redb")).context("opening the read store")?;
-        let lake = local_store(&data.join("lake")).context("opening the lake")?;
+        let lake = config.lake_store().context("opening the lake")?;
         let lake_config = LakeConfig {
             target_file_bytes: config.lake.target_file_bytes,
             max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
             row_group_rows: config.lake.row_group_rows,
             max_open_partitions: config.lake.max_open_partitions,
+            multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
         };
         let sinks: Vec<Box<dyn Sink>> = vec![
             Box::new(

@@ -12,6 +12,8 @@ pub enum SinkError {
     Io { context: String, source: std::io::Error },
     #[error("read store: {0}")]
     Store(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl SinkError {

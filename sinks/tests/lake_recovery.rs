@@ -17,6 +17,7 @@ fn config(target_file_bytes: usize) -> LakeConfig {
         max_file_age: Duration::from_secs(3600),
         row_group_rows: 1000,
         max_open_partitions: 8,
+        multipart_threshold_bytes: 16 << 20,
     }
 }
 

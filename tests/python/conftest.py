@@ -28,3 +28,12 @@ def server_factory(tmp_path):
     yield make
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """A moto S3 server on a free loopback port, with a bucket `lake`; stopped afterwards."""
+    server = twclient.S3Server(tmp_path / "moto.log").start()
+    server.create_bucket("lake")
+    yield server
+    server.kill()

@@ -251,6 +251,86 @@ def read_events(data_dir: Path, workout_id: str) -> list[dict]:
     return events
 
 
+@dataclass
+class S3Server:
+    """moto_server (PyPI) speaking the S3 protocol on 127.0.0.1. `pause()`/`resume()` make it
+    unreachable without losing its in-memory buckets (SIGSTOP/SIGCONT): an outage, not a wipe."""
+
+    log_path: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "S3Server":
+        self.port = free_port()
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(VENV / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                requests.get(self.endpoint, timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError("moto_server did not start:\n" + self.log_path.read_text())
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+
+    def create_bucket(self, name: str) -> None:
+        self.client().create_bucket(Bucket=name)
+
+    def env(self, url: str) -> dict:
+        """Environment for `trackwire serve` to keep its lake at `url` on this server."""
+        return {
+            "TRACKWIRE_LAKE__URL": url,
+            "TRACKWIRE_LAKE__S3_ENDPOINT": self.endpoint,
+            "TRACKWIRE_LAKE__S3_REQUEST_TIMEOUT_SECS": "2",
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+        }
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def filesystem(self):
+        from pyarrow import fs
+
+        return fs.S3FileSystem(
+            endpoint_override=self.endpoint, scheme="http", access_key="test", secret_key="test", region="us-east-1"
+        )
+
+
+def read_points_s3(s3: S3Server, bucket_prefix: str):
+    """All rows of the points table on S3, through pyarrow (an independent S3 client)."""
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(f"{bucket_prefix}/points", filesystem=s3.filesystem(), format="parquet", partitioning="hive")
+    table = dataset.to_table(columns=["workout_id", "seq", "sample_index", "lat", "lon", "heart_rate_bpm"])
+    return table.to_pylist()
+
+
 def read_points(lake: Path):
     """All rows of the points table through DuckDB with Hive partitioning."""
     import duckdb

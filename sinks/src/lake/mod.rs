@@ -5,18 +5,23 @@
 //! points/date=YYYY-MM-DD/hour=HH/part-<label>.parquet     one row per sample
 //! workouts/date=YYYY-MM-DD/part-<label>.parquet           one row per completed/cancelled workout
 //! ```
+//! The store is a local directory or `s3://bucket/prefix` ([`open_store`]); either way a file
+//! appears whole or not at all (a single put, or a multipart upload completed in one request).
+//!
 //! `<label>` (20 digits) is the LSN through which that partition's rows are in committed files: it
 //! is both what makes file names unique and how a restarted sink knows what it already wrote.
 
 mod paths;
 mod props;
 mod schema;
+mod store;
 mod table;
 
 pub use paths::{ObjectKey, Partition};
 pub use props::writer_properties;
 pub use schema::{PointsTable, WorkoutsTable};
-pub use table::{LakeConfig, LakeTable, TableSpec};
+pub use store::{S3Options, open_store};
+pub use table::{LakeConfig, LakeTable, MULTIPART_PART_BYTES, TableSpec};
 
 use std::sync::Arc;
 

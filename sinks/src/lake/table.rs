@@ -45,6 +45,9 @@ pub struct LakeConfig {
     /// backfill spanning hundreds of hours would otherwise hold hundreds of them; past the cap the
     /// oldest open file is committed early (a smaller file, bounded memory).
     pub max_open_partitions: usize,
+    /// Files larger than this are uploaded in parts of [`MULTIPART_PART_BYTES`] (multipart
+    /// upload), smaller ones with a single put.
+    pub multipart_threshold_bytes: usize,
 }
 
 /// Rows are handed to the Parquet writer in chunks of this many: big enough to amortise building
@@ -156,9 +159,9 @@ impl<T: TableSpec> LakeTable<T> {
     fn upload_sealed(&mut self) -> Result<(), SinkError> {
         while let Some(file) = self.sealed.front() {
             let path = file.key.path();
-            let payload = PutPayload::from(file.bytes.clone());
-            self.runtime.block_on(self.store.put(&path, payload)).map_err(|source| SinkError::ObjectStore {
-                operation: "put",
+            let upload = upload(self.store.as_ref(), &path, file.bytes.clone(), self.config.multipart_threshold_bytes);
+            self.runtime.block_on(upload).map_err(|(operation, source)| SinkError::ObjectStore {
+                operation,
                 path: path.to_string(),
                 source,
             })?;
@@ -248,5 +251,31 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             Some(first) => first - 1,
             None => self.last_fed,
         }
+    }
+}
+
+/// Size of each part of a multipart upload: above S3's 5 MiB minimum for every part but the last.
+/// Multipart because S3's single PUT tops out at 5 GiB and a failed part is retried alone.
+pub const MULTIPART_PART_BYTES: usize = 16 << 20;
+
+/// Puts one file so that it becomes visible only complete: a single put, or a multipart upload
+/// that S3 assembles atomically when completed (an upload that fails before completing stays
+/// invisible; the next flush uploads the file again).
+async fn upload(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+    multipart_threshold: usize,
+) -> Result<(), (&'static str, object_store::Error)> {
+    if bytes.len() <= multipart_threshold {
+        store.put(path, PutPayload::from(bytes)).await.map_err(|e| ("put", e))?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(path).await.map_err(|e| ("put_multipart", e))?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
+    writer.put(bytes);
+    match writer.finish().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(("complete multipart upload", e)),
     }
 }
