@@ -30,7 +30,81 @@ pub struct Config {
     pub log: LogSection,
     pub pipeline: PipelineSection,
     pub lake: LakeSection,
+    pub kafka: KafkaSection,
     pub sinks: SinksSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// Broker list `host:port[,host:port…]`; unset = no Kafka sink (the embedded default: events
+    /// go to `<data_dir>/events/*.jsonl` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    /// Topic of workout events (JSON, the seed's shape).
+    pub events_topic: String,
+    /// Topic of enriched points (Arrow IPC stream, the lake's `points` schema).
+    pub points_topic: String,
+    /// Partitions of the topics Trackwire creates when they are missing.
+    pub partitions: i32,
+    /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanism`, e.g. PLAIN or SCRAM-SHA-512.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_password: Option<String>,
+    /// CA certificate (PEM) to verify the brokers' TLS certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_ca_location: Option<String>,
+    /// Any other librdkafka producer setting, e.g. `{ "linger.ms" = "20" }`; these win.
+    pub librdkafka: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        let defaults = trackwire_sinks::kafka::KafkaConfig::new("");
+        KafkaSection {
+            brokers: None,
+            events_topic: defaults.events_topic,
+            points_topic: defaults.points_topic,
+            partitions: defaults.partitions,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            librdkafka: Default::default(),
+        }
+    }
+}
+
+impl KafkaSection {
+    /// The sink's configuration, when brokers are configured.
+    pub fn sink_config(&self) -> Option<trackwire_sinks::kafka::KafkaConfig> {
+        let brokers = self.brokers.as_ref()?;
+        let mut config = trackwire_sinks::kafka::KafkaConfig::new(brokers.clone());
+        config.events_topic = self.events_topic.clone();
+        config.points_topic = self.points_topic.clone();
+        config.partitions = self.partitions;
+        let named = [
+            ("security.protocol", &self.security_protocol),
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ];
+        for (key, value) in named {
+            if let Some(value) = value {
+                config.client.insert(key.into(), value.clone());
+            }
+        }
+        config.client.extend(self.librdkafka.clone());
+        Some(config)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +165,10 @@ pub struct LogSection {
     pub group_commit_bytes: usize,
     /// Appends that may wait for the log writer; beyond it ingest answers 503 with Retry-After.
     pub queue_depth: usize,
+    /// Disk cap of the log in bytes: acked records are kept until every sink has delivered them,
+    /// so while a sink's service (Kafka, S3) is down the log grows; at this size ingest pushes
+    /// back (HTTP 503, QUIC stops reading) until the sink catches up.
+    pub max_retained_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +234,7 @@ impl Default for Config {
             log: LogSection::default(),
             pipeline: PipelineSection::default(),
             lake: LakeSection::default(),
+            kafka: KafkaSection::default(),
             sinks: SinksSection::default(),
         }
     }
@@ -212,7 +291,12 @@ impl QuicSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { segment_bytes: 64 << 20, group_commit_bytes: 4 << 20, queue_depth: 1024 }
+        LogSection {
+            segment_bytes: 64 << 20,
+            group_commit_bytes: 4 << 20,
+            queue_depth: 1024,
+            max_retained_bytes: 16 << 30,
+        }
     }
 }
 
@@ -257,6 +341,14 @@ pub struct FlagOverrides {
     pub quic_addr: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lake: Option<LakeFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaFlags>,
+}
+
+/// Flags that set fields of `[kafka]`.
+#[derive(Debug, Default, Serialize)]
+pub struct KafkaFlags {
+    pub brokers: String,
 }
 
 /// Flags that set fields of `[lake]`.
@@ -265,8 +357,8 @@ pub struct LakeFlags {
     pub url: String,
 }
 
-const SECTIONS: [&str; 9] =
-    ["http_addr", "quic_addr", "data_dir", "ingest", "quic", "log", "pipeline", "lake", "sinks"];
+const SECTIONS: [&str; 10] =
+    ["http_addr", "quic_addr", "data_dir", "ingest", "quic", "log", "pipeline", "lake", "kafka", "sinks"];
 
 impl Config {
     pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> anyhow::Result<Config> {
@@ -298,6 +390,7 @@ impl Config {
             ("log.segment_bytes", self.log.segment_bytes),
             ("log.group_commit_bytes", self.log.group_commit_bytes as u64),
             ("log.queue_depth", self.log.queue_depth as u64),
+            ("log.max_retained_bytes", self.log.max_retained_bytes),
             ("pipeline.queue_depth", self.pipeline.queue_depth as u64),
             ("lake.target_file_bytes", self.lake.target_file_bytes as u64),
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
@@ -336,6 +429,19 @@ impl Config {
         }
         if self.quic.cert_path.is_some() != self.quic.key_path.is_some() {
             bail!("quic.cert_path and quic.key_path go together: give both, or neither for a development certificate");
+        }
+        if self.kafka.brokers.as_deref().is_some_and(|b| b.trim().is_empty()) {
+            bail!("kafka.brokers is empty: give host:port[,host:port…] or leave it unset for no Kafka sink");
+        }
+        if self.kafka.partitions < 1 {
+            bail!("kafka.partitions must be at least 1");
+        }
+        if self.log.max_retained_bytes / 4 < self.log.segment_bytes {
+            bail!(
+                "log.max_retained_bytes ({}) must be at least 4 × log.segment_bytes ({}): retention frees whole segments, never the active one",
+                self.log.max_retained_bytes,
+                self.log.segment_bytes
+            );
         }
         if self.log.segment_bytes < self.quic.max_frame_bytes as u64 {
             bail!(

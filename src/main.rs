@@ -38,6 +38,9 @@ enum Command {
         /// Where the Parquet lake lives: s3://bucket/prefix or a directory [env: TRACKWIRE_LAKE__URL] [default: <data-dir>/lake]
         #[arg(long)]
         lake_url: Option<String>,
+        /// Kafka brokers host:port[,…] for the events and points topics [env: TRACKWIRE_KAFKA__BROKERS] [default: none]
+        #[arg(long)]
+        kafka_brokers: Option<String>,
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
@@ -57,9 +60,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { http_addr, data_dir, quic_addr, lake_url } => {
+        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers } => {
             let lake = lake_url.map(|url| config::LakeFlags { url });
-            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake };
+            let kafka = kafka_brokers.map(|brokers| config::KafkaFlags { brokers });
+            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka };
             let config = config::Config::load(cli.config.as_deref(), flags)?;
             serve::run(config)?;
             Ok(std::process::ExitCode::SUCCESS)

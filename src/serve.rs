@@ -16,6 +16,7 @@ use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig};
 use trackwire_sinks::events::EventLogSink;
+use trackwire_sinks::kafka::KafkaSink;
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Sink};
@@ -75,7 +76,7 @@ impl DataPath {
             max_open_partitions: config.lake.max_open_partitions,
             multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
         };
-        let sinks: Vec<Box<dyn Sink>> = vec![
+        let mut sinks: Vec<Box<dyn Sink>> = vec![
             Box::new(
                 LakeTable::<PointsTable>::open(lake.clone(), lake_config.clone())
                     .context("opening lake table points")?,
@@ -84,6 +85,12 @@ impl DataPath {
             Box::new(EventLogSink::open(&data.join("events")).context("opening the event log")?),
             Box::new(ReadStoreSink::new(store.clone()).context("opening the read store sink")?),
         ];
+        if let Some(kafka) = config.kafka.sink_config() {
+            tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
+            sinks.push(Box::new(
+                KafkaSink::open(kafka, &data.join("kafka.checkpoint")).context("opening the kafka sink")?,
+            ));
+        }
 
         // Pipeline, then the log that feeds it (replay starts as soon as the log opens).
         let shards = if config.pipeline.shards == 0 {
@@ -103,6 +110,7 @@ impl DataPath {
             segment_bytes: config.log.segment_bytes,
             group_commit_bytes: config.log.group_commit_bytes,
             queue_depth: config.log.queue_depth,
+            max_retained_bytes: config.log.max_retained_bytes,
         };
         let forward = Box::new(move |record: trackwire_ingest::log::LogRecord| {
             submitter.submit(record.lsn, record.key.workout_id, record.payload).is_ok()

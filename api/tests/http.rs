@@ -17,8 +17,13 @@ fn state(dir: &std::path::Path) -> AppState {
 }
 
 fn state_with(dir: &std::path::Path, queue_depth: usize, forward: trackwire_ingest::log::Forward) -> AppState {
-    let log_config =
-        LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth };
+    let log_config = LogConfig {
+        dir: dir.join("log"),
+        segment_bytes: 1 << 20,
+        group_commit_bytes: 1 << 20,
+        queue_depth,
+        max_retained_bytes: u64::MAX,
+    };
     let (log, _writer) = DurableLog::open(log_config, forward).unwrap();
     let ingestor = Ingestor::new(
         IngestConfig {

@@ -10,7 +10,13 @@ use trackwire_ingest::log::{Appended, DedupKey, DurableLog, LogConfig, LogRecord
 type Seen = Arc<Mutex<Vec<LogRecord>>>;
 
 fn config(dir: &std::path::Path) -> LogConfig {
-    LogConfig { dir: dir.to_path_buf(), segment_bytes: 4096, group_commit_bytes: 1 << 20, queue_depth: 64 }
+    LogConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes: 4096,
+        group_commit_bytes: 1 << 20,
+        queue_depth: 64,
+        max_retained_bytes: u64::MAX,
+    }
 }
 
 fn open(

@@ -48,7 +48,13 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let (log, log_writer) = DurableLog::open(
-        LogConfig { dir: dir.join("log"), segment_bytes: 1 << 20, group_commit_bytes: 1 << 20, queue_depth },
+        LogConfig {
+            dir: dir.join("log"),
+            segment_bytes: 1 << 20,
+            group_commit_bytes: 1 << 20,
+            queue_depth,
+            max_retained_bytes: u64::MAX,
+        },
         Box::new(move |r| {
             sink.lock().unwrap().push(r);
             true

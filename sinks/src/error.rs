@@ -14,6 +14,8 @@ pub enum SinkError {
     Store(String),
     #[error("{0}")]
     Config(String),
+    #[error("kafka: {0}")]
+    Kafka(String),
 }
 
 impl SinkError {

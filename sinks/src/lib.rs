@@ -14,6 +14,7 @@
 mod coordinator;
 mod error;
 pub mod events;
+pub mod kafka;
 pub mod lake;
 pub mod read_store;
 

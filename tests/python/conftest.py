@@ -37,3 +37,11 @@ def s3_server(tmp_path):
     server.create_bucket("lake")
     yield server
     server.kill()
+
+
+@pytest.fixture
+def kafka_broker(tmp_path):
+    """A tansu broker on a free loopback port (scripts/setup-tansu.sh installs it); stopped afterwards."""
+    broker = twclient.KafkaBroker(tmp_path / "tansu.log").start()
+    yield broker
+    broker.kill()

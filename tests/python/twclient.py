@@ -322,6 +322,78 @@ class S3Server:
         )
 
 
+TANSU = Path(os.environ.get("TRACKWIRE_TANSU", Path.home() / ".cache" / "trackwire" / "tools" / "bin" / "tansu"))
+
+
+@dataclass
+class KafkaBroker:
+    """tansu (crates.io), a Kafka-protocol broker with in-memory storage, on 127.0.0.1.
+    `pause()`/`resume()` make it unreachable without losing its topics (SIGSTOP/SIGCONT)."""
+
+    log_path: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> "KafkaBroker":
+        self.port = free_port()
+        url = f"tcp://127.0.0.1:{self.port}"
+        log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(TANSU), "broker", "--storage-engine", "memory://tansu/", "--listener-url", url,
+             "--advertised-listener-url", url],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError("tansu did not start:\n" + self.log_path.read_text())
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def read_topic(self, topic: str, idle_s: float = 3.0) -> list:
+        """Every message of every partition of `topic`, by explicit assignment (tansu has no
+        consumer groups), as (partition, offset, key, value, headers)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "trackwire-tests",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        metadata = consumer.list_topics(topic, timeout=10)
+        partitions = sorted(metadata.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        out = []
+        last = time.time()
+        while time.time() - last < idle_s:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                raise RuntimeError(str(msg.error()))
+            out.append((msg.partition(), msg.offset(), msg.key(), msg.value(), dict(msg.headers() or [])))
+            last = time.time()
+        consumer.close()
+        return out
+
+
 def read_points_s3(s3: S3Server, bucket_prefix: str):
     """All rows of the points table on S3, through pyarrow (an independent S3 client)."""
     import pyarrow.dataset as ds

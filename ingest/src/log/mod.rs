@@ -40,6 +40,11 @@ pub struct LogConfig {
     pub group_commit_bytes: usize,
     /// Appends waiting for the writer; when full, `try_append` answers `Full` (HTTP 503).
     pub queue_depth: usize,
+    /// The log's disk cap: while the retained segments (acked, not yet delivered by every sink)
+    /// take this many bytes or more, `try_append` answers `Full`, so ingest pushes back (HTTP 503,
+    /// QUIC stops reading) until a sink catches up. Appends already queued still commit, so the
+    /// cap can be passed by at most one queue's worth. `u64::MAX`: no cap.
+    pub max_retained_bytes: u64,
 }
 
 /// A durable record, as handed to the pipeline.
@@ -116,6 +121,8 @@ pub(crate) struct Shared {
     release_through: AtomicU64,
     /// LSN of the oldest retained record (what replay starts from).
     first_lsn: AtomicU64,
+    /// True while the retained segments are at `max_retained_bytes`: appends are refused.
+    at_cap: AtomicBool,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -142,6 +149,7 @@ impl DurableLog {
             metrics: LogMetrics::default(),
             release_through: AtomicU64::new(0),
             first_lsn: AtomicU64::new(1),
+            at_cap: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
@@ -159,6 +167,9 @@ impl DurableLog {
         key: DedupKey,
         payload: Bytes,
     ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
+        if self.shared.at_cap.load(Ordering::Relaxed) {
+            return Err(TryAppendError::Full);
+        }
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(AppendRequest { key, payload, reply }) {
             Ok(()) => Ok(rx),

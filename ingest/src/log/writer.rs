@@ -27,6 +27,8 @@ pub(crate) struct Writer {
     next_lsn: u64,
     /// Set after a failed write or fsync: what is on disk is unknown, so nothing more is acked.
     failed: Option<String>,
+    /// True while the retained segments are at the cap (appends refused).
+    capped: bool,
 }
 
 impl Writer {
@@ -70,7 +72,7 @@ impl Writer {
         metrics.segments.store(segments.len() as u64, Ordering::Relaxed);
         metrics.bytes_on_disk.store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
         tracing::info!(dir = %config.dir.display(), segments = segments.len(), next_lsn, workouts = dedup.workouts(), "log opened");
-        Ok(Writer { config, rx, forward, shared, dedup, segments, active, next_lsn, failed: None })
+        Ok(Writer { config, rx, forward, shared, dedup, segments, active, next_lsn, failed: None, capped: false })
     }
 
     pub fn run(mut self) -> Result<(), LogError> {
@@ -82,6 +84,7 @@ impl Writer {
                 Ok(req) => req,
                 Err(RecvTimeoutError::Timeout) => {
                     self.apply_retention();
+                    self.update_cap();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -100,6 +103,7 @@ impl Writer {
             }
             self.commit(&mut group, &mut buf);
             self.apply_retention();
+            self.update_cap();
         }
         tracing::info!(durable_lsn = self.next_lsn - 1, "log writer drained and stopped");
         Ok(())
@@ -222,6 +226,23 @@ impl Writer {
     }
 
     /// Deletes closed segments that every consumer has released.
+    /// Tells appenders whether the retained segments are at the cap (see `LogConfig`).
+    fn update_cap(&mut self) {
+        let capped = self.shared.metrics.bytes_on_disk.load(Ordering::Relaxed) >= self.config.max_retained_bytes;
+        if capped != self.capped {
+            if capped {
+                tracing::warn!(
+                    cap = self.config.max_retained_bytes,
+                    "log at its retained-bytes cap: ingest pushes back until the sinks catch up"
+                );
+            } else {
+                tracing::info!("log below its retained-bytes cap again: ingest resumes");
+            }
+            self.capped = capped;
+            self.shared.at_cap.store(capped, Ordering::Relaxed);
+        }
+    }
+
     fn apply_retention(&mut self) {
         let released = self.shared.release_through.load(Ordering::Relaxed);
         let mut deleted = false;

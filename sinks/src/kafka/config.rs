@@ -1,0 +1,27 @@
+use std::collections::BTreeMap;
+
+/// Where and how to produce.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub events_topic: String,
+    pub points_topic: String,
+    /// Partitions for topics this sink creates when they are missing.
+    pub partitions: i32,
+    /// Extra librdkafka settings (`security.protocol`, `sasl.mechanism`, `sasl.username`,
+    /// `sasl.password`, `ssl.ca.location`, `linger.ms`, …); they win over ours.
+    pub client: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaConfig {
+            brokers: brokers.into(),
+            events_topic: "trackwire.workout-events.v1".into(),
+            points_topic: "trackwire.points.v1".into(),
+            partitions: 8,
+            client: BTreeMap::new(),
+        }
+    }
+}

@@ -1,0 +1,135 @@
+"""Kafka for real (tansu): a recorded trace's events arrive in order with the seed's names and
+shape and its points decode; a 20 s broker outage loses nothing acked; with the broker down the
+log's cap makes ingest push back, and ingest recovers when the broker returns."""
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pyarrow as pa
+import requests
+
+import twclient
+
+TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
+EVENTS, POINTS = "trackwire.workout-events.v1", "trackwire.points.v1"
+
+
+def kafka_env(broker, **extra):
+    return {"TRACKWIRE_KAFKA__BROKERS": broker.bootstrap, "TRACKWIRE_KAFKA__PARTITIONS": "3", **extra}
+
+
+def points_rows(messages):
+    """(workout_id, seq, sample_index) of every row of every points message."""
+    rows = []
+    for _, _, _, value, headers in messages:
+        assert headers["content-type"] == b"application/vnd.apache.arrow.stream"
+        table = pa.ipc.open_stream(value).read_all()
+        rows += zip(table["workout_id"].to_pylist(), table["seq"].to_pylist(), table["sample_index"].to_pylist())
+    return rows
+
+
+def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_factory, kafka_broker):
+    server = server_factory(**kafka_env(kafka_broker)).start()
+    points = twclient.parse_gpx(TRACE)
+    workout = uuid.uuid4()
+    for body in twclient.batches_of(points, 100, workout):
+        assert server.post(body).status_code == 200
+    server.stop()  # waits for the broker to confirm what is outstanding
+
+    events = [m for m in kafka_broker.read_topic(EVENTS) if m[2] == str(workout).encode()]
+    assert len({m[0] for m in events}) == 1, "one key, one partition"
+    events.sort(key=lambda m: m[1])
+    bodies = [json.loads(m[3]) for m in events]
+    kinds = [b["type"] for b in bodies]
+    assert kinds[0] == "WorkoutStarted" and kinds[-1] == "WorkoutCompleted", kinds
+    assert set(kinds[1:-1]) == {"WorkoutUpdated"} and len(kinds) == 12, kinds
+    for body in bodies:
+        assert {"event_id", "type", "timestamp", "data"} <= set(body), body.keys()
+        assert body["data"]["workout_id"] == str(workout)
+    assert len({b["event_id"] for b in bodies}) == len(bodies)
+    headers = events[0][4]
+    assert headers["schema-version"] == b"1" and headers["content-type"] == b"application/json"
+    assert len(headers["trace-id"]) == 32
+
+    rows = [r for r in points_rows(kafka_broker.read_topic(POINTS)) if r[0] == str(workout)]
+    assert len(rows) == len(points) == 988
+    assert max(Counter(rows).values()) == 1
+
+
+def test_a_20_second_broker_outage_loses_nothing_acked(server_factory, kafka_broker):
+    server = server_factory(**kafka_env(kafka_broker)).start()
+    points = twclient.parse_gpx(TRACE)
+    workouts = [uuid.uuid4() for _ in range(6)]
+    acked = []
+
+    def ingest():
+        for w in workouts:
+            for body in twclient.batches_of(points, 50, w):
+                r = server.post(body, timeout=60)
+                assert r.status_code == 200, r.text
+                acked.append(w)
+                time.sleep(0.05)
+
+    steady = threading.Thread(target=ingest, daemon=True)
+    steady.start()
+    time.sleep(2)
+    kafka_broker.pause()
+    outage_start = len(acked)
+    time.sleep(20)
+    during = len(acked) - outage_start
+    health = requests.get(server.url + "/healthcheck", timeout=5).json()
+    kafka = next(s for s in health["sinks"] if s["name"] == "kafka")
+    kafka_broker.resume()
+    steady.join(timeout=120)
+    assert not steady.is_alive()
+    assert during > 0, "ingest kept acking into the log during the outage"
+    assert kafka["lag_records"] > 0, f"the outage shows as lag on /healthcheck: {kafka}"
+    server.stop()
+
+    rows = points_rows(kafka_broker.read_topic(POINTS))
+    counts = Counter(rows)
+    duplicates = sum(c - 1 for c in counts.values())
+    print(f"broker outage: {len(rows)} rows, {duplicates} duplicates")
+    for w in workouts:
+        assert sum(1 for k in counts if k[0] == str(w)) == len(points), f"workout {w} is missing samples"
+    assert duplicates == 0, f"{duplicates} duplicated samples"
+
+
+def test_with_the_broker_down_the_log_cap_pushes_back_and_ingest_recovers(server_factory, kafka_broker):
+    small = {
+        "TRACKWIRE_LOG__SEGMENT_BYTES": str(64 * 1024),
+        "TRACKWIRE_LOG__MAX_RETAINED_BYTES": str(256 * 1024),
+        "TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES": str(64 * 1024),
+        "TRACKWIRE_INGEST__MAX_BODY_BYTES": str(64 * 1024),
+        "TRACKWIRE_QUIC__MAX_FRAME_BYTES": str(64 * 1024),
+    }
+    server = server_factory(**kafka_env(kafka_broker, **small)).start()
+    kafka_broker.pause()
+    points = twclient.parse_gpx(TRACE)
+    refused = None
+    sent = 0
+    for i in range(200):
+        # A whole (completed) workout per batch: a live workout would pin its log records.
+        (body,) = twclient.batches_of(points[:100], 100, uuid.uuid4())
+        r = server.post(body)
+        if r.status_code == 503:
+            refused = body
+            break
+        assert r.status_code == 200, r.text
+        sent += 1
+    assert refused is not None, "the log cap never pushed back"
+    assert r.json()["code"] == "overloaded" and "Retry-After" in r.headers
+    log_bytes = sum(p.stat().st_size for p in (server.data_dir / "log").iterdir())
+    assert log_bytes < 256 * 1024 + 64 * 1024 + 16 * 1024 * 4, f"the log grew to {log_bytes} bytes"
+    kafka_broker.resume()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        r = server.post(refused)
+        if r.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200, "ingest did not recover after the broker came back"
+    server.stop()
+    assert len(points_rows(kafka_broker.read_topic(POINTS))) == (sent + 1) * 100
