@@ -30,8 +30,9 @@ def points_rows(messages):
     return rows
 
 
-def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_factory, kafka_broker):
-    server = server_factory(**kafka_env(kafka_broker)).start()
+def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_factory, kafka_broker, s3_server):
+    # The whole fan-out at once: Kafka for the services, the lake on S3 for the ML team.
+    server = server_factory(**kafka_env(kafka_broker, **s3_server.env("s3://lake/e2e"))).start()
     points = twclient.parse_gpx(TRACE)
     workout = uuid.uuid4()
     for body in twclient.batches_of(points, 100, workout):
@@ -56,6 +57,9 @@ def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_fa
     rows = [r for r in points_rows(kafka_broker.read_topic(POINTS)) if r[0] == str(workout)]
     assert len(rows) == len(points) == 988
     assert max(Counter(rows).values()) == 1
+
+    lake = [r for r in twclient.read_points_s3(s3_server, "lake/e2e") if r["workout_id"] == str(workout)]
+    assert len(lake) == 988 and max(Counter((r["seq"], r["sample_index"]) for r in lake).values()) == 1
 
 
 def test_a_20_second_broker_outage_loses_nothing_acked(server_factory, kafka_broker):
