@@ -36,6 +36,8 @@ pub struct IngestMetrics {
     pub samples_acked: AtomicU64,
     pub duplicates_acked: AtomicU64,
     pub bytes_received: AtomicU64,
+    /// Authenticated QUIC connections open now.
+    pub quic_connections: AtomicU64,
     rejects: [AtomicU64; IngestError::REASONS.len()],
 }
 

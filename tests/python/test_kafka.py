@@ -125,6 +125,8 @@ def test_with_the_broker_down_the_log_cap_pushes_back_and_ingest_recovers(server
         sent += 1
     assert refused is not None, "the log cap never pushed back"
     assert r.json()["code"] == "overloaded" and "Retry-After" in r.headers
+    assert requests.get(server.url + "/healthcheck", timeout=5).json()["log_at_cap"] is True
+    assert "trackwire_log_at_cap 1" in requests.get(server.url + "/metrics", timeout=5).text
     log_bytes = sum(p.stat().st_size for p in (server.data_dir / "log").iterdir())
     assert log_bytes < 256 * 1024 + 64 * 1024 + 16 * 1024 * 4, f"the log grew to {log_bytes} bytes"
     kafka_broker.resume()

@@ -30,8 +30,12 @@ pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Val
     let code = if replayed { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (
         code,
-        Json(
-            json!({ "status": status, "durable_lsn": durable, "live_workouts": state.live.in_progress(), "sinks": sinks }),
-        ),
+        Json(json!({
+            "status": status,
+            "durable_lsn": durable,
+            "log_at_cap": log.at_cap.load(Ordering::Relaxed),
+            "live_workouts": state.live.in_progress(),
+            "sinks": sinks
+        })),
     )
 }

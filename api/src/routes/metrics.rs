@@ -96,6 +96,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     out.single("trackwire_log_fsyncs_total", "counter", "Group commits (one fsync each).", load(&log.fsyncs));
     out.single("trackwire_log_bytes", "gauge", "Bytes of log segments on disk.", load(&log.bytes_on_disk));
     out.single("trackwire_log_segments", "gauge", "Log segment files on disk.", load(&log.segments));
+    out.single(
+        "trackwire_log_at_cap",
+        "gauge",
+        "1 while the log is at log.max_retained_bytes and ingest pushes back (a sink is behind).",
+        u64::from(log.at_cap.load(std::sync::atomic::Ordering::Relaxed)),
+    );
+    out.single(
+        "trackwire_quic_connections",
+        "gauge",
+        "Authenticated QUIC connections open now.",
+        load(&state.ingestor.metrics().quic_connections),
+    );
     out.single("trackwire_log_durable_lsn", "gauge", "Highest durable log sequence number.", durable);
     out.single(
         "trackwire_log_queue_depth",

@@ -107,6 +107,8 @@ pub struct LogMetrics {
     pub replayed_records: AtomicU64,
     /// Set once replay of the retained history has been handed to the pipeline.
     pub replay_done: AtomicBool,
+    /// True while the retained segments are at `max_retained_bytes`: appends are refused.
+    pub at_cap: AtomicBool,
 }
 
 pub(crate) struct AppendRequest {
@@ -121,8 +123,6 @@ pub(crate) struct Shared {
     release_through: AtomicU64,
     /// LSN of the oldest retained record (what replay starts from).
     first_lsn: AtomicU64,
-    /// True while the retained segments are at `max_retained_bytes`: appends are refused.
-    at_cap: AtomicBool,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -149,7 +149,6 @@ impl DurableLog {
             metrics: LogMetrics::default(),
             release_through: AtomicU64::new(0),
             first_lsn: AtomicU64::new(1),
-            at_cap: AtomicBool::new(false),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
@@ -167,7 +166,7 @@ impl DurableLog {
         key: DedupKey,
         payload: Bytes,
     ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
-        if self.shared.at_cap.load(Ordering::Relaxed) {
+        if self.shared.metrics.at_cap.load(Ordering::Relaxed) {
             return Err(TryAppendError::Full);
         }
         let (reply, rx) = oneshot::channel();

@@ -239,7 +239,7 @@ impl Writer {
                 tracing::info!("log below its retained-bytes cap again: ingest resumes");
             }
             self.capped = capped;
-            self.shared.at_cap.store(capped, Ordering::Relaxed);
+            self.shared.metrics.at_cap.store(capped, Ordering::Relaxed);
         }
     }
 

@@ -112,12 +112,28 @@ impl QuicServer {
     }
 }
 
-/// Decrements the open-connection count when a connection task ends, however it ends.
-struct ConnectionSlot<'a>(&'a AtomicUsize);
+/// Decrements a connection count when a connection task ends, however it ends.
+struct ConnectionSlot<'a, C: Counter>(&'a C);
 
-impl Drop for ConnectionSlot<'_> {
+trait Counter {
+    fn decrement(&self);
+}
+
+impl Counter for AtomicUsize {
+    fn decrement(&self) {
+        self.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Counter for std::sync::atomic::AtomicU64 {
+    fn decrement(&self) {
+        self.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<C: Counter> Drop for ConnectionSlot<'_, C> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.decrement();
     }
 }
 
@@ -177,6 +193,9 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
         }
     };
     tracing::debug!(%remote, device, "QUIC device connected");
+    let open = &shared.ingestor.metrics().quic_connections;
+    open.fetch_add(1, Ordering::Relaxed);
+    let _connected = ConnectionSlot(open);
     let device: Arc<str> = device.into();
     let mut streams = JoinSet::new();
     loop {
