@@ -73,7 +73,14 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     for path in &args.files {
         progress.set_message(path.display().to_string());
         match import_one(&args, path, quic.as_ref()) {
-            Ok(line) => progress.suspend(|| println!("{line}")),
+            Ok(line) => {
+                use std::io::Write;
+                let written = progress.suspend(|| writeln!(std::io::stdout(), "{line}"));
+                if written.is_err() {
+                    // stdout closed (`| head`): the reader has what it wanted; stop quietly.
+                    break;
+                }
+            }
             Err(err) => {
                 failed += 1;
                 progress.suspend(|| eprintln!("{}: {err:#}", path.display()));
