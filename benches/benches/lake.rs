@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parquet::arrow::ArrowWriter;
-use trackwire_codec::{BatchData, Sample, Sport, WorkoutId, encode_batch};
+use trackwire_benches::{SAMPLES, run_batches};
 use trackwire_pipeline::{EnrichedPoint, ShardCore};
 use trackwire_sinks::lake::{PointsTable, TableSpec, writer_properties};
 
@@ -16,38 +16,8 @@ const ROWS: u32 = 100_000;
 /// 100,000 enriched points of a realistic run (the pipeline's own output).
 fn points() -> Vec<EnrichedPoint> {
     let mut core = ShardCore::default();
-    let mut out = Vec::new();
-    for seq in 0..u64::from(ROWS / 1000) {
-        let samples = (0..1000u32)
-            .map(|i| {
-                let n = (seq * 1000 + u64::from(i)) as i32;
-                let jitter = (n.wrapping_mul(2_654_435_761u32 as i32) >> 26) % 20;
-                Sample::new(
-                    i * 1000,
-                    473_000_000 + n * 270 + jitter,
-                    85_000_000 + n * 100 - jitter,
-                    40_000 + ((n % 600) - 300).abs() * 10,
-                    130 + (n % 40) as u8,
-                    85,
-                    u16::MAX,
-                    40,
-                    0,
-                )
-            })
-            .collect();
-        let bytes = encode_batch(&BatchData {
-            device_id: "bench".into(),
-            user_id: "athlete".into(),
-            workout_id: WorkoutId([7; 16]),
-            sport: Sport::Running,
-            seq,
-            base_time_ms: 1_700_000_000_000 + seq as i64 * 1_000_000,
-            samples,
-            ..BatchData::default()
-        });
-        out.extend(core.process(seq + 1, &bytes).points);
-    }
-    out
+    let batches = run_batches(u64::from(ROWS / SAMPLES));
+    batches.iter().enumerate().flat_map(|(i, bytes)| core.process(i as u64 + 1, bytes).points).collect()
 }
 
 fn encode(c: &mut Criterion) {

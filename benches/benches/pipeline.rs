@@ -7,52 +7,17 @@
 //! Run: `cargo bench -p trackwire-benches` (criterion prints time per batch and elements/s).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use trackwire_codec::{BatchData, DecodeLimits, Sample, Sport, WorkoutId, decode_batch, encode_batch};
+use trackwire_benches::{SAMPLES, run_batches};
+use trackwire_codec::{DecodeLimits, decode_batch};
 use trackwire_pipeline::{AthleteProfile, ShardCore};
 
 /// The server's allocator (src/main.rs), so allocation costs are the ones production pays.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SAMPLES: u32 = 1000;
-
-/// A realistic 1 Hz run: ~3 m/s with GPS jitter, rolling altitude, heart rate and cadence.
-fn batches(count: u64) -> Vec<Vec<u8>> {
-    (0..count)
-        .map(|seq| {
-            let samples = (0..SAMPLES)
-                .map(|i| {
-                    let n = (seq * u64::from(SAMPLES) + u64::from(i)) as i32;
-                    let jitter = (n.wrapping_mul(2_654_435_761u32 as i32) >> 26) % 20;
-                    Sample::new(
-                        i * 1000,
-                        473_000_000 + n * 270 + jitter,
-                        85_000_000 + n * 100 - jitter,
-                        40_000 + ((n % 600) - 300).abs() * 10,
-                        130 + (n % 40) as u8,
-                        85,
-                        u16::MAX,
-                        40,
-                        0,
-                    )
-                })
-                .collect();
-            encode_batch(&BatchData {
-                device_id: "bench".into(),
-                user_id: "athlete".into(),
-                workout_id: WorkoutId([42; 16]),
-                sport: Sport::Running,
-                seq,
-                base_time_ms: 1_700_000_000_000 + seq as i64 * i64::from(SAMPLES) * 1000,
-                samples,
-                ..BatchData::default()
-            })
-        })
-        .collect()
-}
 
 fn pipeline(c: &mut Criterion) {
-    let input = batches(64);
+    let input = run_batches(64);
     let mut group = c.benchmark_group("per_batch_of_1000_samples");
     group.throughput(Throughput::Elements(u64::from(SAMPLES)));
     group.bench_function("verify", |b| {

@@ -251,10 +251,28 @@ def read_events(data_dir: Path, workout_id: str) -> list[dict]:
     return events
 
 
+class LocalService:
+    """A helper server process of the tests. `pause()`/`resume()` make it unreachable without
+    losing its in-memory state (SIGSTOP/SIGCONT): an outage, not a wipe."""
+
+    proc: subprocess.Popen | None
+
+    def pause(self) -> None:
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
 @dataclass
-class S3Server:
-    """moto_server (PyPI) speaking the S3 protocol on 127.0.0.1. `pause()`/`resume()` make it
-    unreachable without losing its in-memory buckets (SIGSTOP/SIGCONT): an outage, not a wipe."""
+class S3Server(LocalService):
+    """moto_server (PyPI) speaking the S3 protocol on 127.0.0.1."""
 
     log_path: Path
     port: int = 0
@@ -302,17 +320,6 @@ class S3Server:
             "AWS_REGION": "us-east-1",
         }
 
-    def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
     def filesystem(self):
         from pyarrow import fs
@@ -326,9 +333,8 @@ TANSU = Path(os.environ.get("TRACKWIRE_TANSU", Path.home() / ".cache" / "trackwi
 
 
 @dataclass
-class KafkaBroker:
-    """tansu (crates.io), a Kafka-protocol broker with in-memory storage, on 127.0.0.1.
-    `pause()`/`resume()` make it unreachable without losing its topics (SIGSTOP/SIGCONT)."""
+class KafkaBroker(LocalService):
+    """tansu (crates.io), a Kafka-protocol broker with in-memory storage, on 127.0.0.1."""
 
     log_path: Path
     port: int = 0
@@ -358,17 +364,6 @@ class KafkaBroker:
             time.sleep(0.1)
         raise RuntimeError("tansu did not start:\n" + self.log_path.read_text())
 
-    def pause(self) -> None:
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self.proc.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
     def read_topic(self, topic: str, idle_s: float = 3.0) -> list:
         """Every message of every partition of `topic`, by explicit assignment (tansu has no
