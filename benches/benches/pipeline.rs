@@ -15,7 +15,6 @@ use trackwire_pipeline::{AthleteProfile, ShardCore};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-
 fn pipeline(c: &mut Criterion) {
     let input = run_batches(64);
     let mut group = c.benchmark_group("per_batch_of_1000_samples");

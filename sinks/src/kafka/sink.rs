@@ -346,3 +346,37 @@ fn create_topics(client: &ClientConfig, config: &KafkaConfig) {
         tracing::warn!(brokers = %config.brokers, %error, "kafka topics not created now; producing will retry");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_and_network_failures_are_retried_and_bad_messages_are_final() {
+        let produce = |code| KafkaError::MessageProduction(code);
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::LeaderNotAvailable,
+        ] {
+            assert!(retriable(&produce(code)), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::InvalidMessage,
+        ] {
+            assert!(!retriable(&produce(code)), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_are_32_hex_digits_and_stable_per_record() {
+        let id = trace_id(&[0xab; 16], 42);
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, trace_id(&[0xab; 16], 42));
+        assert_ne!(id, trace_id(&[0xab; 16], 43));
+        assert!(id.ends_with("000000000000002a"));
+    }
+}
