@@ -19,6 +19,7 @@ mod registry;
 mod runtime;
 mod shard;
 pub mod stages;
+pub mod training_load;
 mod workout;
 
 pub use model::{
