@@ -16,6 +16,7 @@
 pub mod geodesy;
 mod model;
 mod registry;
+pub mod route;
 mod runtime;
 mod shard;
 pub mod stages;
