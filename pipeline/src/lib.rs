@@ -15,6 +15,7 @@
 
 pub mod geodesy;
 mod model;
+pub mod recommend;
 mod registry;
 pub mod route;
 mod runtime;
