@@ -19,4 +19,4 @@ mod service;
 pub use auth::{DeviceToken, TokenAuth};
 pub use decompress::{ContentEncoding, decompress_capped};
 pub use error::IngestError;
-pub use service::{Accepted, IngestConfig, IngestMetrics, Ingestor};
+pub use service::{Accepted, IngestConfig, IngestMetrics, Ingestor, Refused, Verified};

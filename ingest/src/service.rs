@@ -96,24 +96,26 @@ impl Ingestor {
     }
 
     /// For stream transports (QUIC), where the connection is already authenticated as
-    /// `token_device`: verifies one uncompressed batch and queues it on the log, **waiting** while
-    /// the log is saturated instead of refusing (the caller stops reading, so flow control reaches
-    /// the device). Batches submitted in order are durable, and so acked, in that order. The
-    /// returned future resolves once the batch is durable.
+    /// `token_device`: verifies one uncompressed batch (decoding it once). A refusal carries the
+    /// batch's key when the batch could be read, for the transport's error answer.
+    pub fn verify(&self, payload: Bytes, token_device: &str) -> Result<Verified, Refused> {
+        self.metrics.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
+        self.check(&payload, token_device).map(|(key, samples)| Verified { key, samples, payload }).inspect_err(
+            |refused| {
+                self.metrics.reject(&refused.error);
+            },
+        )
+    }
+
+    /// Queues a verified batch on the log, **waiting** while the log is saturated instead of
+    /// refusing (the caller stops reading, so flow control reaches the device). Batches submitted
+    /// in order are durable, and so acked, in that order. The returned future resolves once the
+    /// batch is durable.
     pub async fn submit(
         &self,
-        payload: Bytes,
-        token_device: &str,
-    ) -> Result<impl Future<Output = Result<Accepted, IngestError>> + Send + 'static + use<'_>, IngestError> {
-        self.metrics.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        let checked = self.check(&payload, token_device);
-        let (key, samples) = match checked {
-            Ok(v) => v,
-            Err(err) => {
-                self.metrics.reject(&err);
-                return Err(err);
-            }
-        };
+        batch: Verified,
+    ) -> Result<impl Future<Output = Result<Accepted, IngestError>> + Send + 'static + use<>, IngestError> {
+        let Verified { key, samples, payload } = batch;
         // Saturation is brief (one group commit, or a shard catching up); poll with a short
         // backoff rather than add a second queue in front of the log.
         let mut backoff = Duration::from_micros(200);
@@ -130,18 +132,7 @@ impl Ingestor {
                 }
             }
         };
-        Ok(async move {
-            let outcome = pending
-                .await
-                .map_err(|_| IngestError::ShuttingDown)?
-                .map_err(|e| IngestError::Storage(e.to_string()))?;
-            Ok(Accepted {
-                workout_id: key.workout_id,
-                acked_seq: key.seq,
-                duplicate: outcome == Appended::Duplicate,
-                samples,
-            })
-        })
+        Ok(durable(pending, key, samples))
     }
 
     /// Records a stream transport's ack in the metrics (the HTTP path does it in `ingest`).
@@ -155,15 +146,17 @@ impl Ingestor {
     }
 
     /// Verifies a batch and that `token_device` may send it: its dedup key and sample count.
-    fn check(&self, payload: &[u8], token_device: &str) -> Result<(DedupKey, usize), IngestError> {
-        let batch = decode_batch(payload, &self.config.limits)?;
+    fn check(&self, payload: &[u8], token_device: &str) -> Result<(DedupKey, usize), Refused> {
+        let batch = decode_batch(payload, &self.config.limits).map_err(|e| Refused { error: e.into(), key: None })?;
+        let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
         if token_device != "*" && token_device != batch.device_id() {
-            return Err(IngestError::DeviceMismatch {
+            let error = IngestError::DeviceMismatch {
                 token_device: token_device.to_owned(),
                 batch_device: batch.device_id().to_owned(),
-            });
+            };
+            return Err(Refused { error, key: Some(key) });
         }
-        Ok((DedupKey { workout_id: batch.workout_id(), seq: batch.seq() }, batch.samples().len()))
+        Ok((key, batch.samples().len()))
     }
 
     /// Verifies one batch and returns once it is durable.
@@ -208,18 +201,43 @@ impl Ingestor {
             }
             None => body,
         };
-        let (key, samples) = self.check(&payload, token_device)?;
-        let pending = self.log.try_append(key, payload.clone()).map_err(|e| match e {
+        let (key, samples) = self.check(&payload, token_device).map_err(|refused| refused.error)?;
+        let pending = self.log.try_append(key, payload).map_err(|e| match e {
             TryAppendError::Full => IngestError::Overloaded,
             TryAppendError::Closed => IngestError::ShuttingDown,
         })?;
-        let outcome =
-            pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
-        Ok(Accepted {
-            workout_id: key.workout_id,
-            acked_seq: key.seq,
-            duplicate: outcome == Appended::Duplicate,
-            samples,
-        })
+        durable(pending, key, samples).await
     }
+}
+
+/// A batch that passed every check, ready for the log ([`Ingestor::verify`]).
+#[derive(Debug)]
+pub struct Verified {
+    key: DedupKey,
+    samples: usize,
+    payload: Bytes,
+}
+
+impl Verified {
+    pub fn key(&self) -> DedupKey {
+        self.key
+    }
+}
+
+/// A batch [`Ingestor::verify`] refused; `key` when the batch was readable.
+#[derive(Debug)]
+pub struct Refused {
+    pub error: IngestError,
+    pub key: Option<DedupKey>,
+}
+
+/// Resolves once the log has made the append durable (or found it already stored).
+async fn durable(
+    pending: tokio::sync::oneshot::Receiver<Result<Appended, crate::log::LogError>>,
+    key: DedupKey,
+    samples: usize,
+) -> Result<Accepted, IngestError> {
+    let outcome =
+        pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
+    Ok(Accepted { workout_id: key.workout_id, acked_seq: key.seq, duplicate: outcome == Appended::Duplicate, samples })
 }

@@ -64,7 +64,9 @@ pub enum ClientError {
     Rejected { seq: u64, status: AckStatus, message: String },
     #[error("the server stopped the workout stream ({0:?}): fix the batches before re-sending")]
     StreamStopped(Option<ErrorCode>),
-    #[error("gave up reconnecting after {0:?}; last error: {1}")]
+    #[error(
+        "gave up reconnecting after {0:?} (last error: {1}); check that the server is up and reachable, then send again: unacked batches are safe to re-send"
+    )]
     GaveUp(Duration, String),
     #[error("protocol violation by the server: {0}")]
     Protocol(String),

@@ -10,14 +10,11 @@ use bytes::Bytes;
 use quinn::{Connection, Endpoint, Incoming, ReadExactError, RecvStream, SendStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use trackwire_codec::{AckStatus, DecodeLimits, WorkoutId, decode_batch, encode_ack};
+use trackwire_codec::{AckStatus, WorkoutId, encode_ack};
 
 use super::protocol::{ALPN, ErrorCode, FRAME_HEADER_BYTES, MAX_HELLO_BYTES, encode_frame, frame_len};
 use super::{QuicConfig, QuicError, ServerIdentity, StatelessResetKey};
-use crate::{Accepted, IngestError, Ingestor};
-
-/// Limits for peeking at a batch's workout id; [`Ingestor::submit`] applies the real ones.
-const PEEK_LIMITS: DecodeLimits = DecodeLimits { max_samples: usize::MAX, max_events: usize::MAX };
+use crate::{Accepted, IngestError, Ingestor, Refused};
 
 /// A bound QUIC endpoint serving the ingest protocol.
 pub struct QuicServer {
@@ -328,23 +325,29 @@ async fn serve_stream(
                 Ok(Err(FrameError::Truncated)) => return StreamEnd::Stop(ErrorCode::Protocol),
                 Ok(Err(FrameError::Read(_))) => return StreamEnd::Lost,
             };
-            // One stream, one workout: the ack order is the workout's order.
-            if let Ok(view) = decode_batch(&payload, &PEEK_LIMITS) {
-                let id = view.workout_id();
-                if *workout.get_or_insert(id) != id {
-                    let message = "this stream carries another workout: open one stream per workout".to_owned();
-                    let job =
-                        AckJob::Refused { workout_id: id, seq: view.seq(), status: AckStatus::Malformed, message };
-                    let _ = jobs_tx.send(job).await;
-                    return StreamEnd::Stop(ErrorCode::Protocol);
+            let job = match shared.ingestor.verify(payload, device) {
+                Ok(batch) => {
+                    // One stream, one workout: the ack order is the workout's order.
+                    let key = batch.key();
+                    if *workout.get_or_insert(key.workout_id) != key.workout_id {
+                        let message = "this stream carries another workout: open one stream per workout".to_owned();
+                        let job = AckJob::Refused {
+                            workout_id: key.workout_id,
+                            seq: key.seq,
+                            status: AckStatus::Malformed,
+                            message,
+                        };
+                        let _ = jobs_tx.send(job).await;
+                        return StreamEnd::Stop(ErrorCode::Protocol);
+                    }
+                    match shared.ingestor.submit(batch).await {
+                        Ok(pending) => AckJob::Pending(Box::pin(pending)),
+                        Err(err) => refused(key.workout_id, key.seq, &err),
+                    }
                 }
-            }
-            let job = match shared.ingestor.submit(payload.clone(), device).await {
-                Ok(pending) => AckJob::Pending(Box::pin(pending)),
-                Err(err) => {
-                    let (id, seq) = decode_batch(&payload, &PEEK_LIMITS)
-                        .map_or((workout.unwrap_or_default(), 0), |v| (v.workout_id(), v.seq()));
-                    refused(id, seq, &err)
+                Err(Refused { error, key }) => {
+                    let (id, seq) = key.map_or((workout.unwrap_or_default(), 0), |k| (k.workout_id, k.seq));
+                    refused(id, seq, &error)
                 }
             };
             if jobs_tx.send(job).await.is_err() {
