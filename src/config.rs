@@ -14,6 +14,8 @@ use trackwire_ingest::DeviceToken;
 
 /// The development token accepted when no tokens are configured.
 pub const DEV_TOKEN: &str = "dev-token";
+/// The issuer of development JWTs (`trackwire token`).
+pub const DEV_ISSUER: &str = "trackwire-dev";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +34,29 @@ pub struct Config {
     pub lake: LakeSection,
     pub kafka: KafkaSection,
     pub sinks: SinksSection,
+    /// Bearer JWTs for `/api/v1`: issuer, audience, keys (JWKS file or URL; HS256 secret for
+    /// development) and the admin scope. With no key source, a development HS256 secret is kept in
+    /// `<data_dir>/dev-jwt.secret` and `trackwire token --user ID` mints tokens with it.
+    pub auth: trackwire_api::auth::AuthConfig,
+    pub api: ApiSection,
+    /// Coordinate retention: `coordinate_retention_days` (0 keeps positions forever) and how often
+    /// the job runs (`retention_interval_secs`).
+    pub privacy: trackwire_api::PrivacyConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Largest file `POST /api/v1/uploads` accepts, bytes (as sent; gzip may expand it 16×).
+    pub max_upload_bytes: usize,
+    /// Requests per token: `per_minute` sustained, `burst` at once (then `429`).
+    pub rate_limit: trackwire_api::limits::RateLimitConfig,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { max_upload_bytes: 64 << 20, rate_limit: Default::default() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +261,9 @@ impl Default for Config {
             lake: LakeSection::default(),
             kafka: KafkaSection::default(),
             sinks: SinksSection::default(),
+            auth: Default::default(),
+            api: ApiSection::default(),
+            privacy: Default::default(),
         }
     }
 }
@@ -243,7 +271,7 @@ impl Default for Config {
 impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {
-            tokens: vec![DeviceToken { token: DEV_TOKEN.into(), device_id: "*".into() }],
+            tokens: vec![DeviceToken { token: DEV_TOKEN.into(), device_id: "*".into(), user_id: None }],
             max_body_bytes: 16 << 20,
             max_decompressed_bytes: 64 << 20,
             max_samples_per_batch: 100_000,
@@ -401,6 +429,10 @@ impl Config {
             ("quic.max_streams_per_connection", u64::from(self.quic.max_streams_per_connection)),
             ("quic.max_frame_bytes", self.quic.max_frame_bytes as u64),
             ("quic.max_in_flight_per_stream", self.quic.max_in_flight_per_stream as u64),
+            ("api.max_upload_bytes", self.api.max_upload_bytes as u64),
+            ("api.rate_limit.per_minute", u64::from(self.api.rate_limit.per_minute)),
+            ("api.rate_limit.burst", u64::from(self.api.rate_limit.burst)),
+            ("privacy.retention_interval_secs", self.privacy.retention_interval_secs),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -457,7 +489,40 @@ impl Config {
                 self.ingest.max_decompressed_bytes
             );
         }
+        if self.auth.hs256_secret.as_deref().is_some_and(|s| s.len() < 32) {
+            bail!("auth.hs256_secret must be at least 32 characters (RFC 7518 §3.2: a key as long as the hash)");
+        }
         Ok(())
+    }
+
+    /// True when no key source is configured: the server uses a development HS256 secret.
+    pub fn uses_dev_auth(&self) -> bool {
+        self.auth.hs256_secret.is_none() && self.auth.jwks_file.is_none() && self.auth.jwks_url.is_none()
+    }
+
+    /// The auth configuration the server runs with: as configured, or (with no key source) the
+    /// development secret kept in `<data_dir>/dev-jwt.secret` (created on first use).
+    pub fn effective_auth(&self) -> anyhow::Result<trackwire_api::auth::AuthConfig> {
+        if !self.uses_dev_auth() {
+            return Ok(self.auth.clone());
+        }
+        let path = self.data_dir.join("dev-jwt.secret");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().to_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating {}", self.data_dir.display()))?;
+                let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+                secret
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        Ok(trackwire_api::auth::AuthConfig {
+            hs256_secret: Some(secret),
+            issuer: Some(DEV_ISSUER.into()),
+            ..self.auth.clone()
+        })
     }
 
     /// The lake's object store: `lake.url`, or `<data_dir>/lake`.

@@ -51,6 +51,21 @@ enum Command {
     },
     /// Print the effective configuration as TOML (defaults merged with file, env and flags).
     PrintConfig,
+    /// Mint a bearer JWT for the API with the configured (or development) HS256 secret.
+    Token {
+        /// The user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// Grant the admin scope (erasure of any user, retention runs).
+        #[arg(long)]
+        admin: bool,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+        /// Data directory holding the development secret [default: ./data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
@@ -71,6 +86,26 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Import(args) => import::run(args),
         Command::Conformance { dir } => {
             print!("{}", trackwire::conformance::markdown(&trackwire::conformance::compare_dir(&dir)?));
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Token { user, admin, hours, data_dir } => {
+            let flags = config::FlagOverrides { data_dir, ..Default::default() };
+            let config = config::Config::load(cli.config.as_deref(), flags)?;
+            let auth = config.effective_auth()?;
+            let Some(secret) = auth.hs256_secret.as_deref() else {
+                anyhow::bail!("auth uses a JWKS: tokens come from the identity provider, not from trackwire");
+            };
+            let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + hours * 3600;
+            let claims = trackwire_api::auth::Claims {
+                sub: user,
+                exp,
+                iss: auth.issuer.clone(),
+                aud: auth.audience.clone().map(serde_json::Value::String),
+                scope: admin.then(|| auth.admin_scope().to_owned()),
+                scp: None,
+                realm_access: None,
+            };
+            println!("{}", trackwire_api::auth::mint_hs256(secret, &claims));
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::PrintConfig => {

@@ -10,16 +10,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use trackwire_api::AppState;
+use trackwire_api::accounts::Accounts;
+use trackwire_api::auth::Authenticator;
+use trackwire_api::limits::RateLimiter;
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{DurableLog, LogConfig};
 use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 use trackwire_ingest::{IngestConfig, Ingestor};
-use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig};
+use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::KafkaSink;
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
-use trackwire_sinks::{Coordinator, CoordinatorConfig, Sink};
+use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
 
 use crate::config::Config;
 
@@ -66,7 +69,21 @@ impl DataPath {
             max_events: config.ingest.max_events_per_batch,
         };
 
-        // Sinks first: they learn what they already hold before replay starts feeding them.
+        // What the API owns comes first: profiles, erasures and the retention cut shape replay.
+        let accounts =
+            Arc::new(Accounts::open(&data.join("store").join("accounts.redb")).context("opening the account store")?);
+        let this_year = chrono_year();
+        let profiles = Arc::new(Profiles::default());
+        for (user, profile) in accounts.profiles()? {
+            profiles.set(&user, trackwire_api::pipeline_profile(&profile, this_year));
+        }
+        let redactions = Redactions {
+            erased: accounts.erasures()?.into_iter().collect(),
+            positions_before_ms: accounts.positions_dropped_before()?,
+        };
+        let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
+
+        // Sinks next: they learn what they already hold before replay starts feeding them.
         let store = ReadStore::open(&data.join("store").join("read.redb")).context("opening the read store")?;
         let lake = config.lake_store().context("opening the lake")?;
         let lake_config = LakeConfig {
@@ -101,7 +118,7 @@ impl DataPath {
         let (output_tx, output_rx) = crossbeam_channel::bounded(config.pipeline.queue_depth * shards);
         let live = Arc::new(LiveWorkouts::default());
         let (pipeline, submitter) = Pipeline::spawn(
-            &PipelineConfig { shards, queue_depth: config.pipeline.queue_depth, limits },
+            &PipelineConfig { shards, queue_depth: config.pipeline.queue_depth, limits, profiles: profiles.clone() },
             output_tx,
             live.clone(),
         );
@@ -116,13 +133,15 @@ impl DataPath {
             submitter.submit(record.lsn, record.key.workout_id, record.payload).is_ok()
         });
         let (log, log_writer) = DurableLog::open(log_config, forward).context("opening the durable log")?;
-        let coordinator = Coordinator::new(
+        let coordinator = Coordinator::with_redactions(
             sinks,
             CoordinatorConfig {
                 flush_interval: Duration::from_millis(config.sinks.flush_interval_ms),
                 first_lsn: log.first_lsn(),
             },
+            redactions,
         );
+        let commands = coordinator.commands();
         let progress: Arc<[_]> = coordinator.progress().into();
         let pipeline_through = coordinator.fed_through();
         let sinks_thread = coordinator.spawn(output_rx);
@@ -136,7 +155,31 @@ impl DataPath {
             },
             log,
         ));
-        let state = AppState { ingestor, store, live, sinks: progress, pipeline_through };
+        for issued in accounts.device_tokens()? {
+            ingestor.tokens().insert(issued.binding());
+        }
+        for mut upload in accounts.unfinished_uploads()? {
+            upload.status = trackwire_api::views::UploadStatus::Error;
+            upload.error =
+                Some("interrupted by a server restart: upload the file again (the same external_id is fine)".into());
+            accounts.put_upload(&upload)?;
+        }
+        let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
+        let state = AppState {
+            ingestor,
+            store,
+            live,
+            sinks: progress,
+            pipeline_through,
+            accounts,
+            profiles,
+            auth: Arc::new(auth),
+            limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
+            commands: Some(commands),
+            erased: Arc::new(erased),
+            privacy: config.privacy.clone(),
+            max_upload_bytes: config.api.max_upload_bytes,
+        };
         Ok(DataPath { state, log_writer, pipeline, sinks_thread })
     }
 }
@@ -146,6 +189,7 @@ impl DataPath {
 async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
     let data = &config.data_dir;
     let retention = tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
+    let coordinates = tokio::spawn(coordinate_retention_loop(state.clone()));
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
@@ -153,6 +197,12 @@ async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
     let quic = start_quic(config)?;
     let quic_addr = quic.local_addr()?;
     tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
+    if config.uses_dev_auth() {
+        tracing::warn!(
+            "API tokens use a development HS256 secret in {}: mint one with `trackwire token --user ID`; configure auth.jwks_url (your OIDC provider) before exposing this server",
+            data.join("dev-jwt.secret").display()
+        );
+    }
     if config.uses_dev_token() {
         tracing::warn!(
             "accepting the development token 'dev-token' for any device: configure ingest.tokens before exposing this server"
@@ -178,6 +228,8 @@ async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
 
     retention.abort();
     let _ = retention.await;
+    coordinates.abort();
+    let _ = coordinates.await;
     Ok(())
 }
 
@@ -211,6 +263,29 @@ async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkPr
         let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
         log.release_through(committed.min(needed));
     }
+}
+
+/// Coordinate retention: every `privacy.retention_interval_secs`, positions older than
+/// `privacy.coordinate_retention_days` are dropped everywhere (totals stay).
+async fn coordinate_retention_loop(state: AppState) {
+    if state.privacy.coordinate_retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(state.privacy.retention_interval_secs));
+    loop {
+        tick.tick().await;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        match trackwire_api::run_retention(&state, now).await {
+            Ok(before) => tracing::debug!(before_ms = before, "coordinate retention ran"),
+            Err(err) => tracing::warn!(message = %err.message, "coordinate retention failed; retried next interval"),
+        }
+    }
+}
+
+fn chrono_year() -> i32 {
+    use chrono::Datelike;
+    chrono::Utc::now().year()
 }
 
 async fn shutdown_signal() {

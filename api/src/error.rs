@@ -46,11 +46,23 @@ impl ApiError {
     }
 }
 
+impl From<trackwire_sinks::SinkError> for ApiError {
+    fn from(err: trackwire_sinks::SinkError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
+impl From<crate::accounts::AccountsError> for ApiError {
+    fn from(err: crate::accounts::AccountsError) -> Self {
+        ApiError::internal(err)
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
         let status = match &err {
             IngestError::MissingToken | IngestError::UnknownToken => StatusCode::UNAUTHORIZED,
-            IngestError::DeviceMismatch { .. } => StatusCode::FORBIDDEN,
+            IngestError::DeviceMismatch { .. } | IngestError::UserMismatch { .. } => StatusCode::FORBIDDEN,
             IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }

@@ -3,31 +3,87 @@
 //! **In:** HTTP requests. **Out:** JSON responses, every error in the one body shape
 //! `{"error","message","code","details"}` ([`ApiError`]).
 //!
-//! Routes: `POST /v1/ingest` (FlatBuffers batch → durable ack), `GET /api/v1/workouts` (cursor
-//! pagination, newest first), `GET /api/v1/workouts/{id}`, `GET /healthcheck`, `GET /metrics`.
+//! - `POST /v1/ingest`: a FlatBuffers batch with a device token → durable ack.
+//! - `/api/v1/…` (bearer JWT, [`auth`]): the caller's workouts (list with filters and cursor
+//!   pagination, details with the route polyline, index-aligned streams with resolutions, GeoJSON
+//!   route, splits, live state), athlete profile, stats and records, training load and
+//!   recommendations, gear, device tokens, uploads, erasure, and admin retention runs.
+//!   The OpenAPI document is at `/api/v1/openapi.json`.
+//! - `GET /healthcheck`, `GET /metrics`.
+//!
+//! Every `/api/v1` request is rate limited per token ([`limits`]) and every response carries an
+//! `X-Request-Id` (taken from the request or generated) that the request's log lines carry too.
 //! [`app`] builds the router from an [`AppState`] so tests drive it with `oneshot`, no socket;
 //! [`serve`] takes an already-bound listener so tests can bind port 0.
 
+pub mod accounts;
+pub mod auth;
 mod error;
+mod extract;
+pub mod limits;
+pub mod openapi;
 mod routes;
 mod state;
+pub mod views;
 
 pub use error::ApiError;
-pub use state::AppState;
+pub use routes::admin::run_retention;
+pub use routes::users::pipeline_profile;
+pub use state::{AppState, PrivacyConfig};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    use routes::*;
+    let api = Router::new()
+        .route("/workouts", get(workouts::list))
+        .route("/workouts/{id}", get(workouts::get_one).put(workouts::update))
+        .route("/workouts/{id}/streams", get(workouts::streams))
+        .route("/workouts/{id}/route", get(workouts::route))
+        .route("/workouts/{id}/splits", get(workouts::splits))
+        .route("/workouts/{id}/live", get(workouts::live))
+        .route("/users/{id}", axum::routing::delete(users::erase))
+        .route("/users/{id}/profile", get(users::get_profile).put(users::put_profile))
+        .route("/users/{id}/stats", get(users::stats))
+        .route("/users/{id}/training-load", get(users::training_load))
+        .route("/users/{id}/recommendations", get(users::recommendations))
+        .route("/users/{id}/gear", get(gear::list).post(gear::create))
+        .route("/users/{id}/gear/{gear_id}", get(gear::get_one).patch(gear::update).delete(gear::delete))
+        .route("/users/{id}/device-tokens", get(tokens::list).post(tokens::issue))
+        .route("/users/{id}/device-tokens/{token_id}", axum::routing::delete(tokens::revoke))
+        .route(
+            "/uploads",
+            post(uploads::create).layer(DefaultBodyLimit::max(state.max_upload_bytes.saturating_add(64 << 10))),
+        )
+        .route("/uploads/{id}", get(uploads::get_one))
+        .route("/admin/retention", post(admin::retention))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found);
     Router::new()
-        .route("/v1/ingest", post(routes::ingest::ingest))
-        .route("/api/v1/workouts", get(routes::workouts::list))
-        .route("/api/v1/workouts/{id}", get(routes::workouts::get_one))
-        .route("/healthcheck", get(routes::health::healthcheck))
-        .route("/metrics", get(routes::metrics::metrics))
-        .fallback(routes::not_found)
+        .route("/v1/ingest", post(ingest::ingest))
+        .route("/healthcheck", get(health::healthcheck))
+        .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api)
+        .fallback(not_found)
         .with_state(state)
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+        )
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -1,10 +1,32 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use dashmap::DashMap;
 use trackwire_ingest::Ingestor;
-use trackwire_pipeline::LiveWorkouts;
-use trackwire_sinks::SinkProgress;
+use trackwire_pipeline::{LiveWorkouts, Profiles, WorkoutSummary};
 use trackwire_sinks::read_store::ReadStore;
+use trackwire_sinks::{CommandSender, SinkProgress};
+
+use crate::accounts::Accounts;
+use crate::auth::Authenticator;
+use crate::limits::RateLimiter;
+
+/// Privacy settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Positions older than this many days are dropped (totals stay); 0 keeps them forever.
+    /// The seed's policy: 6 months.
+    pub coordinate_retention_days: u32,
+    /// How often the retention job runs, seconds.
+    pub retention_interval_secs: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig { coordinate_retention_days: 183, retention_interval_secs: 3600 }
+    }
+}
 
 /// Everything the handlers read. Cheap to clone.
 #[derive(Clone)]
@@ -15,4 +37,24 @@ pub struct AppState {
     pub sinks: Arc<[Arc<SinkProgress>]>,
     /// Highest LSN the pipeline has handed to the sinks.
     pub pipeline_through: Arc<AtomicU64>,
+    pub accounts: Arc<Accounts>,
+    /// The profile registry the pipeline's shards read.
+    pub profiles: Arc<Profiles>,
+    pub auth: Arc<Authenticator>,
+    pub limiter: Arc<RateLimiter>,
+    /// The sinks thread, for erasure and retention; None when the state has no data path (tests
+    /// of the HTTP layer alone), in which case only the read store is acted on.
+    pub commands: Option<CommandSender>,
+    /// User → the LSN through which their data is erased.
+    pub erased: Arc<DashMap<String, u64>>,
+    pub privacy: PrivacyConfig,
+    /// Largest upload accepted, bytes (before decompression).
+    pub max_upload_bytes: usize,
+}
+
+impl AppState {
+    /// False for data of an erased user that is still on its way out of the pipeline.
+    pub fn visible(&self, summary: &WorkoutSummary) -> bool {
+        self.erased.get(&summary.user_id).is_none_or(|through| summary.first_lsn > *through)
+    }
 }

@@ -1,54 +1,12 @@
 //! The router driven with `oneshot`, no socket: error bodies, auth, pagination inputs.
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::{assert_error_body, call, state, state_with, token};
 use tower::ServiceExt;
-use trackwire_api::{AppState, app};
-use trackwire_codec::{BatchData, DecodeLimits, Sample, WorkoutId, encode_batch};
-use trackwire_ingest::log::{DurableLog, LogConfig};
-use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
-use trackwire_pipeline::LiveWorkouts;
-use trackwire_sinks::read_store::ReadStore;
-
-fn state(dir: &std::path::Path) -> AppState {
-    state_with(dir, 16, Box::new(|_| true))
-}
-
-fn state_with(dir: &std::path::Path, queue_depth: usize, forward: trackwire_ingest::log::Forward) -> AppState {
-    let log_config = LogConfig {
-        dir: dir.join("log"),
-        segment_bytes: 1 << 20,
-        group_commit_bytes: 1 << 20,
-        queue_depth,
-        max_retained_bytes: u64::MAX,
-    };
-    let (log, _writer) = DurableLog::open(log_config, forward).unwrap();
-    let ingestor = Ingestor::new(
-        IngestConfig {
-            tokens: vec![DeviceToken { token: "t-watch".into(), device_id: "watch-1".into() }],
-            max_body_bytes: 10_000,
-            max_decompressed_bytes: 20_000,
-            limits: DecodeLimits::default(),
-        },
-        log,
-    );
-    AppState {
-        ingestor: Arc::new(ingestor),
-        store: ReadStore::open(&dir.join("store.redb")).unwrap(),
-        live: Arc::new(LiveWorkouts::default()),
-        sinks: Arc::new([]),
-        pipeline_through: Arc::new(AtomicU64::new(0)),
-    }
-}
-
-async fn call(state: &AppState, request: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let response = app(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
-}
+use trackwire_api::app;
+use trackwire_codec::{BatchData, Sample, WorkoutId, encode_batch};
 
 fn ingest(token: Option<&str>, body: Vec<u8>) -> Request<Body> {
     let mut r = Request::post("/v1/ingest");
@@ -71,13 +29,6 @@ fn batch_seq(device: &str, seq: u64) -> Vec<u8> {
         samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
         ..BatchData::default()
     })
-}
-
-fn assert_error_body(body: &serde_json::Value, code: &str) {
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, ["code", "details", "error", "message"], "{body}");
-    assert_eq!(body["code"], code, "{body}");
-    assert!(!body["message"].as_str().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -107,7 +58,10 @@ async fn ingest_acks_durably_and_refuses_with_the_error_body() {
 async fn workouts_api_validates_its_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let state = state(dir.path());
-    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let alice = token("alice");
+    let get = |uri: &str| {
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {alice}")).body(Body::empty()).unwrap()
+    };
     let (status, body) = call(&state, get("/api/v1/workouts")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, serde_json::json!({ "workouts": [], "next_cursor": null }));
@@ -135,7 +89,7 @@ async fn a_saturated_log_answers_503_with_retry_after() {
     // one-slot queue fills, exactly what a saturated pipeline does.
     let (stall_tx, stall_rx) = std::sync::mpsc::channel::<()>();
     let stall = std::sync::Mutex::new(stall_rx);
-    let state = state_with(dir.path(), 1, Box::new(move |_| stall.lock().unwrap().recv().is_ok()));
+    let state = state_with(dir.path(), 1, Box::new(move |_| stall.lock().unwrap().recv().is_ok()), Default::default());
     let mut pending = Vec::new();
     let mut saw_503 = false;
     for seq in 0..20 {

@@ -1,6 +1,7 @@
 /// Totals the recording device wrote into a file (FIT session, TCX laps), kept beside the
 /// server's own figures. Travels on the wire as the optional `Batch.device_totals` table.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceTotals {
     pub distance_m: Option<f64>,
     pub timer_s: Option<f64>,

@@ -64,3 +64,17 @@ impl<'de> serde::Deserialize<'de> for WorkoutId {
         text.parse().map_err(serde::de::Error::custom)
     }
 }
+
+/// In the OpenAPI document a workout id is what it is on the JSON side: a UUID string.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for WorkoutId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom("uuid".into())))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for WorkoutId {}

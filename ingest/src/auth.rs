@@ -1,6 +1,8 @@
-//! Device authentication by bearer token (a static list from config for now).
+//! Device authentication by bearer token: the static list from config, plus tokens the API
+//! issues per user (`POST /api/v1/users/{id}/device-tokens`), which bind a device to its owner.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,25 +14,46 @@ pub struct DeviceToken {
     /// The only `device_id` this token may send batches for; `"*"` allows any device (development).
     #[serde(default = "any_device")]
     pub device_id: String,
+    /// The only user whose batches this token may send; absent allows any user (tokens from
+    /// config, for development and trusted gateways). Tokens issued by the API always have one.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 fn any_device() -> String {
     "*".into()
 }
 
-/// Looks up tokens in constant time per request.
-#[derive(Debug, Clone, Default)]
+/// Looks up tokens in constant time per request; issued tokens are added and revoked at runtime.
+#[derive(Debug, Default)]
 pub struct TokenAuth {
-    tokens: HashMap<String, String>,
+    tokens: RwLock<HashMap<String, DeviceToken>>,
 }
 
 impl TokenAuth {
     pub fn new(tokens: &[DeviceToken]) -> Self {
-        TokenAuth { tokens: tokens.iter().map(|t| (t.token.clone(), t.device_id.clone())).collect() }
+        TokenAuth { tokens: RwLock::new(tokens.iter().map(|t| (t.token.clone(), t.clone())).collect()) }
     }
 
-    /// The device id the token is bound to (`"*"` for any), or None for an unknown token.
-    pub fn device_for(&self, token: &str) -> Option<&str> {
-        self.tokens.get(token).map(String::as_str)
+    /// What the token is bound to, or None for an unknown token.
+    pub fn binding(&self, token: &str) -> Option<DeviceToken> {
+        self.tokens.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
+    }
+
+    pub fn insert(&self, token: DeviceToken) {
+        self.tokens.write().unwrap_or_else(|p| p.into_inner()).insert(token.token.clone(), token);
+    }
+
+    /// Revokes one token; true if it existed.
+    pub fn remove(&self, token: &str) -> bool {
+        self.tokens.write().unwrap_or_else(|p| p.into_inner()).remove(token).is_some()
+    }
+
+    /// Revokes every token of a user (erasure); how many there were.
+    pub fn remove_user(&self, user_id: &str) -> usize {
+        let mut tokens = self.tokens.write().unwrap_or_else(|p| p.into_inner());
+        let before = tokens.len();
+        tokens.retain(|_, t| t.user_id.as_deref() != Some(user_id));
+        before - tokens.len()
     }
 }

@@ -10,6 +10,8 @@ pub enum IngestError {
     UnknownToken,
     #[error("this token belongs to device '{token_device}' but the batch is from device '{batch_device}'")]
     DeviceMismatch { token_device: String, batch_device: String },
+    #[error("this token belongs to user '{token_user}' but the batch is for user '{batch_user}'")]
+    UserMismatch { token_user: String, batch_user: String },
     #[error("the body is {size} bytes, over the limit of {limit}: split the workout into smaller batches")]
     BodyTooLarge { size: usize, limit: usize },
     #[error("the body decompresses to more than {limit} bytes: split the workout into smaller batches")]
@@ -35,6 +37,7 @@ impl IngestError {
             IngestError::MissingToken => "missing_token",
             IngestError::UnknownToken => "unknown_token",
             IngestError::DeviceMismatch { .. } => "device_mismatch",
+            IngestError::UserMismatch { .. } => "user_mismatch",
             IngestError::BodyTooLarge { .. } => "body_too_large",
             IngestError::DecompressedTooLarge { .. } => "decompressed_too_large",
             IngestError::UnsupportedEncoding { .. } => "unsupported_encoding",
@@ -47,10 +50,11 @@ impl IngestError {
     }
 
     /// The reject reasons, for pre-registering metric series.
-    pub const REASONS: [&'static str; 11] = [
+    pub const REASONS: [&'static str; 12] = [
         "missing_token",
         "unknown_token",
         "device_mismatch",
+        "user_mismatch",
         "body_too_large",
         "decompressed_too_large",
         "unsupported_encoding",

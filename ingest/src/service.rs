@@ -80,13 +80,18 @@ impl Ingestor {
     }
 
     pub fn knows_token(&self, token: &str) -> bool {
-        self.auth.device_for(token).is_some()
+        self.auth.binding(token).is_some()
     }
 
-    /// The device a token is bound to (`"*"`: any), or None for an unknown token. Stream
-    /// transports authenticate once per connection with this.
-    pub fn device_for_token(&self, token: &str) -> Option<String> {
-        self.auth.device_for(token).map(str::to_owned)
+    /// The device (`"*"`: any) and user a token is bound to, or None for an unknown token.
+    /// Stream transports authenticate once per connection with this.
+    pub fn token_binding(&self, token: &str) -> Option<DeviceToken> {
+        self.auth.binding(token)
+    }
+
+    /// The device tokens: the API issues and revokes per-user tokens here.
+    pub fn tokens(&self) -> &TokenAuth {
+        &self.auth
     }
 
     /// Counts a reject seen by a transport before the batch reached [`Ingestor::submit`]
@@ -98,13 +103,11 @@ impl Ingestor {
     /// For stream transports (QUIC), where the connection is already authenticated as
     /// `token_device`: verifies one uncompressed batch (decoding it once). A refusal carries the
     /// batch's key when the batch could be read, for the transport's error answer.
-    pub fn verify(&self, payload: Bytes, token_device: &str) -> Result<Verified, Refused> {
+    pub fn verify(&self, payload: Bytes, binding: &DeviceToken) -> Result<Verified, Refused> {
         self.metrics.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        self.check(&payload, token_device).map(|(key, samples)| Verified { key, samples, payload }).inspect_err(
-            |refused| {
-                self.metrics.reject(&refused.error);
-            },
-        )
+        self.check(&payload, binding).map(|(key, samples)| Verified { key, samples, payload }).inspect_err(|refused| {
+            self.metrics.reject(&refused.error);
+        })
     }
 
     /// Queues a verified batch on the log, **waiting** while the log is saturated instead of
@@ -145,15 +148,20 @@ impl Ingestor {
         }
     }
 
-    /// Verifies a batch and that `token_device` may send it: its dedup key and sample count.
-    fn check(&self, payload: &[u8], token_device: &str) -> Result<(DedupKey, usize), Refused> {
+    /// Verifies a batch and that the token's holder may send it: its dedup key and sample count.
+    fn check(&self, payload: &[u8], binding: &DeviceToken) -> Result<(DedupKey, usize), Refused> {
         let batch = decode_batch(payload, &self.config.limits).map_err(|e| Refused { error: e.into(), key: None })?;
         let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
-        if token_device != "*" && token_device != batch.device_id() {
+        if binding.device_id != "*" && binding.device_id != batch.device_id() {
             let error = IngestError::DeviceMismatch {
-                token_device: token_device.to_owned(),
+                token_device: binding.device_id.clone(),
                 batch_device: batch.device_id().to_owned(),
             };
+            return Err(Refused { error, key: Some(key) });
+        }
+        if let Some(user) = binding.user_id.as_deref().filter(|user| *user != batch.user_id()) {
+            let error =
+                IngestError::UserMismatch { token_user: user.to_owned(), batch_user: batch.user_id().to_owned() };
             return Err(Refused { error, key: Some(key) });
         }
         Ok((key, batch.samples().len()))
@@ -187,8 +195,7 @@ impl Ingestor {
         content_encoding: Option<&str>,
         bearer: Option<&str>,
     ) -> Result<Accepted, IngestError> {
-        let token_device =
-            self.auth.device_for(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
+        let binding = self.auth.binding(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
         self.metrics.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
         if body.len() > self.config.max_body_bytes {
             return Err(IngestError::BodyTooLarge { size: body.len(), limit: self.config.max_body_bytes });
@@ -201,7 +208,7 @@ impl Ingestor {
             }
             None => body,
         };
-        let (key, samples) = self.check(&payload, token_device).map_err(|refused| refused.error)?;
+        let (key, samples) = self.check(&payload, &binding).map_err(|refused| refused.error)?;
         let pending = self.log.try_append(key, payload).map_err(|e| match e {
             TryAppendError::Full => IngestError::Overloaded,
             TryAppendError::Closed => IngestError::ShuttingDown,

@@ -64,8 +64,8 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
     let ingestor = Arc::new(Ingestor::new(
         IngestConfig {
             tokens: vec![
-                DeviceToken { token: "watch-token".into(), device_id: "watch".into() },
-                DeviceToken { token: "any-token".into(), device_id: "*".into() },
+                DeviceToken { token: "watch-token".into(), device_id: "watch".into(), user_id: None },
+                DeviceToken { token: "any-token".into(), device_id: "*".into(), user_id: None },
             ],
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,

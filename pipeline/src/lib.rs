@@ -27,7 +27,7 @@ mod workout;
 pub use model::{
     AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
 };
-pub use registry::LiveWorkouts;
+pub use registry::{LiveWorkouts, Profiles};
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
 pub use shard::ShardCore;
 pub use stages::Stage;

@@ -6,6 +6,7 @@ use trackwire_codec::{Sport, WorkoutId};
 /// A workout's lifecycle, as the seed aggregate defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum WorkoutStatus {
     Active,
     Paused,
@@ -21,6 +22,7 @@ impl WorkoutStatus {
 
 /// What the pipeline knows of the athlete (from their profile, or an imported file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AthleteProfile {
     pub weight_kg: Option<f64>,
     pub age_years: Option<f64>,
@@ -106,6 +108,7 @@ pub struct EnrichedPoint {
 
 /// The read model of one workout, kept current by the pipeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkoutSummary {
     pub workout_id: WorkoutId,
     pub user_id: String,
@@ -140,6 +143,7 @@ pub struct WorkoutSummary {
     #[serde(default)] // summaries stored before this field existed read as 0
     pub rejected_altitudes: u64,
     /// Seconds in heart-rate zones 1–5 (50–60 … 90–100 % of HRmax); None without HRmax.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<f64>>))]
     pub hr_zone_seconds: Option<[f64; 5]>,
     /// Edwards TRIMP (zone-weighted minutes); None without HRmax.
     pub trimp_edwards: Option<f64>,
@@ -150,6 +154,7 @@ pub struct WorkoutSummary {
     /// `keytel2005` (heart rate), `acsm` (running/walking speed) or `met2011` (Compendium MET).
     pub calories_method: Option<String>,
     /// Per-kilometre splits (the last may be partial).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::stages::Split>))]
     pub splits: Vec<crate::stages::Split>,
     /// The device's own totals, when it sent them (imported files), kept beside ours.
     pub device_totals: Option<trackwire_codec::DeviceTotals>,

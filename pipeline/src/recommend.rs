@@ -25,6 +25,7 @@ pub const LONG_SESSION_EVERY_DAYS: i64 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Kind {
     Recover,
     RampRateWarning,
@@ -36,10 +37,12 @@ pub enum Kind {
 
 /// One recommendation: what, for which sport, why, and the numbers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Recommendation {
     pub kind: Kind,
     pub sport: String,
     pub reason: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::HashMap<String, f64>))]
     pub numbers: BTreeMap<&'static str, f64>,
 }
 
@@ -97,15 +100,20 @@ pub fn recommend(sport: &str, series: &[LoadDay], days_since_long: Option<i64>, 
         }
         let fresh = tsb >= TSB_EASY;
         if fresh && today.acwr.is_none_or(|a| a <= ACWR_SWEET_SPOT_MAX) {
+            // Only numbers that exist: JSON has no NaN or infinity.
+            let numbers: Vec<_> = [("tsb", Some(tsb)), ("acwr", today.acwr)]
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?)))
+                .collect();
             push(
                 Kind::QualitySession,
                 format!("form is {tsb:.0} and the load is steady: a good day for intervals"),
-                &[("tsb", tsb), ("acwr", today.acwr.unwrap_or(f64::NAN))],
+                &numbers,
             );
         }
         if fresh && days_since_long.is_none_or(|d| d >= LONG_SESSION_EVERY_DAYS) {
-            let days = days_since_long.map_or(f64::INFINITY, |d| d as f64);
-            push(Kind::LongSession, "no long session this week: plan one".into(), &[("days_since_long", days)]);
+            let numbers: Vec<_> = days_since_long.map(|d| ("days_since_long", d as f64)).into_iter().collect();
+            push(Kind::LongSession, "no long session this week: plan one".into(), &numbers);
         }
     }
     for g in gear.iter().filter(|g| g.sport == sport && g.distance_m >= g.replace_after_m) {

@@ -1,7 +1,7 @@
 use dashmap::DashMap;
 use trackwire_codec::WorkoutId;
 
-use crate::WorkoutSummary;
+use crate::{AthleteProfile, WorkoutSummary};
 
 /// The newest summary of every workout the pipeline is working on, updated by the shards and read
 /// concurrently by the API. Ended workouts stay until the read store has committed them (see
@@ -25,6 +25,16 @@ impl LiveWorkouts {
         self.map.iter().filter(|e| !e.status.is_ended()).count()
     }
 
+    /// Forgets every workout of `user_id` (the user was erased).
+    pub fn remove_user(&self, user_id: &str) {
+        self.map.retain(|_, s| s.user_id != user_id);
+    }
+
+    /// The ids of `user_id`'s workouts held here.
+    pub fn of_user(&self, user_id: &str) -> Vec<WorkoutSummary> {
+        self.map.iter().filter(|e| e.user_id == user_id).map(|e| e.clone()).collect()
+    }
+
     /// Forgets ended workouts whose final state is committed at or below `lsn` elsewhere.
     pub fn prune_ended_through(&self, lsn: u64) {
         self.map.retain(|_, s| !(s.status.is_ended() && s.last_lsn <= lsn));
@@ -34,5 +44,27 @@ impl LiveWorkouts {
     /// workout's state on restart. None when nothing is in progress.
     pub fn oldest_needed_lsn(&self) -> Option<u64> {
         self.map.iter().filter(|e| !e.status.is_ended()).map(|e| e.first_lsn).min()
+    }
+}
+
+/// Athlete profiles by user id, kept by the API (`PUT /api/v1/users/{id}/profile`) and read by the
+/// shards when a workout starts: calories and heart-rate zones need weight, age, sex, HRmax and
+/// HRrest, which are not on the wire.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    map: DashMap<String, AthleteProfile>,
+}
+
+impl Profiles {
+    pub fn set(&self, user_id: &str, profile: AthleteProfile) {
+        self.map.insert(user_id.to_owned(), profile);
+    }
+
+    pub fn get(&self, user_id: &str) -> Option<AthleteProfile> {
+        self.map.get(user_id).map(|p| p.clone())
+    }
+
+    pub fn remove(&self, user_id: &str) {
+        self.map.remove(user_id);
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use trackwire_codec::{DecodeLimits, WorkoutId};
 
-use crate::{LiveWorkouts, ShardCore, ShardOutput};
+use crate::{LiveWorkouts, Profiles, ShardCore, ShardOutput};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -16,6 +16,8 @@ pub struct PipelineConfig {
     /// Records queued per shard before the log writer blocks (backpressure).
     pub queue_depth: usize,
     pub limits: DecodeLimits,
+    /// Athlete profiles the shards read when a workout starts.
+    pub profiles: Arc<Profiles>,
 }
 
 struct ShardInput {
@@ -64,9 +66,10 @@ impl Pipeline {
             let output = output.clone();
             let live = live.clone();
             let limits = config.limits;
+            let profiles = config.profiles.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
-                .spawn(move || run_shard(ShardCore::new(limits), rx, output, live))
+                .spawn(move || run_shard(ShardCore::with_profiles(limits, profiles), rx, output, live))
                 .expect("spawn a pipeline shard thread");
             handles.push(handle);
         }

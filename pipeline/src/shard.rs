@@ -1,10 +1,11 @@
 //! One shard's state: the workouts it owns. Sans-IO: records in, outputs out.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
-use crate::{AthleteProfile, ShardOutput, Workout};
+use crate::{AthleteProfile, Profiles, ShardOutput, Workout};
 
 #[derive(Debug, Default)]
 pub struct ShardCore {
@@ -12,11 +13,18 @@ pub struct ShardCore {
     limits: DecodeLimits,
     /// Athlete profiles by user id, for calories and heart-rate zones.
     profiles: HashMap<String, AthleteProfile>,
+    /// The server's profile registry, consulted after `profiles`.
+    shared: Option<Arc<Profiles>>,
 }
 
 impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
-        ShardCore { workouts: HashMap::new(), limits, profiles: HashMap::new() }
+        ShardCore { workouts: HashMap::new(), limits, profiles: HashMap::new(), shared: None }
+    }
+
+    /// A core that also reads profiles from the server's registry.
+    pub fn with_profiles(limits: DecodeLimits, profiles: Arc<Profiles>) -> Self {
+        ShardCore { shared: Some(profiles), ..ShardCore::new(limits) }
     }
 
     /// Tells the core about an athlete; workouts that start afterwards use it.
@@ -39,7 +47,9 @@ impl ShardCore {
         match self.workouts.get_mut(&batch.workout_id()) {
             Some(workout) => workout.apply(&batch, lsn, false),
             None => {
-                let mut workout = Workout::new(&batch, lsn, self.profiles.get(batch.user_id()));
+                let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));
+                let profile = self.profiles.get(batch.user_id()).or(shared.as_ref());
+                let mut workout = Workout::new(&batch, lsn, profile);
                 let out = workout.apply(&batch, lsn, true);
                 self.workouts.insert(batch.workout_id(), workout);
                 out

@@ -15,6 +15,7 @@ pub const ACWR_CHRONIC_DAYS: usize = 28;
 
 /// One day of the series.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoadDay {
     /// Days since 1970-01-01 (UTC).
     pub day: i64,

@@ -6,10 +6,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, Sender, select};
 use trackwire_pipeline::ShardOutput;
 
-use crate::Sink;
+use crate::{Command, Redactions, Sink, SinkError};
+
+/// A command with the channel its outcome goes back on: per sink, `Ok` or what failed.
+type Request = (Command, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Hands [`Command`]s to the sinks thread. Cheap to clone.
+#[derive(Clone)]
+pub struct CommandSender {
+    tx: Sender<Request>,
+}
+
+impl CommandSender {
+    /// Runs `command` on every sink, after the outputs already delivered, and waits for it.
+    /// An error names the sinks that failed; the command is safe to repeat.
+    pub async fn run(&self, command: Command) -> Result<(), String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.tx.send((command, reply)).map_err(|_| "the sinks have stopped".to_owned())?;
+        answer.await.map_err(|_| "the sinks stopped before answering".to_owned())?
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -36,10 +55,18 @@ pub struct Coordinator {
     next_lsn: u64,
     delivered: Arc<AtomicU64>,
     config: CoordinatorConfig,
+    redactions: Redactions,
+    commands: (Sender<Request>, Receiver<Request>),
 }
 
 impl Coordinator {
     pub fn new(sinks: Vec<Box<dyn Sink>>, config: CoordinatorConfig) -> Self {
+        Self::with_redactions(sinks, config, Redactions::default())
+    }
+
+    /// A coordinator that keeps applying the redactions (erasures, retention cut) recorded
+    /// before a restart to outputs replayed from the log.
+    pub fn with_redactions(sinks: Vec<Box<dyn Sink>>, config: CoordinatorConfig, redactions: Redactions) -> Self {
         let progress = sinks
             .iter()
             .map(|s| {
@@ -58,7 +85,14 @@ impl Coordinator {
             next_lsn: config.first_lsn.max(1),
             delivered: Arc::new(AtomicU64::new(config.first_lsn.saturating_sub(1))),
             config,
+            redactions,
+            commands: crossbeam_channel::unbounded(),
         }
+    }
+
+    /// Where the API sends erasures and retention runs.
+    pub fn commands(&self) -> CommandSender {
+        CommandSender { tx: self.commands.0.clone() }
     }
 
     pub fn progress(&self) -> Vec<Arc<SinkProgress>> {
@@ -76,11 +110,19 @@ impl Coordinator {
             .name("sinks".into())
             .spawn(move || {
                 let mut last_flush = Instant::now();
+                let commands = self.commands.1.clone();
                 loop {
-                    match input.recv_timeout(self.config.flush_interval) {
-                        Ok(output) => self.receive(output),
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => break,
+                    select! {
+                        recv(input) -> output => match output {
+                            Ok(output) => self.receive(output),
+                            Err(_) => break,
+                        },
+                        recv(commands) -> request => {
+                            if let Ok((command, reply)) = request {
+                                let _ = reply.send(self.command(&command));
+                            }
+                        },
+                        default(self.config.flush_interval) => {},
                     }
                     if last_flush.elapsed() >= self.config.flush_interval {
                         self.flush(false);
@@ -111,7 +153,31 @@ impl Coordinator {
         }
     }
 
-    fn deliver(&mut self, output: ShardOutput) {
+    /// Records the command's redaction (so outputs still on their way are stopped too), then has
+    /// every sink carry it out.
+    fn command(&mut self, command: &Command) -> Result<(), String> {
+        match command {
+            Command::Erase(erasure) => {
+                let through = self.redactions.erased.entry(erasure.user_id.clone()).or_default();
+                *through = (*through).max(erasure.through_lsn);
+            }
+            Command::DropPositions { before_ms, .. } => {
+                self.redactions.positions_before_ms = self.redactions.positions_before_ms.max(*before_ms);
+            }
+        }
+        let mut failed = Vec::new();
+        for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
+            if let Err(err) = sink.command(command) {
+                record_error(progress, sink.name(), &err);
+                failed.push(format!("{}: {err}", sink.name()));
+            }
+            progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+        }
+        if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
+    }
+
+    fn deliver(&mut self, mut output: ShardOutput) {
+        self.redactions.apply(&mut output);
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             if let Err(err) = sink.accept(&output) {
                 record_error(progress, sink.name(), &err);
@@ -132,7 +198,7 @@ impl Coordinator {
     }
 }
 
-fn record_error(progress: &SinkProgress, name: &str, err: &crate::SinkError) {
+fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
     progress.errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(sink = name, %err, "sink error; will retry on the next flush");
     if let Ok(mut last) = progress.last_error.lock() {

@@ -11,6 +11,7 @@
 //! in the same transaction, the last line of a file), so a crash between "committed" and
 //! "checkpointed" cannot duplicate anything: on replay a sink skips what it already holds.
 
+mod command;
 mod coordinator;
 mod error;
 pub mod events;
@@ -18,7 +19,8 @@ pub mod kafka;
 pub mod lake;
 pub mod read_store;
 
-pub use coordinator::{Coordinator, CoordinatorConfig, SinkProgress};
+pub use command::{Command, ErasedWorkout, Erasure, Redactions};
+pub use coordinator::{CommandSender, Coordinator, CoordinatorConfig, SinkProgress};
 pub use error::SinkError;
 
 use std::time::Instant;
@@ -38,4 +40,9 @@ pub trait Sink: Send {
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError>;
     /// Every output with LSN ≤ this is committed (0: nothing yet).
     fn checkpoint(&self) -> u64;
+    /// Carries out a [`Command`] on what the sink holds, committed or buffered. Sinks that hold
+    /// nothing a command touches keep the default.
+    fn command(&mut self, _command: &Command) -> Result<(), SinkError> {
+        Ok(())
+    }
 }

@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use crate::AppState;
 
 /// `GET /healthcheck`: 200 when serving, 503 while the log is still replaying at start-up.
+#[utoipa::path(get, path = "/healthcheck", tag = "operations",
+    responses((status = 200, description = "Serving; log, pipeline and sink progress", body = Object),
+              (status = 503, description = "Still replaying the log", body = Object)))]
 pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let log = state.ingestor.log().metrics();
     let durable = log.durable_lsn.load(Ordering::Relaxed);

@@ -8,6 +8,16 @@ use trackwire_ingest::IngestError;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/ingest`: one FlatBuffers batch; answers once it is durable.
+#[utoipa::path(post, path = "/v1/ingest", tag = "ingest",
+    request_body(content = Vec<u8>, content_type = "application/x-flatbuffers",
+        description = "One Trackwire batch (codec/PROTOCOL.md); Content-Encoding zstd or gzip allowed"),
+    security(("device_token" = [])),
+    responses(
+        (status = 200, body = crate::views::IngestAck),
+        (status = 400, body = crate::views::ErrorBody), (status = 401, body = crate::views::ErrorBody),
+        (status = 403, body = crate::views::ErrorBody), (status = 413, body = crate::views::ErrorBody),
+        (status = 415, body = crate::views::ErrorBody), (status = 503, body = crate::views::ErrorBody),
+    ))]
 pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)

@@ -1,6 +1,12 @@
+pub mod admin;
+pub mod gear;
 pub mod health;
 pub mod ingest;
 pub mod metrics;
+pub mod streams;
+pub mod tokens;
+pub mod uploads;
+pub mod users;
 pub mod workouts;
 
 use axum::http::Uri;
@@ -8,5 +14,12 @@ use axum::http::Uri;
 use crate::ApiError;
 
 pub async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {}: see the README for the API's routes", uri.path()))
+    ApiError::not_found(format!("no route for {}: see /api/v1/openapi.json for the API's routes", uri.path()))
+}
+
+/// Runs store work (redb, file IO) off the async workers.
+pub async fn blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?.map_err(Into::into)
 }

@@ -1,23 +1,55 @@
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use trackwire_codec::WorkoutId;
+//! `/api/v1/workouts…`: the caller's workouts, their streams, route, splits and live state.
 
+use axum::extract::State;
+use serde::Deserialize;
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::WorkoutSummary;
+use trackwire_pipeline::route::encode_polyline;
+use trackwire_pipeline::stages::Split;
+use trackwire_sinks::read_store::{ListQuery, Streams};
+use utoipa::IntoParams;
+
+use super::blocking;
+use super::streams::{Resolution, route_points, select_streams};
+use crate::auth::Caller;
+use crate::extract::{Json, Path, Query};
+use crate::views::{
+    ErrorBody, LastSample, LineString, LiveState, RouteFeature, RouteMap, RouteProperties, StreamSet, WorkoutDetails,
+    WorkoutList, WorkoutUpdate,
+};
 use crate::{ApiError, AppState};
 
 /// Strava's default page size; the maximum keeps one page cheap.
 const DEFAULT_LIMIT: usize = 30;
 const MAX_LIMIT: usize = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1–200 (default 30).
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only this sport (`running`, `cycling`, `walking`, `hiking`, `swimming`, `other`).
+    sport: Option<String>,
+    /// Only workouts that started at or after this time, Unix seconds (Strava's `after`).
+    after: Option<i64>,
+    /// Only workouts that started before this time, Unix seconds (Strava's `before`).
+    before: Option<i64>,
 }
 
-/// `GET /api/v1/workouts?limit=&cursor=`: newest first; `next_cursor` is null on the last page.
-pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams>) -> Result<Json<Value>, ApiError> {
+/// The caller's workouts, newest first.
+#[utoipa::path(get, path = "/api/v1/workouts", tag = "workouts", params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WorkoutList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<WorkoutList>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -25,35 +57,244 @@ pub async fn list(State(state): State<AppState>, Query(params): Query<ListParams
             format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"),
         ));
     }
-    let cursor = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let seconds_to_ms = |s: i64, name: &str| {
+        s.checked_mul(1000).ok_or_else(|| ApiError::bad_request("invalid_time", format!("{name} is out of range")))
+    };
+    let query = ListQuery {
+        after: params.cursor.as_deref().map(decode_cursor).transpose()?,
+        limit,
+        sport: params.sport,
+        start_from_ms: params.after.map(|s| seconds_to_ms(s, "after")).transpose()?,
+        start_before_ms: params.before.map(|s| seconds_to_ms(s, "before")).transpose()?,
+    };
     let store = state.store.clone();
-    let (workouts, next) = tokio::task::spawn_blocking(move || store.list(cursor, limit))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let workouts: Vec<_> = workouts.into_iter().map(|w| state.live.get(&w.workout_id).unwrap_or(w)).collect();
-    Ok(Json(json!({ "workouts": workouts, "next_cursor": next.map(|c| hex(&c)) })))
+    let user = caller.user_id.clone();
+    let (workouts, next) = blocking(move || store.list(&user, &query)).await?;
+    let workouts =
+        workouts.into_iter().map(|w| state.live.get(&w.workout_id).filter(|l| state.visible(l)).unwrap_or(w)).collect();
+    Ok(axum::Json(WorkoutList { workouts, next_cursor: next.map(|c| hex(&c)) }))
 }
 
-/// `GET /api/v1/workouts/{id}`: the summary, live if the workout is in progress.
-pub async fn get_one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// A workout the caller may see: live if in progress, else from the read store. Another user's
+/// workout is "not found", never "forbidden": ids are not to be probed.
+pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(WorkoutSummary, bool), ApiError> {
     let id: WorkoutId = id.parse().map_err(|e: trackwire_codec::ParseWorkoutIdError| {
-        ApiError::bad_request("invalid_workout_id", e.to_string())
+        ApiError::bad_request("invalid_workout_id", format!("{e}: workout ids are UUIDs"))
     })?;
-    if let Some(live) = state.live.get(&id) {
-        return Ok(Json(json!(live)));
+    let not_found = || {
+        ApiError::not_found(format!(
+            "no workout {id} of yours: it was never ingested, belongs to someone else, or its first batch is still in the pipeline"
+        ))
+    };
+    if let Some(live) = state.live.get(&id).filter(|s| state.visible(s)) {
+        if !caller.may_see(&live.user_id) {
+            return Err(not_found());
+        }
+        return Ok((live.clone(), !live.status.is_ended()));
     }
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.get(&id))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?
-    {
-        Some(summary) => Ok(Json(json!(summary))),
-        None => Err(ApiError::not_found(format!(
-            "no workout {id}: it was never ingested, or its first batch is still in the pipeline"
-        ))),
+    match blocking(move || store.get(&id)).await? {
+        Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => Ok((summary, false)),
+        _ => Err(not_found()),
     }
+}
+
+async fn streams_of(state: &AppState, id: WorkoutId) -> Result<Streams, ApiError> {
+    let store = state.store.clone();
+    blocking(move || store.streams(&id)).await
+}
+
+/// Summary, route polyline, best efforts and gear of one workout.
+#[utoipa::path(get, path = "/api/v1/workouts/{id}", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WorkoutDetails),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<WorkoutDetails>, ApiError> {
+    let (summary, live) = load(&state, &caller, &id).await?;
+    let id = summary.workout_id;
+    let streams = streams_of(&state, id).await?;
+    let route = route_points(&streams, Resolution::Low.points());
+    let all_positions = (0..streams.len()).filter(|i| streams.latlng(*i).is_some()).count();
+    let (store, accounts) = (state.store.clone(), state.accounts.clone());
+    let (efforts, gear_id) = blocking(move || {
+        let efforts = store.best_efforts(&id).map_err(ApiError::internal)?;
+        let gear = accounts.gear_of_workout(&id).map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((efforts, gear))
+    })
+    .await?;
+    Ok(axum::Json(WorkoutDetails {
+        map: RouteMap {
+            summary_polyline: (!route.is_empty()).then(|| encode_polyline(route.iter().copied())),
+            points: all_positions,
+        },
+        best_efforts: efforts.map(|e| e.seconds).unwrap_or_default(),
+        gear_id,
+        live,
+        summary,
+    }))
+}
+
+/// Changes what the owner may change: the gear used.
+#[utoipa::path(put, path = "/api/v1/workouts/{id}", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    request_body = WorkoutUpdate,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WorkoutDetails),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(update): Json<WorkoutUpdate>,
+) -> Result<axum::Json<WorkoutDetails>, ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    let accounts = state.accounts.clone();
+    let owner = summary.user_id.clone();
+    let workout = summary.workout_id;
+    blocking(move || {
+        if let Some(gear) = &update.gear_id
+            && accounts.gear(&owner, gear).map_err(ApiError::internal)?.is_none()
+        {
+            return Err(ApiError::bad_request(
+                "unknown_gear",
+                format!("the owner has no gear '{gear}': create it with POST /api/v1/users/me/gear first"),
+            ));
+        }
+        accounts.assign_gear(&workout, update.gear_id.as_deref()).map_err(ApiError::internal)
+    })
+    .await?;
+    get_one(State(state), caller, Path(id)).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// Comma-separated stream types (default: all of them): `time`, `latlng`, `distance`,
+    /// `altitude`, `velocity_smooth`, `heartrate`, `cadence`, `watts`, `moving`, `grade_smooth`.
+    keys: Option<String>,
+    /// `low` (100 points), `medium` (1,000) or `high` (10,000); every sample when absent.
+    resolution: Option<Resolution>,
+}
+
+/// Index-aligned streams (Strava's streams, keyed by type).
+#[utoipa::path(get, path = "/api/v1/workouts/{id}/streams", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)"), StreamParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = StreamSet),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn streams(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<StreamParams>,
+) -> Result<axum::Json<StreamSet>, ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    let streams = streams_of(&state, summary.workout_id).await?;
+    Ok(axum::Json(select_streams(&streams, params.keys.as_deref(), params.resolution)?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RouteParams {
+    /// `low` (100 points), `medium` (1,000) or `high` (10,000); every position when absent.
+    resolution: Option<Resolution>,
+}
+
+/// The route as a GeoJSON Feature with a LineString.
+#[utoipa::path(get, path = "/api/v1/workouts/{id}/route", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)"), RouteParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = RouteFeature, content_type = "application/geo+json"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn route(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<RouteParams>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], axum::Json<RouteFeature>), ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    let streams = streams_of(&state, summary.workout_id).await?;
+    let target = params.resolution.map_or(usize::MAX, Resolution::points);
+    let points = route_points(&streams, target);
+    let original_size = (0..streams.len()).filter(|i| streams.latlng(*i).is_some()).count();
+    let feature = RouteFeature {
+        kind: "Feature".into(),
+        geometry: LineString {
+            kind: "LineString".into(),
+            coordinates: points.iter().map(|(lat, lon)| [*lon, *lat]).collect(),
+        },
+        properties: RouteProperties {
+            workout_id: summary.workout_id,
+            resolution: params.resolution.map_or("full", Resolution::name).to_owned(),
+            original_size,
+        },
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/geo+json")], axum::Json(feature)))
+}
+
+/// Per-kilometre splits (the last may be partial).
+#[utoipa::path(get, path = "/api/v1/workouts/{id}/splits", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<Split>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn splits(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<Split>>, ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    Ok(axum::Json(summary.splits))
+}
+
+/// The live state of a workout: status, running totals, latest sample.
+#[utoipa::path(get, path = "/api/v1/workouts/{id}/live", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = LiveState),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn live(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<LiveState>, ApiError> {
+    let (summary, in_progress) = load(&state, &caller, &id).await?;
+    let store = state.store.clone();
+    let workout = summary.workout_id;
+    let last = blocking(move || store.last_chunk(&workout)).await?;
+    let last_sample = last.filter(|c| !c.is_empty()).map(|chunk| {
+        let i = chunk.len() - 1;
+        LastSample {
+            time_ms: chunk.time_ms[i],
+            latlng: chunk.latlng(i),
+            distance_m: chunk.distance_m[i],
+            heart_rate_bpm: chunk.heart_rate_bpm[i],
+        }
+    });
+    Ok(axum::Json(LiveState { workout_id: workout, status: summary.status, in_progress, summary, last_sample }))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -67,7 +308,7 @@ fn decode_cursor(text: &str) -> Result<[u8; 24], ApiError> {
             "cursor is not one this server issued: pass next_cursor from the previous page unchanged",
         )
     };
-    if text.len() != 48 {
+    if text.len() != 48 || !text.is_ascii() {
         return Err(bad());
     }
     let mut out = [0u8; 24];

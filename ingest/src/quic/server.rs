@@ -14,7 +14,7 @@ use trackwire_codec::{AckStatus, WorkoutId, encode_ack};
 
 use super::protocol::{ALPN, ErrorCode, FRAME_HEADER_BYTES, MAX_HELLO_BYTES, encode_frame, frame_len};
 use super::{QuicConfig, QuicError, ServerIdentity, StatelessResetKey};
-use crate::{Accepted, IngestError, Ingestor, Refused};
+use crate::{Accepted, DeviceToken, IngestError, Ingestor, Refused};
 
 /// A bound QUIC endpoint serving the ingest protocol.
 pub struct QuicServer {
@@ -189,11 +189,11 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
             return;
         }
     };
-    tracing::debug!(%remote, device, "QUIC device connected");
+    tracing::debug!(%remote, device = %device.device_id, "QUIC device connected");
     let open = &shared.ingestor.metrics().quic_connections;
     open.fetch_add(1, Ordering::Relaxed);
     let _connected = ConnectionSlot(open);
-    let device: Arc<str> = device.into();
+    let device: Arc<DeviceToken> = device.into();
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -215,7 +215,7 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
 }
 
 /// Reads the hello on stream 0: the device the token is bound to, or the close code and reason.
-async fn hello(connection: &Connection, shared: &Shared) -> Result<String, (ErrorCode, String)> {
+async fn hello(connection: &Connection, shared: &Shared) -> Result<DeviceToken, (ErrorCode, String)> {
     let (mut send, mut recv) =
         connection.accept_bi().await.map_err(|e| (ErrorCode::Unauthenticated, format!("no hello stream: {e}")))?;
     let token = match read_frame(&mut recv, MAX_HELLO_BYTES).await {
@@ -226,13 +226,13 @@ async fn hello(connection: &Connection, shared: &Shared) -> Result<String, (Erro
     };
     let token = std::str::from_utf8(&token)
         .map_err(|_| (ErrorCode::Protocol, "the hello (bearer token) is not UTF-8".to_owned()))?;
-    let device = shared.ingestor.device_for_token(token).ok_or_else(|| {
+    let device = shared.ingestor.token_binding(token).ok_or_else(|| {
         (
             ErrorCode::Unauthenticated,
             "the token is not known to this server: check the device's provisioning".to_owned(),
         )
     })?;
-    send.write_all(&encode_frame(device.as_bytes()))
+    send.write_all(&encode_frame(device.device_id.as_bytes()))
         .await
         .map_err(|e| (ErrorCode::Protocol, format!("cannot answer the hello: {e}")))?;
     let _ = send.finish();
@@ -293,7 +293,7 @@ enum StreamEnd {
 async fn serve_stream(
     mut send: SendStream,
     mut recv: RecvStream,
-    device: Arc<str>,
+    device: Arc<DeviceToken>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -402,9 +402,10 @@ fn refused(workout_id: WorkoutId, seq: u64, err: &IngestError) -> AckJob {
 /// The ack status a device acts on for each ingest error.
 pub fn ack_status(err: &IngestError) -> AckStatus {
     match err {
-        IngestError::MissingToken | IngestError::UnknownToken | IngestError::DeviceMismatch { .. } => {
-            AckStatus::Unauthenticated
-        }
+        IngestError::MissingToken
+        | IngestError::UnknownToken
+        | IngestError::DeviceMismatch { .. }
+        | IngestError::UserMismatch { .. } => AckStatus::Unauthenticated,
         IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => AckStatus::TooLarge,
         IngestError::Overloaded | IngestError::ShuttingDown => AckStatus::Overloaded,
         IngestError::Storage(_) => AckStatus::Internal,

@@ -5,6 +5,7 @@ use crate::{EnrichedPoint, WorkoutSummary};
 
 /// One kilometre of the workout (the last one may be shorter).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Split {
     /// 1-based kilometre number.
     pub km: u32,

@@ -6,7 +6,7 @@ use std::time::Instant;
 use trackwire_pipeline::ShardOutput;
 
 use super::record::{EventRecord, event_json};
-use crate::{Sink, SinkError};
+use crate::{Command, Sink, SinkError};
 
 /// A new file is started past this size.
 const ROLL_BYTES: u64 = 64 << 20;
@@ -104,4 +104,81 @@ impl Sink for EventLogSink {
     fn checkpoint(&self) -> u64 {
         self.committed
     }
+
+    /// Erasure: every event line of the erased workouts is removed from every file (each file
+    /// rewritten beside itself and renamed over it), and a tombstone line is appended to
+    /// `tombstones.ndjson` for consumers of this directory.
+    fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        let Command::Erase(erasure) = command else { return Ok(()) };
+        self.flush(Instant::now(), true)?;
+        let ids: std::collections::HashSet<String> =
+            erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
+        let current = self.file.as_ref().map(|_| self.current_path()).transpose()?;
+        for entry in
+            std::fs::read_dir(&self.dir).map_err(|e| SinkError::io(format!("listing {}", self.dir.display()), e))?
+        {
+            let path = entry.map_err(|e| SinkError::io("listing the event log", e))?.path();
+            if path.extension().is_none_or(|x| x != "jsonl") {
+                continue;
+            }
+            let data = std::fs::read(&path).map_err(|e| SinkError::io(format!("reading {}", path.display()), e))?;
+            let mut kept = Vec::with_capacity(data.len());
+            for line in data.split_inclusive(|b| *b == b'\n') {
+                let erased = serde_json::from_slice::<EventRecord>(line.trim_ascii_end())
+                    .is_ok_and(|record| ids.contains(&record.workout_id));
+                if !erased {
+                    kept.extend_from_slice(line);
+                }
+            }
+            if kept.len() == data.len() {
+                continue;
+            }
+            let tmp = path.with_extension("jsonl.tmp");
+            write_synced(&tmp, &kept)?;
+            std::fs::rename(&tmp, &path).map_err(|e| SinkError::io(format!("replacing {}", path.display()), e))?;
+            if current.as_ref() == Some(&path) {
+                let handle = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+                self.file = Some((handle, kept.len() as u64));
+            }
+        }
+        let tombstone = serde_json::json!({
+            "type": "UserErased",
+            "user_id": erasure.user_id,
+            "workout_ids": ids,
+            "through_lsn": erasure.through_lsn,
+        });
+        let path = self.dir.join("tombstones.ndjson");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+        let mut line = serde_json::to_vec(&tombstone).map_err(SinkError::store)?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(|e| SinkError::io("appending a tombstone", e))?;
+        file.sync_data().map_err(|e| SinkError::io("fsync of the tombstones", e))?;
+        Ok(())
+    }
+}
+
+impl EventLogSink {
+    /// The file appends go to: the newest `events-*.jsonl`.
+    fn current_path(&self) -> Result<PathBuf, SinkError> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(|e| SinkError::io(format!("listing {}", self.dir.display()), e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        files.pop().ok_or_else(|| SinkError::Store("the event log has an open file but none on disk".into()))
+    }
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> Result<(), SinkError> {
+    let mut file = File::create(path).map_err(|e| SinkError::io(format!("creating {}", path.display()), e))?;
+    file.write_all(data).map_err(|e| SinkError::io(format!("writing {}", path.display()), e))?;
+    file.sync_data().map_err(|e| SinkError::io(format!("fsync of {}", path.display()), e))
 }

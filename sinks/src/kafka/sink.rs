@@ -15,7 +15,7 @@ use trackwire_pipeline::ShardOutput;
 use super::KafkaConfig;
 use super::encode::{POINTS_CONTENT_TYPE, SCHEMA_VERSION, points_message};
 use crate::events::event_json;
-use crate::{Sink, SinkError};
+use crate::{Command, Sink, SinkError};
 
 /// How long a forced flush (shutdown) waits for the broker to confirm what is outstanding;
 /// what is still unconfirmed stays in the log and is sent again after the restart.
@@ -26,7 +26,8 @@ struct Outstanding {
     lsn: u64,
     points: bool,
     key: String,
-    payload: Vec<u8>,
+    /// None: a tombstone (a null value that log compaction turns into deletion of the key).
+    payload: Option<Vec<u8>>,
     trace_id: String,
 }
 
@@ -181,7 +182,10 @@ impl KafkaSink {
             .insert(Header { key: "content-type", value: Some(content_type) })
             .insert(Header { key: "trace-id", value: Some(&message.trace_id) });
         let mut record =
-            BaseRecord::with_opaque_to(topic, id as usize).key(&message.key).payload(&message.payload).headers(headers);
+            BaseRecord::<String, Vec<u8>, usize>::with_opaque_to(topic, id as usize).key(&message.key).headers(headers);
+        if let Some(payload) = &message.payload {
+            record = record.payload(payload);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
@@ -268,12 +272,13 @@ impl Sink for KafkaSink {
         for event in &output.events {
             let key = event.workout_id.to_string();
             let trace_id = trace_id(&event.workout_id.0, lsn);
-            self.enqueue(Outstanding { lsn, points: false, key, payload: event_json(event, lsn), trace_id })?;
+            self.enqueue(Outstanding { lsn, points: false, key, payload: Some(event_json(event, lsn)), trace_id })?;
         }
         if let Some(first) = output.points.first() {
             let payload = points_message(&output.points)?;
             let trace_id = trace_id(&first.workout_id.0, lsn);
-            self.enqueue(Outstanding { lsn, points: true, key: first.workout_id.to_string(), payload, trace_id })?;
+            let key = first.workout_id.to_string();
+            self.enqueue(Outstanding { lsn, points: true, key, payload: Some(payload), trace_id })?;
         }
         self.producer.poll(Duration::ZERO);
         Ok(())
@@ -296,6 +301,37 @@ impl Sink for KafkaSink {
             )));
         }
         settled
+    }
+
+    /// Erasure: a tombstone for every erased workout on both topics (compacted topics then drop
+    /// the key), and a `UserErased` event keyed by the user so consumers erase their copies.
+    fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        let Command::Erase(erasure) = command else { return Ok(()) };
+        let lsn = self.last_fed;
+        for workout in &erasure.workouts {
+            let key = workout.workout_id.to_string();
+            let trace_id = trace_id(&workout.workout_id.0, lsn);
+            for points in [false, true] {
+                let (key, trace_id) = (key.clone(), trace_id.clone());
+                self.enqueue(Outstanding { lsn, points, key, payload: None, trace_id })?;
+            }
+        }
+        let event = serde_json::json!({
+            "type": "UserErased",
+            "user_id": erasure.user_id,
+            "workout_ids": erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect::<Vec<_>>(),
+        });
+        let payload = serde_json::to_vec(&event).map_err(|e| SinkError::Kafka(e.to_string()))?;
+        let trace_id = trace_id(&[0; 16], lsn);
+        self.enqueue(Outstanding {
+            lsn,
+            points: false,
+            key: erasure.user_id.clone(),
+            payload: Some(payload),
+            trace_id,
+        })?;
+        self.producer.poll(Duration::ZERO);
+        Ok(())
     }
 
     fn checkpoint(&self) -> u64 {

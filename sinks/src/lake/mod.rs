@@ -13,6 +13,7 @@
 
 mod paths;
 mod props;
+mod redact;
 mod schema;
 mod store;
 mod table;

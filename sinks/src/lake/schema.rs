@@ -73,6 +73,8 @@ impl TableSpec for PointsTable {
     type Row = EnrichedPoint;
     const NAME: &'static str = "points";
     const HOURLY: bool = true;
+    const TIME_COLUMN: &'static str = "time";
+    const POSITION_COLUMNS: &'static [&'static str] = &["lat", "lon", "smoothed_lat", "smoothed_lon"];
 
     fn schema() -> SchemaRef {
         POINTS_SCHEMA.clone()
@@ -162,6 +164,8 @@ impl TableSpec for WorkoutsTable {
     type Row = WorkoutSummary;
     const NAME: &'static str = "workouts";
     const HOURLY: bool = false;
+    const TIME_COLUMN: &'static str = "start_time";
+    const POSITION_COLUMNS: &'static [&'static str] = &[];
 
     fn schema() -> SchemaRef {
         WORKOUTS_SCHEMA.clone()

@@ -1,7 +1,7 @@
 //! One lake table as a sink: rows buffered per partition, encoded a row group at a time, and
 //! committed as whole objects, so a reader never sees a partial file.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,8 @@ use trackwire_pipeline::ShardOutput;
 
 use super::paths::{ObjectKey, Partition};
 use super::props::writer_properties;
-use crate::{Sink, SinkError};
+use super::redact::{Redaction, partition_filter};
+use crate::{Command, Sink, SinkError};
 
 /// What a table's rows are and how they are laid out.
 pub trait TableSpec: Send + 'static {
@@ -30,6 +31,10 @@ pub trait TableSpec: Send + 'static {
     /// Calls `push(time_ms, row)` for every row of this table in `output`.
     fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &Self::Row));
     fn to_batch(rows: &[Self::Row]) -> Result<RecordBatch, ArrowError>;
+    /// The timestamp column rows are partitioned by.
+    const TIME_COLUMN: &'static str;
+    /// Columns that hold positions (nulled by coordinate retention).
+    const POSITION_COLUMNS: &'static [&'static str];
 }
 
 /// File rolling and encoding knobs.
@@ -244,6 +249,40 @@ impl<T: TableSpec> Sink for LakeTable<T> {
         self.upload_sealed()
     }
 
+    /// Erasure and retention: commits what is buffered (so every row is in a file), then rewrites
+    /// each committed file the command touches.
+    fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        let erased: HashSet<String>;
+        let redaction = match command {
+            Command::Erase(erasure) => {
+                erased = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
+                Redaction::EraseWorkouts(&erased)
+            }
+            Command::DropPositions { before_ms, .. } if !T::POSITION_COLUMNS.is_empty() => Redaction::DropPositions {
+                columns: T::POSITION_COLUMNS,
+                time_column: T::TIME_COLUMN,
+                before_us: before_ms.saturating_mul(1000),
+            },
+            Command::DropPositions { .. } => return Ok(()),
+        };
+        self.flush(Instant::now(), true)?;
+        let wanted = partition_filter(command);
+        let prefix = Path::from(T::NAME);
+        let listed: Vec<_> = self.runtime.block_on(self.store.list(Some(&prefix)).collect());
+        let mut rewritten = 0;
+        for meta in listed {
+            let meta =
+                meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
+            let Some(key) = ObjectKey::parse(T::NAME, &meta.location) else { continue };
+            if !wanted(&key.partition) {
+                continue;
+            }
+            rewritten += usize::from(self.rewrite(&meta.location, &redaction)?);
+        }
+        tracing::info!(table = T::NAME, files = rewritten, "lake files rewritten");
+        Ok(())
+    }
+
     fn checkpoint(&self) -> u64 {
         let oldest_pending =
             self.open.values().map(|f| f.first_lsn).chain(self.sealed.iter().map(|s| s.first_lsn)).min();
@@ -251,6 +290,45 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             Some(first) => first - 1,
             None => self.last_fed,
         }
+    }
+}
+
+impl<T: TableSpec> LakeTable<T> {
+    /// Rewrites one committed file under the same key; false when the redaction changes nothing.
+    fn rewrite(&self, path: &Path, redaction: &Redaction<'_>) -> Result<bool, SinkError> {
+        let fail = |operation, source| SinkError::ObjectStore { operation, path: path.to_string(), source };
+        let bytes =
+            self.runtime.block_on(async { self.store.get(path).await?.bytes().await }).map_err(|e| fail("get", e))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        let mut changed = false;
+        let mut batches = Vec::new();
+        for batch in reader {
+            let batch = batch?;
+            match redaction.apply(&batch)? {
+                Some(redacted) => {
+                    changed = true;
+                    batches.push(redacted);
+                }
+                None => batches.push(batch),
+            }
+        }
+        if !changed {
+            return Ok(false);
+        }
+        // An emptied file is kept (with no rows): its name still records the partition's label.
+        let mut writer = ArrowWriter::try_new(
+            Vec::new(),
+            T::schema(),
+            Some(writer_properties(&T::schema(), self.config.row_group_rows)),
+        )?;
+        for batch in &batches {
+            writer.write(batch)?;
+        }
+        let bytes = Bytes::from(writer.into_inner()?);
+        self.runtime
+            .block_on(upload(self.store.as_ref(), path, bytes, self.config.multipart_threshold_bytes))
+            .map_err(|(operation, e)| fail(operation, e))?;
+        Ok(true)
     }
 }
 

@@ -1,0 +1,291 @@
+//! What the API itself owns, in an embedded redb file beside the read store: athlete profiles,
+//! gear and which workout used it, uploads and their external ids, issued device tokens, erasures
+//! (kept so a restart's log replay cannot bring an erased user back), and the coordinate-retention
+//! watermark.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use trackwire_codec::WorkoutId;
+use trackwire_ingest::DeviceToken;
+
+use crate::views::{Gear, IssuedToken, Profile, Upload};
+
+const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
+/// Key: user key ++ gear id.
+const GEAR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gear");
+/// Workout id → gear id.
+const GEAR_OF_WORKOUT: TableDefinition<&[u8], &str> = TableDefinition::new("gear_of_workout");
+const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+/// Key: user key ++ external id → upload id.
+const UPLOAD_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("upload_external_ids");
+/// Token id → issued token (secret included: the ingest check needs it after a restart).
+const DEVICE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_tokens");
+const ERASURES: TableDefinition<&str, u64> = TableDefinition::new("erasures");
+const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+const POSITIONS_DROPPED_BEFORE: &str = "positions_dropped_before_ms";
+
+#[derive(Debug, thiserror::Error)]
+#[error("account store: {0}")]
+pub struct AccountsError(String);
+
+fn err(e: impl std::fmt::Display) -> AccountsError {
+    AccountsError(e.to_string())
+}
+
+fn user_key(user_id: &str, rest: &str) -> Vec<u8> {
+    let mut key = (user_id.len() as u32).to_be_bytes().to_vec();
+    key.extend_from_slice(user_id.as_bytes());
+    key.extend_from_slice(rest.as_bytes());
+    key
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AccountsError> {
+    serde_json::from_slice(bytes).map_err(err)
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("account records always serialize")
+}
+
+pub struct Accounts {
+    db: Database,
+}
+
+impl Accounts {
+    pub fn open(path: &Path) -> Result<Accounts, AccountsError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let db = Database::create(path).map_err(|e| AccountsError(format!("opening {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(err)?;
+        txn.open_table(PROFILES).map_err(err)?;
+        txn.open_table(GEAR).map_err(err)?;
+        txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+        txn.open_table(UPLOADS).map_err(err)?;
+        txn.open_table(UPLOAD_KEYS).map_err(err)?;
+        txn.open_table(DEVICE_TOKENS).map_err(err)?;
+        txn.open_table(ERASURES).map_err(err)?;
+        txn.open_table(META).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(Accounts { db })
+    }
+
+    pub fn profile(&self, user_id: &str) -> Result<Option<Profile>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(PROFILES).map_err(err)?;
+        table.get(user_id).map_err(err)?.map(|v| from_json(v.value())).transpose()
+    }
+
+    pub fn profiles(&self) -> Result<Vec<(String, Profile)>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(PROFILES).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_owned(), from_json(v.value())?));
+        }
+        Ok(out)
+    }
+
+    pub fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(PROFILES).map_err(err)?.insert(user_id, &to_json(profile)[..]).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    pub fn gear_of_user(&self, user_id: &str) -> Result<Vec<Gear>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(GEAR).map_err(err)?;
+        let prefix = user_key(user_id, "");
+        let mut out = Vec::new();
+        for entry in table.range::<&[u8]>(&prefix[..]..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            out.push(from_json(v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn gear(&self, user_id: &str, gear_id: &str) -> Result<Option<Gear>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(GEAR).map_err(err)?;
+        table.get(&user_key(user_id, gear_id)[..]).map_err(err)?.map(|v| from_json(v.value())).transpose()
+    }
+
+    pub fn put_gear(&self, user_id: &str, gear: &Gear) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(GEAR).map_err(err)?.insert(&user_key(user_id, &gear.id)[..], &to_json(gear)[..]).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    /// Deletes the gear and unassigns it from its workouts; false if it did not exist.
+    pub fn delete_gear(&self, user_id: &str, gear_id: &str) -> Result<bool, AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let existed =
+            txn.open_table(GEAR).map_err(err)?.remove(&user_key(user_id, gear_id)[..]).map_err(err)?.is_some();
+        txn.open_table(GEAR_OF_WORKOUT).map_err(err)?.retain(|_, g| g != gear_id).map_err(err)?;
+        txn.commit().map_err(err)?;
+        Ok(existed)
+    }
+
+    pub fn gear_of_workout(&self, workout: &WorkoutId) -> Result<Option<String>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+        Ok(table.get(&workout.0[..]).map_err(err)?.map(|v| v.value().to_owned()))
+    }
+
+    pub fn assign_gear(&self, workout: &WorkoutId, gear_id: Option<&str>) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+            match gear_id {
+                Some(gear) => table.insert(&workout.0[..], gear).map_err(err)?,
+                None => table.remove(&workout.0[..]).map_err(err)?,
+            };
+        }
+        txn.commit().map_err(err)
+    }
+
+    pub fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(UPLOADS).map_err(err)?;
+        table.get(id).map_err(err)?.map(|v| from_json(v.value())).transpose()
+    }
+
+    pub fn upload_by_external_id(&self, user_id: &str, external_id: &str) -> Result<Option<Upload>, AccountsError> {
+        let id = {
+            let txn = self.db.begin_read().map_err(err)?;
+            let table = txn.open_table(UPLOAD_KEYS).map_err(err)?;
+            table.get(&user_key(user_id, external_id)[..]).map_err(err)?.map(|v| v.value().to_owned())
+        };
+        match id {
+            Some(id) => self.upload(&id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_upload(&self, upload: &Upload) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(UPLOADS).map_err(err)?.insert(upload.id.as_str(), &to_json(upload)[..]).map_err(err)?;
+        if let Some(external) = &upload.external_id {
+            txn.open_table(UPLOAD_KEYS)
+                .map_err(err)?
+                .insert(&user_key(&upload.user_id, external)[..], upload.id.as_str())
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// Uploads left `processing` by a restart (their task died with the process).
+    pub fn unfinished_uploads(&self) -> Result<Vec<Upload>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(UPLOADS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let upload: Upload = from_json(entry.map_err(err)?.1.value())?;
+            if upload.status == crate::views::UploadStatus::Processing {
+                out.push(upload);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn device_tokens(&self) -> Result<Vec<IssuedToken>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(DEVICE_TOKENS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            out.push(from_json(entry.map_err(err)?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    pub fn put_device_token(&self, token: &IssuedToken) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(DEVICE_TOKENS).map_err(err)?.insert(token.id.as_str(), &to_json(token)[..]).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    pub fn delete_device_token(&self, id: &str) -> Result<Option<IssuedToken>, AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let removed =
+            txn.open_table(DEVICE_TOKENS).map_err(err)?.remove(id).map_err(err)?.map(|v| from_json(v.value()));
+        let removed = removed.transpose()?;
+        txn.commit().map_err(err)?;
+        Ok(removed)
+    }
+
+    pub fn erasures(&self) -> Result<Vec<(String, u64)>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(ERASURES).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            out.push((k.value().to_owned(), v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Records an erasure (before any sink acts on it, so a crash midway is redone at start).
+    pub fn record_erasure(&self, user_id: &str, through_lsn: u64) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(ERASURES).map_err(err)?;
+            let previous = table.get(user_id).map_err(err)?.map_or(0, |v| v.value());
+            table.insert(user_id, previous.max(through_lsn)).map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    /// Deletes everything the API holds of the user except the erasure record itself.
+    pub fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            txn.open_table(PROFILES).map_err(err)?.remove(user_id).map_err(err)?;
+            let prefix = user_key(user_id, "");
+            txn.open_table(GEAR).map_err(err)?.retain(|k, _| !k.starts_with(&prefix)).map_err(err)?;
+            txn.open_table(UPLOAD_KEYS).map_err(err)?.retain(|k, _| !k.starts_with(&prefix)).map_err(err)?;
+            let mut assignments = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+            for workout in workouts {
+                assignments.remove(&workout.0[..]).map_err(err)?;
+            }
+            txn.open_table(UPLOADS)
+                .map_err(err)?
+                .retain(|_, v| serde_json::from_slice::<Upload>(v).map_or(true, |u| u.user_id != user_id))
+                .map_err(err)?;
+            txn.open_table(DEVICE_TOKENS)
+                .map_err(err)?
+                .retain(|_, v| serde_json::from_slice::<IssuedToken>(v).map_or(true, |t| t.user_id != user_id))
+                .map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
+    pub fn positions_dropped_before(&self) -> Result<i64, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(META).map_err(err)?;
+        Ok(table.get(POSITIONS_DROPPED_BEFORE).map_err(err)?.map_or(0, |v| v.value()))
+    }
+
+    pub fn set_positions_dropped_before(&self, before_ms: i64) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(META).map_err(err)?.insert(POSITIONS_DROPPED_BEFORE, before_ms).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+}
+
+impl IssuedToken {
+    /// The binding the ingest check uses.
+    pub fn binding(&self) -> DeviceToken {
+        DeviceToken {
+            token: self.token.clone(),
+            device_id: self.device_id.clone(),
+            user_id: Some(self.user_id.clone()),
+        }
+    }
+}

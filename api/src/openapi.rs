@@ -1,0 +1,50 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the response types, so
+//! it cannot drift from what the server answers. Served at `/api/v1/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "device_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Trackwire API",
+        description = "Workouts, streams, routes, stats, training load, recommendations, uploads and privacy. \
+            Every error has the body {\"error\",\"message\",\"code\",\"details\"}; every /api/v1 response carries \
+            X-RateLimit-* headers and an X-Request-Id.",
+    ),
+    paths(
+        routes::workouts::list, routes::workouts::get_one, routes::workouts::update, routes::workouts::streams,
+        routes::workouts::route, routes::workouts::splits, routes::workouts::live,
+        routes::users::get_profile, routes::users::put_profile, routes::users::stats, routes::users::training_load,
+        routes::users::recommendations, routes::users::erase,
+        routes::gear::list, routes::gear::create, routes::gear::get_one, routes::gear::update, routes::gear::delete,
+        routes::tokens::issue, routes::tokens::list, routes::tokens::revoke,
+        routes::uploads::create, routes::uploads::get_one,
+        routes::admin::retention,
+        routes::ingest::ingest, routes::health::healthcheck, routes::metrics::metrics,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

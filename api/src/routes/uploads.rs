@@ -1,0 +1,335 @@
+//! `POST /api/v1/uploads`: a GPX, TCX or FIT file (optionally gzipped), or a file of
+//! length-prefixed wire batches, from the mobile SDK's offline sessions. Answers `202` with a status
+//! resource at once; the file is read, deduplicated and made durable in the background.
+//!
+//! Idempotency: a retry with the same `external_id` gets the same upload back (unless that one
+//! failed, which is tried again). Duplicates: the workout id is derived from the user, the first
+//! fix's time and the sport, so the same recording uploaded twice (even as another format) maps to
+//! the same workout; it and any workout of the same sport starting within a minute of it are
+//! reported as `duplicate`, never stored twice.
+
+use std::io::Read;
+
+use axum::extract::State;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use trackwire_codec::import::{Imported, import_bytes};
+use trackwire_codec::{BatchData, DecodeLimits, WorkoutId, decode_batch, encode_batch};
+use trackwire_ingest::DeviceToken;
+use trackwire_pipeline::sport_name;
+use trackwire_sinks::read_store::ListQuery;
+
+use super::blocking;
+use crate::auth::Caller;
+use crate::extract::Path;
+use crate::views::{ErrorBody, Upload, UploadStatus};
+use crate::{ApiError, AppState};
+
+/// Workout ids of uploads are UUIDv5 in this namespace.
+const UPLOAD_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f2f0e-4f8e-4d55-8f3c-2a9e51b7c6d4");
+/// Samples per wire batch when splitting a file.
+const BATCH_SAMPLES: usize = 1000;
+/// Two workouts of one sport starting this close are the same recording.
+const DUPLICATE_START_WINDOW_MS: i64 = 60_000;
+/// A gzipped upload may expand to this many times the upload limit (GPX compresses ~10×).
+const GUNZIP_FACTOR: usize = 16;
+
+/// The multipart form (for the OpenAPI document).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct UploadForm {
+    /// The file: GPX, TCX, FIT, or length-prefixed batches (4-byte big-endian length, then a
+    /// FlatBuffers batch, repeated); gzip allowed.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// `gpx`, `tcx`, `fit` or `batches`, optionally with `.gz`; detected from the content when
+    /// absent (`batches` must be given).
+    data_type: Option<String>,
+    /// The client's id for this upload: a retry with the same id is not processed twice.
+    external_id: Option<String>,
+}
+
+/// Uploads a recorded workout file.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, body = Upload, headers(("location" = String, description = "The upload's status resource"))),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], axum::Json<Upload>), ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_multipart",
+            format!("send the file as multipart/form-data with a 'file' part: {}", e.body_text()),
+        )
+    })?;
+    let (mut file, mut file_name, mut data_type, mut external_id) = (None, None, None, None);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e)),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" => {
+                file_name = field.file_name().map(str::to_owned);
+                file = Some(field.bytes().await.map_err(multipart_error)?);
+            }
+            "data_type" => data_type = Some(field.text().await.map_err(multipart_error)?.trim().to_ascii_lowercase()),
+            "external_id" => external_id = Some(field.text().await.map_err(multipart_error)?.trim().to_owned()),
+            _ => {} // unknown parts are ignored, as Strava does
+        }
+    }
+    let file = file.filter(|f| !f.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("missing_file", "the form has no non-empty 'file' part: attach the GPX, TCX or FIT file")
+    })?;
+    if let Some(t) = &data_type
+        && !["gpx", "tcx", "fit", "batches"].contains(&t.trim_end_matches(".gz"))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_data_type",
+            format!("data_type '{t}' is not gpx, tcx, fit or batches (optionally .gz)"),
+        ));
+    }
+    let external_id = external_id.filter(|e| !e.is_empty());
+    if external_id.as_ref().is_some_and(|e| e.len() > 256) {
+        return Err(ApiError::bad_request("invalid_external_id", "external_id is at most 256 characters"));
+    }
+    if let Some(external) = external_id.clone() {
+        let (accounts, user) = (state.accounts.clone(), caller.user_id.clone());
+        if let Some(existing) = blocking(move || accounts.upload_by_external_id(&user, &external)).await?
+            && existing.status != UploadStatus::Error
+        {
+            return Ok(accepted(existing));
+        }
+    }
+    let upload = Upload {
+        id: format!("up{}", uuid::Uuid::new_v4().simple()),
+        user_id: caller.user_id.clone(),
+        external_id,
+        file_name,
+        data_type: data_type.clone(),
+        status: UploadStatus::Processing,
+        workout_id: None,
+        duplicate_of: None,
+        error: None,
+        samples: 0,
+        created_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+    };
+    let (accounts, stored) = (state.accounts.clone(), upload.clone());
+    blocking(move || accounts.put_upload(&stored)).await?;
+    tokio::spawn(process(state, upload.clone(), file, data_type));
+    Ok(accepted(upload))
+}
+
+fn accepted(upload: Upload) -> (StatusCode, [(header::HeaderName, String); 1], axum::Json<Upload>) {
+    let location = format!("/api/v1/uploads/{}", upload.id);
+    (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(upload))
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    let status = e.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "upload_too_large" } else { "bad_multipart" };
+    ApiError::new(status, code, format!("the upload could not be read: {}", e.body_text()))
+}
+
+/// An upload's status.
+#[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
+    params(("id" = String, Path, description = "Upload id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Upload),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody),
+    ))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Upload>, ApiError> {
+    let accounts = state.accounts.clone();
+    let upload_id = id.clone();
+    match blocking(move || accounts.upload(&upload_id)).await? {
+        Some(upload) if caller.may_see(&upload.user_id) => Ok(axum::Json(upload)),
+        _ => Err(ApiError::not_found(format!("no upload '{id}' of yours"))),
+    }
+}
+
+/// Reads, deduplicates and stores the file; records the outcome on the upload.
+async fn process(state: AppState, mut upload: Upload, file: Bytes, data_type: Option<String>) {
+    let outcome = store_file(&state, &upload.user_id, file, data_type.as_deref()).await;
+    match outcome {
+        Ok(Stored { workout_id, samples, duplicate_of, data_type }) => {
+            upload.workout_id = Some(workout_id);
+            upload.samples = samples;
+            upload.data_type = Some(data_type);
+            upload.status = if duplicate_of.is_some() { UploadStatus::Duplicate } else { UploadStatus::Ready };
+            upload.duplicate_of = duplicate_of;
+        }
+        Err(message) => {
+            upload.status = UploadStatus::Error;
+            upload.error = Some(message);
+        }
+    }
+    tracing::info!(upload = %upload.id, status = ?upload.status, workout = ?upload.workout_id.map(|w| w.to_string()), "upload processed");
+    let accounts = state.accounts.clone();
+    let id = upload.id.clone();
+    if let Err(err) = blocking(move || accounts.put_upload(&upload)).await {
+        tracing::error!(upload = %id, ?err, "could not record the upload's outcome");
+    }
+}
+
+struct Stored {
+    workout_id: WorkoutId,
+    samples: u64,
+    duplicate_of: Option<WorkoutId>,
+    data_type: String,
+}
+
+async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option<&str>) -> Result<Stored, String> {
+    let gzipped = file.starts_with(&[0x1f, 0x8b]) || data_type.is_some_and(|t| t.ends_with(".gz"));
+    let bytes = if gzipped { gunzip(&file, state.max_upload_bytes * GUNZIP_FACTOR)? } else { file.to_vec() };
+    let binding = DeviceToken { token: String::new(), device_id: "*".into(), user_id: Some(user.to_owned()) };
+    if data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches") {
+        return store_batches(state, &binding, &bytes).await;
+    }
+    let user_owned = user.to_owned();
+    let imported = tokio::task::spawn_blocking(move || import_bytes(&bytes).map(|i| (i, bytes)))
+        .await
+        .map_err(|e| format!("the import failed: {e}"))?
+        .map_err(|e| e.to_string())?
+        .0;
+    let kind = format!("{:?}", imported.format).to_ascii_lowercase();
+    let workout_id = workout_id_for(&user_owned, &imported);
+    let start = imported.fixes.iter().find_map(|f| f.time_ms);
+    let sport = sport_name(imported.sport);
+    if let Some(existing) = find_duplicate(state, user, workout_id, start, sport).await? {
+        return Ok(Stored { workout_id, samples: 0, duplicate_of: Some(existing), data_type: kind });
+    }
+    let device = imported.device_model.clone().unwrap_or_else(|| "upload".into());
+    let batches: Vec<BatchData> = imported.to_batches(workout_id, &device, user, BATCH_SAMPLES);
+    let payloads: Vec<Bytes> = batches.iter().map(|b| Bytes::from(encode_batch(b))).collect();
+    let outcome = submit_all(state, &binding, payloads).await?;
+    let duplicate_of = outcome.all_duplicates.then_some(workout_id);
+    Ok(Stored { workout_id, samples: outcome.samples, duplicate_of, data_type: kind })
+}
+
+/// The same recording gets the same id whatever file it comes in.
+fn workout_id_for(user: &str, imported: &Imported) -> WorkoutId {
+    let name = match imported.fixes.iter().find_map(|f| f.time_ms) {
+        Some(start) => format!("{user}\n{start}\n{}", sport_name(imported.sport)),
+        // Untimed files (route exports) have nothing better than their positions.
+        None => {
+            let mut name = format!("{user}\nuntimed");
+            for fix in imported.fixes.iter().take(64) {
+                name.push_str(&format!("\n{:?},{:?}", fix.lat, fix.lon));
+            }
+            name
+        }
+    };
+    WorkoutId(*uuid::Uuid::new_v5(&UPLOAD_NAMESPACE, name.as_bytes()).as_bytes())
+}
+
+async fn find_duplicate(
+    state: &AppState,
+    user: &str,
+    workout_id: WorkoutId,
+    start: Option<i64>,
+    sport: &str,
+) -> Result<Option<WorkoutId>, String> {
+    if state.live.get(&workout_id).is_some() {
+        return Ok(Some(workout_id));
+    }
+    let store = state.store.clone();
+    let (user, sport) = (user.to_owned(), sport.to_owned());
+    tokio::task::spawn_blocking(move || {
+        if store.get(&workout_id)?.is_some() {
+            return Ok(Some(workout_id));
+        }
+        let Some(start) = start else { return Ok(None) };
+        let query = ListQuery {
+            limit: 10,
+            sport: Some(sport),
+            start_from_ms: Some(start - DUPLICATE_START_WINDOW_MS),
+            start_before_ms: Some(start + DUPLICATE_START_WINDOW_MS + 1),
+            ..ListQuery::default()
+        };
+        Ok(store.list(&user, &query)?.0.first().map(|w| w.workout_id))
+    })
+    .await
+    .map_err(|e| format!("duplicate check failed: {e}"))?
+    .map_err(|e: trackwire_sinks::SinkError| format!("duplicate check failed: {e}; upload again"))
+}
+
+struct Submitted {
+    samples: u64,
+    all_duplicates: bool,
+}
+
+/// Verifies and appends every batch in order, and waits until all are durable.
+async fn submit_all(state: &AppState, binding: &DeviceToken, payloads: Vec<Bytes>) -> Result<Submitted, String> {
+    let mut pending = Vec::with_capacity(payloads.len());
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let verified =
+            state.ingestor.verify(payload, binding).map_err(|r| format!("batch {i} was refused: {}", r.error))?;
+        pending.push(state.ingestor.submit(verified).await.map_err(|e| format!("batch {i}: {e}"))?);
+    }
+    let mut out = Submitted { samples: 0, all_duplicates: true };
+    for (i, durable) in pending.into_iter().enumerate() {
+        let accepted = durable.await.map_err(|e| format!("batch {i} was not stored: {e}; upload again"))?;
+        state.ingestor.count_ack(&accepted);
+        out.all_duplicates &= accepted.duplicate;
+        if !accepted.duplicate {
+            out.samples += accepted.samples as u64;
+        }
+    }
+    Ok(out)
+}
+
+async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) -> Result<Stored, String> {
+    let mut payloads = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(format!("batch {} is cut off in its length prefix", payloads.len()));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(format!("batch {} says {len} bytes but {} remain", payloads.len(), tail.len()));
+        }
+        payloads.push(Bytes::copy_from_slice(&tail[..len]));
+        rest = &tail[len..];
+    }
+    let first = payloads.first().ok_or("the file holds no batches")?;
+    let workout_id = decode_batch(first, &DecodeLimits::default())
+        .map_err(|e| format!("batch 0 is not a Trackwire batch: {e}"))?
+        .workout_id();
+    let outcome = submit_all(state, binding, payloads).await?;
+    Ok(Stored {
+        workout_id,
+        samples: outcome.samples,
+        duplicate_of: outcome.all_duplicates.then_some(workout_id),
+        data_type: "batches".into(),
+    })
+}
+
+fn gunzip(bytes: &[u8], limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("the file is not valid gzip: {e}"))?;
+    if out.len() > limit {
+        return Err(format!("the file decompresses to more than {limit} bytes: split it"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,335 @@
+//! The JSON the API reads and writes, each type with its OpenAPI schema.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::recommend::Recommendation;
+use trackwire_pipeline::training_load::LoadDay;
+use trackwire_pipeline::{WorkoutStatus, WorkoutSummary};
+use utoipa::ToSchema;
+
+/// Every error: `{"error","message","code","details"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The HTTP status in words (`not_found`, `unauthorized`, …).
+    pub error: String,
+    /// What went wrong and what to do about it.
+    pub message: String,
+    /// A stable machine-readable code.
+    pub code: String,
+    pub details: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkoutList {
+    pub workouts: Vec<WorkoutSummary>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The route in Google's encoded polyline format (precision 5), as Strava's `map`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteMap {
+    /// The route downsampled to at most 100 points; null without positions.
+    pub summary_polyline: Option<String>,
+    /// Positions in the full route.
+    pub points: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkoutDetails {
+    #[serde(flatten)]
+    pub summary: WorkoutSummary,
+    pub map: RouteMap,
+    /// Fastest elapsed seconds over `5k` and `10k` within this workout (once it has ended).
+    pub best_efforts: BTreeMap<String, f64>,
+    pub gear_id: Option<String>,
+    /// True while the workout is still in progress (served from the live registry).
+    pub live: bool,
+}
+
+/// `PUT /workouts/{id}`: what the owner may change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkoutUpdate {
+    /// Gear used (one of the owner's gear ids), or null to unassign.
+    pub gear_id: Option<String>,
+}
+
+/// One stream, index-aligned with every other stream of the same request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stream {
+    /// One entry per sample: a number, `[lat, lng]` for `latlng`, a boolean for `moving`, or null
+    /// where the sample has no value.
+    pub data: Vec<Value>,
+    /// `time` or `distance`, as Strava names the series the streams are indexed by.
+    pub series_type: String,
+    /// Samples before downsampling.
+    pub original_size: usize,
+    /// `low`, `medium` or `high`.
+    pub resolution: String,
+}
+
+/// Streams keyed by type (`time`, `latlng`, `distance`, `altitude`, `velocity_smooth`,
+/// `heartrate`, `cadence`, `watts`, `moving`, `grade_smooth`).
+pub type StreamSet = BTreeMap<String, Stream>;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineString {
+    /// Always `LineString`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `[longitude, latitude]` pairs (GeoJSON order).
+    pub coordinates: Vec<[f64; 2]>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteProperties {
+    pub workout_id: WorkoutId,
+    pub resolution: String,
+    pub original_size: usize,
+}
+
+/// A GeoJSON Feature (RFC 7946) with the route as a LineString.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteFeature {
+    /// Always `Feature`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub geometry: LineString,
+    pub properties: RouteProperties,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastSample {
+    pub time_ms: i64,
+    pub latlng: Option<[f64; 2]>,
+    pub distance_m: f64,
+    pub heart_rate_bpm: Option<u8>,
+}
+
+/// The live state of a workout: its running summary and the latest sample the API holds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LiveState {
+    pub workout_id: WorkoutId,
+    pub status: WorkoutStatus,
+    pub in_progress: bool,
+    pub summary: WorkoutSummary,
+    pub last_sample: Option<LastSample>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsBucket {
+    /// First day of the period (ISO week from Monday, calendar month, calendar year), UTC.
+    pub period_start: String,
+    /// The sport, or `all` for the period's total.
+    pub sport: String,
+    pub count: u64,
+    pub distance_m: f64,
+    pub moving_time_s: f64,
+    pub elevation_gain_m: f64,
+    pub calories_kcal: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DistanceRecord {
+    pub workout_id: WorkoutId,
+    pub distance_m: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EffortRecord {
+    pub workout_id: WorkoutId,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Records {
+    pub longest: Option<DistanceRecord>,
+    pub fastest_5k: Option<EffortRecord>,
+    pub fastest_10k: Option<EffortRecord>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub user_id: String,
+    pub period: String,
+    /// Newest period first.
+    pub buckets: Vec<StatsBucket>,
+    pub records: Records,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Male,
+    Female,
+}
+
+/// The athlete: what the calorie and heart-rate stages need. Every field optional; workouts that
+/// start after a change use it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub weight_kg: Option<f64>,
+    pub birth_year: Option<i32>,
+    pub sex: Option<Sex>,
+    pub hr_max_bpm: Option<f64>,
+    pub hr_rest_bpm: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GearKind {
+    Shoes,
+    Bike,
+    Other,
+}
+
+/// A piece of gear as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Gear {
+    pub id: String,
+    pub name: String,
+    pub kind: GearKind,
+    /// The sport it is used for (`running`, `cycling`, …).
+    pub sport: String,
+    /// Distance after which to replace it, km.
+    pub replace_after_km: f64,
+    pub retired: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GearView {
+    #[serde(flatten)]
+    pub gear: Gear,
+    /// Distance of the workouts it was used in, metres.
+    pub distance_m: f64,
+    pub workouts: u64,
+    /// True once `distance_m` has reached `replace_after_km`.
+    pub replacement_due: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGear {
+    pub name: String,
+    pub kind: GearKind,
+    /// Defaults to `running` for shoes and `cycling` for bikes.
+    pub sport: Option<String>,
+    /// Defaults: shoes 800 km, bikes 5000 km (the drivetrain), other 1000 km.
+    pub replace_after_km: Option<f64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GearUpdate {
+    pub name: Option<String>,
+    pub replace_after_km: Option<f64>,
+    pub retired: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GearList {
+    pub gear: Vec<GearView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrainingLoad {
+    pub user_id: String,
+    pub sport: Option<String>,
+    /// One entry per day, oldest first, ending today (UTC).
+    pub days: Vec<LoadDay>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recommendations {
+    pub user_id: String,
+    /// The day (UTC) the recommendations are for.
+    pub day: String,
+    pub recommendations: Vec<Recommendation>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadStatus {
+    /// Being read and made durable.
+    Processing,
+    /// Durable; the workout appears in the API as the pipeline processes it.
+    Ready,
+    /// The same workout was already stored (`duplicate_of`); nothing was stored again.
+    Duplicate,
+    /// The file could not be imported (`error` says why); nothing was stored.
+    Error,
+}
+
+/// An upload and what became of it (Strava's upload status resource).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Upload {
+    pub id: String,
+    pub user_id: String,
+    pub external_id: Option<String>,
+    pub file_name: Option<String>,
+    /// `gpx`, `tcx`, `fit` or `batches`, as detected.
+    pub data_type: Option<String>,
+    pub status: UploadStatus,
+    pub workout_id: Option<WorkoutId>,
+    pub duplicate_of: Option<WorkoutId>,
+    pub error: Option<String>,
+    pub samples: u64,
+    pub created_at: String,
+}
+
+/// A device token as stored (the secret is shown once, when issued).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub id: String,
+    pub token: String,
+    pub user_id: String,
+    pub device_id: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceTokenView {
+    pub id: String,
+    pub device_id: String,
+    pub created_at: String,
+    /// The secret for `Authorization: Bearer` on `/v1/ingest` and the QUIC hello; only in the
+    /// answer that issues it.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceTokenList {
+    pub tokens: Vec<DeviceTokenView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDeviceToken {
+    /// The device the token may send for (its batches' `device_id`).
+    pub device_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    pub user_id: String,
+    pub workouts_erased: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetentionRun {
+    /// Positions of samples recorded before this instant (RFC 3339) are gone.
+    pub positions_dropped_before: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestAck {
+    pub workout_id: WorkoutId,
+    pub acked_seq: u64,
+    pub duplicate: bool,
+}

@@ -1,0 +1,366 @@
+//! The `/api/v1` surface through the router (no socket): isolation between users, training load
+//! on synthetic histories with hand-computed values, each recommendation from a history built for
+//! it, streams alignment, gear, rate limits, request ids, erasure.
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::EnrichedPoint;
+
+const DAY_MS: i64 = 86_400_000;
+
+fn today_noon_ms() -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    now - now.rem_euclid(DAY_MS) + DAY_MS / 2
+}
+
+fn points(id: u8, n: usize) -> Vec<EnrichedPoint> {
+    (0..n)
+        .map(|i| EnrichedPoint {
+            workout_id: WorkoutId([id; 16]),
+            time_ms: 1_700_000_000_000 + i as i64 * 1000,
+            lat_deg: Some(46.0 + i as f64 * 1e-4),
+            lon_deg: Some(14.0 + i as f64 * 1e-4),
+            distance_m: i as f64 * 13.6,
+            heart_rate_bpm: (i % 3 != 0).then_some(140),
+            moving: true,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Every user-scoped endpoint, for one user id and one workout id.
+fn endpoints(user: &str, workout: &str) -> Vec<(&'static str, String, Option<Value>)> {
+    vec![
+        ("GET", format!("/api/v1/workouts/{workout}"), None),
+        ("PUT", format!("/api/v1/workouts/{workout}"), Some(json!({ "gear_id": null }))),
+        ("GET", format!("/api/v1/workouts/{workout}/streams"), None),
+        ("GET", format!("/api/v1/workouts/{workout}/route"), None),
+        ("GET", format!("/api/v1/workouts/{workout}/splits"), None),
+        ("GET", format!("/api/v1/workouts/{workout}/live"), None),
+        ("GET", format!("/api/v1/users/{user}/profile"), None),
+        ("PUT", format!("/api/v1/users/{user}/profile"), Some(json!({ "weight_kg": 70.0 }))),
+        ("GET", format!("/api/v1/users/{user}/stats"), None),
+        ("GET", format!("/api/v1/users/{user}/training-load"), None),
+        ("GET", format!("/api/v1/users/{user}/recommendations"), None),
+        ("GET", format!("/api/v1/users/{user}/gear"), None),
+        ("POST", format!("/api/v1/users/{user}/gear"), Some(json!({ "name": "x", "kind": "shoes" }))),
+        ("GET", format!("/api/v1/users/{user}/gear/g1"), None),
+        ("PATCH", format!("/api/v1/users/{user}/gear/g1"), Some(json!({ "retired": true }))),
+        ("DELETE", format!("/api/v1/users/{user}/gear/g1"), None),
+        ("GET", format!("/api/v1/users/{user}/device-tokens"), None),
+        ("POST", format!("/api/v1/users/{user}/device-tokens"), Some(json!({ "device_id": "w" }))),
+        ("DELETE", format!("/api/v1/users/{user}/device-tokens/dt1"), None),
+        ("DELETE", format!("/api/v1/users/{user}"), None),
+    ]
+}
+
+#[tokio::test]
+async fn another_users_data_is_404_or_403_and_no_token_is_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    put(&state, vec![output(1, summary("alice", 1, today_noon_ms(), "running", 50.0, 5000.0, 1800.0), points(1, 20))]);
+    let workout = WorkoutId([1; 16]).to_string();
+    let (alice, bob) = (token("alice"), token("bob"));
+
+    // Alice sees her workout; Bob's list is empty.
+    let (status, body) = call(&state, request("GET", "/api/v1/workouts", Some(&alice), None)).await;
+    assert_eq!((status.as_u16(), body["workouts"].as_array().unwrap().len()), (200, 1));
+    let (status, body) = call(&state, request("GET", "/api/v1/workouts", Some(&bob), None)).await;
+    assert_eq!((status.as_u16(), body["workouts"].as_array().unwrap().len()), (200, 0));
+
+    for (method, uri, body) in endpoints("alice", &workout) {
+        let (status, answer) = call(&state, request(method, &uri, Some(&bob), body.clone())).await;
+        assert!(matches!(status.as_u16(), 403 | 404), "{method} {uri} with Bob's token: {status} {answer}");
+        assert_error_body(&answer, if status.as_u16() == 403 { "forbidden" } else { "not_found" });
+        let (status, answer) = call(&state, request(method, &uri, None, body.clone())).await;
+        assert_eq!(status.as_u16(), 401, "{method} {uri} without a token: {answer}");
+        assert_error_body(&answer, "unauthorized");
+    }
+    for uri in ["/api/v1/workouts", "/api/v1/uploads/up1"] {
+        let (status, _) = call(&state, request("GET", uri, None, None)).await;
+        assert_eq!(status.as_u16(), 401, "{uri}");
+    }
+    // Tokens that are not ours: wrong issuer, wrong signature, garbage.
+    let foreign = token_with("alice", None, "https://evil.example");
+    for bad in [foreign.as_str(), "not-a-jwt", &format!("{alice}x")] {
+        let (status, body) = call(&state, request("GET", "/api/v1/workouts", Some(bad), None)).await;
+        assert_eq!(status.as_u16(), 401, "{bad}: {body}");
+    }
+    // Alice's own workout, and `me`.
+    let (status, body) = call(&state, request("GET", &format!("/api/v1/workouts/{workout}"), Some(&alice), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let (status, _) = call(&state, request("GET", "/api/v1/users/me/stats", Some(&alice), None)).await;
+    assert_eq!(status.as_u16(), 200);
+    // The admin scope may act on anyone.
+    let admin = token_with("ops", Some("openid trackwire:admin"), ISSUER);
+    let (status, _) = call(&state, request("GET", "/api/v1/users/alice/stats", Some(&admin), None)).await;
+    assert_eq!(status.as_u16(), 200);
+}
+
+#[tokio::test]
+async fn streams_stay_index_aligned_at_every_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    put(
+        &state,
+        vec![output(1, summary("alice", 1, 1_700_000_000_000, "running", 50.0, 5000.0, 1800.0), points(1, 2500))],
+    );
+    let alice = token("alice");
+    let id = WorkoutId([1; 16]);
+    for (resolution, expected) in [("low", 100), ("medium", 1000), ("high", 2500), ("", 2500)] {
+        let uri = format!("/api/v1/workouts/{id}/streams?resolution={resolution}");
+        let uri = if resolution.is_empty() { format!("/api/v1/workouts/{id}/streams") } else { uri };
+        let (status, body) = call(&state, request("GET", &uri, Some(&alice), None)).await;
+        assert_eq!(status.as_u16(), 200, "{body}");
+        let streams = body.as_object().unwrap();
+        assert_eq!(streams.len(), 10, "every stream type");
+        for (key, stream) in streams {
+            assert_eq!(stream["data"].as_array().unwrap().len(), expected, "{key} at {resolution}");
+            assert_eq!(stream["original_size"], 2500);
+        }
+        // Aligned: entry i of every stream is the same sample (distance is 13.6 m × index).
+        let distance = streams["distance"]["data"].as_array().unwrap();
+        let latlng = streams["latlng"]["data"].as_array().unwrap();
+        for (d, p) in distance.iter().zip(latlng) {
+            let index = (d.as_f64().unwrap() / 13.6).round();
+            assert!((p[0].as_f64().unwrap() - (46.0 + index * 1e-4)).abs() < 1e-6);
+        }
+        let hr = streams["heartrate"]["data"].as_array().unwrap();
+        for (d, h) in distance.iter().zip(hr) {
+            let index = (d.as_f64().unwrap() / 13.6).round() as usize;
+            assert_eq!(h.is_null(), index % 3 == 0);
+        }
+    }
+    let (status, body) =
+        call(&state, request("GET", &format!("/api/v1/workouts/{id}/streams?keys=time,bogus"), Some(&alice), None))
+            .await;
+    assert_eq!(status.as_u16(), 400);
+    assert_error_body(&body, "unknown_stream");
+    // The route and the summary polyline agree.
+    let (_, details) = call(&state, request("GET", &format!("/api/v1/workouts/{id}"), Some(&alice), None)).await;
+    let decoded =
+        trackwire_pipeline::route::decode_polyline(details["map"]["summary_polyline"].as_str().unwrap()).unwrap();
+    let (_, route) =
+        call(&state, request("GET", &format!("/api/v1/workouts/{id}/route?resolution=low"), Some(&alice), None)).await;
+    let coordinates = route["geometry"]["coordinates"].as_array().unwrap();
+    assert_eq!(decoded.len(), coordinates.len());
+    assert_eq!(decoded.len(), 100);
+    for ((lat, lon), c) in decoded.iter().zip(coordinates) {
+        assert!((lat - c[1].as_f64().unwrap()).abs() < 1e-5 && (lon - c[0].as_f64().unwrap()).abs() < 1e-5);
+    }
+}
+
+/// One workout of TRIMP 100 five days ago; nothing else. By hand: on its day CTL = 100(1 − e^(−1/42))
+/// and ATL = 100(1 − e^(−1/7)); each rest day multiplies them by e^(−1/42) and e^(−1/7); TSB going
+/// into a day is the previous day's CTL − ATL; ACWR needs 28 days of history.
+#[tokio::test]
+async fn training_load_matches_hand_computed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    put(
+        &state,
+        vec![output(1, summary("alice", 1, today_noon_ms() - 5 * DAY_MS, "running", 100.0, 10_000.0, 3600.0), vec![])],
+    );
+    let (status, body) =
+        call(&state, request("GET", "/api/v1/users/me/training-load?days=6", Some(&token("alice")), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let days = body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 6);
+    let (ctl0, atl0) = (100.0 * (1.0 - (-1.0f64 / 42.0).exp()), 100.0 * (1.0 - (-1.0f64 / 7.0).exp()));
+    assert_eq!(days[0]["trimp"], 100.0);
+    let close = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() < 1e-9;
+    assert!(close(&days[0]["ctl"], ctl0) && close(&days[0]["atl"], atl0), "{}", days[0]);
+    for (k, day) in days.iter().enumerate().skip(1) {
+        let (ctl, atl) = (ctl0 * (-(k as f64) / 42.0).exp(), atl0 * (-(k as f64) / 7.0).exp());
+        assert!(close(&day["ctl"], ctl) && close(&day["atl"], atl), "day {k}: {day}");
+        let (prev_ctl, prev_atl) = (ctl0 * (-(k as f64 - 1.0) / 42.0).exp(), atl0 * (-(k as f64 - 1.0) / 7.0).exp());
+        assert!(close(&day["tsb"], prev_ctl - prev_atl), "day {k}: {day}");
+        assert!(day["acwr"].is_null());
+    }
+
+    // 28 days of TRIMP 50, the last 7 of them 100: ACWR = mean(7 d) / mean(28 d) = 100 / (21·50 + 7·100)/28.
+    let dir = tempfile::tempdir().unwrap();
+    let state = common::state(dir.path());
+    let today = today_noon_ms();
+    let history = (0..28u8)
+        .map(|k| {
+            let trimp = if k < 7 { 100.0 } else { 50.0 };
+            output(
+                u64::from(k) + 1,
+                summary("bob", k + 1, today - i64::from(k) * DAY_MS, "cycling", trimp, 1.0, 60.0),
+                vec![],
+            )
+        })
+        .collect();
+    put(&state, history);
+    let (_, body) =
+        call(&state, request("GET", "/api/v1/users/me/training-load?days=1", Some(&token("bob")), None)).await;
+    let acwr = body["days"][0]["acwr"].as_f64().unwrap();
+    assert!((acwr - 100.0 / ((21.0 * 50.0 + 7.0 * 100.0) / 28.0)).abs() < 1e-9, "{acwr}");
+}
+
+async fn kinds_for(history: Vec<(i64, f64, f64)>, gear_km: Option<f64>) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let today = today_noon_ms();
+    let outputs = history
+        .iter()
+        .enumerate()
+        .map(|(i, (days_ago, trimp, moving_s))| {
+            let id = i as u8 + 1;
+            output(
+                u64::from(id),
+                summary("carol", id, today - days_ago * DAY_MS, "running", *trimp, 10_000.0, *moving_s),
+                vec![],
+            )
+        })
+        .collect();
+    put(&state, outputs);
+    let carol = token("carol");
+    if let Some(km) = gear_km {
+        let (status, gear) = call(
+            &state,
+            request(
+                "POST",
+                "/api/v1/users/me/gear",
+                Some(&carol),
+                Some(json!({ "name": "Pegasus", "kind": "shoes", "replace_after_km": km })),
+            ),
+        )
+        .await;
+        assert_eq!(status.as_u16(), 201, "{gear}");
+        for i in 0..history.len() {
+            let uri = format!("/api/v1/workouts/{}", WorkoutId([i as u8 + 1; 16]));
+            let (status, body) =
+                call(&state, request("PUT", &uri, Some(&carol), Some(json!({ "gear_id": gear["id"] })))).await;
+            assert_eq!(status.as_u16(), 200, "{body}");
+        }
+    }
+    let (status, body) = call(&state, request("GET", "/api/v1/users/me/recommendations", Some(&carol), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    body["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert!(!r["reason"].as_str().unwrap().is_empty() && r["numbers"].is_object(), "{r}"))
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_recommendation_type_is_triggered_by_a_history_built_for_it() {
+    // Rested, steady, a long run three days ago: a quality session, nothing else.
+    let steady: Vec<_> = (1..60).map(|d| (d, 40.0, if d == 3 { 6000.0 } else { 2400.0 })).collect();
+    assert_eq!(kinds_for(steady.clone(), None).await, ["quality_session"]);
+    // The same without any long run: a long session is due too.
+    let no_long: Vec<_> = (1..60).map(|d| (d, 40.0, 2400.0)).collect();
+    assert_eq!(kinds_for(no_long, None).await, ["quality_session", "long_session"]);
+    // A crushing last week after a quiet month: recover, and the ramp is too steep.
+    let crushing: Vec<_> = (1..40).map(|d| (d, if d <= 7 { 250.0 } else { 20.0 }, 2400.0)).collect();
+    let kinds = kinds_for(crushing, None).await;
+    assert!(kinds.contains(&"recover".to_owned()) && kinds.contains(&"ramp_rate_warning".to_owned()), "{kinds:?}");
+    // A moderately hard week: train easy.
+    let tired: Vec<_> = (1..60).map(|d| (d, if d <= 5 { 110.0 } else { 60.0 }, 2400.0)).collect();
+    let kinds = kinds_for(tired, None).await;
+    assert!(kinds.contains(&"easy_aerobic".to_owned()), "{kinds:?}");
+    // Shoes past their distance: replace them (59 workouts × 10 km against 500 km).
+    let kinds = kinds_for(steady, Some(500.0)).await;
+    assert!(kinds.contains(&"replace_gear".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_the_limit_headers_and_every_response_has_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_with(
+        dir.path(),
+        16,
+        Box::new(|_| true),
+        trackwire_api::limits::RateLimitConfig { per_minute: 60, burst: 2 },
+    );
+    let alice = token("alice");
+    for remaining in [1, 0] {
+        let (status, headers, _) = call_full(&state, request("GET", "/api/v1/workouts", Some(&alice), None)).await;
+        assert_eq!(status.as_u16(), 200);
+        assert_eq!(headers["x-ratelimit-limit"], "60");
+        assert_eq!(headers["x-ratelimit-remaining"], remaining.to_string().as_str());
+        assert!(headers.contains_key("x-request-id"));
+    }
+    let (status, headers, body) = call_full(&state, request("GET", "/api/v1/workouts", Some(&alice), None)).await;
+    assert_eq!(status.as_u16(), 429);
+    assert_error_body(&body, "rate_limited");
+    assert_eq!(headers["retry-after"], "1");
+    // Another token has its own bucket; a request id sent is echoed.
+    let mut r = request("GET", "/api/v1/workouts", Some(&token("bob")), None);
+    r.headers_mut().insert("x-request-id", "trace-123".parse().unwrap());
+    let (status, headers, _) = call_full(&state, r).await;
+    assert_eq!(
+        (status.as_u16(), &headers["x-request-id"]),
+        (200, &"trace-123".parse::<axum::http::HeaderValue>().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn profiles_are_validated_and_reach_the_pipeline_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let alice = token("alice");
+    let (status, body) = call(
+        &state,
+        request(
+            "PUT",
+            "/api/v1/users/me/profile",
+            Some(&alice),
+            Some(json!({ "weight_kg": 70.0, "hr_rest_bpm": 190.0, "hr_max_bpm": 180.0 })),
+        ),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 400);
+    assert_error_body(&body, "invalid_profile");
+    let (status, body) =
+        call(&state, request("PUT", "/api/v1/users/me/profile", Some(&alice), Some(json!({ "wieght_kg": 70.0 }))))
+            .await;
+    assert_eq!(status.as_u16(), 422, "unknown fields are refused: {body}");
+    assert_error_body(&body, "invalid_body");
+    let profile =
+        json!({ "weight_kg": 61.5, "birth_year": 1990, "sex": "female", "hr_max_bpm": 188.0, "hr_rest_bpm": 48.0 });
+    let (status, _) =
+        call(&state, request("PUT", "/api/v1/users/me/profile", Some(&alice), Some(profile.clone()))).await;
+    assert_eq!(status.as_u16(), 200);
+    let (_, body) = call(&state, request("GET", "/api/v1/users/alice/profile", Some(&alice), None)).await;
+    assert_eq!(body, profile);
+    let registered = state.profiles.get("alice").unwrap();
+    assert_eq!((registered.weight_kg, registered.male, registered.hr_rest_bpm), (Some(61.5), Some(false), Some(48.0)));
+}
+
+#[tokio::test]
+async fn device_tokens_bind_ingest_to_their_user_and_erasure_removes_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    put(&state, vec![output(1, summary("alice", 1, today_noon_ms(), "running", 50.0, 5000.0, 1800.0), points(1, 20))]);
+    let alice = token("alice");
+    let (status, issued) = call(
+        &state,
+        request("POST", "/api/v1/users/me/device-tokens", Some(&alice), Some(json!({ "device_id": "watch-9" }))),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 201, "{issued}");
+    let secret = issued["token"].as_str().unwrap().to_owned();
+    let binding = state.ingestor.token_binding(&secret).unwrap();
+    assert_eq!((binding.device_id.as_str(), binding.user_id.as_deref()), ("watch-9", Some("alice")));
+    let (_, list) = call(&state, request("GET", "/api/v1/users/me/device-tokens", Some(&alice), None)).await;
+    assert!(list["tokens"][0]["token"].is_null(), "secrets are shown once: {list}");
+
+    let (status, erased) = call(&state, request("DELETE", "/api/v1/users/me", Some(&alice), None)).await;
+    assert_eq!(status.as_u16(), 200, "{erased}");
+    assert_eq!(erased["workouts_erased"], 1);
+    assert!(state.ingestor.token_binding(&secret).is_none(), "device tokens are revoked");
+    let (_, list) = call(&state, request("GET", "/api/v1/workouts", Some(&alice), None)).await;
+    assert_eq!(list["workouts"], json!([]));
+    assert!(state.store.get(&WorkoutId([1; 16])).unwrap().is_none());
+    assert!(state.store.streams(&WorkoutId([1; 16])).unwrap().is_empty());
+    let (status, _) =
+        call(&state, request("GET", &format!("/api/v1/workouts/{}", WorkoutId([1; 16])), Some(&alice), None)).await;
+    assert_eq!(status.as_u16(), 404);
+}

@@ -1,0 +1,68 @@
+//! Work the API asks of every sink, run on the sinks thread between outputs so it is ordered with
+//! the data: erasing a user (GDPR) and dropping old positions (coordinate retention).
+
+use std::collections::HashMap;
+
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::ShardOutput;
+
+/// One workout to erase, with the time span its rows can be found in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErasedWorkout {
+    pub workout_id: WorkoutId,
+    pub start_time_ms: i64,
+    pub end_time_ms: i64,
+}
+
+/// Erase everything of `user_id` that the log held through `through_lsn`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erasure {
+    pub user_id: String,
+    /// Every workout of the user the read store or the live registry knows. Outputs still on their
+    /// way (LSN ≤ `through_lsn`) are stopped by the coordinator, so no sink sees them.
+    pub workouts: Vec<ErasedWorkout>,
+    pub through_lsn: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Erase(Erasure),
+    /// Coordinate retention: null every position of samples recorded in `[from_ms, before_ms)`,
+    /// keeping every other column and every total.
+    DropPositions {
+        from_ms: i64,
+        before_ms: i64,
+    },
+}
+
+/// What the coordinator keeps to stop data that must no longer land anywhere: erased users' outputs
+/// up to their erasure, and positions older than the retention cut.
+#[derive(Debug, Clone, Default)]
+pub struct Redactions {
+    /// User → the LSN through which their data is erased.
+    pub erased: HashMap<String, u64>,
+    /// Samples before this time (Unix ms) lose their positions (0: none).
+    pub positions_before_ms: i64,
+}
+
+impl Redactions {
+    /// Applies the redactions to an output on its way to the sinks.
+    pub fn apply(&self, output: &mut ShardOutput) {
+        let user = output.summary.as_ref().map(|s| s.user_id.as_str());
+        if let Some(through) = user.and_then(|u| self.erased.get(u))
+            && output.lsn <= *through
+        {
+            output.points.clear();
+            output.events.clear();
+            output.summary = None;
+            output.ended = false;
+            return;
+        }
+        for point in output.points.iter_mut().filter(|p| p.time_ms < self.positions_before_ms) {
+            point.lat_deg = None;
+            point.lon_deg = None;
+            point.smoothed_lat = None;
+            point.smoothed_lon = None;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::{ShardOutput, WorkoutSummary};
+
+use super::{ReadStore, SINK_NAME, Streams};
+use crate::{Command, Sink, SinkError};
+
+/// Keeps the read store current: the latest summary of each workout and each record's streams,
+/// committed per flush.
+pub struct ReadStoreSink {
+    store: Arc<ReadStore>,
+    pending: HashMap<WorkoutId, WorkoutSummary>,
+    /// `(workout, lsn, encoded Streams)` of each record since the last commit.
+    chunks: Vec<(WorkoutId, u64, Vec<u8>)>,
+    committed: u64,
+    last_fed: u64,
+}
+
+impl ReadStoreSink {
+    pub fn new(store: Arc<ReadStore>) -> Result<Self, SinkError> {
+        let committed = store.checkpoint()?;
+        Ok(ReadStoreSink { store, pending: HashMap::new(), chunks: Vec::new(), committed, last_fed: committed })
+    }
+}
+
+impl Sink for ReadStoreSink {
+    fn name(&self) -> &'static str {
+        SINK_NAME
+    }
+
+    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
+        if output.lsn <= self.committed {
+            return Ok(());
+        }
+        self.last_fed = output.lsn;
+        if let Some(first) = output.points.first() {
+            self.chunks.push((first.workout_id, output.lsn, Streams::from_points(&output.points).encode()));
+        }
+        if let Some(summary) = &output.summary {
+            self.pending.insert(summary.workout_id, summary.clone());
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
+        if self.last_fed == self.committed {
+            return Ok(());
+        }
+        self.store.apply(self.pending.values().cloned(), &self.chunks, self.last_fed)?;
+        self.pending.clear();
+        self.chunks.clear();
+        self.committed = self.last_fed;
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> u64 {
+        self.committed
+    }
+
+    fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        match command {
+            Command::Erase(erasure) => {
+                let mut ids: HashSet<WorkoutId> = erasure.workouts.iter().map(|w| w.workout_id).collect();
+                ids.extend(self.pending.values().filter(|s| s.user_id == erasure.user_id).map(|s| s.workout_id));
+                self.pending.retain(|id, _| !ids.contains(id));
+                self.chunks.retain(|(id, _, _)| !ids.contains(id));
+                let erased = self.store.erase(&erasure.user_id, &ids)?;
+                tracing::info!(user = %erasure.user_id, workouts = erased, "read store: user erased");
+            }
+            Command::DropPositions { from_ms, before_ms } => {
+                // Buffered chunks are recent; commit them first so one pass covers everything.
+                self.flush(Instant::now(), true)?;
+                let changed = self.store.drop_positions(*from_ms, *before_ms)?;
+                tracing::info!(workouts = changed, before_ms, "read store: positions dropped");
+            }
+        }
+        Ok(())
+    }
+}
