@@ -385,8 +385,21 @@ pub struct LakeFlags {
     pub url: String,
 }
 
-const SECTIONS: [&str; 10] =
-    ["http_addr", "quic_addr", "data_dir", "ingest", "quic", "log", "pipeline", "lake", "kafka", "sinks"];
+const SECTIONS: [&str; 13] = [
+    "http_addr",
+    "quic_addr",
+    "data_dir",
+    "ingest",
+    "quic",
+    "log",
+    "pipeline",
+    "lake",
+    "kafka",
+    "sinks",
+    "auth",
+    "api",
+    "privacy",
+];
 
 impl Config {
     pub fn load(file: Option<&std::path::Path>, flags: FlagOverrides) -> anyhow::Result<Config> {

@@ -41,6 +41,7 @@ impl Modify for BearerAuth {
         routes::admin::retention,
         routes::ingest::ingest, routes::health::healthcheck, routes::metrics::metrics,
     ),
+    components(schemas(routes::streams::Resolution, routes::users::Period)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -76,7 +76,7 @@ def test_kill_dash_nine_mid_stream_loses_nothing_acked_and_stores_nothing_twice(
         for seq in resend:
             r = again.post(bodies[w][seq])
             assert r.status_code == 200, r.text
-    summary = requests.get(f"{again.url}/api/v1/workouts/{workouts[0]}", timeout=5).json()
+    summary = again.api("GET", f"/workouts/{workouts[0]}").json()
     again.stop()
     counts = lake_counts(again)
     assert max(counts.values()) == 1, "duplicated samples after re-sending"

@@ -23,7 +23,7 @@ def test_real_trace_lands_in_the_lake_exactly_once(server_factory):
     r = server.post(bodies[3])
     assert r.status_code == 200 and r.json()["duplicate"] is True
 
-    summary = requests.get(f"{server.url}/api/v1/workouts/{workout}", timeout=5)
+    summary = server.api("GET", f"/workouts/{workout}")
     assert summary.status_code == 200, summary.text
     server.stop()
 
@@ -49,12 +49,12 @@ def test_real_trace_lands_in_the_lake_exactly_once(server_factory):
 
     # The summary survives a restart (embedded read store), and the workout is completed.
     server2 = server_factory(server.data_dir).start()
-    body = requests.get(f"{server2.url}/api/v1/workouts/{workout}", timeout=5).json()
+    body = server2.api("GET", f"/workouts/{workout}").json()
     assert body["status"] == "completed"
     assert body["samples"] == len(points)
     assert body["heart_rate_max_bpm"] == max(p.hr for p in points)
     assert 0 < body["distance_m"]
-    listing = requests.get(f"{server2.url}/api/v1/workouts?limit=1", timeout=5).json()
+    listing = server2.api("GET", "/workouts?limit=1").json()
     assert listing["workouts"][0]["workout_id"] == str(workout)
     server2.stop()
 

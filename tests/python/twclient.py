@@ -27,6 +27,10 @@ SCHEMA = ROOT / "codec" / "schema" / "telemetry.fbs"
 TRACES = Path(os.environ.get("TRACKWIRE_TRACES", ROOT.parent / "shared" / "traces"))
 VENV = Path(os.environ.get("TRACKWIRE_VENV", Path.home() / ".cache" / "trackwire" / "venv"))
 TOKEN = "dev-token"
+# API bearer tokens in the tests are HS256 JWTs with this secret and issuer (as the server is told).
+JWT_SECRET = "e2e-test-secret-e2e-test-secret-0123456789"
+JWT_ISSUER = "https://sso.trackwire.test/realms/e2e"
+DEFAULT_USER = "py-user-1"
 
 INT32_MIN = -(2**31)
 
@@ -182,8 +186,17 @@ class Server:
         self.port = self.port or free_port()
         self.quic_port = self.quic_port or free_udp_port()
         env = dict(os.environ)
-        env.update({"RUST_LOG": "info", "TRACKWIRE_LAKE__MAX_FILE_AGE_SECS": "0.5", "TRACKWIRE_SINKS__FLUSH_INTERVAL_MS": "100"})
+        env.update({
+            "RUST_LOG": "info",
+            "TRACKWIRE_LAKE__MAX_FILE_AGE_SECS": "0.5",
+            "TRACKWIRE_SINKS__FLUSH_INTERVAL_MS": "100",
+            "TRACKWIRE_AUTH__HS256_SECRET": JWT_SECRET,
+            "TRACKWIRE_AUTH__ISSUER": JWT_ISSUER,
+            # The recorded traces are years old: keep their positions unless a test asks otherwise.
+            "TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS": "0",
+        })
         env.update(self.env)
+        env = {k: v for k, v in env.items() if v != ""}  # "" unsets a default
         self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server-{self.port}-{int(time.time()*1000)}.log"
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
@@ -225,12 +238,37 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=30)
 
+    def api(self, method: str, path: str, user: str | None = DEFAULT_USER, admin: bool = False, **kwargs) -> requests.Response:
+        """An /api/v1 call as `user` (None: without a token)."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if user is not None:
+            headers["Authorization"] = f"Bearer {jwt(user, admin=admin)}"
+        return requests.request(method, self.url + "/api/v1" + path, headers=headers, timeout=kwargs.pop("timeout", 30), **kwargs)
+
     def post(self, body: bytes, token: str | None = TOKEN, headers: dict | None = None, timeout: float = 30) -> requests.Response:
         h = {"Content-Type": "application/x-flatbuffers"}
         if token is not None:
             h["Authorization"] = f"Bearer {token}"
         h.update(headers or {})
         return requests.post(self.url + "/v1/ingest", data=body, headers=h, timeout=timeout)
+
+
+def jwt(user: str, admin: bool = False, secret: str = JWT_SECRET, issuer: str = JWT_ISSUER, ttl_s: int = 3600) -> str:
+    """An HS256 JWT (RFC 7519) made with the standard library, as an OIDC provider would issue it."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    claims = {"sub": user, "iss": issuer, "exp": int(time.time()) + ttl_s}
+    if admin:
+        claims["scope"] = "openid trackwire:admin"
+    signing_input = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + b64(signature)
 
 
 def frame(payload: bytes) -> bytes:

@@ -5,7 +5,7 @@
 //! Idempotency: a retry with the same `external_id` gets the same upload back (unless that one
 //! failed, which is tried again). Duplicates: the workout id is derived from the user, the first
 //! fix's time and the sport, so the same recording uploaded twice (even as another format) maps to
-//! the same workout; it and any workout of the same sport starting within a minute of it are
+//! the same workout; it and any workout of the user starting within a minute of it are
 //! reported as `duplicate`, never stored twice.
 
 use std::io::Read;
@@ -31,7 +31,8 @@ use crate::{ApiError, AppState};
 const UPLOAD_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f2f0e-4f8e-4d55-8f3c-2a9e51b7c6d4");
 /// Samples per wire batch when splitting a file.
 const BATCH_SAMPLES: usize = 1000;
-/// Two workouts of one sport starting this close are the same recording.
+/// Two workouts of one athlete starting this close are the same recording (whatever sport each
+/// file claims: GPX often has none).
 const DUPLICATE_START_WINDOW_MS: i64 = 60_000;
 /// A gzipped upload may expand to this many times the upload limit (GPX compresses ~10×).
 const GUNZIP_FACTOR: usize = 16;
@@ -202,17 +203,14 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
     if data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches") {
         return store_batches(state, &binding, &bytes).await;
     }
-    let user_owned = user.to_owned();
-    let imported = tokio::task::spawn_blocking(move || import_bytes(&bytes).map(|i| (i, bytes)))
+    let imported = tokio::task::spawn_blocking(move || import_bytes(&bytes))
         .await
         .map_err(|e| format!("the import failed: {e}"))?
-        .map_err(|e| e.to_string())?
-        .0;
+        .map_err(|e| e.to_string())?;
     let kind = format!("{:?}", imported.format).to_ascii_lowercase();
-    let workout_id = workout_id_for(&user_owned, &imported);
+    let workout_id = workout_id_for(user, &imported);
     let start = imported.fixes.iter().find_map(|f| f.time_ms);
-    let sport = sport_name(imported.sport);
-    if let Some(existing) = find_duplicate(state, user, workout_id, start, sport).await? {
+    if let Some(existing) = find_duplicate(state, user, workout_id, start).await? {
         return Ok(Stored { workout_id, samples: 0, duplicate_of: Some(existing), data_type: kind });
     }
     let device = imported.device_model.clone().unwrap_or_else(|| "upload".into());
@@ -244,13 +242,12 @@ async fn find_duplicate(
     user: &str,
     workout_id: WorkoutId,
     start: Option<i64>,
-    sport: &str,
 ) -> Result<Option<WorkoutId>, String> {
     if state.live.get(&workout_id).is_some() {
         return Ok(Some(workout_id));
     }
     let store = state.store.clone();
-    let (user, sport) = (user.to_owned(), sport.to_owned());
+    let user = user.to_owned();
     tokio::task::spawn_blocking(move || {
         if store.get(&workout_id)?.is_some() {
             return Ok(Some(workout_id));
@@ -258,7 +255,6 @@ async fn find_duplicate(
         let Some(start) = start else { return Ok(None) };
         let query = ListQuery {
             limit: 10,
-            sport: Some(sport),
             start_from_ms: Some(start - DUPLICATE_START_WINDOW_MS),
             start_before_ms: Some(start + DUPLICATE_START_WINDOW_MS + 1),
             ..ListQuery::default()

@@ -1,0 +1,286 @@
+"""The /api/v1 surface against a real server: uploads (idempotent, duplicates reported), streams
+and the polyline checked by independent decoders, isolation between users, GDPR erasure checked in
+the lake with DuckDB, coordinate retention, JWKS (RS256) tokens, and schemathesis over the served
+OpenAPI document."""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import duckdb
+import polyline
+import pytest
+
+import twclient
+
+RUN_FIT = twclient.TRACES / "sportslib__runs_2067489619.fit"
+RUN_GPX = twclient.TRACES / "sportslib__runs_2067489619.gpx"
+RIDE_GPX = twclient.TRACES / "goldencheetah__UrbanBiker2019-04-18_16-12.gpx"
+
+
+def upload(server, path: Path, user=twclient.DEFAULT_USER, external_id=None, data=None, gz=False):
+    content = data if data is not None else path.read_bytes()
+    if gz:
+        content = gzip.compress(content)
+    form = {"external_id": external_id} if external_id else {}
+    r = server.api("POST", "/uploads", user=user, files={"file": (path.name + (".gz" if gz else ""), content)}, data=form)
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/api/v1/uploads/{r.json()['id']}"
+    return r.json()
+
+
+def wait_upload(server, upload_id, user=twclient.DEFAULT_USER, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        body = server.api("GET", f"/uploads/{upload_id}", user=user).json()
+        if body["status"] != "processing":
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"upload {upload_id} still processing")
+
+
+def wait_workout(server, workout_id, user=twclient.DEFAULT_USER, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = server.api("GET", f"/workouts/{workout_id}", user=user)
+        if r.status_code == 200 and r.json()["status"] == "completed" and not r.json()["live"]:
+            return r.json()
+        time.sleep(0.1)
+    raise AssertionError(f"workout {workout_id} not completed in the API")
+
+
+def metres(a, b):
+    """Haversine distance between (lat, lon) pairs, metres."""
+    r = 6_371_008.8
+    p1, p2 = math.radians(a[0]), math.radians(b[0])
+    dp, dl = p2 - p1, math.radians(b[1] - a[1])
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(h))
+
+
+def test_uploads_streams_polyline_and_isolation(server_factory):
+    server = server_factory().start()
+    first = upload(server, RUN_FIT, external_id="watch-session-42")
+    again = upload(server, RUN_FIT, external_id="watch-session-42")
+    assert again["id"] == first["id"], "a retry with the same external_id is the same upload"
+    done = wait_upload(server, first["id"])
+    assert done["status"] == "ready", done
+    assert done["data_type"] == "fit" and done["samples"] > 100
+    workout_id = done["workout_id"]
+    # The same run as GPX (another format, gzipped): reported as a duplicate, not stored twice.
+    dup = wait_upload(server, upload(server, RUN_GPX, gz=True)["id"])
+    assert dup["status"] == "duplicate" and dup["duplicate_of"] == workout_id, dup
+    # A file of wire batches (the SDK's offline queue): stored; one for another user is refused.
+    points = twclient.parse_gpx(twclient.TRACES / "georust-gpx__garmin-activity.gpx")
+    wid = uuid.uuid4()
+    framed = b"".join(twclient.frame(b) for b in twclient.batches_of(points, 200, wid))
+    form = {"data_type": "batches"}
+    r = server.api("POST", "/uploads", files={"file": ("queue.bin", framed)}, data=form)
+    queued = wait_upload(server, r.json()["id"])
+    assert queued["status"] == "ready" and queued["workout_id"] == str(wid) and queued["samples"] == len(points), queued
+    foreign = twclient.frame(twclient.encode_batch(points[:5], uuid.uuid4(), 0, user_id="mallory"))
+    r = server.api("POST", "/uploads", files={"file": ("q.bin", foreign)}, data=form)
+    refused = wait_upload(server, r.json()["id"])
+    assert refused["status"] == "error" and "mallory" in refused["error"], refused
+    # Garbage is an error with a reason, nothing stored.
+    bad = wait_upload(server, upload(server, RUN_GPX, data=b"<html>not a track</html>")["id"])
+    assert bad["status"] == "error" and "GPX, TCX or FIT" in bad["error"], bad
+
+    details = wait_workout(server, workout_id)
+    listing = server.api("GET", "/workouts", params={"sport": "running"}).json()["workouts"]
+    assert workout_id in [w["workout_id"] for w in listing]
+    page = server.api("GET", "/workouts", params={"limit": 1}).json()
+    assert len(page["workouts"]) == 1 and page["next_cursor"]
+    rest = server.api("GET", "/workouts", params={"limit": 1, "cursor": page["next_cursor"]}).json()
+    assert rest["workouts"][0]["workout_id"] != page["workouts"][0]["workout_id"]
+
+    # Streams: every resolution keeps all streams the same length.
+    for resolution, cap in [("low", 100), ("medium", 1000), ("high", 10_000)]:
+        streams = server.api("GET", f"/workouts/{workout_id}/streams", params={"resolution": resolution}).json()
+        lengths = {key: len(s["data"]) for key, s in streams.items()}
+        assert len(set(lengths.values())) == 1, lengths
+        original = streams["time"]["original_size"]
+        assert next(iter(lengths.values())) == min(cap, original)
+        times = streams["time"]["data"]
+        assert times == sorted(times) and times[0] == 0
+        distance = streams["distance"]["data"]
+        assert distance == sorted(distance) and abs(distance[-1] - details["distance_m"]) < 1.0
+    some = server.api("GET", f"/workouts/{workout_id}/streams", params={"keys": "latlng,heartrate", "resolution": "low"}).json()
+    assert set(some) == {"latlng", "heartrate"}
+
+    # The summary polyline, decoded by an independent implementation, is the low-resolution route
+    # within 1 m, point for point.
+    decoded = polyline.decode(details["map"]["summary_polyline"])
+    route = server.api("GET", f"/workouts/{workout_id}/route", params={"resolution": "low"})
+    assert route.headers["content-type"] == "application/geo+json"
+    coordinates = route.json()["geometry"]["coordinates"]
+    assert len(decoded) == len(coordinates) == 100
+    worst = max(metres(p, (c[1], c[0])) for p, c in zip(decoded, coordinates))
+    assert worst < 1.0, worst
+    # The full route is the FIT file's track: every point within 30 m of the same run's GPX export
+    # (read here by the standard library).
+    full = server.api("GET", f"/workouts/{workout_id}/route").json()["geometry"]["coordinates"]
+    assert len(full) >= 0.95 * done["samples"]
+    gpx = [(p.lat, p.lon) for p in twclient.parse_gpx(RUN_GPX) if p.lat is not None]
+    assert max(min(metres((c[1], c[0]), g) for g in gpx) for c in full[:: max(1, len(full) // 50)]) < 30
+
+    splits = server.api("GET", f"/workouts/{workout_id}/splits").json()
+    assert len(splits) == math.ceil(details["distance_m"] / 1000)
+    live = server.api("GET", f"/workouts/{workout_id}/live").json()
+    assert live["in_progress"] is False and live["last_sample"]["distance_m"] > 0
+    stats = server.api("GET", "/users/me/stats", params={"period": "year", "sport": "running"}).json()
+    assert stats["buckets"][0]["count"] >= 1 and stats["records"]["longest"]["distance_m"] >= details["distance_m"]
+    if details["distance_m"] >= 5000:
+        assert stats["records"]["fastest_5k"]["seconds"] > 0
+
+    # Isolation: another user's token sees nothing; no token is 401.
+    other = "someone-else"
+    for path in [f"/workouts/{workout_id}", f"/workouts/{workout_id}/streams", f"/workouts/{workout_id}/route",
+                 f"/workouts/{workout_id}/splits", f"/workouts/{workout_id}/live", f"/uploads/{first['id']}"]:
+        r = server.api("GET", path, user=other)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", (path, r.text)
+        assert server.api("GET", path, user=None).status_code == 401, path
+    for path in ["/profile", "/stats", "/training-load", "/recommendations", "/gear", "/device-tokens"]:
+        r = server.api("GET", f"/users/{twclient.DEFAULT_USER}{path}", user=other)
+        assert r.status_code == 403 and set(r.json()) == {"error", "message", "code", "details"}, (path, r.text)
+    assert server.api("DELETE", f"/users/{twclient.DEFAULT_USER}", user=other).status_code == 403
+    assert server.api("GET", "/workouts", user=other).json()["workouts"] == []
+
+
+def lake_ids(lake: Path, table: str) -> set[str]:
+    files = list((lake / table).rglob("*.parquet"))
+    if not files:
+        return set()
+    rows = duckdb.sql(f"select distinct workout_id from read_parquet({[str(f) for f in files]!r})").fetchall()
+    return {r[0] for r in rows}
+
+
+def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(server_factory, tmp_path):
+    data = tmp_path / "data"
+    server = server_factory(data).start()
+    alice, bob = "alice-erase", "bob-keeps"
+    a = wait_upload(server, upload(server, RUN_FIT, user=alice)["id"], user=alice)
+    b = wait_upload(server, upload(server, RIDE_GPX, user=bob)["id"], user=bob)
+    wait_workout(server, a["workout_id"], user=alice)
+    wait_workout(server, b["workout_id"], user=bob)
+    token = server.api("POST", "/users/me/device-tokens", user=alice, json={"device_id": "watch-a"}).json()["token"]
+    lake = data / "lake"
+    deadline = time.time() + 30
+    while not ({a["workout_id"], b["workout_id"]} <= lake_ids(lake, "points") and a["workout_id"] in lake_ids(lake, "workouts")):
+        assert time.time() < deadline, "the lake never got both workouts"
+        time.sleep(0.2)
+
+    r = server.api("DELETE", f"/users/{alice}", user=alice)
+    assert r.status_code == 200, r.text
+    assert r.json()["workouts_erased"] == 1
+
+    def nothing_of_alice():
+        assert a["workout_id"] not in lake_ids(lake, "points")
+        assert a["workout_id"] not in lake_ids(lake, "workouts")
+        assert b["workout_id"] in lake_ids(lake, "points"), "Bob's rows are untouched"
+        assert server.api("GET", "/workouts", user=alice).json()["workouts"] == []
+        assert server.api("GET", f"/workouts/{a['workout_id']}", user=alice).status_code == 404
+        assert server.api("GET", f"/uploads/{a['id']}", user=alice).status_code == 404
+        assert server.api("GET", "/users/me/stats", user=alice).json()["buckets"] == []
+        events = "".join(p.read_text() for p in (data / "events").glob("*.jsonl"))
+        assert a["workout_id"] not in events and b["workout_id"] in events
+        assert server.api("GET", f"/workouts/{b['workout_id']}", user=bob).status_code == 200
+
+    nothing_of_alice()
+    tombstones = [json.loads(line) for line in (data / "events" / "tombstones.ndjson").read_text().splitlines()]
+    assert tombstones[-1]["user_id"] == alice and a["workout_id"] in tombstones[-1]["workout_ids"]
+    assert server.post(b"x", token=token).status_code == 401, "her device tokens are revoked"
+
+    # A restart replays the log: the erased user must not come back.
+    server.stop()
+    server = server_factory(data).start()
+    time.sleep(1.5)
+    nothing_of_alice()
+
+
+def test_coordinate_retention_drops_positions_and_keeps_totals(server_factory, tmp_path):
+    data = tmp_path / "data"
+    server = server_factory(data, TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS=30).start()
+    up = wait_upload(server, upload(server, RUN_FIT)["id"])
+    before = wait_workout(server, up["workout_id"])
+    lake = data / "lake" / "points"
+    deadline = time.time() + 30
+    while up["workout_id"] not in lake_ids(data / "lake", "points"):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert server.api("POST", "/admin/retention").status_code == 403, "needs the admin scope"
+    r = server.api("POST", "/admin/retention", admin=True)
+    assert r.status_code == 200, r.text
+    after = server.api("GET", f"/workouts/{up['workout_id']}").json()
+    assert after["map"]["summary_polyline"] is None
+    for key in ("distance_m", "moving_time_s", "elevation_gain_m", "calories_kcal"):
+        assert after[key] == before[key], key
+    streams = server.api("GET", f"/workouts/{up['workout_id']}/streams", params={"keys": "latlng,distance"}).json()
+    assert all(p is None for p in streams["latlng"]["data"])
+    assert streams["distance"]["data"][-1] > 0
+    files = [str(f) for f in lake.rglob("*.parquet")]
+    positioned, total = duckdb.sql(
+        f"select count(lat) + count(lon) + count(smoothed_lat), count(*) from read_parquet({files!r}) "
+        f"where workout_id = '{up['workout_id']}'"
+    ).fetchall()[0]
+    assert total > 100 and positioned == 0
+
+
+def test_rs256_tokens_from_a_jwks_file(server_factory, tmp_path):
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    public.update({"kid": "kc-1", "alg": "RS256", "use": "sig"})
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public]}))
+    issuer = "https://keycloak.test/realms/trackwire"
+    server = server_factory(
+        TRACKWIRE_AUTH__JWKS_FILE=jwks, TRACKWIRE_AUTH__ISSUER=issuer, TRACKWIRE_AUTH__HS256_SECRET="", TRACKWIRE_AUTH__AUDIENCE="trackwire-app"
+    ).start()
+
+    def call(private_key, **claims):
+        body = {"sub": "kc-user", "iss": issuer, "aud": "trackwire-app", "exp": int(time.time()) + 60, **claims}
+        token = jwt.encode(body, private_key, algorithm="RS256", headers={"kid": "kc-1"})
+        return server.api("GET", "/workouts", user=None, headers={"Authorization": f"Bearer {token}"})
+
+    assert call(key).status_code == 200
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert call(stranger).status_code == 401, "signed by another key"
+    assert call(key, aud="someone-else").status_code == 401, "wrong audience"
+    assert call(key, exp=int(time.time()) - 600).status_code == 401, "expired"
+    hs = server.api("GET", "/workouts")  # an HS256 token: no HS256 secret is configured
+    assert hs.status_code == 401
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(server_factory, tmp_path):
+    server = server_factory(TRACKWIRE_API__RATE_LIMIT__PER_MINUTE=1_000_000, TRACKWIRE_API__RATE_LIMIT__BURST=1_000_000).start()
+    # Something to find: one workout for the caller.
+    wait_upload(server, upload(server, RUN_FIT)["id"])
+    st = twclient.VENV / "bin" / "schemathesis"
+    report = tmp_path / "schemathesis"
+    result = subprocess.run(
+        [
+            str(st), "run", f"{server.url}/api/v1/openapi.json",
+            "--url", server.url,
+            "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--header", f"Authorization: Bearer {twclient.jwt(twclient.DEFAULT_USER)}",
+            "--max-examples", os.environ.get("TRACKWIRE_SCHEMATHESIS_EXAMPLES", "25"),
+            "--exclude-path", "/v1/ingest",
+            "--seed", "1",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )
+    print(result.stdout[-20000:])
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
