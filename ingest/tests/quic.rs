@@ -117,6 +117,18 @@ fn logged(seen: &Seen, workout: u8) -> Vec<u64> {
     seen.lock().unwrap().iter().filter(|r| r.key.workout_id == WorkoutId([workout; 16])).map(|r| r.key.seq).collect()
 }
 
+/// The log acks a group before it forwards it to the pipeline: wait (bounded) until `count`
+/// records of the workout were forwarded, then return them.
+async fn forwarded(seen: &Seen, workout: u8, count: usize) -> Vec<u64> {
+    for _ in 0..500 {
+        if logged(seen, workout).len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    logged(seen, workout)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_batch_is_acked_after_it_is_durable_and_stored_once_across_a_migration() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,7 +150,7 @@ async fn every_batch_is_acked_after_it_is_durable_and_stored_once_across_a_migra
     assert_eq!(stats.acked, 200);
     assert_eq!(stats.ack_latencies.len(), 200);
     assert_eq!(client.reconnects(), 0, "migration kept the connection");
-    assert_eq!(logged(&server.seen, 1), (0..200).collect::<Vec<_>>(), "every batch once, in order");
+    assert_eq!(forwarded(&server.seen, 1, 200).await, (0..200).collect::<Vec<_>>(), "every batch once, in order");
     client.close().await;
     server.shutdown().await;
 }
@@ -164,10 +176,10 @@ async fn after_a_server_restart_the_client_resends_what_was_not_acked() {
     assert!(client.reconnects() >= 1);
     assert_eq!(stats.acked, 100);
     let mut all = logged(&first, 2);
-    all.extend(logged(&restarted.seen, 2).into_iter().filter(|s| *s >= 50));
+    all.extend(forwarded(&restarted.seen, 2, 100).await.into_iter().filter(|s| *s >= 50));
     assert_eq!(all, (0..100).collect::<Vec<_>>());
     // The restarted log replays the first 50 and stores 50..100 exactly once.
-    assert_eq!(logged(&restarted.seen, 2), (0..100).collect::<Vec<_>>());
+    assert_eq!(forwarded(&restarted.seen, 2, 100).await, (0..100).collect::<Vec<_>>());
     client.close().await;
     restarted.shutdown().await;
 }
@@ -297,7 +309,7 @@ async fn bad_input_gets_a_clean_error_and_a_good_device_is_unaffected() {
     }
 
     assert_eq!(good.await.unwrap(), 300, "the good device lost nothing");
-    assert_eq!(logged(&server.seen, 9), (0..300).collect::<Vec<_>>());
+    assert_eq!(forwarded(&server.seen, 9, 300).await, (0..300).collect::<Vec<_>>());
     assert!(logged(&server.seen, 4).is_empty());
     server.shutdown().await;
 }
@@ -331,7 +343,7 @@ async fn a_resumed_connection_sends_its_hello_and_batches_as_0rtt_and_they_are_a
     let acks = read_acks(&mut recv).await;
     assert_eq!(acks.len(), 1);
     assert_eq!((acks[0].status, acks[0].acked_seq), (AckStatus::Ok, 0));
-    assert_eq!(logged(&server.seen, 5), vec![0]);
+    assert_eq!(forwarded(&server.seen, 5, 1).await, vec![0]);
     server.shutdown().await;
 }
 
@@ -356,7 +368,7 @@ async fn a_saturated_log_slows_the_streams_down_and_refuses_nothing() {
         assert_eq!(w.await.unwrap(), 100);
     }
     for w in 20..24u8 {
-        assert_eq!(logged(&server.seen, w), (0..100).collect::<Vec<_>>());
+        assert_eq!(forwarded(&server.seen, w, 100).await, (0..100).collect::<Vec<_>>());
     }
     client.close().await;
     server.shutdown().await;
