@@ -11,7 +11,7 @@ if [ ! -x "$tools/bin/cargo-fuzz" ]; then
 fi
 export RUSTC_BOOTSTRAP=1
 cd fuzz
-for target in decode_batch log_record; do
+for target in decode_batch log_record import_file; do
   mkdir -p "corpus/$target"
   log="$(mktemp)"
   if ! "$tools/bin/cargo-fuzz" run --target-dir "$TRACKWIRE_CACHE/fuzz-target" "$target" "corpus/$target" "seeds/$target" -- \

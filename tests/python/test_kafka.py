@@ -139,3 +139,25 @@ def test_with_the_broker_down_the_log_cap_pushes_back_and_ingest_recovers(server
     assert r.status_code == 200, "ingest did not recover after the broker came back"
     server.stop()
     assert len(points_rows(kafka_broker.read_topic(POINTS))) == (sent + 1) * 100
+
+
+def test_erasing_a_user_publishes_tombstones(server_factory, kafka_broker):
+    server = server_factory(**kafka_env(kafka_broker)).start()
+    user = "kafka-erased"
+    r = server.api("POST", "/uploads", user=user, files={"file": (TRACE.name, TRACE.read_bytes())})
+    assert r.status_code == 202, r.text
+    deadline = time.time() + 60
+    while (upload := server.api("GET", f"/uploads/{r.json()['id']}", user=user).json())["status"] == "processing":
+        assert time.time() < deadline
+        time.sleep(0.1)
+    workout = upload["workout_id"]
+    while server.api("GET", f"/workouts/{workout}", user=user).status_code != 200:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert server.api("DELETE", "/users/me", user=user).status_code == 200
+    server.stop()
+    for topic in (EVENTS, POINTS):
+        mine = [m for m in kafka_broker.read_topic(topic) if m[2] == workout.encode()]
+        assert mine and mine[-1][3] is None, f"the last message for the workout on {topic} is a tombstone"
+    erased = [json.loads(m[3]) for m in kafka_broker.read_topic(EVENTS) if m[2] == user.encode()]
+    assert erased and erased[-1]["type"] == "UserErased" and workout in erased[-1]["workout_ids"]

@@ -1,0 +1,15 @@
+//! Untrusted bytes from `POST /api/v1/uploads`: the GPX, TCX and FIT importers must never panic,
+//! and whatever they accept must split into wire batches the pipeline processes without panicking.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use trackwire_codec::{WorkoutId, encode_batch};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(imported) = trackwire_codec::import::import_bytes(data) {
+        let mut core = trackwire_pipeline::ShardCore::default();
+        for (lsn, batch) in imported.to_batches(WorkoutId([7; 16]), "fuzz", "fuzz", 64).iter().enumerate() {
+            let _ = core.process(lsn as u64 + 1, &encode_batch(batch));
+        }
+    }
+});
