@@ -260,6 +260,52 @@ def test_rs256_tokens_from_a_jwks_file(server_factory, tmp_path):
     assert hs.status_code == 401
 
 
+def test_jwks_url_is_fetched_and_refetched_when_the_provider_rotates_keys(server_factory, tmp_path):
+    import http.server
+    import threading
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    def jwk(private_key, kid):
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+        public.update({"kid": kid, "alg": "RS256", "use": "sig"})
+        return public
+
+    old, new = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2))
+    published = {"keys": [jwk(old, "2025")]}
+
+    class Certs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(published).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    provider = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Certs)
+    threading.Thread(target=provider.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{provider.server_port}/realms/tw/protocol/openid-connect/certs"
+    server = server_factory(TRACKWIRE_AUTH__JWKS_URL=url, TRACKWIRE_AUTH__HS256_SECRET="", TRACKWIRE_AUTH__ISSUER="").start()
+
+    def call(private_key, kid):
+        token = jwt.encode({"sub": "rotating", "exp": int(time.time()) + 60}, private_key, algorithm="RS256", headers={"kid": kid})
+        return server.api("GET", "/workouts", user=None, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert call(old, "2025") == 200
+    assert call(new, "2026") == 401, "not published yet"
+    published["keys"].append(jwk(new, "2026"))  # the provider rotates
+    deadline = time.time() + 40  # refetches are at most every 30 s
+    while call(new, "2026") != 200:
+        assert time.time() < deadline, "the new key was never fetched"
+        time.sleep(1)
+    provider.shutdown()
+
+
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(server_factory, tmp_path):
     server = server_factory(TRACKWIRE_API__RATE_LIMIT__PER_MINUTE=1_000_000, TRACKWIRE_API__RATE_LIMIT__BURST=1_000_000).start()
     # Something to find: one workout for the caller.
