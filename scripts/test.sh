@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
+# Every clone lives at a new path, so incremental state never helps a test run; it only fills the
+# shared cache (gigabytes per run).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 echo "== python venv (flatc, flatbuffers, aioquic, moto, duckdb, pyarrow, pytest)"
 bash scripts/setup-python.sh

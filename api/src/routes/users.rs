@@ -92,14 +92,17 @@ pub fn pipeline_profile(p: &Profile, this_year: i32) -> AthleteProfile {
 
 /// Every workout of the user the API can serve (read store, plus live ones not yet in it).
 pub async fn workouts_of(state: &AppState, user: &str) -> Result<Vec<WorkoutSummary>, ApiError> {
+    Ok(every_workout_of(state, user).await?.into_iter().filter(|w| state.visible(w)).collect())
+}
+
+/// Every workout of the user the read store or the live registry holds, erased ones included.
+async fn every_workout_of(state: &AppState, user: &str) -> Result<Vec<WorkoutSummary>, ApiError> {
     let store = state.store.clone();
     let u = user.to_owned();
     let mut all: HashMap<_, _> =
         blocking(move || store.all_of_user(&u)).await?.into_iter().map(|w| (w.workout_id, w)).collect();
-    for live in state.live.of_user(user) {
-        all.insert(live.workout_id, live);
-    }
-    Ok(all.into_values().filter(|w| state.visible(w)).collect())
+    all.extend(state.live.of_user(user).into_iter().map(|w| (w.workout_id, w)));
+    Ok(all.into_values().collect())
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
@@ -344,20 +347,11 @@ pub async fn erase(
     let u = user.clone();
     blocking(move || accounts.record_erasure(&u, through)).await?;
     state.erased.entry(user.clone()).and_modify(|t| *t = (*t).max(through)).or_insert(through);
-    let workouts = {
-        let store = state.store.clone();
-        let u = user.clone();
-        let mut all: HashMap<_, _> =
-            blocking(move || store.all_of_user(&u)).await?.into_iter().map(|w| (w.workout_id, w)).collect();
-        all.extend(state.live.of_user(&user).into_iter().map(|w| (w.workout_id, w)));
-        all.into_values()
-            .map(|w| ErasedWorkout {
-                workout_id: w.workout_id,
-                start_time_ms: w.start_time_ms,
-                end_time_ms: w.end_time_ms,
-            })
-            .collect::<Vec<_>>()
-    };
+    let workouts: Vec<_> = every_workout_of(&state, &user)
+        .await?
+        .into_iter()
+        .map(|w| ErasedWorkout { workout_id: w.workout_id, start_time_ms: w.start_time_ms, end_time_ms: w.end_time_ms })
+        .collect();
     let ids: Vec<_> = workouts.iter().map(|w| w.workout_id).collect();
     let count = ids.len();
     let erasure = Erasure { user_id: user.clone(), workouts, through_lsn: through };
