@@ -289,10 +289,9 @@ pub fn mint_hs256(secret: &str, claims: &Claims) -> String {
         .expect("HS256 signing cannot fail")
 }
 
-/// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
+/// The bearer token of a request, if any (device tokens and JWTs alike).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
@@ -306,7 +305,7 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let token = bearer(parts).ok_or_else(|| {
+        let token = bearer(&parts.headers).ok_or_else(|| {
             unauthorized("no bearer token: send `Authorization: Bearer <JWT>` from the identity provider".into())
         })?;
         let caller = if state.auth.config().jwks_url.is_some() {

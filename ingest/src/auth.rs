@@ -2,7 +2,7 @@
 //! issues per user (`POST /api/v1/users/{id}/device-tokens`), which bind a device to its owner.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -27,21 +27,22 @@ fn any_device() -> String {
 /// Looks up tokens in constant time per request; issued tokens are added and revoked at runtime.
 #[derive(Debug, Default)]
 pub struct TokenAuth {
-    tokens: RwLock<HashMap<String, DeviceToken>>,
+    /// Shared bindings: a request takes a reference count, not copies of three strings.
+    tokens: RwLock<HashMap<String, Arc<DeviceToken>>>,
 }
 
 impl TokenAuth {
     pub fn new(tokens: &[DeviceToken]) -> Self {
-        TokenAuth { tokens: RwLock::new(tokens.iter().map(|t| (t.token.clone(), t.clone())).collect()) }
+        TokenAuth { tokens: RwLock::new(tokens.iter().map(|t| (t.token.clone(), Arc::new(t.clone()))).collect()) }
     }
 
     /// What the token is bound to, or None for an unknown token.
-    pub fn binding(&self, token: &str) -> Option<DeviceToken> {
+    pub fn binding(&self, token: &str) -> Option<Arc<DeviceToken>> {
         self.tokens.read().unwrap_or_else(|p| p.into_inner()).get(token).cloned()
     }
 
     pub fn insert(&self, token: DeviceToken) {
-        self.tokens.write().unwrap_or_else(|p| p.into_inner()).insert(token.token.clone(), token);
+        self.tokens.write().unwrap_or_else(|p| p.into_inner()).insert(token.token.clone(), Arc::new(token));
     }
 
     /// Revokes one token; true if it existed.

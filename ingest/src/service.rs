@@ -85,7 +85,7 @@ impl Ingestor {
 
     /// The device (`"*"`: any) and user a token is bound to, or None for an unknown token.
     /// Stream transports authenticate once per connection with this.
-    pub fn token_binding(&self, token: &str) -> Option<DeviceToken> {
+    pub fn token_binding(&self, token: &str) -> Option<std::sync::Arc<DeviceToken>> {
         self.auth.binding(token)
     }
 

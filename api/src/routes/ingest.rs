@@ -2,9 +2,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use serde_json::{Value, json};
 use trackwire_ingest::IngestError;
 
+use crate::views::IngestAck;
 use crate::{ApiError, AppState};
 
 /// `POST /v1/ingest`: one FlatBuffers batch; answers once it is durable.
@@ -13,17 +13,17 @@ use crate::{ApiError, AppState};
         description = "One Trackwire batch (codec/PROTOCOL.md); Content-Encoding zstd or gzip allowed"),
     security(("device_token" = [])),
     responses(
-        (status = 200, body = crate::views::IngestAck),
+        (status = 200, body = IngestAck),
         (status = 400, body = crate::views::ErrorBody), (status = 401, body = crate::views::ErrorBody),
         (status = 403, body = crate::views::ErrorBody), (status = 413, body = crate::views::ErrorBody),
         (status = 415, body = crate::views::ErrorBody), (status = 503, body = crate::views::ErrorBody),
     ))]
-pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestAck>, ApiError> {
+    let bearer = crate::auth::bearer(&headers);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let limit = state.ingestor.max_body_bytes();
     let declared =
@@ -46,9 +46,9 @@ pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Bod
         }
     })?;
     let accepted = state.ingestor.ingest(body, encoding, bearer).await?;
-    Ok(Json(json!({
-        "workout_id": accepted.workout_id.to_string(),
-        "acked_seq": accepted.acked_seq,
-        "duplicate": accepted.duplicate,
-    })))
+    Ok(Json(IngestAck {
+        workout_id: accepted.workout_id,
+        acked_seq: accepted.acked_seq,
+        duplicate: accepted.duplicate,
+    }))
 }

@@ -305,7 +305,9 @@ async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) ->
         payloads.push(Bytes::copy_from_slice(&tail[..len]));
         rest = &tail[len..];
     }
-    let first = payloads.first().ok_or("the file holds no batches")?;
+    let first = payloads.first().ok_or(
+        "the file holds no batches: a batches file is, repeated, a 4-byte big-endian length and then one FlatBuffers batch",
+    )?;
     let workout_id = decode_batch(first, &DecodeLimits::default())
         .map_err(|e| format!("batch 0 is not a Trackwire batch: {e}"))?
         .workout_id();

@@ -193,7 +193,6 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
     let open = &shared.ingestor.metrics().quic_connections;
     open.fetch_add(1, Ordering::Relaxed);
     let _connected = ConnectionSlot(open);
-    let device: Arc<DeviceToken> = device.into();
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -215,7 +214,7 @@ async fn serve_connection(incoming: Incoming, shared: Arc<Shared>, mut stop: wat
 }
 
 /// Reads the hello on stream 0: the device the token is bound to, or the close code and reason.
-async fn hello(connection: &Connection, shared: &Shared) -> Result<DeviceToken, (ErrorCode, String)> {
+async fn hello(connection: &Connection, shared: &Shared) -> Result<Arc<DeviceToken>, (ErrorCode, String)> {
     let (mut send, mut recv) =
         connection.accept_bi().await.map_err(|e| (ErrorCode::Unauthenticated, format!("no hello stream: {e}")))?;
     let token = match read_frame(&mut recv, MAX_HELLO_BYTES).await {
