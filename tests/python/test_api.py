@@ -93,7 +93,11 @@ def test_uploads_streams_polyline_and_isolation(server_factory):
     assert bad["status"] == "error" and "GPX, TCX or FIT" in bad["error"], bad
 
     details = wait_workout(server, workout_id)
-    wait_workout(server, str(wid))  # "ready" means durable; the list needs it processed too
+    # "ready" means durable; the list reads the read store, which commits a flush later.
+    deadline = time.time() + 30
+    while len(server.api("GET", "/workouts").json()["workouts"]) < 2:
+        assert time.time() < deadline, "the batch-file workout never reached the list"
+        time.sleep(0.1)
     listing = server.api("GET", "/workouts", params={"sport": "running"}).json()["workouts"]
     assert workout_id in [w["workout_id"] for w in listing]
     page = server.api("GET", "/workouts", params={"limit": 1}).json()
