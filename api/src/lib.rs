@@ -28,6 +28,7 @@ pub mod views;
 
 pub use error::ApiError;
 pub use routes::admin::run_retention;
+pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
 pub use state::{AppState, PrivacyConfig};
 

@@ -139,5 +139,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     out.per_sink(sinks, "trackwire_sink_errors_total", "counter", "Failed sink commits (retried).", |s| {
         load(&s.errors)
     });
+    if let Some(rss) = resident_memory_bytes() {
+        out.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out.0)
+}
+
+/// This process's resident set size (Linux `/proc/self/status` VmRSS), under the name the
+/// Prometheus client libraries use, so load tests and dashboards read memory the usual way.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }

@@ -77,6 +77,9 @@ pub enum ClientError {
 /// A connection to one server, re-established on demand.
 pub struct Client {
     endpoint: Endpoint,
+    /// False when the endpoint is shared with other clients ([`Client::connect_on`]).
+    owns_endpoint: bool,
+    quinn_config: quinn::ClientConfig,
     config: ClientConfig,
     current: tokio::sync::Mutex<Option<Connection>>,
     reconnects: AtomicU64,
@@ -85,30 +88,26 @@ pub struct Client {
 impl Client {
     /// Binds a UDP socket, connects and says hello.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in &config.roots {
-            roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad trusted certificate: {e}")))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ClientError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        tls.enable_early_data = true;
-        let crypto =
-            quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| ClientError::Tls(e.to_string()))?;
-        let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        // Keep NAT bindings and the server's idle timer alive between a watch's batches, and notice
-        // a dead path within 20 s (a server that restarted answers with a stateless reset at once).
-        transport.keep_alive_interval(Some(Duration::from_secs(5)));
-        transport.max_idle_timeout(Some(quinn::IdleTimeout::from(VarInt::from_u32(20_000))));
-        client_config.transport_config(Arc::new(transport));
-        let mut endpoint = Endpoint::client(config.bind).map_err(|e| ClientError::Io("binding the UDP socket", e))?;
-        endpoint.set_default_client_config(client_config);
-        let client = Client { endpoint, config, current: tokio::sync::Mutex::new(None), reconnects: AtomicU64::new(0) };
+        let endpoint = Endpoint::client(config.bind).map_err(|e| ClientError::Io("binding the UDP socket", e))?;
+        Client::start(endpoint, true, config).await
+    }
+
+    /// Connects over an endpoint (one UDP socket) that other clients share: a load generator
+    /// holding thousands of devices, each its own QUIC connection, without a socket each.
+    pub async fn connect_on(endpoint: Endpoint, config: ClientConfig) -> Result<Client, ClientError> {
+        Client::start(endpoint, false, config).await
+    }
+
+    async fn start(endpoint: Endpoint, owns_endpoint: bool, config: ClientConfig) -> Result<Client, ClientError> {
+        let quinn_config = quinn_client_config(&config)?;
+        let client = Client {
+            endpoint,
+            owns_endpoint,
+            quinn_config,
+            config,
+            current: tokio::sync::Mutex::new(None),
+            reconnects: AtomicU64::new(0),
+        };
         client.connection_replacing(None).await?;
         Ok(client)
     }
@@ -146,7 +145,9 @@ impl Client {
         if let Some(connection) = self.current.lock().await.take() {
             connection.close(ErrorCode::Done.varint(), b"done");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        if self.owns_endpoint {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        }
     }
 
     /// The current connection, or a new one if it is `stale` (or gone).
@@ -171,7 +172,7 @@ impl Client {
     async fn dial(&self) -> Result<Connection, ClientError> {
         let connecting = self
             .endpoint
-            .connect(self.config.server, &self.config.server_name)
+            .connect_with(self.quinn_config.clone(), self.config.server, &self.config.server_name)
             .map_err(|e| ClientError::Refused { code: None, reason: e.to_string() })?;
         let (connection, zero_rtt) = match connecting.into_0rtt() {
             Ok((connection, accepted)) => (connection, Some(accepted)),
@@ -205,6 +206,31 @@ impl Client {
             _ => Err(Hello::Failed),
         }
     }
+}
+
+/// TLS 1.3 with our ALPN and the configured roots, 0-RTT on, and keep-alives.
+fn quinn_client_config(config: &ClientConfig) -> Result<quinn::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in &config.roots {
+        roots.add(cert.clone()).map_err(|e| ClientError::Tls(format!("bad trusted certificate: {e}")))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_early_data = true;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| ClientError::Tls(e.to_string()))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // Keep NAT bindings and the server's idle timer alive between a watch's batches, and notice
+    // a dead path within 20 s (a server that restarted answers with a stateless reset at once).
+    transport.keep_alive_interval(Some(Duration::from_secs(5)));
+    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(VarInt::from_u32(20_000))));
+    client_config.transport_config(Arc::new(transport));
+    Ok(client_config)
 }
 
 enum Hello {

@@ -16,7 +16,7 @@ mod tls;
 pub use client::{Client, ClientConfig, ClientError, WorkoutStream};
 pub use config::QuicConfig;
 pub use protocol::{ALPN, ErrorCode};
-pub use server::{QuicServer, ack_status};
+pub use server::{FrameError, QuicServer, ack_status, read_frame, server_config};
 pub use tls::{
     DEV_CERT_FILE, DEV_FINGERPRINT_FILE, DEV_KEY_FILE, RESET_KEY_FILE, ServerIdentity, StatelessResetKey, fingerprint,
     read_certs,

@@ -37,30 +37,7 @@ impl QuicServer {
         reset_key: &StatelessResetKey,
         config: QuicConfig,
     ) -> Result<QuicServer, QuicError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| QuicError::Tls(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(identity.cert_chain, identity.key)
-            .map_err(|e| QuicError::Tls(e.to_string()))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
-        // 0-RTT is safe here: batches are idempotent by (workout_id, seq), so a replayed batch
-        // is acked again and stored once. quinn requires exactly u32::MAX to enable it.
-        tls.max_early_data_size = u32::MAX;
-        let crypto =
-            quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
-        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = quinn::TransportConfig::default();
-        // +1: stream 0 is the hello.
-        transport.max_concurrent_bidi_streams((config.max_streams_per_connection + 1).into());
-        transport.max_concurrent_uni_streams(0u8.into());
-        transport.max_idle_timeout(Some(
-            config.idle_timeout.try_into().map_err(|_| QuicError::Config("quic idle timeout is too long".into()))?,
-        ));
-        server_config.transport_config(Arc::new(transport));
-        // A phone moving from Wi-Fi to LTE keeps its connection and its workout streams.
-        server_config.migration(true);
+        let server_config = server_config(identity, &config)?;
         let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key.hmac_key()));
         let cid_key = reset_key.connection_id_key();
         endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
@@ -238,9 +215,39 @@ async fn hello(connection: &Connection, shared: &Shared) -> Result<Arc<DeviceTok
     Ok(device)
 }
 
+/// The QUIC server configuration every Trackwire endpoint uses: TLS 1.3 with our ALPN and 0-RTT,
+/// stream limits and idle timeout from `config`, migration on. Shared with the load test's
+/// discard server, so its ceiling is measured on the same stack.
+pub fn server_config(identity: ServerIdentity, config: &QuicConfig) -> Result<quinn::ServerConfig, QuicError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| QuicError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(identity.cert_chain, identity.key)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // 0-RTT is safe here: batches are idempotent by (workout_id, seq), so a replayed batch
+    // is acked again and stored once. quinn requires exactly u32::MAX to enable it.
+    tls.max_early_data_size = u32::MAX;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    // +1: stream 0 is the hello.
+    transport.max_concurrent_bidi_streams((config.max_streams_per_connection + 1).into());
+    transport.max_concurrent_uni_streams(0u8.into());
+    transport.max_idle_timeout(Some(
+        config.idle_timeout.try_into().map_err(|_| QuicError::Config("quic idle timeout is too long".into()))?,
+    ));
+    server_config.transport_config(Arc::new(transport));
+    // A phone moving from Wi-Fi to LTE keeps its connection and its workout streams.
+    server_config.migration(true);
+    Ok(server_config)
+}
+
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum FrameError {
+pub enum FrameError {
     #[error("{0}")]
     TooLarge(#[from] super::protocol::FrameTooLarge),
     #[error("the stream ended inside a frame")]
@@ -250,7 +257,7 @@ pub(crate) enum FrameError {
 }
 
 /// Reads one frame; None when the stream ended cleanly between frames.
-pub(crate) async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<Option<Bytes>, FrameError> {
+pub async fn read_frame(recv: &mut RecvStream, limit: usize) -> Result<Option<Bytes>, FrameError> {
     let mut header = [0u8; FRAME_HEADER_BYTES];
     match recv.read_exact(&mut header).await {
         Ok(()) => {}

@@ -1,0 +1,172 @@
+//! HTTP offline uploads: `concurrency` keep-alive connections, each uploading whole workouts
+//! batch by batch in order (what the mobile SDK does after a sync), paced by the open-loop
+//! [`Pacer`] or closed-loop when no rate is set.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::recorder::{Ack, Transport};
+use crate::run::Run;
+use crate::schedule::Pacer;
+use crate::workload::{EncodedBatch, Sender, Workout, now_ms};
+
+/// Runs the upload scenario until the budget is spent.
+pub async fn uploads(run: Arc<Run>) {
+    let args = &run.args;
+    let (tx, rx) = mpsc::channel::<Workout>(32 * args.concurrency as usize);
+    let threads = args.generator_threads;
+    let duration_s = (args.upload_workout_minutes * 60.0).round() as u32;
+    for thread in 0..threads {
+        let (tx, workload, batch_size) = (tx.clone(), run.workload.clone(), args.upload_batch_size);
+        std::thread::Builder::new()
+            .name(format!("workout-generator-{thread}"))
+            .spawn(move || {
+                let mut n = u64::from(thread);
+                loop {
+                    // Recorded offline over the last hours, uploaded now.
+                    let start_ms = now_ms() - i64::from(duration_s) * 1000 - 120_000;
+                    let workout = workload.workout(Sender::Upload, n, start_ms, duration_s, 1.0, batch_size);
+                    if tx.blocking_send(workout).is_err() {
+                        return;
+                    }
+                    n += u64::from(threads);
+                }
+            })
+            .expect("spawning a generator thread");
+    }
+    drop(tx);
+    let rx = Arc::new(Mutex::new(rx));
+    let pacer = Arc::new(Pacer::new(run.start, args.upload_rate));
+    let workers: Vec<_> =
+        (0..args.concurrency).map(|_| tokio::spawn(connection(run.clone(), rx.clone(), pacer.clone()))).collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    // Dropping the receiver stops the generators.
+}
+
+async fn connection(run: Arc<Run>, workouts: Arc<Mutex<mpsc::Receiver<Workout>>>, pacer: Arc<Pacer>) {
+    let mut client = Client { addr: run.targets.http.clone(), token: run.args.token.clone(), sender: None };
+    loop {
+        let waiting = Instant::now();
+        let Some(workout) = workouts.lock().await.recv().await else { return };
+        run.generator_wait_us.fetch_add(waiting.elapsed().as_micros() as u64, Ordering::Relaxed);
+        for batch in &workout.batches {
+            let due = pacer.next();
+            if !run.budget.take(due) {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+            run.recorder.sent(Transport::Http);
+            run.inflight.fetch_add(1, Ordering::Relaxed);
+            let outcome = client.post_with_retries(&run, batch).await;
+            run.inflight.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(duplicate) => run.recorder.acked(Ack {
+                    transport: Transport::Http,
+                    workout_id: workout.id,
+                    seq: batch.seq,
+                    samples: batch.samples,
+                    bytes: batch.bytes.len(),
+                    duplicate,
+                    latency: due.elapsed(),
+                }),
+                Err(kind) => run.recorder.error(kind),
+            }
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, re-opened when lost.
+struct Client {
+    addr: String,
+    token: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+/// Why a post did not get an ack: retried when `retry`, else an error of `kind`.
+struct Failure {
+    kind: String,
+    retry: bool,
+}
+
+impl Client {
+    /// Posts until acked (true: the server already had it) or out of retries (the error kind).
+    async fn post_with_retries(&mut self, run: &Run, batch: &EncodedBatch) -> Result<bool, String> {
+        let mut backoff = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match self.post(&batch.bytes).await {
+                Ok(duplicate) => return Ok(duplicate),
+                Err(Failure { kind, retry }) if retry && attempt < run.args.max_retries => {
+                    run.recorder.retry(kind);
+                    attempt += 1;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(Failure { kind, .. }) => return Err(kind),
+            }
+        }
+    }
+
+    async fn post(&mut self, body: &Bytes) -> Result<bool, Failure> {
+        let sender = match self.sender.as_mut() {
+            Some(sender) if !sender.is_closed() => sender,
+            _ => self.sender.insert(self.connect().await?),
+        };
+        let request = Request::post("/v1/ingest")
+            .header(header::HOST, &self.addr)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/x-flatbuffers")
+            .body(Full::new(body.clone()))
+            .map_err(|e| Failure { kind: format!("http_request_invalid: {e}"), retry: false })?;
+        let sent = async {
+            sender.ready().await?;
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, hyper::Error>((status, body))
+        }
+        .await;
+        let (status, body) = match sent {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.sender = None;
+                return Err(Failure { kind: "http_connection_lost".into(), retry: true });
+            }
+        };
+        if status == StatusCode::OK {
+            let ack: serde_json::Value = serde_json::from_slice(&body)
+                .map_err(|e| Failure { kind: format!("http_unreadable_ack: {e}"), retry: false })?;
+            return Ok(ack.get("duplicate").and_then(|d| d.as_bool()).unwrap_or(false));
+        }
+        let code = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+            .unwrap_or_default();
+        let retry = matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS);
+        Err(Failure { kind: format!("http_{}_{code}", status.as_u16()), retry })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failure> {
+        let failure = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::debug!("connecting to {}: {what}: {e}", self.addr);
+            Failure { kind: format!("http_{what}"), retry: true }
+        };
+        let stream = TcpStream::connect(&self.addr).await.map_err(|e| failure("connect", &e))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| failure("handshake", &e))?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
