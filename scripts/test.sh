@@ -35,7 +35,7 @@ else:
 PY
 
 echo "== cargo test"
-cargo build --locked --bin trackwire
+cargo build --locked --workspace --bin trackwire --bin trackwire-loadtest
 cargo test --locked --workspace
 
 echo "== end-to-end (independent Python client, DuckDB)"
