@@ -1,5 +1,6 @@
 //! Per-sample cost of the hot path, on one core:
 //! - `verify`: FlatBuffers verification of a 1,000-sample batch (`decode_batch`);
+//! - `verify_and_decode`: the same, then every field of every sample read;
 //! - `enrich`: the whole pipeline core on it (`ShardCore::process`: verify, decode, state machine,
 //!   every enrichment stage, summary and events).
 //!
@@ -24,6 +25,23 @@ fn pipeline(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % input.len();
             decode_batch(&input[i], &DecodeLimits::default()).map(|v| v.samples().len())
+        })
+    });
+    // Verification plus reading every field of every sample: what decoding costs before the
+    // pipeline builds its points.
+    group.bench_function("verify_and_decode", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % input.len();
+            let view = decode_batch(&input[i], &DecodeLimits::default()).expect("valid batch");
+            view.samples().iter().fold(0i64, |acc, s| {
+                acc + i64::from(s.time_offset_ms())
+                    + i64::from(s.lat_e7())
+                    + i64::from(s.lon_e7())
+                    + i64::from(s.altitude_cm())
+                    + i64::from(s.heart_rate_bpm())
+                    + i64::from(s.cadence_rpm())
+            })
         })
     });
     group.finish();

@@ -1,6 +1,6 @@
 //! One shard's state: the workouts it owns. Sans-IO: records in, outputs out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
@@ -9,7 +9,12 @@ use crate::{AthleteProfile, Profiles, ShardOutput, Workout};
 
 #[derive(Debug, Default)]
 pub struct ShardCore {
-    workouts: HashMap<WorkoutId, Workout>,
+    /// Workouts in progress. Boxed: a workout is ~1.5 KB, and an unboxed map would reserve that
+    /// for every empty slot of the table too (more than doubling the memory per live workout).
+    workouts: HashMap<WorkoutId, Box<Workout>>,
+    /// Workouts that ended here: their full state is dropped (a server sees millions), only the
+    /// id stays, so a late batch is still recognised and ignored instead of starting a new workout.
+    ended: HashSet<WorkoutId>,
     limits: DecodeLimits,
     /// Athlete profiles by user id, for calories and heart-rate zones.
     profiles: HashMap<String, AthleteProfile>,
@@ -19,7 +24,7 @@ pub struct ShardCore {
 
 impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
-        ShardCore { workouts: HashMap::new(), limits, profiles: HashMap::new(), shared: None }
+        ShardCore { workouts: HashMap::new(), ended: HashSet::new(), limits, profiles: HashMap::new(), shared: None }
     }
 
     /// A core that also reads profiles from the server's registry.
@@ -44,16 +49,27 @@ impl ShardCore {
                 return ShardOutput { lsn, ..ShardOutput::default() };
             }
         };
-        match self.workouts.get_mut(&batch.workout_id()) {
+        let id = batch.workout_id();
+        if self.ended.contains(&id) {
+            // Late data for a finished workout: acknowledged and kept in the log, not applied.
+            tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
+            return ShardOutput { lsn, ..ShardOutput::default() };
+        }
+        let out = match self.workouts.get_mut(&id) {
             Some(workout) => workout.apply(&batch, lsn, false),
             None => {
                 let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));
                 let profile = self.profiles.get(batch.user_id()).or(shared.as_ref());
-                let mut workout = Workout::new(&batch, lsn, profile);
+                let mut workout = Box::new(Workout::new(&batch, lsn, profile));
                 let out = workout.apply(&batch, lsn, true);
-                self.workouts.insert(batch.workout_id(), workout);
+                self.workouts.insert(id, workout);
                 out
             }
+        };
+        if out.ended {
+            self.workouts.remove(&id);
+            self.ended.insert(id);
         }
+        out
     }
 }

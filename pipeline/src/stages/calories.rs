@@ -1,6 +1,8 @@
 use trackwire_codec::Sport;
 
-use super::{Stage, hr_max_from_age};
+use std::sync::{Arc, LazyLock};
+
+use super::{SharedTables, Stage, hr_max_from_age};
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
 /// kcal per kJ (thermochemical calorie).
@@ -83,13 +85,16 @@ pub struct Calories {
     vo2max: Option<f64>,
     /// kcal per millisecond at each heart rate (bpm is a u8), when the profile allows Keytel:
     /// computed once per workout, so a sample costs one multiply-add.
-    keytel_kcal_per_ms: Option<Box<[f64; 256]>>,
+    keytel_kcal_per_ms: Option<Arc<[f64; 256]>>,
     kcal: f64,
     used_heart_rate: bool,
     used_speed: bool,
     used_met: bool,
     sport: Sport,
 }
+
+/// Keytel kcal per ms per heart rate, for one (weight, age, sex, VO2max).
+static TABLES: LazyLock<SharedTables<(u64, u64, bool, Option<u64>), [f64; 256]>> = LazyLock::new(SharedTables::new);
 
 impl Calories {
     pub fn new(sport: Sport, profile: Option<&AthleteProfile>) -> Self {
@@ -98,16 +103,19 @@ impl Calories {
         let vo2max = hr_max.zip(profile.hr_rest_bpm).and_then(|(max, rest)| uth_vo2max(max, rest));
         let keytel_kcal_per_ms = match (profile.weight_kg, profile.age_years, profile.male) {
             (Some(weight), Some(age), Some(male)) => {
-                let mut table = Box::new([0.0; 256]);
-                for (hr, kcal_per_ms) in table.iter_mut().enumerate() {
-                    let hr = hr as f64;
-                    let kj_per_min = match vo2max {
-                        Some(vo2max) => keytel_fitness_kj_per_min(hr, vo2max, weight, age, male),
-                        None => keytel_kj_per_min(hr, weight, age, male),
-                    };
-                    *kcal_per_ms = kj_per_min / KJ_PER_KCAL / 60_000.0;
-                }
-                Some(table)
+                let key = (weight.to_bits(), age.to_bits(), male, vo2max.map(f64::to_bits));
+                Some(TABLES.get_or_make(key, || {
+                    let mut table = [0.0; 256];
+                    for (hr, kcal_per_ms) in table.iter_mut().enumerate() {
+                        let hr = hr as f64;
+                        let kj_per_min = match vo2max {
+                            Some(vo2max) => keytel_fitness_kj_per_min(hr, vo2max, weight, age, male),
+                            None => keytel_kj_per_min(hr, weight, age, male),
+                        };
+                        *kcal_per_ms = kj_per_min / KJ_PER_KCAL / 60_000.0;
+                    }
+                    table
+                }))
             }
             _ => None,
         };

@@ -1,4 +1,6 @@
-use super::Stage;
+use std::sync::{Arc, LazyLock};
+
+use super::{SharedTables, Stage};
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
 
 /// Maximum heart rate from age when the athlete has not given theirs: 208 − 0.7 × age
@@ -39,26 +41,35 @@ pub struct HeartRate {
     banister: f64,
     /// Per heart rate (bpm is a u8): its zone and its Banister weight per minute (HRr·weight),
     /// computed once per workout instead of a floor and an exp per sample.
-    tables: Option<Box<([u8; 256], [f64; 256])>>,
+    tables: Option<Arc<HeartRateTables>>,
 }
+
+/// Zone and Banister weight per heart rate, for one (HRmax, HRrest, sex).
+type HeartRateTables = ([u8; 256], [f64; 256]);
+
+static TABLES: LazyLock<SharedTables<(Option<u64>, Option<u64>, Option<bool>), HeartRateTables>> =
+    LazyLock::new(SharedTables::new);
 
 impl HeartRate {
     pub fn new(profile: Option<&AthleteProfile>) -> Self {
         let profile = profile.cloned().unwrap_or_default();
         let hr_max = profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age));
+        let key = (hr_max.map(f64::to_bits), profile.hr_rest_bpm.map(f64::to_bits), profile.male);
         let tables = hr_max.map(|hr_max| {
-            let mut zones = [0u8; 256];
-            let mut banister = [0f64; 256];
-            for hr in 0..256 {
-                zones[hr] = zone(hr as f64, hr_max);
-                if let (Some(rest), Some(male)) = (profile.hr_rest_bpm, profile.male)
-                    && hr_max > rest
-                {
-                    let hrr = ((hr as f64 - rest) / (hr_max - rest)).clamp(0.0, 1.0);
-                    banister[hr] = hrr * banister_weight(hrr, male);
+            TABLES.get_or_make(key, || {
+                let mut zones = [0u8; 256];
+                let mut banister = [0f64; 256];
+                for hr in 0..256 {
+                    zones[hr] = zone(hr as f64, hr_max);
+                    if let (Some(rest), Some(male)) = (profile.hr_rest_bpm, profile.male)
+                        && hr_max > rest
+                    {
+                        let hrr = ((hr as f64 - rest) / (hr_max - rest)).clamp(0.0, 1.0);
+                        banister[hr] = hrr * banister_weight(hrr, male);
+                    }
                 }
-            }
-            Box::new((zones, banister))
+                (zones, banister)
+            })
         });
         HeartRate { hr_max, hr_rest: profile.hr_rest_bpm, male: profile.male, tables, ..HeartRate::default() }
     }

@@ -25,6 +25,10 @@ pub use smoothing::{DEFAULT_SIGMA_M, GATE_SIGMAS, Smoothing};
 pub use splits::{Split, Splits};
 pub use timing::Timing;
 
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, Weak};
+
 use trackwire_codec::{SampleFlags, Sport};
 
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
@@ -35,6 +39,36 @@ pub trait Stage: Send {
     fn on_sample(&mut self, point: &mut EnrichedPoint);
     /// Writes this stage's totals into the summary.
     fn summarize(&self, summary: &mut WorkoutSummary);
+}
+
+/// Per-profile lookup tables, shared by every live workout whose athlete has the same numbers: a
+/// table is 2 KB, more than the rest of a workout's state, and thousands of live workouts of a few
+/// athletes (or of athletes without a profile) need only a few tables. Entries die with their
+/// last workout; dead ones are swept whenever the map has doubled.
+pub(crate) struct SharedTables<K, T> {
+    map: Mutex<(HashMap<K, Weak<T>>, usize)>,
+}
+
+impl<K: Hash + Eq, T> SharedTables<K, T> {
+    pub(crate) fn new() -> Self {
+        SharedTables { map: Mutex::new((HashMap::new(), 64)) }
+    }
+
+    pub(crate) fn get_or_make(&self, key: K, make: impl FnOnce() -> T) -> Arc<T> {
+        // A panic while making a table leaves the map as it was: keep using it.
+        let mut guard = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (map, sweep_at) = &mut *guard;
+        if let Some(table) = map.get(&key).and_then(Weak::upgrade) {
+            return table;
+        }
+        let table = Arc::new(make());
+        if map.len() >= *sweep_at {
+            map.retain(|_, table| table.strong_count() > 0);
+            *sweep_at = (map.len() * 2).max(64);
+        }
+        map.insert(key, Arc::downgrade(&table));
+        table
+    }
 }
 
 /// True when the sample's time only orders it (an import with placeholder times).
