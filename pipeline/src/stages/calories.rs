@@ -94,7 +94,10 @@ pub struct Calories {
 }
 
 /// Keytel kcal per ms per heart rate, for one (weight, age, sex, VO2max).
-static TABLES: LazyLock<SharedTables<(u64, u64, bool, Option<u64>), [f64; 256]>> = LazyLock::new(SharedTables::new);
+/// (weight, age, male, VO2max) as bits: the numbers a Keytel table is made from.
+type KeytelKey = (u64, u64, bool, Option<u64>);
+
+static TABLES: LazyLock<SharedTables<KeytelKey, [f64; 256]>> = LazyLock::new(SharedTables::new);
 
 impl Calories {
     pub fn new(sport: Sport, profile: Option<&AthleteProfile>) -> Self {

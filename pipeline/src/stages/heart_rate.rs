@@ -47,8 +47,10 @@ pub struct HeartRate {
 /// Zone and Banister weight per heart rate, for one (HRmax, HRrest, sex).
 type HeartRateTables = ([u8; 256], [f64; 256]);
 
-static TABLES: LazyLock<SharedTables<(Option<u64>, Option<u64>, Option<bool>), HeartRateTables>> =
-    LazyLock::new(SharedTables::new);
+/// (HRmax, HRrest, male) as bits: the numbers the tables are made from.
+type HeartRateKey = (Option<u64>, Option<u64>, Option<bool>);
+
+static TABLES: LazyLock<SharedTables<HeartRateKey, HeartRateTables>> = LazyLock::new(SharedTables::new);
 
 impl HeartRate {
     pub fn new(profile: Option<&AthleteProfile>) -> Self {
