@@ -43,6 +43,8 @@ impl Window {
 /// Totals of one transport.
 pub struct Totals {
     pub latency: Histogram<u64>,
+    /// Only batches due after the ramp-up: the steady state a fleet runs in.
+    pub latency_after_ramp: Histogram<u64>,
     pub batches_sent: u64,
     pub batches_acked: u64,
     pub duplicates: u64,
@@ -57,6 +59,7 @@ impl Totals {
 
     pub fn merge(&mut self, other: &Totals) {
         let _ = self.latency.add(&other.latency);
+        let _ = self.latency_after_ramp.add(&other.latency_after_ramp);
         self.batches_sent += other.batches_sent;
         self.batches_acked += other.batches_acked;
         self.duplicates += other.duplicates;
@@ -67,6 +70,7 @@ impl Totals {
     fn new() -> Totals {
         Totals {
             latency: histogram(),
+            latency_after_ramp: histogram(),
             batches_sent: 0,
             batches_acked: 0,
             duplicates: 0,
@@ -88,6 +92,7 @@ struct State {
 /// Shared by every sender task; one short lock per event (thousands per second, not millions).
 pub struct Recorder {
     start: Instant,
+    ramp_end: Instant,
     state: Mutex<State>,
 }
 
@@ -104,13 +109,14 @@ pub struct Ack {
 }
 
 impl Recorder {
-    pub fn new(start: Instant, acked_log: Option<&Path>) -> std::io::Result<Recorder> {
+    pub fn new(start: Instant, ramp_end: Instant, acked_log: Option<&Path>) -> std::io::Result<Recorder> {
         let acked_log = match acked_log {
             Some(path) => Some(BufWriter::new(File::options().create(true).append(true).open(path)?)),
             None => None,
         };
         Ok(Recorder {
             start,
+            ramp_end,
             state: Mutex::new(State {
                 windows: Vec::new(),
                 totals: BTreeMap::new(),
@@ -153,6 +159,9 @@ impl Recorder {
         window.bytes += ack.bytes as u64;
         let totals = state.totals.entry(ack.transport).or_insert_with(Totals::new);
         totals.latency.saturating_record(micros);
+        if now.checked_sub(ack.latency).is_some_and(|due| due >= self.ramp_end) {
+            totals.latency_after_ramp.saturating_record(micros);
+        }
         totals.batches_acked += 1;
         totals.bytes_acked += ack.bytes as u64;
         if ack.duplicate {

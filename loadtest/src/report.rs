@@ -50,6 +50,8 @@ pub struct Summary {
     pub batches_per_s: f64,
     pub bytes_per_s: f64,
     pub ack_latency: Latency,
+    /// The same for batches due after the ramp-up (all of them when there is none).
+    pub ack_latency_after_ramp: Latency,
 }
 
 impl Summary {
@@ -65,6 +67,7 @@ impl Summary {
             batches_per_s: t.batches_acked as f64 / secs,
             bytes_per_s: t.bytes_acked as f64 / secs,
             ack_latency: Latency::of(&t.latency),
+            ack_latency_after_ramp: Latency::of(&t.latency_after_ramp),
         }
     }
 }
@@ -230,7 +233,7 @@ impl Report {
         let l = &r.total.ack_latency;
         let mut out = format!(
             "{}: {} samples in {} batches acked in {:.1} s: {:.0} samples/s, {:.0} batches/s, {:.1} MB/s; \
-             ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} errors",
+             ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (after the ramp-up: p99 {:.1} ms); {} errors",
             self.scenario.name(),
             r.total.samples_acked,
             r.total.batches_acked,
@@ -241,6 +244,7 @@ impl Report {
             l.p50_ms,
             l.p99_ms,
             l.max_ms,
+            r.total.ack_latency_after_ramp.p99_ms,
             r.error_count
         );
         for (kind, count) in &r.errors {

@@ -76,7 +76,7 @@ pub async fn run(
         targets: targets.clone(),
         start,
         budget: Budget::new(start + args.duration(), args.max_requests),
-        recorder: Recorder::new(start, acked_log)?,
+        recorder: Recorder::new(start, start + Duration::from_secs_f64(ramp_up_secs(scenario, args)), acked_log)?,
         workload: Workload::new(args.seed),
         inflight: AtomicU64::new(0),
         generator_wait_us: AtomicU64::new(0),
@@ -147,6 +147,11 @@ pub async fn run(
         run_id: run.workload.run_id,
         generator_wait: Duration::from_micros(run.generator_wait_us.load(Ordering::Relaxed)),
     })
+}
+
+/// The ramp-up of the scenario's fleet (uploads start at full rate).
+fn ramp_up_secs(scenario: Scenario, args: &RunArgs) -> f64 {
+    if scenario.quic() { args.ramp_up_secs.clamp(0.0, args.duration_secs) } else { 0.0 }
 }
 
 fn progress_bar(args: &RunArgs, label: &str) -> ProgressBar {
