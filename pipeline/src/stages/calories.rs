@@ -1,6 +1,6 @@
-use trackwire_codec::Sport;
-
 use std::sync::{Arc, LazyLock};
+
+use trackwire_codec::Sport;
 
 use super::{SharedTables, Stage, hr_max_from_age};
 use crate::{AthleteProfile, EnrichedPoint, WorkoutSummary};
@@ -93,10 +93,10 @@ pub struct Calories {
     sport: Sport,
 }
 
-/// Keytel kcal per ms per heart rate, for one (weight, age, sex, VO2max).
 /// (weight, age, male, VO2max) as bits: the numbers a Keytel table is made from.
 type KeytelKey = (u64, u64, bool, Option<u64>);
 
+/// Keytel kcal per ms per heart rate, one table per (weight, age, sex, VO2max).
 static TABLES: LazyLock<SharedTables<KeytelKey, [f64; 256]>> = LazyLock::new(SharedTables::new);
 
 impl Calories {

@@ -38,21 +38,23 @@ pub struct Streams {
 }
 
 impl Streams {
+    /// One exactly-sized column per stream (this runs for every record the read store takes).
     pub fn from_points(points: &[EnrichedPoint]) -> Streams {
-        let mut streams = Streams::default();
-        for p in points {
-            streams.time_ms.push(p.time_ms);
-            streams.lat_e7.push(p.lat_deg.map(to_e7));
-            streams.lon_e7.push(p.lon_deg.map(to_e7));
-            streams.distance_m.push(p.distance_m);
-            streams.altitude_m.push(p.altitude_m);
-            streams.heart_rate_bpm.push(p.heart_rate_bpm);
-            streams.cadence_rpm.push(p.cadence_rpm);
-            streams.power_w.push(p.power_w);
-            streams.moving.push(p.moving);
-            streams.grade_pct.push(p.grade_pct);
+        fn column<T>(points: &[EnrichedPoint], field: impl Fn(&EnrichedPoint) -> T) -> Vec<T> {
+            points.iter().map(field).collect()
         }
-        streams
+        Streams {
+            time_ms: column(points, |p| p.time_ms),
+            lat_e7: column(points, |p| p.lat_deg.map(to_e7)),
+            lon_e7: column(points, |p| p.lon_deg.map(to_e7)),
+            distance_m: column(points, |p| p.distance_m),
+            altitude_m: column(points, |p| p.altitude_m),
+            heart_rate_bpm: column(points, |p| p.heart_rate_bpm),
+            cadence_rpm: column(points, |p| p.cadence_rpm),
+            power_w: column(points, |p| p.power_w),
+            moving: column(points, |p| p.moving),
+            grade_pct: column(points, |p| p.grade_pct),
+        }
     }
 
     pub fn len(&self) -> usize {
