@@ -168,6 +168,10 @@ impl RunArgs {
     /// Rejects settings that cannot describe a run, with what to change.
     pub fn validate(&self, scenario: Scenario) -> anyhow::Result<()> {
         anyhow::ensure!(self.duration_secs > 0.0, "--duration-secs must be positive");
+        anyhow::ensure!(
+            !self.token.is_empty() && self.token.chars().all(|c| c.is_ascii_graphic()),
+            "--token must be printable ASCII without spaces (it is sent as `Authorization: Bearer <token>`)"
+        );
         if scenario.quic() {
             anyhow::ensure!(self.devices > 0, "--devices must be at least 1");
             anyhow::ensure!(self.hz > 0.0 && self.hz <= 50.0, "--hz must be in (0, 50]");

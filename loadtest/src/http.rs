@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -55,7 +56,14 @@ pub async fn uploads(run: Arc<Run>) {
 }
 
 async fn connection(run: Arc<Run>, workouts: Arc<Mutex<mpsc::Receiver<Workout>>>, pacer: Arc<Pacer>) {
-    let mut client = Client { addr: run.targets.http.clone(), token: run.args.token.clone(), sender: None };
+    let authorization = match HeaderValue::from_str(&format!("Bearer {}", run.args.token)) {
+        Ok(value) => value,
+        Err(_) => {
+            run.recorder.error("token_not_a_valid_header_value: pass --token as printable ASCII");
+            return;
+        }
+    };
+    let mut client = Client { addr: run.targets.http.clone(), authorization, sender: None };
     loop {
         let waiting = Instant::now();
         let Some(workout) = workouts.lock().await.recv().await else { return };
@@ -89,7 +97,8 @@ async fn connection(run: Arc<Run>, workouts: Arc<Mutex<mpsc::Receiver<Workout>>>
 /// One keep-alive HTTP/1.1 connection, re-opened when lost.
 struct Client {
     addr: String,
-    token: String,
+    /// `Bearer <token>`, made once per connection rather than per batch.
+    authorization: HeaderValue,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
@@ -125,7 +134,7 @@ impl Client {
         };
         let request = Request::post("/v1/ingest")
             .header(header::HOST, &self.addr)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::AUTHORIZATION, self.authorization.clone())
             .header(header::CONTENT_TYPE, "application/x-flatbuffers")
             .body(Full::new(body.clone()))
             .map_err(|e| Failure { kind: format!("http_request_invalid: {e}"), retry: false })?;

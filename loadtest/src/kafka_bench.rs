@@ -3,12 +3,12 @@
 //!
 //! `trackwire-kafka-bench --brokers 127.0.0.1:9092 --records 2000 --points 100`
 
+mod bare_producer;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use trackwire_codec::{BatchData, Sample, Sport, WorkoutId, encode_batch};
 use trackwire_pipeline::{ShardCore, ShardOutput};
 use trackwire_sinks::Sink;
@@ -83,31 +83,17 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let bytes: usize = payloads.iter().map(|(_, p, _)| p.len()).sum();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &args.brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "zstd")
-        .set("linger.ms", "5")
-        .create()?;
+    let producer = bare_producer::create(&args.brokers)?;
     // The topics the sink created: same broker, same partitions.
     let (events_topic, points_topic) = (config.events_topic.clone(), config.points_topic.clone());
     let started = Instant::now();
-    for (key, payload, points) in &payloads {
-        let topic = if *points { &points_topic } else { &events_topic };
-        let mut record = BaseRecord::to(topic).key(key).payload(payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(120))?;
+    bare_producer::send_all(
+        &producer,
+        payloads.iter().map(|(key, payload, points)| {
+            let topic = if *points { points_topic.as_str() } else { events_topic.as_str() };
+            (topic, key.as_str(), payload.as_slice())
+        }),
+    )?;
     let bare_time = started.elapsed();
 
     let rate = |t: Duration| payloads.len() as f64 / t.as_secs_f64();

@@ -9,9 +9,9 @@ use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::bare_producer;
 use crate::cli::{RunArgs, Scenario};
 use crate::report::KafkaCeiling;
 use crate::workload::{Sender, Workload, now_ms};
@@ -49,33 +49,15 @@ pub fn measure(
         n += 1;
     }
     let topic = format!("trackwire.loadtest.ceiling.{:016x}", workload.run_id);
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", brokers);
-    create_topic(&client, &topic)?;
-    let producer: BaseProducer = client
-        .clone()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "zstd")
-        .set("linger.ms", "5")
-        .create()
-        .context("creating the bare Kafka producer")?;
+    create_topic(brokers, &topic)?;
+    let producer = bare_producer::create(brokers).context("creating the bare Kafka producer")?;
     let bytes: u64 = payloads.iter().map(|(_, p)| p.len() as u64).sum();
     let started = Instant::now();
-    for (key, payload) in &payloads {
-        let mut record = BaseRecord::to(&topic).key(key).payload(payload.as_ref());
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(120)).context("waiting for the broker to confirm every message")?;
+    bare_producer::send_all(
+        &producer,
+        payloads.iter().map(|(key, payload)| (topic.as_str(), key.as_str(), payload.as_ref())),
+    )
+    .context("waiting for the broker to confirm every message")?;
     let seconds = started.elapsed().as_secs_f64();
     let samples_per_s = samples as f64 / seconds;
     Ok(KafkaCeiling {
@@ -92,8 +74,9 @@ pub fn measure(
 }
 
 /// Eight partitions, like the sink's topics.
-fn create_topic(client: &ClientConfig, topic: &str) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client.create().context("creating a Kafka admin client")?;
+fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers).create().context("creating a Kafka admin client")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let topics = [NewTopic::new(topic, 8, TopicReplication::Fixed(1))];
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));

@@ -11,6 +11,7 @@
 //! trackwire-loadtest http-upload --concurrency 2 --duration-secs 30 --ceiling
 //! ```
 
+mod bare_producer;
 mod cli;
 mod discard;
 mod http;
