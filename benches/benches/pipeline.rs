@@ -8,9 +8,9 @@
 //! Run: `cargo bench -p trackwire-benches` (criterion prints time per batch and elements/s).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use trackwire_benches::{SAMPLES, run_batches};
+use trackwire_benches::{SAMPLES, athlete, run_batches};
 use trackwire_codec::{DecodeLimits, decode_batch};
-use trackwire_pipeline::{AthleteProfile, ShardCore};
+use trackwire_pipeline::ShardCore;
 
 /// The server's allocator (src/main.rs), so allocation costs are the ones production pays.
 #[global_allocator]
@@ -50,13 +50,7 @@ fn pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("per_workout_of_64000_samples");
     group.throughput(Throughput::Elements(u64::from(SAMPLES) * input.len() as u64));
     group.bench_function("enrich", |b| {
-        let profile = AthleteProfile {
-            weight_kg: Some(70.0),
-            age_years: Some(35.0),
-            male: Some(true),
-            hr_max_bpm: Some(185.0),
-            hr_rest_bpm: Some(55.0),
-        };
+        let profile = athlete();
         b.iter(|| {
             let mut core = ShardCore::default();
             core.set_profile("athlete", profile.clone());

@@ -6,29 +6,19 @@
 //! Run: `cargo bench -p trackwire-benches --bench stages`.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use trackwire_benches::{SAMPLES, run_batches};
+use trackwire_benches::{SAMPLES, athlete, run_batches};
 use trackwire_codec::Sport;
 use trackwire_pipeline::stages::Stages;
-use trackwire_pipeline::{AthleteProfile, EnrichedPoint, ShardCore, Stage};
+use trackwire_pipeline::{EnrichedPoint, ShardCore, Stage};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BATCHES: u64 = 64;
 
-fn profile() -> AthleteProfile {
-    AthleteProfile {
-        weight_kg: Some(70.0),
-        age_years: Some(35.0),
-        male: Some(true),
-        hr_max_bpm: Some(185.0),
-        hr_rest_bpm: Some(55.0),
-    }
-}
-
 fn points() -> Vec<EnrichedPoint> {
     let mut core = ShardCore::default();
-    core.set_profile("athlete", profile());
+    core.set_profile("athlete", athlete());
     let batches = run_batches(BATCHES);
     batches.iter().enumerate().flat_map(|(i, bytes)| core.process(i as u64 + 1, bytes).points).collect()
 }
@@ -53,7 +43,7 @@ fn bench_stage<S: Stage>(c: &mut Criterion, name: &str, points: &[EnrichedPoint]
 fn stages(c: &mut Criterion) {
     let points = points();
     assert_eq!(points.len() as u64, BATCHES * u64::from(SAMPLES));
-    let fresh = || Stages::new(Sport::Running, Some(&profile()));
+    let fresh = || Stages::new(Sport::Running, Some(&athlete()));
     bench_stage(c, "cleaning", &points, || fresh().cleaning);
     bench_stage(c, "smoothing", &points, || fresh().smoothing);
     bench_stage(c, "timing", &points, || fresh().timing);

@@ -1,6 +1,7 @@
 //! Inputs shared by the benchmarks in `benches/`.
 
 use trackwire_codec::{BatchData, Sample, Sport, WorkoutId, encode_batch};
+use trackwire_pipeline::AthleteProfile;
 
 /// Samples per generated batch.
 pub const SAMPLES: u32 = 1000;
@@ -39,4 +40,16 @@ pub fn run_batches(count: u64) -> Vec<Vec<u8>> {
             })
         })
         .collect()
+}
+
+/// The athlete of the generated run: a full profile, so every stage (zones, TRIMP, Keytel
+/// calories) does its real work.
+pub fn athlete() -> AthleteProfile {
+    AthleteProfile {
+        weight_kg: Some(70.0),
+        age_years: Some(35.0),
+        male: Some(true),
+        hr_max_bpm: Some(185.0),
+        hr_rest_bpm: Some(55.0),
+    }
 }
