@@ -204,3 +204,59 @@ proptest! {
         prop_assert_eq!(whole.moving_time_s, split.moving_time_s);
     }
 }
+
+fn run_with_events(sport: Sport, samples: Vec<Sample>, events: Vec<ControlEvent>) -> WorkoutSummary {
+    let bytes = encode_batch(&BatchData {
+        device_id: "d".into(),
+        user_id: "u".into(),
+        workout_id: WorkoutId([6; 16]),
+        sport,
+        base_time_ms: 1_700_000_000_000,
+        samples,
+        events,
+        ..BatchData::default()
+    });
+    ShardCore::default().process(1, &bytes).summary.expect("a summary")
+}
+
+/// 3.336 m north per second at 47° N (300 × 1e-7°).
+const STEP_E7: i32 = 300;
+
+#[test]
+fn standing_still_with_a_wandering_fix_adds_no_distance() {
+    // Ten minutes at a trailhead, the fix wandering within a metre (±9e-6° ≈ 1 m): the sum of
+    // the 1 s steps is ~600 m; none of it was walked.
+    let samples = (0..600).map(|t| fix(t, 470_000_000 + [0, 90, 45, -30][t as usize % 4], 80_000_000, 0, 0)).collect();
+    let s = run(Sport::Hiking, samples, 1000, None);
+    assert!(s.distance_m < 3.0, "{}", s.distance_m);
+}
+
+#[test]
+fn a_fix_found_after_the_resume_counts_the_way_since_if_it_could_have_been_covered() {
+    use trackwire_codec::ControlKind;
+    let at = |t: u32| 470_000_000 + t as i32 * STEP_E7;
+    let events = || {
+        vec![
+            ControlEvent::new(0, ControlKind::Start),
+            ControlEvent::new(10_000, ControlKind::Pause),
+            ControlEvent::new(70_000, ControlKind::Resume),
+        ]
+    };
+    // Ran 10 s, stopped for a minute, resumed and found the fix 30 s later, 100 m on (a ride out
+    // of a tunnel): the 30 s after the resume were run.
+    let mut samples: Vec<Sample> = (0..=10).map(|t| fix(t, at(t), 80_000_000, 0, 0)).collect();
+    samples.extend((11..70).map(|t| fix(t, at(10), 80_000_000, 0, 0)));
+    samples.extend((70..100).map(|t| fix(t, missing::COORDINATE, missing::COORDINATE, 0, 0)));
+    samples.extend((100..=120).map(|t| fix(t, at(10 + t - 70), 80_000_000, 0, 0)));
+    let s = run_with_events(Sport::Running, samples.clone(), events());
+    assert!((s.distance_m - 60.0 * 3.336).abs() < 1.5, "{}", s.distance_m);
+    // The first fix 3 s after the resume is 405 m away: no runner covers that in 3 s, so the
+    // watch was carried while paused (the COROS PACE 2 trace). Cleaning holds the new track back
+    // until five fixes agree (four rejected); the chord to the first accepted one, 7 s after the
+    // resume, is still too long to have been run, so only the 43 steps from there count.
+    let mut carried: Vec<Sample> = samples[..=72].to_vec();
+    carried.extend((73..=120).map(|t| fix(t, at(10) + 121 * STEP_E7 + (t as i32 - 73) * STEP_E7, 80_000_000, 0, 0)));
+    let s = run_with_events(Sport::Running, carried, events());
+    assert_eq!(s.rejected_fixes, 4);
+    assert!((s.distance_m - (10.0 + 43.0) * 3.336).abs() < 1.5, "{}", s.distance_m);
+}

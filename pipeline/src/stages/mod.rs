@@ -98,7 +98,7 @@ impl Stages {
             cleaning: Cleaning::new(sport),
             smoothing: Smoothing::default(),
             timing: Timing::default(),
-            distance: Distance::default(),
+            distance: Distance::new(sport),
             moving: Moving::default(),
             elevation: Elevation::default(),
             grade: Grade::default(),
