@@ -15,6 +15,10 @@ bash scripts/setup-python.sh
 echo "== tansu, the Kafka-protocol broker of the Kafka tests (built once, cached)"
 bash scripts/setup-tansu.sh
 
+echo "== checkov and kubectl, for the deploy/ checks"
+bash scripts/setup-deploy-check.sh
+export TRACKWIRE_CHECKOV="$TRACKWIRE_CACHE/checkov-venv/bin/checkov"
+
 echo "== S3 server for the lake backend suite (moto, on a free loopback port)"
 s3_port="$("$TRACKWIRE_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$TRACKWIRE_VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > "${TMPDIR:-/tmp}/trackwire-moto-$s3_port.log" 2>&1 &

@@ -2,6 +2,7 @@
 //! files and the conformance report against recorded traces.
 
 pub mod conformance;
+pub mod logging;
 
 use trackwire_codec::{BatchData, encode_batch, import};
 use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};

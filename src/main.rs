@@ -18,6 +18,10 @@ struct Cli {
     /// TOML configuration file (see `trackwire print-config` for every field and its default).
     #[arg(long, global = true, env = "TRACKWIRE_CONFIG")]
     config: Option<PathBuf>,
+    /// Log lines as text, or as JSON objects with timestamp, level, service, trace_id, span_id
+    /// and correlation_id (see docs/observability.md); RUST_LOG filters them.
+    #[arg(long, global = true, env = "TRACKWIRE_LOG_FORMAT", value_enum, default_value_t = trackwire::logging::LogFormat::Text)]
+    log_format: trackwire::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,6 +53,13 @@ enum Command {
         /// Folder of GPX/TCX/FIT files (the project's tests use ../shared/traces).
         dir: PathBuf,
     },
+    /// Exit 0 when the server at URL answers its /healthcheck with 200, else 1 (for a container's
+    /// HEALTHCHECK: the runtime image has no shell and no curl).
+    Healthcheck {
+        /// The server's health URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthcheck")]
+        url: String,
+    },
     /// Print the effective configuration as TOML (defaults merged with file, env and flags).
     PrintConfig,
     /// Mint a bearer JWT for the API with the configured (or development) HS256 secret.
@@ -69,11 +80,8 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    trackwire::logging::init(cli.log_format, "trackwire");
     match cli.command {
         Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers } => {
             let lake = lake_url.map(|url| config::LakeFlags { url });
@@ -84,6 +92,24 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Import(args) => import::run(args),
+        Command::Healthcheck { url } => {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(std::time::Duration::from_secs(5)))
+                .build()
+                .into();
+            match agent.get(&url).call() {
+                Ok(response) if response.status() == 200 => Ok(std::process::ExitCode::SUCCESS),
+                Ok(response) => {
+                    eprintln!("{url}: {} (the server is still replaying its log)", response.status());
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+                Err(e) => {
+                    eprintln!("{url}: {e} (is the server running and listening there?)");
+                    Ok(std::process::ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Conformance { dir } => {
             print!("{}", trackwire::conformance::markdown(&trackwire::conformance::compare_dir(&dir)?));
             Ok(std::process::ExitCode::SUCCESS)

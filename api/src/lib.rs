@@ -24,6 +24,7 @@ pub mod limits;
 pub mod openapi;
 mod routes;
 mod state;
+pub mod trace_context;
 pub mod views;
 
 pub use error::ApiError;
@@ -80,8 +81,17 @@ pub fn app(state: AppState) -> Router {
             tower::ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                    let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+                    let id = header(REQUEST_ID.as_str()).unwrap_or("-");
+                    let trace = trace_context::TraceContext::from_traceparent(header("traceparent"));
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        correlation_id = %id,
+                        trace_id = %trace.trace_id,
+                        span_id = %trace.span_id,
+                    )
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
