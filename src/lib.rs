@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod logging;
+pub mod otlp;
 
 use trackwire_codec::{BatchData, encode_batch, import};
 use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};

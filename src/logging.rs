@@ -21,15 +21,33 @@ pub enum LogFormat {
 /// The fields every line carries, null when unknown.
 pub const CORRELATION_FIELDS: [&str; 3] = ["trace_id", "span_id", "correlation_id"];
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), lines go to stderr.
-pub fn init(format: LogFormat, service: &'static str) {
+/// Installs the global subscriber: `RUST_LOG` filters (default `info`), lines go to stderr, and
+/// with an `otlp_endpoint` spans are exported there too. Keep the returned guard until exit: its
+/// drop flushes the spans not yet exported.
+pub fn init(format: LogFormat, service: &'static str, otlp_endpoint: Option<&str>) -> anyhow::Result<OtlpGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (otel, guard) = match otlp_endpoint {
+        Some(endpoint) => {
+            let (layer, guard) = crate::otlp::layer(endpoint, service)?;
+            (Some(layer), guard)
+        }
+        None => (None, OtlpGuard::default()),
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.fmt_fields(JsonFields::new()).event_format(JsonLines { service }).init(),
+        LogFormat::Text => registry.with(lines).try_init()?,
+        LogFormat::Json => {
+            registry.with(lines.fmt_fields(JsonFields::new()).event_format(JsonLines { service })).try_init()?
+        }
     }
+    Ok(guard)
 }
+
+pub use crate::otlp::OtlpGuard;
 
 /// One JSON object per event. Span fields are recorded as JSON by [`JsonFields`] and merged
 /// outermost first, so a request's `trace_id` reaches every line logged inside it.

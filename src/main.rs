@@ -22,6 +22,10 @@ struct Cli {
     /// and correlation_id (see docs/observability.md); RUST_LOG filters them.
     #[arg(long, global = true, env = "TRACKWIRE_LOG_FORMAT", value_enum, default_value_t = trackwire::logging::LogFormat::Text)]
     log_format: trackwire::logging::LogFormat,
+    /// Export spans by OTLP/HTTP (JSON) to this URL, e.g. http://otel-collector:4318/v1/traces;
+    /// unset = no export.
+    #[arg(long, global = true, env = "TRACKWIRE_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,7 +85,7 @@ enum Command {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
-    trackwire::logging::init(cli.log_format, "trackwire");
+    let _otlp = trackwire::logging::init(cli.log_format, "trackwire", cli.otlp_endpoint.as_deref())?;
     match cli.command {
         Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers } => {
             let lake = lake_url.map(|url| config::LakeFlags { url });

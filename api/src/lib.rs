@@ -83,15 +83,18 @@ pub fn app(state: AppState) -> Router {
                 .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
                     let id = header(REQUEST_ID.as_str()).unwrap_or("-");
-                    let trace = trace_context::TraceContext::from_traceparent(header("traceparent"));
-                    tracing::info_span!(
+                    let span = tracing::info_span!(
                         "http",
                         method = %request.method(),
                         path = %request.uri().path(),
                         correlation_id = %id,
-                        trace_id = %trace.trace_id,
-                        span_id = %trace.span_id,
-                    )
+                        trace_id = tracing::field::Empty,
+                        span_id = tracing::field::Empty,
+                    );
+                    let trace = trace_context::TraceContext::for_span(&span, header("traceparent"));
+                    span.record("trace_id", trace.trace_id.as_str());
+                    span.record("span_id", trace.span_id.as_str());
+                    span
                 }))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )

@@ -2,7 +2,11 @@
 //! a client or proxy sent in `traceparent`, or a new one, and a new span id for this server's
 //! part. Both land in the request's log span (`trace_id`, `span_id`), beside its
 //! `correlation_id` (the `X-Request-Id`), so every log line of a request can be found from any of
-//! the three.
+//! the three. With OTLP export on, the ids are the exported span's: the span continues the
+//! caller's trace as a child of its `traceparent` span.
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// A trace id (32 lowercase hex digits) and this hop's span id (16).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,8 +20,26 @@ impl TraceContext {
     /// starts a new one; either way with a fresh span id.
     pub fn from_traceparent(header: Option<&str>) -> TraceContext {
         let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
-        let trace_id = header.and_then(parse_trace_id).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let trace_id =
+            header.and_then(parse).map(|(trace, _)| trace).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         TraceContext { trace_id, span_id }
+    }
+
+    /// The ids of `span`: with an OpenTelemetry layer installed, the span is made a child of the
+    /// caller's `traceparent` (when valid) and its own OTel ids are returned; without one, the
+    /// caller's trace id (or a new one) and a new span id.
+    pub fn for_span(span: &tracing::Span, traceparent: Option<&str>) -> TraceContext {
+        if let Some((trace_id, parent_id)) = traceparent.and_then(parse)
+            && let (Ok(trace), Ok(parent)) = (TraceId::from_hex(&trace_id), SpanId::from_hex(&parent_id))
+        {
+            let remote = SpanContext::new(trace, parent, TraceFlags::SAMPLED, true, TraceState::default());
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+        }
+        let exported = span.context().span().span_context().clone();
+        if exported.is_valid() {
+            return TraceContext { trace_id: exported.trace_id().to_string(), span_id: exported.span_id().to_string() };
+        }
+        TraceContext::from_traceparent(traceparent)
     }
 
     /// The `traceparent` value that hands this trace on (sampled).
@@ -26,9 +48,10 @@ impl TraceContext {
     }
 }
 
-/// The trace id of a version-00 `traceparent`, when well formed and not all zeros (the spec's
-/// invalid value); anything else starts a new trace rather than failing the request.
-fn parse_trace_id(header: &str) -> Option<String> {
+/// The trace id and parent span id of a version-00 `traceparent`, when well formed and not all
+/// zeros (the spec's invalid values); anything else starts a new trace rather than failing the
+/// request.
+fn parse(header: &str) -> Option<(String, String)> {
     let mut parts = header.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
@@ -39,7 +62,7 @@ fn parse_trace_id(header: &str) -> Option<String> {
         && hex(flags, 2)
         && trace.bytes().any(|b| b != b'0')
         && parent.bytes().any(|b| b != b'0');
-    valid.then(|| trace.to_owned())
+    valid.then(|| (trace.to_owned(), parent.to_owned()))
 }
 
 #[cfg(test)]

@@ -61,3 +61,63 @@ def test_the_container_healthcheck_command_follows_the_server(server_factory):
     server.stop()
     down = probe(server.url + "/healthcheck")
     assert down.returncode == 1 and "is the server running" in down.stderr, down.stderr
+
+
+class _Collector:
+    """A minimal OTLP/HTTP receiver (JSON encoding): keeps every export request's body."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        bodies = self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                bodies.append((self.path, self.headers.get("content-type"), self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self):
+        out = []
+        for path, content_type, body in self.bodies:
+            assert path == "/v1/traces" and content_type.startswith("application/json"), (path, content_type)
+            for resource in json.loads(body)["resourceSpans"]:
+                attributes = {a["key"]: a["value"].get("stringValue") for a in resource["resource"]["attributes"]}
+                for scope in resource["scopeSpans"]:
+                    for span in scope["spans"]:
+                        out.append((attributes.get("service.name"), span))
+        return out
+
+
+def test_spans_are_exported_by_otlp_with_the_callers_trace_and_the_logged_ids(server_factory):
+    collector = _Collector()
+    server = server_factory(
+        TRACKWIRE_LOG_FORMAT="json", TRACKWIRE_OTLP_ENDPOINT=collector.url, RUST_LOG="info,tower_http=debug"
+    ).start()
+    trace_id, parent_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    response = requests.get(
+        server.url + "/api/v1/workouts", headers={"traceparent": f"00-{trace_id}-{parent_id}-01"}, timeout=10
+    )
+    assert response.status_code == 401
+    server.stop()  # the exporter flushes at exit
+    collector.server.shutdown()
+
+    spans = collector.spans()
+    ours = [span for service, span in spans if span["traceId"] == trace_id]
+    assert ours, f"no span of trace {trace_id} among {[(s['name'], s['traceId']) for _, s in spans][:10]}"
+    (request_span,) = [span for span in ours if span["name"] == "http"]
+    assert request_span["parentSpanId"] == parent_id
+    assert {service for service, _ in spans} == {"trackwire"}
+    logged = [json.loads(line) for line in server.log_path.read_text().splitlines() if line.strip()]
+    assert {line["span_id"] for line in logged if line["trace_id"] == trace_id} == {request_span["spanId"]}
