@@ -94,10 +94,14 @@ impl Stage for Distance {
             };
         }
         if let (Some(lat), Some(lon), false) = (point.lat_deg, point.lon_deg, point.time_out_of_order) {
+            // The step from the last fix: its speed, and (when the last fix was the one counted,
+            // as at running pace and faster) the distance from the anchor too.
+            let mut step_from = None;
             if let (Some((t, plat, plon)), false) = (self.last_fix, self.pause_since_last_fix) {
+                let step = self.geodesy.distance_m(plat, plon, lat, lon);
+                step_from = Some((plat, plon, step));
                 let dt_ms = point.time_ms - t;
                 if dt_ms > 0 && !untimed(point) {
-                    let step = self.geodesy.distance_m(plat, plon, lat, lon);
                     let speed = step * 1000.0 / dt_ms as f64;
                     point.speed_mps = Some(speed as f32);
                     self.max_speed = Some(self.max_speed.map_or(speed, |m| m.max(speed)));
@@ -105,7 +109,10 @@ impl Stage for Distance {
             }
             match self.track {
                 Track::Anchored { lat: alat, lon: alon } => {
-                    let from_anchor = self.geodesy.distance_m(alat, alon, lat, lon);
+                    let from_anchor = match step_from {
+                        Some((plat, plon, step)) if plat == alat && plon == alon => step,
+                        _ => self.geodesy.distance_m(alat, alon, lat, lon),
+                    };
                     if from_anchor >= MIN_COUNTED_STEP_M {
                         self.total_m += from_anchor.max(self.beyond_anchor_m);
                         self.beyond_anchor_m = 0.0;
