@@ -93,6 +93,17 @@ fn messy_files_are_handled_and_reported() {
     let bytes = std::fs::read(traces().join("fittrackee__apple_watch.fit")).unwrap();
     let truncated = import_bytes(&bytes[..bytes.len() * 2 / 3]).expect("a truncated FIT keeps what decoded");
     assert!(truncated.warnings.iter().any(|w| w.contains("damaged")), "{:?}", truncated.warnings);
+
+    // A FIT header whose size byte claims more than the file holds (fitparser 0.11 panicked on
+    // it; found by the import_file fuzz target): refused with a clear error, and after a whole
+    // file it ends the import with a warning.
+    let lying = b"<?xm ver.FIT=\"1.0\" en?>\ng=\xa2UTF-1\"?>";
+    let refused = import_bytes(lying).unwrap_err().to_string();
+    assert!(refused.contains("FIT header claims 60 bytes but 35 remain"), "{refused}");
+    let chained = [&bytes[..], &lying[..]].concat();
+    let kept = import_bytes(&chained).expect("the whole file before the bad header is kept");
+    assert_eq!(kept.fixes.len(), import_bytes(&bytes).unwrap().fixes.len());
+    assert!(kept.warnings.iter().any(|w| w.contains("FIT header claims")), "{:?}", kept.warnings);
 }
 
 #[test]

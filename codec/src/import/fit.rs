@@ -44,7 +44,14 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
 fn decode_lenient(mut buffer: &[u8]) -> Result<(Vec<FitDataRecord>, Option<String>), ImportError> {
     let mut processor = FitStreamProcessor::new();
     let mut records = Vec::new();
+    let mut at_header = true;
     while !buffer.is_empty() {
+        if at_header && let Err(detail) = check_header(buffer) {
+            if records.is_empty() {
+                return Err(ImportError::Malformed { format: Format::Fit, detail });
+            }
+            return Ok((records, Some(detail)));
+        }
         let (rest, object) = match processor.deserialize_next(buffer) {
             Ok(next) => next,
             Err(err) if records.is_empty() => {
@@ -52,6 +59,7 @@ fn decode_lenient(mut buffer: &[u8]) -> Result<(Vec<FitDataRecord>, Option<Strin
             }
             Err(err) => return Ok((records, Some(err.to_string()))),
         };
+        at_header = matches!(object, FitObject::Crc(..));
         match object {
             FitObject::Crc(..) => processor.reset(),
             FitObject::DataMessage(message) => match processor.decode_message(message) {
@@ -63,6 +71,17 @@ fn decode_lenient(mut buffer: &[u8]) -> Result<(Vec<FitDataRecord>, Option<Strin
         buffer = rest;
     }
     Ok((records, None))
+}
+
+/// What fitparser 0.11 assumes of a file header without checking it: the size in byte 0 is at
+/// least the 12 bytes of a FIT header and no more than the bytes there are (it slices by that
+/// size and panics otherwise; found by the `import_file` fuzz target).
+fn check_header(buffer: &[u8]) -> Result<(), String> {
+    let size = usize::from(buffer[0]);
+    if buffer.len() < 12 || size < 12 || size > buffer.len() {
+        return Err(format!("the FIT header claims {size} bytes but {} remain (a header has 12 or 14)", buffer.len()));
+    }
+    Ok(())
 }
 
 fn fields(record: &FitDataRecord) -> HashMap<&str, &Value> {
