@@ -23,8 +23,8 @@ pub const MIN_COUNTED_STEP_M: f64 = 3.0;
 pub struct Distance {
     /// The last valid fix (time, lat, lon), kept across a pause for the resume's chord.
     last_fix: Option<(i64, f64, f64)>,
-    /// True when a pause lies between `last_fix` and the next fix: no step, no speed over it.
-    pause_since_last_fix: bool,
+    /// Anchored while the track runs on from `last_fix`; any other state means a pause lies
+    /// between `last_fix` and the next fix: no step, no speed over it.
     track: Track,
     /// How far the farthest fix since the anchor has been from it.
     beyond_anchor_m: f64,
@@ -51,7 +51,6 @@ impl Distance {
     pub fn new(sport: Sport) -> Self {
         Distance {
             last_fix: None,
-            pause_since_last_fix: false,
             track: Track::Broken,
             beyond_anchor_m: 0.0,
             total_m: 0.0,
@@ -86,7 +85,6 @@ impl Stage for Distance {
         // A pause breaks the track even when the samples around it carry no position; the way
         // covered since the last counted fix before the pause is kept.
         if point.paused || point.after_pause {
-            self.pause_since_last_fix = true;
             self.total_m += std::mem::take(&mut self.beyond_anchor_m);
             self.track = match point.after_pause && !untimed(point) {
                 true => Track::Resumed { at_ms: point.time_ms },
@@ -97,7 +95,7 @@ impl Stage for Distance {
             // The step from the last fix: its speed, and (when the last fix was the one counted,
             // as at running pace and faster) the distance from the anchor too.
             let mut step_from = None;
-            if let (Some((t, plat, plon)), false) = (self.last_fix, self.pause_since_last_fix) {
+            if let (Some((t, plat, plon)), Track::Anchored { .. }) = (self.last_fix, self.track) {
                 let step = self.geodesy.distance_m(plat, plon, lat, lon);
                 step_from = Some((plat, plon, step));
                 let dt_ms = point.time_ms - t;
@@ -127,7 +125,6 @@ impl Stage for Distance {
                 }
             }
             self.last_fix = Some((point.time_ms, lat, lon));
-            self.pause_since_last_fix = point.paused;
         }
         point.distance_m = self.distance_m();
     }
