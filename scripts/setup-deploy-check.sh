@@ -17,5 +17,6 @@ fi
 if ! command -v kubectl > /dev/null; then
   echo "kubectl not found: installing the Debian package (needs root)" >&2
   sudo_="$( [ "$(id -u)" = 0 ] || echo sudo )"
+  $sudo_ apt-get update -q
   $sudo_ apt-get install -y --no-install-recommends kubectl || $sudo_ apt-get install -y --no-install-recommends kubernetes-client
 fi

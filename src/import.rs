@@ -123,11 +123,7 @@ fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> an
 }
 
 fn upload(server: &str, token: &str, batches: &[trackwire_codec::BatchData]) -> anyhow::Result<()> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = crate::http_agent(Duration::from_secs(60));
     let url = format!("{}/v1/ingest", server.trim_end_matches('/'));
     for batch in batches {
         let body = encode_batch(batch);

@@ -11,6 +11,8 @@ use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+pub use crate::otlp::OtlpGuard;
+
 /// How log lines are written (`--log-format`, `TRACKWIRE_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -46,8 +48,6 @@ pub fn init(format: LogFormat, service: &'static str, otlp_endpoint: Option<&str
     }
     Ok(guard)
 }
-
-pub use crate::otlp::OtlpGuard;
 
 /// One JSON object per event. Span fields are recorded as JSON by [`JsonFields`] and merged
 /// outermost first, so a request's `trace_id` reaches every line logged inside it.

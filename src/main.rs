@@ -83,6 +83,12 @@ enum Command {
     },
 }
 
+/// An HTTP client that returns every status as a response (callers read error bodies) and gives
+/// up after `timeout`.
+fn http_agent(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
+}
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _otlp = trackwire::logging::init(cli.log_format, "trackwire", cli.otlp_endpoint.as_deref())?;
@@ -96,24 +102,17 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Import(args) => import::run(args),
-        Command::Healthcheck { url } => {
-            let agent: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .timeout_global(Some(std::time::Duration::from_secs(5)))
-                .build()
-                .into();
-            match agent.get(&url).call() {
-                Ok(response) if response.status() == 200 => Ok(std::process::ExitCode::SUCCESS),
-                Ok(response) => {
-                    eprintln!("{url}: {} (the server is still replaying its log)", response.status());
-                    Ok(std::process::ExitCode::FAILURE)
-                }
-                Err(e) => {
-                    eprintln!("{url}: {e} (is the server running and listening there?)");
-                    Ok(std::process::ExitCode::FAILURE)
-                }
+        Command::Healthcheck { url } => match http_agent(std::time::Duration::from_secs(5)).get(&url).call() {
+            Ok(response) if response.status() == 200 => Ok(std::process::ExitCode::SUCCESS),
+            Ok(response) => {
+                eprintln!("{url}: {} (the server is still replaying its log)", response.status());
+                Ok(std::process::ExitCode::FAILURE)
             }
-        }
+            Err(e) => {
+                eprintln!("{url}: {e} (is the server running and listening there?)");
+                Ok(std::process::ExitCode::FAILURE)
+            }
+        },
         Command::Conformance { dir } => {
             print!("{}", trackwire::conformance::markdown(&trackwire::conformance::compare_dir(&dir)?));
             Ok(std::process::ExitCode::SUCCESS)

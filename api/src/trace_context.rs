@@ -19,18 +19,22 @@ impl TraceContext {
     /// Continues the trace of a valid `traceparent` header (`00-<trace>-<parent>-<flags>`), or
     /// starts a new one; either way with a fresh span id.
     pub fn from_traceparent(header: Option<&str>) -> TraceContext {
+        TraceContext::continuing(header.and_then(parse).map(|(trace, _)| trace))
+    }
+
+    /// `trace_id` (or a new one) with a fresh span id.
+    fn continuing(trace_id: Option<String>) -> TraceContext {
         let span_id = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
-        let trace_id =
-            header.and_then(parse).map(|(trace, _)| trace).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        TraceContext { trace_id, span_id }
+        TraceContext { trace_id: trace_id.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()), span_id }
     }
 
     /// The ids of `span`: with an OpenTelemetry layer installed, the span is made a child of the
     /// caller's `traceparent` (when valid) and its own OTel ids are returned; without one, the
     /// caller's trace id (or a new one) and a new span id.
     pub fn for_span(span: &tracing::Span, traceparent: Option<&str>) -> TraceContext {
-        if let Some((trace_id, parent_id)) = traceparent.and_then(parse)
-            && let (Ok(trace), Ok(parent)) = (TraceId::from_hex(&trace_id), SpanId::from_hex(&parent_id))
+        let caller = traceparent.and_then(parse);
+        if let Some((trace_id, parent_id)) = &caller
+            && let (Ok(trace), Ok(parent)) = (TraceId::from_hex(trace_id), SpanId::from_hex(parent_id))
         {
             let remote = SpanContext::new(trace, parent, TraceFlags::SAMPLED, true, TraceState::default());
             let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
@@ -39,7 +43,7 @@ impl TraceContext {
         if exported.is_valid() {
             return TraceContext { trace_id: exported.trace_id().to_string(), span_id: exported.span_id().to_string() };
         }
-        TraceContext::from_traceparent(traceparent)
+        TraceContext::continuing(caller.map(|(trace, _)| trace))
     }
 
     /// The `traceparent` value that hands this trace on (sampled).
