@@ -23,7 +23,8 @@ echo "== S3 server for the lake backend suite (moto, on a free loopback port)"
 s3_port="$("$TRACKWIRE_VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$TRACKWIRE_VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" > "${TMPDIR:-/tmp}/trackwire-moto-$s3_port.log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+pg_dir="${TMPDIR:-/tmp}/trackwire-pg-$$"
+trap 'kill "$moto_pid" 2>/dev/null || true; bash scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 export TRACKWIRE_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
 "$TRACKWIRE_VENV/bin/python" - <<PY
 import time, boto3, botocore
@@ -37,6 +38,10 @@ for _ in range(100):
 else:
     raise SystemExit("moto_server did not start")
 PY
+
+echo "== PostgreSQL for the read-store suite (Debian's package, a throwaway cluster on a free port)"
+TRACKWIRE_TEST_POSTGRES_URL="$(bash scripts/postgres.sh start "$pg_dir")"
+export TRACKWIRE_TEST_POSTGRES_URL
 
 echo "== cargo test"
 cargo build --locked --workspace --bin trackwire --bin trackwire-loadtest

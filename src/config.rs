@@ -34,6 +34,7 @@ pub struct Config {
     pub lake: LakeSection,
     pub kafka: KafkaSection,
     pub sinks: SinksSection,
+    pub store: StoreSection,
     /// Bearer JWTs for `/api/v1`: issuer, audience, keys (JWKS file or URL; HS256 secret for
     /// development) and the admin scope. With no key source, a development HS256 secret is kept in
     /// `<data_dir>/dev-jwt.secret` and `trackwire token --user ID` mints tokens with it.
@@ -240,6 +241,16 @@ pub struct LakeSection {
     pub multipart_threshold_bytes: usize,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Where the API's read store lives: `postgres://user:password@host:port/database`
+    /// (PostgreSQL, shared by every process of a scale-out deployment; migrations are applied at
+    /// start), or unset = the embedded file `<data_dir>/store/read.redb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksSection {
@@ -261,6 +272,7 @@ impl Default for Config {
             lake: LakeSection::default(),
             kafka: KafkaSection::default(),
             sinks: SinksSection::default(),
+            store: StoreSection::default(),
             auth: Default::default(),
             api: ApiSection::default(),
             privacy: Default::default(),
@@ -371,6 +383,14 @@ pub struct FlagOverrides {
     pub lake: Option<LakeFlags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreFlags>,
+}
+
+/// Flags that set fields of `[store]`.
+#[derive(Debug, Default, Serialize)]
+pub struct StoreFlags {
+    pub url: String,
 }
 
 /// Flags that set fields of `[kafka]`.
@@ -385,7 +405,7 @@ pub struct LakeFlags {
     pub url: String,
 }
 
-const SECTIONS: [&str; 13] = [
+const SECTIONS: [&str; 14] = [
     "http_addr",
     "quic_addr",
     "data_dir",
@@ -396,6 +416,7 @@ const SECTIONS: [&str; 13] = [
     "lake",
     "kafka",
     "sinks",
+    "store",
     "auth",
     "api",
     "privacy",

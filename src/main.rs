@@ -49,6 +49,9 @@ enum Command {
         /// Kafka brokers host:port[,…] for the events and points topics [env: TRACKWIRE_KAFKA__BROKERS] [default: none]
         #[arg(long)]
         kafka_brokers: Option<String>,
+        /// The API's read store: postgres://user:password@host:port/database [env: TRACKWIRE_STORE__URL] [default: <data-dir>/store/read.redb]
+        #[arg(long)]
+        store_url: Option<String>,
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
@@ -93,10 +96,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _otlp = trackwire::logging::init(cli.log_format, "trackwire", cli.otlp_endpoint.as_deref())?;
     match cli.command {
-        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers } => {
+        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers, store_url } => {
             let lake = lake_url.map(|url| config::LakeFlags { url });
             let kafka = kafka_brokers.map(|brokers| config::KafkaFlags { brokers });
-            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka };
+            let store = store_url.map(|url| config::StoreFlags { url });
+            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka, store };
             let config = config::Config::load(cli.config.as_deref(), flags)?;
             serve::run(config)?;
             Ok(std::process::ExitCode::SUCCESS)

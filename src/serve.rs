@@ -21,7 +21,7 @@ use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::KafkaSink;
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
-use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
+use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStoreSink};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
 
 use crate::config::Config;
@@ -84,7 +84,8 @@ impl DataPath {
         let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
 
         // Sinks next: they learn what they already hold before replay starts feeding them.
-        let store = ReadStore::open(&data.join("store").join("read.redb")).context("opening the read store")?;
+        let store = read_store::open(config.store.url.as_deref(), &data.join("store").join("read.redb"))
+            .context("opening the read store")?;
         let lake = config.lake_store().context("opening the lake")?;
         let lake_config = LakeConfig {
             target_file_bytes: config.lake.target_file_bytes,
@@ -100,7 +101,7 @@ impl DataPath {
             ),
             Box::new(LakeTable::<WorkoutsTable>::open(lake, lake_config).context("opening lake table workouts")?),
             Box::new(EventLogSink::open(&data.join("events")).context("opening the event log")?),
-            Box::new(ReadStoreSink::new(store.clone()).context("opening the read store sink")?),
+            Box::new(ReadStoreSink::new(store.clone(), LOCAL_LOG).context("opening the read store sink")?),
         ];
         if let Some(kafka) = config.kafka.sink_config() {
             tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");

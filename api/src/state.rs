@@ -32,7 +32,7 @@ impl Default for PrivacyConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub ingestor: Arc<Ingestor>,
-    pub store: Arc<ReadStore>,
+    pub store: Arc<dyn ReadStore>,
     pub live: Arc<LiveWorkouts>,
     pub sinks: Arc<[Arc<SinkProgress>]>,
     /// Highest LSN the pipeline has handed to the sinks.

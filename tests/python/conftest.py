@@ -45,3 +45,10 @@ def kafka_broker(tmp_path):
     broker = twclient.KafkaBroker(tmp_path / "tansu.log").start()
     yield broker
     broker.kill()
+
+
+@pytest.fixture
+def postgres_db():
+    """A fresh database on the test PostgreSQL server (scripts/test.sh starts one and exports
+    TRACKWIRE_TEST_POSTGRES_URL); its URL. Dropped afterwards."""
+    yield from twclient.postgres_database()

@@ -447,3 +447,18 @@ def read_points(lake: Path):
                    altitude_m, date, hour
             FROM read_parquet('{lake}/points/**/*.parquet', hive_partitioning=true)"""
     ).fetchall()
+
+
+def postgres_database():
+    """Generator: creates a database on TRACKWIRE_TEST_POSTGRES_URL, yields its URL, drops it."""
+    import psycopg
+
+    base = os.environ.get("TRACKWIRE_TEST_POSTGRES_URL")
+    if not base:
+        raise RuntimeError("TRACKWIRE_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL")
+    name = f"py_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(base, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

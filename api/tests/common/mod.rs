@@ -16,7 +16,7 @@ use trackwire_ingest::log::{DurableLog, LogConfig};
 use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, ShardOutput, WorkoutSummary};
 use trackwire_sinks::Sink;
-use trackwire_sinks::read_store::{ReadStore, ReadStoreSink};
+use trackwire_sinks::read_store::{LOCAL_LOG, ReadStoreSink, RedbStore};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 pub const ISSUER: &str = "https://sso.example.test/realms/trackwire";
@@ -51,7 +51,7 @@ pub fn state_with(
     let auth = AuthConfig { issuer: Some(ISSUER.into()), hs256_secret: Some(SECRET.into()), ..AuthConfig::default() };
     AppState {
         ingestor: Arc::new(ingestor),
-        store: ReadStore::open(&dir.join("store.redb")).unwrap(),
+        store: Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap()),
         live: Arc::new(LiveWorkouts::default()),
         sinks: Arc::new([]),
         pipeline_through: Arc::new(AtomicU64::new(0)),
@@ -143,7 +143,7 @@ pub fn summary(
 
 /// Puts summaries (and optional points) into the read store the way the pipeline's sink does.
 pub fn put(state: &AppState, outputs: Vec<ShardOutput>) {
-    let mut sink = ReadStoreSink::new(state.store.clone()).unwrap();
+    let mut sink = ReadStoreSink::new(state.store.clone(), LOCAL_LOG).unwrap();
     for output in outputs {
         sink.accept(&output).unwrap();
     }

@@ -1,41 +1,42 @@
-//! The embedded read store (redb): what the API serves, surviving restarts: workout summaries
-//! (listed per user, newest first), their streams, and their best efforts.
+//! The read store: what the API serves, surviving restarts: workout summaries (listed per user,
+//! newest first), their streams, and their best efforts.
 //!
-//! Written by [`ReadStoreSink`] in one transaction per flush, together with the LSN it is complete
-//! through, so the store and its checkpoint can never disagree.
+//! One interface, [`ReadStore`], two backends: [`RedbStore`] (embedded, one file, the default)
+//! and [`PostgresStore`] (selected by `--store-url postgres://…`, shared by every process of a
+//! scale-out deployment). Both pass the same conformance suite (`sinks/tests/read_store.rs`).
+//!
+//! Written by [`ReadStoreSink`] in one transaction per flush, together with the position of the
+//! log it is complete through, so the store and its checkpoint can never disagree.
 
 mod efforts;
+mod postgres;
+mod redb;
 mod sink;
 mod streams;
 
 pub use efforts::{BestEfforts, EFFORT_DISTANCES, best_efforts};
+pub use postgres::PostgresStore;
+pub use redb::RedbStore;
 pub use sink::ReadStoreSink;
 pub use streams::Streams;
 
 use std::collections::HashSet;
-use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::WorkoutSummary;
 
 use crate::SinkError;
 
-const SUMMARIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_summaries");
-/// Key: [`user_key`] ++ [`order_key`]: one user's workouts, newest first.
-const BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("workouts_by_user");
-/// Key: workout id ++ LSN (big-endian): one [`Streams`] chunk per record, in log order.
-const STREAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_streams");
-const EFFORTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_best_efforts");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const CHECKPOINT: &str = "checkpoint_lsn";
-
 /// The name this sink reports in metrics and health.
 pub const SINK_NAME: &str = "read_store";
 
-/// An opaque position in a user's newest-first workout list.
+/// The log name of the embedded single-process log (see [`ReadStore::checkpoint`]).
+pub const LOCAL_LOG: &str = "local";
+
+/// An opaque position in a user's newest-first workout list: the start time in an order that
+/// sorts newest first, then the workout id (ties broken by id, ascending).
 pub type Cursor = [u8; 24];
 
 /// Which of a user's workouts to list.
@@ -50,8 +51,85 @@ pub struct ListQuery {
     pub start_before_ms: Option<i64>,
 }
 
-pub struct ReadStore {
-    db: Database,
+/// One record's samples of one workout, as [`Streams::encode`] bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamChunk {
+    pub workout_id: WorkoutId,
+    /// The record's position in its log; chunks of a workout are read back in this order.
+    pub lsn: u64,
+    pub encoded: Vec<u8>,
+}
+
+/// The read side the API uses and the write side its sink uses. Synchronous: the API calls it
+/// from `spawn_blocking`, the sink from the sinks thread.
+pub trait ReadStore: Send + Sync {
+    /// The position of `log` through which the store is complete (0 when it holds nothing of it).
+    /// `log` names one totally ordered input: `local` for the embedded log, `raw.v1/<partition>`
+    /// for a partition of the scale-out topic.
+    fn checkpoint(&self, log: &str) -> Result<u64, SinkError>;
+
+    fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError>;
+
+    /// Up to `query.limit` of the user's workouts that match the query, newest first, after the
+    /// cursor; and the cursor of the next page: `Some` exactly when another workout matches.
+    fn list(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<WorkoutSummary>, Option<Cursor>), SinkError>;
+
+    /// Every workout of the user, newest first (stats, training load, erasure).
+    fn all_of_user(&self, user_id: &str) -> Result<Vec<WorkoutSummary>, SinkError> {
+        Ok(self.list(user_id, &ListQuery { limit: usize::MAX, ..ListQuery::default() })?.0)
+    }
+
+    /// The workout's streams, all its chunks in log order (empty when it has no samples).
+    fn streams(&self, id: &WorkoutId) -> Result<Streams, SinkError>;
+
+    /// The newest chunk of the workout's streams (the live endpoint's latest sample).
+    fn last_chunk(&self, id: &WorkoutId) -> Result<Option<Streams>, SinkError>;
+
+    fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError>;
+
+    /// In one transaction: stores the chunks (a chunk already held is replaced by the same bytes),
+    /// replaces each workout's summary, computes the best efforts of those that ended, and moves
+    /// `log`'s checkpoint to `through`.
+    fn apply(&self, log: &str, summaries: &[WorkoutSummary], chunks: &[StreamChunk], through: u64)
+    -> Result<(), SinkError>;
+
+    /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
+    /// Returns how many workouts it covered.
+    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError>;
+
+    /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
+    /// in every workout that overlaps it. Returns how many workouts changed.
+    fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError>;
+}
+
+/// Opens the store `url` names: `postgres://…` / `postgresql://…` for PostgreSQL (migrations are
+/// applied first), or none for the embedded file at `embedded_path`.
+pub fn open(url: Option<&str>, embedded_path: &Path) -> Result<Arc<dyn ReadStore>, SinkError> {
+    match url {
+        None => Ok(Arc::new(RedbStore::open(embedded_path)?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PostgresStore::connect(url)?))
+        }
+        Some(url) => Err(SinkError::Config(format!(
+            "store url '{}' is not supported: give postgres://user:password@host:port/database, or leave it unset \
+             for the embedded store",
+            redact_url(url)
+        ))),
+    }
+}
+
+/// A URL fit for a log line: the password, if any, replaced.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 /// A start time as 8 bytes that sort newest first: the sign bit flipped for an order-preserving
@@ -60,7 +138,7 @@ fn newest_first(start_ms: i64) -> [u8; 8] {
     (!((start_ms as u64) ^ (1 << 63))).to_be_bytes()
 }
 
-fn order_key(summary: &WorkoutSummary) -> Cursor {
+fn cursor_of(summary: &WorkoutSummary) -> Cursor {
     let mut key = [0u8; 24];
     key[..8].copy_from_slice(&newest_first(summary.start_time_ms));
     key[8..].copy_from_slice(&summary.workout_id.0);
@@ -72,254 +150,23 @@ fn start_of(cursor: &[u8]) -> i64 {
     ((!ordered) ^ (1 << 63)) as i64
 }
 
-/// Length-prefixed, so no user id is a prefix of another's key range.
-fn user_key(user_id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(4 + user_id.len() + 24);
-    key.extend_from_slice(&(user_id.len() as u32).to_be_bytes());
-    key.extend_from_slice(user_id.as_bytes());
-    key
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn stream_key(id: &WorkoutId, lsn: u64) -> [u8; 24] {
-    let mut key = [0u8; 24];
-    key[..16].copy_from_slice(&id.0);
-    key[16..].copy_from_slice(&lsn.to_be_bytes());
-    key
-}
+    #[test]
+    fn a_password_never_reaches_a_message() {
+        assert_eq!(redact_url("postgres://tw:s3cret@db:5432/tw"), "postgres://tw:***@db:5432/tw");
+        assert_eq!(redact_url("postgres://tw@db/tw"), "postgres://tw@db/tw");
+        assert_eq!(redact_url("mysql://a:b@c/d"), "mysql://a:***@c/d");
+    }
 
-fn decode_summary(bytes: &[u8]) -> Result<WorkoutSummary, SinkError> {
-    serde_json::from_slice(bytes).map_err(SinkError::store)
-}
-
-impl ReadStore {
-    pub fn open(path: &Path) -> Result<Arc<ReadStore>, SinkError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+    #[test]
+    fn cursors_sort_newest_first_and_decode() {
+        for start in [i64::MIN, -1, 0, 1, 1_700_000_000_000, i64::MAX] {
+            assert_eq!(start_of(&newest_first(start)), start);
         }
-        let db = Database::create(path).map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
-        let txn = db.begin_write().map_err(SinkError::store)?;
-        txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-        txn.open_table(BY_USER).map_err(SinkError::store)?;
-        txn.open_table(STREAMS).map_err(SinkError::store)?;
-        txn.open_table(EFFORTS).map_err(SinkError::store)?;
-        txn.open_table(META).map_err(SinkError::store)?;
-        txn.commit().map_err(SinkError::store)?;
-        Ok(Arc::new(ReadStore { db }))
+        assert!(newest_first(2) < newest_first(1));
+        assert!(newest_first(0) < newest_first(-1));
     }
-
-    /// The LSN through which the store is complete.
-    pub fn checkpoint(&self) -> Result<u64, SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let meta = txn.open_table(META).map_err(SinkError::store)?;
-        Ok(meta.get(CHECKPOINT).map_err(SinkError::store)?.map_or(0, |v| v.value()))
-    }
-
-    pub fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-        match table.get(&id.0[..]).map_err(SinkError::store)? {
-            Some(v) => Ok(Some(decode_summary(v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Up to `query.limit` of the user's workouts, newest first, after the cursor; and the cursor
-    /// of the next page (None on the last).
-    pub fn list(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<WorkoutSummary>, Option<Cursor>), SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let index = txn.open_table(BY_USER).map_err(SinkError::store)?;
-        let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-        let prefix = user_key(user_id);
-        let mut lower = prefix.clone();
-        match (&query.after, query.start_before_ms) {
-            (Some(cursor), _) => lower.extend_from_slice(cursor),
-            // Newest first: "started before T" begins at the key of time T − 1 ms.
-            (None, Some(before)) => lower.extend_from_slice(&newest_first(before.saturating_sub(1))),
-            (None, None) => {}
-        }
-        let mut upper = prefix.clone();
-        upper.extend_from_slice(&[0xff; 25]);
-        let lower_bound = if query.after.is_some() { Bound::Excluded(&lower[..]) } else { Bound::Included(&lower[..]) };
-        let mut out = Vec::new();
-        let mut last = None;
-        for entry in index.range::<&[u8]>((lower_bound, Bound::Included(&upper[..]))).map_err(SinkError::store)? {
-            let (key, _) = entry.map_err(SinkError::store)?;
-            let key = key.value();
-            let Some(cursor) = key.get(prefix.len()..).and_then(|c| Cursor::try_from(c).ok()) else { continue };
-            let start = start_of(&cursor);
-            if query.start_from_ms.is_some_and(|from| start < from) {
-                return Ok((out, None)); // older than the range: nothing further qualifies
-            }
-            if query.start_before_ms.is_some_and(|before| start >= before) {
-                continue;
-            }
-            if out.len() == query.limit {
-                return Ok((out, last));
-            }
-            last = Some(cursor);
-            if let Some(v) = table.get(&cursor[8..]).map_err(SinkError::store)? {
-                let summary = decode_summary(v.value())?;
-                if query.sport.as_deref().is_none_or(|s| s == summary.sport) {
-                    out.push(summary);
-                }
-            }
-        }
-        Ok((out, None))
-    }
-
-    /// Every workout of the user, newest first (stats, training load, erasure).
-    pub fn all_of_user(&self, user_id: &str) -> Result<Vec<WorkoutSummary>, SinkError> {
-        Ok(self.list(user_id, &ListQuery { limit: usize::MAX, ..ListQuery::default() })?.0)
-    }
-
-    /// The workout's streams, all its chunks in log order (empty when it has no samples).
-    pub fn streams(&self, id: &WorkoutId) -> Result<Streams, SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let table = txn.open_table(STREAMS).map_err(SinkError::store)?;
-        read_streams(&table, id)
-    }
-
-    /// The newest chunk of the workout's streams (the live endpoint's latest sample).
-    pub fn last_chunk(&self, id: &WorkoutId) -> Result<Option<Streams>, SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let table = txn.open_table(STREAMS).map_err(SinkError::store)?;
-        let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
-        match table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)?.next_back() {
-            Some(entry) => {
-                Ok(Some(Streams::decode(entry.map_err(SinkError::store)?.1.value()).map_err(SinkError::store)?))
-            }
-            None => Ok(None),
-        }
-    }
-
-    pub fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError> {
-        let txn = self.db.begin_read().map_err(SinkError::store)?;
-        let table = txn.open_table(EFFORTS).map_err(SinkError::store)?;
-        match table.get(&id.0[..]).map_err(SinkError::store)? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(SinkError::store)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn apply(
-        &self,
-        summaries: impl Iterator<Item = WorkoutSummary>,
-        chunks: &[(WorkoutId, u64, Vec<u8>)],
-        through: u64,
-    ) -> Result<(), SinkError> {
-        let txn = self.db.begin_write().map_err(SinkError::store)?;
-        {
-            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
-            for (id, lsn, chunk) in chunks {
-                streams.insert(&stream_key(id, *lsn)[..], &chunk[..]).map_err(SinkError::store)?;
-            }
-            let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-            let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
-            let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
-            for summary in summaries {
-                let id = &summary.workout_id.0[..];
-                let previous =
-                    table.get(id).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?;
-                if let Some(previous) = previous {
-                    index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
-                }
-                let json = serde_json::to_vec(&summary).map_err(SinkError::store)?;
-                table.insert(id, &json[..]).map_err(SinkError::store)?;
-                index.insert(&index_key(&summary)[..], ()).map_err(SinkError::store)?;
-                if summary.status.is_ended() {
-                    let s = read_streams(&streams, &summary.workout_id)?;
-                    let found = best_efforts(&s.time_ms, &s.distance_m);
-                    let json = serde_json::to_vec(&found).map_err(SinkError::store)?;
-                    efforts.insert(id, &json[..]).map_err(SinkError::store)?;
-                }
-            }
-            let mut meta = txn.open_table(META).map_err(SinkError::store)?;
-            meta.insert(CHECKPOINT, through).map_err(SinkError::store)?;
-        }
-        txn.commit().map_err(SinkError::store)
-    }
-
-    /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
-    pub fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
-        let mut ids = workouts.clone();
-        ids.extend(self.all_of_user(user_id)?.iter().map(|s| s.workout_id));
-        let txn = self.db.begin_write().map_err(SinkError::store)?;
-        {
-            let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-            let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
-            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
-            let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
-            for id in &ids {
-                if let Some(previous) =
-                    table.remove(&id.0[..]).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?
-                {
-                    index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
-                }
-                efforts.remove(&id.0[..]).map_err(SinkError::store)?;
-                let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
-                streams.retain_in::<&[u8], _>(&from[..]..=&to[..], |_, _| false).map_err(SinkError::store)?;
-            }
-        }
-        commit(txn)?;
-        Ok(ids.len())
-    }
-
-    /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
-    /// in every workout that overlaps it. Returns how many workouts changed.
-    pub fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
-        let txn = self.db.begin_write().map_err(SinkError::store)?;
-        let mut changed = 0;
-        {
-            let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
-            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
-            let mut affected = Vec::new();
-            for entry in table.iter().map_err(SinkError::store)? {
-                let (_, value) = entry.map_err(SinkError::store)?;
-                let summary = decode_summary(value.value())?;
-                if summary.start_time_ms < before_ms && summary.end_time_ms >= from_ms {
-                    affected.push(summary.workout_id);
-                }
-            }
-            for id in affected {
-                let (from, to) = (stream_key(&id, 0), stream_key(&id, u64::MAX));
-                let mut rewritten = Vec::new();
-                for entry in streams.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
-                    let (key, value) = entry.map_err(SinkError::store)?;
-                    let mut chunk = Streams::decode(value.value()).map_err(SinkError::store)?;
-                    if chunk.drop_positions_before(before_ms) {
-                        rewritten.push((key.value().to_vec(), chunk.encode()));
-                    }
-                }
-                changed += usize::from(!rewritten.is_empty());
-                for (key, chunk) in rewritten {
-                    streams.insert(&key[..], &chunk[..]).map_err(SinkError::store)?;
-                }
-            }
-        }
-        commit(txn)?;
-        Ok(changed)
-    }
-}
-
-fn commit(txn: WriteTransaction) -> Result<(), SinkError> {
-    txn.commit().map_err(SinkError::store)
-}
-
-fn index_key(summary: &WorkoutSummary) -> Vec<u8> {
-    let mut key = user_key(&summary.user_id);
-    key.extend_from_slice(&order_key(summary));
-    key
-}
-
-fn read_streams(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    id: &WorkoutId,
-) -> Result<Streams, SinkError> {
-    let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
-    let mut out = Streams::default();
-    for entry in table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
-        let (_, value) = entry.map_err(SinkError::store)?;
-        out.extend(Streams::decode(value.value()).map_err(SinkError::store)?);
-    }
-    Ok(out)
 }

@@ -5,24 +5,28 @@ use std::time::Instant;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{ShardOutput, WorkoutSummary};
 
-use super::{ReadStore, SINK_NAME, Streams};
+use super::{ReadStore, SINK_NAME, StreamChunk, Streams};
 use crate::{Command, Sink, SinkError};
 
 /// Keeps the read store current: the latest summary of each workout and each record's streams,
 /// committed per flush.
 pub struct ReadStoreSink {
-    store: Arc<ReadStore>,
+    store: Arc<dyn ReadStore>,
+    /// Which log's positions the LSNs are (see [`ReadStore::checkpoint`]).
+    log: String,
     pending: HashMap<WorkoutId, WorkoutSummary>,
-    /// `(workout, lsn, encoded Streams)` of each record since the last commit.
-    chunks: Vec<(WorkoutId, u64, Vec<u8>)>,
+    /// Each record's samples since the last commit.
+    chunks: Vec<StreamChunk>,
     committed: u64,
     last_fed: u64,
 }
 
 impl ReadStoreSink {
-    pub fn new(store: Arc<ReadStore>) -> Result<Self, SinkError> {
-        let committed = store.checkpoint()?;
-        Ok(ReadStoreSink { store, pending: HashMap::new(), chunks: Vec::new(), committed, last_fed: committed })
+    /// A sink fed from `log` (`local` for the embedded log).
+    pub fn new(store: Arc<dyn ReadStore>, log: impl Into<String>) -> Result<Self, SinkError> {
+        let log = log.into();
+        let committed = store.checkpoint(&log)?;
+        Ok(ReadStoreSink { store, log, pending: HashMap::new(), chunks: Vec::new(), committed, last_fed: committed })
     }
 }
 
@@ -37,7 +41,11 @@ impl Sink for ReadStoreSink {
         }
         self.last_fed = output.lsn;
         if let Some(first) = output.points.first() {
-            self.chunks.push((first.workout_id, output.lsn, Streams::from_points(&output.points).encode()));
+            self.chunks.push(StreamChunk {
+                workout_id: first.workout_id,
+                lsn: output.lsn,
+                encoded: Streams::from_points(&output.points).encode(),
+            });
         }
         if let Some(summary) = &output.summary {
             self.pending.insert(summary.workout_id, summary.clone());
@@ -49,8 +57,11 @@ impl Sink for ReadStoreSink {
         if self.last_fed == self.committed {
             return Ok(());
         }
-        self.store.apply(self.pending.values().cloned(), &self.chunks, self.last_fed)?;
-        self.pending.clear();
+        let summaries: Vec<WorkoutSummary> = self.pending.drain().map(|(_, summary)| summary).collect();
+        if let Err(e) = self.store.apply(&self.log, &summaries, &self.chunks, self.last_fed) {
+            self.pending.extend(summaries.into_iter().map(|s| (s.workout_id, s)));
+            return Err(e);
+        }
         self.chunks.clear();
         self.committed = self.last_fed;
         Ok(())
@@ -66,7 +77,7 @@ impl Sink for ReadStoreSink {
                 let mut ids: HashSet<WorkoutId> = erasure.workouts.iter().map(|w| w.workout_id).collect();
                 ids.extend(self.pending.values().filter(|s| s.user_id == erasure.user_id).map(|s| s.workout_id));
                 self.pending.retain(|id, _| !ids.contains(id));
-                self.chunks.retain(|(id, _, _)| !ids.contains(id));
+                self.chunks.retain(|chunk| !ids.contains(&chunk.workout_id));
                 let erased = self.store.erase(&erasure.user_id, &ids)?;
                 tracing::info!(user = %erasure.user_id, workouts = erased, "read store: user erased");
             }

@@ -1,0 +1,58 @@
+//! Versioned schema migrations, embedded from `sinks/migrations/postgres/`.
+//!
+//! Applied at connect in one transaction (PostgreSQL's DDL is transactional) under an advisory
+//! lock, so processes starting together (a gateway, workers, API replicas) apply each migration
+//! exactly once and none sees half a schema. Each applied version is a row of
+//! `trackwire_schema_migrations`.
+
+use postgres::Client;
+
+use crate::SinkError;
+
+/// `(version, name, SQL)`, in the order they apply. Append only: never edit an applied one.
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "read_store", include_str!("../../../migrations/postgres/0001_read_store.sql"))];
+
+/// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").
+const MIGRATION_LOCK: i64 = 0x7472_6163_6b77_6972;
+
+/// Applies every migration the database does not have yet. Returns the versions applied.
+pub fn migrate(client: &mut Client) -> Result<Vec<i32>, SinkError> {
+    let fail = |step: &str, e: postgres::Error| {
+        SinkError::Store(format!("migrating the PostgreSQL schema ({step}): {}", super::describe(&e)))
+    };
+    let mut txn = client.transaction().map_err(|e| fail("begin", e))?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(|e| fail("lock", e))?;
+    txn.batch_execute(
+        "CREATE TABLE IF NOT EXISTS trackwire_schema_migrations (
+             version    integer     PRIMARY KEY,
+             name       text        NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .map_err(|e| fail("creating trackwire_schema_migrations", e))?;
+    let have: Vec<i32> = txn
+        .query("SELECT version FROM trackwire_schema_migrations", &[])
+        .map_err(|e| fail("reading trackwire_schema_migrations", e))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if let Some(newer) = have.iter().find(|v| !MIGRATIONS.iter().any(|(known, _, _)| known == *v)) {
+        return Err(SinkError::Store(format!(
+            "the PostgreSQL schema has migration {newer}, which this build does not know: it was written by a newer \
+             Trackwire; run that version (or newer) against this database"
+        )));
+    }
+    let mut applied = Vec::new();
+    for &(version, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| !have.contains(v)) {
+        txn.batch_execute(sql).map_err(|e| fail(&format!("{version:04}_{name}"), e))?;
+        txn.execute("INSERT INTO trackwire_schema_migrations (version, name) VALUES ($1, $2)", &[&version, &name])
+            .map_err(|e| fail("recording the migration", e))?;
+        applied.push(version);
+    }
+    txn.commit().map_err(|e| fail("commit", e))?;
+    for version in &applied {
+        tracing::info!(version, "read store: PostgreSQL migration applied");
+    }
+    Ok(applied)
+}

@@ -1,0 +1,279 @@
+//! The embedded backend: one redb file, no server. Keys are laid out so that a user's workouts
+//! are one range scan, newest first.
+
+use std::collections::HashSet;
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::WorkoutSummary;
+
+use super::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of};
+use crate::SinkError;
+
+const SUMMARIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_summaries");
+/// Key: [`user_key`] ++ [`order_key`]: one user's workouts, newest first.
+const BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("workouts_by_user");
+/// Key: workout id ++ LSN (big-endian): one [`Streams`] chunk per record, in log order.
+const STREAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_streams");
+const EFFORTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_best_efforts");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Key `checkpoint_lsn/<log>`: the LSN of that log through which the store is complete.
+const CHECKPOINT_PREFIX: &str = "checkpoint_lsn/";
+
+/// The embedded read store.
+pub struct RedbStore {
+    db: Database,
+}
+
+/// Length-prefixed, so no user id is a prefix of another's key range.
+fn user_key(user_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + user_id.len() + 24);
+    key.extend_from_slice(&(user_id.len() as u32).to_be_bytes());
+    key.extend_from_slice(user_id.as_bytes());
+    key
+}
+
+fn stream_key(id: &WorkoutId, lsn: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(&id.0);
+    key[16..].copy_from_slice(&lsn.to_be_bytes());
+    key
+}
+
+fn decode_summary(bytes: &[u8]) -> Result<WorkoutSummary, SinkError> {
+    serde_json::from_slice(bytes).map_err(SinkError::store)
+}
+
+impl RedbStore {
+    pub fn open(path: &Path) -> Result<RedbStore, SinkError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+        }
+        let db = Database::create(path).map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(SinkError::store)?;
+        txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+        txn.open_table(BY_USER).map_err(SinkError::store)?;
+        txn.open_table(STREAMS).map_err(SinkError::store)?;
+        txn.open_table(EFFORTS).map_err(SinkError::store)?;
+        txn.open_table(META).map_err(SinkError::store)?;
+        txn.commit().map_err(SinkError::store)?;
+        Ok(RedbStore { db })
+    }
+}
+
+impl ReadStore for RedbStore {
+    fn checkpoint(&self, log: &str) -> Result<u64, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let meta = txn.open_table(META).map_err(SinkError::store)?;
+        let key = format!("{CHECKPOINT_PREFIX}{log}");
+        Ok(meta.get(key.as_str()).map_err(SinkError::store)?.map_or(0, |v| v.value()))
+    }
+
+    fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+        match table.get(&id.0[..]).map_err(SinkError::store)? {
+            Some(v) => Ok(Some(decode_summary(v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `query.limit` of the user's workouts, newest first, after the cursor; and the cursor
+    /// of the next page (None on the last).
+    fn list(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<WorkoutSummary>, Option<Cursor>), SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let index = txn.open_table(BY_USER).map_err(SinkError::store)?;
+        let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+        let prefix = user_key(user_id);
+        let mut lower = prefix.clone();
+        match (&query.after, query.start_before_ms) {
+            (Some(cursor), _) => lower.extend_from_slice(cursor),
+            // Newest first: "started before T" begins at the key of time T − 1 ms.
+            (None, Some(before)) => lower.extend_from_slice(&newest_first(before.saturating_sub(1))),
+            (None, None) => {}
+        }
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&[0xff; 25]);
+        let lower_bound = if query.after.is_some() { Bound::Excluded(&lower[..]) } else { Bound::Included(&lower[..]) };
+        let mut out = Vec::new();
+        let mut last = None;
+        for entry in index.range::<&[u8]>((lower_bound, Bound::Included(&upper[..]))).map_err(SinkError::store)? {
+            let (key, _) = entry.map_err(SinkError::store)?;
+            let key = key.value();
+            let Some(cursor) = key.get(prefix.len()..).and_then(|c| Cursor::try_from(c).ok()) else { continue };
+            let start = start_of(&cursor);
+            if query.start_from_ms.is_some_and(|from| start < from) {
+                return Ok((out, None)); // older than the range: nothing further qualifies
+            }
+            if query.start_before_ms.is_some_and(|before| start >= before) {
+                continue;
+            }
+            let Some(v) = table.get(&cursor[8..]).map_err(SinkError::store)? else { continue };
+            let summary = decode_summary(v.value())?;
+            if query.sport.as_deref().is_some_and(|s| s != summary.sport) {
+                continue;
+            }
+            if out.len() == query.limit {
+                return Ok((out, last)); // one more qualifies: there is a next page
+            }
+            last = Some(cursor);
+            out.push(summary);
+        }
+        Ok((out, None))
+    }
+
+    /// The workout's streams, all its chunks in log order (empty when it has no samples).
+    fn streams(&self, id: &WorkoutId) -> Result<Streams, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(STREAMS).map_err(SinkError::store)?;
+        read_streams(&table, id)
+    }
+
+    /// The newest chunk of the workout's streams (the live endpoint's latest sample).
+    fn last_chunk(&self, id: &WorkoutId) -> Result<Option<Streams>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(STREAMS).map_err(SinkError::store)?;
+        let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
+        match table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)?.next_back() {
+            Some(entry) => {
+                Ok(Some(Streams::decode(entry.map_err(SinkError::store)?.1.value()).map_err(SinkError::store)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(EFFORTS).map_err(SinkError::store)?;
+        match table.get(&id.0[..]).map_err(SinkError::store)? {
+            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(SinkError::store)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn apply(
+        &self,
+        log: &str,
+        summaries: &[WorkoutSummary],
+        chunks: &[StreamChunk],
+        through: u64,
+    ) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        {
+            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
+            for chunk in chunks {
+                let key = stream_key(&chunk.workout_id, chunk.lsn);
+                streams.insert(&key[..], &chunk.encoded[..]).map_err(SinkError::store)?;
+            }
+            let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+            let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
+            let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
+            for summary in summaries {
+                let id = &summary.workout_id.0[..];
+                let previous =
+                    table.get(id).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?;
+                if let Some(previous) = previous {
+                    index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
+                }
+                let json = serde_json::to_vec(summary).map_err(SinkError::store)?;
+                table.insert(id, &json[..]).map_err(SinkError::store)?;
+                index.insert(&index_key(summary)[..], ()).map_err(SinkError::store)?;
+                if summary.status.is_ended() {
+                    let s = read_streams(&streams, &summary.workout_id)?;
+                    let found = best_efforts(&s.time_ms, &s.distance_m);
+                    let json = serde_json::to_vec(&found).map_err(SinkError::store)?;
+                    efforts.insert(id, &json[..]).map_err(SinkError::store)?;
+                }
+            }
+            let mut meta = txn.open_table(META).map_err(SinkError::store)?;
+            meta.insert(format!("{CHECKPOINT_PREFIX}{log}").as_str(), through).map_err(SinkError::store)?;
+        }
+        txn.commit().map_err(SinkError::store)
+    }
+
+    /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
+    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
+        let mut ids = workouts.clone();
+        ids.extend(self.all_of_user(user_id)?.iter().map(|s| s.workout_id));
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        {
+            let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+            let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
+            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
+            let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
+            for id in &ids {
+                if let Some(previous) =
+                    table.remove(&id.0[..]).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?
+                {
+                    index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
+                }
+                efforts.remove(&id.0[..]).map_err(SinkError::store)?;
+                let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
+                streams.retain_in::<&[u8], _>(&from[..]..=&to[..], |_, _| false).map_err(SinkError::store)?;
+            }
+        }
+        commit(txn)?;
+        Ok(ids.len())
+    }
+
+    /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
+    /// in every workout that overlaps it. Returns how many workouts changed.
+    fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        let mut changed = 0;
+        {
+            let table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
+            let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
+            let mut affected = Vec::new();
+            for entry in table.iter().map_err(SinkError::store)? {
+                let (_, value) = entry.map_err(SinkError::store)?;
+                let summary = decode_summary(value.value())?;
+                if summary.start_time_ms < before_ms && summary.end_time_ms >= from_ms {
+                    affected.push(summary.workout_id);
+                }
+            }
+            for id in affected {
+                let (from, to) = (stream_key(&id, 0), stream_key(&id, u64::MAX));
+                let mut rewritten = Vec::new();
+                for entry in streams.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
+                    let (key, value) = entry.map_err(SinkError::store)?;
+                    let mut chunk = Streams::decode(value.value()).map_err(SinkError::store)?;
+                    if chunk.drop_positions_before(before_ms) {
+                        rewritten.push((key.value().to_vec(), chunk.encode()));
+                    }
+                }
+                changed += usize::from(!rewritten.is_empty());
+                for (key, chunk) in rewritten {
+                    streams.insert(&key[..], &chunk[..]).map_err(SinkError::store)?;
+                }
+            }
+        }
+        commit(txn)?;
+        Ok(changed)
+    }
+}
+
+fn commit(txn: WriteTransaction) -> Result<(), SinkError> {
+    txn.commit().map_err(SinkError::store)
+}
+
+fn index_key(summary: &WorkoutSummary) -> Vec<u8> {
+    let mut key = user_key(&summary.user_id);
+    key.extend_from_slice(&cursor_of(summary));
+    key
+}
+
+fn read_streams(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &WorkoutId,
+) -> Result<Streams, SinkError> {
+    let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
+    let mut out = Streams::default();
+    for entry in table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
+        let (_, value) = entry.map_err(SinkError::store)?;
+        out.extend(Streams::decode(value.value()).map_err(SinkError::store)?);
+    }
+    Ok(out)
+}
