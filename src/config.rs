@@ -35,6 +35,8 @@ pub struct Config {
     pub kafka: KafkaSection,
     pub sinks: SinksSection,
     pub store: StoreSection,
+    /// Scale-out: this process's role, and a pipeline worker's share of the raw partitions.
+    pub cluster: ClusterSection,
     /// Bearer JWTs for `/api/v1`: issuer, audience, keys (JWKS file or URL; HS256 secret for
     /// development) and the admin scope. With no key source, a development HS256 secret is kept in
     /// `<data_dir>/dev-jwt.secret` and `trackwire token --user ID` mints tokens with it.
@@ -73,6 +75,13 @@ pub struct KafkaSection {
     pub points_topic: String,
     /// Partitions of the topics Trackwire creates when they are missing.
     pub partitions: i32,
+    /// Scale-out only: the topic that is the durable log between gateways and pipeline workers
+    /// (raw FlatBuffers batches, keyed by workout id).
+    pub raw_topic: String,
+    /// Scale-out only: partitions of `raw_topic`. Decides which partition (and so which worker)
+    /// holds a workout: every gateway and worker must use the same value, and it must not change
+    /// while workouts are in progress.
+    pub raw_partitions: i32,
     /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub security_protocol: Option<String>,
@@ -98,6 +107,8 @@ impl Default for KafkaSection {
             events_topic: defaults.events_topic,
             points_topic: defaults.points_topic,
             partitions: defaults.partitions,
+            raw_topic: "trackwire.raw.v1".into(),
+            raw_partitions: 8,
             security_protocol: None,
             sasl_mechanism: None,
             sasl_username: None,
@@ -116,6 +127,24 @@ impl KafkaSection {
         config.events_topic = self.events_topic.clone();
         config.points_topic = self.points_topic.clone();
         config.partitions = self.partitions;
+        config.client = self.client_settings();
+        Some(config)
+    }
+
+    /// The raw topic's configuration (scale-out), when brokers are configured.
+    pub fn raw_topic_config(&self, queue_depth: usize) -> Option<trackwire_ingest::log::kafka::RawTopicConfig> {
+        Some(trackwire_ingest::log::kafka::RawTopicConfig {
+            brokers: self.brokers.clone()?,
+            topic: self.raw_topic.clone(),
+            partitions: self.raw_partitions,
+            queue_depth,
+            client: self.client_settings(),
+        })
+    }
+
+    /// The security settings and `librdkafka` extras, as librdkafka keys.
+    fn client_settings(&self) -> std::collections::BTreeMap<String, String> {
+        let mut client = std::collections::BTreeMap::new();
         let named = [
             ("security.protocol", &self.security_protocol),
             ("sasl.mechanism", &self.sasl_mechanism),
@@ -125,11 +154,62 @@ impl KafkaSection {
         ];
         for (key, value) in named {
             if let Some(value) = value {
-                config.client.insert(key.into(), value.clone());
+                client.insert(key.into(), value.clone());
             }
         }
-        config.client.extend(self.librdkafka.clone());
-        Some(config)
+        client.extend(self.librdkafka.clone());
+        client
+    }
+}
+
+/// Which part of Trackwire this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in one process on the embedded log (no external service needed).
+    #[default]
+    All,
+    /// Ingest only (HTTP `/v1/ingest`, QUIC): acks once the raw topic's broker has the batch.
+    Gateway,
+    /// A pipeline worker: consumes partitions of the raw topic, runs the pipeline and the sinks.
+    Pipeline,
+    /// The REST API, reading the shared read store; uploads go to the raw topic.
+    Api,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `all` (default), `gateway`, `pipeline` or `api`. Every role but `all` needs
+    /// `kafka.brokers`; `pipeline` and `api` need `store.url` (PostgreSQL).
+    pub role: Role,
+    /// Pipeline workers: `I/N`, this worker's index and the number of workers. Worker I owns the
+    /// raw partitions p with p mod N = I, and takes over any partition whose owner stopped
+    /// renewing its lease (kept in the PostgreSQL store), so a dead worker's partitions move on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<String>,
+    /// A worker's claim on a partition lasts this long unless renewed (every third of it); a
+    /// worker that stops renewing loses its partitions to the others after this many seconds.
+    pub lease_secs: f64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection { role: Role::All, partitions: None, lease_secs: 6.0 }
+    }
+}
+
+impl ClusterSection {
+    /// `(index, count)` from `partitions`, validated.
+    pub fn worker(&self) -> anyhow::Result<(u32, u32)> {
+        let Some(spec) = self.partitions.as_deref() else {
+            return Ok((0, 1));
+        };
+        let parsed = spec.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if count > 0 && index < count => Ok((index, count)),
+            _ => bail!("cluster.partitions '{spec}' is not I/N with 0 <= I < N (e.g. --partitions 0/2 for the first of two workers)"),
+        }
     }
 }
 
@@ -273,6 +353,7 @@ impl Default for Config {
             kafka: KafkaSection::default(),
             sinks: SinksSection::default(),
             store: StoreSection::default(),
+            cluster: ClusterSection::default(),
             auth: Default::default(),
             api: ApiSection::default(),
             privacy: Default::default(),
@@ -385,6 +466,17 @@ pub struct FlagOverrides {
     pub kafka: Option<KafkaFlags>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreFlags>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterFlags>,
+}
+
+/// Flags that set fields of `[cluster]`.
+#[derive(Debug, Default, Serialize)]
+pub struct ClusterFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<String>,
 }
 
 /// Flags that set fields of `[store]`.
@@ -405,7 +497,7 @@ pub struct LakeFlags {
     pub url: String,
 }
 
-const SECTIONS: [&str; 14] = [
+const SECTIONS: [&str; 15] = [
     "http_addr",
     "quic_addr",
     "data_dir",
@@ -417,6 +509,7 @@ const SECTIONS: [&str; 14] = [
     "kafka",
     "sinks",
     "store",
+    "cluster",
     "auth",
     "api",
     "privacy",
@@ -471,6 +564,28 @@ impl Config {
         for (name, value) in positive {
             if value == 0 {
                 bail!("{name} must be greater than 0");
+            }
+        }
+        self.cluster.worker()?;
+        if !(self.cluster.lease_secs > 0.5) {
+            bail!("cluster.lease_secs must be more than 0.5 seconds");
+        }
+        if self.kafka.raw_partitions < 1 {
+            bail!("kafka.raw_partitions must be at least 1");
+        }
+        match self.cluster.role {
+            Role::All => {}
+            role => {
+                if self.kafka.brokers.is_none() {
+                    bail!(
+                        "cluster.role {role:?} needs kafka.brokers: the raw topic is the log between roles (give --kafka-brokers HOST:PORT, or run --role all)"
+                    );
+                }
+                if role != Role::Gateway && self.store.url.is_none() {
+                    bail!(
+                        "cluster.role {role:?} needs store.url (postgres://…): the read store is shared between roles (give --store-url)"
+                    );
+                }
             }
         }
         if self.ingest.tokens.is_empty() {

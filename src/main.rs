@@ -1,8 +1,10 @@
 //! `trackwire`: the telemetry ingestion engine's binary. See README.md for a tour.
 
 mod config;
+mod front;
 mod import;
 mod serve;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,12 @@ enum Command {
         /// The API's read store: postgres://user:password@host:port/database [env: TRACKWIRE_STORE__URL] [default: <data-dir>/store/read.redb]
         #[arg(long)]
         store_url: Option<String>,
+        /// Which part to run: all (one process), gateway, pipeline or api [env: TRACKWIRE_CLUSTER__ROLE] [default: all]
+        #[arg(long, value_enum)]
+        role: Option<config::Role>,
+        /// A pipeline worker's share, I/N: worker I of N [env: TRACKWIRE_CLUSTER__PARTITIONS] [default: 0/1]
+        #[arg(long)]
+        partitions: Option<String>,
     },
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
@@ -96,11 +104,12 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _otlp = trackwire::logging::init(cli.log_format, "trackwire", cli.otlp_endpoint.as_deref())?;
     match cli.command {
-        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers, store_url } => {
+        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers, store_url, role, partitions } => {
             let lake = lake_url.map(|url| config::LakeFlags { url });
             let kafka = kafka_brokers.map(|brokers| config::KafkaFlags { brokers });
             let store = store_url.map(|url| config::StoreFlags { url });
-            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka, store };
+            let cluster = (role.is_some() || partitions.is_some()).then_some(config::ClusterFlags { role, partitions });
+            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka, store, cluster };
             let config = config::Config::load(cli.config.as_deref(), flags)?;
             serve::run(config)?;
             Ok(std::process::ExitCode::SUCCESS)

@@ -21,22 +21,34 @@ use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::KafkaSink;
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
-use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStoreSink};
+use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 
 /// How often released log segments are computed and handed to the log for deletion.
 const RETENTION_TICK: Duration = Duration::from_secs(1);
 
+/// Runs the configured role until SIGINT/SIGTERM.
 pub fn run(config: Config) -> anyhow::Result<()> {
+    match config.cluster.role {
+        Role::All => run_single_process(config),
+        Role::Gateway | Role::Api => crate::front::run(config),
+        Role::Pipeline => crate::worker::run(config),
+    }
+}
+
+fn run_single_process(config: Config) -> anyhow::Result<()> {
     // The data path is plain threads (each sink drives its object store on a runtime of its own),
     // so it is built and joined outside the async runtime that serves HTTP.
     let data_path = DataPath::start(&config)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let DataPath { state, log_writer, pipeline, sinks_thread } = data_path;
-    runtime.block_on(serve_fronts(&config, state))?;
+    // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
+    // must not happen on this runtime's threads: the last handle on the store is dropped here.
+    let store = state.store.clone();
+    runtime.block_on(serve_fronts(&config, state, Role::All))?;
     drop(runtime);
 
     tracing::info!("shutting down: draining the log, pipeline and sinks");
@@ -48,6 +60,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Ok(Err(err)) => return Err(err).context("the log writer failed"),
         Err(_) => anyhow::bail!("the log writer panicked"),
     }
+    drop(store);
     tracing::info!("shutdown complete: everything acked is committed");
     Ok(())
 }
@@ -84,31 +97,8 @@ impl DataPath {
         let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
 
         // Sinks next: they learn what they already hold before replay starts feeding them.
-        let store = read_store::open(config.store.url.as_deref(), &data.join("store").join("read.redb"))
-            .context("opening the read store")?;
-        let lake = config.lake_store().context("opening the lake")?;
-        let lake_config = LakeConfig {
-            target_file_bytes: config.lake.target_file_bytes,
-            max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
-            row_group_rows: config.lake.row_group_rows,
-            max_open_partitions: config.lake.max_open_partitions,
-            multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
-        };
-        let mut sinks: Vec<Box<dyn Sink>> = vec![
-            Box::new(
-                LakeTable::<PointsTable>::open(lake.clone(), lake_config.clone())
-                    .context("opening lake table points")?,
-            ),
-            Box::new(LakeTable::<WorkoutsTable>::open(lake, lake_config).context("opening lake table workouts")?),
-            Box::new(EventLogSink::open(&data.join("events")).context("opening the event log")?),
-            Box::new(ReadStoreSink::new(store.clone(), LOCAL_LOG).context("opening the read store sink")?),
-        ];
-        if let Some(kafka) = config.kafka.sink_config() {
-            tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
-            sinks.push(Box::new(
-                KafkaSink::open(kafka, &data.join("kafka.checkpoint")).context("opening the kafka sink")?,
-            ));
-        }
+        let store = open_read_store(config)?;
+        let sinks = open_sinks(config, store.clone(), data, None)?;
 
         // Pipeline, then the log that feeds it (replay starts as soon as the log opens).
         let shards = if config.pipeline.shards == 0 {
@@ -180,24 +170,93 @@ impl DataPath {
             erased: Arc::new(erased),
             privacy: config.privacy.clone(),
             max_upload_bytes: config.api.max_upload_bytes,
+            scale_out: false,
         };
         Ok(DataPath { state, log_writer, pipeline, sinks_thread })
     }
 }
 
-/// Serves HTTP and QUIC until SIGINT/SIGTERM; returns once in-flight requests and streams are
-/// answered and every handle on the log has been dropped.
-async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
+/// The read store `store.url` names, or the embedded one in the data directory.
+pub(crate) fn open_read_store(config: &Config) -> anyhow::Result<Arc<dyn ReadStore>> {
+    read_store::open(config.store.url.as_deref(), &config.data_dir.join("store").join("read.redb"))
+        .context("opening the read store")
+}
+
+/// Every sink of one input log: the lake tables, the event log (in `dir/events`), the read store
+/// and, with brokers, Kafka (checkpoint in `dir`). `source`: None for the embedded log, `Some(p)`
+/// for partition p of the raw topic (its own lake file labels and read-store checkpoint).
+pub(crate) fn open_sinks(
+    config: &Config,
+    store: Arc<dyn ReadStore>,
+    dir: &std::path::Path,
+    source: Option<u32>,
+) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let lake = config.lake_store().context("opening the lake")?;
+    let lake_config = LakeConfig {
+        target_file_bytes: config.lake.target_file_bytes,
+        max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
+        row_group_rows: config.lake.row_group_rows,
+        max_open_partitions: config.lake.max_open_partitions,
+        multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
+    };
+    let log_name = match source {
+        None => LOCAL_LOG.to_owned(),
+        Some(partition) => raw_log_name(partition),
+    };
+    let mut sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(
+            LakeTable::<PointsTable>::open_source(lake.clone(), lake_config.clone(), source)
+                .context("opening lake table points")?,
+        ),
+        Box::new(
+            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source).context("opening lake table workouts")?,
+        ),
+        Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
+        Box::new(ReadStoreSink::new(store, log_name).context("opening the read store sink")?),
+    ];
+    if let Some(kafka) = config.kafka.sink_config() {
+        tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
+        sinks.push(Box::new(
+            KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?,
+        ));
+    }
+    Ok(sinks)
+}
+
+/// The read store's name for partition `p` of the raw topic (its checkpoint key).
+pub(crate) fn raw_log_name(partition: u32) -> String {
+    format!("raw.v1/{partition}")
+}
+
+/// Serves HTTP (the routes of `role`) and, for roles that ingest, QUIC until SIGINT/SIGTERM;
+/// returns once in-flight requests and streams are answered and every handle on the log has been
+/// dropped.
+pub(crate) async fn serve_fronts(config: &Config, state: AppState, role: Role) -> anyhow::Result<()> {
     let data = &config.data_dir;
-    let retention = tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
-    let coordinates = tokio::spawn(coordinate_retention_loop(state.clone()));
+    // Log retention and coordinate retention belong to the process that owns the log and sinks.
+    let background = (role == Role::All).then(|| {
+        (
+            tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone())),
+            tokio::spawn(coordinate_retention_loop(state.clone())),
+        )
+    });
+    let surface = match role {
+        Role::Gateway => trackwire_api::Surface::Ingest,
+        Role::Api => trackwire_api::Surface::Api,
+        Role::All | Role::Pipeline => trackwire_api::Surface::All,
+    };
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let quic = start_quic(config)?;
-    let quic_addr = quic.local_addr()?;
-    tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
+    let quic = if role == Role::Api { None } else { Some(start_quic(config)?) };
+    match &quic {
+        Some(quic) => {
+            let quic_addr = quic.local_addr()?;
+            tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), role = ?role, "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
+        }
+        None => tracing::info!(http = %addr, role = ?role, "trackwire API listening on http://{addr}/api/v1"),
+    }
     if config.uses_dev_auth() {
         tracing::warn!(
             "API tokens use a development HS256 secret in {}: mint one with `trackwire token --user ID`; configure auth.jwks_url (your OIDC provider) before exposing this server",
@@ -221,16 +280,20 @@ async fn serve_fronts(config: &Config, state: AppState) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let quic_task = tokio::spawn(quic.run(state.ingestor.clone(), stopped()));
-    let http = trackwire_api::serve(listener, state, stopped()).await.context("serving HTTP");
+    let quic_task = quic.map(|quic| tokio::spawn(quic.run(state.ingestor.clone(), stopped())));
+    let http = trackwire_api::serve_surface(listener, state, surface, stopped()).await.context("serving HTTP");
     signal.abort();
-    quic_task.await.context("the QUIC server panicked")?;
+    if let Some(quic_task) = quic_task {
+        quic_task.await.context("the QUIC server panicked")?;
+    }
     http?;
 
-    retention.abort();
-    let _ = retention.await;
-    coordinates.abort();
-    let _ = coordinates.await;
+    if let Some((retention, coordinates)) = background {
+        retention.abort();
+        let _ = retention.await;
+        coordinates.abort();
+        let _ = coordinates.await;
+    }
     Ok(())
 }
 
@@ -289,7 +352,7 @@ fn chrono_year() -> i32 {
     chrono::Utc::now().year()
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

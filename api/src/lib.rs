@@ -42,8 +42,24 @@ use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Which routes a process serves (its role in a scale-out deployment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Ingest and API (the single process).
+    All,
+    /// `/v1/ingest` only (a gateway).
+    Ingest,
+    /// `/api/v1` only (an API replica).
+    Api,
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    app_for(state, Surface::All)
+}
+
+/// The routes of `surface`, with `/healthcheck` and `/metrics` on every one.
+pub fn app_for(state: AppState, surface: Surface) -> Router {
     use routes::*;
     let api = Router::new()
         .route("/workouts", get(workouts::list))
@@ -70,11 +86,15 @@ pub fn app(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
-    Router::new()
-        .route("/v1/ingest", post(ingest::ingest))
-        .route("/healthcheck", get(health::healthcheck))
-        .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api)
+    let mut router =
+        Router::new().route("/healthcheck", get(health::healthcheck)).route("/metrics", get(metrics::metrics));
+    if surface != Surface::Api {
+        router = router.route("/v1/ingest", post(ingest::ingest));
+    }
+    if surface != Surface::Ingest {
+        router = router.nest("/api/v1", api);
+    }
+    router
         .fallback(not_found)
         .with_state(state)
         .layer(
@@ -106,5 +126,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    serve_surface(listener, state, Surface::All, shutdown).await
+}
+
+/// [`serve`] for one role's routes.
+pub async fn serve_surface(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    surface: Surface,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app_for(state, surface)).with_graceful_shutdown(shutdown).await
 }

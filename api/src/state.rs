@@ -50,6 +50,10 @@ pub struct AppState {
     pub privacy: PrivacyConfig,
     /// Largest upload accepted, bytes (before decompression).
     pub max_upload_bytes: usize,
+    /// True in an API replica of a scale-out deployment: the lake and the event streams are
+    /// written by pipeline workers this process cannot command, so erasure and coordinate
+    /// retention are refused here rather than carried out in the read store alone.
+    pub scale_out: bool,
 }
 
 impl AppState {

@@ -17,7 +17,9 @@ use crate::{ApiError, AppState};
     responses(
         (status = 200, body = RetentionRun),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 501, description = "On an API replica of a scale-out deployment (not yet available there)", body = ErrorBody),
+        (status = 503, body = ErrorBody),
     ))]
 pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<RetentionRun>, ApiError> {
     if !caller.admin {
@@ -27,6 +29,7 @@ pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<
             format!("running retention needs the '{}' scope", state.auth.config().admin_scope()),
         ));
     }
+    super::users::refuse_in_scale_out(&state, "coordinate retention")?;
     let before = run_retention(&state, Utc::now().timestamp_millis()).await?;
     Ok(axum::Json(RetentionRun {
         positions_dropped_before: DateTime::from_timestamp_millis(before)

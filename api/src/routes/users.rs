@@ -332,6 +332,7 @@ pub async fn recommendations(
     responses(
         (status = 200, body = Erased),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 501, description = "On an API replica of a scale-out deployment (not yet available there)", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn erase(
@@ -340,6 +341,7 @@ pub async fn erase(
     Path(id): Path<String>,
 ) -> Result<axum::Json<Erased>, ApiError> {
     let user = caller.may_act_on(&id)?;
+    refuse_in_scale_out(&state, "erasure")?;
     // Everything appended so far; the user's device tokens go first so nothing new arrives.
     let revoked = state.ingestor.tokens().remove_user(&user);
     let through = state.ingestor.log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
@@ -376,4 +378,20 @@ pub async fn erase(
     state.live.remove_user(&user);
     tracing::info!(user = %user, workouts = count, device_tokens = revoked, through_lsn = through, "user erased");
     Ok(axum::Json(Erased { user_id: user, workouts_erased: count }))
+}
+
+/// Erasure and coordinate retention promise every copy (lake, event streams, read store); an API
+/// replica reaches only the read store, so it says so instead of doing a third of the job.
+pub(crate) fn refuse_in_scale_out(state: &AppState, what: &str) -> Result<(), ApiError> {
+    if state.scale_out {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "not_available_in_scale_out",
+            format!(
+                "{what} is not available on a scale-out API replica yet: the lake and event streams are written by the \
+                 pipeline workers, which this process cannot reach; run it on a single-process deployment (--role all)"
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -63,6 +63,7 @@ pub fn state_with(
         erased: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
         max_upload_bytes: 1 << 20,
+        scale_out: false,
     }
 }
 

@@ -10,6 +10,7 @@
 //! adapts to the load by itself instead of waiting a fixed time.
 
 mod dedup;
+pub mod kafka;
 pub mod record;
 mod segment;
 mod writer;
@@ -76,6 +77,10 @@ pub enum LogError {
     Failed(String),
     #[error("the log is shutting down")]
     Closed,
+    /// The Kafka-backed log could not store a batch (broker down past the timeout, refused).
+    /// Nothing was acked; the client re-sends.
+    #[error("{0}; the batch was not stored, send it again")]
+    Unavailable(String),
 }
 
 impl LogError {

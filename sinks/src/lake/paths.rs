@@ -33,17 +33,27 @@ impl fmt::Display for Partition {
     }
 }
 
-/// `<table>/<partition>/part-<label>.parquet`, built and parsed only here.
+/// `<table>/<partition>/part-<label>.parquet` (the embedded log's files) or
+/// `<table>/<partition>/part-s<source>-<label>.parquet` (the files of partition `source` of the
+/// scale-out raw topic: each source has its own LSNs, so its own labels), built and parsed only
+/// here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectKey {
     pub table: &'static str,
     pub partition: Partition,
+    pub source: Option<u32>,
     pub label: u64,
 }
 
 impl ObjectKey {
     pub fn path(&self) -> Path {
-        Path::from(format!("{}/{}/part-{:020}.parquet", self.table, self.partition, self.label))
+        match self.source {
+            None => Path::from(format!("{}/{}/part-{:020}.parquet", self.table, self.partition, self.label)),
+            Some(source) => Path::from(format!(
+                "{}/{}/part-s{source:04}-{:020}.parquet",
+                self.table, self.partition, self.label
+            )),
+        }
     }
 
     /// Parses a key of `table`; None for anything else (temporary files, foreign objects).
@@ -62,7 +72,14 @@ impl ObjectKey {
             }
             None => None,
         };
-        let label = next.strip_prefix("part-")?.strip_suffix(".parquet")?.parse().ok()?;
+        let name = next.strip_prefix("part-")?.strip_suffix(".parquet")?;
+        let (source, label) = match name.strip_prefix('s') {
+            Some(rest) => {
+                let (source, label) = rest.split_once('-')?;
+                (Some(source.parse().ok()?), label.parse().ok()?)
+            }
+            None => (None, name.parse().ok()?),
+        };
         if parts.next().is_some() {
             return None;
         }
@@ -73,7 +90,7 @@ impl ObjectKey {
             day: ymd.next()?.parse().ok()?,
             hour,
         };
-        Some(ObjectKey { table, partition, label })
+        Some(ObjectKey { table, partition, source, label })
     }
 }
 
@@ -83,12 +100,17 @@ mod tests {
 
     #[test]
     fn keys_round_trip() {
-        let key = ObjectKey { table: "points", partition: Partition::of_time_ms(1_700_000_000_000, true), label: 42 };
+        let partition = Partition::of_time_ms(1_700_000_000_000, true);
+        let key = ObjectKey { table: "points", partition, source: None, label: 42 };
         assert_eq!(key.path().as_ref(), "points/date=2023-11-14/hour=22/part-00000000000000000042.parquet");
         assert_eq!(ObjectKey::parse("points", &key.path()), Some(key));
-        let daily = ObjectKey { table: "workouts", partition: Partition::of_time_ms(0, false), label: 7 };
+        let daily = ObjectKey { table: "workouts", partition: Partition::of_time_ms(0, false), source: None, label: 7 };
         assert_eq!(daily.path().as_ref(), "workouts/date=1970-01-01/part-00000000000000000007.parquet");
         assert_eq!(ObjectKey::parse("workouts", &daily.path()), Some(daily));
         assert_eq!(ObjectKey::parse("points", &Path::from("points/date=2023-11-14/hour=22/part-1.parquet#1")), None);
+        let sourced = ObjectKey { table: "points", partition, source: Some(3), label: 42 };
+        assert_eq!(sourced.path().as_ref(), "points/date=2023-11-14/hour=22/part-s0003-00000000000000000042.parquet");
+        assert_eq!(ObjectKey::parse("points", &sourced.path()), Some(sourced));
+        assert_eq!(ObjectKey::parse("points", &Path::from("points/date=2023-11-14/hour=22/part-sx-1.parquet")), None);
     }
 }

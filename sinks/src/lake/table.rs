@@ -94,6 +94,9 @@ pub struct LakeTable<T: TableSpec> {
     store: Arc<dyn ObjectStore>,
     runtime: tokio::runtime::Runtime,
     config: LakeConfig,
+    /// Which log the LSNs are of: None for the embedded log, `Some(p)` for partition `p` of the
+    /// raw topic. The table reads and writes only that source's files.
+    source: Option<u32>,
     open: BTreeMap<Partition, OpenFile<T::Row>>,
     sealed: VecDeque<Sealed>,
     /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
@@ -106,8 +109,19 @@ pub struct LakeTable<T: TableSpec> {
 }
 
 impl<T: TableSpec> LakeTable<T> {
-    /// Opens the table and learns from the committed file names what it already holds.
+    /// Opens the table fed by the embedded log and learns from the committed file names what it
+    /// already holds.
     pub fn open(store: Arc<dyn ObjectStore>, config: LakeConfig) -> Result<Self, SinkError> {
+        Self::open_source(store, config, None)
+    }
+
+    /// Opens the table fed by `source` (see the field): several sources share the lake's
+    /// partitions, each with its own file labels.
+    pub fn open_source(
+        store: Arc<dyn ObjectStore>,
+        config: LakeConfig,
+        source: Option<u32>,
+    ) -> Result<Self, SinkError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -118,7 +132,7 @@ impl<T: TableSpec> LakeTable<T> {
         for meta in listed {
             let meta =
                 meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
-            if let Some(key) = ObjectKey::parse(T::NAME, &meta.location) {
+            if let Some(key) = ObjectKey::parse(T::NAME, &meta.location).filter(|key| key.source == source) {
                 let label = committed.entry(key.partition).or_default();
                 *label = (*label).max(key.label);
             }
@@ -128,6 +142,7 @@ impl<T: TableSpec> LakeTable<T> {
             store,
             runtime,
             config,
+            source,
             open: BTreeMap::new(),
             sealed: VecDeque::new(),
             committed,
@@ -154,7 +169,7 @@ impl<T: TableSpec> LakeTable<T> {
             file.writer.write(&T::to_batch(&file.rows)?)?;
         }
         let bytes = Bytes::from(file.writer.into_inner()?);
-        let key = ObjectKey { table: T::NAME, partition, label: self.last_fed };
+        let key = ObjectKey { table: T::NAME, partition, source: self.source, label: self.last_fed };
         self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn });
         Ok(())
     }
@@ -274,7 +289,8 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             let meta =
                 meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
             let Some(key) = ObjectKey::parse(T::NAME, &meta.location) else { continue };
-            if !wanted(&key.partition) {
+            // Each source redacts its own files (every source receives the command).
+            if key.source != self.source || !wanted(&key.partition) {
                 continue;
             }
             rewritten += usize::from(self.rewrite(&meta.location, &redaction)?);

@@ -10,8 +10,10 @@ use postgres::Client;
 use crate::SinkError;
 
 /// `(version, name, SQL)`, in the order they apply. Append only: never edit an applied one.
-pub(crate) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "read_store", include_str!("../../../migrations/postgres/0001_read_store.sql"))];
+pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "read_store", include_str!("../../../migrations/postgres/0001_read_store.sql")),
+    (2, "pipeline_leases", include_str!("../../../migrations/postgres/0002_pipeline_leases.sql")),
+];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").
 const MIGRATION_LOCK: i64 = 0x7472_6163_6b77_6972;

@@ -1,0 +1,245 @@
+//! The scale-out log: the Kafka topic `trackwire.raw.v1` in place of the embedded segments.
+//!
+//! **In:** the same appends as the embedded log ([`DurableLog::try_append`]). **Out:** an answer
+//! per append once the broker has acknowledged it (`acks=all`, idempotent producer), with the
+//! record's partition and offset. Nothing is forwarded in this process: pipeline workers consume
+//! the partitions (`trackwire serve --role pipeline`).
+//!
+//! A workout's batches all go to one partition ([`partition_of`]), keyed by the workout id, so a
+//! worker sees them in order. Retries: a retry that reaches the same gateway after its first copy
+//! was acknowledged is answered `Duplicate` without producing (an in-memory index); any other
+//! retry (another gateway, a restart, a lost ack) is produced again and dropped by the worker,
+//! which rebuilds its dedup index from the partition it consumes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use trackwire_codec::WorkoutId;
+
+use super::{AppendRequest, Appended, DedupIndex, DedupKey, DurableLog, LogError, Shared};
+
+/// The record header carrying the batch's sequence number (decimal), so a worker can dedupe
+/// without decoding the payload first.
+pub const SEQ_HEADER: &str = "trackwire-seq";
+/// The W3C `traceparent` of the request that brought the batch, when it had one.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Where the raw topic lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct RawTopicConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    /// Partitions of the topic (created with this many when missing). Every gateway and worker
+    /// must agree on it: it decides which partition a workout lives in.
+    pub partitions: i32,
+    /// Appends waiting for the producer thread; when full, `try_append` answers `Full` (503).
+    pub queue_depth: usize,
+    /// Extra librdkafka settings (security, SASL, …); they win over ours.
+    pub client: BTreeMap<String, String>,
+}
+
+impl RawTopicConfig {
+    /// The librdkafka settings every client of the topic shares (brokers, then the extras).
+    pub fn client_config(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.client {
+            client.set(key, value);
+        }
+        client
+    }
+}
+
+/// The partition of the raw topic that holds a workout's batches. A hash of its own (not
+/// [`WorkoutId::shard_hash`]), so that the shards inside a worker still spread a partition's
+/// workouts.
+pub fn partition_of(workout_id: &WorkoutId, partitions: i32) -> i32 {
+    let tail = u32::from_be_bytes([workout_id.0[12], workout_id.0[13], workout_id.0[14], workout_id.0[15]]);
+    let mixed = u64::from(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (mixed % partitions.max(1) as u64) as i32
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists (replication 1: the broker's
+/// own default is used by production clusters, which create topics ahead of time).
+pub fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&topics, &options)).await })
+        .map_err(|_| format!("creating topic {topic}: timed out"))?
+        .map_err(|e| format!("creating topic {topic}: {e}"))?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions, "kafka topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+/// An append on its way to the broker.
+struct InFlight {
+    key: DedupKey,
+    bytes: usize,
+    reply: tokio::sync::oneshot::Sender<Result<Appended, LogError>>,
+}
+
+struct Context {
+    shared: Arc<Shared>,
+    acked: Arc<Mutex<DedupIndex>>,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error (raw topic)");
+    }
+}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = Box<InFlight>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, in_flight: Box<InFlight>) {
+        let InFlight { key, bytes, reply } = *in_flight;
+        let answer = match result {
+            Ok(message) => {
+                use rdkafka::Message;
+                let metrics = &self.shared.metrics;
+                metrics.records_appended.fetch_add(1, Ordering::Relaxed);
+                metrics.bytes_appended.fetch_add(bytes as u64, Ordering::Relaxed);
+                metrics.durable_lsn.fetch_max(message.offset() as u64 + 1, Ordering::Relaxed);
+                if let Ok(mut acked) = self.acked.lock() {
+                    acked.insert(key);
+                }
+                Ok(Appended::New { lsn: message.offset() as u64 + 1 })
+            }
+            Err((error, _)) => Err(LogError::Unavailable(format!("the broker did not take the batch: {error}"))),
+        };
+        let _ = reply.send(answer);
+    }
+}
+
+/// Opens the Kafka-backed log: creates the topic if it is missing and starts the producer thread.
+/// The returned handle joins the thread, which ends (after waiting up to 30 s for the broker to
+/// confirm what is in flight) once every `DurableLog` handle is dropped.
+pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
+    let mut client = config.client_config();
+    if let Err(error) = ensure_topic(&client, &config.topic, config.partitions) {
+        // The broker may be starting; producing retries on its own, and the topic may exist.
+        tracing::warn!(brokers = %config.brokers, %error, "raw topic not checked now; producing will retry");
+    }
+    client
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("compression.type", "lz4")
+        // Give up on a batch after a minute: the device is told (500) and re-sends it, rather
+        // than waiting on an ack that may never come.
+        .set("message.timeout.ms", "60000");
+    for (key, value) in &config.client {
+        client.set(key, value);
+    }
+    let shared = Arc::new(Shared {
+        metrics: Default::default(),
+        release_through: Default::default(),
+        first_lsn: std::sync::atomic::AtomicU64::new(1),
+    });
+    // Nothing to replay here: the gateway is ready at once.
+    shared.metrics.replay_done.store(true, Ordering::Relaxed);
+    let acked = Arc::new(Mutex::new(DedupIndex::default()));
+    let producer: BaseProducer<Context> = client
+        .create_with_context(Context { shared: shared.clone(), acked: acked.clone() })
+        .map_err(|e| LogError::Unavailable(format!("kafka producer for {}: {e}", config.brokers)))?;
+    let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
+    let thread_shared = shared.clone();
+    let handle = std::thread::Builder::new()
+        .name("raw-producer".into())
+        .spawn(move || run(&producer, &rx, &config.topic, config.partitions, &acked, &thread_shared))
+        .map_err(|e| LogError::io("spawning the raw-topic producer thread", e))?;
+    Ok((DurableLog { tx, shared }, handle))
+}
+
+/// How long a forced stop waits for the broker to confirm what is in flight.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
+
+fn run(
+    producer: &BaseProducer<Context>,
+    rx: &Receiver<AppendRequest>,
+    topic: &str,
+    partitions: i32,
+    acked: &Mutex<DedupIndex>,
+    shared: &Shared,
+) -> Result<(), LogError> {
+    loop {
+        // Delivery reports arrive on poll: poll often while anything is in flight.
+        let wait = if producer.in_flight_count() > 0 { Duration::from_millis(1) } else { Duration::from_millis(50) };
+        match rx.recv_timeout(wait) {
+            Ok(request) => {
+                produce(producer, request, topic, partitions, acked, shared);
+                while let Ok(request) = rx.try_recv() {
+                    produce(producer, request, topic, partitions, acked, shared);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        producer.poll(Duration::ZERO);
+    }
+    if let Err(error) = producer.flush(SHUTDOWN_WAIT) {
+        tracing::warn!(%error, in_flight = producer.in_flight_count(), "raw topic: not every batch confirmed at shutdown; devices re-send the unacked ones");
+    }
+    Ok(())
+}
+
+fn produce(
+    producer: &BaseProducer<Context>,
+    request: AppendRequest,
+    topic: &str,
+    partitions: i32,
+    acked: &Mutex<DedupIndex>,
+    shared: &Shared,
+) {
+    let AppendRequest { key, payload, reply } = request;
+    // Only batches the broker acknowledged count as held (the delivery report records them).
+    if acked.lock().is_ok_and(|index| index.contains(key)) {
+        shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+        let _ = reply.send(Ok(Appended::Duplicate));
+        return;
+    }
+    let seq = key.seq.to_string();
+    let headers = OwnedHeaders::new().insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
+    let in_flight = Box::new(InFlight { key, bytes: payload.len(), reply });
+    let mut record = BaseRecord::with_opaque_to(topic, in_flight)
+        .partition(partition_of(&key.workout_id, partitions))
+        .key(&key.workout_id.0[..])
+        .payload(&payload[..])
+        .headers(headers);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, back)) => {
+                let InFlight { reply, .. } = *back.delivery_opaque;
+                let _ = reply.send(Err(LogError::Unavailable(format!("producing to {topic}: {error}"))));
+                return;
+            }
+        }
+    }
+}

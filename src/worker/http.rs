@@ -1,0 +1,116 @@
+//! The worker's HTTP endpoints, for probes and scraping: `/healthcheck` (200 with the partitions
+//! it runs and their progress) and `/metrics` (Prometheus text; the families are documented in
+//! docs/observability.md, consumer lag among them for the autoscaler).
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::json;
+
+use super::WorkerStatus;
+
+pub struct HttpThread {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl HttpThread {
+    pub fn join(self) {
+        let _ = self.thread.join();
+    }
+}
+
+/// Serves on `addr` until SIGINT/SIGTERM, which also sets `stop` for the control loop.
+pub fn spawn(addr: SocketAddr, status: Arc<WorkerStatus>, stop: Arc<AtomicBool>) -> anyhow::Result<HttpThread> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .with_context(|| format!("binding HTTP listener on {addr}"))?;
+    tracing::info!(http = %listener.local_addr()?, "worker health and metrics on /healthcheck and /metrics");
+    let app = Router::new().route("/healthcheck", get(health)).route("/metrics", get(metrics)).with_state(status);
+    let thread = std::thread::Builder::new()
+        .name("worker-http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let signal_stop = stop.clone();
+                let shutdown = async move {
+                    crate::serve::shutdown_signal().await;
+                    signal_stop.store(true, Ordering::Relaxed);
+                };
+                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                    tracing::error!(%err, "worker HTTP server failed");
+                    stop.store(true, Ordering::Relaxed);
+                }
+            })
+        })
+        .context("spawning the worker HTTP thread")?;
+    Ok(HttpThread { thread })
+}
+
+async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_json::Value> {
+    let partitions: Vec<_> = status
+        .partitions
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.partition,
+                "delivered_lsn": p.delivered.load(Ordering::Relaxed),
+                "end_offset": p.end_offset.load(Ordering::Relaxed),
+                "duplicates_dropped": p.duplicates_dropped.load(Ordering::Relaxed),
+                "sinks": p.sinks.iter().map(|s| json!({
+                    "name": s.name,
+                    "checkpoint_lsn": s.checkpoint.load(Ordering::Relaxed),
+                    "errors": s.errors.load(Ordering::Relaxed),
+                    "last_error": s.last_error.lock().ok().and_then(|e| e.clone()),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "partitions": partitions }))
+}
+
+async fn metrics(State(status): State<Arc<WorkerStatus>>) -> String {
+    let partitions = status.partitions.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP trackwire_worker_partitions Raw-topic partitions this worker runs now.");
+    let _ = writeln!(out, "# TYPE trackwire_worker_partitions gauge");
+    let _ = writeln!(out, "trackwire_worker_partitions {}", partitions.len());
+    let _ = writeln!(out, "# HELP trackwire_worker_consumer_lag_records Records of the partition not yet handed to every sink.");
+    let _ = writeln!(out, "# TYPE trackwire_worker_consumer_lag_records gauge");
+    for p in &partitions {
+        let lag = p.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed));
+        let _ = writeln!(out, "trackwire_worker_consumer_lag_records{{partition=\"{}\"}} {lag}", p.partition);
+    }
+    let _ = writeln!(out, "# HELP trackwire_worker_duplicates_dropped_total Raw records dropped as a batch already seen.");
+    let _ = writeln!(out, "# TYPE trackwire_worker_duplicates_dropped_total counter");
+    for p in &partitions {
+        let _ = writeln!(
+            out,
+            "trackwire_worker_duplicates_dropped_total{{partition=\"{}\"}} {}",
+            p.partition,
+            p.duplicates_dropped.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(out, "# HELP trackwire_worker_sink_checkpoint_lsn What each sink of a partition has committed through.");
+    let _ = writeln!(out, "# TYPE trackwire_worker_sink_checkpoint_lsn gauge");
+    for p in &partitions {
+        for s in &p.sinks {
+            let _ = writeln!(
+                out,
+                "trackwire_worker_sink_checkpoint_lsn{{partition=\"{}\",sink=\"{}\"}} {}",
+                p.partition,
+                s.name,
+                s.checkpoint.load(Ordering::Relaxed)
+            );
+        }
+    }
+    out
+}

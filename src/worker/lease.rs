@@ -1,0 +1,146 @@
+//! Partition leases in PostgreSQL: which pipeline worker consumes which raw partition.
+//!
+//! Why here and not in Kafka: consumer-group rebalancing is not offered by every Kafka-protocol
+//! broker (tansu, the test broker, has none), while every scale-out deployment already has the
+//! PostgreSQL read store. A lease is one row (`pipeline_leases`, migration 0002) with an expiry;
+//! taking one is a conditional upsert, so two workers can never both believe they hold it, and a
+//! worker that dies (stops renewing) loses its partitions to the others once the lease expires.
+//!
+//! Home partitions: worker I of N prefers the partitions p with p mod N = I. It claims them when
+//! free or expired; it claims another worker's partition only once that lease has expired; and
+//! when its home partition is held by someone else, it marks the row `wanted_by` so the holder
+//! hands it back at its next renewal (a restarted worker gets its share back).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context;
+use postgres::{Client, NoTls};
+
+pub struct Leases {
+    client: Client,
+    topic: String,
+    owner: String,
+    ttl: Duration,
+    /// `(index, count)` of this worker.
+    worker: (u32, u32),
+}
+
+/// What one round of renewing and claiming decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Partitions held before and still held.
+    pub kept: BTreeSet<i32>,
+    /// Partitions taken this round (start consuming them).
+    pub gained: BTreeSet<i32>,
+    /// Partitions no longer held: the lease expired and another worker may have it (stop
+    /// consuming them at once).
+    pub lost: BTreeSet<i32>,
+    /// Foreign partitions their home worker wants back: stop consuming, then [`Leases::release`]
+    /// them (in that order, so the two never run one partition together).
+    pub hand_back: BTreeSet<i32>,
+}
+
+impl Leases {
+    pub fn connect(url: &str, topic: &str, owner: String, ttl: Duration, worker: (u32, u32)) -> anyhow::Result<Leases> {
+        let client = Client::connect(url, NoTls).context("connecting to PostgreSQL for the partition leases")?;
+        Ok(Leases { client, topic: topic.to_owned(), owner, ttl, worker })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    fn is_home(&self, partition: i32) -> bool {
+        partition as u32 % self.worker.1 == self.worker.0
+    }
+
+    /// Renews what `held` still holds, hands back foreign partitions their home worker wants,
+    /// and claims what is free (home) or expired (any) among `0..partitions`.
+    pub fn round(&mut self, held: &BTreeSet<i32>, partitions: i32) -> anyhow::Result<Round> {
+        let ttl_secs = self.ttl.as_secs_f64();
+        let mut round = Round::default();
+        let renewed: Vec<(i32, Option<String>)> = self
+            .client
+            .query(
+                "UPDATE pipeline_leases SET expires_at = now() + make_interval(secs => $3)
+                 WHERE topic = $1 AND owner = $2 AND expires_at > now()
+                 RETURNING partition, wanted_by",
+                &[&self.topic, &self.owner, &ttl_secs],
+            )
+            .context("renewing partition leases")?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        for (partition, wanted_by) in renewed {
+            let wanted_elsewhere = wanted_by.is_some_and(|w| w != self.owner);
+            if wanted_elsewhere && !self.is_home(partition) {
+                round.hand_back.insert(partition);
+            } else if held.contains(&partition) {
+                round.kept.insert(partition);
+            } else {
+                round.gained.insert(partition); // ours in the table, not running yet (a restart)
+            }
+        }
+        round.lost =
+            held.iter().copied().filter(|p| !round.kept.contains(p) && !round.hand_back.contains(p)).collect();
+        for partition in 0..partitions {
+            if round.kept.contains(&partition) || round.gained.contains(&partition) || round.hand_back.contains(&partition)
+            {
+                continue;
+            }
+            let home = self.is_home(partition);
+            // Home: free or expired. Foreign: only expired (a row exists: someone held it and died).
+            let claimed = self
+                .client
+                .query_opt(
+                    "INSERT INTO pipeline_leases AS l (topic, partition, owner, expires_at)
+                     SELECT $1, $2, $3, now() + make_interval(secs => $4) WHERE $5
+                     ON CONFLICT (topic, partition) DO UPDATE
+                         SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, wanted_by = NULL
+                         WHERE l.expires_at <= now()
+                     RETURNING partition",
+                    &[&self.topic, &partition, &self.owner, &ttl_secs, &home],
+                )
+                .context("claiming a partition lease")?
+                .is_some();
+            let claimed = claimed
+                || (!home
+                    && self
+                        .client
+                        .query_opt(
+                            "UPDATE pipeline_leases SET owner = $3, expires_at = now() + make_interval(secs => $4),
+                                 wanted_by = NULL
+                             WHERE topic = $1 AND partition = $2 AND expires_at <= now()
+                             RETURNING partition",
+                            &[&self.topic, &partition, &self.owner, &ttl_secs],
+                        )
+                        .context("taking over an expired partition lease")?
+                        .is_some());
+            if claimed {
+                round.gained.insert(partition);
+            } else if home {
+                self.client
+                    .execute(
+                        "UPDATE pipeline_leases SET wanted_by = $3 WHERE topic = $1 AND partition = $2 AND owner <> $3",
+                        &[&self.topic, &partition, &self.owner],
+                    )
+                    .context("asking for a home partition back")?;
+            }
+        }
+        Ok(round)
+    }
+
+    /// Gives up `partitions` at once (a graceful stop), so the others need not wait for expiry.
+    pub fn release(&mut self, partitions: &BTreeSet<i32>) -> anyhow::Result<()> {
+        let partitions: Vec<i32> = partitions.iter().copied().collect();
+        self.client
+            .execute(
+                "UPDATE pipeline_leases SET expires_at = now() - interval '1 second'
+                 WHERE topic = $1 AND owner = $2 AND partition = ANY($3)",
+                &[&self.topic, &self.owner, &partitions],
+            )
+            .context("releasing partition leases")?;
+        Ok(())
+    }
+}

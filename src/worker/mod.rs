@@ -1,0 +1,113 @@
+//! `trackwire serve --role pipeline --partitions I/N`: a pipeline worker of a scale-out
+//! deployment.
+//!
+//! **In:** partitions of the raw topic (`kafka.raw_topic`), as leases in the PostgreSQL store
+//! grant them ([`lease`]). **Out:** what the single process's sinks write (lake, read store,
+//! events, Kafka topics), per partition ([`partition`]). HTTP: `/healthcheck` and `/metrics` only.
+//!
+//! The control loop renews and claims leases every third of `cluster.lease_secs`; a partition
+//! whose lease is lost stops at once, one handed back stops (committing) before its lease is
+//! released, and a newly claimed one starts by replaying the partition. SIGTERM stops every
+//! partition (each commits what it has) and releases their leases so the others take over
+//! without waiting for expiry.
+
+mod http;
+pub mod lease;
+mod partition;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use partition::{PartitionRunner, PartitionStatus};
+
+use crate::config::Config;
+
+/// What the HTTP endpoints show: the partitions this worker runs now.
+#[derive(Default)]
+pub struct WorkerStatus {
+    pub owner: String,
+    pub worker: String,
+    pub partitions: std::sync::Mutex<Vec<Arc<PartitionStatus>>>,
+}
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let (index, count) = config.cluster.worker()?;
+    let url = config.store.url.clone().context("store.url (postgres://…) is required for --role pipeline")?;
+    let raw = config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for --role pipeline")?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    // Opening the store applies the migrations, the lease table among them.
+    let store = crate::serve::open_read_store(&config)?;
+    if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(), &raw.topic, raw.partitions) {
+        tracing::warn!(%error, "raw topic not checked now; consuming will retry");
+    }
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+    let owner = format!("{host}/{index}of{count}/{}", uuid::Uuid::new_v4().simple());
+    let ttl = Duration::from_secs_f64(config.cluster.lease_secs);
+    let mut leases = lease::Leases::connect(&url, &raw.topic, owner.clone(), ttl, (index, count))?;
+    let status = Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let http = http::spawn(config.http_addr, status.clone(), stop.clone())?;
+    tracing::info!(owner = %leases.owner(), topic = %raw.topic, partitions = raw.partitions, "pipeline worker {index}/{count} running");
+
+    let mut runners: BTreeMap<i32, PartitionRunner> = BTreeMap::new();
+    let mut last_renewed = Instant::now();
+    let tick = ttl / 3;
+    while !stop.load(Ordering::Relaxed) {
+        let held: BTreeSet<i32> = runners.keys().copied().collect();
+        match leases.round(&held, raw.partitions) {
+            Ok(round) => {
+                last_renewed = Instant::now();
+                for partition in round.lost.iter().chain(&round.hand_back) {
+                    if let Some(runner) = runners.remove(partition) {
+                        tracing::warn!(partition, "partition lease lost or wanted back: stopping it");
+                        runner.stop();
+                    }
+                }
+                if !round.hand_back.is_empty() {
+                    leases.release(&round.hand_back)?;
+                }
+                for partition in round.gained {
+                    tracing::info!(partition, "partition lease taken");
+                    runners.insert(partition, PartitionRunner::start(partition, &config, &raw, store.clone())?);
+                }
+            }
+            Err(err) if last_renewed.elapsed() < ttl => {
+                tracing::warn!("partition leases not renewed (retrying): {err:#}");
+            }
+            Err(err) => {
+                // Past the lease, others may hold our partitions: stop before writing twice.
+                tracing::error!("partition leases could not be renewed for a whole lease: stopping every partition: {err:#}");
+                for (_, runner) in std::mem::take(&mut runners) {
+                    runner.stop();
+                }
+            }
+        }
+        if let Some((partition, _)) = runners.iter().find(|(_, r)| r.is_finished()) {
+            let partition = *partition;
+            let runner = runners.remove(&partition).expect("present");
+            runner.stop(); // logs why it ended
+            anyhow::bail!("partition {partition} stopped on its own; restarting the worker replays it");
+        }
+        *status.partitions.lock().expect("status lock") = runners.values().map(|r| r.status.clone()).collect();
+        let deadline = Instant::now() + tick;
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    tracing::info!("shutting down: every partition commits, then its lease is released");
+    let held: BTreeSet<i32> = runners.keys().copied().collect();
+    for (_, runner) in runners {
+        runner.stop();
+    }
+    if let Err(err) = leases.release(&held) {
+        tracing::warn!("leases not released ({err:#}); the others take over when they expire");
+    }
+    http.join();
+    Ok(())
+}

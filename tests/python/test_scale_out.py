@@ -1,0 +1,158 @@
+"""Scale-out on one machine: a gateway and two pipeline workers as separate processes, with a
+real Kafka-protocol broker (tansu) as the durable log, the lake on an S3 server (moto) and the
+read store in PostgreSQL. Workouts arrive over HTTP and QUIC (aioquic, an independent stack);
+one worker is killed (SIGKILL) mid-run and the other takes over its partitions. Afterwards the
+lake (read with pyarrow) holds every acked sample exactly once, the read store (read with
+psycopg) has every workout completed with every sample, and every workout's events on Kafka are
+complete and in order."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import psycopg
+import requests
+
+import twclient
+from test_quic import _stream_with_aioquic
+
+TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
+EVENTS = "trackwire.workout-events.v1"
+PARTITIONS = 4
+
+
+def wait_for(what, check, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def raw_partition(workout: uuid.UUID, partitions: int = PARTITIONS) -> int:
+    """The gateway's partition choice (ingest/src/log/kafka.rs `partition_of`), re-implemented."""
+    tail = int.from_bytes(workout.bytes[12:16], "big")
+    return (((tail * 0x9E3779B97F4A7C15) % 2**64) >> 32) % partitions
+
+
+def two_workouts_per_partition() -> list[uuid.UUID]:
+    chosen: dict[int, list[uuid.UUID]] = defaultdict(list)
+    while sum(len(v) for v in chosen.values()) < 2 * PARTITIONS:
+        w = uuid.uuid4()
+        if len(chosen[raw_partition(w)]) < 2:
+            chosen[raw_partition(w)].append(w)
+    return [w for p in sorted(chosen) for w in chosen[p]]
+
+
+def partitions_of(worker) -> list[int]:
+    body = requests.get(worker.url + "/healthcheck", timeout=5).json()
+    return sorted(p["partition"] for p in body["partitions"])
+
+
+def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, kafka_broker, s3_server, postgres_db, tmp_path):
+    common = {
+        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
+        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
+        "TRACKWIRE_KAFKA__PARTITIONS": 2,
+        "TRACKWIRE_STORE__URL": postgres_db,
+        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
+        **s3_server.env("s3://lake/scale"),
+    }
+    gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    workers = [
+        server_factory(tmp_path / f"worker{i}", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS=f"{i}/2", **common).start()
+        for i in range(2)
+    ]
+    wait_for("each worker to run its home partitions", lambda: partitions_of(workers[0]) == [0, 2] and partitions_of(workers[1]) == [1, 3])
+    # The gateway serves ingest only; the API is another role.
+    assert requests.get(gateway.url + "/api/v1/workouts", timeout=5).status_code == 404
+
+    points = twclient.parse_gpx(TRACE)
+    workouts = two_workouts_per_partition()
+    bodies = {w: twclient.batches_of(points, 50, w) for w in workouts}  # 20 batches each
+    over_quic = set(workouts[::3])  # some of every worker's partitions
+    half = len(bodies[workouts[0]]) // 2
+
+    def send(first: int, last: int):
+        for w in workouts:
+            chunk = bodies[w][first:last]
+            if w in over_quic:
+                # One QUIC stream per part; a batch is acked only after the broker has it.
+                cafile = str(gateway.data_dir / "quic-cert.pem")
+                _, acks = asyncio.run(_stream_with_aioquic(gateway.quic_port, cafile, twclient.TOKEN.encode(), chunk))
+                assert len(acks) == len(chunk)
+            else:
+                for body in chunk:
+                    r = gateway.post(body)
+                    assert r.status_code == 200, r.text
+
+    send(0, half)
+    # Let the first worker commit lake files and read-store rows for its partitions, so that the
+    # takeover has to skip what is already there; then kill it mid-run.
+    def committed(worker, sink):
+        partitions = requests.get(worker.url + "/healthcheck", timeout=5).json()["partitions"]
+        return [s["checkpoint_lsn"] for p in partitions for s in p["sinks"] if s["name"] == sink]
+    wait_for("worker 0 to commit lake files", lambda: all(c > 0 for c in committed(workers[0], "points")))
+    wait_for("worker 0 to commit the read store", lambda: all(c > 0 for c in committed(workers[0], "read_store")))
+    workers[0].kill()
+    send(half, len(bodies[workouts[0]]))
+    # A retry of an acked batch (the device lost the ack) through another gateway: the raw topic
+    # holds it twice, and the worker drops the second copy.
+    other_gateway = server_factory(tmp_path / "gateway2", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    assert other_gateway.post(bodies[workouts[4]][0]).status_code == 200
+    assert gateway.post(bodies[workouts[4]][0]).json()["acked_seq"] == 0, "the same gateway answers from memory"
+
+    wait_for("worker 1 to take over every partition", lambda: partitions_of(workers[1]) == [0, 1, 2, 3], timeout=60)
+    dropped = lambda: sum(p["duplicates_dropped"] for p in requests.get(workers[1].url + "/healthcheck", timeout=5).json()["partitions"])
+    wait_for("the worker to drop the duplicate", lambda: dropped() == 1)
+
+    # The read store: every workout completed, with every sample.
+    def all_completed():
+        with psycopg.connect(postgres_db, autocommit=True) as db:
+            rows = db.execute("SELECT summary FROM workout_summaries").fetchall()
+        done = {r[0]["workout_id"]: r[0] for r in rows if r[0]["status"] == "completed"}
+        return done if len(done) == len(workouts) else None
+    summaries = wait_for("every workout completed in the read store", all_completed)
+    for w in workouts:
+        assert summaries[str(w)]["samples"] == len(points) == 988, summaries[str(w)]
+
+    # The lake: every acked sample exactly once (files commit by age; wait for the last ones).
+    def lake_complete():
+        rows = [r for r in twclient.read_points_s3(s3_server, "lake/scale")]
+        return rows if len(rows) >= len(workouts) * len(points) else None
+    rows = wait_for("every sample in the lake", lake_complete)
+    counts = Counter((r["workout_id"], r["seq"], r["sample_index"]) for r in rows)
+    assert max(counts.values()) == 1, [k for k, c in counts.items() if c > 1][:5]
+    assert len(counts) == len(workouts) * len(points)
+    assert {r["workout_id"] for r in rows} == {str(w) for w in workouts}
+    # Each workout's batches sat in the partition the gateway's hash names (checked on the topic).
+    for partition, _, key, _, _ in kafka_broker.read_topic("trackwire.raw.v1", idle_s=1.0):
+        assert raw_partition(uuid.UUID(bytes=key)) == partition
+
+    # Events on Kafka: per workout, its distinct events in topic order are complete and in order.
+    # (Kafka delivery is at least once across a takeover: a consumer dedupes by event_id.)
+    by_workout = defaultdict(list)
+    for _, offset, key, value, _ in sorted(kafka_broker.read_topic(EVENTS), key=lambda m: (m[0], m[1])):
+        body = json.loads(value)
+        by_workout[key.decode()].append(body)
+    for w in workouts:
+        seen, distinct = set(), []
+        for body in by_workout[str(w)]:
+            if body["event_id"] not in seen:
+                seen.add(body["event_id"])
+                distinct.append(body)
+        kinds = [b["type"] for b in distinct]
+        assert kinds[0] == "WorkoutStarted" and kinds[-1] == "WorkoutCompleted", kinds
+        assert set(kinds[1:-1]) <= {"WorkoutUpdated"}, kinds
+        times = [b["timestamp"] for b in distinct]
+        assert times == sorted(times), "events in order"
+
+    # The survivor stops cleanly, releasing its leases.
+    workers[1].stop()
+    gateway.stop()
+    other_gateway.stop()
