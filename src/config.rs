@@ -208,7 +208,9 @@ impl ClusterSection {
         let parsed = spec.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
         match parsed {
             Some((index, count)) if count > 0 && index < count => Ok((index, count)),
-            _ => bail!("cluster.partitions '{spec}' is not I/N with 0 <= I < N (e.g. --partitions 0/2 for the first of two workers)"),
+            _ => bail!(
+                "cluster.partitions '{spec}' is not I/N with 0 <= I < N (e.g. --partitions 0/2 for the first of two workers)"
+            ),
         }
     }
 }

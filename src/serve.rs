@@ -209,16 +209,15 @@ pub(crate) fn open_sinks(
                 .context("opening lake table points")?,
         ),
         Box::new(
-            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source).context("opening lake table workouts")?,
+            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source)
+                .context("opening lake table workouts")?,
         ),
         Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
         Box::new(ReadStoreSink::new(store, log_name).context("opening the read store sink")?),
     ];
     if let Some(kafka) = config.kafka.sink_config() {
         tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
-        sinks.push(Box::new(
-            KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?,
-        ));
+        sinks.push(Box::new(KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?));
     }
     Ok(sinks)
 }

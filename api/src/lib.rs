@@ -94,30 +94,34 @@ pub fn app_for(state: AppState, surface: Surface) -> Router {
     if surface != Surface::Ingest {
         router = router.nest("/api/v1", api);
     }
-    router
-        .fallback(not_found)
-        .with_state(state)
-        .layer(
-            tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-                    let id = header(REQUEST_ID.as_str()).unwrap_or("-");
-                    let span = tracing::info_span!(
-                        "http",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        correlation_id = %id,
-                        trace_id = tracing::field::Empty,
-                        span_id = tracing::field::Empty,
-                    );
-                    let trace = trace_context::TraceContext::for_span(&span, header("traceparent"));
-                    span.record("trace_id", trace.trace_id.as_str());
-                    span.record("span_id", trace.span_id.as_str());
-                    span
-                }))
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        )
+    router.fallback(not_found).with_state(state).layer(
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(axum::middleware::map_request(|mut request: Request<axum::body::Body>| async move {
+                request.extensions_mut().insert(trace_context::RequestTrace::default());
+                request
+            }))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+                let id = header(REQUEST_ID.as_str()).unwrap_or("-");
+                let span = tracing::info_span!(
+                    "http",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    correlation_id = %id,
+                    trace_id = tracing::field::Empty,
+                    span_id = tracing::field::Empty,
+                );
+                let trace = trace_context::TraceContext::for_span(&span, header("traceparent"));
+                span.record("trace_id", trace.trace_id.as_str());
+                span.record("span_id", trace.span_id.as_str());
+                if let Some(slot) = request.extensions().get::<trace_context::RequestTrace>() {
+                    let _ = slot.0.set(trace);
+                }
+                span
+            }))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -8,6 +8,19 @@
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// The request's [`TraceContext`], for handlers that hand the trace on (ingest, to the raw
+/// topic's headers). Put in the request's extensions before the trace layer makes the request
+/// span, and filled when it does.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTrace(pub std::sync::Arc<std::sync::OnceLock<TraceContext>>);
+
+impl RequestTrace {
+    /// The `traceparent` that continues this request's trace, once the span exists.
+    pub fn traceparent(&self) -> Option<String> {
+        self.0.get().map(TraceContext::traceparent)
+    }
+}
+
 /// A trace id (32 lowercase hex digits) and this hop's span id (16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {

@@ -174,7 +174,19 @@ impl Ingestor {
         content_encoding: Option<&str>,
         bearer: Option<&str>,
     ) -> Result<Accepted, IngestError> {
-        let result = self.ingest_inner(body, content_encoding, bearer).await;
+        self.ingest_traced(body, content_encoding, bearer, None).await
+    }
+
+    /// [`Ingestor::ingest`] for a request with a W3C `traceparent`, which the log carries on where
+    /// it can (the raw topic's record header).
+    pub async fn ingest_traced(
+        &self,
+        body: Bytes,
+        content_encoding: Option<&str>,
+        bearer: Option<&str>,
+        traceparent: Option<String>,
+    ) -> Result<Accepted, IngestError> {
+        let result = self.ingest_inner(body, content_encoding, bearer, traceparent).await;
         match &result {
             Ok(acc) => {
                 self.metrics.batches_acked.fetch_add(1, Ordering::Relaxed);
@@ -194,6 +206,7 @@ impl Ingestor {
         body: Bytes,
         content_encoding: Option<&str>,
         bearer: Option<&str>,
+        traceparent: Option<String>,
     ) -> Result<Accepted, IngestError> {
         let binding = self.auth.binding(bearer.ok_or(IngestError::MissingToken)?).ok_or(IngestError::UnknownToken)?;
         self.metrics.bytes_received.fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -209,7 +222,7 @@ impl Ingestor {
             None => body,
         };
         let (key, samples) = self.check(&payload, &binding).map_err(|refused| refused.error)?;
-        let pending = self.log.try_append(key, payload).map_err(|e| match e {
+        let pending = self.log.try_append_traced(key, payload, traceparent).map_err(|e| match e {
             TryAppendError::Full => IngestError::Overloaded,
             TryAppendError::Closed => IngestError::ShuttingDown,
         })?;

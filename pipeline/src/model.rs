@@ -173,6 +173,9 @@ pub struct ShardOutput {
     pub events: Vec<WorkoutEvent>,
     /// The workout's summary after this record (None if the record was rejected).
     pub summary: Option<WorkoutSummary>,
+    /// The W3C trace id of the request that brought the record, when it travelled with it
+    /// (scale-out); sinks that can carry it (Kafka headers) do.
+    pub trace_id: Option<std::sync::Arc<str>>,
     /// True when this record ended the workout (Complete or Cancel).
     pub ended: bool,
 }

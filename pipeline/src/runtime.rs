@@ -23,6 +23,7 @@ pub struct PipelineConfig {
 struct ShardInput {
     lsn: u64,
     payload: Bytes,
+    trace_id: Option<Arc<str>>,
 }
 
 /// The pipeline has stopped: nothing more can be submitted.
@@ -40,8 +41,21 @@ impl PipelineSubmitter {
     /// Hands a durable record to the shard that owns its workout; blocks while that shard's queue
     /// is full (which is how a slow pipeline pushes back on the log and then on ingest).
     pub fn submit(&self, lsn: u64, workout_id: WorkoutId, payload: Bytes) -> Result<(), PipelineStopped> {
+        self.submit_traced(lsn, workout_id, payload, None)
+    }
+
+    /// [`PipelineSubmitter::submit`] for a record that carries the trace id of the request that
+    /// brought it (scale-out: from the raw topic's `traceparent` header); the record's output
+    /// carries it on to the sinks.
+    pub fn submit_traced(
+        &self,
+        lsn: u64,
+        workout_id: WorkoutId,
+        payload: Bytes,
+        trace_id: Option<Arc<str>>,
+    ) -> Result<(), PipelineStopped> {
         let shard = (workout_id.shard_hash() % self.inputs.len() as u64) as usize;
-        self.inputs[shard].send(ShardInput { lsn, payload }).map_err(|_| PipelineStopped)
+        self.inputs[shard].send(ShardInput { lsn, payload, trace_id }).map_err(|_| PipelineStopped)
     }
 }
 
@@ -88,7 +102,8 @@ impl Pipeline {
 
 fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
     for record in input {
-        let out = core.process(record.lsn, &record.payload);
+        let mut out = core.process(record.lsn, &record.payload);
+        out.trace_id = record.trace_id;
         if let Some(summary) = &out.summary {
             live.update(summary);
         }

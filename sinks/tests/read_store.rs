@@ -299,10 +299,12 @@ fn a_bad_store_url_says_what_to_give() {
     let err = read_store::open(Some("mysql://tw:secret@db/tw"), "unused".as_ref()).err().unwrap().to_string();
     assert!(err.contains("postgres://") && !err.contains("secret"), "{err}");
     // Nothing listens on port 1: the error names the server and what to check, not the password.
-    let err =
-        read_store::open(Some("postgres://tw:secret@127.0.0.1:1/tw?connect_timeout=1"), "unused".as_ref())
-            .err()
-            .unwrap()
-            .to_string();
-    assert!(err.contains("127.0.0.1:1") && err.contains("check that the server is up") && !err.contains("secret"), "{err}");
+    let err = read_store::open(Some("postgres://tw:secret@127.0.0.1:1/tw?connect_timeout=1"), "unused".as_ref())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("check that the server is up") && !err.contains("secret"),
+        "{err}"
+    );
 }

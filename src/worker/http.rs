@@ -27,7 +27,8 @@ impl HttpThread {
 
 /// Serves on `addr` until SIGINT/SIGTERM, which also sets `stop` for the control loop.
 pub fn spawn(addr: SocketAddr, status: Arc<WorkerStatus>, stop: Arc<AtomicBool>) -> anyhow::Result<HttpThread> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP runtime")?;
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(addr))
         .with_context(|| format!("binding HTTP listener on {addr}"))?;
@@ -74,7 +75,9 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
             })
         })
         .collect();
-    axum::Json(json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "partitions": partitions }))
+    axum::Json(
+        json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "partitions": partitions }),
+    )
 }
 
 async fn metrics(State(status): State<Arc<WorkerStatus>>) -> String {
@@ -83,13 +86,17 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> String {
     let _ = writeln!(out, "# HELP trackwire_worker_partitions Raw-topic partitions this worker runs now.");
     let _ = writeln!(out, "# TYPE trackwire_worker_partitions gauge");
     let _ = writeln!(out, "trackwire_worker_partitions {}", partitions.len());
-    let _ = writeln!(out, "# HELP trackwire_worker_consumer_lag_records Records of the partition not yet handed to every sink.");
+    let _ = writeln!(
+        out,
+        "# HELP trackwire_worker_consumer_lag_records Records of the partition not yet handed to every sink."
+    );
     let _ = writeln!(out, "# TYPE trackwire_worker_consumer_lag_records gauge");
     for p in &partitions {
         let lag = p.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed));
         let _ = writeln!(out, "trackwire_worker_consumer_lag_records{{partition=\"{}\"}} {lag}", p.partition);
     }
-    let _ = writeln!(out, "# HELP trackwire_worker_duplicates_dropped_total Raw records dropped as a batch already seen.");
+    let _ =
+        writeln!(out, "# HELP trackwire_worker_duplicates_dropped_total Raw records dropped as a batch already seen.");
     let _ = writeln!(out, "# TYPE trackwire_worker_duplicates_dropped_total counter");
     for p in &partitions {
         let _ = writeln!(
@@ -99,7 +106,10 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> String {
             p.duplicates_dropped.load(Ordering::Relaxed)
         );
     }
-    let _ = writeln!(out, "# HELP trackwire_worker_sink_checkpoint_lsn What each sink of a partition has committed through.");
+    let _ = writeln!(
+        out,
+        "# HELP trackwire_worker_sink_checkpoint_lsn What each sink of a partition has committed through."
+    );
     let _ = writeln!(out, "# TYPE trackwire_worker_sink_checkpoint_lsn gauge");
     for p in &partitions {
         for s in &p.sinks {

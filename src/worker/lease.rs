@@ -6,10 +6,13 @@
 //! taking one is a conditional upsert, so two workers can never both believe they hold it, and a
 //! worker that dies (stops renewing) loses its partitions to the others once the lease expires.
 //!
-//! Home partitions: worker I of N prefers the partitions p with p mod N = I. It claims them when
-//! free or expired; it claims another worker's partition only once that lease has expired; and
-//! when its home partition is held by someone else, it marks the row `wanted_by` so the holder
-//! hands it back at its next renewal (a restarted worker gets its share back).
+//! Home partitions: worker I of N prefers the partitions p with p mod N = I; it claims them when
+//! free or expired, and when one is held by someone else it marks the row `wanted_by` so the
+//! holder hands it back at its next renewal (a restarted worker gets its share back). Other
+//! partitions (no home worker running, or one that died) are claimed when free or expired, up to a
+//! fair share: the partition count over the workers holding unexpired leases. A worker over its
+//! share (one joined) hands back foreign partitions. So N may be the most workers there will be
+//! (an autoscaler's maximum): partitions without a running home worker are shared out.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -82,41 +85,52 @@ impl Leases {
                 round.gained.insert(partition); // ours in the table, not running yet (a restart)
             }
         }
-        round.lost =
-            held.iter().copied().filter(|p| !round.kept.contains(p) && !round.hand_back.contains(p)).collect();
+        // Fair share: the partitions spread over the workers alive now (unexpired leases).
+        let others: i64 = self
+            .client
+            .query_one(
+                "SELECT count(DISTINCT owner) FROM pipeline_leases WHERE topic = $1 AND owner <> $2 AND expires_at > now()",
+                &[&self.topic, &self.owner],
+            )
+            .context("counting live workers")?
+            .get(0);
+        let fair = (partitions as usize).div_ceil(others as usize + 1);
+        // Over the share (a worker joined): hand back foreign partitions, highest first.
+        let mut holding: Vec<i32> = round.kept.iter().chain(&round.gained).copied().collect();
+        while holding.len() > fair {
+            let Some(pos) = holding.iter().rposition(|p| !self.is_home(*p)) else { break };
+            let partition = holding.remove(pos);
+            round.kept.remove(&partition);
+            round.gained.remove(&partition);
+            round.hand_back.insert(partition);
+        }
+        round.lost = held.iter().copied().filter(|p| !round.kept.contains(p) && !round.hand_back.contains(p)).collect();
         for partition in 0..partitions {
-            if round.kept.contains(&partition) || round.gained.contains(&partition) || round.hand_back.contains(&partition)
+            if round.kept.contains(&partition)
+                || round.gained.contains(&partition)
+                || round.hand_back.contains(&partition)
             {
                 continue;
             }
             let home = self.is_home(partition);
-            // Home: free or expired. Foreign: only expired (a row exists: someone held it and died).
+            // Home: always. Foreign: only while under the fair share.
+            if !home && round.kept.len() + round.gained.len() >= fair {
+                continue;
+            }
+            // Free, or expired (its holder stopped renewing: died, or handed it back).
             let claimed = self
                 .client
                 .query_opt(
                     "INSERT INTO pipeline_leases AS l (topic, partition, owner, expires_at)
-                     SELECT $1, $2, $3, now() + make_interval(secs => $4) WHERE $5
+                     VALUES ($1, $2, $3, now() + make_interval(secs => $4))
                      ON CONFLICT (topic, partition) DO UPDATE
                          SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at, wanted_by = NULL
                          WHERE l.expires_at <= now()
                      RETURNING partition",
-                    &[&self.topic, &partition, &self.owner, &ttl_secs, &home],
+                    &[&self.topic, &partition, &self.owner, &ttl_secs],
                 )
                 .context("claiming a partition lease")?
                 .is_some();
-            let claimed = claimed
-                || (!home
-                    && self
-                        .client
-                        .query_opt(
-                            "UPDATE pipeline_leases SET owner = $3, expires_at = now() + make_interval(secs => $4),
-                                 wanted_by = NULL
-                             WHERE topic = $1 AND partition = $2 AND expires_at <= now()
-                             RETURNING partition",
-                            &[&self.topic, &partition, &self.owner, &ttl_secs],
-                        )
-                        .context("taking over an expired partition lease")?
-                        .is_some());
             if claimed {
                 round.gained.insert(partition);
             } else if home {

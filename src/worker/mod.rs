@@ -36,7 +36,10 @@ pub struct WorkerStatus {
 pub fn run(config: Config) -> anyhow::Result<()> {
     let (index, count) = config.cluster.worker()?;
     let url = config.store.url.clone().context("store.url (postgres://…) is required for --role pipeline")?;
-    let raw = config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for --role pipeline")?;
+    let raw = config
+        .kafka
+        .raw_topic_config(config.log.queue_depth)
+        .context("kafka.brokers is required for --role pipeline")?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // Opening the store applies the migrations, the lease table among them.
@@ -48,7 +51,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let owner = format!("{host}/{index}of{count}/{}", uuid::Uuid::new_v4().simple());
     let ttl = Duration::from_secs_f64(config.cluster.lease_secs);
     let mut leases = lease::Leases::connect(&url, &raw.topic, owner.clone(), ttl, (index, count))?;
-    let status = Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
+    let status =
+        Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
 
     let stop = Arc::new(AtomicBool::new(false));
     let http = http::spawn(config.http_addr, status.clone(), stop.clone())?;
@@ -81,7 +85,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
             Err(err) => {
                 // Past the lease, others may hold our partitions: stop before writing twice.
-                tracing::error!("partition leases could not be renewed for a whole lease: stopping every partition: {err:#}");
+                tracing::error!(
+                    "partition leases could not be renewed for a whole lease: stopping every partition: {err:#}"
+                );
                 for (_, runner) in std::mem::take(&mut runners) {
                     runner.stop();
                 }

@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use trackwire_codec::{DecodeLimits, WorkoutId};
 use trackwire_ingest::log::DedupIndex;
-use trackwire_ingest::log::kafka::{RawTopicConfig, SEQ_HEADER};
+use trackwire_ingest::log::kafka::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
 use trackwire_ingest::log::record::DedupKey;
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput};
 use trackwire_sinks::read_store::ReadStore;
@@ -80,7 +80,9 @@ impl PartitionRunner {
         assignment
             .add_partition_offset(&raw.topic, partition, rdkafka::Offset::Offset(low))
             .map_err(|e| anyhow::anyhow!("assigning {} partition {partition}: {e}", raw.topic))?;
-        consumer.assign(&assignment).map_err(|e| anyhow::anyhow!("assigning {} partition {partition}: {e}", raw.topic))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| anyhow::anyhow!("assigning {} partition {partition}: {e}", raw.topic))?;
 
         let coordinator = Coordinator::new(
             sinks,
@@ -169,7 +171,9 @@ impl Consume {
         let mut watermark_read = Instant::now() - WATERMARK_EVERY;
         while !stop.load(Ordering::Relaxed) {
             if watermark_read.elapsed() >= WATERMARK_EVERY {
-                if let Ok((_, high)) = self.consumer.fetch_watermarks(&self.topic, self.partition, Duration::from_secs(1)) {
+                if let Ok((_, high)) =
+                    self.consumer.fetch_watermarks(&self.topic, self.partition, Duration::from_secs(1))
+                {
                     self.status.end_offset.store(high.max(0) as u64, Ordering::Relaxed);
                 }
                 watermark_read = Instant::now();
@@ -193,15 +197,22 @@ impl Consume {
             self.next_offset = offset + 1;
             let key = record_key(message.key(), message.headers());
             match (key, message.payload()) {
-                (Some(key), Some(payload)) if self.dedup.insert(key) => submitter
-                    .submit(offset as u64 + 1, key.workout_id, Bytes::copy_from_slice(payload))
-                    .map_err(|_| anyhow::anyhow!("the pipeline stopped"))?,
+                (Some(key), Some(payload)) if self.dedup.insert(key) => {
+                    let trace_id = trace_id(message.headers());
+                    submitter
+                        .submit_traced(offset as u64 + 1, key.workout_id, Bytes::copy_from_slice(payload), trace_id)
+                        .map_err(|_| anyhow::anyhow!("the pipeline stopped"))?
+                }
                 (Some(_), Some(_)) => {
                     self.status.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
                     skip(outputs, offset)?;
                 }
                 _ => {
-                    tracing::warn!(partition = self.partition, offset, "raw record without a workout key, seq header or payload: skipped");
+                    tracing::warn!(
+                        partition = self.partition,
+                        offset,
+                        "raw record without a workout key, seq header or payload: skipped"
+                    );
                     skip(outputs, offset)?;
                 }
             }
@@ -215,6 +226,13 @@ fn skip(outputs: &crossbeam_channel::Sender<ShardOutput>, offset: i64) -> anyhow
     outputs
         .send(ShardOutput { lsn: offset as u64 + 1, ..ShardOutput::default() })
         .map_err(|_| anyhow::anyhow!("the sinks stopped"))
+}
+
+/// The trace id of the record's `traceparent` header (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(headers: Option<&rdkafka::message::BorrowedHeaders>) -> Option<Arc<str>> {
+    let value = headers?.iter().find(|h| h.key == TRACEPARENT_HEADER)?.value?;
+    let trace = std::str::from_utf8(value).ok()?.split('-').nth(1)?;
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Arc::from(trace))
 }
 
 /// The batch's `(workout, seq)` from the record key and the seq header the gateway writes.

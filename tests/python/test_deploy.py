@@ -1,5 +1,6 @@
 """deploy/: the kustomize overlays render, say what the operations guide promises (probes on
-/healthcheck, TCP and UDP on one Service, non-root, config from a Secret), their configuration
+/healthcheck, TCP and UDP on one Service, non-root, config from a Secret; on aws one workload
+per role with an autoscaler on CPU and on consumer lag and a disruption budget), their configuration
 files are ones the binary accepts, and checkov finds nothing in the manifests or the Dockerfile
 (each skipped check carries its reason)."""
 import json
@@ -43,26 +44,51 @@ def test_the_overlay_renders_what_the_guide_promises(overlay):
         for doc in docs:
             if doc["kind"] != "Namespace":
                 assert doc["metadata"].get("namespace") == "trackwire", doc["metadata"]
-    (stateful,) = kinds["StatefulSet"]
-    pod = stateful["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["httpGet"]["path"] == "/healthcheck", probe
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["automountServiceAccountToken"] is False
-    (service,) = [s for s in kinds["Service"] if s["metadata"]["name"] == "trackwire"]
-    assert {(p["port"], p["protocol"]) for p in service["spec"]["ports"]} == {(8080, "TCP"), (4433, "UDP")}
-    if overlay == "aws":
-        assert service["spec"]["type"] == "LoadBalancer"
-        assert stateful["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
-    # The configuration file comes from the generated Secret the pod mounts.
     (secret,) = kinds["Secret"]
     assert "trackwire.toml" in secret["data"]
-    mounted = {v["name"]: v for v in pod["volumes"]}["config"]["secret"]["secretName"]
-    assert mounted == secret["metadata"]["name"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["TRACKWIRE_CONFIG"] == "/etc/trackwire/trackwire.toml"
+    workloads = kinds["StatefulSet"] + kinds.get("Deployment", [])
+    for workload in workloads:
+        pod = workload["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["path"] == "/healthcheck", probe
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["automountServiceAccountToken"] is False
+        # The configuration file comes from the generated Secret the pod mounts.
+        mounted = {v["name"]: v for v in pod["volumes"]}["config"]["secret"]["secretName"]
+        assert mounted == secret["metadata"]["name"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TRACKWIRE_CONFIG"] == "/etc/trackwire/trackwire.toml"
+    (service,) = [s for s in kinds["Service"] if s["metadata"]["name"] == "trackwire"]
+    assert {(p["port"], p["protocol"]) for p in service["spec"]["ports"]} == {(8080, "TCP"), (4433, "UDP")}
+
+    if overlay == "local":
+        # The single process: its log is the pod's volume, so exactly one replica.
+        (stateful,) = workloads
+        assert stateful["spec"]["replicas"] == 1 and stateful["spec"]["template"]["spec"]["containers"][0]["args"] == ["serve"]
+        return
+
+    # aws: scaled out, one workload per role, each with an autoscaler and a disruption budget.
+    role_of = {w["metadata"]["labels"]["app.kubernetes.io/component"]: w for w in workloads}
+    assert set(role_of) == {"gateway", "api", "pipeline"}
+    assert role_of["gateway"]["kind"] == role_of["api"]["kind"] == "Deployment"
+    assert role_of["pipeline"]["kind"] == "StatefulSet", "workers need a stable ordinal for --partitions I/N"
+    for role, workload in role_of.items():
+        args = workload["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[:3] == ["serve", "--role", role], args
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "gateway"
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert role_of["pipeline"]["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
+    hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in kinds["HorizontalPodAutoscaler"]}
+    assert set(hpas) == {w["metadata"]["name"] for w in workloads}
+    for hpa in hpas.values():
+        assert any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in hpa["spec"]["metrics"])
+    lag = [m["pods"]["metric"]["name"] for m in hpas["trackwire-pipeline"]["spec"]["metrics"] if m["type"] == "Pods"]
+    documented = (ROOT / "docs" / "observability.md").read_text()
+    assert lag == ["trackwire_worker_consumer_lag_records"] and f"`{lag[0]}`" in documented
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] for b in kinds["PodDisruptionBudget"]}
+    assert budgets == {"gateway", "api", "pipeline"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -74,6 +100,8 @@ def test_the_overlays_configuration_is_one_the_binary_accepts(overlay):
     )
     assert result.returncode == 0, result.stderr
     assert "[lake]" in result.stdout
+    if overlay == "aws":
+        assert 'url = "postgres://' in result.stdout and "raw_partitions = 8" in result.stdout
 
 
 def checkov(path: Path, framework: str) -> dict:

@@ -22,6 +22,8 @@ from test_quic import _stream_with_aioquic
 TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
 EVENTS = "trackwire.workout-events.v1"
 PARTITIONS = 4
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 def wait_for(what, check, timeout=120):
@@ -88,7 +90,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
                 assert len(acks) == len(chunk)
             else:
                 for body in chunk:
-                    r = gateway.post(body)
+                    # The traced workout's first batch carries a W3C traceparent.
+                    traced = w == workouts[1] and body == bodies[w][0]
+                    r = gateway.post(body, headers={"traceparent": TRACEPARENT} if traced else None)
                     assert r.status_code == 200, r.text
 
     send(0, half)
@@ -137,9 +141,13 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     # Events on Kafka: per workout, its distinct events in topic order are complete and in order.
     # (Kafka delivery is at least once across a takeover: a consumer dedupes by event_id.)
     by_workout = defaultdict(list)
-    for _, offset, key, value, _ in sorted(kafka_broker.read_topic(EVENTS), key=lambda m: (m[0], m[1])):
+    for _, offset, key, value, headers in sorted(kafka_broker.read_topic(EVENTS), key=lambda m: (m[0], m[1])):
         body = json.loads(value)
+        body["trace-id"] = headers.get("trace-id", b"").decode()
         by_workout[key.decode()].append(body)
+    # The trace id of the ingest request travelled gateway -> raw topic -> worker -> Kafka sink.
+    started = [b for b in by_workout[str(workouts[1])] if b["type"] == "WorkoutStarted"]
+    assert started and {b["trace-id"] for b in started} == {TRACE_ID}, started
     for w in workouts:
         seen, distinct = set(), []
         for body in by_workout[str(w)]:
@@ -151,6 +159,13 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
         assert set(kinds[1:-1]) <= {"WorkoutUpdated"}, kinds
         times = [b["timestamp"] for b in distinct]
         assert times == sorted(times), "events in order"
+
+    # The worker's metric families are documented (the autoscaler reads the lag).
+    import re
+    from pathlib import Path
+    exposed = set(re.findall(r"^(trackwire_[a-z_]+)[{ ]", requests.get(workers[1].url + "/metrics", timeout=5).text, re.M))
+    documented = set(re.findall(r"`([a-z_]+)`", (Path(__file__).resolve().parents[2] / "docs" / "observability.md").read_text()))
+    assert "trackwire_worker_consumer_lag_records" in exposed and exposed <= documented, sorted(exposed - documented)
 
     # The survivor stops cleanly, releasing its leases.
     workers[1].stop()

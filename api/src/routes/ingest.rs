@@ -1,9 +1,10 @@
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
+use axum::{Extension, Json};
 use trackwire_ingest::IngestError;
 
+use crate::trace_context::RequestTrace;
 use crate::views::IngestAck;
 use crate::{ApiError, AppState};
 
@@ -21,6 +22,7 @@ use crate::{ApiError, AppState};
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
+    trace: Option<Extension<RequestTrace>>,
     body: Body,
 ) -> Result<Json<IngestAck>, ApiError> {
     let bearer = crate::auth::bearer(&headers);
@@ -45,7 +47,8 @@ pub async fn ingest(
             ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
         }
     })?;
-    let accepted = state.ingestor.ingest(body, encoding, bearer).await?;
+    let traceparent = trace.and_then(|Extension(trace)| trace.traceparent());
+    let accepted = state.ingestor.ingest_traced(body, encoding, bearer, traceparent).await?;
     Ok(Json(IngestAck {
         workout_id: accepted.workout_id,
         acked_seq: accepted.acked_seq,

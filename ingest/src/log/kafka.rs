@@ -213,7 +213,7 @@ fn produce(
     acked: &Mutex<DedupIndex>,
     shared: &Shared,
 ) {
-    let AppendRequest { key, payload, reply } = request;
+    let AppendRequest { key, payload, traceparent, reply } = request;
     // Only batches the broker acknowledged count as held (the delivery report records them).
     if acked.lock().is_ok_and(|index| index.contains(key)) {
         shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -221,7 +221,10 @@ fn produce(
         return;
     }
     let seq = key.seq.to_string();
-    let headers = OwnedHeaders::new().insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
+    let mut headers = OwnedHeaders::new().insert(Header { key: SEQ_HEADER, value: Some(seq.as_str()) });
+    if let Some(traceparent) = &traceparent {
+        headers = headers.insert(Header { key: TRACEPARENT_HEADER, value: Some(traceparent.as_str()) });
+    }
     let in_flight = Box::new(InFlight { key, bytes: payload.len(), reply });
     let mut record = BaseRecord::with_opaque_to(topic, in_flight)
         .partition(partition_of(&key.workout_id, partitions))

@@ -119,6 +119,10 @@ pub struct LogMetrics {
 pub(crate) struct AppendRequest {
     key: DedupKey,
     payload: Bytes,
+    /// The W3C `traceparent` of the request that brought the batch. The Kafka-backed log sends
+    /// it as a record header; the embedded log's record format has no room for it (its trace
+    /// stops here).
+    traceparent: Option<String>,
     reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -171,11 +175,21 @@ impl DurableLog {
         key: DedupKey,
         payload: Bytes,
     ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
+        self.try_append_traced(key, payload, None)
+    }
+
+    /// [`DurableLog::try_append`] with the request's `traceparent`, for a log that carries it.
+    pub fn try_append_traced(
+        &self,
+        key: DedupKey,
+        payload: Bytes,
+        traceparent: Option<String>,
+    ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
         if self.shared.metrics.at_cap.load(Ordering::Relaxed) {
             return Err(TryAppendError::Full);
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(AppendRequest { key, payload, reply }) {
+        match self.tx.try_send(AppendRequest { key, payload, traceparent, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),

@@ -269,14 +269,15 @@ impl Sink for KafkaSink {
         }
         self.last_fed = output.lsn;
         let lsn = output.lsn;
+        let carried = output.trace_id.as_deref();
         for event in &output.events {
             let key = event.workout_id.to_string();
-            let trace_id = trace_id(&event.workout_id.0, lsn);
+            let trace_id = carried.map_or_else(|| trace_id(&event.workout_id.0, lsn), str::to_owned);
             self.enqueue(Outstanding { lsn, points: false, key, payload: Some(event_json(event, lsn)), trace_id })?;
         }
         if let Some(first) = output.points.first() {
             let payload = points_message(&output.points)?;
-            let trace_id = trace_id(&first.workout_id.0, lsn);
+            let trace_id = carried.map_or_else(|| trace_id(&first.workout_id.0, lsn), str::to_owned);
             let key = first.workout_id.to_string();
             self.enqueue(Outstanding { lsn, points: true, key, payload: Some(payload), trace_id })?;
         }

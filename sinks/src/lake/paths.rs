@@ -49,10 +49,9 @@ impl ObjectKey {
     pub fn path(&self) -> Path {
         match self.source {
             None => Path::from(format!("{}/{}/part-{:020}.parquet", self.table, self.partition, self.label)),
-            Some(source) => Path::from(format!(
-                "{}/{}/part-s{source:04}-{:020}.parquet",
-                self.table, self.partition, self.label
-            )),
+            Some(source) => {
+                Path::from(format!("{}/{}/part-s{source:04}-{:020}.parquet", self.table, self.partition, self.label))
+            }
         }
     }
 

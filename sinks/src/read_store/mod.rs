@@ -90,8 +90,13 @@ pub trait ReadStore: Send + Sync {
     /// In one transaction: stores the chunks (a chunk already held is replaced by the same bytes),
     /// replaces each workout's summary, computes the best efforts of those that ended, and moves
     /// `log`'s checkpoint to `through`.
-    fn apply(&self, log: &str, summaries: &[WorkoutSummary], chunks: &[StreamChunk], through: u64)
-    -> Result<(), SinkError>;
+    fn apply(
+        &self,
+        log: &str,
+        summaries: &[WorkoutSummary],
+        chunks: &[StreamChunk],
+        through: u64,
+    ) -> Result<(), SinkError>;
 
     /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
     /// Returns how many workouts it covered.

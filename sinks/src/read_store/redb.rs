@@ -9,7 +9,9 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTran
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::WorkoutSummary;
 
-use super::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of};
+use super::{
+    BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of,
+};
 use crate::SinkError;
 
 const SUMMARIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_summaries");
