@@ -7,6 +7,9 @@
 set -euo pipefail
 action="${1:?usage: postgres.sh start|stop DIR}"
 dir="${2:?usage: postgres.sh start|stop DIR}"
+mkdir -p "$dir" && dir="$(cd "$dir" && pwd)"
+# The server runs as another user, who may not enter the caller's (private) working directory.
+cd /
 
 bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
 if [ -z "$bindir" ] || [ ! -x "$bindir/initdb" ]; then

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::{WorkoutStatus, WorkoutSummary};
+use trackwire_pipeline::{AthleteProfile, WorkoutStatus, WorkoutSummary};
 use trackwire_sinks::read_store::{
     self, ListQuery, PostgresStore, ReadStore, RedbStore, StreamChunk, Streams, best_efforts,
 };
@@ -213,6 +213,27 @@ fn retention_nulls_old_positions_and_nothing_else(store: &dyn ReadStore) {
     assert_eq!(store.drop_positions(0, T0 + 5000).unwrap(), 0, "running it again changes nothing");
 }
 
+fn athlete_profiles_are_set_replaced_and_removed(store: &dyn ReadStore) {
+    assert!(store.athlete_profiles().unwrap().is_empty());
+    let mut ada = AthleteProfile {
+        weight_kg: Some(61.5),
+        age_years: Some(36.0),
+        male: Some(false),
+        hr_max_bpm: Some(187.0),
+        hr_rest_bpm: Some(48.0),
+    };
+    store.put_athlete_profile("ada", Some(&ada)).unwrap();
+    store.put_athlete_profile("bob", Some(&AthleteProfile::default())).unwrap();
+    ada.hr_max_bpm = Some(185.0);
+    store.put_athlete_profile("ada", Some(&ada)).unwrap();
+    let mut all = store.athlete_profiles().unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(all, vec![("ada".to_owned(), ada), ("bob".to_owned(), AthleteProfile::default())]);
+    store.put_athlete_profile("bob", None).unwrap();
+    store.put_athlete_profile("nobody", None).unwrap();
+    assert_eq!(store.athlete_profiles().unwrap().len(), 1);
+}
+
 type Case = fn(&dyn ReadStore);
 
 const CASES: &[(&str, Case)] = &[
@@ -225,6 +246,7 @@ const CASES: &[(&str, Case)] = &[
     ("best_efforts_are_kept_once_a_workout_ends", best_efforts_are_kept_once_a_workout_ends),
     ("erasure_removes_every_row_of_the_user_only", erasure_removes_every_row_of_the_user_only),
     ("retention_nulls_old_positions_and_nothing_else", retention_nulls_old_positions_and_nothing_else),
+    ("athlete_profiles_are_set_replaced_and_removed", athlete_profiles_are_set_replaced_and_removed),
 ];
 
 // ---- the backends ---------------------------------------------------------------------------
@@ -291,7 +313,7 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
 }
 
 #[test]

@@ -76,7 +76,7 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
         })
         .collect();
     axum::Json(
-        json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "partitions": partitions }),
+        json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "athlete_profiles": status.profiles.load(Ordering::Relaxed), "partitions": partitions }),
     )
 }
 

@@ -31,6 +31,8 @@ pub struct WorkerStatus {
     pub owner: String,
     pub worker: String,
     pub partitions: std::sync::Mutex<Vec<Arc<PartitionStatus>>>,
+    /// Athlete profiles read from the shared store at the last refresh.
+    pub profiles: std::sync::atomic::AtomicUsize,
 }
 
 pub fn run(config: Config) -> anyhow::Result<()> {
@@ -58,10 +60,27 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let http = http::spawn(config.http_addr, status.clone(), stop.clone())?;
     tracing::info!(owner = %leases.owner(), topic = %raw.topic, partitions = raw.partitions, "pipeline worker {index}/{count} running");
 
+    // Athlete profiles come from the shared store (the API writes them), refreshed every round.
+    let profiles = Arc::new(trackwire_pipeline::Profiles::default());
+    let mut profiled_users = BTreeSet::new();
     let mut runners: BTreeMap<i32, PartitionRunner> = BTreeMap::new();
     let mut last_renewed = Instant::now();
     let tick = ttl / 3;
     while !stop.load(Ordering::Relaxed) {
+        match store.athlete_profiles() {
+            Ok(all) => {
+                status.profiles.store(all.len(), Ordering::Relaxed);
+                let now: BTreeSet<String> = all.iter().map(|(user, _)| user.clone()).collect();
+                for gone in profiled_users.difference(&now) {
+                    profiles.remove(gone); // erased users
+                }
+                for (user, profile) in all {
+                    profiles.set(&user, profile);
+                }
+                profiled_users = now;
+            }
+            Err(err) => tracing::warn!(%err, "athlete profiles not refreshed; retrying next round"),
+        }
         let held: BTreeSet<i32> = runners.keys().copied().collect();
         match leases.round(&held, raw.partitions) {
             Ok(round) => {
@@ -77,7 +96,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 }
                 for partition in round.gained {
                     tracing::info!(partition, "partition lease taken");
-                    runners.insert(partition, PartitionRunner::start(partition, &config, &raw, store.clone())?);
+                    let runner = PartitionRunner::start(partition, &config, &raw, store.clone(), profiles.clone())?;
+                    runners.insert(partition, runner);
                 }
             }
             Err(err) if last_renewed.elapsed() < ttl => {

@@ -58,6 +58,7 @@ impl PartitionRunner {
         config: &Config,
         raw: &RawTopicConfig,
         store: Arc<dyn ReadStore>,
+        profiles: Arc<Profiles>,
     ) -> anyhow::Result<PartitionRunner> {
         let source = u32::try_from(partition).context("a negative partition")?;
         let dir = config.data_dir.join("partitions").join(format!("p{source:04}"));
@@ -105,9 +106,7 @@ impl PartitionRunner {
             max_samples: config.ingest.max_samples_per_batch,
             max_events: config.ingest.max_events_per_batch,
         };
-        // Profiles live with the API's accounts; a worker enriches without them (ARCHITECTURE.md).
-        let pipeline_config =
-            PipelineConfig { shards: 1, queue_depth, limits, profiles: Arc::new(Profiles::default()) };
+        let pipeline_config = PipelineConfig { shards: 1, queue_depth, limits, profiles };
         let (pipeline, submitter) =
             Pipeline::spawn(&pipeline_config, output_tx.clone(), Arc::new(LiveWorkouts::default()));
 

@@ -71,8 +71,15 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
         for i in range(2)
     ]
     wait_for("each worker to run its home partitions", lambda: partitions_of(workers[0]) == [0, 2] and partitions_of(workers[1]) == [1, 3])
-    # The gateway serves ingest only; the API is another role.
+    # The gateway serves ingest only; the API is another role, on the shared store.
     assert requests.get(gateway.url + "/api/v1/workouts", timeout=5).status_code == 404
+    api = server_factory(tmp_path / "api", TRACKWIRE_CLUSTER__ROLE="api", **common).start()
+    assert requests.post(api.url + "/v1/ingest", data=b"x", timeout=5).status_code == 404
+    # The athlete's profile, set through the API, reaches the workers through PostgreSQL.
+    profile = {"weight_kg": 70.0, "birth_year": 1990, "sex": "male", "hr_max_bpm": 190.0, "hr_rest_bpm": 50.0}
+    assert api.api("PUT", "/users/me/profile", json=profile).status_code == 200
+    for worker in workers:  # each refreshes profiles every lease round
+        wait_for("the workers to read the profile", lambda: requests.get(worker.url + "/healthcheck", timeout=5).json()["athlete_profiles"] == 1)
 
     points = twclient.parse_gpx(TRACE)
     workouts = two_workouts_per_partition()
@@ -124,6 +131,11 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     summaries = wait_for("every workout completed in the read store", all_completed)
     for w in workouts:
         assert summaries[str(w)]["samples"] == len(points) == 988, summaries[str(w)]
+        # Enriched with the profile: Edwards TRIMP needs HRmax, calories the weight.
+        assert summaries[str(w)]["trimp_edwards"] is not None and summaries[str(w)]["calories_kcal"] is not None
+    # The API replica serves them from the store.
+    listed = api.api("GET", "/workouts", params={"limit": 50}).json()["workouts"]
+    assert {w["workout_id"] for w in listed} == {str(w) for w in workouts}
 
     # The lake: every acked sample exactly once (files commit by age; wait for the last ones).
     def lake_complete():
@@ -171,3 +183,4 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     workers[1].stop()
     gateway.stop()
     other_gateway.stop()
+    api.stop()

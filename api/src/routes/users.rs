@@ -58,10 +58,17 @@ pub async fn put_profile(
 ) -> Result<axum::Json<Profile>, ApiError> {
     let user = caller.may_act_on(&id)?;
     validate_profile(&profile, Utc::now().year())?;
-    let accounts = state.accounts.clone();
+    let (accounts, store) = (state.accounts.clone(), state.store.clone());
     let (stored, u) = (profile.clone(), user.clone());
-    blocking(move || accounts.set_profile(&u, &stored)).await?;
-    state.profiles.set(&user, pipeline_profile(&profile, Utc::now().year()));
+    let athlete = pipeline_profile(&profile, Utc::now().year());
+    let shared = athlete.clone();
+    blocking(move || {
+        accounts.set_profile(&u, &stored).map_err(ApiError::internal)?;
+        // Pipeline workers of a scale-out deployment read it from the shared store.
+        store.put_athlete_profile(&u, Some(&shared)).map_err(ApiError::internal)
+    })
+    .await?;
+    state.profiles.set(&user, athlete);
     Ok(axum::Json(profile))
 }
 
@@ -373,7 +380,12 @@ pub async fn erase(
     }
     let accounts = state.accounts.clone();
     let u = user.clone();
-    blocking(move || accounts.erase_user(&u, &ids)).await?;
+    let store = state.store.clone();
+    blocking(move || {
+        accounts.erase_user(&u, &ids).map_err(ApiError::internal)?;
+        store.put_athlete_profile(&u, None).map_err(ApiError::internal)
+    })
+    .await?;
     state.profiles.remove(&user);
     state.live.remove_user(&user);
     tracing::info!(user = %user, workouts = count, device_tokens = revoked, through_lsn = through, "user erased");

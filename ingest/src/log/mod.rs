@@ -10,6 +10,7 @@
 //! adapts to the load by itself instead of waiting a fixed time.
 
 mod dedup;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod record;
 mod segment;

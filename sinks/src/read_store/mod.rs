@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::WorkoutSummary;
+use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use crate::SinkError;
 
@@ -105,6 +105,14 @@ pub trait ReadStore: Send + Sync {
     /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
     /// in every workout that overlaps it. Returns how many workouts changed.
     fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError>;
+
+    /// Sets (`Some`) or removes (`None`) the profile the pipeline enriches a user's workouts with.
+    /// The API writes it; pipeline workers of a scale-out deployment read it with
+    /// [`ReadStore::athlete_profiles`], so every process enriches alike.
+    fn put_athlete_profile(&self, user_id: &str, profile: Option<&AthleteProfile>) -> Result<(), SinkError>;
+
+    /// Every stored athlete profile.
+    fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError>;
 }
 
 /// Opens the store `url` names: `postgres://…` / `postgresql://…` for PostgreSQL (migrations are

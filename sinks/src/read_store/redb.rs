@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::WorkoutSummary;
+use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
     BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of,
@@ -21,6 +21,7 @@ const BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("workouts_by_us
 const STREAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_streams");
 const EFFORTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_best_efforts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("athlete_profiles");
 /// Key `checkpoint_lsn/<log>`: the LSN of that log through which the store is complete.
 const CHECKPOINT_PREFIX: &str = "checkpoint_lsn/";
 
@@ -60,6 +61,7 @@ impl RedbStore {
         txn.open_table(STREAMS).map_err(SinkError::store)?;
         txn.open_table(EFFORTS).map_err(SinkError::store)?;
         txn.open_table(META).map_err(SinkError::store)?;
+        txn.open_table(PROFILES).map_err(SinkError::store)?;
         txn.commit().map_err(SinkError::store)?;
         Ok(RedbStore { db })
     }
@@ -254,6 +256,34 @@ impl ReadStore for RedbStore {
         }
         commit(txn)?;
         Ok(changed)
+    }
+
+    fn put_athlete_profile(&self, user_id: &str, profile: Option<&AthleteProfile>) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        {
+            let mut table = txn.open_table(PROFILES).map_err(SinkError::store)?;
+            match profile {
+                Some(profile) => {
+                    let json = serde_json::to_vec(profile).map_err(SinkError::store)?;
+                    table.insert(user_id, &json[..]).map_err(SinkError::store)?;
+                }
+                None => {
+                    table.remove(user_id).map_err(SinkError::store)?;
+                }
+            }
+        }
+        commit(txn)
+    }
+
+    fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(PROFILES).map_err(SinkError::store)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(SinkError::store)? {
+            let (user, json) = entry.map_err(SinkError::store)?;
+            out.push((user.value().to_owned(), serde_json::from_slice(json.value()).map_err(SinkError::store)?));
+        }
+        Ok(out)
     }
 }
 

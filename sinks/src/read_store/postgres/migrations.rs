@@ -13,6 +13,7 @@ use crate::SinkError;
 pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "read_store", include_str!("../../../migrations/postgres/0001_read_store.sql")),
     (2, "pipeline_leases", include_str!("../../../migrations/postgres/0002_pipeline_leases.sql")),
+    (3, "athlete_profiles", include_str!("../../../migrations/postgres/0003_athlete_profiles.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").
@@ -25,6 +26,8 @@ pub fn migrate(client: &mut Client) -> Result<Vec<i32>, SinkError> {
     };
     let mut txn = client.transaction().map_err(|e| fail("begin", e))?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(|e| fail("lock", e))?;
+    // "relation already exists, skipping" is not news at every start.
+    txn.batch_execute("SET LOCAL client_min_messages = warning").map_err(|e| fail("settings", e))?;
     txn.batch_execute(
         "CREATE TABLE IF NOT EXISTS trackwire_schema_migrations (
              version    integer     PRIMARY KEY,

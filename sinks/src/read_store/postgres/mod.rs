@@ -15,7 +15,7 @@ use postgres::types::{Json, ToSql};
 use postgres::{GenericClient, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::WorkoutSummary;
+use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, start_of};
 use crate::SinkError;
@@ -275,5 +275,24 @@ impl ReadStore for PostgresStore {
         }
         txn.commit().map_err(store_error)?;
         Ok(changed.len())
+    }
+
+    fn put_athlete_profile(&self, user_id: &str, profile: Option<&AthleteProfile>) -> Result<(), SinkError> {
+        let mut client = self.client()?;
+        match profile {
+            Some(profile) => client.execute(
+                "INSERT INTO athlete_profiles (user_id, profile) VALUES ($1, $2)
+                 ON CONFLICT (user_id) DO UPDATE SET profile = EXCLUDED.profile, updated_at = now()",
+                &[&user_id, &Json(profile)],
+            ),
+            None => client.execute("DELETE FROM athlete_profiles WHERE user_id = $1", &[&user_id]),
+        }
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError> {
+        let rows = self.client()?.query("SELECT user_id, profile FROM athlete_profiles", &[]).map_err(store_error)?;
+        Ok(rows.iter().map(|row| (row.get(0), row.get::<_, Json<AthleteProfile>>(1).0)).collect())
     }
 }
