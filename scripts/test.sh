@@ -41,7 +41,7 @@ PY
 
 echo "== PostgreSQL for the read-store suite (Debian's package, a throwaway cluster on a free port)"
 TRACKWIRE_TEST_POSTGRES_URL="$(bash scripts/postgres.sh start "$pg_dir")"
-export TRACKWIRE_TEST_POSTGRES_URL
+export TRACKWIRE_TEST_POSTGRES_URL TRACKWIRE_TEST_POSTGRES_CA="$pg_dir/ca.pem"
 
 echo "== cargo test"
 cargo build --locked --workspace --bin trackwire --bin trackwire-loadtest

@@ -331,6 +331,11 @@ pub struct StoreSection {
     /// start), or unset = the embedded file `<data_dir>/store/read.redb`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// PEM file of the CA certificates that sign the database's certificate (for RDS its
+    /// `global-bundle.pem`). Set, the connection uses TLS (`sslmode=require` unless the URL says
+    /// otherwise); unset, TLS only if the URL asks (`sslmode=require`), verified by the Mozilla roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

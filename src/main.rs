@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run ingest, pipeline, sinks and API on embedded defaults (no external services).
+    /// Run ingest, pipeline, sinks and API on embedded defaults (no external services), or one
+    /// role of a scaled-out deployment (--role).
     Serve {
         /// HTTP listen address for ingest and API [env: TRACKWIRE_HTTP_ADDR] [default: 127.0.0.1:8080]
         #[arg(long)]

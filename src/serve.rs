@@ -1,4 +1,7 @@
-//! `trackwire serve`: wires log → pipeline → sinks, and the HTTP and QUIC fronts, on one machine.
+//! `trackwire serve`: runs the configured role. The default, `all`, wires log → pipeline →
+//! sinks and the HTTP and QUIC fronts in one process (here); `gateway` and `api` are in
+//! `crate::front`, `pipeline` workers in `crate::worker`. The sink set and the HTTP/QUIC fronts
+//! built here are shared with those roles.
 //!
 //! Shutdown runs the data path dry in order: stop accepting requests and connections and finish
 //! the ones in flight (QUIC streams send their last acks, then connections close with
@@ -178,7 +181,8 @@ impl DataPath {
 
 /// The read store `store.url` names, or the embedded one in the data directory.
 pub(crate) fn open_read_store(config: &Config) -> anyhow::Result<Arc<dyn ReadStore>> {
-    read_store::open(config.store.url.as_deref(), &config.data_dir.join("store").join("read.redb"))
+    let embedded = config.data_dir.join("store").join("read.redb");
+    read_store::open(config.store.url.as_deref(), config.store.ca_file.as_deref(), &embedded)
         .context("opening the read store")
 }
 

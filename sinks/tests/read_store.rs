@@ -267,7 +267,7 @@ fn redb_keeps_everything_across_a_reopen() {
     let path = dir.path().join("read.redb");
     let written = summary("ada", 1, T0, "run", WorkoutStatus::Completed);
     RedbStore::open(&path).unwrap().apply("local", std::slice::from_ref(&written), &[], 9).unwrap();
-    let store = read_store::open(None, &path).unwrap();
+    let store = read_store::open(None, None, &path).unwrap();
     assert_eq!((store.get(&written.workout_id).unwrap(), store.checkpoint("local").unwrap()), (Some(written), 9));
 }
 
@@ -290,7 +290,7 @@ fn postgres_database() -> Option<String> {
 fn postgres_passes_the_suite() {
     for (name, case) in CASES {
         let Some(url) = postgres_database() else { return };
-        let store = PostgresStore::connect(&url).unwrap();
+        let store = PostgresStore::connect(&url, None).unwrap();
         eprintln!("postgres: {name}");
         case(&store);
     }
@@ -300,7 +300,8 @@ fn postgres_passes_the_suite() {
 fn postgres_migrations_apply_once_even_when_processes_start_together() {
     let Some(url) = postgres_database() else { return };
     let stores: Vec<Arc<dyn ReadStore>> = std::thread::scope(|scope| {
-        let starts: Vec<_> = (0..4).map(|_| scope.spawn(|| read_store::open(Some(&url), "unused".as_ref()))).collect();
+        let starts: Vec<_> =
+            (0..4).map(|_| scope.spawn(|| read_store::open(Some(&url), None, "unused".as_ref()))).collect();
         starts.into_iter().map(|s| s.join().unwrap().unwrap()).collect()
     });
     let written = summary("ada", 1, T0, "run", WorkoutStatus::Completed);
@@ -317,11 +318,44 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
 }
 
 #[test]
+fn postgres_over_tls_verifies_the_server_against_the_given_ca() {
+    let Some(url) = postgres_database() else { return };
+    let Ok(ca) = std::env::var("TRACKWIRE_TEST_POSTGRES_CA") else {
+        eprintln!("TRACKWIRE_TEST_POSTGRES_CA is not set: TLS case skipped (scripts/test.sh sets it)");
+        return;
+    };
+    // With the CA: TLS (sslmode=require implied), and the store works.
+    let store = PostgresStore::connect(&url, Some(ca.as_ref())).unwrap();
+    a_summary_reads_back_exactly(&store);
+    let database = url.rsplit_once('/').unwrap().1.to_owned();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let row = admin
+        .query_one(
+            "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = $1 AND a.pid <> pg_backend_pid()",
+            &[&database],
+        )
+        .unwrap();
+    let (connections, all_tls): (i64, bool) = (row.get(0), row.get(1));
+    assert!(connections >= 1 && all_tls, "{connections} connections, all over TLS: {all_tls}");
+    drop(store);
+    // Asking for TLS without the CA: the Mozilla roots do not know the test CA, so no connection.
+    let err =
+        PostgresStore::connect(&format!("{url}?sslmode=require&connect_timeout=2"), None).err().unwrap().to_string();
+    assert!(err.contains("TLS") && err.contains("store.ca_file"), "{err}");
+    // A CA file that is not PEM says so.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    let err = PostgresStore::connect(&url, Some(&dir.path().join("ca.pem"))).err().unwrap().to_string();
+    assert!(err.contains("store.ca_file") && err.contains("PEM"), "{err}");
+}
+
+#[test]
 fn a_bad_store_url_says_what_to_give() {
-    let err = read_store::open(Some("mysql://tw:secret@db/tw"), "unused".as_ref()).err().unwrap().to_string();
+    let err = read_store::open(Some("mysql://tw:secret@db/tw"), None, "unused".as_ref()).err().unwrap().to_string();
     assert!(err.contains("postgres://") && !err.contains("secret"), "{err}");
     // Nothing listens on port 1: the error names the server and what to check, not the password.
-    let err = read_store::open(Some("postgres://tw:secret@127.0.0.1:1/tw?connect_timeout=1"), "unused".as_ref())
+    let err = read_store::open(Some("postgres://tw:secret@127.0.0.1:1/tw?connect_timeout=1"), None, "unused".as_ref())
         .err()
         .unwrap()
         .to_string();

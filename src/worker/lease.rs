@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
-use postgres::{Client, NoTls};
+use postgres::Client;
 
 pub struct Leases {
     client: Client,
@@ -45,8 +45,17 @@ pub struct Round {
 }
 
 impl Leases {
-    pub fn connect(url: &str, topic: &str, owner: String, ttl: Duration, worker: (u32, u32)) -> anyhow::Result<Leases> {
-        let client = Client::connect(url, NoTls).context("connecting to PostgreSQL for the partition leases")?;
+    pub fn connect(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        topic: &str,
+        owner: String,
+        ttl: Duration,
+        worker: (u32, u32),
+    ) -> anyhow::Result<Leases> {
+        let mut config: postgres::Config = url.parse().context("store.url is not a PostgreSQL URL")?;
+        let tls = trackwire_sinks::read_store::postgres_tls::connector(&mut config, url, ca_file)?;
+        let client = config.connect(tls).context("connecting to PostgreSQL for the partition leases")?;
         Ok(Leases { client, topic: topic.to_owned(), owner, ttl, worker })
     }
 

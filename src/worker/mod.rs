@@ -52,7 +52,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
     let owner = format!("{host}/{index}of{count}/{}", uuid::Uuid::new_v4().simple());
     let ttl = Duration::from_secs_f64(config.cluster.lease_secs);
-    let mut leases = lease::Leases::connect(&url, &raw.topic, owner.clone(), ttl, (index, count))?;
+    let ca_file = config.store.ca_file.as_deref();
+    let mut leases = lease::Leases::connect(&url, ca_file, &raw.topic, owner.clone(), ttl, (index, count))?;
     let status =
         Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
 

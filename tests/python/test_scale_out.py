@@ -2,13 +2,14 @@
 real Kafka-protocol broker (tansu) as the durable log, the lake on an S3 server (moto) and the
 read store in PostgreSQL. Workouts arrive over HTTP and QUIC (aioquic, an independent stack);
 one worker is killed (SIGKILL) mid-run and the other takes over its partitions. Afterwards the
-lake (read with pyarrow) holds every acked sample exactly once, the read store (read with
+lake (read with pyarrow) holds every acked sample exactly once (PostgreSQL is reached over TLS), the read store (read with
 psycopg) has every workout completed with every sample, and every workout's events on Kafka are
 complete and in order."""
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -65,6 +66,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
         "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
         **s3_server.env("s3://lake/scale"),
     }
+    # Every PostgreSQL connection (store and leases) over TLS, verified against the test CA.
+    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
+        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
     gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
     workers = [
         server_factory(tmp_path / f"worker{i}", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS=f"{i}/2", **common).start()

@@ -16,6 +16,7 @@ mod streams;
 
 pub use efforts::{BestEfforts, EFFORT_DISTANCES, best_efforts};
 pub use postgres::PostgresStore;
+pub use postgres::tls as postgres_tls;
 pub use redb::RedbStore;
 pub use sink::ReadStoreSink;
 pub use streams::Streams;
@@ -116,12 +117,12 @@ pub trait ReadStore: Send + Sync {
 }
 
 /// Opens the store `url` names: `postgres://…` / `postgresql://…` for PostgreSQL (migrations are
-/// applied first), or none for the embedded file at `embedded_path`.
-pub fn open(url: Option<&str>, embedded_path: &Path) -> Result<Arc<dyn ReadStore>, SinkError> {
+/// applied first; `ca_file` for TLS), or none for the embedded file at `embedded_path`.
+pub fn open(url: Option<&str>, ca_file: Option<&Path>, embedded_path: &Path) -> Result<Arc<dyn ReadStore>, SinkError> {
     match url {
         None => Ok(Arc::new(RedbStore::open(embedded_path)?)),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(PostgresStore::connect(url)?))
+            Ok(Arc::new(PostgresStore::connect(url, ca_file)?))
         }
         Some(url) => Err(SinkError::Config(format!(
             "store url '{}' is not supported: give postgres://user:password@host:port/database, or leave it unset \

@@ -7,12 +7,13 @@
 //! crash rewrites rows with the same values instead of duplicating them.
 
 mod migrations;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use postgres::GenericClient;
 use postgres::types::{Json, ToSql};
-use postgres::{GenericClient, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
@@ -20,7 +21,7 @@ use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 use super::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, start_of};
 use crate::SinkError;
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<tls::Tls>>;
 
 /// Connections kept for API readers and the sinks thread together.
 const POOL_SIZE: u32 = 8;
@@ -53,23 +54,30 @@ fn lsn_param(lsn: u64) -> Result<i64, SinkError> {
 
 impl PostgresStore {
     /// Connects (waiting up to 10 s for the server) and applies the migrations it lacks.
-    pub fn connect(url: &str) -> Result<PostgresStore, SinkError> {
+    /// `ca_file`: PEM CA certificates for TLS (see [`tls`]).
+    pub fn connect(url: &str, ca_file: Option<&std::path::Path>) -> Result<PostgresStore, SinkError> {
         let shown = super::redact_url(url);
-        let config: postgres::Config = url.parse().map_err(|e| {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
             SinkError::Config(format!(
                 "store url '{shown}' is not a PostgreSQL connection URL ({e}): give postgres://user:password@host:port/database"
             ))
         })?;
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let tls = tls::connector(&mut config, url, ca_file)?;
+        let manager = PostgresConnectionManager::new(config, tls);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(CONNECT_TIMEOUT)
             .build(manager)
             .map_err(|e| {
+                let hint = if e.to_string().contains("TLS") {
+                    "the server's certificate was not accepted: check that store.ca_file names the CA bundle that \
+                     signs it (and the URL's host matches the certificate)"
+                } else {
+                    "check that the server is up and the URL's host, port, user, password and database"
+                };
                 SinkError::Store(format!(
-                    "could not connect to PostgreSQL at '{shown}' within {}s: {e}; check that the server is up and the \
-                     URL's host, port, user, password and database",
+                    "could not connect to PostgreSQL at '{shown}' within {}s: {e}; {hint}",
                     CONNECT_TIMEOUT.as_secs()
                 ))
             })?;
@@ -78,7 +86,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, SinkError> {
+    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<tls::Tls>>, SinkError> {
         self.pool.get().map_err(|e| SinkError::Store(format!("no PostgreSQL connection: {e}")))
     }
 }
