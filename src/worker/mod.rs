@@ -7,7 +7,8 @@
 //!
 //! The control loop renews and claims leases every third of `cluster.lease_secs`; a partition
 //! whose lease is lost stops at once, one handed back stops (committing) before its lease is
-//! released, and a newly claimed one starts by replaying the partition. SIGTERM stops every
+//! released, and a newly claimed one starts by replaying the partition; one that cannot start
+//! (the broker away) is released at once and tried again next round. SIGTERM stops every
 //! partition (each commits what it has) and releases their leases so the others take over
 //! without waiting for expiry.
 
@@ -95,10 +96,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 if !round.hand_back.is_empty() {
                     leases.release(&round.hand_back)?;
                 }
+                let mut failed = BTreeSet::new();
                 for partition in round.gained {
                     tracing::info!(partition, "partition lease taken");
-                    let runner = PartitionRunner::start(partition, &config, &raw, store.clone(), profiles.clone())?;
-                    runners.insert(partition, runner);
+                    match PartitionRunner::start(partition, &config, &raw, store.clone(), profiles.clone()) {
+                        Ok(runner) => {
+                            runners.insert(partition, runner);
+                        }
+                        Err(err) => {
+                            // A broker or object store that is briefly away: give the partition
+                            // up (another worker, or this one next round, tries again).
+                            tracing::warn!(partition, "partition not started, lease released: {err:#}");
+                            failed.insert(partition);
+                        }
+                    }
+                }
+                if !failed.is_empty() {
+                    leases.release(&failed)?;
                 }
             }
             Err(err) if last_renewed.elapsed() < ttl => {

@@ -63,8 +63,6 @@ impl PartitionRunner {
         let source = u32::try_from(partition).context("a negative partition")?;
         let dir = config.data_dir.join("partitions").join(format!("p{source:04}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let sinks = crate::serve::open_sinks(config, store, &dir, Some(source))?;
-
         let mut client = raw.client_config();
         // librdkafka wants a group id even for a manual assignment; nothing is ever committed to
         // it (a partition's position lives in its sinks' checkpoints), so no broker group is used.
@@ -74,8 +72,10 @@ impl PartitionRunner {
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false");
         let consumer: BaseConsumer = client.create().context("creating the raw-topic consumer")?;
+        // Bounded by a third of the lease: the control loop that called this must renew in time.
+        let lease_third = Duration::from_secs_f64(config.cluster.lease_secs / 3.0);
         let (low, _high) = consumer
-            .fetch_watermarks(&raw.topic, partition, Duration::from_secs(15))
+            .fetch_watermarks(&raw.topic, partition, lease_third)
             .with_context(|| format!("reading the offsets of {} partition {partition}", raw.topic))?;
         let mut assignment = TopicPartitionList::new();
         assignment
@@ -84,6 +84,9 @@ impl PartitionRunner {
         consumer
             .assign(&assignment)
             .map_err(|e| anyhow::anyhow!("assigning {} partition {partition}: {e}", raw.topic))?;
+        // Sinks after the broker answered: opening them takes longer when it is away (the Kafka
+        // sink waits for its topics), and the caller must renew its leases in time.
+        let sinks = crate::serve::open_sinks(config, store, &dir, Some(source))?;
 
         let coordinator = Coordinator::new(
             sinks,

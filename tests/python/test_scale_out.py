@@ -188,3 +188,18 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     gateway.stop()
     other_gateway.stop()
     api.stop()
+
+
+def test_a_worker_that_cannot_reach_the_broker_gives_its_partitions_up_and_stays_up(server_factory, postgres_db, tmp_path):
+    dead = f"127.0.0.1:{twclient.free_port()}"  # nothing listens there
+    worker = server_factory(
+        tmp_path / "worker", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS="0/1",
+        TRACKWIRE_KAFKA__BROKERS=dead, TRACKWIRE_KAFKA__RAW_PARTITIONS=2, TRACKWIRE_STORE__URL=postgres_db,
+        TRACKWIRE_CLUSTER__LEASE_SECS=3,
+    ).start()
+    # Each round it claims the partitions, fails to start them, and releases their leases.
+    wait_for("a failed start", lambda: "partition not started, lease released" in worker.log_path.read_text(), timeout=60)
+    wait_for("a second round's attempt", lambda: worker.log_path.read_text().count("partition not started") >= 4, timeout=60)
+    assert worker.proc.poll() is None, "the worker keeps running (and retrying)"
+    assert requests.get(worker.url + "/healthcheck", timeout=5).status_code == 200
+    worker.stop()
