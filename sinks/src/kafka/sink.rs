@@ -269,17 +269,19 @@ impl Sink for KafkaSink {
         }
         self.last_fed = output.lsn;
         let lsn = output.lsn;
-        let carried = output.trace_id.as_deref();
-        for event in &output.events {
-            let key = event.workout_id.to_string();
-            let trace_id = carried.map_or_else(|| trace_id(&event.workout_id.0, lsn), str::to_owned);
-            self.enqueue(Outstanding { lsn, points: false, key, payload: Some(event_json(event, lsn)), trace_id })?;
-        }
-        if let Some(first) = output.points.first() {
-            let payload = points_message(&output.points)?;
-            let trace_id = carried.map_or_else(|| trace_id(&first.workout_id.0, lsn), str::to_owned);
-            let key = first.workout_id.to_string();
-            self.enqueue(Outstanding { lsn, points: true, key, payload: Some(payload), trace_id })?;
+        // One record is one workout's batch: its events and points share the key and trace id.
+        let workout = output.events.first().map(|e| e.workout_id).or(output.points.first().map(|p| p.workout_id));
+        if let Some(workout) = workout {
+            let key = workout.to_string();
+            let trace_id = output.trace_id.as_deref().map_or_else(|| trace_id(&workout.0, lsn), str::to_owned);
+            for event in &output.events {
+                let (key, trace_id, payload) = (key.clone(), trace_id.clone(), Some(event_json(event, lsn)));
+                self.enqueue(Outstanding { lsn, points: false, key, payload, trace_id })?;
+            }
+            if !output.points.is_empty() {
+                let payload = Some(points_message(&output.points)?);
+                self.enqueue(Outstanding { lsn, points: true, key, payload, trace_id })?;
+            }
         }
         self.producer.poll(Duration::ZERO);
         Ok(())
