@@ -47,7 +47,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // Opening the store applies the migrations, the lease table among them.
     let store = crate::serve::open_read_store(&config)?;
-    if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(), &raw.topic, raw.partitions) {
+    if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(&[]), &raw.topic, raw.partitions)
+    {
         tracing::warn!(%error, "raw topic not checked now; consuming will retry");
     }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());

@@ -63,14 +63,14 @@ impl PartitionRunner {
         let source = u32::try_from(partition).context("a negative partition")?;
         let dir = config.data_dir.join("partitions").join(format!("p{source:04}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let mut client = raw.client_config();
         // librdkafka wants a group id even for a manual assignment; nothing is ever committed to
         // it (a partition's position lives in its sinks' checkpoints), so no broker group is used.
-        client
-            .set("group.id", "trackwire-pipeline")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false");
+        let client = raw.client_config(&[
+            ("group.id", "trackwire-pipeline"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ]);
         let consumer: BaseConsumer = client.create().context("creating the raw-topic consumer")?;
         // Bounded by a third of the lease: the control loop that called this must renew in time.
         let lease_third = Duration::from_secs_f64(config.cluster.lease_secs / 3.0);

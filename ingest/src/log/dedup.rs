@@ -51,11 +51,12 @@ pub struct DedupIndex {
 }
 
 impl DedupIndex {
-    /// Records `key`; false when it was already present (a retry).
+    /// True when `key` was recorded.
     pub fn contains(&self, key: DedupKey) -> bool {
         self.workouts.get(&key.workout_id).is_some_and(|set| set.contains(key.seq))
     }
 
+    /// Records `key`; false when it was already present (a retry).
     pub fn insert(&mut self, key: DedupKey) -> bool {
         self.workouts.entry(key.workout_id).or_default().insert(key.seq)
     }

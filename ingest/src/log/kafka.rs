@@ -51,10 +51,14 @@ pub struct RawTopicConfig {
 }
 
 impl RawTopicConfig {
-    /// The librdkafka settings every client of the topic shares (brokers, then the extras).
-    pub fn client_config(&self) -> ClientConfig {
+    /// A librdkafka configuration for a client of the topic: the brokers, then `defaults` (the
+    /// client's own settings), then the configured extras, which win.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut client = ClientConfig::new();
         client.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            client.set(*key, *value);
+        }
         for (key, value) in &self.client {
             client.set(key, value);
         }
@@ -137,22 +141,19 @@ impl ProducerContext for Context {
 /// The returned handle joins the thread, which ends (after waiting up to 30 s for the broker to
 /// confirm what is in flight) once every `DurableLog` handle is dropped.
 pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
-    let mut client = config.client_config();
-    if let Err(error) = ensure_topic(&client, &config.topic, config.partitions) {
+    if let Err(error) = ensure_topic(&config.client_config(&[]), &config.topic, config.partitions) {
         // The broker may be starting; producing retries on its own, and the topic may exist.
         tracing::warn!(brokers = %config.brokers, %error, "raw topic not checked now; producing will retry");
     }
-    client
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "1")
-        .set("compression.type", "lz4")
+    let client = config.client_config(&[
+        ("enable.idempotence", "true"),
+        ("acks", "all"),
+        ("linger.ms", "1"),
+        ("compression.type", "lz4"),
         // Give up on a batch after a minute: the device is told (500) and re-sends it, rather
         // than waiting on an ack that may never come.
-        .set("message.timeout.ms", "60000");
-    for (key, value) in &config.client {
-        client.set(key, value);
-    }
+        ("message.timeout.ms", "60000"),
+    ]);
     let shared = Arc::new(Shared {
         metrics: Default::default(),
         release_through: Default::default(),
