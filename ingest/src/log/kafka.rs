@@ -96,6 +96,33 @@ pub fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32) -> Resu
     Ok(())
 }
 
+/// Workouts per generation of [`Acked`]: about 100 bytes each, so the gateway keeps at most
+/// ~10 MB of them whatever its uptime.
+const ACKED_GENERATION_WORKOUTS: usize = 50_000;
+
+/// Batches the broker acknowledged, so that a retry reaching this gateway is answered
+/// `Duplicate` without producing it again. Two generations, the older dropped when the newer
+/// fills: memory stays bounded, and a retry older than that (rare: devices retry within
+/// seconds) is produced again and dropped by the worker's own dedup.
+#[derive(Default)]
+struct Acked {
+    current: DedupIndex,
+    previous: DedupIndex,
+}
+
+impl Acked {
+    fn contains(&self, key: DedupKey) -> bool {
+        self.current.contains(key) || self.previous.contains(key)
+    }
+
+    fn insert(&mut self, key: DedupKey) {
+        if self.current.workouts() >= ACKED_GENERATION_WORKOUTS {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(key);
+    }
+}
+
 /// An append on its way to the broker.
 struct InFlight {
     key: DedupKey,
@@ -105,7 +132,7 @@ struct InFlight {
 
 struct Context {
     shared: Arc<Shared>,
-    acked: Arc<Mutex<DedupIndex>>,
+    acked: Arc<Mutex<Acked>>,
 }
 
 impl ClientContext for Context {
@@ -161,7 +188,7 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
     });
     // Nothing to replay here: the gateway is ready at once.
     shared.metrics.replay_done.store(true, Ordering::Relaxed);
-    let acked = Arc::new(Mutex::new(DedupIndex::default()));
+    let acked = Arc::new(Mutex::new(Acked::default()));
     let producer: BaseProducer<Context> = client
         .create_with_context(Context { shared: shared.clone(), acked: acked.clone() })
         .map_err(|e| LogError::Unavailable(format!("kafka producer for {}: {e}", config.brokers)))?;
@@ -182,7 +209,7 @@ fn run(
     rx: &Receiver<AppendRequest>,
     topic: &str,
     partitions: i32,
-    acked: &Mutex<DedupIndex>,
+    acked: &Mutex<Acked>,
     shared: &Shared,
 ) -> Result<(), LogError> {
     loop {
@@ -211,7 +238,7 @@ fn produce(
     request: AppendRequest,
     topic: &str,
     partitions: i32,
-    acked: &Mutex<DedupIndex>,
+    acked: &Mutex<Acked>,
     shared: &Shared,
 ) {
     let AppendRequest { key, payload, traceparent, reply } = request;
@@ -245,5 +272,49 @@ fn produce(
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: usize) -> DedupKey {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        DedupKey { workout_id: WorkoutId(id), seq: 3 }
+    }
+
+    #[test]
+    fn acked_batches_are_remembered_for_at_least_a_generation_and_memory_stays_bounded() {
+        let mut acked = Acked::default();
+        let total = 2 * ACKED_GENERATION_WORKOUTS + 1;
+        for n in 0..total {
+            acked.insert(key(n));
+        }
+        assert!(acked.current.workouts() + acked.previous.workouts() <= 2 * ACKED_GENERATION_WORKOUTS);
+        for n in total - ACKED_GENERATION_WORKOUTS..total {
+            assert!(acked.contains(key(n)), "recent batch {n} forgotten");
+        }
+        assert!(!acked.contains(key(0)), "the oldest generation is dropped");
+        assert!(!acked.contains(DedupKey { seq: 4, ..key(total - 1) }));
+    }
+
+    #[test]
+    fn a_workout_stays_in_one_partition_and_partitions_are_all_used() {
+        let mut seen = [0usize; 8];
+        for n in 0..8_000 {
+            let id = WorkoutId(uuid_like(n));
+            let p = partition_of(&id, 8);
+            assert_eq!(p, partition_of(&id, 8));
+            seen[p as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+    }
+
+    fn uuid_like(n: u64) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[8..].copy_from_slice(&n.wrapping_mul(0x2545_f491_4f6c_dd1d).to_be_bytes());
+        id
     }
 }
