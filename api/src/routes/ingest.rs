@@ -47,7 +47,12 @@ pub async fn ingest(
             ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
         }
     })?;
-    let traceparent = trace.and_then(|Extension(trace)| trace.traceparent());
+    // Only a log that hands the trace on (the raw topic) gets one: no string per batch otherwise.
+    let traceparent = if state.ingestor.log().carries_traceparent() {
+        trace.and_then(|Extension(trace)| trace.traceparent())
+    } else {
+        None
+    };
     let accepted = state.ingestor.ingest_traced(body, encoding, bearer, traceparent).await?;
     Ok(Json(IngestAck {
         workout_id: accepted.workout_id,

@@ -185,6 +185,7 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
         metrics: Default::default(),
         release_through: Default::default(),
         first_lsn: std::sync::atomic::AtomicU64::new(1),
+        carries_traceparent: true,
     });
     // Nothing to replay here: the gateway is ready at once.
     shared.metrics.replay_done.store(true, Ordering::Relaxed);

@@ -133,6 +133,8 @@ pub(crate) struct Shared {
     release_through: AtomicU64,
     /// LSN of the oldest retained record (what replay starts from).
     first_lsn: AtomicU64,
+    /// True when appends carry their `traceparent` on (the Kafka-backed log).
+    carries_traceparent: bool,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -159,6 +161,7 @@ impl DurableLog {
             metrics: LogMetrics::default(),
             release_through: AtomicU64::new(0),
             first_lsn: AtomicU64::new(1),
+            carries_traceparent: false,
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
         let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
@@ -201,6 +204,12 @@ impl DurableLog {
     /// and no live workout needs them to rebuild its state.
     pub fn release_through(&self, lsn: u64) {
         self.shared.release_through.fetch_max(lsn, Ordering::Relaxed);
+    }
+
+    /// True when [`DurableLog::try_append_traced`] does something with the `traceparent`
+    /// (the Kafka-backed log's record header); callers need not build one otherwise.
+    pub fn carries_traceparent(&self) -> bool {
+        self.shared.carries_traceparent
     }
 
     /// The LSN replay started from: the oldest record retained when the log was opened.
