@@ -177,15 +177,28 @@ pub enum Role {
     Api,
 }
 
+impl Role {
+    /// As on the command line and in the configuration file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Gateway => "gateway",
+            Role::Pipeline => "pipeline",
+            Role::Api => "api",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterSection {
     /// `all` (default), `gateway`, `pipeline` or `api`. Every role but `all` needs
     /// `kafka.brokers`; `pipeline` and `api` need `store.url` (PostgreSQL).
     pub role: Role,
-    /// Pipeline workers: `I/N`, this worker's index and the number of workers. Worker I owns the
-    /// raw partitions p with p mod N = I, and takes over any partition whose owner stopped
-    /// renewing its lease (kept in the PostgreSQL store), so a dead worker's partitions move on.
+    /// Pipeline workers: `I/N`, this worker's index and the most workers there will be (e.g. the
+    /// autoscaler's maximum). Worker I prefers the raw partitions p with p mod N = I; the others
+    /// are shared out evenly, and a worker that stops renewing its leases (kept in PostgreSQL)
+    /// loses its partitions to the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partitions: Option<String>,
     /// A worker's claim on a partition lasts this long unless renewed (every third of it); a
@@ -585,12 +598,14 @@ impl Config {
             role => {
                 if self.kafka.brokers.is_none() {
                     bail!(
-                        "cluster.role {role:?} needs kafka.brokers: the raw topic is the log between roles (give --kafka-brokers HOST:PORT, or run --role all)"
+                        "cluster.role {} needs kafka.brokers: the raw topic is the log between roles (give --kafka-brokers HOST:PORT, or run --role all)",
+                        role.name()
                     );
                 }
                 if role != Role::Gateway && self.store.url.is_none() {
                     bail!(
-                        "cluster.role {role:?} needs store.url (postgres://…): the read store is shared between roles (give --store-url)"
+                        "cluster.role {} needs store.url (postgres://…): the read store is shared between roles (give --store-url)",
+                        role.name()
                     );
                 }
             }

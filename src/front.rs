@@ -28,7 +28,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
     let raw =
         config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for this role")?;
-    tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, ?role, "acking after the raw topic's broker");
+    tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = role.name(), "acking after the raw topic's broker");
     let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
     let store = open_read_store(&config)?;
     let accounts =

@@ -256,9 +256,9 @@ pub(crate) async fn serve_fronts(config: &Config, state: AppState, role: Role) -
     match &quic {
         Some(quic) => {
             let quic_addr = quic.local_addr()?;
-            tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), role = ?role, "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
+            tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), role = role.name(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
         }
-        None => tracing::info!(http = %addr, role = ?role, "trackwire API listening on http://{addr}/api/v1"),
+        None => tracing::info!(http = %addr, role = role.name(), "trackwire API listening on http://{addr}/api/v1"),
     }
     if config.uses_dev_auth() {
         tracing::warn!(

@@ -67,8 +67,9 @@ impl Leases {
         partition as u32 % self.worker.1 == self.worker.0
     }
 
-    /// Renews what `held` still holds, hands back foreign partitions their home worker wants,
-    /// and claims what is free (home) or expired (any) among `0..partitions`.
+    /// Renews this worker's leases; marks for hand-back the foreign partitions their home worker
+    /// wants or that put this worker over its fair share; and claims, among `0..partitions`, its
+    /// home partitions and (up to the fair share) others, when free or expired.
     pub fn round(&mut self, held: &BTreeSet<i32>, partitions: i32) -> anyhow::Result<Round> {
         let ttl_secs = self.ttl.as_secs_f64();
         let mut round = Round::default();

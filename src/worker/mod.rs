@@ -94,9 +94,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         runner.stop();
                     }
                 }
-                if !round.hand_back.is_empty() {
-                    leases.release(&round.hand_back)?;
-                }
+                release(&mut leases, &round.hand_back);
                 let mut failed = BTreeSet::new();
                 for partition in round.gained {
                     tracing::info!(partition, "partition lease taken");
@@ -112,9 +110,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                         }
                     }
                 }
-                if !failed.is_empty() {
-                    leases.release(&failed)?;
-                }
+                release(&mut leases, &failed);
             }
             Err(err) if last_renewed.elapsed() < ttl => {
                 tracing::warn!("partition leases not renewed (retrying): {err:#}");
@@ -147,9 +143,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for (_, runner) in runners {
         runner.stop();
     }
-    if let Err(err) = leases.release(&held) {
-        tracing::warn!("leases not released ({err:#}); the others take over when they expire");
-    }
+    release(&mut leases, &held);
     http.join();
     Ok(())
+}
+
+/// Gives `partitions` up at once; if PostgreSQL does not answer, their leases simply expire (the
+/// others then take them a lease later), so that is no reason to stop.
+fn release(leases: &mut lease::Leases, partitions: &BTreeSet<i32>) {
+    if partitions.is_empty() {
+        return;
+    }
+    if let Err(err) = leases.release(partitions) {
+        tracing::warn!(?partitions, "leases not released ({err:#}); the others take over when they expire");
+    }
 }
