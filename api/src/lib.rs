@@ -22,6 +22,7 @@ mod error;
 mod extract;
 pub mod limits;
 pub mod openapi;
+pub mod prometheus;
 mod routes;
 mod state;
 pub mod trace_context;

@@ -2,7 +2,6 @@
 //! it runs and their progress) and `/metrics` (Prometheus text; the families are documented in
 //! docs/observability.md, consumer lag among them for the autoscaler).
 
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +11,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use serde_json::json;
+use trackwire_api::prometheus::PrometheusText;
 
 use super::WorkerStatus;
+use super::partition::PartitionStatus;
 
 pub struct HttpThread {
     thread: std::thread::JoinHandle<()>,
@@ -80,47 +81,39 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
     )
 }
 
-async fn metrics(State(status): State<Arc<WorkerStatus>>) -> String {
+async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response::IntoResponse {
     let partitions = status.partitions.lock().map(|p| p.clone()).unwrap_or_default();
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP trackwire_worker_partitions Raw-topic partitions this worker runs now.");
-    let _ = writeln!(out, "# TYPE trackwire_worker_partitions gauge");
-    let _ = writeln!(out, "trackwire_worker_partitions {}", partitions.len());
-    let _ = writeln!(
-        out,
-        "# HELP trackwire_worker_consumer_lag_records Records of the partition not yet handed to every sink."
+    let per_partition = |value: &dyn Fn(&PartitionStatus) -> u64| {
+        partitions.iter().map(|p| (format!("partition=\"{}\"", p.partition), value(p))).collect::<Vec<_>>()
+    };
+    let mut out = PrometheusText::default();
+    out.single(
+        "trackwire_worker_partitions",
+        "gauge",
+        "Raw-topic partitions this worker runs now.",
+        partitions.len() as u64,
     );
-    let _ = writeln!(out, "# TYPE trackwire_worker_consumer_lag_records gauge");
-    for p in &partitions {
-        let lag = p.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed));
-        let _ = writeln!(out, "trackwire_worker_consumer_lag_records{{partition=\"{}\"}} {lag}", p.partition);
-    }
-    let _ =
-        writeln!(out, "# HELP trackwire_worker_duplicates_dropped_total Raw records dropped as a batch already seen.");
-    let _ = writeln!(out, "# TYPE trackwire_worker_duplicates_dropped_total counter");
-    for p in &partitions {
-        let _ = writeln!(
-            out,
-            "trackwire_worker_duplicates_dropped_total{{partition=\"{}\"}} {}",
-            p.partition,
-            p.duplicates_dropped.load(Ordering::Relaxed)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP trackwire_worker_sink_checkpoint_lsn What each sink of a partition has committed through."
+    out.family(
+        "trackwire_worker_consumer_lag_records",
+        "gauge",
+        "Records of the partition not yet handed to every sink.",
+        per_partition(&|p| p.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))),
     );
-    let _ = writeln!(out, "# TYPE trackwire_worker_sink_checkpoint_lsn gauge");
-    for p in &partitions {
-        for s in &p.sinks {
-            let _ = writeln!(
-                out,
-                "trackwire_worker_sink_checkpoint_lsn{{partition=\"{}\",sink=\"{}\"}} {}",
-                p.partition,
-                s.name,
-                s.checkpoint.load(Ordering::Relaxed)
-            );
-        }
-    }
-    out
+    out.family(
+        "trackwire_worker_duplicates_dropped_total",
+        "counter",
+        "Raw records dropped as a batch already seen.",
+        per_partition(&|p| p.duplicates_dropped.load(Ordering::Relaxed)),
+    );
+    out.family(
+        "trackwire_worker_sink_checkpoint_lsn",
+        "gauge",
+        "What each sink of a partition has committed through.",
+        partitions.iter().flat_map(|p| {
+            p.sinks.iter().map(move |s| {
+                (format!("partition=\"{}\",sink=\"{}\"", p.partition, s.name), s.checkpoint.load(Ordering::Relaxed))
+            })
+        }),
+    );
+    out.into_response()
 }

@@ -1,46 +1,12 @@
 //! `GET /metrics` in the Prometheus text format, rendered from the components' own counters.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
-use axum::http::header;
 use axum::response::IntoResponse;
-use trackwire_sinks::SinkProgress;
 
 use crate::AppState;
-
-#[derive(Default)]
-struct Out(String);
-
-impl Out {
-    /// One metric family: `samples` are `(labels, value)`, labels already rendered (`k="v"`).
-    fn family(&mut self, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, u64)>) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                let _ = writeln!(self.0, "{name} {value}");
-            } else {
-                let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
-            }
-        }
-    }
-
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
-        self.family(name, kind, help, [(String::new(), value)]);
-    }
-
-    fn per_sink(
-        &mut self,
-        sinks: &[std::sync::Arc<SinkProgress>],
-        name: &str,
-        kind: &str,
-        help: &str,
-        value: impl Fn(&SinkProgress) -> u64,
-    ) {
-        self.family(name, kind, help, sinks.iter().map(|s| (format!("sink=\"{}\"", s.name), value(s))));
-    }
-}
+use crate::prometheus::PrometheusText;
 
 fn load(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
@@ -53,7 +19,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let ingest = state.ingestor.metrics();
     let log = state.ingestor.log().metrics();
     let durable = load(&log.durable_lsn);
-    let mut out = Out::default();
+    let mut out = PrometheusText::default();
     out.single(
         "trackwire_ingest_samples_total",
         "counter",
@@ -142,7 +108,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(rss) = resident_memory_bytes() {
         out.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out.0)
+    out.into_response()
 }
 
 /// This process's resident set size (Linux `/proc/self/status` VmRSS), under the name the
