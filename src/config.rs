@@ -75,6 +75,10 @@ pub struct KafkaSection {
     pub points_topic: String,
     /// Partitions of the topics Trackwire creates when they are missing.
     pub partitions: i32,
+    /// Largest message produced to the events and points topics (librdkafka's
+    /// `message.max.bytes`; the brokers' `message.max.bytes` must allow it). A record's points
+    /// beyond it go as several consecutive messages.
+    pub max_message_bytes: usize,
     /// Scale-out only: the topic that is the durable log between gateways and pipeline workers
     /// (raw FlatBuffers batches, keyed by workout id).
     pub raw_topic: String,
@@ -107,6 +111,7 @@ impl Default for KafkaSection {
             events_topic: defaults.events_topic,
             points_topic: defaults.points_topic,
             partitions: defaults.partitions,
+            max_message_bytes: defaults.max_message_bytes,
             raw_topic: "trackwire.raw.v1".into(),
             raw_partitions: 8,
             security_protocol: None,
@@ -127,6 +132,7 @@ impl KafkaSection {
         config.events_topic = self.events_topic.clone();
         config.points_topic = self.points_topic.clone();
         config.partitions = self.partitions;
+        config.max_message_bytes = self.max_message_bytes;
         config.client = self.client_settings();
         Some(config)
     }
@@ -161,6 +167,10 @@ impl KafkaSection {
         client
     }
 }
+
+/// The least `kafka.max_message_bytes`: room for one event (a workout summary with its splits) and
+/// a points message of a few samples with their schema.
+const MIN_KAFKA_MESSAGE_BYTES: usize = 64 << 10;
 
 /// Which part of Trackwire this process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -638,6 +648,11 @@ impl Config {
         }
         if self.kafka.partitions < 1 {
             bail!("kafka.partitions must be at least 1");
+        }
+        if self.kafka.max_message_bytes < MIN_KAFKA_MESSAGE_BYTES {
+            bail!(
+                "kafka.max_message_bytes must be at least {MIN_KAFKA_MESSAGE_BYTES}: a message must hold one sample and one event"
+            );
         }
         if self.log.max_retained_bytes / 4 < self.log.segment_bytes {
             bail!(

@@ -66,7 +66,11 @@ fn main() -> anyhow::Result<()> {
     let mut sink = KafkaSink::open(config.clone(), &dir.join("checkpoint")).context("opening the sink")?;
     let started = Instant::now();
     for output in &outputs {
-        sink.accept(output)?;
+        // As the coordinator does: a full sink is flushed before it takes more.
+        while sink.is_full() {
+            let _ = sink.flush(Instant::now(), false);
+        }
+        sink.accept(output);
     }
     sink.flush(Instant::now(), true)?;
     let sink_time = started.elapsed();

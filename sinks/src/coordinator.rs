@@ -142,7 +142,9 @@ impl Coordinator {
             .expect("spawn the sinks thread")
     }
 
-    fn receive(&mut self, output: ShardOutput) {
+    /// Takes one output from a shard: delivered at once when it is the next LSN, else held until
+    /// the ones before it arrive.
+    pub fn receive(&mut self, output: ShardOutput) {
         if output.lsn != self.next_lsn {
             self.reorder.insert(output.lsn, output);
             return;
@@ -179,28 +181,55 @@ impl Coordinator {
     fn deliver(&mut self, mut output: ShardOutput) {
         self.redactions.apply(&mut output);
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
-            if let Err(err) = sink.accept(&output) {
-                record_error(progress, sink.name(), &err);
-            }
+            wait_until_not_full(sink.as_mut(), progress);
+            sink.accept(&output);
         }
         self.next_lsn = output.lsn + 1;
         self.delivered.store(output.lsn, Ordering::Release);
     }
 
-    fn flush(&mut self, force: bool) {
+    /// Asks every sink to commit what is due (everything when `force`) and publishes the
+    /// checkpoints. A sink that fails keeps its buffer and is asked again next time.
+    pub fn flush(&mut self, force: bool) {
         let now = Instant::now();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {
-                Ok(()) => progress.checkpoint.store(sink.checkpoint(), Ordering::Release),
+                Ok(()) => {}
                 Err(err) => record_error(progress, sink.name(), &err),
             }
+            progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+        }
+    }
+
+    /// The sinks, for tests that look at what each holds.
+    pub fn sinks(&self) -> &[Box<dyn Sink>] {
+        &self.sinks
+    }
+}
+
+/// Longest pause between two flushes of a full sink.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Flushes a full sink, backing off while it fails, until it has room: the coordinator (and so
+/// the pipeline, then ingest) waits for a sink whose service is away instead of dropping or
+/// buffering without bound.
+fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress) {
+    let mut backoff = Duration::from_millis(10);
+    while sink.is_full() {
+        if let Err(err) = sink.flush(Instant::now(), false) {
+            record_error(progress, sink.name(), &err);
+        }
+        progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+        if sink.is_full() {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
 
 fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
     progress.errors.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(sink = name, %err, "sink error; will retry on the next flush");
+    tracing::warn!(sink = name, %err, "sink error; what it holds is kept and retried on the next flush");
     if let Ok(mut last) = progress.last_error.lock() {
         *last = Some(err.to_string());
     }

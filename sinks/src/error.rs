@@ -16,6 +16,10 @@ pub enum SinkError {
     Config(String),
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The sink could not encode what it was given (a bug, not bad input): it holds on to the
+    /// checkpoint before it, so a restart replays the outputs.
+    #[error("{0}")]
+    Encoding(String),
 }
 
 impl SinkError {

@@ -29,17 +29,33 @@ use trackwire_pipeline::ShardOutput;
 
 /// A destination for the pipeline's output.
 ///
+/// The contract that makes an ack mean "delivered exactly once":
+/// - `accept` only takes an output into the sink's buffer. It cannot fail, so an output the
+///   coordinator hands over is never dropped on an error path; whatever can fail (IO, and the
+///   encoding a sink may do early to bound its memory) is reported by `flush`.
+/// - `flush` does the IO. It is idempotent: after a failure it is called again later and writes
+///   the same content again (a torn or partial write is cut or overwritten first), until it
+///   succeeds or the process stops and the log replays.
+/// - `checkpoint` never passes an output the sink does not hold durably, so the log keeps (and
+///   replays after a restart) everything not yet committed.
+///
 /// The coordinator calls `accept` with every output in strictly increasing, gap-free LSN order,
-/// starting at the log's first retained LSN (replayed outputs included: the sink skips what it has
-/// already committed), and `flush` periodically and at shutdown.
+/// starting at the log's first retained LSN (replayed outputs included: the sink skips what it
+/// has already committed), and `flush` periodically and at shutdown.
 pub trait Sink: Send {
     fn name(&self) -> &'static str;
-    /// Buffers one output. Must not block on IO for long; heavy work belongs in `flush`.
-    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError>;
+    /// Buffers one output. Must not block on IO; heavy work belongs in `flush`.
+    fn accept(&mut self, output: &ShardOutput);
     /// Commits what is due (by size or age), or everything when `force`.
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError>;
     /// Every output with LSN ≤ this is committed (0: nothing yet).
     fn checkpoint(&self) -> u64;
+    /// True while the sink buffers as much as it may: the coordinator then flushes it (retrying
+    /// with a back-off) before handing it anything more, which backs up the pipeline and then
+    /// ingest instead of growing memory while a service is away.
+    fn is_full(&self) -> bool {
+        false
+    }
     /// Carries out a [`Command`] on what the sink holds, committed or buffered. Sinks that hold
     /// nothing a command touches keep the default.
     fn command(&mut self, _command: &Command) -> Result<(), SinkError> {

@@ -22,13 +22,12 @@ impl Sink for Recording {
     fn name(&self) -> &'static str {
         "recording"
     }
-    fn accept(&mut self, out: &ShardOutput) -> Result<(), SinkError> {
+    fn accept(&mut self, out: &ShardOutput) {
         self.0.lock().unwrap().push((
             out.lsn,
             out.points.len(),
             out.events.iter().map(|e| e.event_id.clone()).collect(),
         ));
-        Ok(())
     }
     fn flush(&mut self, _: Instant, _: bool) -> Result<(), SinkError> {
         Ok(())

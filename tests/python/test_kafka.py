@@ -161,3 +161,35 @@ def test_erasing_a_user_publishes_tombstones(server_factory, kafka_broker):
         assert mine and mine[-1][3] is None, f"the last message for the workout on {topic} is a tombstone"
     erased = [json.loads(m[3]) for m in kafka_broker.read_topic(EVENTS) if m[2] == user.encode()]
     assert erased and erased[-1]["type"] == "UserErased" and workout in erased[-1]["workout_ids"]
+
+
+def test_a_batch_larger_than_a_kafka_message_is_delivered_in_parts_and_nothing_sticks(server_factory, kafka_broker):
+    # 12,000 samples of one offline batch are about 1.3 MB as one Arrow IPC message: beyond the
+    # producer's 1 MB message.max.bytes. The batch must reach Kafka (in several messages) and the
+    # sink's checkpoint must pass it, instead of freezing until the log fills and ingest answers 503.
+    server = server_factory(**kafka_env(kafka_broker)).start()
+    base = twclient.parse_gpx(TRACE)
+    t0 = base[0].time_ms
+    points = [
+        twclient.Point(t0 + i * 1000, base[i % len(base)].lat, base[i % len(base)].lon, base[i % len(base)].ele, 140, 85)
+        for i in range(12_000)
+    ]
+    workout = uuid.uuid4()
+    (big,) = twclient.batches_of(points, len(points), workout, complete=False)
+    r = server.post(big)
+    assert r.status_code == 200, r.text
+    (last,) = [twclient.encode_batch(points[-1:], workout, 1, events=[(points[-1].time_ms, twclient.ControlKind.Complete)])]
+    assert server.post(last).status_code == 200
+    deadline = time.time() + 60
+    while True:
+        kafka = next(s for s in requests.get(server.url + "/healthcheck", timeout=5).json()["sinks"] if s["name"] == "kafka")
+        if kafka["lag_records"] == 0:
+            break
+        assert time.time() < deadline, f"the kafka sink is stuck behind the large batch: {kafka}"
+        time.sleep(0.5)
+    server.stop()
+    messages = [m for m in kafka_broker.read_topic(POINTS) if m[2] == str(workout).encode()]
+    assert len(messages) > 2, "the large batch went as several messages"
+    assert all(len(m[3]) <= 1_000_000 for m in messages)
+    rows = [r for r in points_rows(messages) if r[0] == str(workout)]
+    assert sorted(rows) == sorted([(str(workout), 0, i) for i in range(12_000)] + [(str(workout), 1, 0)])

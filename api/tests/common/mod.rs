@@ -146,7 +146,7 @@ pub fn summary(
 pub fn put(state: &AppState, outputs: Vec<ShardOutput>) {
     let mut sink = ReadStoreSink::new(state.store.clone(), LOCAL_LOG).unwrap();
     for output in outputs {
-        sink.accept(&output).unwrap();
+        sink.accept(&output);
     }
     sink.flush(std::time::Instant::now(), true).unwrap();
 }

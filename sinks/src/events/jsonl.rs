@@ -11,11 +11,54 @@ use crate::{Command, Sink, SinkError};
 /// A new file is started past this size.
 const ROLL_BYTES: u64 = 64 << 20;
 
-/// Appends events to `events-<first lsn>.jsonl` files, fsynced per flush. On open it reads the
-/// last complete line to learn the LSN it holds through, and cuts a torn last line.
+/// Past this many buffered bytes the coordinator waits for a flush before handing more.
+const FULL_BUFFER_BYTES: usize = 64 << 20;
+
+/// The writes the event log makes to its current file: a seam so tests can fail them part-way,
+/// as a full disk does.
+pub trait AppendFile: Send {
+    fn append(&mut self, data: &[u8]) -> std::io::Result<()>;
+    fn sync(&mut self) -> std::io::Result<()>;
+    /// Cuts the file to `len` bytes; later appends go after it.
+    fn truncate(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl AppendFile for File {
+    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        Write::write_all(self, data)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        File::sync_data(self)
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+/// Opens (creating if missing) a file of the event log for appending.
+pub type OpenAppend = Box<dyn Fn(&Path) -> std::io::Result<Box<dyn AppendFile>> + Send>;
+
+fn open_append(path: &Path) -> std::io::Result<Box<dyn AppendFile>> {
+    Ok(Box::new(OpenOptions::new().create(true).append(true).open(path)?))
+}
+
+/// Appends events to `events-<first lsn>.jsonl` files, fsynced per flush, and after each commit
+/// records in `events.commit` how long the current file is and through which LSN it is complete.
+/// On open it cuts whatever lies past that mark: an append that failed part-way (a full disk) or
+/// was interrupted by a crash was never reported committed, so the log replays it, and cutting
+/// it leaves neither a torn line nor a partly written record's events behind.
 pub struct EventLogSink {
     dir: PathBuf,
-    file: Option<(File, u64)>,
+    open_file: OpenAppend,
+    /// The file appends go to.
+    current: Option<PathBuf>,
+    /// The current file and its committed length (what the last successful flush left).
+    file: Option<(Box<dyn AppendFile>, u64)>,
+    /// A write went past the committed length and failed: cut back before writing again, or
+    /// the retry would follow a torn line.
+    torn: bool,
+    /// Lines were appended and fsynced but the commit mark does not cover them yet.
+    unmarked: bool,
     buffer: Vec<u8>,
     committed: u64,
     last_fed: u64,
@@ -23,44 +66,135 @@ pub struct EventLogSink {
 
 impl EventLogSink {
     pub fn open(dir: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| SinkError::io(format!("listing {}", dir.display()), e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
-        let mut committed = 0;
-        let mut file = None;
-        if let Some(last) = files.last() {
-            let data = std::fs::read(last).map_err(|e| SinkError::io(format!("reading {}", last.display()), e))?;
-            let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            if complete < data.len() {
-                tracing::warn!(file = %last.display(), "cutting a torn last event line (crash during write)");
-            }
-            if let Some(line) = data[..complete].split(|b| *b == b'\n').rev().find(|l| !l.is_empty()) {
-                let record: EventRecord = serde_json::from_slice(line).map_err(|e| {
-                    SinkError::Store(format!(
-                        "last line of {} is not an event ({e}); move the file aside",
-                        last.display()
-                    ))
-                })?;
-                committed = record.lsn;
-            }
-            let handle = OpenOptions::new()
-                .write(true)
-                .open(last)
-                .map_err(|e| SinkError::io(format!("opening {}", last.display()), e))?;
-            handle.set_len(complete as u64).map_err(|e| SinkError::io(format!("truncating {}", last.display()), e))?;
-            drop(handle);
-            let handle = OpenOptions::new()
-                .append(true)
-                .open(last)
-                .map_err(|e| SinkError::io(format!("opening {}", last.display()), e))?;
-            file = Some((handle, complete as u64));
-        }
-        Ok(EventLogSink { dir: dir.to_path_buf(), file, buffer: Vec::new(), committed, last_fed: committed })
+        Self::open_with(dir, Box::new(open_append))
     }
+
+    /// Like [`open`](Self::open), with appends going through `open_file` (tests inject faults).
+    pub fn open_with(dir: &Path, open_file: OpenAppend) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+        let files = event_files(dir)?;
+        let (current, committed) = match read_mark(dir)? {
+            Some(mark) => recover_to_mark(dir, &files, &mark)?,
+            None => recover_from_last_line(&files)?,
+        };
+        let file = match &current {
+            Some((path, len)) => {
+                let handle = open_file(path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+                Some((handle, *len))
+            }
+            None => None,
+        };
+        let sink = EventLogSink {
+            dir: dir.to_path_buf(),
+            open_file,
+            current: current.map(|(path, _)| path),
+            file,
+            torn: false,
+            unmarked: false,
+            buffer: Vec::new(),
+            committed,
+            last_fed: committed,
+        };
+        sink.save_mark(committed)?;
+        Ok(sink)
+    }
+
+    /// Records durably how far the current file is committed, and through which LSN: the next
+    /// open cuts anything after it (a write that was never reported committed).
+    fn save_mark(&self, lsn: u64) -> Result<(), SinkError> {
+        let (Some(path), Some((_, len))) = (&self.current, &self.file) else { return Ok(()) };
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let mark = serde_json::json!({ "file": name, "len": len, "lsn": lsn });
+        let target = self.dir.join(MARK_FILE);
+        let tmp = self.dir.join(format!("{MARK_FILE}.tmp"));
+        write_synced(&tmp, mark.to_string().as_bytes())?;
+        std::fs::rename(&tmp, &target).map_err(|e| SinkError::io(format!("replacing {}", target.display()), e))?;
+        sync_dir(&self.dir)
+    }
+}
+
+/// Beside the event files: `{"file", "len", "lsn"}` of the last commit.
+const MARK_FILE: &str = "events.commit";
+
+#[derive(serde::Deserialize)]
+struct Mark {
+    file: String,
+    len: u64,
+    lsn: u64,
+}
+
+fn event_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| SinkError::io(format!("listing {}", dir.display()), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn read_mark(dir: &Path) -> Result<Option<Mark>, SinkError> {
+    let path = dir.join(MARK_FILE);
+    match std::fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
+            SinkError::Store(format!("{} is damaged ({e}); delete it to recover from the last event line", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SinkError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Cuts what was written after the last commit (a flush that failed or a crash mid-write, never
+/// reported committed, so the log still holds it and the replay writes it again).
+fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: &Mark) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
+    let current = dir.join(&mark.file);
+    if !files.contains(&current) {
+        return Err(SinkError::Store(format!(
+            "{} names {} which is missing; delete {MARK_FILE} to recover from the last event line",
+            dir.join(MARK_FILE).display(),
+            current.display()
+        )));
+    }
+    for later in files.iter().filter(|f| **f > current) {
+        tracing::warn!(file = %later.display(), "removing an event file that was never committed");
+        std::fs::remove_file(later).map_err(|e| SinkError::io(format!("removing {}", later.display()), e))?;
+    }
+    cut(&current, mark.len)?;
+    Ok((Some((current, mark.len)), mark.lsn))
+}
+
+/// A directory from before commit marks: the last complete line says how far it is committed.
+fn recover_from_last_line(files: &[PathBuf]) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
+    let Some(last) = files.last() else { return Ok((None, 0)) };
+    let data = std::fs::read(last).map_err(|e| SinkError::io(format!("reading {}", last.display()), e))?;
+    let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let mut committed = 0;
+    if let Some(line) = data[..complete].split(|b| *b == b'\n').rev().find(|l| !l.is_empty()) {
+        let record: EventRecord = serde_json::from_slice(line).map_err(|e| {
+            SinkError::Store(format!("last line of {} is not an event ({e}); move the file aside", last.display()))
+        })?;
+        committed = record.lsn;
+    }
+    cut(last, complete as u64)?;
+    Ok((Some((last.clone(), complete as u64)), committed))
+}
+
+fn cut(path: &Path, len: u64) -> Result<(), SinkError> {
+    let handle =
+        OpenOptions::new().write(true).open(path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+    let size = handle.metadata().map_err(|e| SinkError::io(format!("reading {}", path.display()), e))?.len();
+    if size > len {
+        tracing::warn!(file = %path.display(), cut = size - len, "cutting event lines written after the last commit");
+        handle.set_len(len).map_err(|e| SinkError::io(format!("truncating {}", path.display()), e))?;
+        handle.sync_data().map_err(|e| SinkError::io(format!("fsync of {}", path.display()), e))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), SinkError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| SinkError::io(format!("fsync of directory {}", dir.display()), e))
 }
 
 impl Sink for EventLogSink {
@@ -68,37 +202,53 @@ impl Sink for EventLogSink {
         "event_log"
     }
 
-    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
+    fn accept(&mut self, output: &ShardOutput) {
         if output.lsn <= self.committed {
-            return Ok(());
+            return;
         }
         self.last_fed = output.lsn;
         for event in &output.events {
             self.buffer.extend_from_slice(&event_json(event, output.lsn));
             self.buffer.push(b'\n');
         }
-        Ok(())
     }
 
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
         if !self.buffer.is_empty() {
             if self.file.as_ref().is_none_or(|(_, len)| *len >= ROLL_BYTES) {
                 let path = self.dir.join(format!("events-{:020}.jsonl", self.committed + 1));
-                let handle = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| SinkError::io(format!("creating {}", path.display()), e))?;
+                let handle =
+                    (self.open_file)(&path).map_err(|e| SinkError::io(format!("creating {}", path.display()), e))?;
                 self.file = Some((handle, 0));
+                self.current = Some(path);
+                self.torn = false;
             }
             let (file, len) = self.file.as_mut().expect("opened above");
-            file.write_all(&self.buffer).map_err(|e| SinkError::io("appending events", e))?;
-            file.sync_data().map_err(|e| SinkError::io("fsync of the event log", e))?;
+            if self.torn {
+                file.truncate(*len).map_err(|e| SinkError::io("cutting a torn append of the event log", e))?;
+                self.torn = false;
+            }
+            // Set until the write and its fsync both succeed: after a failed fsync the file's
+            // state is unknown, so the whole buffer is written again rather than trusted.
+            self.torn = true;
+            file.append(&self.buffer).map_err(|e| SinkError::io("appending events", e))?;
+            file.sync().map_err(|e| SinkError::io("fsync of the event log", e))?;
+            self.torn = false;
             *len += self.buffer.len() as u64;
             self.buffer.clear();
+            self.unmarked = true;
+        }
+        if self.unmarked {
+            // Committed only once the mark says so: a restart cuts whatever the mark does not cover.
+            self.save_mark(self.last_fed)?;
+            self.unmarked = false;
         }
         self.committed = self.last_fed;
         Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.buffer.len() >= FULL_BUFFER_BYTES
     }
 
     fn checkpoint(&self) -> u64 {
@@ -113,7 +263,7 @@ impl Sink for EventLogSink {
         self.flush(Instant::now(), true)?;
         let ids: std::collections::HashSet<String> =
             erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
-        let current = self.file.as_ref().map(|_| self.current_path()).transpose()?;
+        let current = self.current.clone();
         for entry in
             std::fs::read_dir(&self.dir).map_err(|e| SinkError::io(format!("listing {}", self.dir.display()), e))?
         {
@@ -137,11 +287,10 @@ impl Sink for EventLogSink {
             write_synced(&tmp, &kept)?;
             std::fs::rename(&tmp, &path).map_err(|e| SinkError::io(format!("replacing {}", path.display()), e))?;
             if current.as_ref() == Some(&path) {
-                let handle = OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+                let handle =
+                    (self.open_file)(&path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
                 self.file = Some((handle, kept.len() as u64));
+                self.save_mark(self.committed)?;
             }
         }
         let tombstone = serde_json::json!({
@@ -161,19 +310,6 @@ impl Sink for EventLogSink {
         file.write_all(&line).map_err(|e| SinkError::io("appending a tombstone", e))?;
         file.sync_data().map_err(|e| SinkError::io("fsync of the tombstones", e))?;
         Ok(())
-    }
-}
-
-impl EventLogSink {
-    /// The file appends go to: the newest `events-*.jsonl`.
-    fn current_path(&self) -> Result<PathBuf, SinkError> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(|e| SinkError::io(format!("listing {}", self.dir.display()), e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
-        files.pop().ok_or_else(|| SinkError::Store("the event log has an open file but none on disk".into()))
     }
 }
 

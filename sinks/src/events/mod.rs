@@ -4,5 +4,5 @@
 mod jsonl;
 mod record;
 
-pub use jsonl::EventLogSink;
+pub use jsonl::{AppendFile, EventLogSink, OpenAppend};
 pub use record::{EventRecord, event_json};

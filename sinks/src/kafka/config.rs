@@ -9,6 +9,10 @@ pub struct KafkaConfig {
     pub points_topic: String,
     /// Partitions for topics this sink creates when they are missing.
     pub partitions: i32,
+    /// Largest message produced (librdkafka's `message.max.bytes`; the broker's and topic's
+    /// `max.message.bytes` must be at least this). A record's points larger than this are sent as
+    /// several consecutive messages.
+    pub max_message_bytes: usize,
     /// Extra librdkafka settings (`security.protocol`, `sasl.mechanism`, `sasl.username`,
     /// `sasl.password`, `ssl.ca.location`, `linger.ms`, …); they win over ours.
     pub client: BTreeMap<String, String>,
@@ -21,6 +25,8 @@ impl KafkaConfig {
             events_topic: "trackwire.workout-events.v1".into(),
             points_topic: "trackwire.points.v1".into(),
             partitions: 8,
+            // librdkafka's and Kafka's own default.
+            max_message_bytes: 1_000_000,
             client: BTreeMap::new(),
         }
     }

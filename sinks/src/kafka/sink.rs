@@ -1,19 +1,15 @@
+//! The sink: what the broker has not confirmed is kept (waiting to be handed over, or in flight),
+//! and the checkpoint stops below the oldest of it.
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientContext;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 use trackwire_pipeline::ShardOutput;
 
 use super::KafkaConfig;
-use super::encode::{POINTS_CONTENT_TYPE, SCHEMA_VERSION, points_message};
+use super::encode::{points_messages, split_points_message};
+use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
 use crate::events::event_json;
 use crate::{Command, Sink, SinkError};
 
@@ -21,116 +17,61 @@ use crate::{Command, Sink, SinkError};
 /// what is still unconfirmed stays in the log and is sent again after the restart.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(30);
 
-/// A message the broker has not confirmed yet, kept so a retriable failure can send it again.
-struct Outstanding {
-    lsn: u64,
-    points: bool,
-    key: String,
-    /// None: a tombstone (a null value that log compaction turns into deletion of the key).
-    payload: Option<Vec<u8>>,
-    trace_id: String,
+/// Past this many bytes waiting to be handed to the client, the coordinator waits for flushes.
+const FULL_WAITING_BYTES: usize = 64 << 20;
+
+/// Where a message sits in the order messages are handed over: the order it was made in, then,
+/// for the parts of a message split after the broker refused it, the path of halves (so the
+/// parts sort where the whole was).
+type Order = (u64, Vec<u8>);
+
+/// Encoding failed (a bug, not bad input): outputs from `first_lsn` on are not held, so the
+/// checkpoint stays below them and a restart replays them.
+struct Broken {
+    first_lsn: u64,
+    error: String,
 }
 
-/// What librdkafka reported during `poll` (delivery reports and client errors).
-#[derive(Default)]
-struct Reports {
-    delivered: Vec<u64>,
-    failed: Vec<(u64, KafkaError)>,
-    client_error: Option<String>,
-}
-
-struct Context {
-    reports: Arc<Mutex<Reports>>,
-}
-
-impl ClientContext for Context {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(%error, reason, "kafka client error");
-        if let Ok(mut reports) = self.reports.lock() {
-            reports.client_error = Some(format!("{error}: {reason}"));
-        }
-    }
-}
-
-impl ProducerContext for Context {
-    type DeliveryOpaque = usize;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, id: usize) {
-        if let Ok(mut reports) = self.reports.lock() {
-            match result {
-                Ok(_) => reports.delivered.push(id as u64),
-                Err((error, _)) => reports.failed.push((id as u64, error.clone())),
-            }
-        }
-    }
-}
-
-/// True when sending the message again can succeed (the broker or network was the problem).
-fn retriable(error: &KafkaError) -> bool {
-    use RDKafkaErrorCode::*;
-    match error.rdkafka_error_code() {
-        Some(code) => matches!(
-            code,
-            MessageTimedOut
-                | QueueFull
-                | BrokerTransportFailure
-                | AllBrokersDown
-                | NetworkException
-                | RequestTimedOut
-                | OperationTimedOut
-                | NotEnoughReplicas
-                | NotEnoughReplicasAfterAppend
-                | LeaderNotAvailable
-                | NotLeaderForPartition
-                | UnknownTopicOrPartition
-                | PurgeQueue
-                | PurgeInflight
-                | Retry
-        ),
-        None => true,
-    }
-}
-
-/// The Kafka sink. Produces from the sink thread with a `BaseProducer` (delivery reports arrive
-/// on `poll`, on this thread); a full librdkafka queue makes `accept` wait, which backs up the
-/// pipeline and then ingest: backpressure, not an error.
+/// The Kafka sink: every workout event and every record's points, keyed by workout id, with
+/// headers `schema-version`, `content-type` and `trace-id`. `accept` only encodes and queues
+/// (and hands over what the client has room for); a refusal keeps the message for the next
+/// flush, a points message the broker finds too large is split in two, and the checkpoint passes
+/// a record only once the broker confirmed all its messages.
 pub struct KafkaSink {
-    producer: BaseProducer<Context>,
-    config: KafkaConfig,
-    reports: Arc<Mutex<Reports>>,
-    outstanding: HashMap<u64, Outstanding>,
+    producer: Box<dyn Produce>,
+    max_message_bytes: usize,
+    /// Not handed to the client yet: new, or to be sent again.
+    waiting: BTreeMap<Order, Message>,
+    waiting_bytes: usize,
+    /// Handed to the client under an id, waiting for its delivery report.
+    in_flight: HashMap<u64, (Order, Message)>,
     /// Unconfirmed messages per LSN: the checkpoint stops below the oldest.
     per_lsn: BTreeMap<u64, u32>,
+    next_order: u64,
     next_id: u64,
     last_fed: u64,
     /// Delivered through this LSN, as recorded in `checkpoint_path` (replays skip it).
     delivered_through: u64,
     checkpoint_path: PathBuf,
-    final_error: Option<String>,
+    /// What went wrong since the last flush, for `/healthcheck`.
+    error: Option<String>,
+    broken: Option<Broken>,
 }
 
 impl KafkaSink {
     /// Connects (lazily: a broker that is down now is retried), creates missing topics, and reads
     /// the LSN it delivered through from `checkpoint_path`.
     pub fn open(config: KafkaConfig, checkpoint_path: &Path) -> Result<KafkaSink, SinkError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", "zstd")
-            .set("linger.ms", "5")
-            // Never give up on a message: an outage is waited out (the log holds the records),
-            // so only permanent errors reach the delivery report.
-            .set("message.timeout.ms", "0");
-        for (key, value) in &config.client {
-            client.set(key, value);
-        }
-        create_topics(&client, &config);
-        let reports = Arc::new(Mutex::new(Reports::default()));
-        let producer = client
-            .create_with_context(Context { reports: reports.clone() })
-            .map_err(|e| SinkError::Config(format!("kafka producer for {}: {e}", config.brokers)))?;
+        let producer = RdKafkaProducer::new(&config)?;
+        Self::with_producer(Box::new(producer), &config, checkpoint_path)
+    }
+
+    /// The sink over any producer (tests inject faults through a fake one).
+    pub fn with_producer(
+        producer: Box<dyn Produce>,
+        config: &KafkaConfig,
+        checkpoint_path: &Path,
+    ) -> Result<KafkaSink, SinkError> {
         let delivered_through = match std::fs::read_to_string(checkpoint_path) {
             Ok(text) => text.trim().parse().map_err(|_| {
                 SinkError::Config(format!(
@@ -143,105 +84,144 @@ impl KafkaSink {
         };
         Ok(KafkaSink {
             producer,
-            config,
-            reports,
-            outstanding: HashMap::new(),
+            max_message_bytes: config.max_message_bytes,
+            waiting: BTreeMap::new(),
+            waiting_bytes: 0,
+            in_flight: HashMap::new(),
             per_lsn: BTreeMap::new(),
+            next_order: 0,
             next_id: 0,
             last_fed: delivered_through,
             delivered_through,
             checkpoint_path: checkpoint_path.to_owned(),
-            final_error: None,
+            error: None,
+            broken: None,
         })
     }
 
     /// Messages not yet confirmed by the broker.
     pub fn outstanding(&self) -> usize {
-        self.outstanding.len()
+        self.waiting.len() + self.in_flight.len()
     }
 
-    fn enqueue(&mut self, message: Outstanding) -> Result<(), SinkError> {
-        let id = self.next_id;
-        self.next_id += 1;
+    fn queue(&mut self, message: Message) {
         *self.per_lsn.entry(message.lsn).or_default() += 1;
-        self.send(id, &message)?;
-        self.outstanding.insert(id, message);
-        Ok(())
+        let order = (self.next_order, Vec::new());
+        self.next_order += 1;
+        self.wait(order, message);
     }
 
-    /// Produces one message, waiting (and serving delivery reports) while librdkafka's queue is
-    /// full.
-    fn send(&self, id: u64, message: &Outstanding) -> Result<(), SinkError> {
-        let (topic, content_type) = if message.points {
-            (&self.config.points_topic, POINTS_CONTENT_TYPE)
-        } else {
-            (&self.config.events_topic, "application/json")
-        };
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: "schema-version", value: Some(SCHEMA_VERSION) })
-            .insert(Header { key: "content-type", value: Some(content_type) })
-            .insert(Header { key: "trace-id", value: Some(&message.trace_id) });
-        let mut record =
-            BaseRecord::<String, Vec<u8>, usize>::with_opaque_to(topic, id as usize).key(&message.key).headers(headers);
-        if let Some(payload) = &message.payload {
-            record = record.payload(payload);
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(100));
-                }
-                Err((error, _)) => return Err(SinkError::Kafka(format!("producing to {topic}: {error}"))),
+    fn wait(&mut self, order: Order, message: Message) {
+        self.waiting_bytes += message.payload.as_ref().map_or(0, Vec::len);
+        self.waiting.insert(order, message);
+    }
+
+    fn confirmed(&mut self, lsn: u64) {
+        if let Some(count) = self.per_lsn.get_mut(&lsn) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_lsn.remove(&lsn);
             }
         }
     }
 
-    /// Applies delivery reports: confirmed messages are forgotten, retriable failures sent again.
-    fn settle(&mut self) -> Result<(), SinkError> {
-        self.producer.poll(Duration::ZERO);
-        let (delivered, failed, client_error) = {
-            let mut reports = self.reports.lock().map_err(|_| SinkError::Kafka("report lock poisoned".into()))?;
-            (std::mem::take(&mut reports.delivered), std::mem::take(&mut reports.failed), reports.client_error.take())
-        };
-        for id in delivered {
-            if let Some(message) = self.outstanding.remove(&id)
-                && let Some(count) = self.per_lsn.get_mut(&message.lsn)
-            {
-                *count -= 1;
-                if *count == 0 {
-                    self.per_lsn.remove(&message.lsn);
+    /// Hands waiting messages to the client in order until it refuses one; the refused one waits
+    /// for the next call (a too-large points message is split first).
+    fn hand_over(&mut self) {
+        let mut queue_full_once = false;
+        while let Some(entry) = self.waiting.first_entry() {
+            let id = self.next_id;
+            match self.producer.send(id, entry.get()) {
+                Ok(()) => {
+                    self.next_id += 1;
+                    let (order, message) = entry.remove_entry();
+                    self.waiting_bytes -= message.payload.as_ref().map_or(0, Vec::len);
+                    self.in_flight.insert(id, (order, message));
+                }
+                Err(Refusal::QueueFull) if !queue_full_once => {
+                    // Serve deliveries for a moment, which makes room, then try once more.
+                    queue_full_once = true;
+                    self.settle(Duration::from_millis(100));
+                }
+                Err(Refusal::QueueFull) => return,
+                Err(Refusal::TooLarge(reason)) => {
+                    let (order, message) = entry.remove_entry();
+                    self.waiting_bytes -= message.payload.as_ref().map_or(0, Vec::len);
+                    if let Some((order, message)) = self.split(order, message, &reason) {
+                        // Cannot be split: kept, and reported until an operator raises the limit.
+                        self.wait(order, message);
+                        return;
+                    }
+                }
+                Err(Refusal::Retriable(reason) | Refusal::Final(reason)) => {
+                    self.error = Some(reason);
+                    return;
                 }
             }
         }
-        let mut retried = 0;
-        for (id, error) in failed {
-            let Some(message) = self.outstanding.get(&id) else { continue };
-            if retriable(&error) {
-                self.send(id, message)?;
-                retried += 1;
-            } else {
-                // Kept outstanding: the checkpoint stays below it and /healthcheck says why.
-                self.final_error = Some(format!(
-                    "final error for LSN {} ({}): {error}",
-                    message.lsn,
-                    if message.points { "points" } else { "event" }
+    }
+
+    /// Splits a points message the client or broker refused as too large into halves that take
+    /// its place in the order; gives the message back when it cannot be split.
+    fn split(&mut self, order: Order, message: Message, reason: &str) -> Option<(Order, Message)> {
+        let halves = match (&message.topic, &message.payload) {
+            (Topic::Points, Some(payload)) => split_points_message(payload),
+            _ => Ok(None),
+        };
+        match halves {
+            Ok(Some(halves)) => {
+                tracing::info!(lsn = message.lsn, reason, "kafka: points message split in two");
+                *self.per_lsn.entry(message.lsn).or_default() += 1;
+                for (half, payload) in halves.into_iter().enumerate() {
+                    let mut path = order.1.clone();
+                    path.push(half as u8);
+                    let part = Message { payload: Some(payload), ..message.clone() };
+                    self.wait((order.0, path), part);
+                }
+                None
+            }
+            Ok(None) => {
+                self.error = Some(format!(
+                    "LSN {}: {reason}; raise the broker's max.message.bytes (the message cannot be split)",
+                    message.lsn
                 ));
+                Some((order, message))
+            }
+            Err(err) => {
+                self.error = Some(format!("LSN {}: {reason}; splitting it failed: {err}", message.lsn));
+                Some((order, message))
             }
         }
-        if let Some(error) = &self.final_error {
-            return Err(SinkError::Kafka(error.clone()));
+    }
+
+    /// Applies the client's reports: confirmed messages are forgotten, refused ones wait to be
+    /// sent again (split first when too large).
+    fn settle(&mut self, timeout: Duration) {
+        let reports = self.producer.poll(timeout);
+        for id in reports.delivered {
+            if let Some((_, message)) = self.in_flight.remove(&id) {
+                self.confirmed(message.lsn);
+            }
         }
-        if retried > 0 {
-            return Err(SinkError::Kafka(format!("{retried} message(s) failed and were sent again")));
+        for (id, refusal) in reports.failed {
+            let Some((order, message)) = self.in_flight.remove(&id) else { continue };
+            match refusal {
+                Refusal::TooLarge(reason) => {
+                    if let Some((order, message)) = self.split(order, message, &reason) {
+                        self.wait(order, message);
+                    }
+                }
+                other => {
+                    self.error = Some(format!("LSN {}: {other}; sent again", message.lsn));
+                    self.wait(order, message);
+                }
+            }
         }
-        if let Some(error) = client_error
-            && !self.outstanding.is_empty()
+        if let Some(error) = reports.client_error
+            && self.outstanding() > 0
         {
-            return Err(SinkError::Kafka(format!("{error} ({} messages waiting)", self.outstanding.len())));
+            self.error = Some(format!("{error} ({} messages waiting)", self.outstanding()));
         }
-        Ok(())
     }
 
     fn save_checkpoint(&mut self) -> Result<(), SinkError> {
@@ -263,47 +243,68 @@ impl Sink for KafkaSink {
         "kafka"
     }
 
-    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
+    fn accept(&mut self, output: &ShardOutput) {
         if output.lsn <= self.delivered_through {
-            return Ok(()); // replayed: delivered before the restart
+            return; // replayed: delivered before the restart
         }
         self.last_fed = output.lsn;
         let lsn = output.lsn;
         // One record is one workout's batch: its events and points share the key and trace id.
         let workout = output.events.first().map(|e| e.workout_id).or(output.points.first().map(|p| p.workout_id));
-        if let Some(workout) = workout {
-            let key = workout.to_string();
-            let trace_id = output.trace_id.as_deref().map_or_else(|| trace_id(&workout.0, lsn), str::to_owned);
-            for event in &output.events {
-                let (key, trace_id, payload) = (key.clone(), trace_id.clone(), Some(event_json(event, lsn)));
-                self.enqueue(Outstanding { lsn, points: false, key, payload, trace_id })?;
-            }
-            if !output.points.is_empty() {
-                let payload = Some(points_message(&output.points)?);
-                self.enqueue(Outstanding { lsn, points: true, key, payload, trace_id })?;
+        let Some(workout) = workout else { return };
+        let key = workout.to_string();
+        let trace_id = output.trace_id.as_deref().map_or_else(|| trace_id(&workout.0, lsn), str::to_owned);
+        for event in &output.events {
+            let (key, trace_id, payload) = (key.clone(), trace_id.clone(), Some(event_json(event, lsn)));
+            self.queue(Message { lsn, topic: Topic::Events, key, payload, trace_id });
+        }
+        if !output.points.is_empty() {
+            match points_messages(&output.points, self.max_message_bytes) {
+                Ok(parts) => {
+                    for payload in parts {
+                        let (key, trace_id) = (key.clone(), trace_id.clone());
+                        self.queue(Message { lsn, topic: Topic::Points, key, payload: Some(payload), trace_id });
+                    }
+                }
+                Err(err) if self.broken.is_none() => {
+                    let error = format!("encoding the points of LSN {lsn} failed ({err}); restart to replay them");
+                    self.broken = Some(Broken { first_lsn: lsn, error });
+                }
+                Err(_) => {}
             }
         }
-        self.producer.poll(Duration::ZERO);
-        Ok(())
+        self.settle(Duration::ZERO);
+        self.hand_over();
     }
 
     fn flush(&mut self, _now: Instant, force: bool) -> Result<(), SinkError> {
-        let settled = self.settle();
+        self.settle(Duration::ZERO);
+        self.hand_over();
         if force {
             let deadline = Instant::now() + SHUTDOWN_WAIT;
-            while !self.outstanding.is_empty() && Instant::now() < deadline && self.final_error.is_none() {
-                self.producer.poll(Duration::from_millis(100));
-                let _ = self.settle();
+            while self.outstanding() > 0 && Instant::now() < deadline {
+                self.settle(Duration::from_millis(100));
+                self.hand_over();
             }
         }
         self.save_checkpoint()?;
-        if force && !self.outstanding.is_empty() {
+        if let Some(broken) = &self.broken {
+            return Err(SinkError::Encoding(broken.error.clone()));
+        }
+        if force && self.outstanding() > 0 {
             return Err(SinkError::Kafka(format!(
                 "{} message(s) unconfirmed at shutdown: they stay in the log and are sent after the restart",
-                self.outstanding.len()
+                self.outstanding()
             )));
         }
-        settled
+        match self.error.take() {
+            Some(error) => Err(SinkError::Kafka(error)),
+            None => Ok(()),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.waiting_bytes >= FULL_WAITING_BYTES
     }
 
     /// Erasure: a tombstone for every erased workout on both topics (compacted topics then drop
@@ -314,9 +315,9 @@ impl Sink for KafkaSink {
         for workout in &erasure.workouts {
             let key = workout.workout_id.to_string();
             let trace_id = trace_id(&workout.workout_id.0, lsn);
-            for points in [false, true] {
+            for topic in [Topic::Events, Topic::Points] {
                 let (key, trace_id) = (key.clone(), trace_id.clone());
-                self.enqueue(Outstanding { lsn, points, key, payload: None, trace_id })?;
+                self.queue(Message { lsn, topic, key, payload: None, trace_id });
             }
         }
         let event = serde_json::json!({
@@ -326,19 +327,15 @@ impl Sink for KafkaSink {
         });
         let payload = serde_json::to_vec(&event).map_err(|e| SinkError::Kafka(e.to_string()))?;
         let trace_id = trace_id(&[0; 16], lsn);
-        self.enqueue(Outstanding {
-            lsn,
-            points: false,
-            key: erasure.user_id.clone(),
-            payload: Some(payload),
-            trace_id,
-        })?;
-        self.producer.poll(Duration::ZERO);
+        self.queue(Message { lsn, topic: Topic::Events, key: erasure.user_id.clone(), payload: Some(payload), trace_id });
+        self.settle(Duration::ZERO);
+        self.hand_over();
         Ok(())
     }
 
     fn checkpoint(&self) -> u64 {
-        match self.per_lsn.keys().next() {
+        let oldest = self.per_lsn.keys().next().copied().into_iter().chain(self.broken.as_ref().map(|b| b.first_lsn)).min();
+        match oldest {
             Some(oldest) => oldest - 1,
             None => self.last_fed,
         }
@@ -355,60 +352,9 @@ fn trace_id(workout: &[u8; 16], lsn: u64) -> String {
     out
 }
 
-/// Creates the topics if they are missing; a broker that is down now only gets a warning (the
-/// producer retries, and the topics are created when it comes back).
-fn create_topics(client: &ClientConfig, config: &KafkaConfig) {
-    let result = (|| -> Result<(), String> {
-        let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        let topics: Vec<NewTopic<'_>> = [&config.events_topic, &config.points_topic]
-            .into_iter()
-            .map(|t| NewTopic::new(t, config.partitions, TopicReplication::Fixed(1)))
-            .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let results = runtime
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&topics, &options)).await
-            })
-            .map_err(|_| "timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        for result in results {
-            match result {
-                Ok(topic) => tracing::info!(topic, "kafka topic created"),
-                Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => tracing::debug!(topic, "kafka topic exists"),
-                Err((topic, code)) => return Err(format!("creating {topic}: {code}")),
-            }
-        }
-        Ok(())
-    })();
-    if let Err(error) = result {
-        tracing::warn!(brokers = %config.brokers, %error, "kafka topics not created now; producing will retry");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_and_network_failures_are_retried_and_bad_messages_are_final() {
-        let produce = |code| KafkaError::MessageProduction(code);
-        for code in [
-            RDKafkaErrorCode::MessageTimedOut,
-            RDKafkaErrorCode::AllBrokersDown,
-            RDKafkaErrorCode::NotEnoughReplicas,
-            RDKafkaErrorCode::LeaderNotAvailable,
-        ] {
-            assert!(retriable(&produce(code)), "{code:?}");
-        }
-        for code in [
-            RDKafkaErrorCode::MessageSizeTooLarge,
-            RDKafkaErrorCode::TopicAuthorizationFailed,
-            RDKafkaErrorCode::InvalidMessage,
-        ] {
-            assert!(!retriable(&produce(code)), "{code:?}");
-        }
-    }
 
     #[test]
     fn trace_ids_are_32_hex_digits_and_stable_per_record() {

@@ -72,8 +72,8 @@ impl<R: Clone> OpenFile<R> {
     fn encode_pending<T: TableSpec<Row = R>>(&mut self) -> Result<(), SinkError> {
         if !self.rows.is_empty() {
             let batch = T::to_batch(&self.rows)?;
-            self.rows.clear();
             self.writer.write(&batch)?;
+            self.rows.clear();
         }
         Ok(())
     }
@@ -81,6 +81,14 @@ impl<R: Clone> OpenFile<R> {
     fn encoded_bytes(&self) -> usize {
         self.writer.bytes_written() + self.writer.in_progress_size()
     }
+}
+
+/// Encoding that failed: the rows of the file it happened in (LSN ≥ `first_lsn`) are no longer
+/// held, so the checkpoint stays below them and `flush` reports it until a restart replays them.
+/// Encoding our own rows fails only on a bug, but then nothing acked is given up.
+struct Broken {
+    first_lsn: u64,
+    error: String,
 }
 
 /// A finished file waiting to be uploaded (kept across failed attempts, uploaded in order).
@@ -102,6 +110,7 @@ pub struct LakeTable<T: TableSpec> {
     /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
     committed: HashMap<Partition, u64>,
     last_fed: u64,
+    broken: Option<Broken>,
     /// The partition of the previous row, by its hour (or day) number: consecutive samples almost
     /// always share it, so the calendar conversion runs once per partition change, not per row.
     last_partition: Option<(i64, Partition)>,
@@ -147,31 +156,49 @@ impl<T: TableSpec> LakeTable<T> {
             sealed: VecDeque::new(),
             committed,
             last_fed: 0,
+            broken: None,
             last_partition: None,
             _table: PhantomData,
         })
     }
 
-    fn new_file(&self, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
-        let writer = ArrowWriter::try_new(
-            Vec::new(),
-            T::schema(),
-            Some(writer_properties(&T::schema(), self.config.row_group_rows)),
-        )?;
-        Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
-    }
-
+    /// Finishes a partition's open file in memory, named by the last LSN fed: so it must only be
+    /// called when every row of that LSN has been buffered (between outputs, never inside one),
+    /// or a later row of the same output would land in a second file under the same name.
     fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
         let Some(mut file) = self.open.remove(&partition) else {
             return Ok(());
         };
-        if !file.rows.is_empty() {
-            file.writer.write(&T::to_batch(&file.rows)?)?;
+        let first_lsn = file.first_lsn;
+        let sealed = (|| -> Result<Bytes, SinkError> {
+            file.encode_pending::<T>()?;
+            Ok(Bytes::from(file.writer.into_inner()?))
+        })();
+        match sealed {
+            Ok(bytes) => {
+                let key = ObjectKey { table: T::NAME, partition, source: self.source, label: self.last_fed };
+                self.sealed.push_back(Sealed { key, bytes, first_lsn });
+                Ok(())
+            }
+            Err(err) => Err(self.mark_broken(first_lsn, err)),
         }
-        let bytes = Bytes::from(file.writer.into_inner()?);
-        let key = ObjectKey { table: T::NAME, partition, source: self.source, label: self.last_fed };
-        self.sealed.push_back(Sealed { key, bytes, first_lsn: file.first_lsn });
-        Ok(())
+    }
+
+    fn mark_broken(&mut self, first_lsn: u64, err: SinkError) -> SinkError {
+        let first_lsn = self.broken.as_ref().map_or(first_lsn, |b| b.first_lsn.min(first_lsn));
+        let error = format!("encoding rows from LSN {first_lsn} failed ({err}); restart to replay them");
+        self.broken = Some(Broken { first_lsn, error: error.clone() });
+        SinkError::Encoding(error)
+    }
+
+    /// Commits the files opened longest ago until at most `max_open_partitions` are open: bounded
+    /// memory for a backfill over many hours. Runs after a whole output has been buffered.
+    fn seal_oldest_beyond_cap(&mut self) {
+        while self.open.len() > self.config.max_open_partitions.max(1) {
+            let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.opened).map(|(p, _)| *p) else { return };
+            // An error marks the table broken; flush reports it.
+            let _ = self.seal(oldest);
+        }
     }
 
     /// Uploads sealed files oldest first, stopping at the first failure so that a partition's
@@ -198,14 +225,10 @@ impl<T: TableSpec> Sink for LakeTable<T> {
         T::NAME
     }
 
-    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
-        self.last_fed = output.lsn;
+    fn accept(&mut self, output: &ShardOutput) {
         let lsn = output.lsn;
-        let mut error = None;
+        let mut encode_failed = None;
         T::rows(output, &mut |time_ms, row| {
-            if error.is_some() {
-                return;
-            }
             let bucket = time_ms.div_euclid(if T::HOURLY { 3_600_000 } else { 86_400_000 });
             let partition = match self.last_partition {
                 Some((b, p)) if b == bucket => p,
@@ -218,45 +241,50 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
                 return; // Replayed: this partition already holds this record's rows.
             }
-            if !self.open.contains_key(&partition) {
-                if self.open.len() >= self.config.max_open_partitions.max(1)
-                    && let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.opened).map(|(p, _)| *p)
-                    && let Err(e) = self.seal(oldest)
-                {
-                    error = Some(e);
-                    return;
-                }
-                match self.new_file(lsn) {
-                    Ok(file) => {
-                        self.open.insert(partition, file);
-                    }
-                    Err(e) => {
-                        error = Some(e);
+            let file = match self.open.entry(partition) {
+                std::collections::btree_map::Entry::Occupied(file) => file.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => match new_file::<T>(&self.config, lsn) {
+                    Ok(file) => slot.insert(file),
+                    Err(err) => {
+                        encode_failed.get_or_insert((lsn, err));
                         return;
                     }
-                }
-            }
-            let file = self.open.get_mut(&partition).expect("inserted above");
+                },
+            };
             file.rows.push(row.clone());
             if file.rows.len() >= ENCODE_CHUNK_ROWS
-                && let Err(e) = file.encode_pending::<T>()
+                && let Err(err) = file.encode_pending::<T>()
             {
-                error = Some(e);
+                encode_failed.get_or_insert((file.first_lsn, err));
             }
         });
-        error.map_or(Ok(()), Err)
+        self.last_fed = lsn;
+        if let Some((first_lsn, err)) = encode_failed {
+            self.mark_broken(first_lsn, err);
+        }
+        self.seal_oldest_beyond_cap();
     }
 
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
+        if let Some(broken) = &self.broken {
+            return Err(SinkError::Encoding(broken.error.clone()));
+        }
         let mut due = Vec::new();
+        let mut encode_failed = None;
         for (partition, file) in &mut self.open {
-            file.encode_pending::<T>()?;
+            if let Err(err) = file.encode_pending::<T>() {
+                encode_failed.get_or_insert((file.first_lsn, err));
+                continue;
+            }
             if force
                 || file.encoded_bytes() >= self.config.target_file_bytes
                 || now.duration_since(file.opened) >= self.config.max_file_age
             {
                 due.push(*partition);
             }
+        }
+        if let Some((first_lsn, err)) = encode_failed {
+            return Err(self.mark_broken(first_lsn, err));
         }
         for partition in due {
             self.seal(partition)?;
@@ -300,13 +328,33 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     }
 
     fn checkpoint(&self) -> u64 {
-        let oldest_pending =
-            self.open.values().map(|f| f.first_lsn).chain(self.sealed.iter().map(|s| s.first_lsn)).min();
+        let oldest_pending = self
+            .open
+            .values()
+            .map(|f| f.first_lsn)
+            .chain(self.sealed.iter().map(|s| s.first_lsn))
+            .chain(self.broken.as_ref().map(|b| b.first_lsn))
+            .min();
         match oldest_pending {
             Some(first) => first - 1,
             None => self.last_fed,
         }
     }
+
+    fn is_full(&self) -> bool {
+        // Sealed files wait here while the store is away; past this the coordinator waits too.
+        let waiting: usize = self.sealed.iter().map(|s| s.bytes.len()).sum();
+        waiting >= self.config.target_file_bytes.saturating_mul(2).max(MIN_WAITING_BYTES)
+    }
+}
+
+/// The least a table lets sealed files wait in memory before it holds back new outputs.
+const MIN_WAITING_BYTES: usize = 64 << 20;
+
+fn new_file<T: TableSpec>(config: &LakeConfig, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
+    let writer =
+        ArrowWriter::try_new(Vec::new(), T::schema(), Some(writer_properties(&T::schema(), config.row_group_rows)))?;
+    Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
 }
 
 impl<T: TableSpec> LakeTable<T> {

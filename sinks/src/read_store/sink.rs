@@ -8,6 +8,9 @@ use trackwire_pipeline::{ShardOutput, WorkoutSummary};
 use super::{ReadStore, SINK_NAME, StreamChunk, Streams};
 use crate::{Command, Sink, SinkError};
 
+/// Past this many records' streams waiting for the store, the coordinator waits for a flush.
+const FULL_CHUNKS: usize = 100_000;
+
 /// Keeps the read store current: the latest summary of each workout and each record's streams,
 /// committed per flush.
 pub struct ReadStoreSink {
@@ -35,9 +38,9 @@ impl Sink for ReadStoreSink {
         SINK_NAME
     }
 
-    fn accept(&mut self, output: &ShardOutput) -> Result<(), SinkError> {
+    fn accept(&mut self, output: &ShardOutput) {
         if output.lsn <= self.committed {
-            return Ok(());
+            return;
         }
         self.last_fed = output.lsn;
         if let Some(first) = output.points.first() {
@@ -50,7 +53,10 @@ impl Sink for ReadStoreSink {
         if let Some(summary) = &output.summary {
             self.pending.insert(summary.workout_id, summary.clone());
         }
-        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.chunks.len() >= FULL_CHUNKS
     }
 
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {

@@ -1,0 +1,69 @@
+//! A read store whose transactions fail, before committing or after (the commit's answer lost).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use trackwire_codec::WorkoutId;
+use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
+use trackwire_sinks::SinkError;
+use trackwire_sinks::read_store::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams};
+
+use super::{Fault, Faults};
+
+pub struct FaultyReadStore {
+    pub inner: Arc<dyn ReadStore>,
+    pub faults: Faults,
+}
+
+fn injected() -> SinkError {
+    SinkError::Store("injected fault: the transaction failed".into())
+}
+
+impl ReadStore for FaultyReadStore {
+    fn checkpoint(&self, log: &str) -> Result<u64, SinkError> {
+        self.inner.checkpoint(log)
+    }
+    fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
+        self.inner.get(id)
+    }
+    fn list(&self, user_id: &str, query: &ListQuery) -> Result<(Vec<WorkoutSummary>, Option<Cursor>), SinkError> {
+        self.inner.list(user_id, query)
+    }
+    fn streams(&self, id: &WorkoutId) -> Result<Streams, SinkError> {
+        self.inner.streams(id)
+    }
+    fn last_chunk(&self, id: &WorkoutId) -> Result<Option<Streams>, SinkError> {
+        self.inner.last_chunk(id)
+    }
+    fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError> {
+        self.inner.best_efforts(id)
+    }
+    fn apply(
+        &self,
+        log: &str,
+        summaries: &[WorkoutSummary],
+        chunks: &[StreamChunk],
+        through: u64,
+    ) -> Result<(), SinkError> {
+        match self.faults.draw() {
+            Fault::Before => Err(injected()),
+            Fault::After => {
+                self.inner.apply(log, summaries, chunks, through)?;
+                Err(injected())
+            }
+            Fault::None => self.inner.apply(log, summaries, chunks, through),
+        }
+    }
+    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
+        self.inner.erase(user_id, workouts)
+    }
+    fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
+        self.inner.drop_positions(from_ms, before_ms)
+    }
+    fn put_athlete_profile(&self, user_id: &str, profile: Option<&AthleteProfile>) -> Result<(), SinkError> {
+        self.inner.put_athlete_profile(user_id, profile)
+    }
+    fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError> {
+        self.inner.athlete_profiles()
+    }
+}
