@@ -4,18 +4,7 @@ use trackwire_pipeline::{ShardCore, ShardOutput};
 
 /// A batch of `n` samples one second apart starting at `start_ms`.
 pub fn batch(workout: u8, seq: u64, start_ms: i64, n: u32) -> Vec<u8> {
-    encode_batch(&BatchData {
-        device_id: "d".into(),
-        user_id: "u".into(),
-        workout_id: WorkoutId([workout; 16]),
-        sport: Sport::Cycling,
-        seq,
-        base_time_ms: start_ms,
-        samples: (0..n)
-            .map(|i| Sample::new(i * 1000, 470_000_000 + i as i32 * 50, 80_000_000, 0, 100, 80, 200, 30, 0))
-            .collect(),
-        ..BatchData::default()
-    })
+    batch_at(workout, seq, start_ms, &(0..n).map(|i| i * 1000).collect::<Vec<_>>())
 }
 
 /// A batch with one sample at each of `offsets_ms` after `start_ms`.
