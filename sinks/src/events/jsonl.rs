@@ -222,6 +222,9 @@ impl Sink for EventLogSink {
                 self.file = Some((handle, 0));
                 self.current = Some(path);
                 self.torn = false;
+                // The mark names the new file before anything is written to it, so a crash
+                // mid-write cuts it back to empty instead of trusting its last complete line.
+                self.save_mark(self.committed)?;
             }
             let (file, len) = self.file.as_mut().expect("opened above");
             if self.torn {
