@@ -20,7 +20,8 @@ use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 
 use crate::config::Config;
-use crate::serve::{open_read_store, serve_fronts};
+use crate::data_path::open_read_store;
+use crate::serve::serve_fronts;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let role = config.cluster.role;

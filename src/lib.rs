@@ -1,9 +1,15 @@
-//! The parts of the `trackwire` binary that its tests also use: offline processing of imported
-//! files and the conformance report against recorded traces.
+//! The `trackwire` binary's library: the validated configuration, the data path every role runs,
+//! the roles themselves (so tests can start them in-process), offline processing of imported
+//! files, the conformance report against recorded traces, and logging.
 
+pub mod config;
 pub mod conformance;
+pub mod data_path;
+mod front;
 pub mod logging;
 pub mod otlp;
+pub mod serve;
+mod worker;
 
 use trackwire_codec::{BatchData, encode_batch, import};
 use trackwire_pipeline::{AthleteProfile, ShardCore, WorkoutSummary};

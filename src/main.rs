@@ -1,15 +1,12 @@
 //! `trackwire`: the telemetry ingestion engine's binary. See README.md for a tour.
 
-mod config;
-mod front;
 mod import;
-mod serve;
-mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use trackwire::{config, serve};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

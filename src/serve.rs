@@ -1,7 +1,7 @@
-//! `trackwire serve`: runs the configured role. The default, `all`, wires log → pipeline →
-//! sinks and the HTTP and QUIC fronts in one process (here); `gateway` and `api` are in
-//! `crate::front`, `pipeline` workers in `crate::worker`. The sink set and the HTTP/QUIC fronts
-//! built here are shared with those roles.
+//! `trackwire serve`: runs the configured role. The default, `all`, is the embedded log feeding
+//! the data path (`crate::data_path`) and the HTTP and QUIC fronts in one process (here);
+//! `gateway` and `api` are in `crate::front`, `pipeline` workers in `crate::worker`. The HTTP/QUIC
+//! fronts built here are shared with those roles.
 //!
 //! Shutdown runs the data path dry in order: stop accepting requests and connections and finish
 //! the ones in flight (QUIC streams send their last acks, then connections close with
@@ -20,14 +20,11 @@ use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{DurableLog, LogConfig};
 use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 use trackwire_ingest::{IngestConfig, Ingestor};
-use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles};
-use trackwire_sinks::events::EventLogSink;
-use trackwire_sinks::kafka::KafkaSink;
-use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
-use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
-use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
+use trackwire_pipeline::{LiveWorkouts, Profiles};
+use trackwire_sinks::Redactions;
 
 use crate::config::{Config, Role};
+use crate::data_path::{DataPath, Input, Running, open_read_store};
 
 /// How often released log segments are computed and handed to the log for deletion.
 const RETENTION_TICK: Duration = Duration::from_secs(1);
@@ -44,10 +41,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 fn run_single_process(config: Config) -> anyhow::Result<()> {
     // The data path is plain threads (each sink drives its object store on a runtime of its own),
     // so it is built and joined outside the async runtime that serves HTTP.
-    let data_path = DataPath::start(&config)?;
+    let SingleProcess { state, log_writer, data_path } = SingleProcess::start(&config)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    let DataPath { state, log_writer, pipeline, sinks_thread } = data_path;
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
     // must not happen on this runtime's threads: the last handle on the store is dropped here.
     let store = state.store.clone();
@@ -56,8 +52,7 @@ fn run_single_process(config: Config) -> anyhow::Result<()> {
 
     tracing::info!("shutting down: draining the log, pipeline and sinks");
     let log_result = log_writer.join();
-    pipeline.join();
-    let _ = sinks_thread.join();
+    data_path.join();
     match log_result {
         Ok(Ok(())) => {}
         Ok(Err(err)) => return Err(err).context("the log writer failed"),
@@ -68,16 +63,15 @@ fn run_single_process(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The running log → pipeline → sinks threads, and the state the HTTP front reads.
-struct DataPath {
+/// The embedded log feeding the data path, and the state the HTTP front reads.
+struct SingleProcess {
     state: AppState,
     log_writer: std::thread::JoinHandle<Result<(), trackwire_ingest::log::LogError>>,
-    pipeline: Pipeline,
-    sinks_thread: std::thread::JoinHandle<()>,
+    data_path: Running,
 }
 
-impl DataPath {
-    fn start(config: &Config) -> anyhow::Result<DataPath> {
+impl SingleProcess {
+    fn start(config: &Config) -> anyhow::Result<SingleProcess> {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
         let limits = DecodeLimits {
@@ -99,23 +93,10 @@ impl DataPath {
         };
         let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
 
-        // Sinks next: they learn what they already hold before replay starts feeding them.
+        // Sinks and pipeline next (the sinks learn what they already hold), then the log that
+        // feeds them: replay starts as soon as the log opens.
         let store = open_read_store(config)?;
-        let sinks = open_sinks(config, store.clone(), data, None)?;
-
-        // Pipeline, then the log that feeds it (replay starts as soon as the log opens).
-        let shards = if config.pipeline.shards == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            config.pipeline.shards
-        };
-        let (output_tx, output_rx) = crossbeam_channel::bounded(config.pipeline.queue_depth * shards);
-        let live = Arc::new(LiveWorkouts::default());
-        let (pipeline, submitter) = Pipeline::spawn(
-            &PipelineConfig { shards, queue_depth: config.pipeline.queue_depth, limits, profiles: profiles.clone() },
-            output_tx,
-            live.clone(),
-        );
+        let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
         let log_config = LogConfig {
             dir: data.join("log"),
             segment_bytes: config.log.segment_bytes,
@@ -123,22 +104,8 @@ impl DataPath {
             queue_depth: config.log.queue_depth,
             max_retained_bytes: config.log.max_retained_bytes,
         };
-        let forward = Box::new(move |record: trackwire_ingest::log::LogRecord| {
-            submitter.submit(record.lsn, record.key.workout_id, record.payload).is_ok()
-        });
-        let (log, log_writer) = DurableLog::open(log_config, forward).context("opening the durable log")?;
-        let coordinator = Coordinator::with_redactions(
-            sinks,
-            CoordinatorConfig {
-                flush_interval: Duration::from_millis(config.sinks.flush_interval_ms),
-                first_lsn: log.first_lsn(),
-            },
-            redactions,
-        );
-        let commands = coordinator.commands();
-        let progress: Arc<[_]> = coordinator.progress().into();
-        let pipeline_through = coordinator.fed_through();
-        let sinks_thread = coordinator.spawn(output_rx);
+        let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
+        let data_path = data_path.start(log.first_lsn(), redactions);
 
         let ingestor = Arc::new(Ingestor::new(
             IngestConfig {
@@ -159,76 +126,25 @@ impl DataPath {
             accounts.put_upload(&upload)?;
         }
         let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
+        let status = data_path.status.clone();
         let state = AppState {
             ingestor,
             store,
-            live,
-            sinks: progress,
-            pipeline_through,
+            live: status.live,
+            sinks: status.sinks,
+            pipeline_through: status.fed_through,
             accounts,
             profiles,
             auth: Arc::new(auth),
             limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
-            commands: Some(commands),
+            commands: Some(status.commands),
             erased: Arc::new(erased),
             privacy: config.privacy.clone(),
             max_upload_bytes: config.api.max_upload_bytes,
             scale_out: false,
         };
-        Ok(DataPath { state, log_writer, pipeline, sinks_thread })
+        Ok(SingleProcess { state, log_writer, data_path })
     }
-}
-
-/// The read store `store.url` names, or the embedded one in the data directory.
-pub(crate) fn open_read_store(config: &Config) -> anyhow::Result<Arc<dyn ReadStore>> {
-    let embedded = config.data_dir.join("store").join("read.redb");
-    read_store::open(config.store.url.as_deref(), config.store.ca_file.as_deref(), &embedded)
-        .context("opening the read store")
-}
-
-/// Every sink of one input log: the lake tables, the event log (in `dir/events`), the read store
-/// and, with brokers, Kafka (checkpoint in `dir`). `source`: None for the embedded log, `Some(p)`
-/// for partition p of the raw topic (its own lake file labels and read-store checkpoint).
-pub(crate) fn open_sinks(
-    config: &Config,
-    store: Arc<dyn ReadStore>,
-    dir: &std::path::Path,
-    source: Option<u32>,
-) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    let lake = config.lake_store().context("opening the lake")?;
-    let lake_config = LakeConfig {
-        target_file_bytes: config.lake.target_file_bytes,
-        max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
-        row_group_rows: config.lake.row_group_rows,
-        max_open_partitions: config.lake.max_open_partitions,
-        multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
-    };
-    let log_name = match source {
-        None => LOCAL_LOG.to_owned(),
-        Some(partition) => raw_log_name(partition),
-    };
-    let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(
-            LakeTable::<PointsTable>::open_source(lake.clone(), lake_config.clone(), source)
-                .context("opening lake table points")?,
-        ),
-        Box::new(
-            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source)
-                .context("opening lake table workouts")?,
-        ),
-        Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
-        Box::new(ReadStoreSink::new(store, log_name).context("opening the read store sink")?),
-    ];
-    if let Some(kafka) = config.kafka.sink_config() {
-        tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
-        sinks.push(Box::new(KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?));
-    }
-    Ok(sinks)
-}
-
-/// The read store's name for partition `p` of the raw topic (its checkpoint key).
-pub(crate) fn raw_log_name(partition: u32) -> String {
-    format!("raw.v1/{partition}")
 }
 
 /// Serves HTTP (the routes of `role`) and, for roles that ingest, QUIC until SIGINT/SIGTERM;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use trackwire_codec::WorkoutId;
-use trackwire_ingest::log::{Appended, DedupKey, DurableLog, LogConfig, LogRecord};
+use trackwire_ingest::log::{Appended, DedupKey, DurableLog, LogConfig, LogEntry, LogRecord};
 
 type Seen = Arc<Mutex<Vec<LogRecord>>>;
 
@@ -26,8 +26,10 @@ fn open(
     let sink = seen.clone();
     let (log, handle) = DurableLog::open(
         config(dir),
-        Box::new(move |r| {
-            sink.lock().unwrap().push(r);
+        Box::new(move |entry| {
+            if let LogEntry::Record(r) = entry {
+                sink.lock().unwrap().push(r);
+            }
             true
         }),
     )

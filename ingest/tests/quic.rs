@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use trackwire_codec::{AckStatus, BatchData, Sample, Sport, WorkoutId, decode_ack, encode_batch, missing};
-use trackwire_ingest::log::{DurableLog, LogConfig, LogError, LogRecord};
+use trackwire_ingest::log::{DurableLog, LogConfig, LogEntry, LogError, LogRecord};
 use trackwire_ingest::quic::{Client, ClientConfig, ClientError, ErrorCode, QuicConfig, QuicServer, ServerIdentity};
 use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
 
@@ -55,8 +55,10 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
             queue_depth,
             max_retained_bytes: u64::MAX,
         },
-        Box::new(move |r| {
-            sink.lock().unwrap().push(r);
+        Box::new(move |entry| {
+            if let LogEntry::Record(r) = entry {
+                sink.lock().unwrap().push(r);
+            }
             true
         }),
     )

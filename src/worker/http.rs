@@ -65,8 +65,8 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
             json!({
                 "partition": p.partition,
                 "delivered_lsn": p.delivered.load(Ordering::Relaxed),
-                "end_offset": p.end_offset.load(Ordering::Relaxed),
-                "duplicates_dropped": p.duplicates_dropped.load(Ordering::Relaxed),
+                "end_offset": p.reader.end_offset.load(Ordering::Relaxed),
+                "duplicates_dropped": p.reader.duplicates_dropped.load(Ordering::Relaxed),
                 "sinks": p.sinks.iter().map(|s| json!({
                     "name": s.name,
                     "checkpoint_lsn": s.checkpoint.load(Ordering::Relaxed),
@@ -97,13 +97,13 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response
         "trackwire_worker_consumer_lag_records",
         "gauge",
         "Records of the partition not yet handed to every sink.",
-        per_partition(&|p| p.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))),
+        per_partition(&|p| p.reader.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))),
     );
     out.family(
         "trackwire_worker_duplicates_dropped_total",
         "counter",
         "Raw records dropped as a batch already seen.",
-        per_partition(&|p| p.duplicates_dropped.load(Ordering::Relaxed)),
+        per_partition(&|p| p.reader.duplicates_dropped.load(Ordering::Relaxed)),
     );
     out.family(
         "trackwire_worker_sink_checkpoint_lsn",

@@ -1,8 +1,19 @@
-//! The embedded durable log: the one source of truth between "acked" and "delivered".
+//! The durable log: the one source of truth between "acked" and "delivered", with two backends
+//! behind one interface. The **writer** side is [`DurableLog`]: an append is answered once it is
+//! durable. The **reader** side hands every position on, in order, as a [`LogEntry`] (a record,
+//! or a gap) to a [`Forward`] callback.
 //!
-//! **In:** batches to append, each with its [`DedupKey`]. **Out:** an answer per append once it is
-//! on disk (fsynced), and every durable record, in LSN order, to the `forward` callback given to
-//! [`DurableLog::open`]: first the retained history (replay), then each new record after its fsync.
+//! - Embedded (here, `segment.rs`, `writer.rs`): segment files on the local disk. **In:** batches
+//!   to append, each with its [`DedupKey`]. **Out:** an answer per append once it is on disk
+//!   (fsynced), and every durable record, in LSN order, to the `forward` callback given to
+//!   [`DurableLog::open`]: first the retained history (replay), then each new record after its
+//!   fsync.
+//! - Kafka ([`kafka`]): the raw topic; gateways write it, pipeline workers read its partitions.
+//!
+//! One dedup rule for both ([`DedupIndex`]): the first copy of a `(workout, seq)` is the record,
+//! later copies are not. The embedded writer applies it before a record gets an LSN (a retry is
+//! never stored); the Kafka reader after (a copy produced through another gateway is stored), so
+//! there a later copy's position is a gap.
 //!
 //! One writer thread owns the files and the dedup index, so appends need no locks and a retried
 //! batch can never be stored twice. It commits in groups: everything queued while the previous
@@ -24,8 +35,8 @@ use std::thread::JoinHandle;
 use bytes::Bytes;
 use crossbeam_channel::{Sender, TrySendError};
 
-/// Receives every durable record in LSN order; returns false once the consumer has stopped.
-pub type Forward = Box<dyn FnMut(LogRecord) -> bool + Send>;
+/// Receives every position of the log in order; returns false once the consumer has stopped.
+pub type Forward = Box<dyn FnMut(LogEntry) -> bool + Send>;
 use tokio::sync::oneshot;
 
 pub use dedup::{DedupIndex, SeqSet};
@@ -55,6 +66,27 @@ pub struct LogRecord {
     pub lsn: u64,
     pub key: DedupKey,
     pub payload: Bytes,
+    /// The W3C trace id of the request that brought the batch, where the log carries it (the
+    /// Kafka backend's `traceparent` header; the embedded record format has no room for it).
+    pub trace_id: Option<Arc<str>>,
+}
+
+/// One position of a log, as its reader hands it on.
+#[derive(Debug, Clone)]
+pub enum LogEntry {
+    Record(LogRecord),
+    /// A position with no record to process (a later copy of a batch, an offset the broker
+    /// holds nothing at, a record without a workout key): consumers move past it.
+    Gap { lsn: u64 },
+}
+
+impl LogEntry {
+    pub fn lsn(&self) -> u64 {
+        match self {
+            LogEntry::Record(record) => record.lsn,
+            LogEntry::Gap { lsn } => *lsn,
+        }
+    }
 }
 
 /// The outcome of an append, sent once the record is durable.

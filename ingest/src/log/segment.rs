@@ -78,7 +78,7 @@ pub fn scan_segment(
                 }
                 dedup.insert(rec.key);
                 let payload = data.slice(rec.payload_offset..rec.payload_offset + rec.payload.len());
-                each(LogRecord { lsn: rec.lsn, key: rec.key, payload })?;
+                each(LogRecord { lsn: rec.lsn, key: rec.key, payload, trace_id: None })?;
                 next_lsn += 1;
                 offset = next;
             }

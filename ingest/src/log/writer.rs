@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::record::{MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
-use super::{AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogError, LogRecord, Shared};
+use super::{AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, Shared};
 
 /// How often an idle writer wakes up to apply retention.
 const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -117,7 +117,7 @@ impl Writer {
         for meta in &self.segments {
             segment::scan_segment(&meta.path, meta.first_lsn, false, &mut scratch, |record| {
                 metrics.replayed_records.fetch_add(1, Ordering::Relaxed);
-                if forward(record) { Ok(()) } else { Err(LogError::Closed) }
+                if forward(LogEntry::Record(record)) { Ok(()) } else { Err(LogError::Closed) }
             })?;
         }
         metrics.replay_done.store(true, Ordering::Release);
@@ -147,7 +147,7 @@ impl Writer {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
             encode_record(buf, lsn, req.key, &req.payload);
-            appended.push(Some(LogRecord { lsn, key: req.key, payload: req.payload.clone() }));
+            appended.push(Some(LogRecord { lsn, key: req.key, payload: req.payload.clone(), trace_id: None }));
         }
         if self.failed.is_none()
             && let Err(err) = self.write_and_sync(buf)
@@ -172,7 +172,7 @@ impl Writer {
                     let _ = req.reply.send(Ok(Appended::New { lsn: record.lsn }));
                     // Blocks while the pipeline is saturated: the queue then fills and ingest
                     // answers 503, which is the backpressure we want.
-                    if !(self.forward)(record) {
+                    if !(self.forward)(LogEntry::Record(record)) {
                         tracing::error!("pipeline stopped while the log was still running");
                     }
                 }

@@ -1,0 +1,122 @@
+//! The scale-out log: the Kafka topic `trackwire.raw.v1` in place of the embedded segments, its
+//! writer and reader side by side.
+//!
+//! - **Writer** ([`open`], `writer.rs`): the same appends as the embedded log
+//!   ([`DurableLog::try_append`]), answered once the broker has acknowledged them (`acks=all`,
+//!   idempotent producer). A workout's batches all go to one partition ([`partition_of`]), keyed
+//!   by the workout id, with the seq in a header.
+//! - **Reader** ([`PartitionReader`], `reader.rs`): one partition from its oldest retained record,
+//!   every position handed on in order as a [`LogEntry`](super::LogEntry): a record, or a gap.
+//!
+//! Dedup: the rule is the embedded log's ([`DedupIndex`]: the first copy of a `(workout, seq)`
+//! wins). A retry that reaches the same gateway after its first copy was acknowledged is
+//! answered `Duplicate` without producing; any other retry (another gateway, a restart, a lost
+//! ack) is produced again, and the reader, which rebuilds its index from the partition it
+//! replays, turns the later copy into a gap.
+
+mod reader;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use trackwire_codec::WorkoutId;
+
+#[cfg(doc)]
+use super::{DedupIndex, DurableLog};
+pub use reader::{PartitionReader, ReaderMetrics};
+pub use writer::open;
+
+/// The record header carrying the batch's sequence number (decimal), so a worker can dedupe
+/// without decoding the payload first.
+pub const SEQ_HEADER: &str = "trackwire-seq";
+/// The W3C `traceparent` of the request that brought the batch, when it had one.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Where the raw topic lives and how to reach it.
+#[derive(Debug, Clone)]
+pub struct RawTopicConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    /// Partitions of the topic (created with this many when missing). Every gateway and worker
+    /// must agree on it: it decides which partition a workout lives in.
+    pub partitions: i32,
+    /// Appends waiting for the producer thread; when full, `try_append` answers `Full` (503).
+    pub queue_depth: usize,
+    /// Extra librdkafka settings (security, SASL, …); they win over ours.
+    pub client: BTreeMap<String, String>,
+}
+
+impl RawTopicConfig {
+    /// A librdkafka configuration for a client of the topic: the brokers, then `defaults` (the
+    /// client's own settings), then the configured extras, which win.
+    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            client.set(*key, *value);
+        }
+        for (key, value) in &self.client {
+            client.set(key, value);
+        }
+        client
+    }
+}
+
+/// The partition of the raw topic that holds a workout's batches. A hash of its own (not
+/// [`WorkoutId::shard_hash`]), so that the shards inside a worker still spread a partition's
+/// workouts.
+pub fn partition_of(workout_id: &WorkoutId, partitions: i32) -> i32 {
+    let tail = u32::from_be_bytes([workout_id.0[12], workout_id.0[13], workout_id.0[14], workout_id.0[15]]);
+    let mixed = u64::from(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (mixed % partitions.max(1) as u64) as i32
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists (replication 1: the broker's
+/// own default is used by production clusters, which create topics ahead of time).
+pub fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&topics, &options)).await })
+        .map_err(|_| format!("creating topic {topic}: timed out"))?
+        .map_err(|e| format!("creating topic {topic}: {e}"))?;
+    for result in results {
+        match result {
+            Ok(topic) => tracing::info!(topic, partitions, "kafka topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workout_stays_in_one_partition_and_partitions_are_all_used() {
+        let mut seen = [0usize; 8];
+        for n in 0..8_000 {
+            let id = WorkoutId(uuid_like(n));
+            let p = partition_of(&id, 8);
+            assert_eq!(p, partition_of(&id, 8));
+            seen[p as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 700), "{seen:?}");
+    }
+
+    fn uuid_like(n: u64) -> [u8; 16] {
+        let mut id = [0u8; 16];
+        id[8..].copy_from_slice(&n.wrapping_mul(0x2545_f491_4f6c_dd1d).to_be_bytes());
+        id
+    }
+}

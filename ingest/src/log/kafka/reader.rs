@@ -1,0 +1,159 @@
+//! The raw topic's reader: one partition, from its oldest retained record, every position handed
+//! on in order: a record (LSN = offset + 1, the same for every reader), or a gap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedHeaders, Headers};
+use rdkafka::{Message, TopicPartitionList};
+use trackwire_codec::WorkoutId;
+
+use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
+use crate::log::{DedupIndex, DedupKey, Forward, LogEntry, LogError, LogRecord};
+
+/// How often the partition's end offset is read for the lag metric.
+const WATERMARK_EVERY: Duration = Duration::from_secs(2);
+
+/// What the reader publishes for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ReaderMetrics {
+    /// The partition's end offset when last read (the next offset to be written).
+    pub end_offset: AtomicU64,
+    /// Later copies of a batch already read (a retry through another gateway, a lost ack).
+    pub duplicates_dropped: AtomicU64,
+}
+
+/// Reads one partition of the raw topic. The dedup index is rebuilt by the replay from the
+/// oldest record, so whoever reads the partition drops the same copies.
+pub struct PartitionReader {
+    consumer: BaseConsumer,
+    topic: String,
+    partition: i32,
+    next_offset: i64,
+    dedup: DedupIndex,
+    metrics: Arc<ReaderMetrics>,
+}
+
+impl PartitionReader {
+    /// Assigns a consumer to `partition` at its oldest retained record, asking the broker for at
+    /// most `timeout`.
+    pub fn open(raw: &RawTopicConfig, partition: i32, timeout: Duration) -> Result<PartitionReader, LogError> {
+        // librdkafka wants a group id even for a manual assignment; nothing is ever committed to
+        // it (a partition's position lives in its sinks' checkpoints), so no broker group is used.
+        let client = raw.client_config(&[
+            ("group.id", "trackwire-pipeline"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "false"),
+        ]);
+        let unavailable = |what: String| LogError::Unavailable(what);
+        let consumer: BaseConsumer =
+            client.create().map_err(|e| unavailable(format!("creating the raw-topic consumer: {e}")))?;
+        let (low, _high) = consumer
+            .fetch_watermarks(&raw.topic, partition, timeout)
+            .map_err(|e| unavailable(format!("reading the offsets of {} partition {partition}: {e}", raw.topic)))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&raw.topic, partition, rdkafka::Offset::Offset(low))
+            .and_then(|()| consumer.assign(&assignment))
+            .map_err(|e| unavailable(format!("assigning {} partition {partition}: {e}", raw.topic)))?;
+        Ok(PartitionReader {
+            consumer,
+            topic: raw.topic.clone(),
+            partition,
+            next_offset: low,
+            dedup: DedupIndex::default(),
+            metrics: Arc::default(),
+        })
+    }
+
+    /// The LSN of the first entry the reader hands on.
+    pub fn first_lsn(&self) -> u64 {
+        self.next_offset as u64 + 1
+    }
+
+    pub fn metrics(&self) -> Arc<ReaderMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Hands every position on to `forward` until `stop` is set; `Closed` when `forward` refuses.
+    /// Broker errors are retried (logged): the reader keeps its place.
+    pub fn run(mut self, stop: &AtomicBool, mut forward: Forward) -> Result<(), LogError> {
+        let mut watermark_read = Instant::now() - WATERMARK_EVERY;
+        while !stop.load(Ordering::Relaxed) {
+            if watermark_read.elapsed() >= WATERMARK_EVERY {
+                if let Ok((_, high)) =
+                    self.consumer.fetch_watermarks(&self.topic, self.partition, Duration::from_secs(1))
+                {
+                    self.metrics.end_offset.store(high.max(0) as u64, Ordering::Relaxed);
+                }
+                watermark_read = Instant::now();
+            }
+            let Some(message) = self.consumer.poll(Duration::from_millis(100)) else { continue };
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(partition = self.partition, %error, "raw topic: consumer error; retrying");
+                    continue;
+                }
+            };
+            let offset = message.offset();
+            if offset < self.next_offset {
+                continue; // already handed on (a re-delivery after a consumer reconnect)
+            }
+            let mut entries = Vec::with_capacity(1);
+            // Offsets with no record (compaction, transaction markers) still move every sink on.
+            entries.extend((self.next_offset..offset).map(|missing| LogEntry::Gap { lsn: missing as u64 + 1 }));
+            self.next_offset = offset + 1;
+            let lsn = offset as u64 + 1;
+            let key = record_key(message.key(), message.headers());
+            entries.push(match (key, message.payload()) {
+                (Some(key), Some(payload)) if self.dedup.insert(key) => LogEntry::Record(LogRecord {
+                    lsn,
+                    key,
+                    payload: Bytes::copy_from_slice(payload),
+                    trace_id: trace_id(message.headers()),
+                }),
+                (Some(_), Some(_)) => {
+                    self.metrics.duplicates_dropped.fetch_add(1, Ordering::Relaxed);
+                    LogEntry::Gap { lsn }
+                }
+                _ => {
+                    tracing::warn!(
+                        partition = self.partition,
+                        offset,
+                        "raw record without a workout key, seq header or payload: skipped"
+                    );
+                    LogEntry::Gap { lsn }
+                }
+            });
+            for entry in entries {
+                if !forward(entry) {
+                    return Err(LogError::Closed);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The trace id of the record's `traceparent` header (`00-<trace id>-<span id>-<flags>`).
+fn trace_id(headers: Option<&BorrowedHeaders>) -> Option<Arc<str>> {
+    let value = headers?.iter().find(|h| h.key == TRACEPARENT_HEADER)?.value?;
+    let trace = std::str::from_utf8(value).ok()?.split('-').nth(1)?;
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Arc::from(trace))
+}
+
+/// The batch's `(workout, seq)` from the record key and the seq header the gateway writes.
+fn record_key(key: Option<&[u8]>, headers: Option<&BorrowedHeaders>) -> Option<DedupKey> {
+    let workout_id = WorkoutId(key?.try_into().ok()?);
+    let seq = headers?
+        .iter()
+        .find(|h| h.key == SEQ_HEADER)
+        .and_then(|h| std::str::from_utf8(h.value?).ok())
+        .and_then(|s| s.parse().ok())?;
+    Some(DedupKey { workout_id, seq })
+}

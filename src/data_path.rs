@@ -1,0 +1,231 @@
+//! The data path: a log reader's entries → pipeline → coordinator → sinks, built in one place for
+//! every role that processes data. The single process feeds it from the embedded log; a pipeline
+//! worker runs one per raw-topic partition it holds.
+//!
+//! **In:** [`LogEntry`]s in position order, through the [`Forward`] it gives the reader.
+//! **Out:** what its sinks commit (lake, event log, read store, Kafka), the live view of workouts
+//! in progress, and the sinks' progress for retention, `/healthcheck` and `/metrics`.
+//!
+//! Starting is two steps because the reader decides where the stream starts: [`DataPath::open`]
+//! opens the sinks (they learn what they already hold) and the pipeline, and hands out the
+//! `Forward`; [`DataPath::start`] starts the coordinator at the reader's first position. Stopping
+//! is one order for every role ([`Running::join`]): the reader stops and drops its `Forward`, the
+//! pipeline finishes what it has, then the sinks commit everything.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::{Receiver, Sender};
+use trackwire_codec::DecodeLimits;
+use trackwire_ingest::log::{Forward, LogEntry};
+use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput};
+use trackwire_sinks::events::EventLogSink;
+use trackwire_sinks::kafka::KafkaSink;
+use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
+use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
+use trackwire_sinks::{CommandSender, Coordinator, CoordinatorConfig, Redactions, Sink, SinkProgress};
+
+use crate::config::Config;
+
+/// Which log feeds a data path; it decides where the sinks keep their state and how they name
+/// their positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The embedded segment log of the single process.
+    Embedded,
+    /// One partition of the scale-out raw topic.
+    RawPartition(u32),
+}
+
+impl Input {
+    /// Where this input's local sink state lives (event log, Kafka checkpoint).
+    fn dir(self, data_dir: &Path) -> PathBuf {
+        match self {
+            Input::Embedded => data_dir.to_path_buf(),
+            Input::RawPartition(p) => data_dir.join("partitions").join(format!("p{p:04}")),
+        }
+    }
+
+    /// The lake's file-label namespace: None for the embedded log, `Some(p)` for partition p.
+    fn lake_source(self) -> Option<u32> {
+        match self {
+            Input::Embedded => None,
+            Input::RawPartition(p) => Some(p),
+        }
+    }
+
+    /// The read store's name for this input's positions (its checkpoint key).
+    pub fn log_name(self) -> String {
+        match self {
+            Input::Embedded => LOCAL_LOG.to_owned(),
+            Input::RawPartition(p) => format!("raw.v1/{p}"),
+        }
+    }
+
+    /// Pipeline shards: the configured number (0: one per core) for the single process; one per
+    /// partition for a worker, which runs as many partitions as it holds side by side.
+    fn shards(self, config: &Config) -> usize {
+        match self {
+            Input::Embedded if config.pipeline.shards == 0 => {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            }
+            Input::Embedded => config.pipeline.shards,
+            Input::RawPartition(_) => 1,
+        }
+    }
+}
+
+/// A data path whose sinks and pipeline are open, waiting for the reader's first position.
+pub struct DataPath {
+    sinks: Vec<Box<dyn Sink>>,
+    flush_interval: Duration,
+    pipeline: Pipeline,
+    outputs: Receiver<ShardOutput>,
+    feed: Option<Feed>,
+    live: Arc<LiveWorkouts>,
+}
+
+/// What the reader's entries go to: records to the pipeline, gaps straight to the coordinator
+/// (which orders them with the records by position).
+struct Feed {
+    submitter: trackwire_pipeline::PipelineSubmitter,
+    gaps: Sender<ShardOutput>,
+}
+
+impl DataPath {
+    /// Opens `input`'s sinks over `store` and starts the pipeline (with `profiles`).
+    pub fn open(
+        config: &Config,
+        store: Arc<dyn ReadStore>,
+        input: Input,
+        profiles: Arc<Profiles>,
+    ) -> anyhow::Result<DataPath> {
+        let dir = input.dir(&config.data_dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let sinks = open_sinks(config, store, &dir, input)?;
+        let shards = input.shards(config);
+        let queue_depth = config.pipeline.queue_depth;
+        let (output_tx, outputs) = crossbeam_channel::bounded(queue_depth * shards.max(2));
+        let live = Arc::new(LiveWorkouts::default());
+        let pipeline_config = PipelineConfig { shards, queue_depth, limits: decode_limits(config), profiles };
+        let (pipeline, submitter) = Pipeline::spawn(&pipeline_config, output_tx.clone(), live.clone());
+        // The coordinator starts with `start`, at the reader's first position; until then outputs
+        // wait in the channel.
+        Ok(DataPath {
+            sinks,
+            flush_interval: Duration::from_millis(config.sinks.flush_interval_ms),
+            pipeline,
+            outputs,
+            feed: Some(Feed { submitter, gaps: output_tx }),
+            live,
+        })
+    }
+
+    /// The callback the log reader hands its entries to (once: the reader owns it, and dropping
+    /// it is what lets the data path drain).
+    pub fn forward(&mut self) -> Forward {
+        let Feed { submitter, gaps } = self.feed.take().expect("DataPath::forward is called once");
+        Box::new(move |entry| match entry {
+            LogEntry::Record(record) => {
+                submitter.submit_traced(record.lsn, record.key.workout_id, record.payload, record.trace_id).is_ok()
+            }
+            LogEntry::Gap { lsn } => gaps.send(ShardOutput { lsn, ..ShardOutput::default() }).is_ok(),
+        })
+    }
+
+    /// Starts the sinks' thread at `first_lsn`, the reader's first position, applying
+    /// `redactions` (erasures and the retention cut recorded before a restart) to what it replays.
+    pub fn start(self, first_lsn: u64, redactions: Redactions) -> Running {
+        let DataPath { sinks, flush_interval, pipeline, outputs, feed, live } = self;
+        drop(feed); // a Forward never asked for: nothing will be read
+        let coordinator =
+            Coordinator::with_redactions(sinks, CoordinatorConfig { flush_interval, first_lsn }, redactions);
+        let status = Status {
+            live,
+            sinks: coordinator.progress().into(),
+            fed_through: coordinator.fed_through(),
+            commands: coordinator.commands(),
+        };
+        let sinks_thread = coordinator.spawn(outputs);
+        Running { pipeline, sinks_thread, status }
+    }
+}
+
+/// What a running data path shows: the live view, the sinks' progress and where commands go.
+#[derive(Clone)]
+pub struct Status {
+    pub live: Arc<LiveWorkouts>,
+    pub sinks: Arc<[Arc<SinkProgress>]>,
+    /// Highest LSN handed (in order) to every sink.
+    pub fed_through: Arc<AtomicU64>,
+    pub commands: CommandSender,
+}
+
+/// A started data path.
+pub struct Running {
+    pipeline: Pipeline,
+    sinks_thread: JoinHandle<()>,
+    pub status: Status,
+}
+
+impl Running {
+    /// Waits for the drain, once the reader has stopped and dropped its `Forward`: the pipeline
+    /// finishes what it has, then the sinks commit everything and checkpoint.
+    pub fn join(self) {
+        self.pipeline.join();
+        if self.sinks_thread.join().is_err() {
+            tracing::error!("the sinks thread panicked; what it had not committed is replayed from the log");
+        }
+    }
+}
+
+fn decode_limits(config: &Config) -> DecodeLimits {
+    DecodeLimits { max_samples: config.ingest.max_samples_per_batch, max_events: config.ingest.max_events_per_batch }
+}
+
+/// The read store `store.url` names, or the embedded one in the data directory.
+pub fn open_read_store(config: &Config) -> anyhow::Result<Arc<dyn ReadStore>> {
+    let embedded = config.data_dir.join("store").join("read.redb");
+    read_store::open(config.store.url.as_deref(), config.store.ca_file.as_deref(), &embedded)
+        .context("opening the read store")
+}
+
+/// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store
+/// and, with brokers, Kafka (checkpoint in `dir`).
+fn open_sinks(
+    config: &Config,
+    store: Arc<dyn ReadStore>,
+    dir: &Path,
+    input: Input,
+) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    let lake = config.lake_store().context("opening the lake")?;
+    let lake_config = LakeConfig {
+        target_file_bytes: config.lake.target_file_bytes,
+        max_file_age: Duration::from_secs_f64(config.lake.max_file_age_secs),
+        row_group_rows: config.lake.row_group_rows,
+        max_open_partitions: config.lake.max_open_partitions,
+        multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
+    };
+    let source = input.lake_source();
+    let mut sinks: Vec<Box<dyn Sink>> = vec![
+        Box::new(
+            LakeTable::<PointsTable>::open_source(lake.clone(), lake_config.clone(), source)
+                .context("opening lake table points")?,
+        ),
+        Box::new(
+            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source)
+                .context("opening lake table workouts")?,
+        ),
+        Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
+        Box::new(ReadStoreSink::new(store, input.log_name()).context("opening the read store sink")?),
+    ];
+    if let Some(kafka) = config.kafka.sink_config() {
+        tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
+        sinks.push(Box::new(KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?));
+    }
+    Ok(sinks)
+}
