@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use trackwire_pipeline::ShardOutput;
 
+use super::mark::{MARK_FILE, Mark, MarkFile};
 use super::record::{EventRecord, event_json};
 use crate::{Command, Sink, SinkError};
 
@@ -50,6 +51,7 @@ fn open_append(path: &Path) -> std::io::Result<Box<dyn AppendFile>> {
 pub struct EventLogSink {
     dir: PathBuf,
     open_file: OpenAppend,
+    marks: MarkFile,
     /// The file appends go to.
     current: Option<PathBuf>,
     /// The current file and its committed length (what the last successful flush left).
@@ -73,8 +75,9 @@ impl EventLogSink {
     pub fn open_with(dir: &Path, open_file: OpenAppend) -> Result<Self, SinkError> {
         std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
         let files = event_files(dir)?;
-        let (current, committed) = match read_mark(dir)? {
-            Some(mark) => recover_to_mark(dir, &files, &mark)?,
+        let (marks, mark) = MarkFile::open(dir)?;
+        let (current, committed) = match mark {
+            Some(mark) => recover_to_mark(dir, &files, mark)?,
             None => recover_from_last_line(&files)?,
         };
         let file = match &current {
@@ -84,9 +87,10 @@ impl EventLogSink {
             }
             None => None,
         };
-        let sink = EventLogSink {
+        let mut sink = EventLogSink {
             dir: dir.to_path_buf(),
             open_file,
+            marks,
             current: current.map(|(path, _)| path),
             file,
             torn: false,
@@ -101,26 +105,20 @@ impl EventLogSink {
 
     /// Records durably how far the current file is committed, and through which LSN: the next
     /// open cuts anything after it (a write that was never reported committed).
-    fn save_mark(&self, lsn: u64) -> Result<(), SinkError> {
+    fn save_mark(&mut self, lsn: u64) -> Result<(), SinkError> {
         let (Some(path), Some((_, len))) = (&self.current, &self.file) else { return Ok(()) };
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let mark = serde_json::json!({ "file": name, "len": len, "lsn": lsn });
-        let target = self.dir.join(MARK_FILE);
-        let tmp = self.dir.join(format!("{MARK_FILE}.tmp"));
-        write_synced(&tmp, mark.to_string().as_bytes())?;
-        std::fs::rename(&tmp, &target).map_err(|e| SinkError::io(format!("replacing {}", target.display()), e))?;
-        sync_dir(&self.dir)
+        let file_number = file_number(path)
+            .ok_or_else(|| SinkError::Store(format!("{} is not named events-<number>.jsonl", path.display())))?;
+        self.marks.save(Mark { file_number, len: *len, lsn })
     }
 }
 
-/// Beside the event files: `{"file", "len", "lsn"}` of the last commit.
-const MARK_FILE: &str = "events.commit";
+fn file_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("events-{number:020}.jsonl"))
+}
 
-#[derive(serde::Deserialize)]
-struct Mark {
-    file: String,
-    len: u64,
-    lsn: u64,
+fn file_number(path: &Path) -> Option<u64> {
+    path.file_name()?.to_str()?.strip_prefix("events-")?.strip_suffix(".jsonl")?.parse().ok()
 }
 
 fn event_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
@@ -133,21 +131,10 @@ fn event_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
     Ok(files)
 }
 
-fn read_mark(dir: &Path) -> Result<Option<Mark>, SinkError> {
-    let path = dir.join(MARK_FILE);
-    match std::fs::read(&path) {
-        Ok(data) => serde_json::from_slice(&data).map(Some).map_err(|e| {
-            SinkError::Store(format!("{} is damaged ({e}); delete it to recover from the last event line", path.display()))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(SinkError::io(format!("reading {}", path.display()), e)),
-    }
-}
-
 /// Cuts what was written after the last commit (a flush that failed or a crash mid-write, never
 /// reported committed, so the log still holds it and the replay writes it again).
-fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: &Mark) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
-    let current = dir.join(&mark.file);
+fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: Mark) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
+    let current = file_path(dir, mark.file_number);
     if !files.contains(&current) {
         return Err(SinkError::Store(format!(
             "{} names {} which is missing; delete {MARK_FILE} to recover from the last event line",
@@ -191,11 +178,6 @@ fn cut(path: &Path, len: u64) -> Result<(), SinkError> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), SinkError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| SinkError::io(format!("fsync of directory {}", dir.display()), e))
-}
 
 impl Sink for EventLogSink {
     fn name(&self) -> &'static str {
@@ -216,7 +198,7 @@ impl Sink for EventLogSink {
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
         if !self.buffer.is_empty() {
             if self.file.as_ref().is_none_or(|(_, len)| *len >= ROLL_BYTES) {
-                let path = self.dir.join(format!("events-{:020}.jsonl", self.committed + 1));
+                let path = file_path(&self.dir, self.committed + 1);
                 let handle =
                     (self.open_file)(&path).map_err(|e| SinkError::io(format!("creating {}", path.display()), e))?;
                 self.file = Some((handle, 0));

@@ -2,6 +2,7 @@
 //! `trackwire.workout-events.v1`, behind the same [`Sink`](crate::Sink) interface.
 
 mod jsonl;
+mod mark;
 mod record;
 
 pub use jsonl::{AppendFile, EventLogSink, OpenAppend};
