@@ -21,7 +21,7 @@ use trackwire_pipeline::{LiveWorkouts, Profiles};
 
 use crate::config::Config;
 use crate::data_path::open_read_store;
-use crate::serve::serve_fronts;
+use crate::fronts::serve_fronts;
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let role = config.cluster.role;

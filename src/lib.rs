@@ -6,9 +6,11 @@ pub mod config;
 pub mod conformance;
 pub mod data_path;
 mod front;
+mod fronts;
 pub mod logging;
 pub mod otlp;
 pub mod serve;
+mod single;
 mod worker;
 
 use trackwire_codec::{BatchData, encode_batch, import};

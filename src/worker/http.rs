@@ -41,7 +41,7 @@ pub fn spawn(addr: SocketAddr, status: Arc<WorkerStatus>, stop: Arc<AtomicBool>)
             runtime.block_on(async move {
                 let signal_stop = stop.clone();
                 let shutdown = async move {
-                    crate::serve::shutdown_signal().await;
+                    crate::fronts::shutdown_signal().await;
                     signal_stop.store(true, Ordering::Relaxed);
                 };
                 if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {

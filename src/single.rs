@@ -1,0 +1,184 @@
+//! `trackwire serve --role all`, the single process: the embedded log feeding the data path
+//! (`crate::data_path`), and the HTTP and QUIC fronts, with log and coordinate retention.
+//!
+//! Shutdown runs the data path dry in order: stop accepting requests and connections and finish
+//! the ones in flight (QUIC streams send their last acks, then connections close with
+//! `GoingAway`); drop the last log handle so the writer drains its queue and stops; the shards drain;
+//! the sinks commit everything and checkpoint. Nothing acked is left only in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use trackwire_api::AppState;
+use trackwire_api::accounts::Accounts;
+use trackwire_api::auth::Authenticator;
+use trackwire_api::limits::RateLimiter;
+use trackwire_codec::DecodeLimits;
+use trackwire_ingest::log::{DurableLog, LogConfig};
+use trackwire_ingest::{IngestConfig, Ingestor};
+use trackwire_pipeline::{LiveWorkouts, Profiles};
+use trackwire_sinks::Redactions;
+
+use crate::config::{Config, Role};
+use crate::data_path::{DataPath, Input, Running, open_read_store};
+use crate::fronts::serve_fronts;
+
+/// How often released log segments are computed and handed to the log for deletion.
+const RETENTION_TICK: Duration = Duration::from_secs(1);
+
+pub fn run(config: Config) -> anyhow::Result<()> {
+    // The data path is plain threads (each sink drives its object store on a runtime of its own),
+    // so it is built and joined outside the async runtime that serves HTTP.
+    let SingleProcess { state, log_writer, data_path } = SingleProcess::start(&config)?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
+    // must not happen on this runtime's threads: the last handle on the store is dropped here.
+    let store = state.store.clone();
+    runtime.block_on(async {
+        // Log retention and coordinate retention belong to the process that owns the log and sinks.
+        let retention =
+            tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
+        let coordinates = tokio::spawn(coordinate_retention_loop(state.clone()));
+        let served = serve_fronts(&config, state, Role::All).await;
+        retention.abort();
+        let _ = retention.await;
+        coordinates.abort();
+        let _ = coordinates.await;
+        served
+    })?;
+    drop(runtime);
+
+    tracing::info!("shutting down: draining the log, pipeline and sinks");
+    let log_result = log_writer.join();
+    data_path.join();
+    match log_result {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(err).context("the log writer failed"),
+        Err(_) => anyhow::bail!("the log writer panicked"),
+    }
+    drop(store);
+    tracing::info!("shutdown complete: everything acked is committed");
+    Ok(())
+}
+
+/// The embedded log feeding the data path, and the state the HTTP front reads.
+struct SingleProcess {
+    state: AppState,
+    log_writer: std::thread::JoinHandle<Result<(), trackwire_ingest::log::LogError>>,
+    data_path: Running,
+}
+
+impl SingleProcess {
+    fn start(config: &Config) -> anyhow::Result<SingleProcess> {
+        let data = &config.data_dir;
+        std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
+        let limits = DecodeLimits {
+            max_samples: config.ingest.max_samples_per_batch,
+            max_events: config.ingest.max_events_per_batch,
+        };
+
+        // What the API owns comes first: profiles, erasures and the retention cut shape replay.
+        let accounts =
+            Arc::new(Accounts::open(&data.join("store").join("accounts.redb")).context("opening the account store")?);
+        let this_year = chrono_year();
+        let profiles = Arc::new(Profiles::default());
+        for (user, profile) in accounts.profiles()? {
+            profiles.set(&user, trackwire_api::pipeline_profile(&profile, this_year));
+        }
+        let redactions = Redactions {
+            erased: accounts.erasures()?.into_iter().collect(),
+            positions_before_ms: accounts.positions_dropped_before()?,
+        };
+        let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
+
+        // Sinks and pipeline next (the sinks learn what they already hold), then the log that
+        // feeds them: replay starts as soon as the log opens.
+        let store = open_read_store(config)?;
+        let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
+        let log_config = LogConfig {
+            dir: data.join("log"),
+            segment_bytes: config.log.segment_bytes,
+            group_commit_bytes: config.log.group_commit_bytes,
+            queue_depth: config.log.queue_depth,
+            max_retained_bytes: config.log.max_retained_bytes,
+        };
+        let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
+        let data_path = data_path.start(log.first_lsn(), redactions);
+
+        let ingestor = Arc::new(Ingestor::new(
+            IngestConfig {
+                tokens: config.ingest.tokens.clone(),
+                max_body_bytes: config.ingest.max_body_bytes,
+                max_decompressed_bytes: config.ingest.max_decompressed_bytes,
+                limits,
+            },
+            log,
+        ));
+        for issued in accounts.device_tokens()? {
+            ingestor.tokens().insert(issued.binding());
+        }
+        for mut upload in accounts.unfinished_uploads()? {
+            upload.status = trackwire_api::views::UploadStatus::Error;
+            upload.error =
+                Some("interrupted by a server restart: upload the file again (the same external_id is fine)".into());
+            accounts.put_upload(&upload)?;
+        }
+        let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
+        let status = data_path.status.clone();
+        let state = AppState {
+            ingestor,
+            store,
+            live: status.live,
+            sinks: status.sinks,
+            pipeline_through: status.fed_through,
+            accounts,
+            profiles,
+            auth: Arc::new(auth),
+            limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
+            commands: Some(status.commands),
+            erased: Arc::new(erased),
+            privacy: config.privacy.clone(),
+            max_upload_bytes: config.api.max_upload_bytes,
+            scale_out: false,
+        };
+        Ok(SingleProcess { state, log_writer, data_path })
+    }
+}
+
+/// Lets the log delete segments that every sink has committed and no live workout still needs.
+async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkProgress>]>, live: Arc<LiveWorkouts>) {
+    let mut tick = tokio::time::interval(RETENTION_TICK);
+    loop {
+        tick.tick().await;
+        let committed =
+            sinks.iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).min().unwrap_or(0);
+        let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
+        log.release_through(committed.min(needed));
+    }
+}
+
+/// Coordinate retention: every `privacy.retention_interval_secs`, positions older than
+/// `privacy.coordinate_retention_days` are dropped everywhere (totals stay).
+async fn coordinate_retention_loop(state: AppState) {
+    if state.privacy.coordinate_retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(state.privacy.retention_interval_secs));
+    loop {
+        tick.tick().await;
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        match trackwire_api::run_retention(&state, now).await {
+            Ok(before) => tracing::debug!(before_ms = before, "coordinate retention ran"),
+            Err(err) => tracing::warn!(message = %err.message, "coordinate retention failed; retried next interval"),
+        }
+    }
+}
+
+fn chrono_year() -> i32 {
+    use chrono::Datelike;
+    chrono::Utc::now().year()
+}
+
