@@ -2,7 +2,9 @@
 //!
 //! **In:** one request from a device: a body (possibly zstd- or gzip-compressed), its bearer token.
 //! **Out:** an [`Accepted`] ack once the batch is durable in the [`log::DurableLog`], or an
-//! [`IngestError`] that says what was wrong. The log forwards every durable record to the pipeline.
+//! [`IngestError`] that says what was wrong. The log's reader side hands every position on, in
+//! order, as a [`log::LogEntry`] (a record, or a gap): the embedded log from its writer thread, the
+//! Kafka raw topic through [`log::kafka::PartitionReader`].
 //!
 //! Transport-agnostic: the HTTP handler (in `trackwire-api`) calls [`Ingestor::ingest`]; the QUIC
 //! server ([`quic`]) authenticates once per connection and calls [`Ingestor::submit`], which waits
