@@ -272,7 +272,7 @@ fn run(plan: &[Planned], seed: u64, percent: u64, crashes: &HashSet<usize>, flus
         while appended < last && !crash_now {
             appended += 1;
             coordinator.receive(outputs[appended as usize - 1].clone());
-            if appended as usize % flush_every == 0 {
+            if (appended as usize).is_multiple_of(flush_every) {
                 coordinator.flush(false);
                 let held = checkpoints(&coordinator);
                 assert_checkpoints_held(&world, &outputs, &held);

@@ -43,7 +43,7 @@ impl Produce for FakeProducer {
         }
         let size = message.payload.as_ref().map_or(0, Vec::len);
         // Half the large messages are caught by the client, half only by the broker.
-        if size > self.broker_limit && id % 2 == 0 {
+        if size > self.broker_limit && id.is_multiple_of(2) {
             return Err(Refusal::TooLarge(format!("{size} bytes")));
         }
         self.queue.push_back((id, message.clone()));
