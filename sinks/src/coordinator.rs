@@ -200,11 +200,6 @@ impl Coordinator {
             progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
         }
     }
-
-    /// The sinks, for tests that look at what each holds.
-    pub fn sinks(&self) -> &[Box<dyn Sink>] {
-        &self.sinks
-    }
 }
 
 /// Longest pause between two flushes of a full sink.

@@ -18,6 +18,7 @@ pub mod events;
 pub mod kafka;
 pub mod lake;
 pub mod read_store;
+mod unheld;
 
 pub use command::{Command, ErasedWorkout, Erasure, Redactions};
 pub use coordinator::{CommandSender, Coordinator, CoordinatorConfig, SinkProgress};

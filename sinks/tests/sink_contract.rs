@@ -248,7 +248,7 @@ fn assert_checkpoints_held(world: &World, outputs: &[ShardOutput], checkpoints: 
 }
 
 fn checkpoints(coordinator: &Coordinator) -> Vec<u64> {
-    coordinator.sinks().iter().map(|s| s.checkpoint()).collect()
+    coordinator.progress().iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).collect()
 }
 
 /// Runs the plan through lives of sinks with faults, crashing after the records in `crashes`;

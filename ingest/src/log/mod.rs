@@ -80,14 +80,6 @@ pub enum LogEntry {
     Gap { lsn: u64 },
 }
 
-impl LogEntry {
-    pub fn lsn(&self) -> u64 {
-        match self {
-            LogEntry::Record(record) => record.lsn,
-            LogEntry::Gap { lsn } => *lsn,
-        }
-    }
-}
 
 /// The outcome of an append, sent once the record is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

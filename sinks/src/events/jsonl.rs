@@ -52,10 +52,8 @@ pub struct EventLogSink {
     dir: PathBuf,
     open_file: OpenAppend,
     marks: MarkFile,
-    /// The file appends go to.
-    current: Option<PathBuf>,
-    /// The current file and its committed length (what the last successful flush left).
-    file: Option<(Box<dyn AppendFile>, u64)>,
+    /// The file appends go to; None until the first event.
+    file: Option<Current>,
     /// A write went past the committed length and failed: cut back before writing again, or
     /// the retry would follow a torn line.
     torn: bool,
@@ -64,6 +62,15 @@ pub struct EventLogSink {
     buffer: Vec<u8>,
     committed: u64,
     last_fed: u64,
+}
+
+/// The events file appends go to.
+struct Current {
+    handle: Box<dyn AppendFile>,
+    /// `events-<number>.jsonl`.
+    number: u64,
+    /// Committed length: what the last successful flush left.
+    len: u64,
 }
 
 impl EventLogSink {
@@ -80,10 +87,11 @@ impl EventLogSink {
             Some(mark) => recover_to_mark(dir, &files, mark)?,
             None => recover_from_last_line(&files)?,
         };
-        let file = match &current {
-            Some((path, len)) => {
-                let handle = open_file(path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
-                Some((handle, *len))
+        let file = match current {
+            Some((number, len)) => {
+                let path = file_path(dir, number);
+                let handle = open_file(&path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+                Some(Current { handle, number, len })
             }
             None => None,
         };
@@ -91,7 +99,6 @@ impl EventLogSink {
             dir: dir.to_path_buf(),
             open_file,
             marks,
-            current: current.map(|(path, _)| path),
             file,
             torn: false,
             unmarked: false,
@@ -106,10 +113,8 @@ impl EventLogSink {
     /// Records durably how far the current file is committed, and through which LSN: the next
     /// open cuts anything after it (a write that was never reported committed).
     fn save_mark(&mut self, lsn: u64) -> Result<(), SinkError> {
-        let (Some(path), Some((_, len))) = (&self.current, &self.file) else { return Ok(()) };
-        let file_number = file_number(path)
-            .ok_or_else(|| SinkError::Store(format!("{} is not named events-<number>.jsonl", path.display())))?;
-        self.marks.save(Mark { file_number, len: *len, lsn })
+        let Some(file) = &self.file else { return Ok(()) };
+        self.marks.save(Mark { file_number: file.number, len: file.len, lsn })
     }
 }
 
@@ -133,7 +138,7 @@ fn event_files(dir: &Path) -> Result<Vec<PathBuf>, SinkError> {
 
 /// Cuts what was written after the last commit (a flush that failed or a crash mid-write, never
 /// reported committed, so the log still holds it and the replay writes it again).
-fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: Mark) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
+fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: Mark) -> Result<(Option<(u64, u64)>, u64), SinkError> {
     let current = file_path(dir, mark.file_number);
     if !files.contains(&current) {
         return Err(SinkError::Store(format!(
@@ -146,13 +151,16 @@ fn recover_to_mark(dir: &Path, files: &[PathBuf], mark: Mark) -> Result<(Option<
         tracing::warn!(file = %later.display(), "removing an event file that was never committed");
         std::fs::remove_file(later).map_err(|e| SinkError::io(format!("removing {}", later.display()), e))?;
     }
-    cut(&current, mark.len)?;
-    Ok((Some((current, mark.len)), mark.lsn))
+    let len = cut(&current, mark.len)?;
+    Ok((Some((mark.file_number, len)), mark.lsn))
 }
 
 /// A directory from before commit marks: the last complete line says how far it is committed.
-fn recover_from_last_line(files: &[PathBuf]) -> Result<(Option<(PathBuf, u64)>, u64), SinkError> {
+fn recover_from_last_line(files: &[PathBuf]) -> Result<(Option<(u64, u64)>, u64), SinkError> {
     let Some(last) = files.last() else { return Ok((None, 0)) };
+    let number = file_number(last).ok_or_else(|| {
+        SinkError::Store(format!("{} is not named events-<number>.jsonl; move it out of the event log", last.display()))
+    })?;
     let data = std::fs::read(last).map_err(|e| SinkError::io(format!("reading {}", last.display()), e))?;
     let complete = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
     let mut committed = 0;
@@ -162,11 +170,13 @@ fn recover_from_last_line(files: &[PathBuf]) -> Result<(Option<(PathBuf, u64)>, 
         })?;
         committed = record.lsn;
     }
-    cut(last, complete as u64)?;
-    Ok((Some((last.clone(), complete as u64)), committed))
+    let len = cut(last, complete as u64)?;
+    Ok((Some((number, len)), committed))
 }
 
-fn cut(path: &Path, len: u64) -> Result<(), SinkError> {
+/// Cuts `path` to `len` bytes, and returns its length: shorter than `len` only when an erasure
+/// rewrote the file after the mark was saved (its lines were removed, nothing torn is left).
+fn cut(path: &Path, len: u64) -> Result<u64, SinkError> {
     let handle =
         OpenOptions::new().write(true).open(path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
     let size = handle.metadata().map_err(|e| SinkError::io(format!("reading {}", path.display()), e))?.len();
@@ -175,7 +185,7 @@ fn cut(path: &Path, len: u64) -> Result<(), SinkError> {
         handle.set_len(len).map_err(|e| SinkError::io(format!("truncating {}", path.display()), e))?;
         handle.sync_data().map_err(|e| SinkError::io(format!("fsync of {}", path.display()), e))?;
     }
-    Ok(())
+    Ok(size.min(len))
 }
 
 
@@ -197,29 +207,31 @@ impl Sink for EventLogSink {
 
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
         if !self.buffer.is_empty() {
-            if self.file.as_ref().is_none_or(|(_, len)| *len >= ROLL_BYTES) {
-                let path = file_path(&self.dir, self.committed + 1);
+            // Cut a failed append first, also from a file about to be rolled over.
+            if self.torn
+                && let Some(file) = &mut self.file
+            {
+                file.handle.truncate(file.len).map_err(|e| SinkError::io("cutting a torn append of the event log", e))?;
+                self.torn = false;
+            }
+            if self.file.as_ref().is_none_or(|file| file.len >= ROLL_BYTES) {
+                let number = self.committed + 1;
+                let path = file_path(&self.dir, number);
                 let handle =
                     (self.open_file)(&path).map_err(|e| SinkError::io(format!("creating {}", path.display()), e))?;
-                self.file = Some((handle, 0));
-                self.current = Some(path);
-                self.torn = false;
+                self.file = Some(Current { handle, number, len: 0 });
                 // The mark names the new file before anything is written to it, so a crash
                 // mid-write cuts it back to empty instead of trusting its last complete line.
                 self.save_mark(self.committed)?;
             }
-            let (file, len) = self.file.as_mut().expect("opened above");
-            if self.torn {
-                file.truncate(*len).map_err(|e| SinkError::io("cutting a torn append of the event log", e))?;
-                self.torn = false;
-            }
+            let file = self.file.as_mut().expect("opened above");
             // Set until the write and its fsync both succeed: after a failed fsync the file's
             // state is unknown, so the whole buffer is written again rather than trusted.
             self.torn = true;
-            file.append(&self.buffer).map_err(|e| SinkError::io("appending events", e))?;
-            file.sync().map_err(|e| SinkError::io("fsync of the event log", e))?;
+            file.handle.append(&self.buffer).map_err(|e| SinkError::io("appending events", e))?;
+            file.handle.sync().map_err(|e| SinkError::io("fsync of the event log", e))?;
             self.torn = false;
-            *len += self.buffer.len() as u64;
+            file.len += self.buffer.len() as u64;
             self.buffer.clear();
             self.unmarked = true;
         }
@@ -248,7 +260,7 @@ impl Sink for EventLogSink {
         self.flush(Instant::now(), true)?;
         let ids: std::collections::HashSet<String> =
             erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
-        let current = self.current.clone();
+        let current = self.file.as_ref().map(|file| file_path(&self.dir, file.number));
         for entry in
             std::fs::read_dir(&self.dir).map_err(|e| SinkError::io(format!("listing {}", self.dir.display()), e))?
         {
@@ -274,7 +286,10 @@ impl Sink for EventLogSink {
             if current.as_ref() == Some(&path) {
                 let handle =
                     (self.open_file)(&path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
-                self.file = Some((handle, kept.len() as u64));
+                if let Some(file) = &mut self.file {
+                    file.handle = handle;
+                    file.len = kept.len() as u64;
+                }
                 self.save_mark(self.committed)?;
             }
         }

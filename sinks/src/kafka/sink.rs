@@ -11,6 +11,7 @@ use super::KafkaConfig;
 use super::encode::{points_messages, split_points_message};
 use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
 use crate::events::event_json;
+use crate::unheld::Unheld;
 use crate::{Command, Sink, SinkError};
 
 /// How long a forced flush (shutdown) waits for the broker to confirm what is outstanding;
@@ -24,13 +25,6 @@ const FULL_WAITING_BYTES: usize = 64 << 20;
 /// for the parts of a message split after the broker refused it, the path of halves (so the
 /// parts sort where the whole was).
 type Order = (u64, Vec<u8>);
-
-/// Encoding failed (a bug, not bad input): outputs from `first_lsn` on are not held, so the
-/// checkpoint stays below them and a restart replays them.
-struct Broken {
-    first_lsn: u64,
-    error: String,
-}
 
 /// The Kafka sink: every workout event and every record's points, keyed by workout id, with
 /// headers `schema-version`, `content-type` and `trace-id`. `accept` only encodes and queues
@@ -55,7 +49,8 @@ pub struct KafkaSink {
     checkpoint_path: PathBuf,
     /// What went wrong since the last flush, for `/healthcheck`.
     error: Option<String>,
-    broken: Option<Broken>,
+    /// Outputs lost to an encoding failure (a bug): the checkpoint stays below them.
+    unheld: Unheld,
 }
 
 impl KafkaSink {
@@ -95,7 +90,7 @@ impl KafkaSink {
             delivered_through,
             checkpoint_path: checkpoint_path.to_owned(),
             error: None,
-            broken: None,
+            unheld: Unheld::default(),
         })
     }
 
@@ -266,11 +261,9 @@ impl Sink for KafkaSink {
                         self.queue(Message { lsn, topic: Topic::Points, key, payload: Some(payload), trace_id });
                     }
                 }
-                Err(err) if self.broken.is_none() => {
-                    let error = format!("encoding the points of LSN {lsn} failed ({err}); restart to replay them");
-                    self.broken = Some(Broken { first_lsn: lsn, error });
+                Err(err) => {
+                    self.unheld.record(lsn, &err);
                 }
-                Err(_) => {}
             }
         }
         self.settle(Duration::ZERO);
@@ -288,9 +281,7 @@ impl Sink for KafkaSink {
             }
         }
         self.save_checkpoint()?;
-        if let Some(broken) = &self.broken {
-            return Err(SinkError::Encoding(broken.error.clone()));
-        }
+        self.unheld.check()?;
         if force && self.outstanding() > 0 {
             return Err(SinkError::Kafka(format!(
                 "{} message(s) unconfirmed at shutdown: they stay in the log and are sent after the restart",
@@ -334,7 +325,7 @@ impl Sink for KafkaSink {
     }
 
     fn checkpoint(&self) -> u64 {
-        let oldest = self.per_lsn.keys().next().copied().into_iter().chain(self.broken.as_ref().map(|b| b.first_lsn)).min();
+        let oldest = self.per_lsn.keys().next().copied().into_iter().chain(self.unheld.first_lsn()).min();
         match oldest {
             Some(oldest) => oldest - 1,
             None => self.last_fed,

@@ -18,6 +18,7 @@ use trackwire_pipeline::ShardOutput;
 use super::paths::{ObjectKey, Partition};
 use super::props::writer_properties;
 use super::redact::{Redaction, partition_filter};
+use crate::unheld::Unheld;
 use crate::{Command, Sink, SinkError};
 
 /// What a table's rows are and how they are laid out.
@@ -83,14 +84,6 @@ impl<R: Clone> OpenFile<R> {
     }
 }
 
-/// Encoding that failed: the rows of the file it happened in (LSN ≥ `first_lsn`) are no longer
-/// held, so the checkpoint stays below them and `flush` reports it until a restart replays them.
-/// Encoding our own rows fails only on a bug, but then nothing acked is given up.
-struct Broken {
-    first_lsn: u64,
-    error: String,
-}
-
 /// A finished file waiting to be uploaded (kept across failed attempts, uploaded in order).
 struct Sealed {
     key: ObjectKey,
@@ -110,7 +103,8 @@ pub struct LakeTable<T: TableSpec> {
     /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
     committed: HashMap<Partition, u64>,
     last_fed: u64,
-    broken: Option<Broken>,
+    /// Rows lost to an encoding failure (a bug): the checkpoint stays below them.
+    unheld: Unheld,
     /// The partition of the previous row, by its hour (or day) number: consecutive samples almost
     /// always share it, so the calendar conversion runs once per partition change, not per row.
     last_partition: Option<(i64, Partition)>,
@@ -156,7 +150,7 @@ impl<T: TableSpec> LakeTable<T> {
             sealed: VecDeque::new(),
             committed,
             last_fed: 0,
-            broken: None,
+            unheld: Unheld::default(),
             last_partition: None,
             _table: PhantomData,
         })
@@ -180,15 +174,8 @@ impl<T: TableSpec> LakeTable<T> {
                 self.sealed.push_back(Sealed { key, bytes, first_lsn });
                 Ok(())
             }
-            Err(err) => Err(self.mark_broken(first_lsn, err)),
+            Err(err) => Err(self.unheld.record(first_lsn, &err)),
         }
-    }
-
-    fn mark_broken(&mut self, first_lsn: u64, err: SinkError) -> SinkError {
-        let first_lsn = self.broken.as_ref().map_or(first_lsn, |b| b.first_lsn.min(first_lsn));
-        let error = format!("encoding rows from LSN {first_lsn} failed ({err}); restart to replay them");
-        self.broken = Some(Broken { first_lsn, error: error.clone() });
-        SinkError::Encoding(error)
     }
 
     /// Commits the files opened longest ago until at most `max_open_partitions` are open: bounded
@@ -196,7 +183,7 @@ impl<T: TableSpec> LakeTable<T> {
     fn seal_oldest_beyond_cap(&mut self) {
         while self.open.len() > self.config.max_open_partitions.max(1) {
             let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.opened).map(|(p, _)| *p) else { return };
-            // An error marks the table broken; flush reports it.
+            // An error is recorded as unheld rows; flush reports it.
             let _ = self.seal(oldest);
         }
     }
@@ -260,15 +247,13 @@ impl<T: TableSpec> Sink for LakeTable<T> {
         });
         self.last_fed = lsn;
         if let Some((first_lsn, err)) = encode_failed {
-            self.mark_broken(first_lsn, err);
+            self.unheld.record(first_lsn, &err);
         }
         self.seal_oldest_beyond_cap();
     }
 
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
-        if let Some(broken) = &self.broken {
-            return Err(SinkError::Encoding(broken.error.clone()));
-        }
+        self.unheld.check()?;
         let mut due = Vec::new();
         let mut encode_failed = None;
         for (partition, file) in &mut self.open {
@@ -284,7 +269,7 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             }
         }
         if let Some((first_lsn, err)) = encode_failed {
-            return Err(self.mark_broken(first_lsn, err));
+            return Err(self.unheld.record(first_lsn, &err));
         }
         for partition in due {
             self.seal(partition)?;
@@ -333,7 +318,7 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             .values()
             .map(|f| f.first_lsn)
             .chain(self.sealed.iter().map(|s| s.first_lsn))
-            .chain(self.broken.as_ref().map(|b| b.first_lsn))
+            .chain(self.unheld.first_lsn())
             .min();
         match oldest_pending {
             Some(first) => first - 1,
