@@ -14,12 +14,13 @@ use anyhow::Context;
 use trackwire_api::AppState;
 use trackwire_api::accounts::Accounts;
 use trackwire_api::auth::Authenticator;
+use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::data_path::open_read_store;
 use crate::fronts::serve_fronts;
 
@@ -30,6 +31,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let raw =
         config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for this role")?;
     tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = role.name(), "acking after the raw topic's broker");
+    // An API replica has erasures and retention cuts carried out by placing them in the raw
+    // topic; a gateway commands nothing.
+    let control = (role == Role::Api).then(|| Control::Log(Arc::new(raw.clone())));
     let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
     let store = open_read_store(&config)?;
     let accounts =
@@ -58,18 +62,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         profiles: Arc::new(Profiles::default()),
         auth: Arc::new(auth),
         limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
-        commands: None,
+        control,
         erased: Default::default(),
         privacy: config.privacy.clone(),
         max_upload_bytes: config.api.max_upload_bytes,
-        scale_out: true,
     };
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
     // must not happen on this runtime's threads: the last handle on the store is dropped here.
     let store = state.store.clone();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    runtime.block_on(serve_fronts(&config, state, role))?;
+    runtime.block_on(async {
+        let retention = (role == Role::Api).then(|| tokio::spawn(trackwire_api::retention_loop(state.clone())));
+        let served = serve_fronts(&config, state, role).await;
+        if let Some(retention) = retention {
+            retention.abort();
+            let _ = retention.await;
+        }
+        served
+    })?;
     drop(runtime);
     drop(store);
     tracing::info!("shutting down: waiting for the broker to confirm the batches in flight");

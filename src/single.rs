@@ -13,6 +13,7 @@ use anyhow::Context;
 use trackwire_api::AppState;
 use trackwire_api::accounts::Accounts;
 use trackwire_api::auth::Authenticator;
+use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{DurableLog, LogConfig};
@@ -40,7 +41,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         // Log retention and coordinate retention belong to the process that owns the log and sinks.
         let retention =
             tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
-        let coordinates = tokio::spawn(coordinate_retention_loop(state.clone()));
+        let coordinates = tokio::spawn(trackwire_api::retention_loop(state.clone()));
         let served = serve_fronts(&config, state, Role::All).await;
         retention.abort();
         let _ = retention.await;
@@ -105,7 +106,7 @@ impl SingleProcess {
             max_retained_bytes: config.log.max_retained_bytes,
         };
         let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
-        let data_path = data_path.start(log.first_lsn(), redactions);
+        let data_path = data_path.start(log.first_lsn(), redactions)?;
 
         let ingestor = Arc::new(Ingestor::new(
             IngestConfig {
@@ -137,11 +138,10 @@ impl SingleProcess {
             profiles,
             auth: Arc::new(auth),
             limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
-            commands: Some(status.commands),
+            control: Some(Control::Local(status.commands)),
             erased: Arc::new(erased),
             privacy: config.privacy.clone(),
             max_upload_bytes: config.api.max_upload_bytes,
-            scale_out: false,
         };
         Ok(SingleProcess { state, log_writer, data_path })
     }
@@ -156,24 +156,6 @@ async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkPr
             sinks.iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).min().unwrap_or(0);
         let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
         log.release_through(committed.min(needed));
-    }
-}
-
-/// Coordinate retention: every `privacy.retention_interval_secs`, positions older than
-/// `privacy.coordinate_retention_days` are dropped everywhere (totals stay).
-async fn coordinate_retention_loop(state: AppState) {
-    if state.privacy.coordinate_retention_days == 0 {
-        return;
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(state.privacy.retention_interval_secs));
-    loop {
-        tick.tick().await;
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        match trackwire_api::run_retention(&state, now).await {
-            Ok(before) => tracing::debug!(before_ms = before, "coordinate retention ran"),
-            Err(err) => tracing::warn!(message = %err.message, "coordinate retention failed; retried next interval"),
-        }
     }
 }
 

@@ -18,6 +18,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod control;
 mod error;
 mod extract;
 pub mod limits;
@@ -29,7 +30,7 @@ pub mod trace_context;
 pub mod views;
 
 pub use error::ApiError;
-pub use routes::admin::run_retention;
+pub use routes::admin::{retention_loop, run_retention};
 pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
 pub use state::{AppState, PrivacyConfig};
@@ -69,7 +70,8 @@ pub fn app_for(state: AppState, surface: Surface) -> Router {
         .route("/workouts/{id}/route", get(workouts::route))
         .route("/workouts/{id}/splits", get(workouts::splits))
         .route("/workouts/{id}/live", get(workouts::live))
-        .route("/users/{id}", axum::routing::delete(users::erase))
+        .route("/users/{id}", axum::routing::delete(erasure::erase))
+        .route("/users/{id}/erasure", get(erasure::status))
         .route("/users/{id}/profile", get(users::get_profile).put(users::put_profile))
         .route("/users/{id}/stats", get(users::stats))
         .route("/users/{id}/training-load", get(users::training_load))

@@ -34,7 +34,7 @@ impl Modify for BearerAuth {
         routes::workouts::list, routes::workouts::get_one, routes::workouts::update, routes::workouts::streams,
         routes::workouts::route, routes::workouts::splits, routes::workouts::live,
         routes::users::get_profile, routes::users::put_profile, routes::users::stats, routes::users::training_load,
-        routes::users::recommendations, routes::users::erase,
+        routes::users::recommendations, routes::erasure::erase, routes::erasure::status,
         routes::gear::list, routes::gear::create, routes::gear::get_one, routes::gear::update, routes::gear::delete,
         routes::tokens::issue, routes::tokens::list, routes::tokens::revoke,
         routes::uploads::create, routes::uploads::get_one,

@@ -5,10 +5,11 @@ use dashmap::DashMap;
 use trackwire_ingest::Ingestor;
 use trackwire_pipeline::{LiveWorkouts, Profiles, WorkoutSummary};
 use trackwire_sinks::read_store::ReadStore;
-use trackwire_sinks::{CommandSender, SinkProgress};
+use trackwire_sinks::SinkProgress;
 
 use crate::accounts::Accounts;
 use crate::auth::Authenticator;
+use crate::control::Control;
 use crate::limits::RateLimiter;
 
 /// Privacy settings.
@@ -42,18 +43,15 @@ pub struct AppState {
     pub profiles: Arc<Profiles>,
     pub auth: Arc<Authenticator>,
     pub limiter: Arc<RateLimiter>,
-    /// The sinks thread, for erasure and retention; None when the state has no data path (tests
-    /// of the HTTP layer alone), in which case only the read store is acted on.
-    pub commands: Option<CommandSender>,
+    /// Where erasures and retention cuts go to be carried out by every copy of the data; None
+    /// where there is nothing to command (tests of the HTTP layer alone): only the read store
+    /// is acted on.
+    pub control: Option<Control>,
     /// User → the LSN through which their data is erased.
     pub erased: Arc<DashMap<String, u64>>,
     pub privacy: PrivacyConfig,
     /// Largest upload accepted, bytes (before decompression).
     pub max_upload_bytes: usize,
-    /// True in an API replica of a scale-out deployment: the lake and the event streams are
-    /// written by pipeline workers this process cannot command, so erasure and coordinate
-    /// retention are refused here rather than carried out in the read store alone.
-    pub scale_out: bool,
 }
 
 impl AppState {

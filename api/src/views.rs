@@ -321,6 +321,23 @@ pub struct Erased {
     pub workouts_erased: usize,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureState {
+    InProgress,
+    Complete,
+}
+
+/// How far a user's erasure has got across the log's partitions (one in the single process).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErasureStatus {
+    pub user_id: String,
+    pub state: ErasureState,
+    /// Partitions whose lake files, event streams and read-store rows hold the user no more.
+    pub partitions_done: usize,
+    pub partitions: usize,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RetentionRun {
     /// Positions of samples recorded before this instant (RFC 3339) are gone.

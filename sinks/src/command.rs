@@ -1,10 +1,17 @@
 //! Work the API asks of every sink, run on the sinks thread between outputs so it is ordered with
 //! the data: erasing a user (GDPR) and dropping old positions (coordinate retention).
+//!
+//! It arrives one of two ways: from the API of the same process ([`CommandSender`]: run after
+//! the outputs already delivered, and answered), or through the log ([`LoggedCommand`]: run at
+//! its position, after every output before it and before any after it, and retried until done).
 
 use std::collections::HashMap;
 
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::ShardOutput;
+
+#[cfg(doc)]
+use crate::CommandSender;
 
 /// One workout to erase, with the time span its rows can be found in.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +40,24 @@ pub enum Command {
         from_ms: i64,
         before_ms: i64,
     },
+}
+
+/// A command that came through the log. The coordinator runs it once every output before its
+/// position has been handed to the sinks, and retries whatever failed (build, sinks, `done`) on
+/// each flush until all of it succeeded: every step may be repeated.
+pub trait LoggedCommand: Send {
+    /// The command for the sinks, built when its turn comes (an erasure lists the user's workouts
+    /// then, when every earlier output has reached the sinks); `None` when there is nothing left
+    /// to do (it was carried out before a restart).
+    fn build(&mut self) -> Result<Option<Command>, String>;
+    /// Every sink has carried the command out: record that where the log's next reader finds it.
+    fn done(&mut self) -> Result<(), String>;
+}
+
+/// A [`LoggedCommand`] at its log position.
+pub struct OrderedCommand {
+    pub lsn: u64,
+    pub command: Box<dyn LoggedCommand>,
 }
 
 /// What the coordinator keeps to stop data that must no longer land anywhere: erased users' outputs

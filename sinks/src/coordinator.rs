@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use trackwire_pipeline::ShardOutput;
 
-use crate::{Command, Redactions, Sink, SinkError};
+use crate::{Command, LoggedCommand, OrderedCommand, Redactions, Sink, SinkError};
 
 /// A command with the channel its outcome goes back on: per sink, `Ok` or what failed.
 type Request = (Command, tokio::sync::oneshot::Sender<Result<(), String>>);
@@ -57,6 +57,20 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     redactions: Redactions,
     commands: (Sender<Request>, Receiver<Request>),
+    /// Commands from the log's reader (none for a coordinator fed without one).
+    logged: Receiver<OrderedCommand>,
+    /// Logged commands by position, waiting for every output before them.
+    due: BTreeMap<u64, Vec<Box<dyn LoggedCommand>>>,
+    /// Logged commands whose turn came but that did not finish; retried on every flush.
+    unfinished: Vec<Unfinished>,
+}
+
+/// A logged command part of which failed, and how far it got.
+struct Unfinished {
+    lsn: u64,
+    logged: Box<dyn LoggedCommand>,
+    built: Option<Command>,
+    carried_out: bool,
 }
 
 impl Coordinator {
@@ -87,7 +101,18 @@ impl Coordinator {
             config,
             redactions,
             commands: crossbeam_channel::unbounded(),
+            logged: crossbeam_channel::never(),
+            due: BTreeMap::new(),
+            unfinished: Vec::new(),
         }
+    }
+
+    /// Carries out the commands the log's reader sends on `commands`. The reader sends each
+    /// before the output (or gap) at its position: the coordinator looks for commands before
+    /// delivering each output. One whose position is already behind runs at once.
+    pub fn with_logged_commands(mut self, commands: Receiver<OrderedCommand>) -> Self {
+        self.logged = commands;
+        self
     }
 
     /// Where the API sends erasures and retention runs.
@@ -145,6 +170,7 @@ impl Coordinator {
     /// Takes one output from a shard: delivered at once when it is the next LSN, else held until
     /// the ones before it arrive.
     pub fn receive(&mut self, output: ShardOutput) {
+        self.take_logged_commands();
         if output.lsn != self.next_lsn {
             self.reorder.insert(output.lsn, output);
             return;
@@ -186,11 +212,58 @@ impl Coordinator {
         }
         self.next_lsn = output.lsn + 1;
         self.delivered.store(output.lsn, Ordering::Release);
+        self.run_due_commands();
+    }
+
+    fn take_logged_commands(&mut self) {
+        while let Ok(OrderedCommand { lsn, command }) = self.logged.try_recv() {
+            self.due.entry(lsn).or_default().push(command);
+        }
+        self.run_due_commands();
+    }
+
+    /// Runs the logged commands every output before which has been delivered.
+    fn run_due_commands(&mut self) {
+        while let Some(entry) = self.due.first_entry() {
+            if *entry.key() >= self.next_lsn {
+                break;
+            }
+            let (lsn, commands) = entry.remove_entry();
+            for logged in commands {
+                self.carry_out(Unfinished { lsn, logged, built: None, carried_out: false });
+            }
+        }
+    }
+
+    /// Takes a logged command as far as it goes; what fails waits for the next flush.
+    fn carry_out(&mut self, mut step: Unfinished) {
+        let result = (|| {
+            if step.built.is_none() {
+                match step.logged.build()? {
+                    Some(command) => step.built = Some(command),
+                    None => return Ok(()),
+                }
+            }
+            if !step.carried_out {
+                let command = step.built.as_ref().expect("built above");
+                self.command(command)?;
+                step.carried_out = true;
+            }
+            step.logged.done()
+        })();
+        if let Err(error) = result {
+            tracing::warn!(lsn = step.lsn, %error, "a command from the log is not done yet; retried on the next flush");
+            self.unfinished.push(step);
+        }
     }
 
     /// Asks every sink to commit what is due (everything when `force`) and publishes the
     /// checkpoints. A sink that fails keeps its buffer and is asked again next time.
     pub fn flush(&mut self, force: bool) {
+        self.take_logged_commands();
+        for step in std::mem::take(&mut self.unfinished) {
+            self.carry_out(step);
+        }
         let now = Instant::now();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {

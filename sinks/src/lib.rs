@@ -20,7 +20,7 @@ pub mod lake;
 pub mod read_store;
 mod unheld;
 
-pub use command::{Command, ErasedWorkout, Erasure, Redactions};
+pub use command::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, Redactions};
 pub use coordinator::{CommandSender, Coordinator, CoordinatorConfig, SinkProgress};
 pub use error::SinkError;
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutStatus, WorkoutSummary};
 use trackwire_sinks::read_store::{
-    self, ListQuery, PostgresStore, ReadStore, RedbStore, StreamChunk, Streams, best_efforts,
+    self, ListQuery, LogCommandRecord, PostgresStore, ReadStore, RedbStore, StreamChunk, Streams, best_efforts,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -234,6 +234,32 @@ fn athlete_profiles_are_set_replaced_and_removed(store: &dyn ReadStore) {
     assert_eq!(store.athlete_profiles().unwrap().len(), 1);
 }
 
+fn log_commands_are_recorded_per_log_and_never_undone(store: &dyn ReadStore) {
+    let record = |log: &str, lsn, user: Option<&str>, done| LogCommandRecord {
+        log: log.into(),
+        lsn,
+        command: match user {
+            Some(user) => format!(r#"{{"type":"erase_user","user_id":"{user}"}}"#),
+            None => r#"{"type":"drop_positions","from_ms":0,"before_ms":5}"#.into(),
+        },
+        user_id: user.map(str::to_owned),
+        done,
+    };
+    store.record_log_command(&record("raw.v1/1", 9, Some("ada"), false)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 7, Some("ada"), false)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 3, None, false)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 7, Some("ada"), true)).unwrap();
+    // Placed again after it was done (a worker finished before the API wrote its record).
+    store.record_log_command(&record("raw.v1/0", 7, Some("ada"), false)).unwrap();
+    let on_0 = store.log_commands("raw.v1/0").unwrap();
+    assert_eq!(on_0, vec![record("raw.v1/0", 3, None, false), record("raw.v1/0", 7, Some("ada"), true)]);
+    let mut of_ada = store.log_commands_of_user("ada").unwrap();
+    of_ada.sort_by(|a, b| a.log.cmp(&b.log));
+    assert_eq!(of_ada, vec![record("raw.v1/0", 7, Some("ada"), true), record("raw.v1/1", 9, Some("ada"), false)]);
+    assert!(store.log_commands_of_user("bob").unwrap().is_empty());
+    assert!(store.log_commands("local").unwrap().is_empty());
+}
+
 type Case = fn(&dyn ReadStore);
 
 const CASES: &[(&str, Case)] = &[
@@ -247,6 +273,7 @@ const CASES: &[(&str, Case)] = &[
     ("erasure_removes_every_row_of_the_user_only", erasure_removes_every_row_of_the_user_only),
     ("retention_nulls_old_positions_and_nothing_else", retention_nulls_old_positions_and_nothing_else),
     ("athlete_profiles_are_set_replaced_and_removed", athlete_profiles_are_set_replaced_and_removed),
+    ("log_commands_are_recorded_per_log_and_never_undone", log_commands_are_recorded_per_log_and_never_undone),
 ];
 
 // ---- the backends ---------------------------------------------------------------------------
@@ -314,7 +341,7 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
 }
 
 #[test]

@@ -58,7 +58,7 @@ impl PartitionRunner {
         // sink waits for its topics), and the caller must renew its leases in time.
         let mut data_path = DataPath::open(config, store, Input::RawPartition(source), profiles)?;
         let forward = data_path.forward();
-        let running = data_path.start(first_lsn, Redactions::default());
+        let running = data_path.start(first_lsn, Redactions::default())?;
         let status = Arc::new(PartitionStatus {
             partition,
             delivered: running.status.fed_through.clone(),

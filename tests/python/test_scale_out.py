@@ -203,3 +203,108 @@ def test_a_worker_that_cannot_reach_the_broker_gives_its_partitions_up_and_stays
     assert worker.proc.poll() is None, "the worker keeps running (and retrying)"
     assert requests.get(worker.url + "/healthcheck", timeout=5).status_code == 200
     worker.stop()
+
+
+def one_workout_per_partition() -> list[uuid.UUID]:
+    chosen: dict[int, uuid.UUID] = {}
+    while len(chosen) < PARTITIONS:
+        w = uuid.uuid4()
+        chosen.setdefault(raw_partition(w), w)
+    return [chosen[p] for p in sorted(chosen)]
+
+
+def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brings_nothing_back(
+    server_factory, kafka_broker, s3_server, postgres_db, tmp_path
+):
+    common = {
+        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
+        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
+        "TRACKWIRE_KAFKA__PARTITIONS": 2,
+        "TRACKWIRE_STORE__URL": postgres_db,
+        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
+        **s3_server.env("s3://lake/erase"),
+    }
+    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
+        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    workers = [
+        server_factory(tmp_path / f"worker{i}", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS=f"{i}/2", **common).start()
+        for i in range(2)
+    ]
+    apis = [server_factory(tmp_path / f"api{i}", TRACKWIRE_CLUSTER__ROLE="api", **common).start() for i in range(2)]
+    wait_for("each worker to run its home partitions", lambda: partitions_of(workers[0]) == [0, 2] and partitions_of(workers[1]) == [1, 3])
+
+    # Two users with a workout in every partition; one of them is erased.
+    points = twclient.parse_gpx(TRACE)
+    erased, kept = "py-erased-1", "py-kept-1"
+    workouts = {erased: one_workout_per_partition(), kept: one_workout_per_partition()}
+    for user, ids in workouts.items():
+        for w in ids:
+            for body in twclient.batches_of(points, 200, w, user_id=user):
+                assert gateway.post(body).status_code == 200
+    every = [str(w) for ids in workouts.values() for w in ids]
+
+    def summaries():
+        with psycopg.connect(postgres_db, autocommit=True) as db:
+            return {r[0]["workout_id"]: r[0] for r in db.execute("SELECT summary FROM workout_summaries").fetchall()}
+    wait_for("every workout completed", lambda: all(summaries().get(w, {}).get("status") == "completed" for w in every))
+
+    def lake_rows():
+        return Counter(r["workout_id"] for r in twclient.read_points_s3(s3_server, "lake/erase"))
+    wait_for("every sample in the lake", lambda: all(lake_rows()[w] == len(points) for w in every))
+
+    # A worker dies; the erasure is asked of one API replica while its partitions have no owner.
+    workers[0].kill()
+    r = apis[0].api("DELETE", f"/users/{erased}", admin=True)
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        assert r.headers["Location"] == f"/api/v1/users/{erased}/erasure"
+        assert r.json()["partitions"] == PARTITIONS
+    # Another replica tells how far it got; complete once the survivor has taken the dead
+    # worker's partitions over and carried the erasure out in each.
+    status = lambda: apis[1].api("GET", f"/users/{erased}/erasure", admin=True).json()
+    wait_for("the erasure to complete on every partition", lambda: status()["state"] == "complete", timeout=90)
+    assert status()["partitions_done"] == PARTITIONS
+
+    def erased_everywhere():
+        stored = summaries()
+        lake = lake_rows()
+        gone = all(str(w) not in stored and lake[str(w)] == 0 for w in workouts[erased])
+        intact = all(stored[str(w)]["samples"] == len(points) and lake[str(w)] == len(points) for w in workouts[kept])
+        return gone and intact
+    assert erased_everywhere()
+    for api in apis:
+        assert api.api("GET", "/workouts", user=erased).json()["workouts"] == []
+        assert len(api.api("GET", "/workouts", user=kept).json()["workouts"]) == PARTITIONS
+    # Consumers are told, on the events topic, by every partition that held the user.
+    told = [json.loads(v) for _, _, k, v, _ in kafka_broker.read_topic(EVENTS) if k == erased.encode()]
+    erased_ids = {w for body in told if body["type"] == "UserErased" for w in body["workout_ids"]}
+    assert erased_ids == {str(w) for w in workouts[erased]}, told
+
+    # The dead worker comes back, takes its partitions back and replays them from their first
+    # record: nothing of the erased user returns.
+    workers[0] = server_factory(workers[0].data_dir, TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS="0/2", **common).start()
+    wait_for("the restarted worker to run its home partitions", lambda: partitions_of(workers[0]) == [0, 2], timeout=60)
+
+    def replayed():
+        body = requests.get(workers[0].url + "/healthcheck", timeout=5).json()
+        return all(p["delivered_lsn"] >= p["end_offset"] > 0 for p in body["partitions"])
+    wait_for("the restarted worker to replay its partitions", replayed)
+    time.sleep(2)  # a flush interval and a lake file age, several times over
+    assert erased_everywhere()
+
+    # Coordinate retention runs in scale-out: an API replica that keeps positions one day places
+    # the cut in every partition, and the workers drop the positions of these years-old traces.
+    retaining = server_factory(tmp_path / "api-retention", TRACKWIRE_CLUSTER__ROLE="api", TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS="1", **common).start()
+    def positions_dropped():
+        rows = [r for r in twclient.read_points_s3(s3_server, "lake/erase") if r["workout_id"] in every]
+        return rows and all(r["lat"] is None and r["lon"] is None for r in rows) and rows
+    rows = wait_for("positions dropped from the lake by every partition", positions_dropped, timeout=90)
+    assert Counter(r["workout_id"] for r in rows) == {str(w): len(points) for w in workouts[kept]}, "totals and samples stay"
+    def read_store_positions_dropped():
+        streams = retaining.api("GET", f"/workouts/{workouts[kept][0]}/streams", user=kept).json()
+        return streams["time"]["data"] and all(p is None for p in streams.get("latlng", {}).get("data", []))
+    wait_for("positions dropped from the read store", read_store_positions_dropped)
+
+    for server in [*workers, *apis, retaining, gateway]:
+        server.stop()

@@ -139,14 +139,16 @@ def encode_batch(
     return bytes(b.Output())
 
 
-def batches_of(points: list[Point], size: int, workout_id: uuid.UUID, complete: bool = True) -> list[bytes]:
+def batches_of(
+    points: list[Point], size: int, workout_id: uuid.UUID, complete: bool = True, user_id: str = DEFAULT_USER
+) -> list[bytes]:
     chunks = [points[i : i + size] for i in range(0, len(points), size)]
     out = []
     for seq, chunk in enumerate(chunks):
         events = []
         if complete and seq == len(chunks) - 1:
             events = [(chunk[-1].time_ms, ControlKind.Complete)]
-        out.append(encode_batch(chunk, workout_id, seq, events=events))
+        out.append(encode_batch(chunk, workout_id, seq, events=events, user_id=user_id))
     return out
 
 

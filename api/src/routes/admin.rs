@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::blocking;
 use crate::auth::Caller;
+use crate::control::Control;
 use crate::views::{ErrorBody, RetentionRun};
 use crate::{ApiError, AppState};
 
@@ -18,7 +19,6 @@ use crate::{ApiError, AppState};
         (status = 200, body = RetentionRun),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 429, body = ErrorBody),
-        (status = 501, description = "On an API replica of a scale-out deployment (not yet available there)", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
 pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<RetentionRun>, ApiError> {
@@ -29,7 +29,6 @@ pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<
             format!("running retention needs the '{}' scope", state.auth.config().admin_scope()),
         ));
     }
-    super::users::refuse_in_scale_out(&state, "coordinate retention")?;
     let before = run_retention(&state, Utc::now().timestamp_millis()).await?;
     Ok(axum::Json(RetentionRun {
         positions_dropped_before: DateTime::from_timestamp_millis(before)
@@ -55,11 +54,18 @@ pub async fn run_retention(state: &AppState, now_ms: i64) -> Result<i64, ApiErro
     if before <= from {
         return Ok(from);
     }
-    let command = trackwire_sinks::Command::DropPositions { from_ms: from, before_ms: before };
-    match &state.commands {
-        Some(commands) => commands.run(command).await.map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retention_incomplete", format!("{e}; it is retried"))
-        })?,
+    match &state.control {
+        Some(Control::Local(commands)) => {
+            let command = trackwire_sinks::Command::DropPositions { from_ms: from, before_ms: before };
+            commands.run(command).await.map_err(|e| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retention_incomplete", format!("{e}; it is retried"))
+            })?
+        }
+        // Each partition's data path drops the positions at the command's place in the log.
+        Some(Control::Log(raw)) => {
+            let command = trackwire_ingest::log::LogCommand::DropPositions { from_ms: from, before_ms: before };
+            crate::control::place(raw, &state.store, command).await?;
+        }
         None => {
             let store = state.store.clone();
             blocking(move || store.drop_positions(from, before)).await?;
@@ -68,4 +74,20 @@ pub async fn run_retention(state: &AppState, now_ms: i64) -> Result<i64, ApiErro
     let accounts = state.accounts.clone();
     blocking(move || accounts.set_positions_dropped_before(before)).await?;
     Ok(before)
+}
+
+/// Coordinate retention in the background: every `privacy.retention_interval_secs`, positions
+/// older than `privacy.coordinate_retention_days` are dropped everywhere (totals stay).
+pub async fn retention_loop(state: AppState) {
+    if state.privacy.coordinate_retention_days == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(state.privacy.retention_interval_secs));
+    loop {
+        tick.tick().await;
+        match run_retention(&state, Utc::now().timestamp_millis()).await {
+            Ok(before) => tracing::debug!(before_ms = before, "coordinate retention ran"),
+            Err(err) => tracing::warn!(message = %err.message, "coordinate retention failed; retried next interval"),
+        }
+    }
 }

@@ -1,4 +1,5 @@
 pub mod admin;
+pub mod erasure;
 pub mod gear;
 pub mod health;
 pub mod ingest;

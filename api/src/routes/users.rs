@@ -9,14 +9,13 @@ use serde::Deserialize;
 use trackwire_pipeline::recommend::{self, Recommendation};
 use trackwire_pipeline::training_load::{self, CTL_DAYS};
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
-use trackwire_sinks::{Command, ErasedWorkout, Erasure};
 use utoipa::IntoParams;
 
 use super::blocking;
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    DistanceRecord, EffortRecord, Erased, ErrorBody, Profile, Recommendations, Records, Sex, Stats, StatsBucket,
+    DistanceRecord, EffortRecord, ErrorBody, Profile, Recommendations, Records, Sex, Stats, StatsBucket,
     TrainingLoad,
 };
 use crate::{ApiError, AppState};
@@ -103,7 +102,7 @@ pub async fn workouts_of(state: &AppState, user: &str) -> Result<Vec<WorkoutSumm
 }
 
 /// Every workout of the user the read store or the live registry holds, erased ones included.
-async fn every_workout_of(state: &AppState, user: &str) -> Result<Vec<WorkoutSummary>, ApiError> {
+pub(super) async fn every_workout_of(state: &AppState, user: &str) -> Result<Vec<WorkoutSummary>, ApiError> {
     let store = state.store.clone();
     let u = user.to_owned();
     let mut all: HashMap<_, _> =
@@ -329,81 +328,4 @@ pub async fn recommendations(
     }
     let day = DateTime::from_timestamp_millis(today * 86_400_000).unwrap_or_default().date_naive().to_string();
     Ok(axum::Json(Recommendations { user_id: user, day, recommendations: out }))
-}
-
-/// Erases the user: workouts, streams, lake rows (files rewritten), events, profile, gear,
-/// uploads and device tokens; publishes a tombstone. Safe to repeat.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "privacy",
-    params(("id" = String, Path, description = "User id, or `me`")),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, body = Erased),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody),
-        (status = 501, description = "On an API replica of a scale-out deployment (not yet available there)", body = ErrorBody),
-        (status = 503, body = ErrorBody),
-    ))]
-pub async fn erase(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Erased>, ApiError> {
-    let user = caller.may_act_on(&id)?;
-    refuse_in_scale_out(&state, "erasure")?;
-    // Everything appended so far; the user's device tokens go first so nothing new arrives.
-    let revoked = state.ingestor.tokens().remove_user(&user);
-    let through = state.ingestor.log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
-    let accounts = state.accounts.clone();
-    let u = user.clone();
-    blocking(move || accounts.record_erasure(&u, through)).await?;
-    state.erased.entry(user.clone()).and_modify(|t| *t = (*t).max(through)).or_insert(through);
-    let workouts: Vec<_> = every_workout_of(&state, &user)
-        .await?
-        .into_iter()
-        .map(|w| ErasedWorkout { workout_id: w.workout_id, start_time_ms: w.start_time_ms, end_time_ms: w.end_time_ms })
-        .collect();
-    let ids: Vec<_> = workouts.iter().map(|w| w.workout_id).collect();
-    let count = ids.len();
-    let erasure = Erasure { user_id: user.clone(), workouts, through_lsn: through };
-    match &state.commands {
-        Some(commands) => commands.run(Command::Erase(erasure)).await.map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "erasure_incomplete",
-                format!("part of the erasure failed ({e}); nothing is served any more, retry the DELETE to finish it"),
-            )
-        })?,
-        None => {
-            let store = state.store.clone();
-            let set = ids.iter().copied().collect();
-            blocking(move || store.erase(&erasure.user_id, &set)).await?;
-        }
-    }
-    let accounts = state.accounts.clone();
-    let u = user.clone();
-    let store = state.store.clone();
-    blocking(move || {
-        accounts.erase_user(&u, &ids).map_err(ApiError::internal)?;
-        store.put_athlete_profile(&u, None).map_err(ApiError::internal)
-    })
-    .await?;
-    state.profiles.remove(&user);
-    state.live.remove_user(&user);
-    tracing::info!(user = %user, workouts = count, device_tokens = revoked, through_lsn = through, "user erased");
-    Ok(axum::Json(Erased { user_id: user, workouts_erased: count }))
-}
-
-/// Erasure and coordinate retention promise every copy (lake, event streams, read store); an API
-/// replica reaches only the read store, so it says so instead of doing a third of the job.
-pub(crate) fn refuse_in_scale_out(state: &AppState, what: &str) -> Result<(), ApiError> {
-    if state.scale_out {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_IMPLEMENTED,
-            "not_available_in_scale_out",
-            format!(
-                "{what} is not available on a scale-out API replica yet: the lake and event streams are written by the \
-                 pipeline workers, which this process cannot reach; run it on a single-process deployment (--role all)"
-            ),
-        ));
-    }
-    Ok(())
 }

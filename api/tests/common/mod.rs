@@ -59,11 +59,10 @@ pub fn state_with(
         profiles: Default::default(),
         auth: Arc::new(Authenticator::new(auth).unwrap()),
         limiter: Arc::new(RateLimiter::new(rate_limit)),
-        commands: None,
+        control: None,
         erased: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
         max_upload_bytes: 1 << 20,
-        scale_out: false,
     }
 }
 

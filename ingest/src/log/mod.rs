@@ -1,7 +1,7 @@
 //! The durable log: the one source of truth between "acked" and "delivered", with two backends
 //! behind one interface. The **writer** side is [`DurableLog`]: an append is answered once it is
 //! durable. The **reader** side hands every position on, in order, as a [`LogEntry`] (a record,
-//! or a gap) to a [`Forward`] callback.
+//! a gap, or a [`LogCommand`]) to a [`Forward`] callback.
 //!
 //! - Embedded (here, `segment.rs`, `writer.rs`): segment files on the local disk. **In:** batches
 //!   to append, each with its [`DedupKey`]. **Out:** an answer per append once it is on disk
@@ -20,6 +20,7 @@
 //! fsync ran is written and fsynced together (capped by `group_commit_bytes`), so the fsync rate
 //! adapts to the load by itself instead of waiting a fixed time.
 
+mod command;
 mod dedup;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -39,6 +40,7 @@ use crossbeam_channel::{Sender, TrySendError};
 pub type Forward = Box<dyn FnMut(LogEntry) -> bool + Send>;
 use tokio::sync::oneshot;
 
+pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
 pub use dedup::{DedupIndex, SeqSet};
 pub use record::DedupKey;
 
@@ -78,6 +80,8 @@ pub enum LogEntry {
     /// A position with no record to process (a later copy of a batch, an offset the broker
     /// holds nothing at, a record without a workout key): consumers move past it.
     Gap { lsn: u64 },
+    /// A command (erasure, retention) to carry out after everything before this position.
+    Command { lsn: u64, command: LogCommand },
 }
 
 

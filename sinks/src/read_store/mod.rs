@@ -114,6 +114,28 @@ pub trait ReadStore: Send + Sync {
 
     /// Every stored athlete profile.
     fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError>;
+
+    /// Records a command placed in a log (`done: false`, by whoever placed it) or carried out by
+    /// that log's sinks (`done: true`). A record never goes back from done.
+    fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError>;
+
+    /// The commands recorded for `log`, in position order.
+    fn log_commands(&self, log: &str) -> Result<Vec<LogCommandRecord>, SinkError>;
+
+    /// The commands recorded about `user_id`, on every log.
+    fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError>;
+}
+
+/// A command handed on through a log, where it was placed, and whether it has been carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCommandRecord {
+    pub log: String,
+    pub lsn: u64,
+    /// The command's own encoding (JSON), kept byte for byte: opaque to the store.
+    pub command: String,
+    /// The user it is about, if any.
+    pub user_id: Option<String>,
+    pub done: bool,
 }
 
 /// Opens the store `url` names: `postgres://…` / `postgresql://…` for PostgreSQL (migrations are

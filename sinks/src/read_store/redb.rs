@@ -10,7 +10,7 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of,
+    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of,
 };
 use crate::SinkError;
 
@@ -22,6 +22,8 @@ const STREAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_str
 const EFFORTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_best_efforts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("athlete_profiles");
+/// Key: (log, LSN) → (command, user id or "", done).
+const LOG_COMMANDS: TableDefinition<(&str, u64), (&str, &str, bool)> = TableDefinition::new("log_commands");
 /// Key `checkpoint_lsn/<log>`: the LSN of that log through which the store is complete.
 const CHECKPOINT_PREFIX: &str = "checkpoint_lsn/";
 
@@ -62,6 +64,7 @@ impl RedbStore {
         txn.open_table(EFFORTS).map_err(SinkError::store)?;
         txn.open_table(META).map_err(SinkError::store)?;
         txn.open_table(PROFILES).map_err(SinkError::store)?;
+        txn.open_table(LOG_COMMANDS).map_err(SinkError::store)?;
         txn.commit().map_err(SinkError::store)?;
         Ok(RedbStore { db })
     }
@@ -284,6 +287,52 @@ impl ReadStore for RedbStore {
             out.push((user.value().to_owned(), serde_json::from_slice(json.value()).map_err(SinkError::store)?));
         }
         Ok(out)
+    }
+
+    fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        {
+            let mut table = txn.open_table(LOG_COMMANDS).map_err(SinkError::store)?;
+            let key = (record.log.as_str(), record.lsn);
+            let was_done = table.get(key).map_err(SinkError::store)?.is_some_and(|v| v.value().2);
+            let user = record.user_id.as_deref().unwrap_or_default();
+            table.insert(key, (record.command.as_str(), user, record.done || was_done)).map_err(SinkError::store)?;
+        }
+        commit(txn)
+    }
+
+    fn log_commands(&self, log: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(LOG_COMMANDS).map_err(SinkError::store)?;
+        let mut out = Vec::new();
+        for entry in table.range((log, 0)..=(log, u64::MAX)).map_err(SinkError::store)? {
+            let (key, value) = entry.map_err(SinkError::store)?;
+            out.push(log_command_of(key.value(), value.value()));
+        }
+        Ok(out)
+    }
+
+    fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(LOG_COMMANDS).map_err(SinkError::store)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(SinkError::store)? {
+            let (key, value) = entry.map_err(SinkError::store)?;
+            if value.value().1 == user_id {
+                out.push(log_command_of(key.value(), value.value()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn log_command_of((log, lsn): (&str, u64), (command, user, done): (&str, &str, bool)) -> LogCommandRecord {
+    LogCommandRecord {
+        log: log.to_owned(),
+        lsn,
+        command: command.to_owned(),
+        user_id: (!user.is_empty()).then(|| user.to_owned()),
+        done,
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 use trackwire_sinks::SinkError;
-use trackwire_sinks::read_store::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams};
+use trackwire_sinks::read_store::{
+    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams,
+};
 
 use super::{Fault, Faults};
 
@@ -65,5 +67,21 @@ impl ReadStore for FaultyReadStore {
     }
     fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError> {
         self.inner.athlete_profiles()
+    }
+    fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError> {
+        match self.faults.draw() {
+            Fault::Before => Err(injected()),
+            Fault::After => {
+                self.inner.record_log_command(record)?;
+                Err(injected())
+            }
+            Fault::None => self.inner.record_log_command(record),
+        }
+    }
+    fn log_commands(&self, log: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        self.inner.log_commands(log)
+    }
+    fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        self.inner.log_commands_of_user(user_id)
     }
 }

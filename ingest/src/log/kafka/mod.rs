@@ -8,12 +8,17 @@
 //! - **Reader** ([`PartitionReader`], `reader.rs`): one partition from its oldest retained record,
 //!   every position handed on in order as a [`LogEntry`](super::LogEntry): a record, or a gap.
 //!
+//! - **Commands** ([`append_to_every_partition`], `command.rs`): an erasure or a retention cut,
+//!   stored in every partition and handed on by the reader as a
+//!   [`LogEntry::Command`](super::LogEntry::Command) at its position.
+//!
 //! Dedup: the rule is the embedded log's ([`DedupIndex`]: the first copy of a `(workout, seq)`
 //! wins). A retry that reaches the same gateway after its first copy was acknowledged is
 //! answered `Duplicate` without producing; any other retry (another gateway, a restart, a lost
 //! ack) is produced again, and the reader, which rebuilds its index from the partition it
 //! replays, turns the later copy into a gap.
 
+mod command;
 mod reader;
 mod writer;
 
@@ -28,6 +33,7 @@ use trackwire_codec::WorkoutId;
 
 #[cfg(doc)]
 use super::{DedupIndex, DurableLog};
+pub use command::{Placed, append_to_every_partition};
 pub use reader::{PartitionReader, ReaderMetrics};
 pub use writer::open;
 
@@ -66,6 +72,12 @@ impl RawTopicConfig {
         }
         client
     }
+}
+
+/// The name a partition's positions go by in the read store (its checkpoints, the commands
+/// placed in it): `raw.v1/<partition>`.
+pub fn partition_log_name(partition: u32) -> String {
+    format!("raw.v1/{partition}")
 }
 
 /// The partition of the raw topic that holds a workout's batches. A hash of its own (not

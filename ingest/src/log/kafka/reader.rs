@@ -12,7 +12,7 @@ use rdkafka::{Message, TopicPartitionList};
 use trackwire_codec::WorkoutId;
 
 use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
-use crate::log::{DedupIndex, DedupKey, Forward, LogEntry, LogError, LogRecord};
+use crate::log::{COMMAND_HEADER, COMMAND_VERSION, DedupIndex, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord};
 
 /// How often the partition's end offset is read for the lag metric.
 const WATERMARK_EVERY: Duration = Duration::from_secs(2);
@@ -109,6 +109,15 @@ impl PartitionReader {
             entries.extend((self.next_offset..offset).map(|missing| LogEntry::Gap { lsn: missing as u64 + 1 }));
             self.next_offset = offset + 1;
             let lsn = offset as u64 + 1;
+            if let Some(version) = command_version(message.headers()) {
+                entries.push(self.command(lsn, version, message.payload()));
+                for entry in entries {
+                    if !forward(entry) {
+                        return Err(LogError::Closed);
+                    }
+                }
+                continue;
+            }
             let key = record_key(message.key(), message.headers());
             entries.push(match (key, message.payload()) {
                 (Some(key), Some(payload)) if self.dedup.insert(key) => LogEntry::Record(LogRecord {
@@ -138,6 +147,31 @@ impl PartitionReader {
         }
         Ok(())
     }
+
+    /// A command record as an entry; one this build cannot read is a gap (with a warning: a
+    /// newer writer's command is not carried out here).
+    fn command(&self, lsn: u64, version: &[u8], payload: Option<&[u8]>) -> LogEntry {
+        let decoded = (version == COMMAND_VERSION.as_bytes())
+            .then(|| LogCommand::decode(payload.unwrap_or_default()))
+            .transpose();
+        match decoded {
+            Ok(Some(command)) => LogEntry::Command { lsn, command },
+            Ok(None) => {
+                let version = String::from_utf8_lossy(version);
+                tracing::warn!(partition = self.partition, lsn, %version, "a command of an unknown version: skipped (upgrade this worker)");
+                LogEntry::Gap { lsn }
+            }
+            Err(error) => {
+                tracing::warn!(partition = self.partition, lsn, %error, "an unreadable command: skipped");
+                LogEntry::Gap { lsn }
+            }
+        }
+    }
+}
+
+/// The value of the command header, when the record is a command.
+fn command_version<'a>(headers: Option<&'a BorrowedHeaders>) -> Option<&'a [u8]> {
+    headers?.iter().find(|h| h.key == COMMAND_HEADER).map(|h| h.value.unwrap_or_default())
 }
 
 /// The trace id of the record's `traceparent` header (`00-<trace id>-<span id>-<flags>`).

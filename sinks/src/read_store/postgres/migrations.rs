@@ -14,6 +14,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "read_store", include_str!("../../../migrations/postgres/0001_read_store.sql")),
     (2, "pipeline_leases", include_str!("../../../migrations/postgres/0002_pipeline_leases.sql")),
     (3, "athlete_profiles", include_str!("../../../migrations/postgres/0003_athlete_profiles.sql")),
+    (4, "log_commands", include_str!("../../../migrations/postgres/0004_log_commands.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").

@@ -18,7 +18,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
-use super::{BestEfforts, Cursor, ListQuery, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, start_of};
+use super::{BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, start_of};
 use crate::SinkError;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<tls::Tls>>;
@@ -302,5 +302,50 @@ impl ReadStore for PostgresStore {
     fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError> {
         let rows = self.client()?.query("SELECT user_id, profile FROM athlete_profiles", &[]).map_err(store_error)?;
         Ok(rows.iter().map(|row| (row.get(0), row.get::<_, Json<AthleteProfile>>(1).0)).collect())
+    }
+
+    fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError> {
+        self.client()?
+            .execute(
+                "INSERT INTO log_commands (log, lsn, command, user_id, done_at)
+                 VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
+                 ON CONFLICT (log, lsn) DO UPDATE SET done_at = COALESCE(log_commands.done_at, EXCLUDED.done_at)",
+                &[&record.log, &lsn_param(record.lsn)?, &record.command, &record.user_id, &record.done],
+            )
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    fn log_commands(&self, log: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT log, lsn, command, user_id, done_at IS NOT NULL FROM log_commands WHERE log = $1 ORDER BY lsn",
+                &[&log],
+            )
+            .map_err(store_error)?;
+        Ok(rows.iter().map(log_command_of).collect())
+    }
+
+    fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT log, lsn, command, user_id, done_at IS NOT NULL FROM log_commands WHERE user_id = $1
+                 ORDER BY log, lsn",
+                &[&user_id],
+            )
+            .map_err(store_error)?;
+        Ok(rows.iter().map(log_command_of).collect())
+    }
+}
+
+fn log_command_of(row: &postgres::Row) -> LogCommandRecord {
+    LogCommandRecord {
+        log: row.get(0),
+        lsn: row.get::<_, i64>(1) as u64,
+        command: row.get(2),
+        user_id: row.get(3),
+        done: row.get(4),
     }
 }

@@ -11,6 +11,13 @@
 //! `Forward`; [`DataPath::start`] starts the coordinator at the reader's first position. Stopping
 //! is one order for every role ([`Running::join`]): the reader stops and drops its `Forward`, the
 //! pipeline finishes what it has, then the sinks commit everything.
+//!
+//! Commands that come through the log (erasures, retention cuts: `commands.rs`) go to the
+//! coordinator at their position, which carries them out between the outputs before and after.
+//! Each is recorded in the read store once done; the records also tell a later reader (after a
+//! restart, or another worker taking the partition over) what to keep out of its replay.
+
+mod commands;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +34,9 @@ use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::KafkaSink;
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
-use trackwire_sinks::{CommandSender, Coordinator, CoordinatorConfig, Redactions, Sink, SinkProgress};
+use trackwire_sinks::{
+    CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, Redactions, Sink, SinkProgress,
+};
 
 use crate::config::Config;
 
@@ -62,7 +71,7 @@ impl Input {
     pub fn log_name(self) -> String {
         match self {
             Input::Embedded => LOCAL_LOG.to_owned(),
-            Input::RawPartition(p) => format!("raw.v1/{p}"),
+            Input::RawPartition(p) => trackwire_ingest::log::kafka::partition_log_name(p),
         }
     }
 
@@ -81,11 +90,14 @@ impl Input {
 
 /// A data path whose sinks and pipeline are open, waiting for the reader's first position.
 pub struct DataPath {
+    input: Input,
+    store: Arc<dyn ReadStore>,
     sinks: Vec<Box<dyn Sink>>,
     flush_interval: Duration,
     pipeline: Pipeline,
     outputs: Receiver<ShardOutput>,
     feed: Option<Feed>,
+    logged: Receiver<OrderedCommand>,
     live: Arc<LiveWorkouts>,
 }
 
@@ -94,6 +106,7 @@ pub struct DataPath {
 struct Feed {
     submitter: trackwire_pipeline::PipelineSubmitter,
     gaps: Sender<ShardOutput>,
+    commands: Sender<OrderedCommand>,
 }
 
 impl DataPath {
@@ -106,7 +119,7 @@ impl DataPath {
     ) -> anyhow::Result<DataPath> {
         let dir = input.dir(&config.data_dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let sinks = open_sinks(config, store, &dir, input)?;
+        let sinks = open_sinks(config, store.clone(), &dir, input)?;
         let shards = input.shards(config);
         let queue_depth = config.pipeline.queue_depth;
         let (output_tx, outputs) = crossbeam_channel::bounded(queue_depth * shards.max(2));
@@ -115,12 +128,16 @@ impl DataPath {
         let (pipeline, submitter) = Pipeline::spawn(&pipeline_config, output_tx.clone(), live.clone());
         // The coordinator starts with `start`, at the reader's first position; until then outputs
         // wait in the channel.
+        let (commands, logged) = crossbeam_channel::unbounded();
         Ok(DataPath {
+            input,
+            store,
             sinks,
             flush_interval: Duration::from_millis(config.sinks.flush_interval_ms),
             pipeline,
             outputs,
-            feed: Some(Feed { submitter, gaps: output_tx }),
+            feed: Some(Feed { submitter, gaps: output_tx, commands }),
+            logged,
             live,
         })
     }
@@ -128,22 +145,45 @@ impl DataPath {
     /// The callback the log reader hands its entries to (once: the reader owns it, and dropping
     /// it is what lets the data path drain).
     pub fn forward(&mut self) -> Forward {
-        let Feed { submitter, gaps } = self.feed.take().expect("DataPath::forward is called once");
+        let Feed { submitter, gaps, commands } = self.feed.take().expect("DataPath::forward is called once");
+        let (log, store, live) = (self.input.log_name(), self.store.clone(), self.live.clone());
         Box::new(move |entry| match entry {
             LogEntry::Record(record) => {
                 submitter.submit_traced(record.lsn, record.key.workout_id, record.payload, record.trace_id).is_ok()
             }
             LogEntry::Gap { lsn } => gaps.send(ShardOutput { lsn, ..ShardOutput::default() }).is_ok(),
+            LogEntry::Command { lsn, command } => {
+                // The command first: the coordinator looks for it when the gap at its position
+                // comes up.
+                let command =
+                    commands::FromLog { lsn, command, log: log.clone(), store: store.clone(), live: live.clone() };
+                commands.send(OrderedCommand { lsn, command: Box::new(command) }).is_ok()
+                    && gaps.send(ShardOutput { lsn, ..ShardOutput::default() }).is_ok()
+            }
         })
     }
 
     /// Starts the sinks' thread at `first_lsn`, the reader's first position, applying
-    /// `redactions` (erasures and the retention cut recorded before a restart) to what it replays.
-    pub fn start(self, first_lsn: u64, redactions: Redactions) -> Running {
-        let DataPath { sinks, flush_interval, pipeline, outputs, feed, live } = self;
+    /// `redactions` (erasures and the retention cut recorded before a restart), and those of the
+    /// commands recorded for this log, to what it replays. A recorded command not yet carried
+    /// out whose position the log no longer holds is carried out first.
+    pub fn start(self, first_lsn: u64, redactions: Redactions) -> anyhow::Result<Running> {
+        let DataPath { input, store, sinks, flush_interval, pipeline, outputs, feed, logged, live } = self;
+        let records = store.log_commands(&input.log_name()).context("reading the commands recorded for the log")?;
+        let (mut recorded, undone) = commands::recorded(&records, first_lsn, &store, &live);
+        for (user, through) in redactions.erased {
+            let entry = recorded.erased.entry(user).or_default();
+            *entry = (*entry).max(through);
+        }
+        recorded.positions_before_ms = recorded.positions_before_ms.max(redactions.positions_before_ms);
+        if let Some(Feed { commands, .. }) = &feed {
+            for command in undone {
+                let _ = commands.send(command);
+            }
+        }
         drop(feed); // a Forward never asked for: nothing will be read
-        let coordinator =
-            Coordinator::with_redactions(sinks, CoordinatorConfig { flush_interval, first_lsn }, redactions);
+        let coordinator = Coordinator::with_redactions(sinks, CoordinatorConfig { flush_interval, first_lsn }, recorded)
+            .with_logged_commands(logged);
         let status = Status {
             live,
             sinks: coordinator.progress().into(),
@@ -151,7 +191,7 @@ impl DataPath {
             commands: coordinator.commands(),
         };
         let sinks_thread = coordinator.spawn(outputs);
-        Running { pipeline, sinks_thread, status }
+        Ok(Running { pipeline, sinks_thread, status })
     }
 }
 

@@ -1,0 +1,103 @@
+//! Commands read from the log ([`LogCommand`]) as the sinks' [`LoggedCommand`]s, and the record
+//! of them in the read store that makes a partition's next owner (or a restart) keep erased data
+//! out and finish what was left undone.
+
+use std::sync::Arc;
+
+use trackwire_api::control::record_of;
+use trackwire_ingest::log::LogCommand;
+use trackwire_pipeline::LiveWorkouts;
+use trackwire_sinks::read_store::{LogCommandRecord, ReadStore};
+use trackwire_sinks::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, Redactions};
+
+/// A command at `lsn` of the log the read store names `log`.
+pub struct FromLog {
+    pub lsn: u64,
+    pub command: LogCommand,
+    pub log: String,
+    pub store: Arc<dyn ReadStore>,
+    pub live: Arc<LiveWorkouts>,
+}
+
+impl LoggedCommand for FromLog {
+    fn build(&mut self) -> Result<Option<Command>, String> {
+        let records = self.store.log_commands(&self.log).map_err(|e| e.to_string())?;
+        if records.iter().any(|r| r.lsn == self.lsn && r.done) {
+            return Ok(None);
+        }
+        Ok(Some(match &self.command {
+            LogCommand::EraseUser { user_id } => {
+                // Every output before this position has reached the sinks by now, so the store
+                // and the live registry together know every workout the erasure must cover.
+                let mut workouts = self.store.all_of_user(user_id).map_err(|e| e.to_string())?;
+                workouts.extend(self.live.of_user(user_id));
+                workouts.sort_by_key(|w| w.workout_id);
+                workouts.dedup_by_key(|w| w.workout_id);
+                Command::Erase(Erasure {
+                    user_id: user_id.clone(),
+                    workouts: workouts
+                        .into_iter()
+                        .map(|w| ErasedWorkout {
+                            workout_id: w.workout_id,
+                            start_time_ms: w.start_time_ms,
+                            end_time_ms: w.end_time_ms,
+                        })
+                        .collect(),
+                    through_lsn: self.lsn,
+                })
+            }
+            LogCommand::DropPositions { from_ms, before_ms } => {
+                Command::DropPositions { from_ms: *from_ms, before_ms: *before_ms }
+            }
+        }))
+    }
+
+    fn done(&mut self) -> Result<(), String> {
+        if let LogCommand::EraseUser { user_id } = &self.command {
+            self.live.remove_user(user_id);
+        }
+        self.store.record_log_command(&record_of(&self.log, self.lsn, &self.command, true)).map_err(|e| e.to_string())
+    }
+}
+
+/// What the commands recorded for a log mean for a reader starting at `first_lsn`: the
+/// redactions that keep replayed data out (each erasure through its position, the latest
+/// retention cut), and the commands still to carry out whose records the log no longer holds.
+pub fn recorded(
+    records: &[LogCommandRecord],
+    first_lsn: u64,
+    store: &Arc<dyn ReadStore>,
+    live: &Arc<LiveWorkouts>,
+) -> (Redactions, Vec<OrderedCommand>) {
+    let mut redactions = Redactions::default();
+    let mut undone = Vec::new();
+    for record in records {
+        let command = match LogCommand::decode(record.command.as_bytes()) {
+            Ok(command) => command,
+            Err(error) => {
+                tracing::warn!(log = %record.log, lsn = record.lsn, %error, "an unreadable command record: ignored");
+                continue;
+            }
+        };
+        match &command {
+            LogCommand::EraseUser { user_id } => {
+                let through = redactions.erased.entry(user_id.clone()).or_default();
+                *through = (*through).max(record.lsn);
+            }
+            LogCommand::DropPositions { before_ms, .. } => {
+                redactions.positions_before_ms = redactions.positions_before_ms.max(*before_ms);
+            }
+        }
+        if !record.done && record.lsn < first_lsn {
+            let command = FromLog {
+                lsn: record.lsn,
+                command,
+                log: record.log.clone(),
+                store: store.clone(),
+                live: live.clone(),
+            };
+            undone.push(OrderedCommand { lsn: record.lsn, command: Box::new(command) });
+        }
+    }
+    (redactions, undone)
+}
