@@ -597,7 +597,7 @@ impl Config {
             }
         }
         self.cluster.worker()?;
-        if !(self.cluster.lease_secs > 0.5) {
+        if self.cluster.lease_secs.is_nan() || self.cluster.lease_secs <= 0.5 {
             bail!("cluster.lease_secs must be more than 0.5 seconds");
         }
         if self.kafka.raw_partitions < 1 {

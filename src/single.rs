@@ -163,4 +163,3 @@ fn chrono_year() -> i32 {
     use chrono::Datelike;
     chrono::Utc::now().year()
 }
-

@@ -4,8 +4,8 @@ use std::sync::atomic::AtomicU64;
 use dashmap::DashMap;
 use trackwire_ingest::Ingestor;
 use trackwire_pipeline::{LiveWorkouts, Profiles, WorkoutSummary};
-use trackwire_sinks::read_store::ReadStore;
 use trackwire_sinks::SinkProgress;
+use trackwire_sinks::read_store::ReadStore;
 
 use crate::accounts::Accounts;
 use crate::auth::Authenticator;

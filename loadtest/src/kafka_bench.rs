@@ -13,7 +13,7 @@ use trackwire_codec::{BatchData, Sample, Sport, WorkoutId, encode_batch};
 use trackwire_pipeline::{ShardCore, ShardOutput};
 use trackwire_sinks::Sink;
 use trackwire_sinks::events::event_json;
-use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, points_message};
+use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, Position, points_message};
 
 #[derive(Parser)]
 struct Args {
@@ -63,7 +63,8 @@ fn main() -> anyhow::Result<()> {
     let mut config = KafkaConfig::new(&args.brokers);
     config.events_topic = format!("bench-events-{suffix}");
     config.points_topic = format!("bench-points-{suffix}");
-    let mut sink = KafkaSink::open(config.clone(), &dir.join("checkpoint")).context("opening the sink")?;
+    let mut sink =
+        KafkaSink::open(config.clone(), Position::File(dir.join("checkpoint"))).context("opening the sink")?;
     let started = Instant::now();
     for output in &outputs {
         // As the coordinator does: a full sink is flushed before it takes more.

@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch};
 use trackwire_pipeline::ShardOutput;
 use trackwire_sinks::events::{EventLogSink, EventRecord};
-use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, Topic};
+use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, Position, Topic};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink, RedbStore};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
@@ -57,8 +57,7 @@ fn records(plan: &[Planned]) -> Vec<(u64, Vec<u8>)> {
                     Sample::new(offset, 470_000_000 + s as i32 * 40, 80_000_000, 0, 100, 80, 200, 30, 0)
                 })
                 .collect();
-            let events =
-                if end { vec![ControlEvent::new(span + 1_000, ControlKind::Complete)] } else { Vec::new() };
+            let events = if end { vec![ControlEvent::new(span + 1_000, ControlKind::Complete)] } else { Vec::new() };
             let bytes = encode_batch(&BatchData {
                 device_id: "d".into(),
                 user_id: format!("u{workout}"),
@@ -102,7 +101,8 @@ impl World {
 
     /// A process's sinks, opened from the durable state as at a start.
     fn open_sinks(&self) -> Vec<Box<dyn Sink>> {
-        let lake: Arc<dyn ObjectStore> = Arc::new(faults::store::FaultyStore::new(self.lake.clone(), self.faults.clone()));
+        let lake: Arc<dyn ObjectStore> =
+            Arc::new(faults::store::FaultyStore::new(self.lake.clone(), self.faults.clone()));
         let config = LakeConfig {
             target_file_bytes: 6_000,
             max_file_age: Duration::from_secs(3600),
@@ -110,7 +110,8 @@ impl World {
             max_open_partitions: 3,
             multipart_threshold_bytes: 9_000,
         };
-        let store = Arc::new(faults::read_store::FaultyReadStore { inner: self.store.clone(), faults: self.faults.clone() });
+        let store =
+            Arc::new(faults::read_store::FaultyReadStore { inner: self.store.clone(), faults: self.faults.clone() });
         let producer = FakeProducer::new(self.broker.clone(), self.faults.clone(), 10_000);
         vec![
             Box::new(LakeTable::<PointsTable>::open(lake.clone(), config.clone()).unwrap()),
@@ -121,8 +122,12 @@ impl World {
             ),
             Box::new(ReadStoreSink::new(store, LOCAL_LOG).unwrap()),
             Box::new(
-                KafkaSink::with_producer(Box::new(producer), &Self::kafka_config(), &self.dir.path().join("kafka.ckpt"))
-                    .unwrap(),
+                KafkaSink::with_producer(
+                    Box::new(producer),
+                    &Self::kafka_config(),
+                    Position::File(self.dir.path().join("kafka.ckpt")),
+                )
+                .unwrap(),
             ),
         ]
     }

@@ -89,13 +89,8 @@ pub fn recorded(
             }
         }
         if !record.done && record.lsn < first_lsn {
-            let command = FromLog {
-                lsn: record.lsn,
-                command,
-                log: record.log.clone(),
-                store: store.clone(),
-                live: live.clone(),
-            };
+            let command =
+                FromLog { lsn: record.lsn, command, log: record.log.clone(), store: store.clone(), live: live.clone() };
             undone.push(OrderedCommand { lsn: record.lsn, command: Box::new(command) });
         }
     }

@@ -31,12 +31,10 @@ use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{Forward, LogEntry};
 use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput};
 use trackwire_sinks::events::EventLogSink;
-use trackwire_sinks::kafka::KafkaSink;
+use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
-use trackwire_sinks::{
-    CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, Redactions, Sink, SinkProgress,
-};
+use trackwire_sinks::{CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, Redactions, Sink, SinkProgress};
 
 use crate::config::Config;
 
@@ -182,8 +180,9 @@ impl DataPath {
             }
         }
         drop(feed); // a Forward never asked for: nothing will be read
-        let coordinator = Coordinator::with_redactions(sinks, CoordinatorConfig { flush_interval, first_lsn }, recorded)
-            .with_logged_commands(logged);
+        let coordinator =
+            Coordinator::with_redactions(sinks, CoordinatorConfig { flush_interval, first_lsn }, recorded)
+                .with_logged_commands(logged);
         let status = Status {
             live,
             sinks: coordinator.progress().into(),
@@ -261,11 +260,18 @@ fn open_sinks(
                 .context("opening lake table workouts")?,
         ),
         Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
-        Box::new(ReadStoreSink::new(store, input.log_name()).context("opening the read store sink")?),
+        Box::new(ReadStoreSink::new(store.clone(), input.log_name()).context("opening the read store sink")?),
     ];
     if let Some(kafka) = config.kafka.sink_config() {
         tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
-        sinks.push(Box::new(KafkaSink::open(kafka, &dir.join("kafka.checkpoint")).context("opening the kafka sink")?));
+        let file = dir.join("kafka.checkpoint");
+        let position = match input {
+            Input::Embedded => Position::File(file),
+            // The partition's next owner may run on another node: it finds the position in the
+            // shared store.
+            Input::RawPartition(_) => Position::in_store(store.clone(), &input.log_name(), Some(file)),
+        };
+        sinks.push(Box::new(KafkaSink::open(kafka, position).context("opening the kafka sink")?));
     }
     Ok(sinks)
 }

@@ -97,7 +97,9 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response
         "trackwire_worker_consumer_lag_records",
         "gauge",
         "Records of the partition not yet handed to every sink.",
-        per_partition(&|p| p.reader.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))),
+        per_partition(&|p| {
+            p.reader.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))
+        }),
     );
     out.family(
         "trackwire_worker_duplicates_dropped_total",

@@ -205,6 +205,14 @@ def test_a_worker_that_cannot_reach_the_broker_gives_its_partitions_up_and_stays
     worker.stop()
 
 
+def read_or_none(read):
+    """`(rows,)`, or None when the read failed (wait_for retries it)."""
+    try:
+        return (read(),)
+    except OSError:
+        return None
+
+
 def one_workout_per_partition() -> list[uuid.UUID]:
     chosen: dict[int, uuid.UUID] = {}
     while len(chosen) < PARTITIONS:
@@ -249,9 +257,20 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
             return {r[0]["workout_id"]: r[0] for r in db.execute("SELECT summary FROM workout_summaries").fetchall()}
     wait_for("every workout completed", lambda: all(summaries().get(w, {}).get("status") == "completed" for w in every))
 
+    def lake_points():
+        # A file an erasure or a retention cut rewrites can vanish between listing and reading.
+        return wait_for("a consistent read of the lake", lambda: read_or_none(lambda: twclient.read_points_s3(s3_server, "lake/erase")))[0]
+
     def lake_rows():
-        return Counter(r["workout_id"] for r in twclient.read_points_s3(s3_server, "lake/erase"))
+        return Counter(r["workout_id"] for r in lake_points())
     wait_for("every sample in the lake", lambda: all(lake_rows()[w] == len(points) for w in every))
+
+    def kafka_caught_up(worker):
+        body = requests.get(worker.url + "/healthcheck", timeout=5).json()
+        return all(
+            s["checkpoint_lsn"] >= p["end_offset"] > 0 for p in body["partitions"] for s in p["sinks"] if s["name"] == "kafka"
+        )
+    wait_for("worker 0 to deliver everything to Kafka", lambda: kafka_caught_up(workers[0]))
 
     # A worker dies; the erasure is asked of one API replica while its partitions have no owner.
     workers[0].kill()
@@ -280,6 +299,12 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
     told = [json.loads(v) for _, _, k, v, _ in kafka_broker.read_topic(EVENTS) if k == erased.encode()]
     erased_ids = {w for body in told if body["type"] == "UserErased" for w in body["workout_ids"]}
     assert erased_ids == {str(w) for w in workouts[erased]}, told
+    # The survivor found the dead worker's Kafka position in the shared store: it did not send
+    # those partitions' events again.
+    kept_events = Counter(
+        json.loads(v)["event_id"] for _, _, k, v, _ in kafka_broker.read_topic(EVENTS) if k.decode() in map(str, workouts[kept])
+    )
+    assert kept_events and max(kept_events.values()) == 1, [e for e, n in kept_events.items() if n > 1][:5]
 
     # The dead worker comes back, takes its partitions back and replays them from their first
     # record: nothing of the erased user returns.
@@ -297,7 +322,7 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
     # the cut in every partition, and the workers drop the positions of these years-old traces.
     retaining = server_factory(tmp_path / "api-retention", TRACKWIRE_CLUSTER__ROLE="api", TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS="1", **common).start()
     def positions_dropped():
-        rows = [r for r in twclient.read_points_s3(s3_server, "lake/erase") if r["workout_id"] in every]
+        rows = [r for r in lake_points() if r["workout_id"] in every]
         return rows and all(r["lat"] is None and r["lon"] is None for r in rows) and rows
     rows = wait_for("positions dropped from the lake by every partition", positions_dropped, timeout=90)
     assert Counter(r["workout_id"] for r in rows) == {str(w): len(points) for w in workouts[kept]}, "totals and samples stay"

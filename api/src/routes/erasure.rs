@@ -36,7 +36,11 @@ const ERASURE_WAIT: Duration = Duration::from_secs(10);
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
-pub async fn erase(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let user = caller.may_act_on(&id)?;
     // The user's device tokens go first so nothing new arrives.
     let revoked = state.ingestor.tokens().remove_user(&user);
@@ -60,7 +64,9 @@ pub async fn erase(State(state): State<AppState>, caller: Caller, Path(id): Path
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "erasure_incomplete",
-                    format!("part of the erasure failed ({e}); nothing is served any more, retry the DELETE to finish it"),
+                    format!(
+                        "part of the erasure failed ({e}); nothing is served any more, retry the DELETE to finish it"
+                    ),
                 )
             })?;
             None
@@ -135,9 +141,9 @@ async fn status_of(
         Ok::<_, ApiError>((records, erased_here))
     })
     .await?;
-    let erasures = records.into_iter().filter(|r| {
-        matches!(LogCommand::decode(r.command.as_bytes()), Ok(LogCommand::EraseUser { .. }))
-    });
+    let erasures = records
+        .into_iter()
+        .filter(|r| matches!(LogCommand::decode(r.command.as_bytes()), Ok(LogCommand::EraseUser { .. })));
     // The latest erasure per log (a repeated DELETE places another).
     let mut latest: BTreeMap<String, LogCommandRecord> = BTreeMap::new();
     for record in erasures {

@@ -15,8 +15,7 @@ use super::blocking;
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    DistanceRecord, EffortRecord, ErrorBody, Profile, Recommendations, Records, Sex, Stats, StatsBucket,
-    TrainingLoad,
+    DistanceRecord, EffortRecord, ErrorBody, Profile, Recommendations, Records, Sex, Stats, StatsBucket, TrainingLoad,
 };
 use crate::{ApiError, AppState};
 

@@ -79,11 +79,15 @@ pub enum LogEntry {
     Record(LogRecord),
     /// A position with no record to process (a later copy of a batch, an offset the broker
     /// holds nothing at, a record without a workout key): consumers move past it.
-    Gap { lsn: u64 },
+    Gap {
+        lsn: u64,
+    },
     /// A command (erasure, retention) to carry out after everything before this position.
-    Command { lsn: u64, command: LogCommand },
+    Command {
+        lsn: u64,
+        command: LogCommand,
+    },
 }
-
 
 /// The outcome of an append, sent once the record is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

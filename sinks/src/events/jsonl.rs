@@ -177,8 +177,10 @@ fn recover_from_last_line(files: &[PathBuf]) -> Result<(Option<(u64, u64)>, u64)
 /// Cuts `path` to `len` bytes, and returns its length: shorter than `len` only when an erasure
 /// rewrote the file after the mark was saved (its lines were removed, nothing torn is left).
 fn cut(path: &Path, len: u64) -> Result<u64, SinkError> {
-    let handle =
-        OpenOptions::new().write(true).open(path).map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
+    let handle = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
     let size = handle.metadata().map_err(|e| SinkError::io(format!("reading {}", path.display()), e))?.len();
     if size > len {
         tracing::warn!(file = %path.display(), cut = size - len, "cutting event lines written after the last commit");
@@ -187,7 +189,6 @@ fn cut(path: &Path, len: u64) -> Result<u64, SinkError> {
     }
     Ok(size.min(len))
 }
-
 
 impl Sink for EventLogSink {
     fn name(&self) -> &'static str {
@@ -211,7 +212,9 @@ impl Sink for EventLogSink {
             if self.torn
                 && let Some(file) = &mut self.file
             {
-                file.handle.truncate(file.len).map_err(|e| SinkError::io("cutting a torn append of the event log", e))?;
+                file.handle
+                    .truncate(file.len)
+                    .map_err(|e| SinkError::io("cutting a torn append of the event log", e))?;
                 self.torn = false;
             }
             if self.file.as_ref().is_none_or(|file| file.len >= ROLL_BYTES) {

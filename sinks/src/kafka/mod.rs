@@ -11,17 +11,20 @@
 //!
 //! - `config.rs`: where and how to produce;
 //! - `encode.rs`: message bodies, and splitting points to fit a message;
+//! - `position.rs`: where the delivered-through position is kept (a file, or the shared store);
 //! - `producer.rs`: the producer seam and its librdkafka implementation;
 //! - `sink.rs`: what is waiting, in flight and confirmed; the checkpoint;
 //! - `topics.rs`: creating missing topics.
 
 mod config;
 mod encode;
+mod position;
 mod producer;
 mod sink;
 mod topics;
 
 pub use config::KafkaConfig;
 pub use encode::{POINTS_CONTENT_TYPE, SCHEMA_VERSION, points_message, points_messages, split_points_message};
+pub use position::Position;
 pub use producer::{Message, Produce, RdKafkaProducer, Refusal, Reports, Topic};
 pub use sink::KafkaSink;

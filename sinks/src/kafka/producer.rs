@@ -173,9 +173,20 @@ fn classify(error: &KafkaError, topic: &str) -> Refusal {
         Some(QueueFull) => Refusal::QueueFull,
         Some(MessageSizeTooLarge) => Refusal::TooLarge(text),
         Some(
-            MessageTimedOut | BrokerTransportFailure | AllBrokersDown | NetworkException | RequestTimedOut
-            | OperationTimedOut | NotEnoughReplicas | NotEnoughReplicasAfterAppend | LeaderNotAvailable
-            | NotLeaderForPartition | UnknownTopicOrPartition | PurgeQueue | PurgeInflight | Retry,
+            MessageTimedOut
+            | BrokerTransportFailure
+            | AllBrokersDown
+            | NetworkException
+            | RequestTimedOut
+            | OperationTimedOut
+            | NotEnoughReplicas
+            | NotEnoughReplicasAfterAppend
+            | LeaderNotAvailable
+            | NotLeaderForPartition
+            | UnknownTopicOrPartition
+            | PurgeQueue
+            | PurgeInflight
+            | Retry,
         )
         | None => Refusal::Retriable(text),
         Some(_) => Refusal::Final(text),

@@ -2,13 +2,13 @@
 //! and the checkpoint stops below the oldest of it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use trackwire_pipeline::ShardOutput;
 
 use super::KafkaConfig;
 use super::encode::{points_messages, split_points_message};
+use super::position::Position;
 use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
 use crate::events::event_json;
 use crate::unheld::Unheld;
@@ -44,9 +44,9 @@ pub struct KafkaSink {
     next_order: u64,
     next_id: u64,
     last_fed: u64,
-    /// Delivered through this LSN, as recorded in `checkpoint_path` (replays skip it).
+    /// Delivered through this LSN, as recorded at `position` (replays skip it).
     delivered_through: u64,
-    checkpoint_path: PathBuf,
+    position: Position,
     /// What went wrong since the last flush, for `/healthcheck`.
     error: Option<String>,
     /// Outputs lost to an encoding failure (a bug): the checkpoint stays below them.
@@ -55,28 +55,19 @@ pub struct KafkaSink {
 
 impl KafkaSink {
     /// Connects (lazily: a broker that is down now is retried), creates missing topics, and reads
-    /// the LSN it delivered through from `checkpoint_path`.
-    pub fn open(config: KafkaConfig, checkpoint_path: &Path) -> Result<KafkaSink, SinkError> {
+    /// the LSN it delivered through from `position`.
+    pub fn open(config: KafkaConfig, position: Position) -> Result<KafkaSink, SinkError> {
         let producer = RdKafkaProducer::new(&config)?;
-        Self::with_producer(Box::new(producer), &config, checkpoint_path)
+        Self::with_producer(Box::new(producer), &config, position)
     }
 
     /// The sink over any producer (tests inject faults through a fake one).
     pub fn with_producer(
         producer: Box<dyn Produce>,
         config: &KafkaConfig,
-        checkpoint_path: &Path,
+        position: Position,
     ) -> Result<KafkaSink, SinkError> {
-        let delivered_through = match std::fs::read_to_string(checkpoint_path) {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                SinkError::Config(format!(
-                    "{} is not an LSN; delete it to re-send the retained log",
-                    checkpoint_path.display()
-                ))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(SinkError::io(format!("reading {}", checkpoint_path.display()), e)),
-        };
+        let delivered_through = position.load()?;
         Ok(KafkaSink {
             producer,
             max_message_bytes: config.max_message_bytes,
@@ -88,7 +79,7 @@ impl KafkaSink {
             next_id: 0,
             last_fed: delivered_through,
             delivered_through,
-            checkpoint_path: checkpoint_path.to_owned(),
+            position,
             error: None,
             unheld: Unheld::default(),
         })
@@ -224,10 +215,7 @@ impl KafkaSink {
         if through <= self.delivered_through {
             return Ok(());
         }
-        let tmp = self.checkpoint_path.with_extension("tmp");
-        let io = |e| SinkError::io(format!("writing {}", self.checkpoint_path.display()), e);
-        std::fs::write(&tmp, format!("{through}\n")).map_err(io)?;
-        std::fs::rename(&tmp, &self.checkpoint_path).map_err(io)?;
+        self.position.save(through)?;
         self.delivered_through = through;
         Ok(())
     }
@@ -318,7 +306,13 @@ impl Sink for KafkaSink {
         });
         let payload = serde_json::to_vec(&event).map_err(|e| SinkError::Kafka(e.to_string()))?;
         let trace_id = trace_id(&[0; 16], lsn);
-        self.queue(Message { lsn, topic: Topic::Events, key: erasure.user_id.clone(), payload: Some(payload), trace_id });
+        self.queue(Message {
+            lsn,
+            topic: Topic::Events,
+            key: erasure.user_id.clone(),
+            payload: Some(payload),
+            trace_id,
+        });
         self.settle(Duration::ZERO);
         self.hand_over();
         Ok(())

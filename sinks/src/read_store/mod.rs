@@ -69,6 +69,10 @@ pub trait ReadStore: Send + Sync {
     /// for a partition of the scale-out topic.
     fn checkpoint(&self, log: &str) -> Result<u64, SinkError>;
 
+    /// Moves the checkpoint named `name` to `through`, for a sink other than the read store
+    /// that keeps its position here (`kafka:<log>`), where every process of a deployment finds it.
+    fn set_checkpoint(&self, name: &str, through: u64) -> Result<(), SinkError>;
+
     fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError>;
 
     /// Up to `query.limit` of the user's workouts that match the query, newest first, after the

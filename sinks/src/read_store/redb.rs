@@ -10,7 +10,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, newest_first, start_of,
+    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of,
+    newest_first, start_of,
 };
 use crate::SinkError;
 
@@ -76,6 +77,13 @@ impl ReadStore for RedbStore {
         let meta = txn.open_table(META).map_err(SinkError::store)?;
         let key = format!("{CHECKPOINT_PREFIX}{log}");
         Ok(meta.get(key.as_str()).map_err(SinkError::store)?.map_or(0, |v| v.value()))
+    }
+
+    fn set_checkpoint(&self, name: &str, through: u64) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        let key = format!("{CHECKPOINT_PREFIX}{name}");
+        txn.open_table(META).map_err(SinkError::store)?.insert(key.as_str(), through).map_err(SinkError::store)?;
+        commit(txn)
     }
 
     fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {

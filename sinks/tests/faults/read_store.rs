@@ -6,9 +6,7 @@ use std::sync::Arc;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 use trackwire_sinks::SinkError;
-use trackwire_sinks::read_store::{
-    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams,
-};
+use trackwire_sinks::read_store::{BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams};
 
 use super::{Fault, Faults};
 
@@ -24,6 +22,9 @@ fn injected() -> SinkError {
 impl ReadStore for FaultyReadStore {
     fn checkpoint(&self, log: &str) -> Result<u64, SinkError> {
         self.inner.checkpoint(log)
+    }
+    fn set_checkpoint(&self, name: &str, through: u64) -> Result<(), SinkError> {
+        self.inner.set_checkpoint(name, through)
     }
     fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
         self.inner.get(id)

@@ -53,9 +53,9 @@ pub fn append_to_every_partition(
     for partition in 0..raw.partitions {
         let headers = OwnedHeaders::new().insert(Header { key: COMMAND_HEADER, value: Some(COMMAND_VERSION) });
         let record = BaseRecord::to(&raw.topic).partition(partition).key(key).payload(&payload[..]).headers(headers);
-        producer
-            .send(record)
-            .map_err(|(e, _)| unavailable(format!("producing a command to {} partition {partition}: {e}", raw.topic)))?;
+        producer.send(record).map_err(|(e, _)| {
+            unavailable(format!("producing a command to {} partition {partition}: {e}", raw.topic))
+        })?;
     }
     let deadline = Instant::now() + timeout;
     let mut placed = Vec::with_capacity(raw.partitions as usize);

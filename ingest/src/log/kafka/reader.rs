@@ -12,7 +12,9 @@ use rdkafka::{Message, TopicPartitionList};
 use trackwire_codec::WorkoutId;
 
 use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
-use crate::log::{COMMAND_HEADER, COMMAND_VERSION, DedupIndex, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord};
+use crate::log::{
+    COMMAND_HEADER, COMMAND_VERSION, DedupIndex, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord,
+};
 
 /// How often the partition's end offset is read for the lag metric.
 const WATERMARK_EVERY: Duration = Duration::from_secs(2);
@@ -170,7 +172,7 @@ impl PartitionReader {
 }
 
 /// The value of the command header, when the record is a command.
-fn command_version<'a>(headers: Option<&'a BorrowedHeaders>) -> Option<&'a [u8]> {
+fn command_version(headers: Option<&BorrowedHeaders>) -> Option<&[u8]> {
     headers?.iter().find(|h| h.key == COMMAND_HEADER).map(|h| h.value.unwrap_or_default())
 }
 

@@ -18,7 +18,10 @@ use r2d2_postgres::PostgresConnectionManager;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
-use super::{BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of, start_of};
+use super::{
+    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of,
+    start_of,
+};
 use crate::SinkError;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<tls::Tls>>;
@@ -114,6 +117,17 @@ impl ReadStore for PostgresStore {
             .query_opt("SELECT lsn FROM read_store_checkpoints WHERE log = $1", &[&log])
             .map_err(store_error)?;
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
+    }
+
+    fn set_checkpoint(&self, name: &str, through: u64) -> Result<(), SinkError> {
+        self.client()?
+            .execute(
+                "INSERT INTO read_store_checkpoints (log, lsn) VALUES ($1, $2)
+                 ON CONFLICT (log) DO UPDATE SET lsn = EXCLUDED.lsn",
+                &[&name, &lsn_param(through)?],
+            )
+            .map_err(store_error)?;
+        Ok(())
     }
 
     fn get(&self, id: &WorkoutId) -> Result<Option<WorkoutSummary>, SinkError> {
