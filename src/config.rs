@@ -620,8 +620,11 @@ impl Config {
                 }
             }
         }
-        if self.ingest.tokens.is_empty() {
-            bail!("ingest.tokens is empty: no device could authenticate; add at least one {{ token, device_id }}");
+        if self.ingest.tokens.is_empty() && self.store.url.is_none() {
+            bail!(
+                "ingest.tokens is empty and there is no shared store (store.url) to hold tokens the API issues: no device \
+                 could authenticate; add at least one {{ token, device_id }}"
+            );
         }
         if self.ingest.tokens.iter().any(|t| t.token.trim().is_empty()) {
             bail!("ingest.tokens contains an empty token");

@@ -1,18 +1,20 @@
 //! `trackwire serve --role gateway|api`: the stateless fronts of a scale-out deployment.
 //!
 //! A **gateway** serves ingest (HTTP `/v1/ingest`, QUIC) and acks a batch once the raw topic's
-//! broker has it (`trackwire_ingest::log::kafka`); an **API** replica serves `/api/v1` from the
-//! shared PostgreSQL read store, and sends uploads to the raw topic like any device. Neither runs
-//! a pipeline or a sink: pipeline workers do (`crate::worker`). Several of each can run behind a
-//! load balancer; what they keep on local disk (the development JWT secret and QUIC certificate,
-//! the account store) is documented as per-replica in ARCHITECTURE.md.
+//! broker has it (`trackwire_ingest::log::kafka`); it accepts the configured device tokens and
+//! those the API issued, read from the shared store every few seconds. An **API** replica serves
+//! `/api/v1` from the shared PostgreSQL read store and account store, sends uploads to the raw
+//! topic like any device, and places erasures and retention cuts in it for the workers. Neither
+//! runs a pipeline or a sink: pipeline workers do (`crate::worker`). Several of each can run
+//! behind a load balancer; what they keep on local disk (the development JWT secret and QUIC
+//! certificate) is documented as per-replica in ARCHITECTURE.md.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use anyhow::Context;
 use trackwire_api::AppState;
-use trackwire_api::accounts::Accounts;
+use trackwire_api::accounts::follow_issued_tokens;
 use trackwire_api::auth::Authenticator;
 use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
@@ -21,8 +23,8 @@ use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 
 use crate::config::{Config, Role};
-use crate::data_path::open_read_store;
 use crate::fronts::serve_fronts;
+use crate::stores::{open_accounts, open_read_store};
 
 pub fn run(config: Config) -> anyhow::Result<()> {
     let role = config.cluster.role;
@@ -36,8 +38,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let control = (role == Role::Api).then(|| Control::Log(Arc::new(raw.clone())));
     let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
     let store = open_read_store(&config)?;
-    let accounts =
-        Arc::new(Accounts::open(&data.join("store").join("accounts.redb")).context("opening the account store")?);
+    let accounts = open_accounts(&config)?;
     let ingestor = Arc::new(Ingestor::new(
         IngestConfig {
             tokens: config.ingest.tokens.clone(),
@@ -68,21 +69,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         max_upload_bytes: config.api.max_upload_bytes,
     };
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
-    // must not happen on this runtime's threads: the last handle on the store is dropped here.
-    let store = state.store.clone();
+    // must not happen on this runtime's threads: the last handles on the stores are dropped here.
+    let (store, accounts) = (state.store.clone(), state.accounts.clone());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
-        let retention = (role == Role::Api).then(|| tokio::spawn(trackwire_api::retention_loop(state.clone())));
+        // An API replica runs coordinate retention; a gateway follows the device tokens the API
+        // replicas issue and revoke.
+        let background = match role {
+            Role::Api => tokio::spawn(trackwire_api::retention_loop(state.clone())),
+            _ => tokio::spawn(follow_issued_tokens(state.accounts.clone(), state.ingestor.clone())),
+        };
         let served = serve_fronts(&config, state, role).await;
-        if let Some(retention) = retention {
-            retention.abort();
-            let _ = retention.await;
-        }
+        background.abort();
+        let _ = background.await;
         served
     })?;
     drop(runtime);
-    drop(store);
+    drop((store, accounts));
     tracing::info!("shutting down: waiting for the broker to confirm the batches in flight");
     match producer.join() {
         Ok(Ok(())) => Ok(()),

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod otlp;
 pub mod serve;
 mod single;
+pub mod stores;
 mod worker;
 
 use trackwire_codec::{BatchData, encode_batch, import};

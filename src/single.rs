@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use trackwire_api::AppState;
-use trackwire_api::accounts::Accounts;
 use trackwire_api::auth::Authenticator;
 use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
@@ -22,8 +21,9 @@ use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::Redactions;
 
 use crate::config::{Config, Role};
-use crate::data_path::{DataPath, Input, Running, open_read_store};
+use crate::data_path::{DataPath, Input, Running};
 use crate::fronts::serve_fronts;
+use crate::stores::{open_accounts, open_read_store};
 
 /// How often released log segments are computed and handed to the log for deletion.
 const RETENTION_TICK: Duration = Duration::from_secs(1);
@@ -35,8 +35,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
-    // must not happen on this runtime's threads: the last handle on the store is dropped here.
-    let store = state.store.clone();
+    // must not happen on this runtime's threads: the last handles on the stores are dropped here.
+    let (store, accounts) = (state.store.clone(), state.accounts.clone());
     runtime.block_on(async {
         // Log retention and coordinate retention belong to the process that owns the log and sinks.
         let retention =
@@ -59,7 +59,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Ok(Err(err)) => return Err(err).context("the log writer failed"),
         Err(_) => anyhow::bail!("the log writer panicked"),
     }
-    drop(store);
+    drop((store, accounts));
     tracing::info!("shutdown complete: everything acked is committed");
     Ok(())
 }
@@ -81,8 +81,7 @@ impl SingleProcess {
         };
 
         // What the API owns comes first: profiles, erasures and the retention cut shape replay.
-        let accounts =
-            Arc::new(Accounts::open(&data.join("store").join("accounts.redb")).context("opening the account store")?);
+        let accounts = open_accounts(config)?;
         let this_year = chrono_year();
         let profiles = Arc::new(Profiles::default());
         for (user, profile) in accounts.profiles()? {

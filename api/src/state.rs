@@ -38,7 +38,7 @@ pub struct AppState {
     pub sinks: Arc<[Arc<SinkProgress>]>,
     /// Highest LSN the pipeline has handed to the sinks.
     pub pipeline_through: Arc<AtomicU64>,
-    pub accounts: Arc<Accounts>,
+    pub accounts: Arc<dyn Accounts>,
     /// The profile registry the pipeline's shards read.
     pub profiles: Arc<Profiles>,
     pub auth: Arc<Authenticator>,

@@ -33,7 +33,7 @@ use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, Shard
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
-use trackwire_sinks::read_store::{self, LOCAL_LOG, ReadStore, ReadStoreSink};
+use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink};
 use trackwire_sinks::{CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, Redactions, Sink, SinkProgress};
 
 use crate::config::Config;
@@ -224,13 +224,6 @@ impl Running {
 
 fn decode_limits(config: &Config) -> DecodeLimits {
     DecodeLimits { max_samples: config.ingest.max_samples_per_batch, max_events: config.ingest.max_events_per_batch }
-}
-
-/// The read store `store.url` names, or the embedded one in the data directory.
-pub fn open_read_store(config: &Config) -> anyhow::Result<Arc<dyn ReadStore>> {
-    let embedded = config.data_dir.join("store").join("read.redb");
-    read_store::open(config.store.url.as_deref(), config.store.ca_file.as_deref(), &embedded)
-        .context("opening the read store")
 }
 
 /// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store

@@ -46,7 +46,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // Opening the store applies the migrations, the lease table among them.
-    let store = crate::data_path::open_read_store(&config)?;
+    let store = crate::stores::open_read_store(&config)?;
     if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(&[]), &raw.topic, raw.partitions)
     {
         tracing::warn!(%error, "raw topic not checked now; consuming will retry");

@@ -81,9 +81,10 @@ def test_the_overlay_renders_what_the_guide_promises(overlay):
     assert service["spec"]["type"] == "LoadBalancer"
     assert role_of["pipeline"]["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "gp3"
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in kinds["HorizontalPodAutoscaler"]}
-    # The API stays one replica with its volume until its account store is shared (api.yaml).
-    assert set(hpas) == {"trackwire-gateway", "trackwire-pipeline"}
-    assert role_of["api"]["spec"]["replicas"] == 1 and role_of["api"]["spec"]["strategy"]["type"] == "Recreate"
+    # Every role scales: the API's accounts are in the shared store, so replicas are stateless.
+    assert set(hpas) == {"trackwire-gateway", "trackwire-api", "trackwire-pipeline"}
+    assert role_of["api"]["spec"]["replicas"] >= 2
+    assert not kinds.get("PersistentVolumeClaim"), "nothing but the workers keeps a volume"
     for hpa in hpas.values():
         assert any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in hpa["spec"]["metrics"])
     lag = [m["pods"]["metric"]["name"] for m in hpas["trackwire-pipeline"]["spec"]["metrics"] if m["type"] == "Pods"]
@@ -104,6 +105,8 @@ def test_the_overlays_configuration_is_one_the_binary_accepts(overlay):
     assert "[lake]" in result.stdout
     if overlay == "aws":
         assert 'url = "postgres://' in result.stdout and "raw_partitions = 8" in result.stdout
+        # No token that may post for any user: devices use tokens the API issued.
+        assert '"*"' not in result.stdout.split("[ingest]")[1].split("\n[")[0]
 
 
 def checkov(path: Path, framework: str) -> dict:

@@ -333,3 +333,39 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
 
     for server in [*workers, *apis, retaining, gateway]:
         server.stop()
+
+
+def test_api_replicas_share_the_accounts_and_gateways_follow_the_tokens_they_issue(server_factory, kafka_broker, postgres_db, tmp_path):
+    common = {
+        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
+        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
+        "TRACKWIRE_STORE__URL": postgres_db,
+    }
+    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
+        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    apis = [server_factory(tmp_path / f"api{i}", TRACKWIRE_CLUSTER__ROLE="api", **common).start() for i in range(2)]
+
+    # What one replica stores, the other serves.
+    profile = {"weight_kg": 61.5, "birth_year": 1991, "sex": "female", "hr_max_bpm": 188.0, "hr_rest_bpm": 48.0}
+    assert apis[0].api("PUT", "/users/me/profile", json=profile).status_code == 200
+    assert apis[1].api("GET", "/users/me/profile").json() == profile
+    created = apis[1].api("POST", "/users/me/gear", json={"name": "trail shoes", "kind": "shoes"})
+    assert created.status_code in (200, 201), created.text
+    assert [g["name"] for g in apis[0].api("GET", "/users/me/gear").json()["gear"]] == ["trail shoes"]
+
+    # A device token issued by one replica is accepted by the gateway within seconds...
+    issued = apis[0].api("POST", "/users/me/device-tokens", json={"device_id": "py-device-1"}).json()
+    points = twclient.parse_gpx(TRACE)[:20]
+    workout = uuid.uuid4()
+    batches = [twclient.encode_batch(points[i : i + 5], workout, i // 5) for i in range(0, 20, 5)]
+    wait_for("the gateway to accept the issued token", lambda: gateway.post(batches[0], token=issued["token"]).status_code == 200, timeout=15)
+    # ...for its own user only,
+    other_user = twclient.encode_batch(points[:5], uuid.uuid4(), 0, user_id="someone-else")
+    assert gateway.post(other_user, token=issued["token"]).status_code == 403
+    # and refused within seconds once the other replica revoked it.
+    assert apis[1].api("DELETE", f"/users/me/device-tokens/{issued['id']}").status_code in (200, 204)
+    wait_for("the gateway to refuse the revoked token", lambda: gateway.post(batches[1], token=issued["token"]).status_code == 401, timeout=15)
+
+    for server in [gateway, *apis]:
+        server.stop()

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
-use trackwire_api::accounts::Accounts;
+use trackwire_api::accounts::RedbAccounts;
 use trackwire_api::auth::{AuthConfig, Authenticator, Claims, mint_hs256};
 use trackwire_api::limits::{RateLimitConfig, RateLimiter};
 use trackwire_api::{AppState, PrivacyConfig, app};
@@ -55,7 +55,7 @@ pub fn state_with(
         live: Arc::new(LiveWorkouts::default()),
         sinks: Arc::new([]),
         pipeline_through: Arc::new(AtomicU64::new(0)),
-        accounts: Arc::new(Accounts::open(&dir.join("accounts.redb")).unwrap()),
+        accounts: Arc::new(RedbAccounts::open(&dir.join("accounts.redb")).unwrap()),
         profiles: Default::default(),
         auth: Arc::new(Authenticator::new(auth).unwrap()),
         limiter: Arc::new(RateLimiter::new(rate_limit)),

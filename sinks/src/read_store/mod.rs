@@ -15,8 +15,8 @@ mod sink;
 mod streams;
 
 pub use efforts::{BestEfforts, EFFORT_DISTANCES, best_efforts};
-pub use postgres::PostgresStore;
 pub use postgres::tls as postgres_tls;
+pub use postgres::{PostgresStore, describe as describe_postgres_error};
 pub use redb::RedbStore;
 pub use sink::ReadStoreSink;
 pub use streams::Streams;

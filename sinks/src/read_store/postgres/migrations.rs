@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "pipeline_leases", include_str!("../../../migrations/postgres/0002_pipeline_leases.sql")),
     (3, "athlete_profiles", include_str!("../../../migrations/postgres/0003_athlete_profiles.sql")),
     (4, "log_commands", include_str!("../../../migrations/postgres/0004_log_commands.sql")),
+    (5, "accounts", include_str!("../../../migrations/postgres/0005_accounts.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").

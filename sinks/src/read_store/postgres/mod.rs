@@ -37,7 +37,7 @@ pub struct PostgresStore {
 }
 
 /// A PostgreSQL error with its server message (the crate's own Display says only "db error").
-pub(crate) fn describe(e: &postgres::Error) -> String {
+pub fn describe(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
         None => match std::error::Error::source(e) {
@@ -89,7 +89,9 @@ impl PostgresStore {
         Ok(store)
     }
 
-    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<tls::Tls>>, SinkError> {
+    /// A connection from the pool, for the other owners of tables in the same database (the API's
+    /// account store).
+    pub fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<tls::Tls>>, SinkError> {
         self.pool.get().map_err(|e| SinkError::Store(format!("no PostgreSQL connection: {e}")))
     }
 }

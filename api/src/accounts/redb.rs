@@ -1,7 +1,4 @@
-//! What the API itself owns, in an embedded redb file beside the read store: athlete profiles,
-//! gear and which workout used it, uploads and their external ids, issued device tokens, erasures
-//! (kept so a restart's log replay cannot bring an erased user back), and the coordinate-retention
-//! watermark.
+//! The embedded account store: one redb file beside the read store.
 
 use std::path::Path;
 
@@ -9,8 +6,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use trackwire_codec::WorkoutId;
-use trackwire_ingest::DeviceToken;
 
+use super::{Accounts, AccountsError};
 use crate::views::{Gear, IssuedToken, Profile, Upload};
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
@@ -26,10 +23,6 @@ const DEVICE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("device
 const ERASURES: TableDefinition<&str, u64> = TableDefinition::new("erasures");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const POSITIONS_DROPPED_BEFORE: &str = "positions_dropped_before_ms";
-
-#[derive(Debug, thiserror::Error)]
-#[error("account store: {0}")]
-pub struct AccountsError(String);
 
 fn err(e: impl std::fmt::Display) -> AccountsError {
     AccountsError(e.to_string())
@@ -50,12 +43,12 @@ fn to_json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("account records always serialize")
 }
 
-pub struct Accounts {
+pub struct RedbAccounts {
     db: Database,
 }
 
-impl Accounts {
-    pub fn open(path: &Path) -> Result<Accounts, AccountsError> {
+impl RedbAccounts {
+    pub fn open(path: &Path) -> Result<RedbAccounts, AccountsError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -70,16 +63,18 @@ impl Accounts {
         txn.open_table(ERASURES).map_err(err)?;
         txn.open_table(META).map_err(err)?;
         txn.commit().map_err(err)?;
-        Ok(Accounts { db })
+        Ok(RedbAccounts { db })
     }
+}
 
-    pub fn profile(&self, user_id: &str) -> Result<Option<Profile>, AccountsError> {
+impl Accounts for RedbAccounts {
+    fn profile(&self, user_id: &str) -> Result<Option<Profile>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(PROFILES).map_err(err)?;
         table.get(user_id).map_err(err)?.map(|v| from_json(v.value())).transpose()
     }
 
-    pub fn profiles(&self) -> Result<Vec<(String, Profile)>, AccountsError> {
+    fn profiles(&self) -> Result<Vec<(String, Profile)>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(PROFILES).map_err(err)?;
         let mut out = Vec::new();
@@ -90,13 +85,13 @@ impl Accounts {
         Ok(out)
     }
 
-    pub fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), AccountsError> {
+    fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         txn.open_table(PROFILES).map_err(err)?.insert(user_id, &to_json(profile)[..]).map_err(err)?;
         txn.commit().map_err(err)
     }
 
-    pub fn gear_of_user(&self, user_id: &str) -> Result<Vec<Gear>, AccountsError> {
+    fn gear_of_user(&self, user_id: &str) -> Result<Vec<Gear>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(GEAR).map_err(err)?;
         let prefix = user_key(user_id, "");
@@ -111,20 +106,19 @@ impl Accounts {
         Ok(out)
     }
 
-    pub fn gear(&self, user_id: &str, gear_id: &str) -> Result<Option<Gear>, AccountsError> {
+    fn gear(&self, user_id: &str, gear_id: &str) -> Result<Option<Gear>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(GEAR).map_err(err)?;
         table.get(&user_key(user_id, gear_id)[..]).map_err(err)?.map(|v| from_json(v.value())).transpose()
     }
 
-    pub fn put_gear(&self, user_id: &str, gear: &Gear) -> Result<(), AccountsError> {
+    fn put_gear(&self, user_id: &str, gear: &Gear) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         txn.open_table(GEAR).map_err(err)?.insert(&user_key(user_id, &gear.id)[..], &to_json(gear)[..]).map_err(err)?;
         txn.commit().map_err(err)
     }
 
-    /// Deletes the gear and unassigns it from its workouts; false if it did not exist.
-    pub fn delete_gear(&self, user_id: &str, gear_id: &str) -> Result<bool, AccountsError> {
+    fn delete_gear(&self, user_id: &str, gear_id: &str) -> Result<bool, AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         let existed =
             txn.open_table(GEAR).map_err(err)?.remove(&user_key(user_id, gear_id)[..]).map_err(err)?.is_some();
@@ -133,13 +127,13 @@ impl Accounts {
         Ok(existed)
     }
 
-    pub fn gear_of_workout(&self, workout: &WorkoutId) -> Result<Option<String>, AccountsError> {
+    fn gear_of_workout(&self, workout: &WorkoutId) -> Result<Option<String>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
         Ok(table.get(&workout.0[..]).map_err(err)?.map(|v| v.value().to_owned()))
     }
 
-    pub fn assign_gear(&self, workout: &WorkoutId, gear_id: Option<&str>) -> Result<(), AccountsError> {
+    fn assign_gear(&self, workout: &WorkoutId, gear_id: Option<&str>) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut table = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
@@ -151,13 +145,13 @@ impl Accounts {
         txn.commit().map_err(err)
     }
 
-    pub fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError> {
+    fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(UPLOADS).map_err(err)?;
         table.get(id).map_err(err)?.map(|v| from_json(v.value())).transpose()
     }
 
-    pub fn upload_by_external_id(&self, user_id: &str, external_id: &str) -> Result<Option<Upload>, AccountsError> {
+    fn upload_by_external_id(&self, user_id: &str, external_id: &str) -> Result<Option<Upload>, AccountsError> {
         let id = {
             let txn = self.db.begin_read().map_err(err)?;
             let table = txn.open_table(UPLOAD_KEYS).map_err(err)?;
@@ -169,7 +163,7 @@ impl Accounts {
         }
     }
 
-    pub fn put_upload(&self, upload: &Upload) -> Result<(), AccountsError> {
+    fn put_upload(&self, upload: &Upload) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         txn.open_table(UPLOADS).map_err(err)?.insert(upload.id.as_str(), &to_json(upload)[..]).map_err(err)?;
         if let Some(external) = &upload.external_id {
@@ -181,8 +175,7 @@ impl Accounts {
         txn.commit().map_err(err)
     }
 
-    /// Uploads left `processing` by a restart (their task died with the process).
-    pub fn unfinished_uploads(&self) -> Result<Vec<Upload>, AccountsError> {
+    fn unfinished_uploads(&self) -> Result<Vec<Upload>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(UPLOADS).map_err(err)?;
         let mut out = Vec::new();
@@ -195,7 +188,7 @@ impl Accounts {
         Ok(out)
     }
 
-    pub fn device_tokens(&self) -> Result<Vec<IssuedToken>, AccountsError> {
+    fn device_tokens(&self) -> Result<Vec<IssuedToken>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(DEVICE_TOKENS).map_err(err)?;
         let mut out = Vec::new();
@@ -205,13 +198,13 @@ impl Accounts {
         Ok(out)
     }
 
-    pub fn put_device_token(&self, token: &IssuedToken) -> Result<(), AccountsError> {
+    fn put_device_token(&self, token: &IssuedToken) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         txn.open_table(DEVICE_TOKENS).map_err(err)?.insert(token.id.as_str(), &to_json(token)[..]).map_err(err)?;
         txn.commit().map_err(err)
     }
 
-    pub fn delete_device_token(&self, id: &str) -> Result<Option<IssuedToken>, AccountsError> {
+    fn delete_device_token(&self, id: &str) -> Result<Option<IssuedToken>, AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         let removed =
             txn.open_table(DEVICE_TOKENS).map_err(err)?.remove(id).map_err(err)?.map(|v| from_json(v.value()));
@@ -220,7 +213,7 @@ impl Accounts {
         Ok(removed)
     }
 
-    pub fn erasures(&self) -> Result<Vec<(String, u64)>, AccountsError> {
+    fn erasures(&self) -> Result<Vec<(String, u64)>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(ERASURES).map_err(err)?;
         let mut out = Vec::new();
@@ -231,8 +224,7 @@ impl Accounts {
         Ok(out)
     }
 
-    /// Records an erasure (before any sink acts on it, so a crash midway is redone at start).
-    pub fn record_erasure(&self, user_id: &str, through_lsn: u64) -> Result<(), AccountsError> {
+    fn record_erasure(&self, user_id: &str, through_lsn: u64) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             let mut table = txn.open_table(ERASURES).map_err(err)?;
@@ -242,8 +234,7 @@ impl Accounts {
         txn.commit().map_err(err)
     }
 
-    /// Deletes everything the API holds of the user except the erasure record itself.
-    pub fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
+    fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
             txn.open_table(PROFILES).map_err(err)?.remove(user_id).map_err(err)?;
@@ -266,26 +257,20 @@ impl Accounts {
         txn.commit().map_err(err)
     }
 
-    pub fn positions_dropped_before(&self) -> Result<i64, AccountsError> {
+    fn positions_dropped_before(&self) -> Result<i64, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(META).map_err(err)?;
         Ok(table.get(POSITIONS_DROPPED_BEFORE).map_err(err)?.map_or(0, |v| v.value()))
     }
 
-    pub fn set_positions_dropped_before(&self, before_ms: i64) -> Result<(), AccountsError> {
+    fn set_positions_dropped_before(&self, before_ms: i64) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
-        txn.open_table(META).map_err(err)?.insert(POSITIONS_DROPPED_BEFORE, before_ms).map_err(err)?;
-        txn.commit().map_err(err)
-    }
-}
-
-impl IssuedToken {
-    /// The binding the ingest check uses.
-    pub fn binding(&self) -> DeviceToken {
-        DeviceToken {
-            token: self.token.clone(),
-            device_id: self.device_id.clone(),
-            user_id: Some(self.user_id.clone()),
+        {
+            // Only forward, as in the shared store.
+            let mut meta = txn.open_table(META).map_err(err)?;
+            let current = meta.get(POSITIONS_DROPPED_BEFORE).map_err(err)?.map_or(0, |v| v.value());
+            meta.insert(POSITIONS_DROPPED_BEFORE, current.max(before_ms)).map_err(err)?;
         }
+        txn.commit().map_err(err)
     }
 }

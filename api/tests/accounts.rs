@@ -1,0 +1,148 @@
+//! One suite for both account stores: the embedded redb file and the shared PostgreSQL tables
+//! (with TRACKWIRE_TEST_POSTGRES_URL, as scripts/test.sh sets).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use trackwire_api::accounts::{Accounts, PostgresAccounts, RedbAccounts};
+use trackwire_api::views::{Gear, GearKind, IssuedToken, Profile, Upload, UploadStatus};
+use trackwire_codec::WorkoutId;
+
+fn gear(id: &str) -> Gear {
+    Gear {
+        id: id.into(),
+        name: format!("shoe {id}"),
+        kind: GearKind::Shoes,
+        sport: "running".into(),
+        replace_after_km: 700.0,
+        retired: false,
+        created_at: "2026-12-02T08:00:00Z".into(),
+    }
+}
+
+fn upload(id: &str, user: &str, external: Option<&str>, status: UploadStatus) -> Upload {
+    Upload {
+        id: id.into(),
+        user_id: user.into(),
+        external_id: external.map(str::to_owned),
+        file_name: Some("run.gpx".into()),
+        data_type: Some("gpx".into()),
+        status,
+        workout_id: None,
+        duplicate_of: None,
+        error: None,
+        samples: 0,
+        created_at: "2026-12-02T08:00:00Z".into(),
+    }
+}
+
+fn token(id: &str, user: &str) -> IssuedToken {
+    IssuedToken {
+        id: id.into(),
+        token: format!("secret-{id}"),
+        user_id: user.into(),
+        device_id: "watch-1".into(),
+        created_at: "2026-12-02T08:00:00Z".into(),
+    }
+}
+
+fn suite(accounts: &dyn Accounts) {
+    // Profiles: set, replaced, listed.
+    assert_eq!(accounts.profile("ada").unwrap(), None);
+    let mut profile = Profile { weight_kg: Some(60.0), ..Profile::default() };
+    accounts.set_profile("ada", &profile).unwrap();
+    profile.hr_max_bpm = Some(185.0);
+    accounts.set_profile("ada", &profile).unwrap();
+    accounts.set_profile("bob", &Profile::default()).unwrap();
+    assert_eq!(accounts.profile("ada").unwrap(), Some(profile.clone()));
+    assert_eq!(accounts.profiles().unwrap().len(), 2);
+
+    // Gear per user; deleting it unassigns it from its workouts.
+    let (w1, w2) = (WorkoutId([1; 16]), WorkoutId([2; 16]));
+    accounts.put_gear("ada", &gear("g1")).unwrap();
+    accounts.put_gear("ada", &gear("g2")).unwrap();
+    accounts.put_gear("bob", &gear("g3")).unwrap();
+    let mut retired = gear("g2");
+    retired.retired = true;
+    accounts.put_gear("ada", &retired).unwrap();
+    let ids: Vec<_> = accounts.gear_of_user("ada").unwrap().into_iter().map(|g| g.id).collect();
+    assert_eq!(ids, ["g1", "g2"]);
+    assert_eq!(accounts.gear("ada", "g2").unwrap(), Some(retired));
+    assert_eq!(accounts.gear("bob", "g1").unwrap(), None, "gear is per user");
+    accounts.assign_gear(&w1, Some("g1")).unwrap();
+    accounts.assign_gear(&w2, Some("g1")).unwrap();
+    accounts.assign_gear(&w2, None).unwrap();
+    assert_eq!(accounts.gear_of_workout(&w1).unwrap().as_deref(), Some("g1"));
+    assert_eq!(accounts.gear_of_workout(&w2).unwrap(), None);
+    assert!(accounts.delete_gear("ada", "g1").unwrap());
+    assert!(!accounts.delete_gear("ada", "g1").unwrap());
+    assert_eq!(accounts.gear_of_workout(&w1).unwrap(), None);
+
+    // Uploads, by id and by the user's external id; unfinished ones are found after a restart.
+    accounts.put_upload(&upload("u1", "ada", Some("garmin-1"), UploadStatus::Processing)).unwrap();
+    accounts.put_upload(&upload("u2", "bob", Some("garmin-1"), UploadStatus::Ready)).unwrap();
+    assert_eq!(accounts.upload_by_external_id("ada", "garmin-1").unwrap().unwrap().id, "u1");
+    assert_eq!(accounts.upload_by_external_id("bob", "garmin-1").unwrap().unwrap().id, "u2");
+    assert_eq!(accounts.unfinished_uploads().unwrap().len(), 1);
+    accounts.put_upload(&upload("u1", "ada", Some("garmin-1"), UploadStatus::Ready)).unwrap();
+    assert!(accounts.unfinished_uploads().unwrap().is_empty());
+    assert_eq!(accounts.upload("u1").unwrap().unwrap().status, UploadStatus::Ready);
+
+    // Device tokens: issued, listed, revoked once.
+    accounts.put_device_token(&token("t1", "ada")).unwrap();
+    accounts.put_device_token(&token("t2", "bob")).unwrap();
+    assert_eq!(accounts.device_tokens().unwrap(), vec![token("t1", "ada"), token("t2", "bob")]);
+    assert_eq!(accounts.delete_device_token("t2").unwrap(), Some(token("t2", "bob")));
+    assert_eq!(accounts.delete_device_token("t2").unwrap(), None);
+    accounts.put_device_token(&token("t3", "ada")).unwrap();
+
+    // Erasure: the record keeps the highest position; everything else of the user goes, and
+    // nothing of another user.
+    accounts.record_erasure("ada", 9).unwrap();
+    accounts.record_erasure("ada", 4).unwrap();
+    assert_eq!(accounts.erasures().unwrap(), vec![("ada".to_owned(), 9)]);
+    accounts.assign_gear(&w1, Some("g2")).unwrap();
+    accounts.erase_user("ada", &[w1]).unwrap();
+    assert_eq!(accounts.profile("ada").unwrap(), None);
+    assert!(accounts.gear_of_user("ada").unwrap().is_empty());
+    assert_eq!(accounts.gear_of_workout(&w1).unwrap(), None);
+    assert_eq!(accounts.upload("u1").unwrap(), None);
+    assert_eq!(accounts.upload_by_external_id("ada", "garmin-1").unwrap(), None);
+    assert!(accounts.device_tokens().unwrap().iter().all(|t| t.user_id != "ada"));
+    assert_eq!(accounts.profile("bob").unwrap(), Some(Profile::default()));
+    assert_eq!(accounts.gear_of_user("bob").unwrap().len(), 1);
+    assert!(accounts.upload("u2").unwrap().is_some());
+
+    // The retention watermark only moves forward (replicas may run retention side by side).
+    assert_eq!(accounts.positions_dropped_before().unwrap(), 0);
+    accounts.set_positions_dropped_before(2_000).unwrap();
+    accounts.set_positions_dropped_before(1_000).unwrap();
+    assert_eq!(accounts.positions_dropped_before().unwrap(), 2_000);
+}
+
+#[test]
+fn redb_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&RedbAccounts::open(&dir.path().join("accounts.redb")).unwrap());
+}
+
+#[test]
+fn postgres_passes_the_suite_and_replicas_share_it() {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let Ok(url) = std::env::var("TRACKWIRE_TEST_POSTGRES_URL") else {
+        eprintln!("TRACKWIRE_TEST_POSTGRES_URL is not set: PostgreSQL case skipped (scripts/test.sh starts one)");
+        return;
+    };
+    let name = format!("rs_accounts_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connecting to the test server");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{base}/{name}");
+    suite(&PostgresAccounts::connect(&url, None).unwrap());
+    // A second replica sees what the first wrote.
+    let other = PostgresAccounts::connect(&url, None).unwrap();
+    assert!(other.device_tokens().unwrap().is_empty(), "ada's were erased, bob's revoked");
+    other.put_device_token(&token("t4", "bob")).unwrap();
+    assert_eq!(PostgresAccounts::connect(&url, None).unwrap().device_tokens().unwrap(), vec![token("t4", "bob")]);
+    assert_eq!(other.gear_of_user("bob").unwrap(), vec![gear("g3")]);
+}
