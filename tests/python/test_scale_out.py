@@ -369,3 +369,36 @@ def test_api_replicas_share_the_accounts_and_gateways_follow_the_tokens_they_iss
 
     for server in [gateway, *apis]:
         server.stop()
+
+
+def test_an_api_replica_shows_a_workout_in_progress_as_it_goes(server_factory, kafka_broker, postgres_db, tmp_path):
+    common = {
+        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
+        "TRACKWIRE_KAFKA__RAW_PARTITIONS": 2,
+        "TRACKWIRE_STORE__URL": postgres_db,
+        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
+    }
+    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
+        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    worker = server_factory(tmp_path / "worker", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS="0/1", **common).start()
+    api = server_factory(tmp_path / "api", TRACKWIRE_CLUSTER__ROLE="api", **common).start()
+    wait_for("the worker to run both partitions", lambda: partitions_of(worker) == [0, 1])
+
+    points = twclient.parse_gpx(TRACE)[:300]
+    workout = uuid.uuid4()
+    batches = twclient.batches_of(points, 50, workout)
+    for k, body in enumerate(batches[:-1]):
+        assert gateway.post(body).status_code == 200
+        sent_through = points[50 * k + 49].time_ms
+
+        def caught_up():
+            r = api.api("GET", f"/workouts/{workout}/live")
+            return r.status_code == 200 and (r.json().get("last_sample") or {}).get("time_ms") == sent_through and r.json()
+        live = wait_for(f"the live view to show batch {k}", caught_up, timeout=30)
+        assert live["in_progress"] is True and live["status"] == "active", live
+    assert gateway.post(batches[-1]).status_code == 200
+    done = wait_for("the workout to end", lambda: (r := api.api("GET", f"/workouts/{workout}/live").json())["status"] == "completed" and r)
+    assert done["in_progress"] is False
+    for server in [worker, api, gateway]:
+        server.stop()

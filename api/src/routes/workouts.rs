@@ -94,7 +94,12 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(Workou
     }
     let store = state.store.clone();
     match blocking(move || store.get(&id)).await? {
-        Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => Ok((summary, false)),
+        // A scale-out API replica has no live registry: the store's summary says whether the
+        // workout is still in progress (it is at most a flush interval old).
+        Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => {
+            let in_progress = !summary.status.is_ended();
+            Ok((summary, in_progress))
+        }
         _ => Err(not_found()),
     }
 }
