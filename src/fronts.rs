@@ -2,26 +2,21 @@
 //! that ingest, QUIC, stopped together by SIGINT/SIGTERM.
 
 use anyhow::Context;
-use trackwire_api::AppState;
+use trackwire_api::Surfaces;
 use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 
 use crate::config::{Config, Role};
 
-/// Serves HTTP (the routes of `role`) and, for roles that ingest, QUIC until SIGINT/SIGTERM;
+/// Serves HTTP (the routes of `surfaces`) and, for roles that ingest, QUIC until SIGINT/SIGTERM;
 /// returns once in-flight requests and streams are answered and every handle on the log has been
 /// dropped.
-pub async fn serve_fronts(config: &Config, state: AppState, role: Role) -> anyhow::Result<()> {
+pub async fn serve_fronts(config: &Config, surfaces: Surfaces, role: Role) -> anyhow::Result<()> {
     let data = &config.data_dir;
-    let surface = match role {
-        Role::Gateway => trackwire_api::Surface::Ingest,
-        Role::Api => trackwire_api::Surface::Api,
-        Role::All | Role::Pipeline => trackwire_api::Surface::All,
-    };
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
     let addr = listener.local_addr()?;
-    let quic = if role == Role::Api { None } else { Some(start_quic(config)?) };
+    let quic = if matches!(surfaces, Surfaces::Api(_)) { None } else { Some(start_quic(config)?) };
     match &quic {
         Some(quic) => {
             let quic_addr = quic.local_addr()?;
@@ -52,8 +47,9 @@ pub async fn serve_fronts(config: &Config, state: AppState, role: Role) -> anyho
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let quic_task = quic.map(|quic| tokio::spawn(quic.run(state.ingestor.clone(), stopped())));
-    let http = trackwire_api::serve_surface(listener, state, surface, stopped()).await.context("serving HTTP");
+    let ingestor = surfaces.ingest().ingestor.clone();
+    let quic_task = quic.map(|quic| tokio::spawn(quic.run(ingestor, stopped())));
+    let http = trackwire_api::serve_surfaces(listener, surfaces, stopped()).await.context("serving HTTP");
     signal.abort();
     if let Some(quic_task) = quic_task {
         quic_task.await.context("the QUIC server panicked")?;

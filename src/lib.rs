@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod serve;
 mod single;
 pub mod stores;
+pub mod surfaces;
 mod worker;
 
 use trackwire_codec::{BatchData, encode_batch, import};

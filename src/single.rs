@@ -10,13 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use trackwire_api::AppState;
-use trackwire_api::auth::Authenticator;
 use trackwire_api::control::Control;
-use trackwire_api::limits::RateLimiter;
-use trackwire_codec::DecodeLimits;
+use trackwire_api::{AppState, DataPathView, Surfaces};
 use trackwire_ingest::log::{DurableLog, LogConfig};
-use trackwire_ingest::{IngestConfig, Ingestor};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::Redactions;
 
@@ -24,6 +20,7 @@ use crate::config::{Config, Role};
 use crate::data_path::{DataPath, Input, Running};
 use crate::fronts::serve_fronts;
 use crate::stores::{open_accounts, open_read_store};
+use crate::surfaces::{api_state, ingest_state};
 
 /// How often released log segments are computed and handed to the log for deletion.
 const RETENTION_TICK: Duration = Duration::from_secs(1);
@@ -39,10 +36,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let (store, accounts) = (state.store.clone(), state.accounts.clone());
     runtime.block_on(async {
         // Log retention and coordinate retention belong to the process that owns the log and sinks.
-        let retention =
-            tokio::spawn(retention_loop(state.ingestor.log().clone(), state.sinks.clone(), state.live.clone()));
+        let status = data_path.status.clone();
+        let retention = tokio::spawn(retention_loop(state.ingestor().log().clone(), status.sinks, status.live));
         let coordinates = tokio::spawn(trackwire_api::retention_loop(state.clone()));
-        let served = serve_fronts(&config, state, Role::All).await;
+        let served = serve_fronts(&config, Surfaces::All(state), Role::All).await;
         retention.abort();
         let _ = retention.await;
         coordinates.abort();
@@ -75,10 +72,6 @@ impl SingleProcess {
     fn start(config: &Config) -> anyhow::Result<SingleProcess> {
         let data = &config.data_dir;
         std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
-        let limits = DecodeLimits {
-            max_samples: config.ingest.max_samples_per_batch,
-            max_events: config.ingest.max_events_per_batch,
-        };
 
         // What the API owns comes first: profiles, erasures and the retention cut shape replay.
         let accounts = open_accounts(config)?;
@@ -91,7 +84,6 @@ impl SingleProcess {
             erased: accounts.erasures()?.into_iter().collect(),
             positions_before_ms: accounts.positions_dropped_before()?,
         };
-        let erased: dashmap::DashMap<String, u64> = redactions.erased.clone().into_iter().collect();
 
         // Sinks and pipeline next (the sinks learn what they already hold), then the log that
         // feeds them: replay starts as soon as the log opens.
@@ -107,17 +99,11 @@ impl SingleProcess {
         let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
         let data_path = data_path.start(log.first_lsn(), redactions)?;
 
-        let ingestor = Arc::new(Ingestor::new(
-            IngestConfig {
-                tokens: config.ingest.tokens.clone(),
-                max_body_bytes: config.ingest.max_body_bytes,
-                max_decompressed_bytes: config.ingest.max_decompressed_bytes,
-                limits,
-            },
-            log,
-        ));
+        let status = data_path.status.clone();
+        let view = DataPathView { live: status.live, sinks: status.sinks, fed_through: status.fed_through, profiles };
+        let ingest = ingest_state(config, log, Some(view));
         for issued in accounts.device_tokens()? {
-            ingestor.tokens().insert(issued.binding());
+            ingest.ingestor.tokens().insert(issued.binding());
         }
         for mut upload in accounts.unfinished_uploads()? {
             upload.status = trackwire_api::views::UploadStatus::Error;
@@ -125,23 +111,7 @@ impl SingleProcess {
                 Some("interrupted by a server restart: upload the file again (the same external_id is fine)".into());
             accounts.put_upload(&upload)?;
         }
-        let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
-        let status = data_path.status.clone();
-        let state = AppState {
-            ingestor,
-            store,
-            live: status.live,
-            sinks: status.sinks,
-            pipeline_through: status.fed_through,
-            accounts,
-            profiles,
-            auth: Arc::new(auth),
-            limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
-            control: Some(Control::Local(status.commands)),
-            erased: Arc::new(erased),
-            privacy: config.privacy.clone(),
-            max_upload_bytes: config.api.max_upload_bytes,
-        };
+        let state = api_state(config, ingest, store, accounts, Control::Local(status.commands))?;
         Ok(SingleProcess { state, log_writer, data_path })
     }
 }

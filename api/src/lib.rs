@@ -33,7 +33,7 @@ pub use error::ApiError;
 pub use routes::admin::{retention_loop, run_retention};
 pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
-pub use state::{AppState, PrivacyConfig};
+pub use state::{AppState, DataPathView, IngestState, PrivacyConfig};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -44,26 +44,62 @@ use tower_http::trace::TraceLayer;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Which routes a process serves (its role in a scale-out deployment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Surface {
+/// Which routes a process serves (its role in a scale-out deployment), with the state they read.
+#[derive(Clone)]
+pub enum Surfaces {
     /// Ingest and API (the single process).
-    All,
+    All(AppState),
     /// `/v1/ingest` only (a gateway).
-    Ingest,
+    Ingest(IngestState),
     /// `/api/v1` only (an API replica).
-    Api,
+    Api(AppState),
+}
+
+impl Surfaces {
+    /// What every surface reads (ingest, `/healthcheck`, `/metrics`).
+    pub fn ingest(&self) -> &IngestState {
+        match self {
+            Surfaces::All(state) | Surfaces::Api(state) => &state.ingest,
+            Surfaces::Ingest(state) => state,
+        }
+    }
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    app_for(state, Surface::All)
+    app_for(Surfaces::All(state))
 }
 
-/// The routes of `surface`, with `/healthcheck` and `/metrics` on every one.
-pub fn app_for(state: AppState, surface: Surface) -> Router {
+/// The routes of the surfaces, with `/healthcheck` and `/metrics` on every one.
+pub fn app_for(surfaces: Surfaces) -> Router {
+    let router = match surfaces {
+        Surfaces::All(state) => operations()
+            .route("/v1/ingest", post(routes::ingest::ingest))
+            .nest("/api/v1", api(&state))
+            .with_state(state),
+        Surfaces::Api(state) => operations().nest("/api/v1", api(&state)).with_state(state),
+        Surfaces::Ingest(state) => Router::new()
+            .route("/healthcheck", get(routes::health::healthcheck))
+            .route("/metrics", get(routes::metrics::metrics))
+            .route("/v1/ingest", post(routes::ingest::ingest))
+            .fallback(routes::not_found)
+            .with_state(state),
+    };
+    with_request_layers(router)
+}
+
+/// `/healthcheck` and `/metrics`, for a router over the API's state.
+fn operations() -> Router<AppState> {
+    Router::new()
+        .route("/healthcheck", get(routes::health::healthcheck))
+        .route("/metrics", get(routes::metrics::metrics))
+        .fallback(routes::not_found)
+}
+
+/// The `/api/v1` routes, rate limited.
+fn api(state: &AppState) -> Router<AppState> {
     use routes::*;
-    let api = Router::new()
+    Router::new()
         .route("/workouts", get(workouts::list))
         .route("/workouts/{id}", get(workouts::get_one).put(workouts::update))
         .route("/workouts/{id}/streams", get(workouts::streams))
@@ -88,16 +124,12 @@ pub fn app_for(state: AppState, surface: Surface) -> Router {
         .route("/admin/retention", post(admin::retention))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .route("/openapi.json", get(openapi::document))
-        .fallback(not_found);
-    let mut router =
-        Router::new().route("/healthcheck", get(health::healthcheck)).route("/metrics", get(metrics::metrics));
-    if surface != Surface::Api {
-        router = router.route("/v1/ingest", post(ingest::ingest));
-    }
-    if surface != Surface::Ingest {
-        router = router.nest("/api/v1", api);
-    }
-    router.fallback(not_found).with_state(state).layer(
+        .fallback(routes::not_found)
+}
+
+/// Request ids, the trace context and the request span, around every route.
+fn with_request_layers(router: Router) -> Router {
+    router.layer(
         tower::ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(axum::middleware::map_request(|mut request: Request<axum::body::Body>| async move {
@@ -133,15 +165,14 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_surface(listener, state, Surface::All, shutdown).await
+    serve_surfaces(listener, Surfaces::All(state), shutdown).await
 }
 
 /// [`serve`] for one role's routes.
-pub async fn serve_surface(
+pub async fn serve_surfaces(
     listener: tokio::net::TcpListener,
-    state: AppState,
-    surface: Surface,
+    surfaces: Surfaces,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app_for(state, surface)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app_for(surfaces)).with_graceful_shutdown(shutdown).await
 }

@@ -29,18 +29,34 @@ impl Default for PrivacyConfig {
     }
 }
 
-/// Everything the handlers read. Cheap to clone.
+/// What a process shows of the data path it runs itself (the single process).
 #[derive(Clone)]
-pub struct AppState {
-    pub ingestor: Arc<Ingestor>,
-    pub store: Arc<dyn ReadStore>,
+pub struct DataPathView {
+    /// Workouts in progress, as the pipeline's shards publish them.
     pub live: Arc<LiveWorkouts>,
     pub sinks: Arc<[Arc<SinkProgress>]>,
     /// Highest LSN the pipeline has handed to the sinks.
-    pub pipeline_through: Arc<AtomicU64>,
-    pub accounts: Arc<dyn Accounts>,
+    pub fed_through: Arc<AtomicU64>,
     /// The profile registry the pipeline's shards read.
     pub profiles: Arc<Profiles>,
+}
+
+/// The ingest surface (`/v1/ingest`, QUIC), `/healthcheck` and `/metrics`: what every serving
+/// process has. A gateway has only this.
+#[derive(Clone)]
+pub struct IngestState {
+    pub ingestor: Arc<Ingestor>,
+    /// The data path this process runs; None in a gateway or an API replica (workers run it).
+    pub data_path: Option<DataPathView>,
+}
+
+/// The API surface (`/api/v1`), on top of [`IngestState`] (uploads go through the ingestor).
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingest: IngestState,
+    pub store: Arc<dyn ReadStore>,
+    pub accounts: Arc<dyn Accounts>,
     pub auth: Arc<Authenticator>,
     pub limiter: Arc<RateLimiter>,
     /// Where erasures and retention cuts go to be carried out by every copy of the data; None
@@ -54,7 +70,23 @@ pub struct AppState {
     pub max_upload_bytes: usize,
 }
 
+impl axum::extract::FromRef<AppState> for IngestState {
+    fn from_ref(state: &AppState) -> IngestState {
+        state.ingest.clone()
+    }
+}
+
 impl AppState {
+    pub fn ingestor(&self) -> &Arc<Ingestor> {
+        &self.ingest.ingestor
+    }
+
+    /// The registry of workouts in progress, where this process runs the pipeline; elsewhere the
+    /// store's summaries are the newest (a flush interval old at most).
+    pub fn live(&self) -> Option<&Arc<LiveWorkouts>> {
+        self.ingest.data_path.as_ref().map(|d| &d.live)
+    }
+
     /// False for data of an erased user that is still on its way out of the pipeline.
     pub fn visible(&self, summary: &WorkoutSummary) -> bool {
         self.erased.get(&summary.user_id).is_none_or(|through| summary.first_lsn > *through)

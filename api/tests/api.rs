@@ -330,7 +330,7 @@ async fn profiles_are_validated_and_reach_the_pipeline_registry() {
     assert_eq!(status.as_u16(), 200);
     let (_, body) = call(&state, request("GET", "/api/v1/users/alice/profile", Some(&alice), None)).await;
     assert_eq!(body, profile);
-    let registered = state.profiles.get("alice").unwrap();
+    let registered = state.ingest.data_path.as_ref().unwrap().profiles.get("alice").unwrap();
     assert_eq!((registered.weight_kg, registered.male, registered.hr_rest_bpm), (Some(61.5), Some(false), Some(48.0)));
 }
 
@@ -347,7 +347,7 @@ async fn device_tokens_bind_ingest_to_their_user_and_erasure_removes_everything(
     .await;
     assert_eq!(status.as_u16(), 201, "{issued}");
     let secret = issued["token"].as_str().unwrap().to_owned();
-    let binding = state.ingestor.token_binding(&secret).unwrap();
+    let binding = state.ingestor().token_binding(&secret).unwrap();
     assert_eq!((binding.device_id.as_str(), binding.user_id.as_deref()), ("watch-9", Some("alice")));
     let (_, list) = call(&state, request("GET", "/api/v1/users/me/device-tokens", Some(&alice), None)).await;
     assert!(list["tokens"][0]["token"].is_null(), "secrets are shown once: {list}");
@@ -355,7 +355,7 @@ async fn device_tokens_bind_ingest_to_their_user_and_erasure_removes_everything(
     let (status, erased) = call(&state, request("DELETE", "/api/v1/users/me", Some(&alice), None)).await;
     assert_eq!(status.as_u16(), 200, "{erased}");
     assert_eq!(erased["workouts_erased"], 1);
-    assert!(state.ingestor.token_binding(&secret).is_none(), "device tokens are revoked");
+    assert!(state.ingestor().token_binding(&secret).is_none(), "device tokens are revoked");
     let (_, list) = call(&state, request("GET", "/api/v1/workouts", Some(&alice), None)).await;
     assert_eq!(list["workouts"], json!([]));
     assert!(state.store.get(&WorkoutId([1; 16])).unwrap().is_none());

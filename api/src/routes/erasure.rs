@@ -43,7 +43,7 @@ pub async fn erase(
 ) -> Result<Response, ApiError> {
     let user = caller.may_act_on(&id)?;
     // The user's device tokens go first so nothing new arrives.
-    let revoked = state.ingestor.tokens().remove_user(&user);
+    let revoked = state.ingestor().tokens().remove_user(&user);
     let workouts: Vec<_> = every_workout_of(&state, &user)
         .await?
         .into_iter()
@@ -54,7 +54,7 @@ pub async fn erase(
     let placed = match &state.control {
         Some(Control::Local(commands)) => {
             // Everything appended so far.
-            let through = state.ingestor.log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
+            let through = state.ingestor().log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
             let accounts = state.accounts.clone();
             let u = user.clone();
             blocking(move || accounts.record_erasure(&u, through)).await?;
@@ -87,8 +87,10 @@ pub async fn erase(
         store.put_athlete_profile(&u, None).map_err(ApiError::internal)
     })
     .await?;
-    state.profiles.remove(&user);
-    state.live.remove_user(&user);
+    if let Some(data_path) = &state.ingest.data_path {
+        data_path.profiles.remove(&user);
+        data_path.live.remove_user(&user);
+    }
     tracing::info!(user = %user, workouts = count, device_tokens = revoked, "user erased here; the data path erases the rest");
     let Some(placed) = placed else {
         return Ok(axum::Json(Erased { user_id: user, workouts_erased: count }).into_response());

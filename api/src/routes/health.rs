@@ -5,18 +5,21 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::AppState;
+use crate::IngestState;
 
 /// `GET /healthcheck`: 200 when serving, 503 while the log is still replaying at start-up.
 #[utoipa::path(get, path = "/healthcheck", tag = "operations",
     responses((status = 200, description = "Serving; log, pipeline and sink progress", body = Object),
               (status = 503, description = "Still replaying the log", body = Object)))]
-pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn healthcheck(State(state): State<IngestState>) -> (StatusCode, Json<Value>) {
     let log = state.ingestor.log().metrics();
     let durable = log.durable_lsn.load(Ordering::Relaxed);
     let replayed = log.replay_done.load(Ordering::Acquire);
+    let no_sinks: &[std::sync::Arc<trackwire_sinks::SinkProgress>] = &[];
     let sinks: Vec<Value> = state
-        .sinks
+        .data_path
+        .as_ref()
+        .map_or(no_sinks, |d| &d.sinks[..])
         .iter()
         .map(|s| {
             let checkpoint = s.checkpoint.load(Ordering::Relaxed);
@@ -37,7 +40,7 @@ pub async fn healthcheck(State(state): State<AppState>) -> (StatusCode, Json<Val
             "status": status,
             "durable_lsn": durable,
             "log_at_cap": log.at_cap.load(Ordering::Relaxed),
-            "live_workouts": state.live.in_progress(),
+            "live_workouts": state.data_path.as_ref().map_or(0, |d| d.live.in_progress()),
             "sinks": sinks
         })),
     )

@@ -6,7 +6,7 @@ use trackwire_ingest::IngestError;
 
 use crate::trace_context::RequestTrace;
 use crate::views::IngestAck;
-use crate::{ApiError, AppState};
+use crate::{ApiError, IngestState};
 
 /// `POST /v1/ingest`: one FlatBuffers batch; answers once it is durable.
 #[utoipa::path(post, path = "/v1/ingest", tag = "ingest",
@@ -20,7 +20,7 @@ use crate::{ApiError, AppState};
         (status = 415, body = crate::views::ErrorBody), (status = 503, body = crate::views::ErrorBody),
     ))]
 pub async fn ingest(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     headers: HeaderMap,
     trace: Option<Extension<RequestTrace>>,
     body: Body,

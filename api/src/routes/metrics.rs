@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::State;
 use axum::response::IntoResponse;
 
-use crate::AppState;
+use crate::IngestState;
 use crate::prometheus::PrometheusText;
 
 fn load(counter: &AtomicU64) -> u64 {
@@ -15,7 +15,7 @@ fn load(counter: &AtomicU64) -> u64 {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<IngestState>) -> impl IntoResponse {
     let ingest = state.ingestor.metrics();
     let log = state.ingestor.log().metrics();
     let durable = load(&log.durable_lsn);
@@ -84,14 +84,25 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Appends waiting for the log writer.",
         state.ingestor.log().queued() as u64,
     );
+    if let Some(data_path) = &state.data_path {
+        data_path_metrics(&mut out, data_path, durable);
+    }
+    if let Some(rss) = resident_memory_bytes() {
+        out.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    }
+    out.into_response()
+}
+
+/// The pipeline's and the sinks' progress, where this process runs them.
+fn data_path_metrics(out: &mut PrometheusText, data_path: &crate::DataPathView, durable: u64) {
     out.single(
         "trackwire_pipeline_fed_lsn",
         "gauge",
         "Highest LSN handed in order to the sinks.",
-        load(&state.pipeline_through),
+        load(&data_path.fed_through),
     );
-    out.single("trackwire_live_workouts", "gauge", "Workouts in progress.", state.live.in_progress() as u64);
-    let sinks = &state.sinks;
+    out.single("trackwire_live_workouts", "gauge", "Workouts in progress.", data_path.live.in_progress() as u64);
+    let sinks = &data_path.sinks;
     out.per_sink(sinks, "trackwire_sink_lag_records", "gauge", "Durable records not yet committed by the sink.", |s| {
         durable.saturating_sub(load(&s.checkpoint))
     });
@@ -105,10 +116,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     out.per_sink(sinks, "trackwire_sink_errors_total", "counter", "Failed sink commits (retried).", |s| {
         load(&s.errors)
     });
-    if let Some(rss) = resident_memory_bytes() {
-        out.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
-    }
-    out.into_response()
 }
 
 /// This process's resident set size (Linux `/proc/self/status` VmRSS), under the name the

@@ -44,7 +44,7 @@ pub async fn issue(
     let accounts = state.accounts.clone();
     let stored = issued.clone();
     blocking(move || accounts.put_device_token(&stored)).await?;
-    state.ingestor.tokens().insert(issued.binding());
+    state.ingestor().tokens().insert(issued.binding());
     Ok((
         StatusCode::CREATED,
         axum::Json(DeviceTokenView {
@@ -107,7 +107,7 @@ pub async fn revoke(
     .await?;
     match owned {
         Some(token) => {
-            state.ingestor.tokens().remove(&token.token);
+            state.ingestor().tokens().remove(&token.token);
             Ok(StatusCode::NO_CONTENT)
         }
         None => Err(ApiError::not_found(format!("no device token '{token_id}' of this user"))),

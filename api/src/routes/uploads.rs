@@ -243,7 +243,7 @@ async fn find_duplicate(
     workout_id: WorkoutId,
     start: Option<i64>,
 ) -> Result<Option<WorkoutId>, String> {
-    if state.live.get(&workout_id).is_some() {
+    if state.live().is_some_and(|live| live.get(&workout_id).is_some()) {
         return Ok(Some(workout_id));
     }
     let store = state.store.clone();
@@ -276,13 +276,13 @@ async fn submit_all(state: &AppState, binding: &DeviceToken, payloads: Vec<Bytes
     let mut pending = Vec::with_capacity(payloads.len());
     for (i, payload) in payloads.into_iter().enumerate() {
         let verified =
-            state.ingestor.verify(payload, binding).map_err(|r| format!("batch {i} was refused: {}", r.error))?;
-        pending.push(state.ingestor.submit(verified).await.map_err(|e| format!("batch {i}: {e}"))?);
+            state.ingestor().verify(payload, binding).map_err(|r| format!("batch {i} was refused: {}", r.error))?;
+        pending.push(state.ingestor().submit(verified).await.map_err(|e| format!("batch {i}: {e}"))?);
     }
     let mut out = Submitted { samples: 0, all_duplicates: true };
     for (i, durable) in pending.into_iter().enumerate() {
         let accepted = durable.await.map_err(|e| format!("batch {i} was not stored: {e}; upload again"))?;
-        state.ingestor.count_ack(&accepted);
+        state.ingestor().count_ack(&accepted);
         out.all_duplicates &= accepted.duplicate;
         if !accepted.duplicate {
             out.samples += accepted.samples as u64;

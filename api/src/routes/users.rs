@@ -66,7 +66,9 @@ pub async fn put_profile(
         store.put_athlete_profile(&u, Some(&shared)).map_err(ApiError::internal)
     })
     .await?;
-    state.profiles.set(&user, athlete);
+    if let Some(data_path) = &state.ingest.data_path {
+        data_path.profiles.set(&user, athlete);
+    }
     Ok(axum::Json(profile))
 }
 
@@ -106,7 +108,7 @@ pub(super) async fn every_workout_of(state: &AppState, user: &str) -> Result<Vec
     let u = user.to_owned();
     let mut all: HashMap<_, _> =
         blocking(move || store.all_of_user(&u)).await?.into_iter().map(|w| (w.workout_id, w)).collect();
-    all.extend(state.live.of_user(user).into_iter().map(|w| (w.workout_id, w)));
+    all.extend(state.live().into_iter().flat_map(|live| live.of_user(user)).map(|w| (w.workout_id, w)));
     Ok(all.into_values().collect())
 }
 

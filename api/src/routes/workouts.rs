@@ -70,8 +70,10 @@ pub async fn list(
     let store = state.store.clone();
     let user = caller.user_id.clone();
     let (workouts, next) = blocking(move || store.list(&user, &query)).await?;
-    let workouts =
-        workouts.into_iter().map(|w| state.live.get(&w.workout_id).filter(|l| state.visible(l)).unwrap_or(w)).collect();
+    let workouts = workouts
+        .into_iter()
+        .map(|w| state.live().and_then(|live| live.get(&w.workout_id)).filter(|l| state.visible(l)).unwrap_or(w))
+        .collect();
     Ok(axum::Json(WorkoutList { workouts, next_cursor: next.map(|c| hex(&c)) }))
 }
 
@@ -86,7 +88,7 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(Workou
             "no workout {id} of yours: it was never ingested, belongs to someone else, or its first batch is still in the pipeline"
         ))
     };
-    if let Some(live) = state.live.get(&id).filter(|s| state.visible(s)) {
+    if let Some(live) = state.live().and_then(|live| live.get(&id)).filter(|s| state.visible(s)) {
         if !caller.may_see(&live.user_id) {
             return Err(not_found());
         }

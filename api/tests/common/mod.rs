@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use trackwire_api::accounts::RedbAccounts;
 use trackwire_api::auth::{AuthConfig, Authenticator, Claims, mint_hs256};
 use trackwire_api::limits::{RateLimitConfig, RateLimiter};
-use trackwire_api::{AppState, PrivacyConfig, app};
+use trackwire_api::{AppState, DataPathView, IngestState, PrivacyConfig, app};
 use trackwire_codec::{DecodeLimits, WorkoutId};
 use trackwire_ingest::log::{DurableLog, LogConfig};
 use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
@@ -49,14 +49,17 @@ pub fn state_with(
         log,
     );
     let auth = AuthConfig { issuer: Some(ISSUER.into()), hs256_secret: Some(SECRET.into()), ..AuthConfig::default() };
-    AppState {
-        ingestor: Arc::new(ingestor),
-        store: Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap()),
+    // The HTTP layer alone: a live registry and profiles the tests fill, no sinks.
+    let data_path = DataPathView {
         live: Arc::new(LiveWorkouts::default()),
         sinks: Arc::new([]),
-        pipeline_through: Arc::new(AtomicU64::new(0)),
-        accounts: Arc::new(RedbAccounts::open(&dir.join("accounts.redb")).unwrap()),
+        fed_through: Arc::new(AtomicU64::new(0)),
         profiles: Default::default(),
+    };
+    AppState {
+        ingest: IngestState { ingestor: Arc::new(ingestor), data_path: Some(data_path) },
+        store: Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap()),
+        accounts: Arc::new(RedbAccounts::open(&dir.join("accounts.redb")).unwrap()),
         auth: Arc::new(Authenticator::new(auth).unwrap()),
         limiter: Arc::new(RateLimiter::new(rate_limit)),
         control: None,
