@@ -337,7 +337,7 @@ pub struct LakeSection {
     /// A Parquet file is committed once its oldest row has waited this long, in seconds, however
     /// small it is. Until then its rows are safe in the log (replayed after a crash).
     pub max_file_age_secs: f64,
-    /// Rows per Parquet row group (DESIGN §6: 100k–1M).
+    /// Rows per Parquet row group (100k–1M: few enough for readers to skip by statistics, many enough to compress well).
     pub row_group_rows: usize,
     /// Most partitions (hours) with an open file per table; past it the oldest open file is
     /// committed early. Bounds memory when a backfill spans many hours.

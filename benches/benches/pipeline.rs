@@ -4,7 +4,7 @@
 //! - `enrich`: the whole pipeline core on it (`ShardCore::process`: verify, decode, state machine,
 //!   every enrichment stage, summary and events).
 //!
-//! Target (DESIGN §9): enrichment ≤ 60 ns per sample per core.
+//! Target (BENCHMARKS.md): enrichment ≤ 60 ns per sample per core.
 //! Run: `cargo bench -p trackwire-benches` (criterion prints time per batch and elements/s).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

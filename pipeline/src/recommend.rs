@@ -1,4 +1,4 @@
-//! Training recommendations from the load series (issue 6 serves them at
+//! Training recommendations from the load series (served at
 //! `GET /api/v1/users/{id}/recommendations`): each one typed, with its reason in words and the
 //! numbers behind it, so a client can show why.
 

@@ -1,7 +1,7 @@
 //! State per live workout: what a shard keeps for each workout in progress, measured with a
 //! counting allocator as the bytes still allocated after 1,000 live workouts (athletes with
 //! profiles) have each been fed 10 minutes of 1 Hz samples, their outputs dropped as the sinks
-//! would after delivery. DESIGN §9 targets ≤ 2 KiB; measured 2,336 B (BENCHMARKS.md says what is
+//! would after delivery. The target is ≤ 2 KiB; measured 2,336 B (BENCHMARKS.md says what is
 //! left to cut), so this guards against growth above today's figure rather than claiming the target.
 
 use std::alloc::{GlobalAlloc, Layout, System};

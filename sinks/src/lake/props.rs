@@ -6,7 +6,7 @@ use parquet::schema::types::ColumnPath;
 /// Writer properties for every lake file, set in one place.
 ///
 /// - zstd level 3 is zstd's own default: most of the ratio of higher levels at a fraction of the CPU.
-/// - Row groups are capped at `row_group_rows` (DESIGN §6: 100k–1M rows) so readers can skip by
+/// - Row groups are capped at `row_group_rows` (100k–1M rows) so readers can skip by
 ///   row-group statistics without tiny groups.
 /// - Dictionary encoding only for string columns (ids, sport, status), where values repeat. On
 ///   coordinates, times and distances it never pays (nearly every value is distinct) and building
