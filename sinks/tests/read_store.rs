@@ -258,6 +258,14 @@ fn log_commands_are_recorded_per_log_and_never_undone(store: &dyn ReadStore) {
     assert_eq!(of_ada, vec![record("raw.v1/0", 7, Some("ada"), true), record("raw.v1/1", 9, Some("ada"), false)]);
     assert!(store.log_commands_of_user("bob").unwrap().is_empty());
     assert!(store.log_commands("local").unwrap().is_empty());
+    // A retention cut done replaces the done cuts before it; erasures and undone cuts stay.
+    store.record_log_command(&record("raw.v1/0", 3, None, true)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 8, None, false)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 10, None, true)).unwrap();
+    store.record_log_command(&record("raw.v1/0", 11, None, true)).unwrap();
+    let on_0: Vec<_> = store.log_commands("raw.v1/0").unwrap().iter().map(|r| (r.lsn, r.done)).collect();
+    assert_eq!(on_0, vec![(7, true), (8, false), (11, true)]);
+    assert_eq!(store.log_commands("raw.v1/1").unwrap().len(), 1, "other logs untouched");
 }
 
 type Case = fn(&dyn ReadStore);

@@ -120,7 +120,9 @@ pub trait ReadStore: Send + Sync {
     fn athlete_profiles(&self) -> Result<Vec<(String, AthleteProfile)>, SinkError>;
 
     /// Records a command placed in a log (`done: false`, by whoever placed it) or carried out by
-    /// that log's sinks (`done: true`). A record never goes back from done.
+    /// that log's sinks (`done: true`). A record never goes back from done. A command about no
+    /// user (a retention cut) done on a log replaces the done ones before it there: the latest cut
+    /// covers them, so the records stay few however often retention runs.
     fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError>;
 
     /// The commands recorded for `log`, in position order.

@@ -305,6 +305,12 @@ impl ReadStore for RedbStore {
             let was_done = table.get(key).map_err(SinkError::store)?.is_some_and(|v| v.value().2);
             let user = record.user_id.as_deref().unwrap_or_default();
             table.insert(key, (record.command.as_str(), user, record.done || was_done)).map_err(SinkError::store)?;
+            if record.done && record.user_id.is_none() {
+                let log = record.log.as_str();
+                table
+                    .retain_in((log, 0)..(log, record.lsn), |_, (_, user, done)| !(user.is_empty() && done))
+                    .map_err(SinkError::store)?;
+            }
         }
         commit(txn)
     }

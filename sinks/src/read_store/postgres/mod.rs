@@ -321,15 +321,24 @@ impl ReadStore for PostgresStore {
     }
 
     fn record_log_command(&self, record: &LogCommandRecord) -> Result<(), SinkError> {
-        self.client()?
-            .execute(
-                "INSERT INTO log_commands (log, lsn, command, user_id, done_at)
-                 VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
-                 ON CONFLICT (log, lsn) DO UPDATE SET done_at = COALESCE(log_commands.done_at, EXCLUDED.done_at)",
-                &[&record.log, &lsn_param(record.lsn)?, &record.command, &record.user_id, &record.done],
+        let lsn = lsn_param(record.lsn)?;
+        let mut client = self.client()?;
+        let mut txn = client.transaction().map_err(store_error)?;
+        txn.execute(
+            "INSERT INTO log_commands (log, lsn, command, user_id, done_at)
+             VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
+             ON CONFLICT (log, lsn) DO UPDATE SET done_at = COALESCE(log_commands.done_at, EXCLUDED.done_at)",
+            &[&record.log, &lsn, &record.command, &record.user_id, &record.done],
+        )
+        .map_err(store_error)?;
+        if record.done && record.user_id.is_none() {
+            txn.execute(
+                "DELETE FROM log_commands WHERE log = $1 AND lsn < $2 AND user_id IS NULL AND done_at IS NOT NULL",
+                &[&record.log, &lsn],
             )
             .map_err(store_error)?;
-        Ok(())
+        }
+        txn.commit().map_err(store_error)
     }
 
     fn log_commands(&self, log: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
