@@ -52,23 +52,32 @@ def two_workouts_per_partition() -> list[uuid.UUID]:
     return [w for p in sorted(chosen) for w in chosen[p]]
 
 
+def scale_out_env(kafka_broker, postgres_db, raw_partitions: int = PARTITIONS, s3_server=None, lake: str = "") -> dict:
+    """What every role of one test deployment is given: the broker, the raw topic's partitions,
+    the shared store (over TLS, verified against the test CA, when the harness has one), short
+    leases, and the lake on S3 when the test reads it."""
+    env = {
+        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
+        "TRACKWIRE_KAFKA__RAW_PARTITIONS": raw_partitions,
+        "TRACKWIRE_KAFKA__PARTITIONS": 2,
+        "TRACKWIRE_STORE__URL": postgres_db,
+        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
+    }
+    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
+        env["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    if s3_server is not None:
+        env.update(s3_server.env(lake))
+    return env
+
+
 def partitions_of(worker) -> list[int]:
     body = requests.get(worker.url + "/healthcheck", timeout=5).json()
     return sorted(p["partition"] for p in body["partitions"])
 
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, kafka_broker, s3_server, postgres_db, tmp_path):
-    common = {
-        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
-        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
-        "TRACKWIRE_KAFKA__PARTITIONS": 2,
-        "TRACKWIRE_STORE__URL": postgres_db,
-        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
-        **s3_server.env("s3://lake/scale"),
-    }
     # Every PostgreSQL connection (store and leases) over TLS, verified against the test CA.
-    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
-        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    common = scale_out_env(kafka_broker, postgres_db, s3_server=s3_server, lake="s3://lake/scale")
     gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
     workers = [
         server_factory(tmp_path / f"worker{i}", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS=f"{i}/2", **common).start()
@@ -224,16 +233,7 @@ def one_workout_per_partition() -> list[uuid.UUID]:
 def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brings_nothing_back(
     server_factory, kafka_broker, s3_server, postgres_db, tmp_path
 ):
-    common = {
-        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
-        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
-        "TRACKWIRE_KAFKA__PARTITIONS": 2,
-        "TRACKWIRE_STORE__URL": postgres_db,
-        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
-        **s3_server.env("s3://lake/erase"),
-    }
-    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
-        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    common = scale_out_env(kafka_broker, postgres_db, s3_server=s3_server, lake="s3://lake/erase")
     gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
     workers = [
         server_factory(tmp_path / f"worker{i}", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS=f"{i}/2", **common).start()
@@ -336,13 +336,7 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
 
 
 def test_api_replicas_share_the_accounts_and_gateways_follow_the_tokens_they_issue(server_factory, kafka_broker, postgres_db, tmp_path):
-    common = {
-        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
-        "TRACKWIRE_KAFKA__RAW_PARTITIONS": PARTITIONS,
-        "TRACKWIRE_STORE__URL": postgres_db,
-    }
-    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
-        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    common = scale_out_env(kafka_broker, postgres_db)
     gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
     apis = [server_factory(tmp_path / f"api{i}", TRACKWIRE_CLUSTER__ROLE="api", **common).start() for i in range(2)]
 
@@ -372,14 +366,7 @@ def test_api_replicas_share_the_accounts_and_gateways_follow_the_tokens_they_iss
 
 
 def test_an_api_replica_shows_a_workout_in_progress_as_it_goes(server_factory, kafka_broker, postgres_db, tmp_path):
-    common = {
-        "TRACKWIRE_KAFKA__BROKERS": kafka_broker.bootstrap,
-        "TRACKWIRE_KAFKA__RAW_PARTITIONS": 2,
-        "TRACKWIRE_STORE__URL": postgres_db,
-        "TRACKWIRE_CLUSTER__LEASE_SECS": 3,
-    }
-    if os.environ.get("TRACKWIRE_TEST_POSTGRES_CA"):
-        common["TRACKWIRE_STORE__CA_FILE"] = os.environ["TRACKWIRE_TEST_POSTGRES_CA"]
+    common = scale_out_env(kafka_broker, postgres_db, raw_partitions=2)
     gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
     worker = server_factory(tmp_path / "worker", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS="0/1", **common).start()
     api = server_factory(tmp_path / "api", TRACKWIRE_CLUSTER__ROLE="api", **common).start()
