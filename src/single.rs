@@ -49,6 +49,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     drop(runtime);
 
     tracing::info!("shutting down: draining the log, pipeline and sinks");
+    data_path.status.stopping.store(true, std::sync::atomic::Ordering::Release);
     let log_result = log_writer.join();
     data_path.join();
     match log_result {

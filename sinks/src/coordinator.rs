@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,8 @@ pub struct Coordinator {
     due: BTreeMap<u64, Vec<Box<dyn LoggedCommand>>>,
     /// Logged commands whose turn came but that did not finish; retried on every flush.
     unfinished: Vec<Unfinished>,
+    /// Set when the process stops: a full sink is no longer waited for (see [`Coordinator::stopping`]).
+    stopping: Arc<AtomicBool>,
 }
 
 /// A logged command part of which failed, and how far it got.
@@ -104,7 +106,17 @@ impl Coordinator {
             logged: crossbeam_channel::never(),
             due: BTreeMap::new(),
             unfinished: Vec::new(),
+            stopping: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Set it when the process stops. From then on a full sink is not waited for: what is still
+    /// on its way is buffered past the sink's limit (the queues before it bound that), the last
+    /// flush tries once, and whatever a sink whose service is away could not commit stays in the
+    /// log, below its checkpoint, for the replay. Without it, stopping while such a sink is full
+    /// would wait for the service forever.
+    pub fn stopping(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
     }
 
     /// Carries out the commands the log's reader sends on `commands`. The reader sends each
@@ -207,7 +219,7 @@ impl Coordinator {
     fn deliver(&mut self, mut output: ShardOutput) {
         self.redactions.apply(&mut output);
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
-            wait_until_not_full(sink.as_mut(), progress);
+            wait_until_not_full(sink.as_mut(), progress, &self.stopping);
             sink.accept(&output);
         }
         self.next_lsn = output.lsn + 1;
@@ -281,9 +293,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Flushes a full sink, backing off while it fails, until it has room: the coordinator (and so
 /// the pipeline, then ingest) waits for a sink whose service is away instead of dropping or
 /// buffering without bound.
-fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress) {
+fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress, stopping: &AtomicBool) {
     let mut backoff = Duration::from_millis(10);
-    while sink.is_full() {
+    while sink.is_full() && !stopping.load(Ordering::Acquire) {
         if let Err(err) = sink.flush(Instant::now(), false) {
             record_error(progress, sink.name(), &err);
         }

@@ -127,3 +127,45 @@ fn a_logged_command_runs_at_its_position_and_is_retried_until_done() {
     coordinator.flush(false);
     assert_eq!(*done.lock().unwrap(), vec![3, 6, 2]);
 }
+
+/// A sink whose service is away: always full, every flush fails.
+struct Away;
+
+impl Sink for Away {
+    fn name(&self) -> &'static str {
+        "away"
+    }
+    fn accept(&mut self, _: &ShardOutput) {}
+    fn flush(&mut self, _: Instant, _: bool) -> Result<(), SinkError> {
+        Err(SinkError::Store("injected: the service is away".into()))
+    }
+    fn checkpoint(&self) -> u64 {
+        0
+    }
+    fn is_full(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn stopping_does_not_wait_for_a_full_sink_whose_service_is_away() {
+    let coordinator = Coordinator::new(
+        vec![Box::new(Away)],
+        CoordinatorConfig { flush_interval: Duration::from_millis(10), first_lsn: 1 },
+    );
+    let stopping = coordinator.stopping();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let sinks = coordinator.spawn(rx);
+    tx.send(output(1)).unwrap(); // the coordinator now waits for room in the sink
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!sinks.is_finished(), "a full sink is waited for while running");
+    stopping.store(true, std::sync::atomic::Ordering::Release);
+    tx.send(output(2)).unwrap();
+    drop(tx);
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::spawn(move || {
+        let _ = done_tx.send(sinks.join().is_ok());
+    });
+    // Generous: the back-off sleeps at most a second between looks at the flag.
+    assert_eq!(done_rx.recv_timeout(Duration::from_secs(30)), Ok(true), "the drain finished");
+}

@@ -188,6 +188,7 @@ impl DataPath {
             sinks: coordinator.progress().into(),
             fed_through: coordinator.fed_through(),
             commands: coordinator.commands(),
+            stopping: coordinator.stopping(),
         };
         let sinks_thread = coordinator.spawn(outputs);
         Ok(Running { pipeline, sinks_thread, status })
@@ -202,6 +203,10 @@ pub struct Status {
     /// Highest LSN handed (in order) to every sink.
     pub fed_through: Arc<AtomicU64>,
     pub commands: CommandSender,
+    /// Set when the process stops, before the reader is stopped: the sinks then stop waiting for
+    /// a full sink's service, so the drain cannot hang on it (what it could not commit is
+    /// replayed from the log).
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A started data path.

@@ -32,6 +32,8 @@ pub struct PartitionStatus {
     /// The reader's end offset and the duplicates it dropped.
     pub reader: Arc<ReaderMetrics>,
     pub sinks: Arc<[Arc<SinkProgress>]>,
+    /// Set before the partition stops, so its drain does not wait for a full sink's service.
+    stopping: Arc<AtomicBool>,
 }
 
 pub struct PartitionRunner {
@@ -64,6 +66,7 @@ impl PartitionRunner {
             delivered: running.status.fed_through.clone(),
             reader: reader.metrics(),
             sinks: running.status.sinks.clone(),
+            stopping: running.status.stopping.clone(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
@@ -82,6 +85,7 @@ impl PartitionRunner {
 
     /// Stops reading, lets the pipeline and sinks drain and commit, and waits for them.
     pub fn stop(self) {
+        self.status.stopping.store(true, Ordering::Release);
         self.stop.store(true, Ordering::Relaxed);
         match self.thread.join() {
             Ok(Ok(())) => tracing::info!(partition = self.status.partition, "partition stopped and committed"),
