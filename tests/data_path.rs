@@ -1,0 +1,139 @@
+//! The data path a pipeline worker runs for one raw partition, in-process over the embedded
+//! stores: an erasure read from the log is carried out at its position in every sink, and a
+//! later owner of the partition, replaying it from the first record, brings nothing of the user
+//! back (the store's record of the command keeps the replay out).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::{Array, StringArray};
+use bytes::Bytes;
+use trackwire::config::Config;
+use trackwire::data_path::{DataPath, Input};
+use trackwire::stores::open_read_store;
+use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch};
+use trackwire_ingest::log::{DedupKey, LogCommand, LogEntry, LogRecord};
+use trackwire_sinks::Redactions;
+
+const T0: i64 = 1_700_000_000_000;
+
+fn record(lsn: u64, user: &str, workout: u8, seq: u64, last: bool) -> LogEntry {
+    let samples = (0..10u32)
+        .map(|i| Sample::new(i * 1000, 470_000_000 + i as i32 * 50, 80_000_000, 0, 120, 80, 200, 30, 0))
+        .collect();
+    let events = if last { vec![ControlEvent::new(9_000, ControlKind::Complete)] } else { Vec::new() };
+    let payload = encode_batch(&BatchData {
+        device_id: "d".into(),
+        user_id: user.into(),
+        workout_id: WorkoutId([workout; 16]),
+        sport: Sport::Running,
+        seq,
+        base_time_ms: T0 + seq as i64 * 10_000,
+        samples,
+        events,
+        ..BatchData::default()
+    });
+    let key = DedupKey { workout_id: WorkoutId([workout; 16]), seq };
+    LogEntry::Record(LogRecord { lsn, key, payload: Bytes::from(payload), trace_id: None })
+}
+
+/// One owner's run of partition 0: every entry through the data path, then the drain.
+fn run_partition(config: &Config, entries: &[LogEntry]) {
+    let store = open_read_store(config).unwrap();
+    let mut data_path = DataPath::open(config, store, Input::RawPartition(0), Arc::default()).unwrap();
+    let mut forward = data_path.forward();
+    let running = data_path.start(1, Redactions::default()).unwrap();
+    for entry in entries {
+        assert!(forward(entry.clone()));
+    }
+    drop(forward);
+    running.join();
+}
+
+/// Lake rows per workout id.
+fn lake_rows(config: &Config) -> HashMap<String, usize> {
+    let mut rows = HashMap::new();
+    let mut dirs = vec![config.data_dir.join("lake").join("points")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    let ids = batch.column_by_name("workout_id").unwrap();
+                    let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+                    for i in 0..ids.len() {
+                        *rows.entry(ids.value(i).to_owned()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// The partition's event log, every line.
+fn event_lines(config: &Config) -> String {
+    let dir = config.data_dir.join("partitions").join("p0000").join("events");
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "jsonl") {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap());
+        }
+    }
+    text
+}
+
+#[test]
+fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    config.lake.max_file_age_secs = 0.01;
+    let (ada_before, bob, ada_after) = (1u8, 2u8, 3u8);
+    let entries = vec![
+        record(1, "ada", ada_before, 0, false),
+        record(2, "bob", bob, 0, false),
+        record(3, "ada", ada_before, 1, true),
+        record(4, "bob", bob, 1, true),
+        LogEntry::Command { lsn: 5, command: LogCommand::EraseUser { user_id: "ada".into() } },
+        // After the erasure's position: new data, kept.
+        record(6, "ada", ada_after, 0, true),
+    ];
+    let id = |w: u8| WorkoutId([w; 16]);
+    let check = |config: &Config, when: &str| {
+        let store = open_read_store(config).unwrap();
+        assert_eq!(store.get(&id(ada_before)).unwrap(), None, "{when}: the erased workout left the store");
+        assert!(store.get(&id(bob)).unwrap().is_some(), "{when}: another user's workout stays");
+        assert!(store.get(&id(ada_after)).unwrap().is_some(), "{when}: data after the erasure stays");
+        let lake = lake_rows(config);
+        assert_eq!(lake.get(&id(ada_before).to_string()), None, "{when}: no lake row of the erased workout");
+        assert_eq!(lake.get(&id(bob).to_string()), Some(&20), "{when}: {lake:?}");
+        assert_eq!(lake.get(&id(ada_after).to_string()), Some(&10), "{when}: {lake:?}");
+        let events = event_lines(config);
+        assert!(!events.contains(&id(ada_before).to_string()), "{when}: no event of the erased workout");
+        assert!(events.contains(&id(bob).to_string()), "{when}: another user's events stay");
+        let records = store.log_commands("raw.v1/0").unwrap();
+        assert!(records.iter().any(|r| r.lsn == 5 && r.done), "{when}: the erasure is recorded done");
+    };
+    run_partition(&config, &entries);
+    check(&config, "after the first run");
+
+    // The next owner, on another node (its own volume: no event log, no local positions),
+    // replays the partition from its first record.
+    let other_node = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other_node.path().join("store")).unwrap();
+    let moved = |from: &std::path::Path, to: &std::path::Path| std::fs::rename(from, to).unwrap();
+    // The shared parts move with the deployment: the lake and the read store.
+    moved(&dir.path().join("lake"), &other_node.path().join("lake"));
+    moved(&dir.path().join("store").join("read.redb"), &other_node.path().join("store").join("read.redb"));
+    let config = Config { data_dir: other_node.path().to_owned(), ..config };
+    run_partition(&config, &entries);
+    check(&config, "after the takeover's replay");
+}
