@@ -71,6 +71,25 @@ pub struct Redactions {
 }
 
 impl Redactions {
+    /// Erases `user_id` through `lsn` (an earlier, later erasure is kept if it reaches further).
+    pub fn erase_through(&mut self, user_id: &str, lsn: u64) {
+        let through = self.erased.entry(user_id.to_owned()).or_default();
+        *through = (*through).max(lsn);
+    }
+
+    /// Moves the retention cut to `before_ms` (never back).
+    pub fn drop_positions_before(&mut self, before_ms: i64) {
+        self.positions_before_ms = self.positions_before_ms.max(before_ms);
+    }
+
+    /// Everything `other` redacts too.
+    pub fn merge(&mut self, other: Redactions) {
+        for (user, through) in other.erased {
+            self.erase_through(&user, through);
+        }
+        self.drop_positions_before(other.positions_before_ms);
+    }
+
     /// Applies the redactions to an output on its way to the sinks.
     pub fn apply(&self, output: &mut ShardOutput) {
         let user = output.summary.as_ref().map(|s| s.user_id.as_str());

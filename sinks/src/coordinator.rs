@@ -197,13 +197,8 @@ impl Coordinator {
     /// every sink carry it out.
     fn command(&mut self, command: &Command) -> Result<(), String> {
         match command {
-            Command::Erase(erasure) => {
-                let through = self.redactions.erased.entry(erasure.user_id.clone()).or_default();
-                *through = (*through).max(erasure.through_lsn);
-            }
-            Command::DropPositions { before_ms, .. } => {
-                self.redactions.positions_before_ms = self.redactions.positions_before_ms.max(*before_ms);
-            }
+            Command::Erase(erasure) => self.redactions.erase_through(&erasure.user_id, erasure.through_lsn),
+            Command::DropPositions { before_ms, .. } => self.redactions.drop_positions_before(*before_ms),
         }
         let mut failed = Vec::new();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
@@ -227,11 +222,12 @@ impl Coordinator {
         self.run_due_commands();
     }
 
+    /// Moves what the reader sent into `due`. Before each output: the reader sends a command
+    /// before the gap at its position, so it is here when that gap is delivered.
     fn take_logged_commands(&mut self) {
         while let Ok(OrderedCommand { lsn, command }) = self.logged.try_recv() {
             self.due.entry(lsn).or_default().push(command);
         }
-        self.run_due_commands();
     }
 
     /// Runs the logged commands every output before which has been delivered.
@@ -272,7 +268,9 @@ impl Coordinator {
     /// Asks every sink to commit what is due (everything when `force`) and publishes the
     /// checkpoints. A sink that fails keeps its buffer and is asked again next time.
     pub fn flush(&mut self, force: bool) {
+        // Commands whose position is already behind (their records gone from the log) run here.
         self.take_logged_commands();
+        self.run_due_commands();
         for step in std::mem::take(&mut self.unfinished) {
             self.carry_out(step);
         }

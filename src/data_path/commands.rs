@@ -80,13 +80,8 @@ pub fn recorded(
             }
         };
         match &command {
-            LogCommand::EraseUser { user_id } => {
-                let through = redactions.erased.entry(user_id.clone()).or_default();
-                *through = (*through).max(record.lsn);
-            }
-            LogCommand::DropPositions { before_ms, .. } => {
-                redactions.positions_before_ms = redactions.positions_before_ms.max(*before_ms);
-            }
+            LogCommand::EraseUser { user_id } => redactions.erase_through(user_id, record.lsn),
+            LogCommand::DropPositions { before_ms, .. } => redactions.drop_positions_before(*before_ms),
         }
         if !record.done && record.lsn < first_lsn {
             let command =

@@ -169,11 +169,7 @@ impl DataPath {
         let DataPath { input, store, sinks, flush_interval, pipeline, outputs, feed, logged, live } = self;
         let records = store.log_commands(&input.log_name()).context("reading the commands recorded for the log")?;
         let (mut recorded, undone) = commands::recorded(&records, first_lsn, &store, &live);
-        for (user, through) in redactions.erased {
-            let entry = recorded.erased.entry(user).or_default();
-            *entry = (*entry).max(through);
-        }
-        recorded.positions_before_ms = recorded.positions_before_ms.max(redactions.positions_before_ms);
+        recorded.merge(redactions);
         if let Some(Feed { commands, .. }) = &feed {
             for command in undone {
                 let _ = commands.send(command);
