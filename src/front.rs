@@ -29,16 +29,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for this role")?;
     tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = role.name(), "acking after the raw topic's broker");
     // An API replica has erasures and retention cuts carried out by placing them in the raw
-    // topic.
-    let control = Control::Log(Arc::new(raw.clone()));
+    // topic; a gateway commands nothing.
+    let control = (role == Role::Api).then(|| Control::Log(Arc::new(raw.clone())));
     let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
     // Workouts in progress live in the workers: neither front runs a data path.
     let ingest = ingest_state(&config, log, None);
-    // A gateway needs the accounts only for the device tokens the API issues.
-    let accounts = open_accounts(&config)?;
-    let surfaces = match role {
-        Role::Api => Surfaces::Api(api_state(&config, ingest, open_read_store(&config)?, accounts.clone(), control)?),
-        _ => Surfaces::Ingest(ingest),
+    let (surfaces, accounts) = match control {
+        Some(control) => {
+            let accounts = open_accounts(&config)?;
+            let api = api_state(&config, ingest, open_read_store(&config)?, accounts.clone(), control)?;
+            (Surfaces::Api(api), Some(accounts))
+        }
+        // A gateway reads the accounts only for the device tokens the API issues, which are in
+        // the shared store.
+        None => (Surfaces::Ingest(ingest), config.store.url.is_some().then(|| open_accounts(&config)).transpose()?),
     };
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
     // must not happen on this runtime's threads: the last handles on the stores are dropped here.
@@ -51,13 +55,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         // An API replica runs coordinate retention; a gateway follows the device tokens the API
         // replicas issue and revoke.
-        let background = match &surfaces {
-            Surfaces::Api(state) | Surfaces::All(state) => tokio::spawn(trackwire_api::retention_loop(state.clone())),
-            Surfaces::Ingest(ingest) => tokio::spawn(follow_issued_tokens(accounts.clone(), ingest.ingestor.clone())),
+        let background = match (&surfaces, &accounts) {
+            (Surfaces::Api(state) | Surfaces::All(state), _) => {
+                Some(tokio::spawn(trackwire_api::retention_loop(state.clone())))
+            }
+            (Surfaces::Ingest(ingest), Some(accounts)) => {
+                Some(tokio::spawn(follow_issued_tokens(accounts.clone(), ingest.ingestor.clone())))
+            }
+            (Surfaces::Ingest(_), None) => None,
         };
         let served = serve_fronts(&config, surfaces, role).await;
-        background.abort();
-        let _ = background.await;
+        if let Some(background) = background {
+            background.abort();
+            let _ = background.await;
+        }
         served
     })?;
     drop(runtime);

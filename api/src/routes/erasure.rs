@@ -160,7 +160,9 @@ async fn status_of(
         // The single process erases before it answers.
         (None, true, true) => (1, 1),
         (None, true, false) => {
-            return Err(ApiError::not_found(format!("no erasure of user '{user}' was asked for")));
+            return Err(ApiError::not_found(format!(
+                "no erasure of user '{user}' was asked for: DELETE /api/v1/users/{user} asks for one"
+            )));
         }
     };
     let state = if partitions_done == partitions { ErasureState::Complete } else { ErasureState::InProgress };
