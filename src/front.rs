@@ -15,34 +15,45 @@ use anyhow::Context;
 use trackwire_api::Surfaces;
 use trackwire_api::accounts::follow_issued_tokens;
 use trackwire_api::control::Control;
+use trackwire_ingest::log::kafka::RawTopicConfig;
 
 use crate::config::{Config, Role};
 use crate::fronts::serve_fronts;
+use crate::serve::{Listeners, Stop};
 use crate::stores::{open_accounts, open_read_store};
 use crate::surfaces::{api_state, ingest_state};
 
-pub fn run(config: Config) -> anyhow::Result<()> {
-    let role = config.cluster.role;
+/// Which front this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    Gateway,
+    Api,
+}
+
+/// Runs the `front` over the raw topic `raw` on `listeners` until `stop`.
+pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listeners, stop: Stop) -> anyhow::Result<()> {
+    let role = match front {
+        Front::Gateway => Role::Gateway,
+        Front::Api => Role::Api,
+    };
     let data = &config.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
-    let raw =
-        config.kafka.raw_topic_config(config.log.queue_depth).context("kafka.brokers is required for this role")?;
     tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = role.name(), "acking after the raw topic's broker");
     // An API replica has erasures and retention cuts carried out by placing them in the raw
     // topic; a gateway commands nothing.
-    let control = (role == Role::Api).then(|| Control::Log(Arc::new(raw.clone())));
+    let control = (front == Front::Api).then(|| Control::Log(Arc::new(raw.clone())));
     let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
     // Workouts in progress live in the workers: neither front runs a data path.
-    let ingest = ingest_state(&config, log, None);
+    let ingest = ingest_state(config, log, None);
     let (surfaces, accounts) = match control {
         Some(control) => {
-            let accounts = open_accounts(&config)?;
-            let api = api_state(&config, ingest, open_read_store(&config)?, accounts.clone(), control)?;
+            let accounts = open_accounts(config)?;
+            let api = api_state(config, ingest, open_read_store(config)?, accounts.clone(), control)?;
             (Surfaces::Api(api), Some(accounts))
         }
         // A gateway reads the accounts only for the device tokens the API issues, which are in
         // the shared store.
-        None => (Surfaces::Ingest(ingest), config.store.url.is_some().then(|| open_accounts(&config)).transpose()?),
+        None => (Surfaces::Ingest(ingest), config.store.url.is_some().then(|| open_accounts(config)).transpose()?),
     };
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
     // must not happen on this runtime's threads: the last handles on the stores are dropped here.
@@ -64,7 +75,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
             (Surfaces::Ingest(_), None) => None,
         };
-        let served = serve_fronts(&config, surfaces, role).await;
+        let served = serve_fronts(config, surfaces, role, listeners, stop).await;
         if let Some(background) = background {
             background.abort();
             let _ = background.await;

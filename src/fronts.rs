@@ -1,22 +1,28 @@
 //! The fronts every serving role shares: HTTP (the routes of the role's surface) and, for roles
-//! that ingest, QUIC, stopped together by SIGINT/SIGTERM.
+//! that ingest, QUIC, stopped together.
 
 use anyhow::Context;
 use trackwire_api::Surfaces;
 use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 
 use crate::config::{Config, Role};
+use crate::serve::{Listeners, Stop};
 
-/// Serves HTTP (the routes of `surfaces`) and, for roles that ingest, QUIC until SIGINT/SIGTERM;
+/// Serves HTTP (the routes of `surfaces`) and, where given a QUIC socket, QUIC until `stop`;
 /// returns once in-flight requests and streams are answered and every handle on the log has been
 /// dropped.
-pub async fn serve_fronts(config: &Config, surfaces: Surfaces, role: Role) -> anyhow::Result<()> {
+pub async fn serve_fronts(
+    config: &Config,
+    surfaces: Surfaces,
+    role: Role,
+    listeners: Listeners,
+    stop: Stop,
+) -> anyhow::Result<()> {
     let data = &config.data_dir;
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("binding HTTP listener on {}", config.http_addr))?;
+    listeners.http.set_nonblocking(true).context("setting up the HTTP listener")?;
+    let listener = tokio::net::TcpListener::from_std(listeners.http).context("setting up the HTTP listener")?;
     let addr = listener.local_addr()?;
-    let quic = if matches!(surfaces, Surfaces::Api(_)) { None } else { Some(start_quic(config)?) };
+    let quic = listeners.quic.map(|socket| start_quic(config, socket)).transpose()?;
     match &quic {
         Some(quic) => {
             let quic_addr = quic.local_addr()?;
@@ -35,22 +41,10 @@ pub async fn serve_fronts(config: &Config, surfaces: Surfaces, role: Role) -> an
             "accepting the development token 'dev-token' for any device: configure ingest.tokens before exposing this server"
         );
     }
-    // One signal stops both fronts.
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        }
-    };
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
+    // One stop ends both fronts.
     let ingestor = surfaces.ingest().ingestor.clone();
-    let quic_task = quic.map(|quic| tokio::spawn(quic.run(ingestor, stopped())));
-    let http = trackwire_api::serve_surfaces(listener, surfaces, stopped()).await.context("serving HTTP");
-    signal.abort();
+    let quic_task = quic.map(|quic| tokio::spawn(quic.run(ingestor, stop.clone().stopped())));
+    let http = trackwire_api::serve_surfaces(listener, surfaces, stop.stopped()).await.context("serving HTTP");
     if let Some(quic_task) = quic_task {
         quic_task.await.context("the QUIC server panicked")?;
     }
@@ -58,8 +52,8 @@ pub async fn serve_fronts(config: &Config, surfaces: Surfaces, role: Role) -> an
     Ok(())
 }
 
-/// Binds the QUIC endpoint with the configured (or development) TLS identity.
-fn start_quic(config: &Config) -> anyhow::Result<QuicServer> {
+/// The QUIC endpoint on `socket`, with the configured (or development) TLS identity.
+fn start_quic(config: &Config, socket: std::net::UdpSocket) -> anyhow::Result<QuicServer> {
     let identity = match (&config.quic.cert_path, &config.quic.key_path) {
         (Some(cert), Some(key)) => ServerIdentity::from_pem_files(cert, key)?,
         _ => {
@@ -72,32 +66,6 @@ fn start_quic(config: &Config) -> anyhow::Result<QuicServer> {
             identity
         }
     };
-    let socket = std::net::UdpSocket::bind(config.quic_addr)
-        .with_context(|| format!("binding QUIC (UDP) on {}", config.quic_addr))?;
     let reset_key = StatelessResetKey::load_or_create(&config.data_dir)?;
-    Ok(QuicServer::new(socket, identity, &reset_key, config.quic.to_quic_config())?)
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    Ok(QuicServer::new(socket, identity, &reset_key, config.quic.clone())?)
 }

@@ -2,7 +2,6 @@
 
 mod import;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -33,32 +32,7 @@ struct Cli {
 enum Command {
     /// Run ingest, pipeline, sinks and API on embedded defaults (no external services), or one
     /// role of a scaled-out deployment (--role).
-    Serve {
-        /// HTTP listen address for ingest and API [env: TRACKWIRE_HTTP_ADDR] [default: 127.0.0.1:8080]
-        #[arg(long)]
-        http_addr: Option<SocketAddr>,
-        /// Directory for the log, lake, events and read store [env: TRACKWIRE_DATA_DIR] [default: ./data]
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// QUIC (UDP) listen address for live ingest [env: TRACKWIRE_QUIC_ADDR] [default: 127.0.0.1:4433]
-        #[arg(long)]
-        quic_addr: Option<SocketAddr>,
-        /// Where the Parquet lake lives: s3://bucket/prefix or a directory [env: TRACKWIRE_LAKE__URL] [default: <data-dir>/lake]
-        #[arg(long)]
-        lake_url: Option<String>,
-        /// Kafka brokers host:port[,…] for the events and points topics [env: TRACKWIRE_KAFKA__BROKERS] [default: none]
-        #[arg(long)]
-        kafka_brokers: Option<String>,
-        /// The API's read store: postgres://user:password@host:port/database [env: TRACKWIRE_STORE__URL] [default: <data-dir>/store/read.redb]
-        #[arg(long)]
-        store_url: Option<String>,
-        /// Which part to run: all (one process), gateway, pipeline or api [env: TRACKWIRE_CLUSTER__ROLE] [default: all]
-        #[arg(long, value_enum)]
-        role: Option<config::Role>,
-        /// A pipeline worker's share, I/N: worker I of N [env: TRACKWIRE_CLUSTER__PARTITIONS] [default: 0/1]
-        #[arg(long)]
-        partitions: Option<String>,
-    },
+    Serve(config::ServeFlags),
     /// Import GPX/TCX/FIT files: print each workout's summary, or upload with --server.
     Import(import::ImportArgs),
     /// Compare every recorded trace in DIR with its device and published values (Markdown).
@@ -73,8 +47,9 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080/healthcheck")]
         url: String,
     },
-    /// Print the effective configuration as TOML (defaults merged with file, env and flags).
-    PrintConfig,
+    /// Print the effective configuration as TOML, every field with its doc line (defaults merged
+    /// with file, env and flags; unset optional fields commented out).
+    PrintConfig(config::ServeFlags),
     /// Mint a bearer JWT for the API with the configured (or development) HS256 secret.
     Token {
         /// The user id (the token's `sub`).
@@ -86,9 +61,8 @@ enum Command {
         /// Hours until it expires.
         #[arg(long, default_value_t = 24)]
         hours: u64,
-        /// Data directory holding the development secret [default: ./data]
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
+        #[command(flatten)]
+        data_dir: config::DataDirFlag,
     },
 }
 
@@ -102,14 +76,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     let _otlp = trackwire::logging::init(cli.log_format, "trackwire", cli.otlp_endpoint.as_deref())?;
     match cli.command {
-        Command::Serve { http_addr, data_dir, quic_addr, lake_url, kafka_brokers, store_url, role, partitions } => {
-            let lake = lake_url.map(|url| config::LakeFlags { url });
-            let kafka = kafka_brokers.map(|brokers| config::KafkaFlags { brokers });
-            let store = store_url.map(|url| config::StoreFlags { url });
-            let cluster = (role.is_some() || partitions.is_some()).then_some(config::ClusterFlags { role, partitions });
-            let flags = config::FlagOverrides { http_addr, data_dir, quic_addr, lake, kafka, store, cluster };
-            let config = config::Config::load(cli.config.as_deref(), flags)?;
-            serve::run(config)?;
+        Command::Serve(flags) => {
+            serve::run(config::Config::load(cli.config.as_deref(), &flags)?)?;
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Import(args) => import::run(args),
@@ -129,8 +97,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Token { user, admin, hours, data_dir } => {
-            let flags = config::FlagOverrides { data_dir, ..Default::default() };
-            let config = config::Config::load(cli.config.as_deref(), flags)?;
+            let config = config::Config::load(cli.config.as_deref(), &data_dir.into())?.config;
             let auth = config.effective_auth()?;
             let Some(secret) = auth.hs256_secret.as_deref() else {
                 anyhow::bail!("auth uses a JWKS: tokens come from the identity provider, not from trackwire");
@@ -148,14 +115,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             println!("{}", trackwire_api::auth::mint_hs256(secret, &claims));
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::PrintConfig => {
-            let config = config::Config::load(cli.config.as_deref(), config::FlagOverrides::default())?;
-            print!("{}", toml_string(&config)?);
+        Command::PrintConfig(flags) => {
+            let settings = config::Config::load(cli.config.as_deref(), &flags)?;
+            print!("{}", config::documented::render(&settings.config)?);
             Ok(std::process::ExitCode::SUCCESS)
         }
     }
-}
-
-fn toml_string(config: &config::Config) -> anyhow::Result<String> {
-    Ok(toml::to_string_pretty(config)?)
 }

@@ -19,16 +19,18 @@ use trackwire_sinks::Redactions;
 use crate::config::{Config, Role};
 use crate::data_path::{DataPath, Input, Running};
 use crate::fronts::serve_fronts;
+use crate::serve::{Listeners, Stop};
 use crate::stores::{open_accounts, open_read_store};
 use crate::surfaces::{api_state, ingest_state};
 
 /// How often released log segments are computed and handed to the log for deletion.
 const RETENTION_TICK: Duration = Duration::from_secs(1);
 
-pub fn run(config: Config) -> anyhow::Result<()> {
+/// Runs on `listeners` until `stop`, then drains.
+pub fn run(config: &Config, listeners: Listeners, stop: Stop) -> anyhow::Result<()> {
     // The data path is plain threads (each sink drives its object store on a runtime of its own),
     // so it is built and joined outside the async runtime that serves HTTP.
-    let SingleProcess { state, log_writer, data_path } = SingleProcess::start(&config)?;
+    let SingleProcess { state, log_writer, data_path } = SingleProcess::start(config)?;
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
@@ -39,7 +41,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let status = data_path.status.clone();
         let retention = tokio::spawn(retention_loop(state.ingestor().log().clone(), status.sinks, status.live));
         let coordinates = tokio::spawn(trackwire_api::retention_loop(state.clone()));
-        let served = serve_fronts(&config, Surfaces::All(state), Role::All).await;
+        let served = serve_fronts(config, Surfaces::All(state), Role::All, listeners, stop).await;
         retention.abort();
         let _ = retention.await;
         coordinates.abort();
@@ -90,13 +92,7 @@ impl SingleProcess {
         // feeds them: replay starts as soon as the log opens.
         let store = open_read_store(config)?;
         let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
-        let log_config = LogConfig {
-            dir: data.join("log"),
-            segment_bytes: config.log.segment_bytes,
-            group_commit_bytes: config.log.group_commit_bytes,
-            queue_depth: config.log.queue_depth,
-            max_retained_bytes: config.log.max_retained_bytes,
-        };
+        let log_config = LogConfig { dir: data.join("log"), ..config.log.clone() };
         let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
         let data_path = data_path.start(log.first_lsn(), redactions)?;
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{ApiError, AppState};
 
 /// How tokens are checked. Every field is optional except that at least one key source is needed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Required `iss` claim (e.g. `https://sso.example.com/realms/trackwire`); unchecked when absent.
@@ -28,6 +28,7 @@ pub struct AuthConfig {
     /// Shared HS256 secret (development only: whoever knows it can mint tokens for anyone).
     pub hs256_secret: Option<String>,
     /// A JWKS document on disk (the provider's public keys).
+    #[schema(value_type = Option<String>)]
     pub jwks_file: Option<PathBuf>,
     /// The provider's JWKS endpoint (Keycloak: `<issuer>/protocol/openid-connect/certs`); fetched
     /// at start and again when a token names a key id we do not have (key rotation).

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ApiError, AppState};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Sustained requests per minute per token.

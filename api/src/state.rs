@@ -13,7 +13,7 @@ use crate::control::Control;
 use crate::limits::RateLimiter;
 
 /// Privacy settings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
     /// Positions older than this many days are dropped (totals stay); 0 keeps them forever.

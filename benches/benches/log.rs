@@ -20,14 +20,8 @@ const BATCHES: usize = 256;
 fn append(c: &mut Criterion) {
     let payload = Bytes::from(run_batches(1).remove(0));
     let dir = tempfile::tempdir().expect("a temporary directory");
-    // The server's defaults (src/config.rs LogSection).
-    let config = LogConfig {
-        dir: dir.path().to_path_buf(),
-        segment_bytes: 64 << 20,
-        group_commit_bytes: 4 << 20,
-        queue_depth: 1024,
-        max_retained_bytes: u64::MAX,
-    };
+    // The server's defaults, without a disk cap.
+    let config = LogConfig { dir: dir.path().to_path_buf(), max_retained_bytes: u64::MAX, ..LogConfig::default() };
     let (log, writer) = DurableLog::open(config, Box::new(|_| true)).expect("opening the log");
     let seq = AtomicU64::new(0);
     let mut group = c.benchmark_group("log_append_256_batches_of_1000_samples");

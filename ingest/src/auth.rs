@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// One accepted token and the device it belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct DeviceToken {
     /// The secret the device sends as `Authorization: Bearer <token>`.
     pub token: String,

@@ -16,6 +16,7 @@ mod decompress;
 mod error;
 pub mod log;
 pub mod quic;
+pub mod seconds;
 mod service;
 
 pub use auth::{DeviceToken, TokenAuth};

@@ -2,7 +2,6 @@
 //! it runs and their progress) and `/metrics` (Prometheus text; the families are documented in
 //! docs/observability.md, consumer lag among them for the autoscaler).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,6 +14,7 @@ use trackwire_api::prometheus::PrometheusText;
 
 use super::WorkerStatus;
 use super::partition::PartitionStatus;
+use crate::serve::Stop;
 
 pub struct HttpThread {
     thread: std::thread::JoinHandle<()>,
@@ -26,27 +26,30 @@ impl HttpThread {
     }
 }
 
-/// Serves on `addr` until SIGINT/SIGTERM, which also sets `stop` for the control loop.
-pub fn spawn(addr: SocketAddr, status: Arc<WorkerStatus>, stop: Arc<AtomicBool>) -> anyhow::Result<HttpThread> {
+/// Serves on `listener` until `stop`; sets `failed` if the server fails, so the control loop
+/// stops too.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    status: Arc<WorkerStatus>,
+    stop: Stop,
+    failed: Arc<AtomicBool>,
+) -> anyhow::Result<HttpThread> {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the HTTP runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .with_context(|| format!("binding HTTP listener on {addr}"))?;
+    listener.set_nonblocking(true).context("setting up the HTTP listener")?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener).context("setting up the HTTP listener")?
+    };
     tracing::info!(http = %listener.local_addr()?, "worker health and metrics on /healthcheck and /metrics");
     let app = Router::new().route("/healthcheck", get(health)).route("/metrics", get(metrics)).with_state(status);
     let thread = std::thread::Builder::new()
         .name("worker-http".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let signal_stop = stop.clone();
-                let shutdown = async move {
-                    crate::fronts::shutdown_signal().await;
-                    signal_stop.store(true, Ordering::Relaxed);
-                };
-                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                if let Err(err) = axum::serve(listener, app).with_graceful_shutdown(stop.stopped()).await {
                     tracing::error!(%err, "worker HTTP server failed");
-                    stop.store(true, Ordering::Relaxed);
+                    failed.store(true, Ordering::Relaxed);
                 }
             })
         })

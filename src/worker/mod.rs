@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use partition::{PartitionRunner, PartitionStatus};
 
-use crate::config::Config;
+use trackwire_ingest::log::kafka::RawTopicConfig;
+
+use crate::config::{Config, WorkerShare};
+use crate::serve::{Listeners, Stop};
 
 /// What the HTTP endpoints show: the partitions this worker runs now.
 #[derive(Default)]
@@ -36,17 +39,21 @@ pub struct WorkerStatus {
     pub profiles: std::sync::atomic::AtomicUsize,
 }
 
-pub fn run(config: Config) -> anyhow::Result<()> {
-    let (index, count) = config.cluster.worker()?;
-    let url = config.store.url.clone().context("store.url (postgres://…) is required for --role pipeline")?;
-    let raw = config
-        .kafka
-        .raw_topic_config(config.log.queue_depth)
-        .context("kafka.brokers is required for --role pipeline")?;
+/// Runs worker `share` over the raw topic `raw`, its leases in the store at `store_url`, until
+/// `stop`; `/healthcheck` and `/metrics` on `listeners`.
+pub fn run(
+    config: &Config,
+    raw: RawTopicConfig,
+    store_url: &str,
+    share: WorkerShare,
+    listeners: Listeners,
+    stop: Stop,
+) -> anyhow::Result<()> {
+    let WorkerShare { index, count } = share;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // Opening the store applies the migrations, the lease table among them.
-    let store = crate::stores::open_read_store(&config)?;
+    let store = crate::stores::open_read_store(config)?;
     if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(&[]), &raw.topic, raw.partitions)
     {
         tracing::warn!(%error, "raw topic not checked now; consuming will retry");
@@ -55,12 +62,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let owner = format!("{host}/{index}of{count}/{}", uuid::Uuid::new_v4().simple());
     let ttl = Duration::from_secs_f64(config.cluster.lease_secs);
     let ca_file = config.store.ca_file.as_deref();
-    let mut leases = lease::Leases::connect(&url, ca_file, &raw.topic, owner.clone(), ttl, (index, count))?;
+    let mut leases = lease::Leases::connect(store_url, ca_file, &raw.topic, owner.clone(), ttl, (index, count))?;
     let status =
         Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let http = http::spawn(config.http_addr, status.clone(), stop.clone())?;
+    let http_failed = Arc::new(AtomicBool::new(false));
+    let http = http::spawn(listeners.http, status.clone(), stop.clone(), http_failed.clone())?;
+    let stopping = || stop.is_stopped() || http_failed.load(Ordering::Relaxed);
     tracing::info!(owner = %leases.owner(), topic = %raw.topic, partitions = raw.partitions, "pipeline worker {index}/{count} running");
 
     // Athlete profiles come from the shared store (the API writes them), refreshed every round.
@@ -69,7 +77,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut runners: BTreeMap<i32, PartitionRunner> = BTreeMap::new();
     let mut last_renewed = Instant::now();
     let tick = ttl / 3;
-    while !stop.load(Ordering::Relaxed) {
+    while !stopping() {
         match store.athlete_profiles() {
             Ok(all) => {
                 status.profiles.store(all.len(), Ordering::Relaxed);
@@ -98,7 +106,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 let mut failed = BTreeSet::new();
                 for partition in round.gained {
                     tracing::info!(partition, "partition lease taken");
-                    match PartitionRunner::start(partition, &config, &raw, store.clone(), profiles.clone()) {
+                    match PartitionRunner::start(partition, config, &raw, store.clone(), profiles.clone()) {
                         Ok(runner) => {
                             runners.insert(partition, runner);
                         }
@@ -133,7 +141,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         *status.partitions.lock().expect("status lock") = runners.values().map(|r| r.status.clone()).collect();
         let deadline = Instant::now() + tick;
-        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        while Instant::now() < deadline && !stopping() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -44,22 +44,38 @@ pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
 pub use dedup::{DedupIndex, SeqSet};
 pub use record::DedupKey;
 
-/// Where and how the log keeps its files.
-#[derive(Debug, Clone)]
+/// Where and how the log keeps its files (the `[log]` section of the configuration file; the
+/// directory is the data directory's `log/`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// Directory of the segment files (created if missing).
+    #[serde(skip)]
     pub dir: PathBuf,
-    /// A segment is closed and a new one started once it reaches this size.
+    /// Size at which a log segment file is closed and a new one started, in bytes.
     pub segment_bytes: u64,
-    /// Most bytes written per fsync; a larger queue is committed in several groups.
+    /// Most bytes made durable by one fsync; more queued appends are committed in further groups.
     pub group_commit_bytes: usize,
-    /// Appends waiting for the writer; when full, `try_append` answers `Full` (HTTP 503).
+    /// Appends that may wait for the log writer; beyond it ingest answers 503 with Retry-After.
     pub queue_depth: usize,
-    /// The log's disk cap: while the retained segments (acked, not yet delivered by every sink)
-    /// take this many bytes or more, `try_append` answers `Full`, so ingest pushes back (HTTP 503,
-    /// QUIC stops reading) until a sink catches up. Appends already queued still commit, so the
-    /// cap can be passed by at most one queue's worth. `u64::MAX`: no cap.
+    /// Disk cap of the log in bytes: acked records are kept until every sink has delivered them,
+    /// so while a sink's service (Kafka, S3) is down the log grows; at this size ingest pushes
+    /// back (HTTP 503, QUIC stops reading) until the sink catches up. Appends already queued
+    /// still commit, so the cap can be passed by at most one queue's worth.
     pub max_retained_bytes: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            dir: PathBuf::new(),
+            segment_bytes: 64 << 20,
+            group_commit_bytes: 4 << 20,
+            queue_depth: 1024,
+            max_retained_bytes: 16 << 30,
+        }
+    }
 }
 
 /// A durable record, as handed to the pipeline.

@@ -1,27 +1,50 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The QUIC front door's address, identity and limits.
-#[derive(Debug, Clone)]
+use serde::{Deserialize, Serialize};
+
+/// The QUIC front door's identity and limits (the `[quic]` section of the configuration file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
 pub struct QuicConfig {
-    /// PEM certificate chain and key; both None = the development identity in the data directory.
+    /// PEM certificate chain of the QUIC server (with `key_path`). Both unset: a development
+    /// self-signed certificate for localhost, generated once into the data directory
+    /// (`quic-cert.pem`, `quic-key.pem`), its SHA-256 fingerprint logged and written to
+    /// `quic-cert.sha256`. Devices trust that certificate (or pin the fingerprint).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
     pub cert_path: Option<PathBuf>,
+    /// PEM private key matching `cert_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
     pub key_path: Option<PathBuf>,
-    /// Connections served at once; one more is closed with `LimitExceeded`.
+    /// Connections served at once; more are closed with code 4 (`LimitExceeded`, retry later).
     pub max_connections: usize,
-    /// Workout streams a connection may have open at once (QUIC stream credit: the device waits).
+    /// Workout streams one connection may have open at once (QUIC stream credit: the device waits).
     pub max_streams_per_connection: u32,
-    /// Largest batch frame; a longer length prefix gets a `TooLarge` ack and the stream stopped.
+    /// Largest batch frame in bytes; a longer length prefix gets a `TooLarge` ack and the stream
+    /// is stopped (code 3).
     pub max_frame_bytes: usize,
-    /// Batches of one stream waiting to become durable before the server stops reading it.
+    /// Batches of one stream waiting for durability before the server stops reading the stream
+    /// (backpressure through QUIC flow control).
     pub max_in_flight_per_stream: usize,
-    /// A stream without a complete frame for this long is stopped with `Stalled`.
+    /// A stream without a complete frame for this many seconds is stopped (code 5, `Stalled`).
+    #[serde(rename = "stream_idle_timeout_secs", with = "crate::seconds")]
+    #[cfg_attr(feature = "schema", schema(value_type = f64))]
     pub stream_idle_timeout: Duration,
-    /// Time a new connection has to send its hello.
+    /// Seconds a new connection has to send its hello (bearer token) before it is closed.
+    #[serde(rename = "handshake_timeout_secs", with = "crate::seconds")]
+    #[cfg_attr(feature = "schema", schema(value_type = f64))]
     pub handshake_timeout: Duration,
-    /// A connection silent (no QUIC packets, not even keep-alives) this long is dropped.
+    /// A connection with no packets at all (not even keep-alives) for this many seconds is dropped.
+    #[serde(rename = "idle_timeout_secs", with = "crate::seconds")]
+    #[cfg_attr(feature = "schema", schema(value_type = f64))]
     pub idle_timeout: Duration,
-    /// How long shutdown waits for streams to drain before closing connections anyway.
+    /// On shutdown, seconds to wait for streams to deliver their last acks before closing
+    /// connections with code 6 (`GoingAway`).
+    #[serde(rename = "drain_timeout_secs", with = "crate::seconds")]
+    #[cfg_attr(feature = "schema", schema(value_type = f64))]
     pub drain_timeout: Duration,
 }
 

@@ -1,0 +1,304 @@
+//! The sections of the configuration file that are Trackwire's own; the others (`[quic]`,
+//! `[log]`, `[auth]`, `[privacy]`, `[api.rate_limit]`) are the library configurations
+//! themselves.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use trackwire_ingest::DeviceToken;
+
+use super::DEV_TOKEN;
+use super::role::{Role, WorkerShare};
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// Largest file `POST /api/v1/uploads` accepts, bytes (as sent; gzip may expand it 16×).
+    pub max_upload_bytes: usize,
+    /// Requests per token: `per_minute` sustained, `burst` at once (then `429`).
+    pub rate_limit: trackwire_api::limits::RateLimitConfig,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection { max_upload_bytes: 64 << 20, rate_limit: Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaSection {
+    /// Broker list `host:port[,host:port…]`; unset = no Kafka sink (the embedded default: events
+    /// go to `<data_dir>/events/*.jsonl` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    /// Topic of workout events (JSON, the seed's shape).
+    pub events_topic: String,
+    /// Topic of enriched points (Arrow IPC stream, the lake's `points` schema).
+    pub points_topic: String,
+    /// Partitions of the topics Trackwire creates when they are missing.
+    pub partitions: i32,
+    /// Largest message produced to the events and points topics (librdkafka's
+    /// `message.max.bytes`; the brokers' `message.max.bytes` must allow it). A record's points
+    /// beyond it go as several consecutive messages.
+    pub max_message_bytes: usize,
+    /// Scale-out only: the topic that is the durable log between gateways and pipeline workers
+    /// (raw FlatBuffers batches, keyed by workout id).
+    pub raw_topic: String,
+    /// Scale-out only: partitions of `raw_topic`. Decides which partition (and so which worker)
+    /// holds a workout: every gateway and worker must use the same value, and it must not change
+    /// while workouts are in progress.
+    pub raw_partitions: i32,
+    /// `security.protocol`: plaintext, ssl, sasl_plaintext or sasl_ssl.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_protocol: Option<String>,
+    /// `sasl.mechanism`, e.g. PLAIN or SCRAM-SHA-512.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_mechanism: Option<String>,
+    /// `sasl.username`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_username: Option<String>,
+    /// `sasl.password`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sasl_password: Option<String>,
+    /// CA certificate (PEM) to verify the brokers' TLS certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssl_ca_location: Option<String>,
+    /// Any other librdkafka producer setting, e.g. `{ "linger.ms" = "20" }`; these win.
+    pub librdkafka: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaSection {
+    fn default() -> Self {
+        let defaults = trackwire_sinks::kafka::KafkaConfig::new("");
+        KafkaSection {
+            brokers: None,
+            events_topic: defaults.events_topic,
+            points_topic: defaults.points_topic,
+            partitions: defaults.partitions,
+            max_message_bytes: defaults.max_message_bytes,
+            raw_topic: "trackwire.raw.v1".into(),
+            raw_partitions: 8,
+            security_protocol: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password: None,
+            ssl_ca_location: None,
+            librdkafka: Default::default(),
+        }
+    }
+}
+
+impl KafkaSection {
+    /// The sink's configuration, when brokers are configured.
+    pub fn sink_config(&self) -> Option<trackwire_sinks::kafka::KafkaConfig> {
+        let brokers = self.brokers.as_ref()?;
+        let mut config = trackwire_sinks::kafka::KafkaConfig::new(brokers.clone());
+        config.events_topic = self.events_topic.clone();
+        config.points_topic = self.points_topic.clone();
+        config.partitions = self.partitions;
+        config.max_message_bytes = self.max_message_bytes;
+        config.client = self.client_settings();
+        Some(config)
+    }
+
+    /// The raw topic's configuration (scale-out), when brokers are configured.
+    pub fn raw_topic_config(&self, queue_depth: usize) -> Option<trackwire_ingest::log::kafka::RawTopicConfig> {
+        Some(trackwire_ingest::log::kafka::RawTopicConfig {
+            brokers: self.brokers.clone()?,
+            topic: self.raw_topic.clone(),
+            partitions: self.raw_partitions,
+            queue_depth,
+            client: self.client_settings(),
+        })
+    }
+
+    /// The security settings and `librdkafka` extras, as librdkafka keys.
+    fn client_settings(&self) -> std::collections::BTreeMap<String, String> {
+        let mut client = std::collections::BTreeMap::new();
+        let named = [
+            ("security.protocol", &self.security_protocol),
+            ("sasl.mechanism", &self.sasl_mechanism),
+            ("sasl.username", &self.sasl_username),
+            ("sasl.password", &self.sasl_password),
+            ("ssl.ca.location", &self.ssl_ca_location),
+        ];
+        for (key, value) in named {
+            if let Some(value) = value {
+                client.insert(key.into(), value.clone());
+            }
+        }
+        client.extend(self.librdkafka.clone());
+        client
+    }
+}
+
+/// The least `kafka.max_message_bytes`: room for one event (a workout summary with its splits) and
+/// a points message of a few samples with their schema.
+pub(super) const MIN_KAFKA_MESSAGE_BYTES: usize = 64 << 10;
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `all` (default), `gateway`, `pipeline` or `api`. Every role but `all` needs
+    /// `kafka.brokers`; `pipeline` and `api` need `store.url` (PostgreSQL).
+    pub role: Role,
+    /// Pipeline workers: `I/N`, this worker's index and the most workers there will be (e.g. the
+    /// autoscaler's maximum). Worker I prefers the raw partitions p with p mod N = I; the others
+    /// are shared out evenly, and a worker that stops renewing its leases (kept in PostgreSQL)
+    /// loses its partitions to the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<String>,
+    /// A worker's claim on a partition lasts this long unless renewed (every third of it); a
+    /// worker that stops renewing loses its partitions to the others after this many seconds.
+    pub lease_secs: f64,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection { role: Role::All, partitions: None, lease_secs: 6.0 }
+    }
+}
+
+impl ClusterSection {
+    /// This worker's share, from `partitions`, validated.
+    pub fn worker(&self) -> anyhow::Result<WorkerShare> {
+        let Some(spec) = self.partitions.as_deref() else {
+            return Ok(WorkerShare { index: 0, count: 1 });
+        };
+        let parsed = spec.split_once('/').and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if count > 0 && index < count => Ok(WorkerShare { index, count }),
+            _ => bail!(
+                "cluster.partitions '{spec}' is not I/N with 0 <= I < N (e.g. --partitions 0/2 for the first of two workers)"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Accepted bearer tokens, each bound to one `device_id` or to `"*"` (any device). The default
+    /// is the single development token `dev-token` for any device: replace it in production.
+    pub tokens: Vec<DeviceToken>,
+    /// Largest request body accepted as sent, in bytes (HTTP 413 above it).
+    pub max_body_bytes: usize,
+    /// Largest body accepted after `Content-Encoding` decompression, in bytes (HTTP 413 above).
+    pub max_decompressed_bytes: usize,
+    /// Most samples accepted in one batch (HTTP 400 above).
+    pub max_samples_per_batch: usize,
+    /// Most control events accepted in one batch (HTTP 400 above).
+    pub max_events_per_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSection {
+    /// Pipeline worker threads (shards); 0 means one per available core.
+    pub shards: usize,
+    /// Records queued per shard before the log writer waits (backpressure).
+    pub queue_depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSection {
+    /// Where the lake lives: `s3://bucket/prefix` (S3 or any S3-compatible server) or a directory;
+    /// unset = `<data_dir>/lake`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`; unset = AWS (or `AWS_ENDPOINT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region; unset = `AWS_REGION` / `AWS_DEFAULT_REGION`, else us-east-1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_region: Option<String>,
+    /// S3 credentials; unset = `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or instance roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_access_key_id: Option<String>,
+    /// The secret of `s3_access_key_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_secret_access_key: Option<String>,
+    /// Longest one S3 request may take, in seconds; a slower or failed upload is retried at the
+    /// next flush (the sink's lag and last error show on /healthcheck meanwhile).
+    pub s3_request_timeout_secs: f64,
+    /// A Parquet file is committed once its encoded size reaches this many bytes.
+    pub target_file_bytes: usize,
+    /// A Parquet file is committed once its oldest row has waited this long, in seconds, however
+    /// small it is. Until then its rows are safe in the log (replayed after a crash).
+    pub max_file_age_secs: f64,
+    /// Rows per Parquet row group (100k–1M: few enough for readers to skip by statistics, many enough to compress well).
+    pub row_group_rows: usize,
+    /// Most partitions (hours) with an open file per table; past it the oldest open file is
+    /// committed early. Bounds memory when a backfill spans many hours.
+    pub max_open_partitions: usize,
+    /// Lake files larger than this many bytes are uploaded as multipart uploads (parts of 16 MiB).
+    pub multipart_threshold_bytes: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Where the API's read store lives: `postgres://user:password@host:port/database`
+    /// (PostgreSQL, shared by every process of a scale-out deployment; migrations are applied at
+    /// start), or unset = the embedded file `<data_dir>/store/read.redb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PEM file of the CA certificates that sign the database's certificate (for RDS its
+    /// `global-bundle.pem`). Set, the connection uses TLS (`sslmode=require` unless the URL says
+    /// otherwise); unset, TLS only if the URL asks (`sslmode=require`), verified by the Mozilla roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksSection {
+    /// How often sinks commit what is due (event log and read store commit at every tick), in
+    /// milliseconds.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            tokens: vec![DeviceToken { token: DEV_TOKEN.into(), device_id: "*".into(), user_id: None }],
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_samples_per_batch: 100_000,
+            max_events_per_batch: 10_000,
+        }
+    }
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection { shards: 0, queue_depth: 1024 }
+    }
+}
+
+impl Default for LakeSection {
+    fn default() -> Self {
+        LakeSection {
+            url: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_request_timeout_secs: 30.0,
+            target_file_bytes: 64 << 20,
+            max_file_age_secs: 60.0,
+            row_group_rows: 128 * 1024,
+            max_open_partitions: 32,
+            multipart_threshold_bytes: 16 << 20,
+        }
+    }
+}
+
+impl Default for SinksSection {
+    fn default() -> Self {
+        SinksSection { flush_interval_ms: 500 }
+    }
+}
