@@ -14,6 +14,7 @@ bash scripts/setup-python.sh
 
 echo "== tansu, the Kafka-protocol broker of the Kafka tests (built once, cached)"
 bash scripts/setup-tansu.sh
+export TRACKWIRE_TANSU="$TRACKWIRE_CACHE/tools/bin/tansu"
 
 echo "== checkov and kubectl, for the deploy/ checks"
 bash scripts/setup-deploy-check.sh

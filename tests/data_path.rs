@@ -6,35 +6,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{Array, StringArray};
+mod common;
+
 use bytes::Bytes;
 use trackwire::config::Config;
 use trackwire::data_path::{DataPath, Input};
 use trackwire::stores::open_read_store;
-use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch};
+use trackwire_codec::WorkoutId;
 use trackwire_ingest::log::{DedupKey, LogCommand, LogEntry, LogRecord};
 use trackwire_sinks::Redactions;
 
-const T0: i64 = 1_700_000_000_000;
-
 fn record(lsn: u64, user: &str, workout: u8, seq: u64, last: bool) -> LogEntry {
-    let samples = (0..10u32)
-        .map(|i| Sample::new(i * 1000, 470_000_000 + i as i32 * 50, 80_000_000, 0, 120, 80, 200, 30, 0))
-        .collect();
-    let events = if last { vec![ControlEvent::new(9_000, ControlKind::Complete)] } else { Vec::new() };
-    let payload = encode_batch(&BatchData {
-        device_id: "d".into(),
-        user_id: user.into(),
-        workout_id: WorkoutId([workout; 16]),
-        sport: Sport::Running,
-        seq,
-        base_time_ms: T0 + seq as i64 * 10_000,
-        samples,
-        events,
-        ..BatchData::default()
-    });
     let key = DedupKey { workout_id: WorkoutId([workout; 16]), seq };
-    LogEntry::Record(LogRecord { lsn, key, payload: Bytes::from(payload), trace_id: None })
+    let payload = Bytes::from(common::batch(user, key.workout_id, seq, last));
+    LogEntry::Record(LogRecord { lsn, key, payload, trace_id: None })
 }
 
 /// One owner's run of partition 0: every entry through the data path, then the drain.
@@ -52,31 +37,7 @@ fn run_partition(config: &Config, entries: &[LogEntry]) {
 
 /// Lake rows per workout id.
 fn lake_rows(config: &Config) -> HashMap<String, usize> {
-    let mut rows = HashMap::new();
-    let mut dirs = vec![config.data_dir.join("lake").join("points")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
-                for batch in reader {
-                    let batch = batch.unwrap();
-                    let ids = batch.column_by_name("workout_id").unwrap();
-                    let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-                    for i in 0..ids.len() {
-                        *rows.entry(ids.value(i).to_owned()).or_default() += 1;
-                    }
-                }
-            }
-        }
-    }
-    rows
+    common::lake_rows(&config.data_dir.join("lake"))
 }
 
 /// The partition's event log, every line.
