@@ -6,7 +6,7 @@ use trackwire_api::Surfaces;
 use trackwire_ingest::quic::{QuicServer, ServerIdentity, StatelessResetKey};
 
 use crate::config::{Config, Role};
-use crate::serve::{Listeners, Stop};
+use crate::launch::{Listeners, Stop};
 
 /// Serves HTTP (the routes of `surfaces`) and, where given a QUIC socket, QUIC until `stop`;
 /// returns once in-flight requests and streams are answered and every handle on the log has been

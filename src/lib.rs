@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod data_path;
 mod front;
 mod fronts;
+pub mod launch;
 pub mod logging;
 pub mod otlp;
 pub mod serve;

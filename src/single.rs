@@ -19,7 +19,7 @@ use trackwire_sinks::Redactions;
 use crate::config::{Config, Role};
 use crate::data_path::{DataPath, Input, Running};
 use crate::fronts::serve_fronts;
-use crate::serve::{Listeners, Stop};
+use crate::launch::{Listeners, Stop};
 use crate::stores::{open_accounts, open_read_store};
 use crate::surfaces::{api_state, ingest_state};
 

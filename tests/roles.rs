@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use trackwire::config::{Config, Role, Settings};
-use trackwire::serve::{self, Listeners, Stop, StopHandle};
+use trackwire::launch::{Listeners, Stop, StopHandle};
+use trackwire::serve;
 use trackwire_codec::WorkoutId;
 use trackwire_ingest::log::kafka::partition_of;
 use trackwire_sinks::read_store::{PostgresStore, ReadStore};

@@ -14,7 +14,7 @@ use trackwire_api::prometheus::PrometheusText;
 
 use super::WorkerStatus;
 use super::partition::PartitionStatus;
-use crate::serve::Stop;
+use crate::launch::Stop;
 
 pub struct HttpThread {
     thread: std::thread::JoinHandle<()>,

@@ -27,7 +27,7 @@ use partition::{PartitionRunner, PartitionStatus};
 use trackwire_ingest::log::kafka::RawTopicConfig;
 
 use crate::config::{Config, WorkerShare};
-use crate::serve::{Listeners, Stop};
+use crate::launch::{Listeners, Stop};
 
 /// What the HTTP endpoints show: the partitions this worker runs now.
 #[derive(Default)]
