@@ -123,8 +123,12 @@ pub struct RunArgs {
     /// Length of each uploaded workout, minutes.
     #[arg(long, default_value_t = 60.0)]
     pub upload_workout_minutes: f64,
-    /// Threads simulating upload workouts ahead of the senders.
-    #[arg(long, default_value_t = 1)]
+    /// Upload workouts simulated and encoded before the timed window; the senders reuse them
+    /// round-robin, each time under a new workout id.
+    #[arg(long, default_value_t = 64)]
+    pub prepared_workouts: u32,
+    /// Threads simulating the prepared upload workouts (before the timed window).
+    #[arg(long, default_value_t = 2)]
     pub generator_threads: u32,
     /// Retries of a batch the server could not take (503, lost connection) before it counts as an error.
     #[arg(long, default_value_t = 5)]
@@ -183,6 +187,7 @@ impl RunArgs {
             anyhow::ensure!(self.upload_batch_size > 0, "--upload-batch-size must be at least 1");
             anyhow::ensure!(self.upload_rate >= 0.0, "--upload-rate must be 0 (closed loop) or positive");
             anyhow::ensure!(self.generator_threads > 0, "--generator-threads must be at least 1");
+            anyhow::ensure!(self.prepared_workouts > 0, "--prepared-workouts must be at least 1");
         }
         anyhow::ensure!(
             self.workout_minutes > 0.0 && self.upload_workout_minutes > 0.0,

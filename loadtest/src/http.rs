@@ -1,10 +1,11 @@
 //! HTTP offline uploads: `concurrency` keep-alive connections, each uploading whole workouts
 //! batch by batch in order (what the mobile SDK does after a sync), paced by the open-loop
-//! [`Pacer`] or closed-loop when no rate is set.
+//! [`Pacer`] or closed-loop when no rate is set. The workouts were prepared before the run
+//! ([`Prepared`]): sending encodes and simulates nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,49 +14,26 @@ use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, mpsc};
 
+use crate::prepared::Prepared;
 use crate::recorder::{Ack, Transport};
 use crate::run::Run;
 use crate::schedule::Pacer;
-use crate::workload::{EncodedBatch, Sender, Workout, now_ms};
+use crate::workload::EncodedBatch;
 
 /// Runs the upload scenario until the budget is spent.
-pub async fn uploads(run: Arc<Run>) {
-    let args = &run.args;
-    let (tx, rx) = mpsc::channel::<Workout>(32 * args.concurrency as usize);
-    let threads = args.generator_threads;
-    let duration_s = (args.upload_workout_minutes * 60.0).round() as u32;
-    for thread in 0..threads {
-        let (tx, workload, batch_size) = (tx.clone(), run.workload.clone(), args.upload_batch_size);
-        std::thread::Builder::new()
-            .name(format!("workout-generator-{thread}"))
-            .spawn(move || {
-                let mut n = u64::from(thread);
-                loop {
-                    // Recorded offline over the last hours, uploaded now.
-                    let start_ms = now_ms() - i64::from(duration_s) * 1000 - 120_000;
-                    let workout = workload.workout(Sender::Upload, n, start_ms, duration_s, 1.0, batch_size);
-                    if tx.blocking_send(workout).is_err() {
-                        return;
-                    }
-                    n += u64::from(threads);
-                }
-            })
-            .expect("spawning a generator thread");
-    }
-    drop(tx);
-    let rx = Arc::new(Mutex::new(rx));
-    let pacer = Arc::new(Pacer::new(run.start, args.upload_rate));
-    let workers: Vec<_> =
-        (0..args.concurrency).map(|_| tokio::spawn(connection(run.clone(), rx.clone(), pacer.clone()))).collect();
+pub async fn uploads(run: Arc<Run>, prepared: Arc<Prepared>) {
+    let next_workout = Arc::new(AtomicU64::new(0));
+    let pacer = Arc::new(Pacer::new(run.start, run.args.upload_rate));
+    let workers: Vec<_> = (0..run.args.concurrency)
+        .map(|_| tokio::spawn(connection(run.clone(), prepared.clone(), next_workout.clone(), pacer.clone())))
+        .collect();
     for worker in workers {
         let _ = worker.await;
     }
-    // Dropping the receiver stops the generators.
 }
 
-async fn connection(run: Arc<Run>, workouts: Arc<Mutex<mpsc::Receiver<Workout>>>, pacer: Arc<Pacer>) {
+async fn connection(run: Arc<Run>, prepared: Arc<Prepared>, next_workout: Arc<AtomicU64>, pacer: Arc<Pacer>) {
     let authorization = match HeaderValue::from_str(&format!("Bearer {}", run.args.token)) {
         Ok(value) => value,
         Err(_) => {
@@ -65,9 +43,7 @@ async fn connection(run: Arc<Run>, workouts: Arc<Mutex<mpsc::Receiver<Workout>>>
     };
     let mut client = Client { addr: run.targets.http.clone(), authorization, sender: None };
     loop {
-        let waiting = Instant::now();
-        let Some(workout) = workouts.lock().await.recv().await else { return };
-        run.generator_wait_us.fetch_add(waiting.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let workout = prepared.upload(next_workout.fetch_add(1, Ordering::Relaxed));
         for batch in &workout.batches {
             let due = pacer.next();
             if !run.budget.take(due) {

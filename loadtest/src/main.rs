@@ -13,10 +13,13 @@
 
 mod bare_producer;
 mod cli;
+mod compute;
+mod cpu_time;
 mod discard;
 mod http;
 mod kafka_ceiling;
 mod plot;
+mod prepared;
 mod probe;
 mod quic;
 mod recorder;
@@ -73,7 +76,20 @@ async fn load(scenario: Scenario, args: RunArgs) -> anyhow::Result<bool> {
     args.validate(scenario)?;
     let started_at = workload::now_ms();
     let targets = Targets::from_args(&args);
-    let outcome = run::run(scenario, &args, targets.clone(), args.acked_log.as_deref(), "gateway").await?;
+    // Uploads are simulated and encoded before any timed window, once for every run below.
+    let workload = workload::Workload::new(args.seed);
+    let prepared = if scenario.http() {
+        let (workload, args) = (workload.clone(), args.clone());
+        let prepared = tokio::task::spawn_blocking(move || prepared::Prepared::uploads(&workload, &args))
+            .await
+            .context("preparing the upload workouts")??;
+        Some(std::sync::Arc::new(prepared))
+    } else {
+        None
+    };
+    let outcome =
+        run::run(scenario, &args, targets.clone(), &workload, prepared.clone(), args.acked_log.as_deref(), "gateway")
+            .await?;
     let result = RunResult::of(&outcome);
     let mut report = Report::new(scenario, &args, &targets, started_at, result);
 
@@ -85,7 +101,7 @@ async fn load(scenario: Scenario, args: RunArgs) -> anyhow::Result<bool> {
             quic_cert: child.listening.cert.clone(),
             quic_server_name: "localhost".into(),
         };
-        let outcome = run::run(scenario, &args, discard_targets, None, "discard").await?;
+        let outcome = run::run(scenario, &args, discard_targets, &workload, prepared.clone(), None, "discard").await?;
         drop(child);
         let discard = RunResult::of(&outcome);
         let ratio = |ours: f64, ceiling: f64| if ceiling > 0.0 { ours / ceiling } else { 0.0 };
@@ -94,6 +110,15 @@ async fn load(scenario: Scenario, args: RunArgs) -> anyhow::Result<bool> {
             ratio_batches_per_s: ratio(report.result.total.batches_per_s, discard.total.batches_per_s),
             discard,
         });
+        if let Some(prepared) = prepared.clone() {
+            let duration = args.duration();
+            let mut measured = tokio::task::spawn_blocking(move || compute::measure(&prepared, duration))
+                .await
+                .context("the compute ceiling task")??;
+            measured.ratio_samples_per_s =
+                report.result.total.samples_per_s / measured.samples_per_s.max(f64::MIN_POSITIVE);
+            report.compute_ceiling = Some(measured);
+        }
     }
     if let Some(brokers) = args.kafka_brokers.clone() {
         let (args, ours) = (args.clone(), report.result.total.samples_per_s);

@@ -105,8 +105,8 @@ pub struct RunResult {
     pub error_count: u64,
     pub errors: BTreeMap<String, u64>,
     pub retries: BTreeMap<String, u64>,
-    /// Time the upload connections waited for simulated workouts: if large, the client limited the run.
-    pub generator_wait_s: f64,
+    /// What the load generator itself cost over the run.
+    pub generator: Generator,
     pub timeline: Vec<Second>,
     pub server: Server,
 }
@@ -146,7 +146,7 @@ impl RunResult {
             error_count: recorded.error_count(),
             errors: recorded.errors.clone(),
             retries: recorded.retries.clone(),
-            generator_wait_s: outcome.generator_wait.as_secs_f64(),
+            generator: Generator::of(outcome),
             timeline,
             server: Server {
                 peak_rss_bytes: peak(|s| s.rss_bytes),
@@ -154,6 +154,29 @@ impl RunResult {
                 peak_quic_connections: peak(|s| s.quic_connections),
                 samples: outcome.server.clone(),
             },
+        }
+    }
+}
+
+/// The load generator's own cost: it shares the cores with the server it measures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generator {
+    /// CPU seconds of the load generator (all threads) from the start to the last ack.
+    pub cpu_s: f64,
+    /// That, as a share of the machine over the same time (1.0: every core, the whole time).
+    pub cpu_share: f64,
+    /// Workouts simulated inside the timed window (uploads are prepared before it: 0).
+    pub workouts_simulated_in_window: u64,
+}
+
+impl Generator {
+    fn of(outcome: &Outcome) -> Generator {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cpu_s = outcome.generator_cpu.as_secs_f64();
+        Generator {
+            cpu_s,
+            cpu_share: cpu_s / (outcome.elapsed.as_secs_f64() * cores).max(f64::MIN_POSITIVE),
+            workouts_simulated_in_window: outcome.simulated_in_window,
         }
     }
 }
@@ -193,6 +216,8 @@ pub struct TargetView {
 pub struct Report {
     pub tool: &'static str,
     pub version: &'static str,
+    /// The shape of this report (`loadtest/report.schema.json`); raised when a field changes.
+    pub report_format: u32,
     pub scenario: Scenario,
     pub started_at_unix_ms: i64,
     pub target: TargetView,
@@ -200,6 +225,9 @@ pub struct Report {
     #[serde(flatten)]
     pub result: RunResult,
     pub ceiling: Option<Ceiling>,
+    /// With `--ceiling`, for uploads: the same batches through verify, pipeline and lake
+    /// encoding on every core, no IO.
+    pub compute_ceiling: Option<crate::compute::ComputeCeiling>,
     pub kafka_ceiling: Option<KafkaCeiling>,
     /// Plot files written, relative to the working directory.
     pub plots: Vec<String>,
@@ -215,6 +243,7 @@ impl Report {
     ) -> Report {
         Report {
             tool: "trackwire-loadtest",
+            report_format: 2,
             version: env!("CARGO_PKG_VERSION"),
             scenario,
             started_at_unix_ms,
@@ -222,6 +251,7 @@ impl Report {
             settings: args.clone(),
             result,
             ceiling: None,
+            compute_ceiling: None,
             kafka_ceiling: None,
             plots: Vec::new(),
         }
@@ -264,6 +294,20 @@ impl Report {
                 c.ratio_samples_per_s * 100.0
             ));
         }
+        if let Some(c) = &self.compute_ceiling {
+            out.push_str(&format!(
+                "\n  compute ceiling (verify + pipeline + lake encoding on {} cores, no IO): {:.0} samples/s; ours is {:.0} % of it",
+                c.threads,
+                c.samples_per_s,
+                c.ratio_samples_per_s * 100.0
+            ));
+        }
+        out.push_str(&format!(
+            "\n  load generator: {:.1} CPU s, {:.0} % of the machine; {} workouts simulated during the run",
+            r.generator.cpu_s,
+            r.generator.cpu_share * 100.0,
+            r.generator.workouts_simulated_in_window
+        ));
         if let Some(k) = &self.kafka_ceiling {
             out.push_str(&format!(
                 "\n  bare rdkafka producer: {:.0} samples/s ({:.1} MB/s); ours is {:.0} % of it",

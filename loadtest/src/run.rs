@@ -7,9 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{RunArgs, Scenario};
+use crate::cpu_time;
+use crate::prepared::Prepared;
 use crate::probe::{self, ServerSample};
 use crate::recorder::{Recorded, Recorder};
 use crate::schedule::Budget;
@@ -45,8 +48,6 @@ pub struct Run {
     pub workload: Workload,
     /// Batches sent and neither acked nor given up on.
     pub inflight: AtomicU64,
-    /// Time upload connections waited for the generator (a client bottleneck, reported).
-    pub generator_wait_us: AtomicU64,
 }
 
 /// What a run produced.
@@ -56,14 +57,21 @@ pub struct Outcome {
     /// From the start to the last ack (or the end of sending, if nothing was acked).
     pub elapsed: Duration,
     pub run_id: u64,
-    pub generator_wait: Duration,
+    /// Workouts simulated between the start and the last ack (none for uploads: they are
+    /// prepared before; live devices simulate each next workout as they go).
+    pub simulated_in_window: u64,
+    /// CPU time this load generator used over the same span, all its threads.
+    pub generator_cpu: Duration,
 }
 
-/// Runs `scenario` against `targets`; `label` names the run on the progress bar.
+/// Runs `scenario` against `targets` with the uploads `prepared` before (for scenarios that
+/// upload); `label` names the run on the progress bar.
 pub async fn run(
     scenario: Scenario,
     args: &RunArgs,
     targets: Targets,
+    workload: &Workload,
+    prepared: Option<Arc<Prepared>>,
     acked_log: Option<&Path>,
     label: &str,
 ) -> anyhow::Result<Outcome> {
@@ -77,10 +85,10 @@ pub async fn run(
         start,
         budget: Budget::new(start + args.duration(), args.max_requests),
         recorder: Recorder::new(start, start + Duration::from_secs_f64(ramp_up_secs(scenario, args)), acked_log)?,
-        workload: Workload::new(args.seed),
+        workload: workload.clone(),
         inflight: AtomicU64::new(0),
-        generator_wait_us: AtomicU64::new(0),
     });
+    let (simulated_before, cpu_before) = (workload.simulated(), cpu_time::used());
     let (probe_stop, probe_stopped) = tokio::sync::watch::channel(false);
     let probe = tokio::spawn(probe::sample_every_second(targets.http.clone(), start, probe_stopped));
     let progress = progress_bar(args, label);
@@ -107,8 +115,9 @@ pub async fn run(
     }
     if scenario.http() {
         let run = run.clone();
+        let prepared = prepared.context("an upload scenario without prepared workouts")?;
         senders.spawn(async move {
-            crate::http::uploads(run).await;
+            crate::http::uploads(run, prepared).await;
             Ok(())
         });
     }
@@ -135,18 +144,14 @@ pub async fn run(
     progress.finish_and_clear();
     let _ = probe_stop.send(true);
     let server = probe.await.unwrap_or_default();
+    let (simulated_in_window, generator_cpu) =
+        (workload.simulated() - simulated_before, cpu_time::used().saturating_sub(cpu_before));
     if let Some(err) = failure {
         return Err(err);
     }
     let recorded = run.recorder.finish()?;
     let elapsed = recorded.last_ack.unwrap_or_else(|| run.budget.stop_at.saturating_duration_since(start));
-    Ok(Outcome {
-        recorded,
-        server,
-        elapsed,
-        run_id: run.workload.run_id,
-        generator_wait: Duration::from_micros(run.generator_wait_us.load(Ordering::Relaxed)),
-    })
+    Ok(Outcome { recorded, server, elapsed, run_id: run.workload.run_id, simulated_in_window, generator_cpu })
 }
 
 /// The ramp-up of the scenario's fleet (uploads start at full rate).
@@ -164,4 +169,53 @@ fn progress_bar(args: &RunArgs, label: &str) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+
+    /// The client must not spend the run's cores making its load: uploads are simulated and
+    /// encoded before the window, and the run reports what the generator cost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_upload_run_simulates_nothing_in_its_window_and_reports_its_own_cpu() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move { axum::serve(listener, crate::discard::http::app()).await });
+        let args = Cli::parse_from([
+            "t",
+            "--target",
+            &addr,
+            "--duration-secs",
+            "1",
+            "--concurrency",
+            "2",
+            "--upload-batch-size",
+            "100",
+            "--upload-workout-minutes",
+            "2",
+            "--prepared-workouts",
+            "4",
+            "--no-progress",
+        ])
+        .args;
+        let targets = Targets::from_args(&args);
+        let workload = Workload::new(args.seed);
+        let prepared = Arc::new(Prepared::uploads(&workload, &args).unwrap());
+        let outcome = run(Scenario::HttpUpload, &args, targets, &workload, Some(prepared), None, "test").await.unwrap();
+        assert!(outcome.recorded.error_count() == 0, "{:?}", outcome.recorded.errors);
+        // Two batches a workout: past 8, prepared workouts were sent again under new ids.
+        let acked: u64 = outcome.recorded.totals.values().map(|t| t.batches_acked).sum();
+        assert!(acked > 8, "only {acked} batches acked");
+        assert_eq!(outcome.simulated_in_window, 0, "workouts simulated during the timed window");
+        assert!(outcome.generator_cpu > Duration::ZERO, "the generator's CPU time is measured");
+    }
 }

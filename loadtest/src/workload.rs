@@ -4,6 +4,8 @@
 //! samples reproducible, and the run id (random per run) keeps workout ids new on every run, so a
 //! second run against the same gateway is not taken for client retries.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -37,21 +39,39 @@ pub enum Sender {
 pub struct Workload {
     pub seed: u64,
     pub run_id: u64,
+    /// Workouts simulated so far, by this workload and its clones (what the generator spent its
+    /// cores on; a run reports how many fell inside its timed window).
+    simulated: Arc<AtomicU64>,
 }
 
 impl Workload {
     pub fn new(seed: u64) -> Workload {
-        Workload { seed, run_id: uuid::Uuid::new_v4().as_u64_pair().0 }
+        Workload { seed, run_id: uuid::Uuid::new_v4().as_u64_pair().0, simulated: Arc::default() }
+    }
+
+    /// Workouts simulated so far.
+    pub fn simulated(&self) -> u64 {
+        self.simulated.load(Ordering::Relaxed)
+    }
+
+    /// The id workout number `n` of `sender` has in this run.
+    pub fn id_of(&self, sender: Sender, n: u64) -> WorkoutId {
+        self.workout_id(self.key(sender, n))
+    }
+
+    fn key(&self, sender: Sender, n: u64) -> u64 {
+        let (lane, device) = match sender {
+            Sender::Device(d) => (1u64, u64::from(d)),
+            Sender::Upload => (2u64, 0),
+        };
+        mix(self.seed ^ mix(lane << 32 | device) ^ mix(n.wrapping_add(0x9E37)))
     }
 
     /// Workout number `n` of `sender`, recorded at `hz` from `start_ms` for `duration_s`, in
     /// batches of `batch_size` samples.
     pub fn workout(&self, sender: Sender, n: u64, start_ms: i64, duration_s: u32, hz: f64, batch_size: u32) -> Workout {
-        let (lane, device) = match sender {
-            Sender::Device(d) => (1u64, u64::from(d)),
-            Sender::Upload => (2u64, 0),
-        };
-        let key = mix(self.seed ^ mix(lane << 32 | device) ^ mix(n.wrapping_add(0x9E37)));
+        self.simulated.fetch_add(1, Ordering::Relaxed);
+        let key = self.key(sender, n);
         let mut rng = Rng::new(key);
         let activity = Activity::ALL[(rng.next_u64() % Activity::ALL.len() as u64) as usize];
         let mut config = SimConfig::new(activity, key, duration_s.max(1));

@@ -62,6 +62,10 @@ def check_report(report: dict, scenario: str, acked: list[dict]) -> None:
     transports = {"quic-fleet": {"quic"}, "http-upload": {"http"}, "mix": {"quic", "http"}}[scenario]
     assert set(report["by_transport"]) == transports
     assert report["server"]["peak_rss_bytes"] > 0, "the gateway's memory was sampled from /metrics"
+    generator = report["generator"]
+    assert generator["cpu_s"] > 0 and 0 < generator["cpu_share"] <= 1.0, generator
+    if scenario == "http-upload":
+        assert generator["workouts_simulated_in_window"] == 0, "uploads are prepared before the run"
 
 
 def check_plots(report: dict) -> None:
@@ -111,7 +115,7 @@ def test_smoke_run_reports_plots_no_errors_and_every_acked_sample_in_the_lake(sc
     acked = read_acked(out)
     check_report(report, scenario, acked)
     check_plots(report)
-    assert report["ceiling"] is None and report["kafka_ceiling"] is None
+    assert report["ceiling"] is None and report["compute_ceiling"] is None and report["kafka_ceiling"] is None
     check_lake(server, acked)
 
 
@@ -130,6 +134,9 @@ def test_ceilings_discard_server_and_bare_kafka_producer_in_the_same_run(server_
     assert ceiling["discard"]["total"]["samples_acked"] > 0
     ours, discard = report["total"]["samples_per_s"], ceiling["discard"]["total"]["samples_per_s"]
     assert ceiling["ratio_samples_per_s"] == pytest.approx(ours / discard)
+    compute = report["compute_ceiling"]
+    assert compute["threads"] >= 1 and compute["samples"] > 0
+    assert compute["ratio_samples_per_s"] == pytest.approx(ours / compute["samples_per_s"])
     kafka = report["kafka_ceiling"]
     assert kafka["messages"] == report["total"]["batches_acked"]
     assert kafka["ratio_samples_per_s"] == pytest.approx(ours / kafka["samples_per_s"])

@@ -4,7 +4,7 @@
 //! FlatBuffers verified exactly as the gateway does, acked, and dropped. No log, no fsync, no
 //! pipeline: what is left of our throughput against it is what durability and enrichment cost.
 
-mod http;
+pub(crate) mod http;
 mod quic;
 
 use std::process::{Child, Command, Stdio};
