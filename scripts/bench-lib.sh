@@ -1,0 +1,20 @@
+# Shared by the HTTP benchmarks: `bench_run NAME LOADTEST-ARGS...` starts a fresh release gateway
+# on embedded defaults (free ports, a temporary data directory), runs `trackwire-loadtest
+# http-upload --ceiling` against it, writes "$out/NAME.json" and stops the gateway. Needs BIN
+# (the binaries) and out (the report directory); DURATION seconds per run (default 20).
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+bench_run() {
+  local name="$1"; shift
+  local data http pid
+  data="$(mktemp -d)"
+  http="$(free_port)"
+  RUST_LOG=warn "$BIN/trackwire" serve --data-dir "$data" --http-addr "127.0.0.1:$http" \
+    --quic-addr "127.0.0.1:$(free_port)" > "$out/server-$name.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$http/healthcheck" > /dev/null && break; sleep 0.1; done
+  "$BIN/trackwire-loadtest" http-upload --target "127.0.0.1:$http" --duration-secs "${DURATION:-20}" \
+    --ceiling --report "$out/$name.json" --plots "$out/plots-$name" --no-progress "$@" > /dev/null || true
+  kill "$pid"; wait "$pid" || true
+  rm -rf "$data"
+}
