@@ -1,17 +1,22 @@
 //! Parquet encoding of the `points` table, rows per second on one core: Arrow arrays from the
-//! enriched points, then zstd Parquet with the lake's writer properties.
+//! enriched points, then zstd Parquet. Each variant is a set of writer properties; the size each
+//! produces (bytes per row) is printed once before it is timed.
 //! Run: `cargo bench -p trackwire-benches --bench lake`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use trackwire_benches::{SAMPLES, run_batches};
 use trackwire_pipeline::{EnrichedPoint, ShardCore};
-use trackwire_sinks::lake::{PointsTable, TableSpec, writer_properties};
+use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ROWS: u32 = 100_000;
+const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// 100,000 enriched points of a realistic run (the pipeline's own output).
 fn points() -> Vec<EnrichedPoint> {
@@ -20,24 +25,45 @@ fn points() -> Vec<EnrichedPoint> {
     batches.iter().enumerate().flat_map(|(i, bytes)| core.process(i as u64 + 1, bytes).points).collect()
 }
 
-fn encode(c: &mut Criterion) {
+fn encode(rows: &[EnrichedPoint], props: WriterProperties) -> usize {
+    let mut writer = ArrowWriter::try_new(Vec::new(), PointsTable::schema(), Some(props)).unwrap();
+    for chunk in rows.chunks(8192) {
+        writer.write(&PointsTable::to_batch(chunk).unwrap()).unwrap();
+    }
+    writer.into_inner().unwrap().len()
+}
+
+/// Every column PLAIN but strings (dictionary), zstd 3: the lake's properties until 2026-12.
+fn plain_zstd3() -> WriterProperties {
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .set_dictionary_enabled(false);
+    builder = builder.set_column_dictionary_enabled(ColumnPath::from("workout_id"), true);
+    builder.build()
+}
+
+/// A name and the writer properties it stands for.
+type Variant = (&'static str, fn() -> WriterProperties);
+
+fn encode_points(c: &mut Criterion) {
     let rows = points();
+    let variants: [Variant; 3] = [
+        ("plain_zstd3", plain_zstd3),
+        ("lake", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL)),
+        ("lake_zstd3", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, 3)),
+    ];
     let mut group = c.benchmark_group("lake_points");
     group.throughput(Throughput::Elements(u64::from(ROWS)));
     group.sample_size(10);
-    group.bench_function("parquet_encode_100k_rows", |b| {
-        b.iter(|| {
-            let schema = PointsTable::schema();
-            let props = writer_properties(&schema, 128 * 1024);
-            let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props)).unwrap();
-            for chunk in rows.chunks(8192) {
-                writer.write(&PointsTable::to_batch(chunk).unwrap()).unwrap();
-            }
-            writer.into_inner().unwrap().len()
-        })
-    });
+    for (name, props) in &variants {
+        let bytes = encode(&rows, props());
+        println!("lake_points/{name}: {:.2} bytes/row", bytes as f64 / f64::from(ROWS));
+        group.bench_function(*name, |b| b.iter(|| encode(&rows, props())));
+    }
     group.finish();
 }
 
-criterion_group!(benches, encode);
+criterion_group!(benches, encode_points);
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parquet::arrow::ArrowWriter;
 use trackwire_codec::{DecodeLimits, decode_batch};
 use trackwire_pipeline::{EnrichedPoint, ShardCore};
-use trackwire_sinks::lake::{PointsTable, TableSpec, writer_properties};
+use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
 
 use crate::prepared::Prepared;
 
@@ -85,7 +85,7 @@ impl PointsEncoder {
 
     fn writer() -> anyhow::Result<ArrowWriter<Vec<u8>>> {
         let schema = PointsTable::schema();
-        let props = writer_properties(&schema, ROW_GROUP_ROWS);
+        let props = writer_properties(&schema, ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL);
         Ok(ArrowWriter::try_new(Vec::new(), schema, Some(props))?)
     }
 

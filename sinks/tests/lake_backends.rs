@@ -25,6 +25,7 @@ fn config(multipart_threshold_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes,
+        zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
     }
 }
 

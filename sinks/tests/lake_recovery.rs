@@ -18,6 +18,7 @@ fn config(target_file_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes: 16 << 20,
+        zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
     }
 }
 

@@ -109,6 +109,7 @@ impl World {
             row_group_rows: 50,
             max_open_partitions: 3,
             multipart_threshold_bytes: 9_000,
+            zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
         };
         let store =
             Arc::new(faults::read_store::FaultyReadStore { inner: self.store.clone(), faults: self.faults.clone() });

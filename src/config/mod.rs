@@ -248,6 +248,9 @@ impl Config {
                 self.ingest.max_decompressed_bytes
             );
         }
+        if !(1..=22).contains(&self.lake.zstd_level) {
+            bail!("lake.zstd_level must be between 1 and 22 (zstd's levels; 1 is the fastest)");
+        }
         if self.auth.hs256_secret.as_deref().is_some_and(|s| s.len() < 32) {
             bail!("auth.hs256_secret must be at least 32 characters (RFC 7518 §3.2: a key as long as the hash)");
         }

@@ -242,6 +242,7 @@ fn open_sinks(
         row_group_rows: config.lake.row_group_rows,
         max_open_partitions: config.lake.max_open_partitions,
         multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
+        zstd_level: config.lake.zstd_level,
     };
     let source = input.lake_source();
     let mut sinks: Vec<Box<dyn Sink>> = vec![

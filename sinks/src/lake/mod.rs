@@ -19,7 +19,7 @@ mod store;
 mod table;
 
 pub use paths::{ObjectKey, Partition};
-pub use props::writer_properties;
+pub use props::{DEFAULT_ZSTD_LEVEL, writer_properties};
 pub use schema::{PointsTable, WorkoutsTable};
 pub use store::{S3Options, open_store};
 pub use table::{LakeConfig, LakeTable, MULTIPART_PART_BYTES, TableSpec};

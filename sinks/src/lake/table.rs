@@ -54,6 +54,8 @@ pub struct LakeConfig {
     /// Files larger than this are uploaded in parts of [`MULTIPART_PART_BYTES`] (multipart
     /// upload), smaller ones with a single put.
     pub multipart_threshold_bytes: usize,
+    /// zstd level of the Parquet pages (1–22; see [`super::props::DEFAULT_ZSTD_LEVEL`]).
+    pub zstd_level: i32,
 }
 
 /// Rows are handed to the Parquet writer in chunks of this many: big enough to amortise building
@@ -337,8 +339,11 @@ impl<T: TableSpec> Sink for LakeTable<T> {
 const MIN_WAITING_BYTES: usize = 64 << 20;
 
 fn new_file<T: TableSpec>(config: &LakeConfig, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
-    let writer =
-        ArrowWriter::try_new(Vec::new(), T::schema(), Some(writer_properties(&T::schema(), config.row_group_rows)))?;
+    let writer = ArrowWriter::try_new(
+        Vec::new(),
+        T::schema(),
+        Some(writer_properties(&T::schema(), config.row_group_rows, config.zstd_level)),
+    )?;
     Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
 }
 
@@ -368,7 +373,7 @@ impl<T: TableSpec> LakeTable<T> {
         let mut writer = ArrowWriter::try_new(
             Vec::new(),
             T::schema(),
-            Some(writer_properties(&T::schema(), self.config.row_group_rows)),
+            Some(writer_properties(&T::schema(), self.config.row_group_rows, self.config.zstd_level)),
         )?;
         for batch in &batches {
             writer.write(batch)?;
