@@ -9,13 +9,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
-if [ -z "${BIN:-}" ]; then
-  cargo build --locked --release --workspace --bin trackwire --bin trackwire-loadtest
-  BIN="$CARGO_TARGET_DIR/release"
-fi
-out="${OUT:-$TRACKWIRE_CACHE/bench/growth}"
-mkdir -p "$out"
 . scripts/bench-lib.sh
+bench_setup growth
 for size in ${SIZES:-1 5 50 1000}; do
   for connections in ${CONNECTIONS:-4 64 256}; do
     bench_run "b${size}-c${connections}" --concurrency "$connections" --upload-batch-size "$size"

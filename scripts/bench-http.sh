@@ -8,13 +8,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
-if [ -z "${BIN:-}" ]; then
-  cargo build --locked --release --workspace --bin trackwire --bin trackwire-loadtest
-  BIN="$CARGO_TARGET_DIR/release"
-fi
-out="${OUT:-$TRACKWIRE_CACHE/bench/http}"
-mkdir -p "$out"
 . scripts/bench-lib.sh
+bench_setup http
 bench_run offline --concurrency 2 --upload-batch-size 1000
 bench_run live --concurrency 4 --upload-batch-size 5 --upload-workout-minutes 10
 "${TRACKWIRE_VENV:-$TRACKWIRE_CACHE/venv}/bin/python" - "$out" <<'PY'

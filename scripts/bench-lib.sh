@@ -1,7 +1,17 @@
-# Shared by the HTTP benchmarks: `bench_run NAME LOADTEST-ARGS...` starts a fresh release gateway
-# on embedded defaults (free ports, a temporary data directory), runs `trackwire-loadtest
-# http-upload --ceiling` against it, writes "$out/NAME.json" and stops the gateway. Needs BIN
-# (the binaries) and out (the report directory); DURATION seconds per run (default 20).
+# Shared by the HTTP benchmarks. `bench_setup NAME` sets BIN (a fresh release build unless BIN is
+# given) and out (OUT, or the cache's bench/NAME). `bench_run NAME LOADTEST-ARGS...` starts a fresh
+# release gateway on embedded defaults (free ports, a temporary data directory), runs
+# `trackwire-loadtest http-upload --ceiling` against it, writes "$out/NAME.json" and stops the
+# gateway; DURATION seconds per run (default 20).
+bench_setup() {
+  if [ -z "${BIN:-}" ]; then
+    cargo build --locked --release --workspace --bin trackwire --bin trackwire-loadtest
+    BIN="$CARGO_TARGET_DIR/release"
+  fi
+  out="${OUT:-$TRACKWIRE_CACHE/bench/$1}"
+  mkdir -p "$out"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 bench_run() {

@@ -197,6 +197,17 @@ impl RunArgs {
     }
 }
 
+/// `RunArgs` from command-line words (for tests).
+#[cfg(test)]
+pub fn run_args(words: &[&str]) -> RunArgs {
+    #[derive(Parser)]
+    struct Words {
+        #[command(flatten)]
+        args: RunArgs,
+    }
+    Words::parse_from(std::iter::once("trackwire-loadtest").chain(words.iter().copied())).args
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct DiscardArgs {
     /// HTTP address to listen on (port 0: any free port).

@@ -93,29 +93,20 @@ fn restamp(bytes: &Bytes, at: usize, id: WorkoutId) -> Bytes {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use trackwire_codec::{DecodeLimits, decode_batch};
 
     use super::*;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RunArgs,
-    }
-
     #[test]
     fn reused_workouts_are_new_to_the_server_and_carry_the_same_samples() {
-        let args = Cli::parse_from([
-            "t",
+        let args = crate::cli::run_args(&[
             "--prepared-workouts",
             "3",
             "--upload-workout-minutes",
             "1",
             "--upload-batch-size",
             "25",
-        ])
-        .args;
+        ]);
         let workload = Workload::new(5);
         let prepared = Prepared::uploads(&workload, &args).unwrap();
         let simulated = workload.simulated();

@@ -173,15 +173,8 @@ fn progress_bar(args: &RunArgs, label: &str) -> ProgressBar {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
 
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: RunArgs,
-    }
 
     /// The client must not spend the run's cores making its load: uploads are simulated and
     /// encoded before the window, and the run reports what the generator cost.
@@ -190,8 +183,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         tokio::spawn(async move { axum::serve(listener, crate::discard::http::app()).await });
-        let args = Cli::parse_from([
-            "t",
+        let args = crate::cli::run_args(&[
             "--target",
             &addr,
             "--duration-secs",
@@ -205,8 +197,7 @@ mod tests {
             "--prepared-workouts",
             "4",
             "--no-progress",
-        ])
-        .args;
+        ]);
         let targets = Targets::from_args(&args);
         let workload = Workload::new(args.seed);
         let prepared = Arc::new(Prepared::uploads(&workload, &args).unwrap());
