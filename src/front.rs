@@ -30,36 +30,36 @@ pub enum Front {
     Api,
 }
 
+impl Front {
+    fn role(self) -> Role {
+        match self {
+            Front::Gateway => Role::Gateway,
+            Front::Api => Role::Api,
+        }
+    }
+}
+
 /// Runs the `front` over the raw topic `raw` on `listeners` until `stop`.
 pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listeners, stop: Stop) -> anyhow::Result<()> {
-    let role = match front {
-        Front::Gateway => Role::Gateway,
-        Front::Api => Role::Api,
-    };
     let data = &config.data_dir;
     std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
-    tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = role.name(), "acking after the raw topic's broker");
-    // An API replica has erasures and retention cuts carried out by placing them in the raw
-    // topic; a gateway commands nothing.
-    let control = (front == Front::Api).then(|| Control::Log(Arc::new(raw.clone())));
-    let (log, producer) = trackwire_ingest::log::kafka::open(raw).context("opening the raw topic")?;
+    tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = front.role().name(), "acking after the raw topic's broker");
+    let (log, producer) = trackwire_ingest::log::kafka::open(raw.clone()).context("opening the raw topic")?;
     // Workouts in progress live in the workers: neither front runs a data path.
     let ingest = ingest_state(config, log, None);
-    let (surfaces, accounts) = match control {
-        Some(control) => {
-            let accounts = open_accounts(config)?;
-            let api = api_state(config, ingest, open_read_store(config)?, accounts.clone(), control)?;
-            (Surfaces::Api(api), Some(accounts))
+    // An API replica has erasures and retention cuts carried out by placing them in the raw
+    // topic. A gateway commands nothing, and reads the accounts only for the device tokens the
+    // API issues, which are in the shared store.
+    let (surfaces, accounts, store) = match front {
+        Front::Api => {
+            let (accounts, store) = (open_accounts(config)?, open_read_store(config)?);
+            let api = api_state(config, ingest, store.clone(), accounts.clone(), Control::Log(Arc::new(raw)))?;
+            (Surfaces::Api(api), Some(accounts), Some(store))
         }
-        // A gateway reads the accounts only for the device tokens the API issues, which are in
-        // the shared store.
-        None => (Surfaces::Ingest(ingest), config.store.url.is_some().then(|| open_accounts(config)).transpose()?),
-    };
-    // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
-    // must not happen on this runtime's threads: the last handles on the stores are dropped here.
-    let stores = match &surfaces {
-        Surfaces::Api(state) | Surfaces::All(state) => Some(state.store.clone()),
-        Surfaces::Ingest(_) => None,
+        Front::Gateway => {
+            let accounts = config.store.url.is_some().then(|| open_accounts(config)).transpose()?;
+            (Surfaces::Ingest(ingest), accounts, None)
+        }
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
@@ -75,7 +75,7 @@ pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listen
             }
             (Surfaces::Ingest(_), None) => None,
         };
-        let served = serve_fronts(config, surfaces, role, listeners, stop).await;
+        let served = serve_fronts(config, surfaces, front.role(), listeners, stop).await;
         if let Some(background) = background {
             background.abort();
             let _ = background.await;
@@ -83,7 +83,9 @@ pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listen
         served
     })?;
     drop(runtime);
-    drop((stores, accounts));
+    // The sync PostgreSQL client blocks on a runtime of its own when a connection closes, which
+    // must not happen on the async runtime's threads: the last handles on the stores go here.
+    drop((store, accounts));
     tracing::info!("shutting down: waiting for the broker to confirm the batches in flight");
     match producer.join() {
         Ok(Ok(())) => Ok(()),

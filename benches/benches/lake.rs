@@ -51,8 +51,8 @@ fn encode_points(c: &mut Criterion) {
     let rows = points();
     let variants: [Variant; 3] = [
         ("plain_zstd3", plain_zstd3),
-        ("lake", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL)),
-        ("lake_zstd3", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, 3)),
+        ("lake", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL).unwrap()),
+        ("lake_zstd3", || writer_properties(&PointsTable::schema(), ROW_GROUP_ROWS, 3).unwrap()),
     ];
     let mut group = c.benchmark_group("lake_points");
     group.throughput(Throughput::Elements(u64::from(ROWS)));

@@ -85,7 +85,7 @@ impl PointsEncoder {
 
     fn writer() -> anyhow::Result<ArrowWriter<Vec<u8>>> {
         let schema = PointsTable::schema();
-        let props = writer_properties(&schema, ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL);
+        let props = writer_properties(&schema, ROW_GROUP_ROWS, DEFAULT_ZSTD_LEVEL)?;
         Ok(ArrowWriter::try_new(Vec::new(), schema, Some(props))?)
     }
 

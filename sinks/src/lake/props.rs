@@ -1,5 +1,6 @@
 use arrow_schema::{DataType, Schema};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
@@ -24,9 +25,14 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 /// dictionary is never built for the other columns: nearly every value is distinct, and building
 /// one per column chunk was the sink thread's largest cost when profiled. Row groups are capped
 /// at `row_group_rows` (100k–1M rows) so readers can skip by row-group statistics.
-pub fn writer_properties(schema: &Schema, row_group_rows: usize, zstd_level: i32) -> WriterProperties {
-    let level = ZstdLevel::try_new(zstd_level)
-        .unwrap_or_else(|_| ZstdLevel::try_new(DEFAULT_ZSTD_LEVEL).expect("the default zstd level is valid"));
+///
+/// Fails only for a zstd level outside 1–22.
+pub fn writer_properties(
+    schema: &Schema,
+    row_group_rows: usize,
+    zstd_level: i32,
+) -> Result<WriterProperties, ParquetError> {
+    let level = ZstdLevel::try_new(zstd_level)?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(row_group_rows))
@@ -49,7 +55,7 @@ pub fn writer_properties(schema: &Schema, row_group_rows: usize, zstd_level: i32
             _ => builder,
         };
     }
-    builder.build()
+    Ok(builder.build())
 }
 
 #[cfg(test)]
@@ -78,9 +84,12 @@ mod tests {
             })
             .collect();
         let schema = PointsTable::schema();
-        let mut writer =
-            ArrowWriter::try_new(Vec::new(), schema.clone(), Some(writer_properties(&schema, 128 * 1024, level)))
-                .unwrap();
+        let mut writer = ArrowWriter::try_new(
+            Vec::new(),
+            schema.clone(),
+            Some(writer_properties(&schema, 128 * 1024, level).unwrap()),
+        )
+        .unwrap();
         writer.write(&PointsTable::to_batch(&rows).unwrap()).unwrap();
         let file = bytes::Bytes::from(writer.into_inner().unwrap());
         let reader = SerializedFileReader::new(file).unwrap();

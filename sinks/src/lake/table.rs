@@ -342,7 +342,7 @@ fn new_file<T: TableSpec>(config: &LakeConfig, first_lsn: u64) -> Result<OpenFil
     let writer = ArrowWriter::try_new(
         Vec::new(),
         T::schema(),
-        Some(writer_properties(&T::schema(), config.row_group_rows, config.zstd_level)),
+        Some(writer_properties(&T::schema(), config.row_group_rows, config.zstd_level)?),
     )?;
     Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
 }
@@ -373,7 +373,7 @@ impl<T: TableSpec> LakeTable<T> {
         let mut writer = ArrowWriter::try_new(
             Vec::new(),
             T::schema(),
-            Some(writer_properties(&T::schema(), self.config.row_group_rows, self.config.zstd_level)),
+            Some(writer_properties(&T::schema(), self.config.row_group_rows, self.config.zstd_level)?),
         )?;
         for batch in &batches {
             writer.write(batch)?;
