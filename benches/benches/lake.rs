@@ -9,7 +9,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use trackwire_benches::{SAMPLES, run_batches};
-use trackwire_pipeline::{EnrichedPoint, ShardCore};
+use trackwire_pipeline::{Points, ShardCore};
 use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
 
 #[global_allocator]
@@ -19,16 +19,25 @@ const ROWS: u32 = 100_000;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// 100,000 enriched points of a realistic run (the pipeline's own output).
-fn points() -> Vec<EnrichedPoint> {
+fn points() -> Points {
     let mut core = ShardCore::default();
     let batches = run_batches(u64::from(ROWS / SAMPLES));
-    batches.iter().enumerate().flat_map(|(i, bytes)| core.process(i as u64 + 1, bytes).points).collect()
+    let mut points = Points::default();
+    for (i, bytes) in batches.iter().enumerate() {
+        let batch = core.process(i as u64 + 1, bytes).points;
+        points.extend_from(&batch, 0..batch.len());
+    }
+    points
 }
 
-fn encode(rows: &[EnrichedPoint], props: WriterProperties) -> usize {
+/// As the lake encodes: chunks of 8,192 rows appended to a column buffer, then Arrow, then Parquet.
+fn encode(rows: &Points, props: WriterProperties) -> usize {
     let mut writer = ArrowWriter::try_new(Vec::new(), PointsTable::schema(), Some(props)).unwrap();
-    for chunk in rows.chunks(8192) {
-        writer.write(&PointsTable::to_batch(chunk).unwrap()).unwrap();
+    let mut chunk = Points::default();
+    for start in (0..rows.len()).step_by(8192) {
+        chunk.clear();
+        chunk.extend_from(rows, start..(start + 8192).min(rows.len()));
+        writer.write(&PointsTable::to_batch(&chunk).unwrap()).unwrap();
     }
     writer.into_inner().unwrap().len()
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parquet::arrow::ArrowWriter;
 use trackwire_codec::{DecodeLimits, decode_batch};
-use trackwire_pipeline::{EnrichedPoint, ShardCore};
+use trackwire_pipeline::{Points, ShardCore};
 use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
 
 use crate::prepared::Prepared;
@@ -73,14 +73,14 @@ fn worker(prepared: &Prepared, next: &AtomicU64, deadline: Instant) -> anyhow::R
 
 /// The lake's encoding of `points` rows, into memory.
 struct PointsEncoder {
-    pending: Vec<EnrichedPoint>,
+    pending: Points,
     writer: ArrowWriter<Vec<u8>>,
     rows_in_file: usize,
 }
 
 impl PointsEncoder {
     fn new() -> anyhow::Result<PointsEncoder> {
-        Ok(PointsEncoder { pending: Vec::new(), writer: Self::writer()?, rows_in_file: 0 })
+        Ok(PointsEncoder { pending: Points::default(), writer: Self::writer()?, rows_in_file: 0 })
     }
 
     fn writer() -> anyhow::Result<ArrowWriter<Vec<u8>>> {
@@ -89,8 +89,8 @@ impl PointsEncoder {
         Ok(ArrowWriter::try_new(Vec::new(), schema, Some(props))?)
     }
 
-    fn push(&mut self, points: Vec<EnrichedPoint>) -> anyhow::Result<()> {
-        self.pending.extend(points);
+    fn push(&mut self, points: Points) -> anyhow::Result<()> {
+        self.pending.extend_from(&points, 0..points.len());
         if self.pending.len() >= ENCODE_CHUNK_ROWS {
             self.writer.write(&PointsTable::to_batch(&self.pending)?)?;
             self.rows_in_file += self.pending.len();

@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     let payloads: Vec<(String, Vec<u8>, bool)> = outputs
         .iter()
         .flat_map(|o| {
-            let key = o.points[0].workout_id.to_string();
+            let key = o.points.workout_id[0].to_string();
             let mut v: Vec<_> = o.events.iter().map(|e| (key.clone(), event_json(e, o.lsn), false)).collect();
             v.push((key, points_message(&o.points).expect("encodes"), true));
             v

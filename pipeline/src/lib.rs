@@ -1,7 +1,7 @@
 //! # trackwire-pipeline: durable batches in, enriched points and workout events out
 //!
 //! **In:** durable records `(lsn, workout id, verified FlatBuffers batch)` in LSN order.
-//! **Out:** one [`ShardOutput`] per record: the enriched points of the batch, the workout events it
+//! **Out:** one [`ShardOutput`] per record: the enriched points of the batch (as [`Points`] columns), the workout events it
 //! caused (`WorkoutStarted` … `WorkoutCancelled`) and the workout's updated summary.
 //!
 //! The core is sans-IO: [`Workout::apply`] takes a batch and returns outputs; it never reads a
@@ -15,6 +15,7 @@
 
 pub mod geodesy;
 mod model;
+mod points;
 pub mod recommend;
 mod registry;
 pub mod route;
@@ -27,6 +28,7 @@ mod workout;
 pub use model::{
     AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
 };
+pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
 pub use shard::ShardCore;

@@ -169,7 +169,8 @@ pub struct WorkoutSummary {
 #[derive(Debug, Clone, Default)]
 pub struct ShardOutput {
     pub lsn: u64,
-    pub points: Vec<EnrichedPoint>,
+    /// The record's enriched samples, as columns.
+    pub points: crate::Points,
     pub events: Vec<WorkoutEvent>,
     /// The workout's summary after this record (None if the record was rejected).
     pub summary: Option<WorkoutSummary>,

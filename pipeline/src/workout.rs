@@ -109,7 +109,7 @@ impl Workout {
             }
             let mut point = self.decode_sample(sample, base, seq, index as u32, lsn);
             self.stages.on_sample(&mut point);
-            out.points.push(point);
+            out.points.push(&point);
         }
         for event in pending_events {
             self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);

@@ -161,8 +161,8 @@ fn kilometre_splits_and_grade() {
         ..BatchData::default()
     });
     let points = core.process(1, &bytes).points;
-    assert_eq!(points[5].grade_pct, None, "under 50 m");
-    let grade = points[60].grade_pct.unwrap();
+    assert_eq!(points.grade_pct[5], None, "under 50 m");
+    let grade = points.grade_pct[60].unwrap();
     assert!((grade - 0.5 / 3.336 * 100.0).abs() < 0.5, "{grade}");
 }
 

@@ -133,12 +133,12 @@ fn missing_channels_and_out_of_range_fixes_are_none() {
     );
     let bad = Sample::new(1000, 950_000_000, 0, 0, 60, 0, 250, 10, 0);
     let out = core.process(1, &batch(0, vec![s, bad], vec![]));
-    let p = &out.points[0];
+    let p = out.points.get(0);
     assert_eq!(
         (p.lat_deg, p.altitude_m, p.heart_rate_bpm, p.cadence_rpm, p.power_w, p.h_accuracy_m),
         (None, None, None, None, None, None)
     );
-    let q = &out.points[1];
+    let q = out.points.get(1);
     assert_eq!((q.lat_deg, q.cadence_rpm, q.power_w, q.h_accuracy_m), (None, Some(0), Some(250), Some(1.0)));
 }
 

@@ -102,11 +102,6 @@ impl Redactions {
             output.ended = false;
             return;
         }
-        for point in output.points.iter_mut().filter(|p| p.time_ms < self.positions_before_ms) {
-            point.lat_deg = None;
-            point.lon_deg = None;
-            point.smoothed_lat = None;
-            point.smoothed_lon = None;
-        }
+        output.points.drop_positions_before(self.positions_before_ms);
     }
 }

@@ -213,9 +213,10 @@ impl Coordinator {
 
     fn deliver(&mut self, mut output: ShardOutput) {
         self.redactions.apply(&mut output);
+        let output = Arc::new(output);
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             wait_until_not_full(sink.as_mut(), progress, &self.stopping);
-            sink.accept(&output);
+            sink.accept_shared(&output);
         }
         self.next_lsn = output.lsn + 1;
         self.delivered.store(output.lsn, Ordering::Release);
@@ -275,6 +276,9 @@ impl Coordinator {
             self.carry_out(step);
         }
         let now = Instant::now();
+        for sink in &mut self.sinks {
+            sink.begin_flush(now, force);
+        }
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {
                 Ok(()) => {}

@@ -20,6 +20,12 @@ pub enum SinkError {
     /// checkpoint before it, so a restart replays the outputs.
     #[error("{0}")]
     Encoding(String),
+    /// A sink's own thread ended (a panic, logged above it): nothing past its checkpoint is
+    /// committed any more; a restart replays it from the log.
+    #[error(
+        "the thread of sink {0} has stopped (see the panic logged before); restart the process to replay from the log"
+    )]
+    ThreadStopped(&'static str),
 }
 
 impl SinkError {

@@ -17,13 +17,16 @@ mod error;
 pub mod events;
 pub mod kafka;
 pub mod lake;
+mod own_thread;
 pub mod read_store;
 mod unheld;
 
 pub use command::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, Redactions};
 pub use coordinator::{CommandSender, Coordinator, CoordinatorConfig, SinkProgress};
 pub use error::SinkError;
+pub use own_thread::OwnThread;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use trackwire_pipeline::ShardOutput;
@@ -47,6 +50,15 @@ pub trait Sink: Send {
     fn name(&self) -> &'static str;
     /// Buffers one output. Must not block on IO; heavy work belongs in `flush`.
     fn accept(&mut self, output: &ShardOutput);
+    /// [`Sink::accept`] of an output the coordinator shares between its sinks: a sink that
+    /// hands it to another thread ([`OwnThread`]) keeps the `Arc` instead of copying the output.
+    fn accept_shared(&mut self, output: &Arc<ShardOutput>) {
+        self.accept(output);
+    }
+    /// Starts the next [`Sink::flush`] (with the same arguments) without waiting for it, so the
+    /// coordinator can start every sink's flush before it waits for the first. Sinks that flush
+    /// on the caller's thread keep the default, which does nothing.
+    fn begin_flush(&mut self, _now: Instant, _force: bool) {}
     /// Commits what is due (by size or age), or everything when `force`.
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError>;
     /// Every output with LSN ≤ this is committed (0: nothing yet).

@@ -27,7 +27,7 @@ use trackwire_sinks::events::{EventLogSink, EventRecord};
 use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, Position, Topic};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink, RedbStore};
-use trackwire_sinks::{Coordinator, CoordinatorConfig, Redactions, Sink};
+use trackwire_sinks::{Coordinator, CoordinatorConfig, OwnThread, Redactions, Sink};
 
 use faults::Faults;
 use faults::kafka::{Broker, FakeProducer};
@@ -100,7 +100,16 @@ impl World {
     }
 
     /// A process's sinks, opened from the durable state as at a start.
-    fn open_sinks(&self) -> Vec<Box<dyn Sink>> {
+    /// The five sinks, each on its own thread when `threaded` (as the server runs them).
+    fn open_sinks(&self, threaded: bool) -> Vec<Box<dyn Sink>> {
+        let sinks = self.open_sinks_here();
+        if !threaded {
+            return sinks;
+        }
+        sinks.into_iter().map(|sink| Box::new(OwnThread::spawn(sink).unwrap()) as Box<dyn Sink>).collect()
+    }
+
+    fn open_sinks_here(&self) -> Vec<Box<dyn Sink>> {
         let lake: Arc<dyn ObjectStore> =
             Arc::new(faults::store::FaultyStore::new(self.lake.clone(), self.faults.clone()));
         let config = LakeConfig {
@@ -259,7 +268,7 @@ fn checkpoints(coordinator: &Coordinator) -> Vec<u64> {
 
 /// Runs the plan through lives of sinks with faults, crashing after the records in `crashes`;
 /// returns the world and whether any crash happened.
-fn run(plan: &[Planned], seed: u64, percent: u64, crashes: &HashSet<usize>, flush_every: usize) {
+fn run(plan: &[Planned], seed: u64, percent: u64, crashes: &HashSet<usize>, flush_every: usize, threaded: bool) {
     let records = records(plan);
     let outputs = common::outputs(&records);
     let last = outputs.len() as u64;
@@ -269,7 +278,7 @@ fn run(plan: &[Planned], seed: u64, percent: u64, crashes: &HashSet<usize>, flus
     let mut crashed = false;
     loop {
         let config = CoordinatorConfig { flush_interval: Duration::from_millis(1), first_lsn: retained_from };
-        let mut coordinator = Coordinator::with_redactions(world.open_sinks(), config, Redactions::default());
+        let mut coordinator = Coordinator::with_redactions(world.open_sinks(threaded), config, Redactions::default());
         // Replay what the log retains, then take new records.
         for output in &outputs[retained_from as usize - 1..appended as usize] {
             coordinator.receive(output.clone());
@@ -354,8 +363,9 @@ proptest! {
         percent in 0u64..40,
         crashes in proptest::collection::hash_set(1usize..30, 0..3),
         flush_every in 1usize..4,
+        threaded in any::<bool>(),
     ) {
-        run(&plan, seed, percent, &crashes, flush_every);
+        run(&plan, seed, percent, &crashes, flush_every, threaded);
     }
 }
 
@@ -364,7 +374,7 @@ proptest! {
 fn a_wide_batch_survives_faults_and_crashes() {
     let plan = [(0, 300, 7, false), (1, 20, 1, false), (0, 300, 7, true), (2, 5, 0, true)];
     for seed in 1..=8 {
-        run(&plan, seed, 30, &HashSet::from([2]), 1);
+        run(&plan, seed, 30, &HashSet::from([2]), 1, seed % 2 == 0);
     }
 }
 

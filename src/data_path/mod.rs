@@ -34,7 +34,9 @@ use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
 use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink};
-use trackwire_sinks::{CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, Redactions, Sink, SinkProgress};
+use trackwire_sinks::{
+    CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, OwnThread, Redactions, Sink, SinkProgress,
+};
 
 use crate::config::Config;
 
@@ -268,5 +270,10 @@ fn open_sinks(
         };
         sinks.push(Box::new(KafkaSink::open(kafka, position).context("opening the kafka sink")?));
     }
-    Ok(sinks)
+    // Each sink works on its own thread, so their encoding and IO overlap instead of queueing
+    // behind one another on the coordinator's.
+    sinks
+        .into_iter()
+        .map(|sink| Ok(Box::new(OwnThread::spawn(sink).context("starting a sink's thread")?) as Box<dyn Sink>))
+        .collect()
 }

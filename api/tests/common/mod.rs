@@ -154,5 +154,12 @@ pub fn put(state: &AppState, outputs: Vec<ShardOutput>) {
 }
 
 pub fn output(lsn: u64, summary: WorkoutSummary, points: Vec<trackwire_pipeline::EnrichedPoint>) -> ShardOutput {
-    ShardOutput { lsn, points, events: Vec::new(), summary: Some(summary), ended: true, trace_id: None }
+    ShardOutput {
+        lsn,
+        points: points.into_iter().collect(),
+        events: Vec::new(),
+        summary: Some(summary),
+        ended: true,
+        trace_id: None,
+    }
 }

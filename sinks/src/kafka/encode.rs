@@ -5,7 +5,7 @@
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
-use trackwire_pipeline::EnrichedPoint;
+use trackwire_pipeline::Points;
 
 use crate::SinkError;
 use crate::lake::{PointsTable, TableSpec};
@@ -19,14 +19,14 @@ pub const POINTS_CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
 const FRAMING_BYTES: usize = 4096;
 
 /// One record's enriched points as an Arrow IPC stream (schema message + one batch).
-pub fn points_message(points: &[EnrichedPoint]) -> Result<Vec<u8>, SinkError> {
+pub fn points_message(points: &Points) -> Result<Vec<u8>, SinkError> {
     encode_batch(&PointsTable::to_batch(points)?, 64 * points.len() + 1024)
 }
 
 /// One record's enriched points as one or more Arrow IPC streams, each small enough for a
 /// message of `max_message_bytes`: a long offline batch is split into consecutive runs of
 /// samples (in order, every sample once) rather than refused by the broker.
-pub fn points_messages(points: &[EnrichedPoint], max_message_bytes: usize) -> Result<Vec<Vec<u8>>, SinkError> {
+pub fn points_messages(points: &Points, max_message_bytes: usize) -> Result<Vec<Vec<u8>>, SinkError> {
     let mut out = Vec::new();
     push_fitting(PointsTable::to_batch(points)?, max_message_bytes.saturating_sub(FRAMING_BYTES), &mut out)?;
     Ok(out)

@@ -233,7 +233,7 @@ impl Sink for KafkaSink {
         self.last_fed = output.lsn;
         let lsn = output.lsn;
         // One record is one workout's batch: its events and points share the key and trace id.
-        let workout = output.events.first().map(|e| e.workout_id).or(output.points.first().map(|p| p.workout_id));
+        let workout = output.events.first().map(|e| e.workout_id).or(output.points.workout_id.first().copied());
         let Some(workout) = workout else { return };
         let key = workout.to_string();
         let trace_id = output.trace_id.as_deref().map_or_else(|| trace_id(&workout.0, lsn), str::to_owned);

@@ -11,6 +11,7 @@
 //! `<label>` (20 digits) is the LSN through which that partition's rows are in committed files: it
 //! is both what makes file names unique and how a restarted sink knows what it already wrote.
 
+mod buffers;
 mod paths;
 mod props;
 mod redact;

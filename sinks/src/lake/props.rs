@@ -63,14 +63,14 @@ mod tests {
     use parquet::arrow::ArrowWriter;
     use parquet::basic::Encoding;
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    use trackwire_pipeline::EnrichedPoint;
+    use trackwire_pipeline::{EnrichedPoint, Points};
 
     use super::*;
     use crate::lake::{PointsTable, TableSpec};
 
     /// The encoding each column's values were written with (dictionary pages aside).
     fn encodings(level: i32) -> (Vec<(String, Vec<Encoding>)>, Compression) {
-        let rows: Vec<EnrichedPoint> = (0..1000u32)
+        let rows: Points = (0..1000u32)
             .map(|i| EnrichedPoint {
                 seq: u64::from(i / 100),
                 index: i % 100,

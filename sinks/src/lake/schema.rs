@@ -1,6 +1,7 @@
 //! The lake's tables: their Arrow schemas and how rows become record batches.
 //! Documented column by column in `docs/lake-schema.md`.
 
+use std::ops::Range;
 use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::StringBuilder;
@@ -10,7 +11,7 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::{EnrichedPoint, ShardOutput, WorkoutSummary};
+use trackwire_pipeline::{Points, ShardOutput, WorkoutSummary};
 
 use super::table::TableSpec;
 
@@ -70,7 +71,7 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 impl TableSpec for PointsTable {
-    type Row = EnrichedPoint;
+    type Rows = Points;
     const NAME: &'static str = "points";
     const HOURLY: bool = true;
     const TIME_COLUMN: &'static str = "time";
@@ -80,42 +81,52 @@ impl TableSpec for PointsTable {
         POINTS_SCHEMA.clone()
     }
 
-    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &EnrichedPoint)) {
-        for point in &output.points {
-            push(point.time_ms, point);
-        }
+    fn row_times(output: &ShardOutput) -> &[i64] {
+        &output.points.time_ms
     }
 
-    fn to_batch(rows: &[EnrichedPoint]) -> Result<RecordBatch, ArrowError> {
+    fn append(rows: &mut Points, output: &ShardOutput, range: Range<usize>) {
+        rows.extend_from(&output.points, range);
+    }
+
+    fn row_count(rows: &Points) -> usize {
+        rows.len()
+    }
+
+    fn clear(rows: &mut Points) {
+        rows.clear();
+    }
+
+    fn to_batch(rows: &Points) -> Result<RecordBatch, ArrowError> {
         let columns: Vec<ArrayRef> = vec![
-            ids(rows.iter().map(|r| &r.workout_id), rows.len()),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.seq))),
-            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.index))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.lsn))),
+            ids(rows.workout_id.iter(), rows.len()),
+            Arc::new(UInt64Array::from(rows.seq.clone())),
+            Arc::new(UInt32Array::from(rows.index.clone())),
+            Arc::new(UInt64Array::from(rows.lsn.clone())),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| ms_to_us(r.time_ms)))
+                TimestampMicrosecondArray::from_iter_values(rows.time_ms.iter().map(|ms| ms_to_us(*ms)))
                     .with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lat_deg))),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.lon_deg))),
-            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.altitude_m))),
-            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_bpm))),
-            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.cadence_rpm))),
-            Arc::new(UInt16Array::from_iter(rows.iter().map(|r| r.power_w))),
-            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.h_accuracy_m))),
-            Arc::new(UInt16Array::from_iter_values(rows.iter().map(|r| r.flags))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.paused)))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.time_out_of_order)))),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
-            Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
-            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.speed_mps))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.moving)))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.after_pause)))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.position_rejected)))),
-            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.hr_zone))),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lat))),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.smoothed_lon))),
-            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.grade_pct))),
+            Arc::new(Float64Array::from_iter(rows.lat_deg.iter().copied())),
+            Arc::new(Float64Array::from_iter(rows.lon_deg.iter().copied())),
+            Arc::new(Float32Array::from_iter(rows.altitude_m.iter().copied())),
+            Arc::new(UInt8Array::from_iter(rows.heart_rate_bpm.iter().copied())),
+            Arc::new(UInt8Array::from_iter(rows.cadence_rpm.iter().copied())),
+            Arc::new(UInt16Array::from_iter(rows.power_w.iter().copied())),
+            Arc::new(Float32Array::from_iter(rows.h_accuracy_m.iter().copied())),
+            Arc::new(UInt16Array::from(rows.flags.clone())),
+            Arc::new(BooleanArray::from(rows.paused.clone())),
+            Arc::new(BooleanArray::from(rows.time_out_of_order.clone())),
+            Arc::new(Float64Array::from(rows.distance_m.clone())),
+            Arc::new(Float64Array::from(rows.elapsed_s.clone())),
+            Arc::new(Float32Array::from_iter(rows.speed_mps.iter().copied())),
+            Arc::new(BooleanArray::from(rows.moving.clone())),
+            Arc::new(BooleanArray::from(rows.after_pause.clone())),
+            Arc::new(BooleanArray::from(rows.position_rejected.clone())),
+            Arc::new(UInt8Array::from_iter(rows.hr_zone.iter().copied())),
+            Arc::new(Float64Array::from_iter(rows.smoothed_lat.iter().copied())),
+            Arc::new(Float64Array::from_iter(rows.smoothed_lon.iter().copied())),
+            Arc::new(Float32Array::from_iter(rows.grade_pct.iter().copied())),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -161,7 +172,7 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 impl TableSpec for WorkoutsTable {
-    type Row = WorkoutSummary;
+    type Rows = Vec<WorkoutSummary>;
     const NAME: &'static str = "workouts";
     const HOURLY: bool = false;
     const TIME_COLUMN: &'static str = "start_time";
@@ -171,13 +182,28 @@ impl TableSpec for WorkoutsTable {
         WORKOUTS_SCHEMA.clone()
     }
 
-    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &WorkoutSummary)) {
-        if let (true, Some(summary)) = (output.ended, &output.summary) {
-            push(summary.start_time_ms, summary);
+    fn row_times(output: &ShardOutput) -> &[i64] {
+        match (output.ended, &output.summary) {
+            (true, Some(summary)) => std::slice::from_ref(&summary.start_time_ms),
+            _ => &[],
         }
     }
 
-    fn to_batch(rows: &[WorkoutSummary]) -> Result<RecordBatch, ArrowError> {
+    fn append(rows: &mut Vec<WorkoutSummary>, output: &ShardOutput, range: Range<usize>) {
+        if let (true, Some(summary)) = (output.ended && range == (0..1), &output.summary) {
+            rows.push(summary.clone());
+        }
+    }
+
+    fn row_count(rows: &Vec<WorkoutSummary>) -> usize {
+        rows.len()
+    }
+
+    fn clear(rows: &mut Vec<WorkoutSummary>) {
+        rows.clear();
+    }
+
+    fn to_batch(rows: &Vec<WorkoutSummary>) -> Result<RecordBatch, ArrowError> {
         let strings = |f: fn(&WorkoutSummary) -> Option<&str>| -> ArrayRef {
             let mut b = StringBuilder::new();
             rows.iter().for_each(|r| b.append_option(f(r)));

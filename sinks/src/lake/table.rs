@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use trackwire_pipeline::ShardOutput;
 
+use super::buffers::Buffers;
 use super::paths::{ObjectKey, Partition};
 use super::props::writer_properties;
 use super::redact::{Redaction, partition_filter};
@@ -23,15 +25,21 @@ use crate::{Command, Sink, SinkError};
 
 /// What a table's rows are and how they are laid out.
 pub trait TableSpec: Send + 'static {
-    type Row: Clone + Send;
+    /// Rows waiting to be encoded (the points' columns, or finished workouts' summaries).
+    type Rows: Default + Send;
     /// Top-level folder of the table.
     const NAME: &'static str;
     /// Partition by hour as well as date.
     const HOURLY: bool;
     fn schema() -> SchemaRef;
-    /// Calls `push(time_ms, row)` for every row of this table in `output`.
-    fn rows(output: &ShardOutput, push: &mut dyn FnMut(i64, &Self::Row));
-    fn to_batch(rows: &[Self::Row]) -> Result<RecordBatch, ArrowError>;
+    /// The partitioning time (Unix ms) of each of this table's rows in `output`, in row order.
+    fn row_times(output: &ShardOutput) -> &[i64];
+    /// Appends rows `range` of `output` (indexes into [`TableSpec::row_times`]) to `rows`.
+    fn append(rows: &mut Self::Rows, output: &ShardOutput, range: Range<usize>);
+    fn row_count(rows: &Self::Rows) -> usize;
+    /// Empties `rows`, keeping their memory for the next ones.
+    fn clear(rows: &mut Self::Rows);
+    fn to_batch(rows: &Self::Rows) -> Result<RecordBatch, ArrowError>;
     /// The timestamp column rows are partitioned by.
     const TIME_COLUMN: &'static str;
     /// Columns that hold positions (nulled by coordinate retention).
@@ -64,19 +72,19 @@ const ENCODE_CHUNK_ROWS: usize = 8192;
 
 struct OpenFile<R> {
     /// Rows not yet encoded into a row group.
-    rows: Vec<R>,
+    rows: R,
     writer: ArrowWriter<Vec<u8>>,
     first_lsn: u64,
     opened: Instant,
 }
 
-impl<R: Clone> OpenFile<R> {
+impl<R> OpenFile<R> {
     /// Encodes the buffered rows into the open row group.
-    fn encode_pending<T: TableSpec<Row = R>>(&mut self) -> Result<(), SinkError> {
-        if !self.rows.is_empty() {
+    fn encode_pending<T: TableSpec<Rows = R>>(&mut self) -> Result<(), SinkError> {
+        if T::row_count(&self.rows) > 0 {
             let batch = T::to_batch(&self.rows)?;
             self.writer.write(&batch)?;
-            self.rows.clear();
+            T::clear(&mut self.rows);
         }
         Ok(())
     }
@@ -100,7 +108,7 @@ pub struct LakeTable<T: TableSpec> {
     /// Which log the LSNs are of: None for the embedded log, `Some(p)` for partition `p` of the
     /// raw topic. The table reads and writes only that source's files.
     source: Option<u32>,
-    open: BTreeMap<Partition, OpenFile<T::Row>>,
+    open: BTreeMap<Partition, OpenFile<T::Rows>>,
     sealed: VecDeque<Sealed>,
     /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
     committed: HashMap<Partition, u64>,
@@ -110,6 +118,8 @@ pub struct LakeTable<T: TableSpec> {
     /// The partition of the previous row, by its hour (or day) number: consecutive samples almost
     /// always share it, so the calendar conversion runs once per partition change, not per row.
     last_partition: Option<(i64, Partition)>,
+    /// Memory of uploaded files, for the next ones.
+    buffers: Buffers,
     _table: PhantomData<T>,
 }
 
@@ -154,6 +164,7 @@ impl<T: TableSpec> LakeTable<T> {
             last_fed: 0,
             unheld: Unheld::default(),
             last_partition: None,
+            buffers: Buffers::default(),
             _table: PhantomData,
         })
     }
@@ -204,6 +215,7 @@ impl<T: TableSpec> LakeTable<T> {
             let file = self.sealed.pop_front().expect("front exists");
             self.committed.insert(file.key.partition, file.key.label);
             tracing::debug!(path = %path, bytes = file.bytes.len(), "lake file committed");
+            self.buffers.give_back(file.bytes);
         }
         Ok(())
     }
@@ -217,36 +229,46 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     fn accept(&mut self, output: &ShardOutput) {
         let lsn = output.lsn;
         let mut encode_failed = None;
-        T::rows(output, &mut |time_ms, row| {
-            let bucket = time_ms.div_euclid(if T::HOURLY { 3_600_000 } else { 86_400_000 });
+        let times = T::row_times(output);
+        let bucket_ms = if T::HOURLY { 3_600_000 } else { 86_400_000 };
+        let mut start = 0;
+        // Consecutive rows almost always share a partition: each run of them is appended whole,
+        // and the calendar conversion runs once per partition change, not per row.
+        while start < times.len() {
+            let bucket = times[start].div_euclid(bucket_ms);
+            let end = start + times[start..].iter().take_while(|t| t.div_euclid(bucket_ms) == bucket).count();
+            let run = start..end;
+            start = end;
             let partition = match self.last_partition {
                 Some((b, p)) if b == bucket => p,
                 _ => {
-                    let p = Partition::of_time_ms(time_ms, T::HOURLY);
+                    let p = Partition::of_time_ms(times[run.start], T::HOURLY);
                     self.last_partition = Some((bucket, p));
                     p
                 }
             };
             if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
-                return; // Replayed: this partition already holds this record's rows.
+                continue; // Replayed: this partition already holds this record's rows.
             }
             let file = match self.open.entry(partition) {
                 std::collections::btree_map::Entry::Occupied(file) => file.into_mut(),
-                std::collections::btree_map::Entry::Vacant(slot) => match new_file::<T>(&self.config, lsn) {
-                    Ok(file) => slot.insert(file),
-                    Err(err) => {
-                        encode_failed.get_or_insert((lsn, err));
-                        return;
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match new_file::<T>(&self.config, lsn, self.buffers.take()) {
+                        Ok(file) => slot.insert(file),
+                        Err(err) => {
+                            encode_failed.get_or_insert((lsn, err));
+                            continue;
+                        }
                     }
-                },
+                }
             };
-            file.rows.push(row.clone());
-            if file.rows.len() >= ENCODE_CHUNK_ROWS
+            T::append(&mut file.rows, output, run);
+            if T::row_count(&file.rows) >= ENCODE_CHUNK_ROWS
                 && let Err(err) = file.encode_pending::<T>()
             {
                 encode_failed.get_or_insert((file.first_lsn, err));
             }
-        });
+        }
         self.last_fed = lsn;
         if let Some((first_lsn, err)) = encode_failed {
             self.unheld.record(first_lsn, &err);
@@ -256,6 +278,11 @@ impl<T: TableSpec> Sink for LakeTable<T> {
 
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
         self.unheld.check()?;
+        if self.open.is_empty() && self.sealed.is_empty() {
+            // Nothing came since the last flush committed everything: idle, so the spare
+            // memory goes back to the system instead of waiting for a burst.
+            self.buffers.release();
+        }
         let mut due = Vec::new();
         let mut encode_failed = None;
         for (partition, file) in &mut self.open {
@@ -338,13 +365,17 @@ impl<T: TableSpec> Sink for LakeTable<T> {
 /// The least a table lets sealed files wait in memory before it holds back new outputs.
 const MIN_WAITING_BYTES: usize = 64 << 20;
 
-fn new_file<T: TableSpec>(config: &LakeConfig, first_lsn: u64) -> Result<OpenFile<T::Row>, SinkError> {
+fn new_file<T: TableSpec>(
+    config: &LakeConfig,
+    first_lsn: u64,
+    buffer: Vec<u8>,
+) -> Result<OpenFile<T::Rows>, SinkError> {
     let writer = ArrowWriter::try_new(
-        Vec::new(),
+        buffer,
         T::schema(),
         Some(writer_properties(&T::schema(), config.row_group_rows, config.zstd_level)?),
     )?;
-    Ok(OpenFile { rows: Vec::new(), writer, first_lsn, opened: Instant::now() })
+    Ok(OpenFile { rows: T::Rows::default(), writer, first_lsn, opened: Instant::now() })
 }
 
 impl<T: TableSpec> LakeTable<T> {

@@ -43,9 +43,9 @@ impl Sink for ReadStoreSink {
             return;
         }
         self.last_fed = output.lsn;
-        if let Some(first) = output.points.first() {
+        if let Some(workout_id) = output.points.workout_id.first() {
             self.chunks.push(StreamChunk {
-                workout_id: first.workout_id,
+                workout_id: *workout_id,
                 lsn: output.lsn,
                 encoded: Streams::from_points(&output.points).encode(),
             });

@@ -2,7 +2,7 @@
 //! record: the columns of that record's enriched points.
 
 use serde::{Deserialize, Serialize};
-use trackwire_pipeline::EnrichedPoint;
+use trackwire_pipeline::Points;
 
 /// Positions are stored as integer 1e-7 degrees (FIT and OSM do the same): 1.1 cm at the equator,
 /// exact through any number of round trips, half the size of f64.
@@ -10,6 +10,20 @@ const E7: f64 = 1e7;
 
 /// Largest decompressed chunk accepted (a chunk is one batch's samples).
 const MAX_CHUNK_BYTES: usize = 64 << 20;
+
+/// zstd contexts, one pair per thread: making one per chunk was 3 % of the sinks thread under
+/// offline uploads (a context is a few hundred kilobytes of tables, set up on every call).
+struct Zstd {
+    compressor: zstd::bulk::Compressor<'static>,
+    decompressor: zstd::bulk::Decompressor<'static>,
+}
+
+thread_local! {
+    static ZSTD: std::cell::RefCell<Zstd> = std::cell::RefCell::new(Zstd {
+        compressor: zstd::bulk::Compressor::new(1).expect("zstd level 1 exists"),
+        decompressor: zstd::bulk::Decompressor::new().expect("a zstd decompression context"),
+    });
+}
 
 /// A stored chunk that cannot be read back (a corrupt store, or one from an incompatible build).
 #[derive(Debug, thiserror::Error)]
@@ -39,21 +53,19 @@ pub struct Streams {
 
 impl Streams {
     /// One exactly-sized column per stream (this runs for every record the read store takes).
-    pub fn from_points(points: &[EnrichedPoint]) -> Streams {
-        fn column<T>(points: &[EnrichedPoint], field: impl Fn(&EnrichedPoint) -> T) -> Vec<T> {
-            points.iter().map(field).collect()
-        }
+    pub fn from_points(points: &Points) -> Streams {
+        let e7 = |column: &[Option<f64>]| column.iter().map(|deg| deg.map(to_e7)).collect();
         Streams {
-            time_ms: column(points, |p| p.time_ms),
-            lat_e7: column(points, |p| p.lat_deg.map(to_e7)),
-            lon_e7: column(points, |p| p.lon_deg.map(to_e7)),
-            distance_m: column(points, |p| p.distance_m),
-            altitude_m: column(points, |p| p.altitude_m),
-            heart_rate_bpm: column(points, |p| p.heart_rate_bpm),
-            cadence_rpm: column(points, |p| p.cadence_rpm),
-            power_w: column(points, |p| p.power_w),
-            moving: column(points, |p| p.moving),
-            grade_pct: column(points, |p| p.grade_pct),
+            time_ms: points.time_ms.clone(),
+            lat_e7: e7(&points.lat_deg),
+            lon_e7: e7(&points.lon_deg),
+            distance_m: points.distance_m.clone(),
+            altitude_m: points.altitude_m.clone(),
+            heart_rate_bpm: points.heart_rate_bpm.clone(),
+            cadence_rpm: points.cadence_rpm.clone(),
+            power_w: points.power_w.clone(),
+            moving: points.moving.clone(),
+            grade_pct: points.grade_pct.clone(),
         }
     }
 
@@ -100,12 +112,14 @@ impl Streams {
     /// chunk in about a third of the bytes for a few microseconds per 1,000 samples.
     pub fn encode(&self) -> Vec<u8> {
         let plain = postcard::to_allocvec(self).expect("streams always serialize");
-        zstd::bulk::compress(&plain, 1).expect("zstd compresses any input")
+        ZSTD.with_borrow_mut(|zstd| zstd.compressor.compress(&plain)).expect("zstd compresses any input")
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Streams, StreamsError> {
         // A chunk is at most one batch: bounded by the ingest sample limit (100,000 × < 64 B).
-        let plain = zstd::bulk::decompress(bytes, MAX_CHUNK_BYTES).map_err(StreamsError::Compression)?;
+        let plain = ZSTD
+            .with_borrow_mut(|zstd| zstd.decompressor.decompress(bytes, MAX_CHUNK_BYTES))
+            .map_err(StreamsError::Compression)?;
         postcard::from_bytes(&plain).map_err(StreamsError::Encoding)
     }
 }
@@ -116,6 +130,8 @@ fn to_e7(degrees: f64) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use trackwire_pipeline::EnrichedPoint;
+
     use super::*;
 
     #[test]
@@ -127,7 +143,7 @@ mod tests {
             distance_m: 12.5,
             ..Default::default()
         };
-        let streams = Streams::decode(&Streams::from_points(&[point]).encode()).unwrap();
+        let streams = Streams::decode(&Streams::from_points(&Points::from_iter([point])).encode()).unwrap();
         let [lat, lon] = streams.latlng(0).unwrap();
         assert!((lat - 46.123_456_78).abs() < 1e-7 && (lon + 13.987_654_32).abs() < 1e-7);
         assert_eq!(streams.distance_m, vec![12.5]);
@@ -135,7 +151,7 @@ mod tests {
 
     #[test]
     fn dropping_positions_keeps_every_other_column() {
-        let points: Vec<_> = (0..3)
+        let points: Points = (0..3)
             .map(|i| EnrichedPoint {
                 time_ms: i * 1000,
                 lat_deg: Some(1.0),
