@@ -26,11 +26,12 @@ pub mod training_load;
 mod workout;
 
 pub use model::{
-    AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
+    AthleteProfile, EnrichedPoint, EventData, EventKind, ShardOutput, WorkoutEvent, WorkoutProgress, WorkoutStatus,
+    WorkoutSummary, sport_name,
 };
 pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
 pub use shard::ShardCore;
 pub use stages::Stage;
-pub use workout::Workout;
+pub use workout::{DEFAULT_UPDATE_INTERVAL_MS, Workout};

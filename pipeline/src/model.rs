@@ -54,8 +54,41 @@ pub struct WorkoutEvent {
     /// When it happened on the device, Unix milliseconds.
     pub timestamp_ms: i64,
     pub workout_id: WorkoutId,
+    /// What the event carries (see [`EventData`]).
+    pub data: EventData,
+}
+
+/// An event's payload. `WorkoutUpdated` is emitted while a workout streams, so it carries the
+/// compact [`WorkoutProgress`]; every other event carries the whole summary. Serialized without
+/// a tag: the event's `type` says which it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventData {
     /// The workout's summary right after the event.
-    pub data: WorkoutSummary,
+    Summary(Box<WorkoutSummary>),
+    Progress(WorkoutProgress),
+}
+
+/// Where a streaming workout stands: what a live view or a feed needs, of a fixed size however
+/// long the workout is (no splits, no strings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WorkoutProgress {
+    pub status: WorkoutStatus,
+    /// Seconds since the first sample.
+    pub elapsed_s: f64,
+    /// Elapsed minus paused time, seconds.
+    pub timer_s: f64,
+    pub moving_time_s: f64,
+    pub distance_m: f64,
+    /// Speed at the batch's latest sample that has one, m/s; None while paused.
+    pub current_speed_mps: Option<f64>,
+    pub heart_rate_avg_bpm: Option<f64>,
+    pub elevation_gain_m: Option<f64>,
+    pub calories_kcal: Option<f64>,
+    pub samples: u64,
+    /// Highest batch seq applied.
+    pub last_seq: u64,
 }
 
 /// One sample after enrichment: a row of the `points` lake table.

@@ -18,6 +18,8 @@ pub struct PipelineConfig {
     pub limits: DecodeLimits,
     /// Athlete profiles the shards read when a workout starts.
     pub profiles: Arc<Profiles>,
+    /// Least device time between two `WorkoutUpdated` events of a workout, ms.
+    pub update_interval_ms: i64,
 }
 
 struct ShardInput {
@@ -81,9 +83,17 @@ impl Pipeline {
             let live = live.clone();
             let limits = config.limits;
             let profiles = config.profiles.clone();
+            let update_interval_ms = config.update_interval_ms;
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
-                .spawn(move || run_shard(ShardCore::with_profiles(limits, profiles), rx, output, live))
+                .spawn(move || {
+                    run_shard(
+                        ShardCore::with_profiles(limits, profiles).with_update_interval_ms(update_interval_ms),
+                        rx,
+                        output,
+                        live,
+                    )
+                })
                 .expect("spawn a pipeline shard thread");
             handles.push(handle);
         }

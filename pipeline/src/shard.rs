@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
+use crate::workout::DEFAULT_UPDATE_INTERVAL_MS;
 use crate::{AthleteProfile, Profiles, ShardOutput, Workout};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ShardCore {
-    /// Workouts in progress. Boxed: a workout is ~1.5 KB, and an unboxed map would reserve that
+    /// Workouts in progress. Boxed: a workout is over a kilobyte, and an unboxed map would reserve that
     /// for every empty slot of the table too (more than doubling the memory per live workout).
     workouts: HashMap<WorkoutId, Box<Workout>>,
     /// Workouts that ended here: their full state is dropped (a server sees millions), only the
@@ -20,11 +21,33 @@ pub struct ShardCore {
     profiles: HashMap<String, AthleteProfile>,
     /// The server's profile registry, consulted after `profiles`.
     shared: Option<Arc<Profiles>>,
+    /// Least device time between two `WorkoutUpdated` events of a workout.
+    update_interval_ms: i64,
+}
+
+impl Default for ShardCore {
+    fn default() -> Self {
+        ShardCore::new(DecodeLimits::default())
+    }
 }
 
 impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
-        ShardCore { workouts: HashMap::new(), ended: HashSet::new(), limits, profiles: HashMap::new(), shared: None }
+        ShardCore {
+            workouts: HashMap::new(),
+            ended: HashSet::new(),
+            limits,
+            profiles: HashMap::new(),
+            shared: None,
+            update_interval_ms: DEFAULT_UPDATE_INTERVAL_MS,
+        }
+    }
+
+    /// Emits `WorkoutUpdated` at most once per `ms` of device time per workout (0: after every
+    /// batch); pauses, resumes and the end always emit one.
+    pub fn with_update_interval_ms(mut self, ms: i64) -> Self {
+        self.update_interval_ms = ms.max(0);
+        self
     }
 
     /// A core that also reads profiles from the server's registry.
@@ -56,12 +79,12 @@ impl ShardCore {
             return ShardOutput { lsn, ..ShardOutput::default() };
         }
         let out = match self.workouts.get_mut(&id) {
-            Some(workout) => workout.apply(&batch, lsn, false),
+            Some(workout) => workout.apply(&batch, lsn, false, self.update_interval_ms),
             None => {
                 let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));
                 let profile = self.profiles.get(batch.user_id()).or(shared.as_ref());
                 let mut workout = Box::new(Workout::new(&batch, lsn, profile));
-                let out = workout.apply(&batch, lsn, true);
+                let out = workout.apply(&batch, lsn, true, self.update_interval_ms);
                 self.workouts.insert(id, workout);
                 out
             }

@@ -5,20 +5,50 @@ use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, SampleFlags,
 
 use crate::stages::Stages;
 use crate::{
-    AthleteProfile, EnrichedPoint, EventKind, ShardOutput, WorkoutEvent, WorkoutStatus, WorkoutSummary, sport_name,
+    AthleteProfile, EnrichedPoint, EventData, EventKind, ShardOutput, WorkoutEvent, WorkoutProgress, WorkoutStatus,
+    WorkoutSummary, sport_name,
 };
 
 /// One workout's state inside its shard.
 #[derive(Debug, Clone)]
 pub struct Workout {
-    summary: WorkoutSummary,
+    /// What the summary is built from besides the stages' totals: the stages keep those, so a
+    /// copy of every derived figure (a 576-byte summary per workout) is not kept between batches.
+    head: Head,
     stages: Stages,
     last_time_ms: Option<i64>,
     /// Time of the last timed, in-order sample (what activity steps are measured from).
     last_timed_ms: Option<i64>,
     /// A pause (or resume) happened since the last sample.
     paused_since_last_sample: bool,
+    /// Device time of the last `WorkoutUpdated`, Unix ms (None before the first).
+    last_update_ms: Option<i64>,
 }
+
+/// A workout's identity, lifecycle and counters.
+#[derive(Debug, Clone)]
+struct Head {
+    workout_id: trackwire_codec::WorkoutId,
+    user_id: String,
+    device_id: String,
+    device_model: Option<String>,
+    sport: &'static str,
+    status: WorkoutStatus,
+    start_time_ms: i64,
+    end_time_ms: i64,
+    samples: u64,
+    batches: u64,
+    last_seq: u64,
+    first_lsn: u64,
+    last_lsn: u64,
+    /// Boxed: only imported files carry device totals.
+    device_totals: Option<Box<trackwire_codec::DeviceTotals>>,
+}
+
+/// How often a streaming workout emits `WorkoutUpdated` by default: at most once per this much
+/// device time (pauses, resumes and the end always emit one). Ten seconds keeps a live view
+/// current while a 1 Hz watch sending a batch a second causes a tenth of the events.
+pub const DEFAULT_UPDATE_INTERVAL_MS: i64 = 10_000;
 
 impl Workout {
     /// A workout that starts with this batch, by an athlete the pipeline may know.
@@ -34,52 +64,37 @@ impl Workout {
                     .unwrap_or(0),
             );
         Workout {
-            summary: WorkoutSummary {
+            head: Head {
                 workout_id: first.workout_id(),
                 user_id: first.user_id().to_owned(),
                 device_id: first.device_id().to_owned(),
                 device_model: first.device_model().map(str::to_owned),
-                sport: sport_name(first.sport()).to_owned(),
+                sport: sport_name(first.sport()),
                 status: WorkoutStatus::Active,
                 start_time_ms: start,
                 end_time_ms: start,
-                elapsed_s: 0.0,
-                timer_s: 0.0,
                 samples: 0,
                 batches: 0,
                 last_seq: 0,
-                distance_m: 0.0,
-                moving_time_s: 0.0,
-                elevation_gain_m: None,
-                elevation_loss_m: None,
-                max_speed_mps: None,
-                rejected_fixes: 0,
-                rejected_altitudes: 0,
-                hr_zone_seconds: None,
-                trimp_edwards: None,
-                trimp_banister: None,
-                calories_kcal: None,
-                calories_method: None,
-                splits: Vec::new(),
-                device_totals: None,
-                heart_rate_avg_bpm: None,
-                heart_rate_max_bpm: None,
                 first_lsn: lsn,
                 last_lsn: lsn,
+                device_totals: None,
             },
             stages: Stages::new(first.sport(), profile),
             last_time_ms: None,
             last_timed_ms: None,
             paused_since_last_sample: false,
+            last_update_ms: None,
         }
     }
 
-    /// Applies one batch. `started` is true for the batch that created the workout.
-    pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool) -> ShardOutput {
+    /// Applies one batch. `started` is true for the batch that created the workout;
+    /// `update_interval_ms` is the least device time between two `WorkoutUpdated` events.
+    pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool, update_interval_ms: i64) -> ShardOutput {
         let mut out = ShardOutput { lsn, ..ShardOutput::default() };
-        if self.summary.status.is_ended() {
+        if self.head.status.is_ended() {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
-            tracing::debug!(workout = %self.summary.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
+            tracing::debug!(workout = %self.head.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
             return out;
         }
         let base = batch.base_time_ms();
@@ -89,7 +104,7 @@ impl Workout {
         // (kind, time) of state changes in this batch, in order.
         let mut transitions: Vec<(EventKind, i64)> = Vec::new();
         if started {
-            transitions.push((EventKind::WorkoutStarted, self.summary.start_time_ms));
+            transitions.push((EventKind::WorkoutStarted, self.head.start_time_ms));
         }
         out.points.reserve(batch.samples().len());
         let seq = batch.seq();
@@ -104,7 +119,7 @@ impl Workout {
             while let Some(event) = pending_events.next_if(applies_before) {
                 self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
             }
-            if self.summary.status.is_ended() {
+            if self.head.status.is_ended() {
                 break;
             }
             let mut point = self.decode_sample(sample, base, seq, index as u32, lsn);
@@ -115,45 +130,60 @@ impl Workout {
             self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
         }
         if let Some(totals) = batch.device_totals() {
-            self.summary.device_totals = Some(totals);
+            self.head.device_totals = Some(Box::new(totals));
         }
-        self.summary.batches += 1;
-        self.summary.samples += out.points.len() as u64;
-        self.summary.last_seq = self.summary.last_seq.max(batch.seq());
-        self.summary.last_lsn = lsn;
-        self.stages.summarize(&mut self.summary);
+        self.head.batches += 1;
+        self.head.samples += out.points.len() as u64;
+        self.head.last_seq = self.head.last_seq.max(batch.seq());
+        self.head.last_lsn = lsn;
+        let mut summary = self.head.summary();
+        self.stages.summarize(&mut summary);
         if let Some(end) = transitions.iter().map(|(_, t)| *t).max() {
-            self.summary.end_time_ms = self.summary.end_time_ms.max(end);
-            self.summary.elapsed_s = (self.summary.end_time_ms - self.summary.start_time_ms).max(0) as f64 / 1000.0;
+            summary.end_time_ms = summary.end_time_ms.max(end);
+            summary.elapsed_s = (summary.end_time_ms - summary.start_time_ms).max(0) as f64 / 1000.0;
         }
+        // The stages may widen the workout's span (samples before the start event, after the
+        // last one); the head keeps it for the next batch.
+        self.head.start_time_ms = summary.start_time_ms;
+        self.head.end_time_ms = summary.end_time_ms;
 
         // Updated comes after the batch's pause/resume and before a final Completed/Cancelled.
+        // It is throttled by device time (so a replay emits the same ones), except that a
+        // state change always brings the latest figures.
+        let update_due = !out.points.is_empty()
+            && (!transitions.is_empty()
+                || self.last_update_ms.is_none_or(|last| summary.end_time_ms - last >= update_interval_ms));
         let (ending, mut ordered): (Vec<_>, Vec<_>) = transitions
             .into_iter()
             .partition(|(k, _)| matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled));
-        if !out.points.is_empty() {
-            ordered.push((EventKind::WorkoutUpdated, self.summary.end_time_ms));
+        if update_due {
+            ordered.push((EventKind::WorkoutUpdated, summary.end_time_ms));
+            self.last_update_ms = Some(summary.end_time_ms);
         }
         ordered.extend(ending);
-        out.ended = self.summary.status.is_ended();
+        out.ended = self.head.status.is_ended();
+        let current_speed_mps = out.points.speed_mps.iter().rev().find_map(|s| s.map(f64::from));
         out.events = ordered
             .into_iter()
             .enumerate()
             .map(|(i, (kind, timestamp_ms))| WorkoutEvent {
-                event_id: event_id(lsn, i as u16, &self.summary),
+                event_id: event_id(lsn, i as u16, &self.head.workout_id),
                 kind,
                 timestamp_ms,
-                workout_id: self.summary.workout_id,
-                data: self.summary.clone(),
+                workout_id: self.head.workout_id,
+                data: match kind {
+                    EventKind::WorkoutUpdated => EventData::Progress(progress(&summary, current_speed_mps)),
+                    _ => EventData::Summary(Box::new(summary.clone())),
+                },
             })
             .collect();
-        out.summary = Some(self.summary.clone());
+        out.summary = Some(summary);
         out
     }
 
     fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64)>) {
         use WorkoutStatus::*;
-        let (next, event) = match (self.summary.status, kind) {
+        let (next, event) = match (self.head.status, kind) {
             (Active, ControlKind::Pause) => (Paused, EventKind::WorkoutPaused),
             (Paused, ControlKind::Resume) => (Active, EventKind::WorkoutResumed),
             (Active | Paused, ControlKind::Complete) => (Completed, EventKind::WorkoutCompleted),
@@ -161,11 +191,11 @@ impl Workout {
             (status, kind) => {
                 // Start of a running workout, double pause, resume while active, unknown kinds:
                 // devices repeat control events on retry; ignoring them is the idempotent answer.
-                tracing::debug!(workout = %self.summary.workout_id, ?status, kind = kind.0, "control event does not apply in this state; ignored");
+                tracing::debug!(workout = %self.head.workout_id, ?status, kind = kind.0, "control event does not apply in this state; ignored");
                 return;
             }
         };
-        self.summary.status = next;
+        self.head.status = next;
         self.paused_since_last_sample = true;
         transitions.push((event, at_ms));
     }
@@ -176,7 +206,7 @@ impl Workout {
         if !time_out_of_order {
             self.last_time_ms = Some(time_ms);
         }
-        let paused = self.summary.status == WorkoutStatus::Paused;
+        let paused = self.head.status == WorkoutStatus::Paused;
         let after_pause = std::mem::take(&mut self.paused_since_last_sample);
         let timed = s.flags() & SampleFlags::Untimed.bits() == 0 && !time_out_of_order;
         let active_step_ms = match self.last_timed_ms {
@@ -192,7 +222,7 @@ impl Workout {
             && (-900_000_000..=900_000_000).contains(&lat)
             && (-1_800_000_000..=1_800_000_000).contains(&lon);
         EnrichedPoint {
-            workout_id: self.summary.workout_id,
+            workout_id: self.head.workout_id,
             seq,
             index,
             lsn,
@@ -222,11 +252,68 @@ impl Workout {
     }
 }
 
+/// The compact payload of `WorkoutUpdated`.
+fn progress(s: &WorkoutSummary, current_speed_mps: Option<f64>) -> WorkoutProgress {
+    WorkoutProgress {
+        status: s.status,
+        elapsed_s: s.elapsed_s,
+        timer_s: s.timer_s,
+        moving_time_s: s.moving_time_s,
+        distance_m: s.distance_m,
+        // A paused athlete is not moving, whatever the last sample before the pause said.
+        current_speed_mps: current_speed_mps.filter(|_| s.status == WorkoutStatus::Active),
+        heart_rate_avg_bpm: s.heart_rate_avg_bpm,
+        elevation_gain_m: s.elevation_gain_m,
+        calories_kcal: s.calories_kcal,
+        samples: s.samples,
+        last_seq: s.last_seq,
+    }
+}
+
 /// A UUIDv8 from `(lsn, index)` and the workout id: unique per log, and stable across replays.
-fn event_id(lsn: u64, index: u16, summary: &WorkoutSummary) -> String {
+fn event_id(lsn: u64, index: u16, workout_id: &trackwire_codec::WorkoutId) -> String {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&lsn.to_be_bytes());
     bytes[8..10].copy_from_slice(&index.to_be_bytes());
-    bytes[10..].copy_from_slice(&summary.workout_id.0[..6]);
+    bytes[10..].copy_from_slice(&workout_id.0[..6]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid().hyphenated().to_string()
+}
+
+impl Head {
+    /// The summary before the stages add their totals.
+    fn summary(&self) -> WorkoutSummary {
+        WorkoutSummary {
+            workout_id: self.workout_id,
+            user_id: self.user_id.clone(),
+            device_id: self.device_id.clone(),
+            device_model: self.device_model.clone(),
+            sport: self.sport.to_owned(),
+            status: self.status,
+            start_time_ms: self.start_time_ms,
+            end_time_ms: self.end_time_ms,
+            elapsed_s: 0.0,
+            timer_s: 0.0,
+            samples: self.samples,
+            batches: self.batches,
+            last_seq: self.last_seq,
+            distance_m: 0.0,
+            moving_time_s: 0.0,
+            elevation_gain_m: None,
+            elevation_loss_m: None,
+            max_speed_mps: None,
+            rejected_fixes: 0,
+            rejected_altitudes: 0,
+            hr_zone_seconds: None,
+            trimp_edwards: None,
+            trimp_banister: None,
+            calories_kcal: None,
+            calories_method: None,
+            splits: Vec::new(),
+            device_totals: self.device_totals.as_deref().cloned(),
+            heart_rate_avg_bpm: None,
+            heart_rate_max_bpm: None,
+            first_lsn: self.first_lsn,
+            last_lsn: self.last_lsn,
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The seed aggregate's lifecycle, driven through the sans-IO shard core.
 use proptest::prelude::*;
 use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch, missing};
-use trackwire_pipeline::{EventKind, ShardCore, ShardOutput, WorkoutStatus};
+use trackwire_pipeline::{EventData, EventKind, ShardCore, ShardOutput, WorkoutStatus};
 
 const ID: WorkoutId = WorkoutId([9; 16]);
 const BASE: i64 = 1_700_000_000_000;
@@ -37,6 +37,54 @@ fn batch(seq: u64, samples: Vec<Sample>, events: Vec<(u32, ControlKind)>) -> Vec
 
 fn kinds(out: &ShardOutput) -> Vec<EventKind> {
     out.events.iter().map(|e| e.kind).collect()
+}
+
+/// Live batches of 5 one-second samples: `WorkoutUpdated` comes at most once per interval of
+/// device time, always with a pause, resume or the end, and carries a small fixed payload, so
+/// the per-batch work does not grow with the workout (no summary with its splits each time).
+#[test]
+fn updates_are_throttled_per_interval_and_compact() {
+    let mut core = ShardCore::default().with_update_interval_ms(10_000);
+    let mut updated_at = Vec::new();
+    for seq in 0..12u32 {
+        let events = match seq {
+            0 => vec![(0, ControlKind::Start)],
+            7 => vec![(36, ControlKind::Pause)],
+            _ => vec![],
+        };
+        let out = core.process(
+            u64::from(seq) + 1,
+            &batch(u64::from(seq), (seq * 5..seq * 5 + 5).map(|t| sample(t, 120)).collect(), events),
+        );
+        for event in out.events.iter().filter(|e| e.kind == EventKind::WorkoutUpdated) {
+            updated_at.push(seq);
+            let EventData::Progress(progress) = &event.data else { panic!("updates carry the progress only") };
+            assert_eq!(progress.samples, u64::from(seq + 1) * 5);
+            assert!(progress.distance_m > 0.0, "{progress:?}");
+            assert_eq!(progress.current_speed_mps.is_some(), seq < 7, "no speed while paused: {progress:?}");
+            let json = serde_json::to_vec(&event.data).unwrap();
+            assert!(json.len() < 400, "compact: {} bytes", json.len());
+        }
+        if seq == 0 {
+            let started = &out.events[0];
+            assert!(matches!(started.data, EventData::Summary(_)), "WorkoutStarted carries the whole summary");
+        }
+    }
+    // 0: the first batch; 2: 10 s later; 4; 6; 7: the pause; 9 and 11: every 10 s after it.
+    assert_eq!(updated_at, [0, 2, 4, 6, 7, 9, 11]);
+    let out =
+        core.process(13, &batch(12, (60..62).map(|t| sample(t, 120)).collect(), vec![(61, ControlKind::Complete)]));
+    assert_eq!(kinds(&out), [EventKind::WorkoutUpdated, EventKind::WorkoutCompleted], "the end always updates");
+    assert!(matches!(out.events[1].data, EventData::Summary(_)));
+}
+
+#[test]
+fn an_interval_of_zero_updates_after_every_batch() {
+    let mut core = ShardCore::default().with_update_interval_ms(0);
+    for seq in 0..5u32 {
+        let out = core.process(u64::from(seq) + 1, &batch(u64::from(seq), vec![sample(seq, 120)], vec![]));
+        assert_eq!(kinds(&out).last(), Some(&EventKind::WorkoutUpdated));
+    }
 }
 
 #[test]

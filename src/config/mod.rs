@@ -213,6 +213,9 @@ impl Config {
                 bail!("{name} must be a positive number of seconds (below 1,000,000)");
             }
         }
+        if !(self.pipeline.update_interval_secs >= 0.0 && self.pipeline.update_interval_secs < 1e6) {
+            bail!("pipeline.update_interval_secs must be 0 (after every batch) or a positive number of seconds");
+        }
         if self.quic.cert_path.is_some() != self.quic.key_path.is_some() {
             bail!("quic.cert_path and quic.key_path go together: give both, or neither for a development certificate");
         }

@@ -199,6 +199,9 @@ pub struct PipelineSection {
     pub shards: usize,
     /// Records queued per shard before the log writer waits (backpressure).
     pub queue_depth: usize,
+    /// Least device time between two `WorkoutUpdated` events of a streaming workout, in
+    /// seconds (0: after every batch). Pauses, resumes and the end always emit one.
+    pub update_interval_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -278,7 +281,11 @@ impl Default for IngestSection {
 
 impl Default for PipelineSection {
     fn default() -> Self {
-        PipelineSection { shards: 0, queue_depth: 1024 }
+        PipelineSection {
+            shards: 0,
+            queue_depth: 1024,
+            update_interval_secs: trackwire_pipeline::DEFAULT_UPDATE_INTERVAL_MS as f64 / 1000.0,
+        }
     }
 }
 

@@ -124,7 +124,13 @@ impl DataPath {
         let queue_depth = config.pipeline.queue_depth;
         let (output_tx, outputs) = crossbeam_channel::bounded(queue_depth * shards.max(2));
         let live = Arc::new(LiveWorkouts::default());
-        let pipeline_config = PipelineConfig { shards, queue_depth, limits: decode_limits(config), profiles };
+        let pipeline_config = PipelineConfig {
+            shards,
+            queue_depth,
+            limits: decode_limits(config),
+            profiles,
+            update_interval_ms: (config.pipeline.update_interval_secs * 1000.0).round() as i64,
+        };
         let (pipeline, submitter) = Pipeline::spawn(&pipeline_config, output_tx.clone(), live.clone());
         // The coordinator starts with `start`, at the reader's first position; until then outputs
         // wait in the channel.

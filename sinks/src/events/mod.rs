@@ -6,4 +6,4 @@ mod mark;
 mod record;
 
 pub use jsonl::{AppendFile, EventLogSink, OpenAppend};
-pub use record::{EventRecord, event_json};
+pub use record::{EVENT_SCHEMA_VERSION, EventRecord, event_json};

@@ -10,8 +10,11 @@ use trackwire_pipeline::Points;
 use crate::SinkError;
 use crate::lake::{PointsTable, TableSpec};
 
-/// Header `schema-version` of every message.
-pub const SCHEMA_VERSION: &str = "1";
+/// Header `schema-version` of points messages.
+pub const POINTS_SCHEMA_VERSION: &str = "1";
+/// Header `schema-version` of event messages: 2 since `WorkoutUpdated` carries the compact
+/// progress instead of the whole summary (the record's own `schema_version` says the same).
+pub const EVENTS_SCHEMA_VERSION: &str = "2";
 /// Header `content-type` of points messages.
 pub const POINTS_CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
 

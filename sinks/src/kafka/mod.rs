@@ -24,7 +24,10 @@ mod sink;
 mod topics;
 
 pub use config::KafkaConfig;
-pub use encode::{POINTS_CONTENT_TYPE, SCHEMA_VERSION, points_message, points_messages, split_points_message};
+pub use encode::{
+    EVENTS_SCHEMA_VERSION, POINTS_CONTENT_TYPE, POINTS_SCHEMA_VERSION, points_message, points_messages,
+    split_points_message,
+};
 pub use position::Position;
 pub use producer::{Message, Produce, RdKafkaProducer, Refusal, Reports, Topic};
 pub use sink::KafkaSink;

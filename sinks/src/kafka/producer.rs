@@ -11,7 +11,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, ProducerContext};
 
 use super::KafkaConfig;
-use super::encode::{POINTS_CONTENT_TYPE, SCHEMA_VERSION};
+use super::encode::{EVENTS_SCHEMA_VERSION, POINTS_CONTENT_TYPE, POINTS_SCHEMA_VERSION};
 use crate::SinkError;
 
 /// Which of the sink's topics a message goes to.
@@ -114,12 +114,12 @@ impl RdKafkaProducer {
 
 impl Produce for RdKafkaProducer {
     fn send(&mut self, id: u64, message: &Message) -> Result<(), Refusal> {
-        let (topic, content_type) = match message.topic {
-            Topic::Points => (&self.points_topic, POINTS_CONTENT_TYPE),
-            Topic::Events => (&self.events_topic, "application/json"),
+        let (topic, content_type, version) = match message.topic {
+            Topic::Points => (&self.points_topic, POINTS_CONTENT_TYPE, POINTS_SCHEMA_VERSION),
+            Topic::Events => (&self.events_topic, "application/json", EVENTS_SCHEMA_VERSION),
         };
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "schema-version", value: Some(SCHEMA_VERSION) })
+            .insert(Header { key: "schema-version", value: Some(version) })
             .insert(Header { key: "content-type", value: Some(content_type) })
             .insert(Header { key: "trace-id", value: Some(&message.trace_id) });
         let mut record =
