@@ -48,10 +48,15 @@ def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_fa
     assert set(kinds[1:-1]) == {"WorkoutUpdated"} and len(kinds) == 12, kinds
     for body in bodies:
         assert {"event_id", "type", "timestamp", "data"} <= set(body), body.keys()
-        assert body["data"]["workout_id"] == str(workout)
+        assert body["workout_id"] == str(workout) and body["schema_version"] == 2
+        if body["type"] == "WorkoutUpdated":
+            # The compact progress: a few numbers, not the summary with its splits.
+            assert "splits" not in body["data"] and body["data"]["samples"] > 0, body["data"]
+        else:
+            assert body["data"]["workout_id"] == str(workout)
     assert len({b["event_id"] for b in bodies}) == len(bodies)
     headers = events[0][4]
-    assert headers["schema-version"] == b"1" and headers["content-type"] == b"application/json"
+    assert headers["schema-version"] == b"2" and headers["content-type"] == b"application/json"
     assert len(headers["trace-id"]) == 32
 
     rows = [r for r in points_rows(kafka_broker.read_topic(POINTS)) if r[0] == str(workout)]
