@@ -19,9 +19,9 @@ use trackwire_pipeline::ShardOutput;
 
 use crate::{Command, Sink, SinkError};
 
-/// Outputs queued per sink: enough to keep its thread busy across the coordinator's flushes,
-/// few enough that a queue of 1,000-sample outputs stays a few megabytes.
-const QUEUE: usize = 256;
+/// Outputs queued per sink: enough to keep its thread busy while the coordinator flushes the
+/// others, few enough that a queue of 1,000-sample outputs (≈ 170 KB each) stays near 10 MB.
+const QUEUE: usize = 64;
 
 enum Message {
     Output(Arc<ShardOutput>),

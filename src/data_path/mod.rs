@@ -122,7 +122,7 @@ impl DataPath {
         let sinks = open_sinks(config, store.clone(), &dir, input)?;
         let shards = input.shards(config);
         let queue_depth = config.pipeline.queue_depth;
-        let (output_tx, outputs) = crossbeam_channel::bounded(queue_depth * shards.max(2));
+        let (output_tx, outputs) = crossbeam_channel::bounded(OUTPUTS_IN_FLIGHT_PER_SHARD * shards.max(2));
         let live = Arc::new(LiveWorkouts::default());
         let pipeline_config = PipelineConfig {
             shards,
@@ -237,6 +237,12 @@ fn decode_limits(config: &Config) -> DecodeLimits {
 
 /// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store
 /// and, with brokers, Kafka (checkpoint in `dir`).
+/// Outputs waiting between the shards and the coordinator, per shard. The coordinator only
+/// reorders and hands them on, so a short queue keeps both sides busy; a long one only holds
+/// memory: an output of a 1,000-sample upload is ≈ 170 KB of columns, and this queue was
+/// `pipeline.queue_depth` (1,024) per shard deep, ≈ 350 MB when the sinks fall behind.
+const OUTPUTS_IN_FLIGHT_PER_SHARD: usize = 64;
+
 fn open_sinks(
     config: &Config,
     store: Arc<dyn ReadStore>,

@@ -48,6 +48,12 @@ fn stream_key(id: &WorkoutId, lsn: u64) -> [u8; 24] {
     key
 }
 
+/// redb's page cache. Its default, 1 GiB, filled up under offline uploads (every record's stream
+/// chunk passes through it) and was never given back: the gateway stayed near 2 GiB after the
+/// load had ended. The API's reads are a workout's summary and streams; the kernel's page cache
+/// keeps the file's recent pages anyway.
+const CACHE_BYTES: usize = 64 << 20;
+
 fn decode_summary(bytes: &[u8]) -> Result<WorkoutSummary, SinkError> {
     serde_json::from_slice(bytes).map_err(SinkError::store)
 }
@@ -57,7 +63,10 @@ impl RedbStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
         }
-        let db = Database::create(path).map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| SinkError::Store(format!("opening {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(SinkError::store)?;
         txn.open_table(SUMMARIES).map_err(SinkError::store)?;
         txn.open_table(BY_USER).map_err(SinkError::store)?;
