@@ -1,5 +1,5 @@
 //! The numbers against recorded traces (../shared/traces, SOURCES.md). Regenerates the report and
-//! fails when docs/conformance.md is stale; checks the bounds of issue 3, naming every exception.
+//! fails when docs/conformance.md is stale; checks the accuracy bounds, naming every exception.
 use std::path::PathBuf;
 
 use trackwire::conformance::{Row, compare_dir, markdown};

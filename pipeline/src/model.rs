@@ -125,6 +125,10 @@ pub struct EnrichedPoint {
     pub active_step_ms: i64,
     /// True when the cleaning stage rejected this sample's position (lat/lon are then None).
     pub position_rejected: bool,
+    /// The cleaning stage's step to this fix from the last fix it accepted: that fix's
+    /// `(lat, lon)` and the squared distance, m². The distance stage's step is almost always the
+    /// same one, so it takes the square root of this instead of measuring again. Not a column.
+    pub step_from_accepted: Option<(f64, f64, f64)>,
     /// Speed over the step from the previous valid fix, m/s.
     pub speed_mps: Option<f32>,
     /// Heart-rate zone 1–5 by %HRmax (0 below 50 %); None without heart rate or HRmax.

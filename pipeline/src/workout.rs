@@ -242,6 +242,7 @@ impl Workout {
             after_pause,
             active_step_ms,
             position_rejected: false,
+            step_from_accepted: None,
             speed_mps: None,
             hr_zone: None,
             grade_pct: None,

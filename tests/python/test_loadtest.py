@@ -1,4 +1,4 @@
-"""10-second smoke runs of every load-test scenario against a local gateway (issue 7).
+"""10-second smoke runs of every load-test scenario against a local gateway.
 
 Each run must exit 0 with a report that validates against loadtest/report.schema.json, plots that
 are well-formed SVG with data in them, zero errors, and every sample the load test saw acked must

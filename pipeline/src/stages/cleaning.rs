@@ -101,8 +101,12 @@ impl Cleaning {
     }
 
     fn plausible(&mut self, from: (i64, f64, f64), to: (i64, f64, f64), timed: bool) -> bool {
-        // Squared distances: no square root or division on the hot path.
         let metres_sq = self.geodesy.distance_sq_m2(from.1, from.2, to.1, to.2);
+        self.within_reach(from, to, metres_sq, timed)
+    }
+
+    /// Squared distances: no square root or division on the hot path.
+    fn within_reach(&self, from: (i64, f64, f64), to: (i64, f64, f64), metres_sq: f64, timed: bool) -> bool {
         if !timed {
             // Without time only a jump no sport makes between consecutive fixes (10 km) is wrong.
             return metres_sq < 10_000.0 * 10_000.0;
@@ -128,9 +132,11 @@ impl Stage for Cleaning {
             false
         } else {
             let last_accepted = self.last_accepted;
-            match last_accepted {
+            let step = last_accepted.map(|last| (last, self.geodesy.distance_sq_m2(last.1, last.2, lat, lon)));
+            point.step_from_accepted = step.map(|(last, metres_sq)| (last.1, last.2, metres_sq));
+            match step {
                 None => true,
-                Some(last) if self.plausible(last, fix, timed) => true,
+                Some((last, metres_sq)) if self.within_reach(last, fix, metres_sq, timed) => true,
                 Some(_) => {
                     let consistent = match self.last_rejected {
                         None => true,

@@ -96,7 +96,11 @@ impl Stage for Distance {
             // as at running pace and faster) the distance from the anchor too.
             let mut step_from = None;
             if let (Some((t, plat, plon)), Track::Anchored { .. }) = (self.last_fix, self.track) {
-                let step = self.geodesy.distance_m(plat, plon, lat, lon);
+                let step = match point.step_from_accepted {
+                    // Cleaning measured from the same fix: the same step, without measuring again.
+                    Some((from_lat, from_lon, metres_sq)) if from_lat == plat && from_lon == plon => metres_sq.sqrt(),
+                    _ => self.geodesy.distance_m(plat, plon, lat, lon),
+                };
                 step_from = Some((plat, plon, step));
                 let dt_ms = point.time_ms - t;
                 if dt_ms > 0 && !untimed(point) {
