@@ -91,7 +91,8 @@ pub struct WorkoutProgress {
     pub last_seq: u64,
 }
 
-/// One sample after enrichment: a row of the `points` lake table.
+/// One sample as the stages see it, one at a time: decoded, then filled in by each stage, then
+/// appended to the batch's [`crate::Points`] columns (the rows of the `points` lake table).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnrichedPoint {
     pub workout_id: WorkoutId,

@@ -143,9 +143,9 @@ mod tests {
             index: i,
             time_ms: i64::from(i) * 1000,
             lat_deg: Some(f64::from(i)),
-            smoothed_lon: (i % 2 == 0).then_some(1.5),
+            smoothed_lon: i.is_multiple_of(2).then_some(1.5),
             distance_m: f64::from(i) * 3.0,
-            moving: i % 3 == 0,
+            moving: i.is_multiple_of(3),
             heart_rate_bpm: Some(120),
             ..EnrichedPoint::default()
         }

@@ -162,7 +162,6 @@ impl Workout {
         }
         ordered.extend(ending);
         out.ended = self.head.status.is_ended();
-        let current_speed_mps = out.points.speed_mps.iter().rev().find_map(|s| s.map(f64::from));
         out.events = ordered
             .into_iter()
             .enumerate()
@@ -172,7 +171,7 @@ impl Workout {
                 timestamp_ms,
                 workout_id: self.head.workout_id,
                 data: match kind {
-                    EventKind::WorkoutUpdated => EventData::Progress(progress(&summary, current_speed_mps)),
+                    EventKind::WorkoutUpdated => EventData::Progress(progress(&summary, &out.points)),
                     _ => EventData::Summary(Box::new(summary.clone())),
                 },
             })
@@ -253,8 +252,9 @@ impl Workout {
     }
 }
 
-/// The compact payload of `WorkoutUpdated`.
-fn progress(s: &WorkoutSummary, current_speed_mps: Option<f64>) -> WorkoutProgress {
+/// The compact payload of `WorkoutUpdated`, after the batch whose samples are `points`.
+fn progress(s: &WorkoutSummary, points: &crate::Points) -> WorkoutProgress {
+    let current_speed_mps = points.speed_mps.iter().rev().find_map(|speed| speed.map(f64::from));
     WorkoutProgress {
         status: s.status,
         elapsed_s: s.elapsed_s,
