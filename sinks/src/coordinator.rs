@@ -310,9 +310,11 @@ fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress, stopping: &
 }
 
 fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
-    progress.errors.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(sink = name, %err, "sink error; what it holds is kept and retried on the next flush");
+    // The error first, then the count: whoever sees the count (/healthcheck reads it first) also
+    // sees what the error was.
     if let Ok(mut last) = progress.last_error.lock() {
         *last = Some(err.to_string());
     }
+    progress.errors.fetch_add(1, Ordering::Release);
 }

@@ -73,7 +73,7 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
                 "sinks": p.sinks.iter().map(|s| json!({
                     "name": s.name,
                     "checkpoint_lsn": s.checkpoint.load(Ordering::Relaxed),
-                    "errors": s.errors.load(Ordering::Relaxed),
+                    "errors": s.errors.load(Ordering::Acquire),
                     "last_error": s.last_error.lock().ok().and_then(|e| e.clone()),
                 })).collect::<Vec<_>>(),
             })

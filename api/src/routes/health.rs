@@ -27,7 +27,7 @@ pub async fn healthcheck(State(state): State<IngestState>) -> (StatusCode, Json<
                 "name": s.name,
                 "checkpoint_lsn": checkpoint,
                 "lag_records": durable.saturating_sub(checkpoint),
-                "errors": s.errors.load(Ordering::Relaxed),
+                "errors": s.errors.load(Ordering::Acquire),
                 "last_error": s.last_error.lock().ok().and_then(|e| e.clone()),
             })
         })
