@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutStatus, WorkoutSummary};
 use trackwire_sinks::read_store::{
-    self, ListQuery, LogCommandRecord, PostgresStore, ReadStore, RedbStore, StreamChunk, Streams, best_efforts,
+    self, Chunk, ListQuery, LogCommandRecord, PostgresStore, ReadStore, RecordSpan, RedbStore, StreamChunk, Streams,
+    best_efforts,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -49,7 +50,7 @@ fn streams(start_ms: i64, start_m: f64, n: usize) -> Streams {
 }
 
 fn chunk(id: u8, lsn: u64, streams: &Streams) -> StreamChunk {
-    StreamChunk { workout_id: WorkoutId([id; 16]), lsn, encoded: streams.encode() }
+    StreamChunk { workout_id: WorkoutId([id; 16]), lsn, encoded: Chunk::of_record(lsn, streams.clone()).encode() }
 }
 
 fn ids(summaries: &[WorkoutSummary]) -> Vec<u8> {
@@ -152,12 +153,47 @@ fn streams_come_back_in_log_order_once(store: &dyn ReadStore) {
     store.apply("local", &[], &[chunk(1, 30, &c), chunk(1, 10, &a)], 30).unwrap();
     store.apply("local", &[], &[chunk(1, 20, &b), chunk(1, 20, &b)], 31).unwrap();
     store.apply("local", &[], &[chunk(2, 25, &a)], 32).unwrap();
-    let mut expected = a.clone();
-    expected.extend(b);
-    expected.extend(c.clone());
-    assert_eq!(store.streams(&WorkoutId([1; 16])).unwrap(), expected);
+    assert_eq!(store.streams(&WorkoutId([1; 16])).unwrap(), joined(&[&a, &b, &c]));
     assert_eq!(store.last_chunk(&WorkoutId([1; 16])).unwrap(), Some(c));
     assert_eq!(store.streams(&WorkoutId([2; 16])).unwrap(), a);
+}
+
+fn joined(parts: &[&Streams]) -> Streams {
+    let mut out = Streams::default();
+    for part in parts {
+        out.extend_range(part, 0..part.len());
+    }
+    out
+}
+
+/// One chunk of several records: `(lsn, samples)` in log order.
+fn merged(id: u8, records: &[(u64, &Streams)]) -> StreamChunk {
+    let mut chunk = Chunk::default();
+    for (lsn, streams) in records {
+        chunk.records.push(RecordSpan { lsn: *lsn, samples: streams.len() as u32 });
+        chunk.streams.extend_range(streams, 0..streams.len());
+    }
+    StreamChunk { workout_id: WorkoutId([id; 16]), lsn: chunk.last_lsn(), encoded: chunk.encode() }
+}
+
+fn overlapping_chunks_give_each_record_once(store: &dyn ReadStore) {
+    let (a, b, c, d) = (
+        streams(T0, 0.0, 5),
+        streams(T0 + 5000, 15.0, 5),
+        streams(T0 + 10_000, 30.0, 3),
+        streams(T0 + 13_000, 39.0, 2),
+    );
+    // One writer merged records 10..=30 of workout 1; a second, replaying the same positions after
+    // a takeover, stored 10 alone, then 20..=30 (replacing the first's chunk under key 30), then 40.
+    store.apply("local", &[], &[merged(1, &[(10, &a), (20, &b), (30, &c)])], 30).unwrap();
+    store.apply("local", &[], &[merged(1, &[(10, &a)]), merged(1, &[(20, &b), (30, &c)])], 30).unwrap();
+    store.apply("local", &[], &[merged(1, &[(40, &d)])], 40).unwrap();
+    assert_eq!(store.streams(&WorkoutId([1; 16])).unwrap(), joined(&[&a, &b, &c, &d]));
+    // And the other way round on workout 2: record by record first, then one merged chunk.
+    store.apply("local", &[], &[chunk(2, 10, &a), chunk(2, 20, &b)], 41).unwrap();
+    store.apply("local", &[], &[merged(2, &[(10, &a), (20, &b), (30, &c)])], 42).unwrap();
+    assert_eq!(store.streams(&WorkoutId([2; 16])).unwrap(), joined(&[&a, &b, &c]));
+    assert_eq!(store.last_chunk(&WorkoutId([2; 16])).unwrap(), Some(joined(&[&a, &b, &c])));
 }
 
 fn best_efforts_are_kept_once_a_workout_ends(store: &dyn ReadStore) {
@@ -277,6 +313,7 @@ const CASES: &[(&str, Case)] = &[
     ("a_newer_summary_replaces_the_old_one_everywhere", a_newer_summary_replaces_the_old_one_everywhere),
     ("lists_are_newest_first_per_user_and_page_exactly", lists_are_newest_first_per_user_and_page_exactly),
     ("streams_come_back_in_log_order_once", streams_come_back_in_log_order_once),
+    ("overlapping_chunks_give_each_record_once", overlapping_chunks_give_each_record_once),
     ("best_efforts_are_kept_once_a_workout_ends", best_efforts_are_kept_once_a_workout_ends),
     ("erasure_removes_every_row_of_the_user_only", erasure_removes_every_row_of_the_user_only),
     ("retention_nulls_old_positions_and_nothing_else", retention_nulls_old_positions_and_nothing_else),

@@ -19,7 +19,7 @@ pub use postgres::tls as postgres_tls;
 pub use postgres::{PostgresStore, describe as describe_postgres_error};
 pub use redb::RedbStore;
 pub use sink::ReadStoreSink;
-pub use streams::Streams;
+pub use streams::{Chunk, RecordSpan, Streams, StreamsError, assemble};
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -52,11 +52,12 @@ pub struct ListQuery {
     pub start_before_ms: Option<i64>,
 }
 
-/// One record's samples of one workout, as [`Streams::encode`] bytes.
+/// The samples of one or more consecutive records of one workout, as [`Chunk::encode`] bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamChunk {
     pub workout_id: WorkoutId,
-    /// The record's position in its log; chunks of a workout are read back in this order.
+    /// The position of the chunk's newest record in its log; chunks of a workout are read back in
+    /// this order.
     pub lsn: u64,
     pub encoded: Vec<u8>,
 }

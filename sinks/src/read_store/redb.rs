@@ -10,15 +10,16 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of,
-    newest_first, start_of,
+    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, assemble, best_efforts,
+    cursor_of, newest_first, start_of,
 };
 use crate::SinkError;
 
 const SUMMARIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_summaries");
 /// Key: [`user_key`] ++ [`order_key`]: one user's workouts, newest first.
 const BY_USER: TableDefinition<&[u8], ()> = TableDefinition::new("workouts_by_user");
-/// Key: workout id ++ LSN (big-endian): one [`Streams`] chunk per record, in log order.
+/// Key: workout id ++ LSN (big-endian) of the chunk's newest record: a workout's [`Chunk`]s in
+/// log order.
 const STREAMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_streams");
 const EFFORTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("workout_best_efforts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -162,7 +163,8 @@ impl ReadStore for RedbStore {
         let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
         match table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)?.next_back() {
             Some(entry) => {
-                Ok(Some(Streams::decode(entry.map_err(SinkError::store)?.1.value()).map_err(SinkError::store)?))
+                let (key, value) = entry.map_err(SinkError::store)?;
+                Ok(Some(decode_chunk(key.value(), value.value())?.streams))
             }
             None => Ok(None),
         }
@@ -263,8 +265,8 @@ impl ReadStore for RedbStore {
                 let mut rewritten = Vec::new();
                 for entry in streams.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
                     let (key, value) = entry.map_err(SinkError::store)?;
-                    let mut chunk = Streams::decode(value.value()).map_err(SinkError::store)?;
-                    if chunk.drop_positions_before(before_ms) {
+                    let mut chunk = decode_chunk(key.value(), value.value())?;
+                    if chunk.streams.drop_positions_before(before_ms) {
                         rewritten.push((key.value().to_vec(), chunk.encode()));
                     }
                 }
@@ -374,10 +376,16 @@ fn read_streams(
     id: &WorkoutId,
 ) -> Result<Streams, SinkError> {
     let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
-    let mut out = Streams::default();
+    let mut chunks = Vec::new();
     for entry in table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
-        let (_, value) = entry.map_err(SinkError::store)?;
-        out.extend(Streams::decode(value.value()).map_err(SinkError::store)?);
+        let (key, value) = entry.map_err(SinkError::store)?;
+        chunks.push(decode_chunk(key.value(), value.value())?);
     }
-    Ok(out)
+    assemble(chunks.into_iter().map(Ok)).map_err(SinkError::store)
+}
+
+fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Chunk, SinkError> {
+    let lsn = key.get(16..24).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+    let lsn = lsn.ok_or_else(|| SinkError::Store(format!("a stream key of {} bytes, not 24", key.len())))?;
+    Chunk::decode(value, lsn).map_err(SinkError::store)
 }

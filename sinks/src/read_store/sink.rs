@@ -5,23 +5,40 @@ use std::time::Instant;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{ShardOutput, WorkoutSummary};
 
-use super::{ReadStore, SINK_NAME, StreamChunk, Streams};
+use super::{Chunk, ReadStore, SINK_NAME, StreamChunk};
 use crate::{Command, Sink, SinkError};
 
-/// Past this many records' streams waiting for the store, the coordinator waits for a flush.
-const FULL_CHUNKS: usize = 100_000;
+/// A workout's chunk is sealed (encoded, ready to store) once it holds this many samples, so a
+/// long offline upload is not one huge chunk; otherwise at the flush.
+pub(super) const CHUNK_SAMPLES: usize = 50_000;
 
-/// Keeps the read store current: the latest summary of each workout and each record's streams,
-/// committed per flush.
+/// Past this many samples waiting for the store (≈ 50 MB), the coordinator waits for a flush.
+const FULL_SAMPLES: usize = 1_000_000;
+
+/// Keeps the read store current: the latest summary of each workout and its streams, committed
+/// per flush. A workout's records between two flushes become one chunk: one zstd frame and one
+/// key where a record each cost both (a closed-loop client sends a workout's batches back to
+/// back, dozens per flush).
 pub struct ReadStoreSink {
     store: Arc<dyn ReadStore>,
     /// Which log's positions the LSNs are (see [`ReadStore::checkpoint`]).
     log: String,
     pending: HashMap<WorkoutId, WorkoutSummary>,
-    /// Each record's samples since the last commit.
-    chunks: Vec<StreamChunk>,
+    /// Each workout's records since its last sealed chunk.
+    open: HashMap<WorkoutId, Chunk>,
+    /// Chunks waiting for the next commit.
+    sealed: Vec<StreamChunk>,
+    waiting_samples: usize,
     committed: u64,
     last_fed: u64,
+}
+
+impl ReadStoreSink {
+    fn seal(&mut self, workout_id: WorkoutId) {
+        if let Some(chunk) = self.open.remove(&workout_id) {
+            self.sealed.push(StreamChunk { workout_id, lsn: chunk.last_lsn(), encoded: chunk.encode() });
+        }
+    }
 }
 
 impl ReadStoreSink {
@@ -29,7 +46,16 @@ impl ReadStoreSink {
     pub fn new(store: Arc<dyn ReadStore>, log: impl Into<String>) -> Result<Self, SinkError> {
         let log = log.into();
         let committed = store.checkpoint(&log)?;
-        Ok(ReadStoreSink { store, log, pending: HashMap::new(), chunks: Vec::new(), committed, last_fed: committed })
+        Ok(ReadStoreSink {
+            store,
+            log,
+            pending: HashMap::new(),
+            open: HashMap::new(),
+            sealed: Vec::new(),
+            waiting_samples: 0,
+            committed,
+            last_fed: committed,
+        })
     }
 }
 
@@ -43,12 +69,13 @@ impl Sink for ReadStoreSink {
             return;
         }
         self.last_fed = output.lsn;
-        if let Some(workout_id) = output.points.workout_id.first() {
-            self.chunks.push(StreamChunk {
-                workout_id: *workout_id,
-                lsn: output.lsn,
-                encoded: Streams::from_points(&output.points).encode(),
-            });
+        if let Some(&workout_id) = output.points.workout_id.first() {
+            let chunk = self.open.entry(workout_id).or_default();
+            chunk.push_record(output.lsn, &output.points);
+            self.waiting_samples += output.points.len();
+            if chunk.len() >= CHUNK_SAMPLES {
+                self.seal(workout_id);
+            }
         }
         if let Some(summary) = &output.summary {
             self.pending.insert(summary.workout_id, summary.clone());
@@ -56,19 +83,24 @@ impl Sink for ReadStoreSink {
     }
 
     fn is_full(&self) -> bool {
-        self.chunks.len() >= FULL_CHUNKS
+        self.waiting_samples >= FULL_SAMPLES
     }
 
     fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
         if self.last_fed == self.committed {
             return Ok(());
         }
+        let open: Vec<WorkoutId> = self.open.keys().copied().collect();
+        for workout_id in open {
+            self.seal(workout_id);
+        }
         let summaries: Vec<WorkoutSummary> = self.pending.drain().map(|(_, summary)| summary).collect();
-        if let Err(e) = self.store.apply(&self.log, &summaries, &self.chunks, self.last_fed) {
+        if let Err(e) = self.store.apply(&self.log, &summaries, &self.sealed, self.last_fed) {
             self.pending.extend(summaries.into_iter().map(|s| (s.workout_id, s)));
             return Err(e);
         }
-        self.chunks.clear();
+        self.sealed.clear();
+        self.waiting_samples = 0;
         self.committed = self.last_fed;
         Ok(())
     }
@@ -83,7 +115,8 @@ impl Sink for ReadStoreSink {
                 let mut ids: HashSet<WorkoutId> = erasure.workouts.iter().map(|w| w.workout_id).collect();
                 ids.extend(self.pending.values().filter(|s| s.user_id == erasure.user_id).map(|s| s.workout_id));
                 self.pending.retain(|id, _| !ids.contains(id));
-                self.chunks.retain(|chunk| !ids.contains(&chunk.workout_id));
+                self.open.retain(|id, _| !ids.contains(id));
+                self.sealed.retain(|chunk| !ids.contains(&chunk.workout_id));
                 let erased = self.store.erase(&erasure.user_id, &ids)?;
                 tracing::info!(user = %erasure.user_id, workouts = erased, "read store: user erased");
             }
@@ -95,5 +128,55 @@ impl Sink for ReadStoreSink {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use trackwire_pipeline::{EnrichedPoint, Points};
+
+    use super::*;
+    use crate::read_store::RedbStore;
+
+    fn output(lsn: u64, workout: u8, times: std::ops::Range<i64>) -> ShardOutput {
+        let points: Points = times
+            .map(|time_ms| EnrichedPoint { workout_id: WorkoutId([workout; 16]), time_ms, ..Default::default() })
+            .collect();
+        ShardOutput { lsn, points, ..ShardOutput::default() }
+    }
+
+    #[test]
+    fn a_workouts_records_between_flushes_become_one_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ReadStore> = Arc::new(RedbStore::open(&dir.path().join("read.redb")).unwrap());
+        let mut sink = ReadStoreSink::new(store.clone(), "local").unwrap();
+        sink.accept(&output(1, 1, 0..3));
+        sink.accept(&output(2, 2, 0..2));
+        sink.accept(&output(3, 1, 3..5));
+        sink.flush(Instant::now(), false).unwrap();
+        let (one, two) = (WorkoutId([1; 16]), WorkoutId([2; 16]));
+        assert_eq!(store.last_chunk(&one).unwrap().unwrap().time_ms, vec![0, 1, 2, 3, 4], "both records, one chunk");
+        sink.accept(&output(4, 1, 5..6));
+        sink.flush(Instant::now(), false).unwrap();
+        assert_eq!(store.last_chunk(&one).unwrap().unwrap().time_ms, vec![5], "the second flush's own chunk");
+        assert_eq!(store.streams(&one).unwrap().time_ms, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(store.streams(&two).unwrap().time_ms, vec![0, 1]);
+        assert_eq!(store.checkpoint("local").unwrap(), 4);
+    }
+
+    #[test]
+    fn a_long_upload_is_cut_into_chunks_of_bounded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ReadStore> = Arc::new(RedbStore::open(&dir.path().join("read.redb")).unwrap());
+        let mut sink = ReadStoreSink::new(store.clone(), "local").unwrap();
+        let batch = 20_000;
+        for lsn in 1..=4 {
+            let from = (lsn as i64 - 1) * batch;
+            sink.accept(&output(lsn, 1, from..from + batch));
+        }
+        assert_eq!(sink.sealed.len(), 1, "sealed at {CHUNK_SAMPLES} samples, before the flush");
+        sink.flush(Instant::now(), false).unwrap();
+        let streams = store.streams(&WorkoutId([1; 16])).unwrap();
+        assert_eq!(streams.time_ms, (0..4 * batch).collect::<Vec<_>>());
     }
 }

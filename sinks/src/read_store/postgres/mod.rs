@@ -19,8 +19,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, best_efforts, cursor_of,
-    start_of,
+    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, assemble, best_efforts,
+    cursor_of, start_of,
 };
 use crate::SinkError;
 
@@ -103,13 +103,10 @@ fn summary_of(row: &postgres::Row) -> WorkoutSummary {
 
 fn read_streams(client: &mut impl GenericClient, id: &WorkoutId) -> Result<Streams, SinkError> {
     let rows = client
-        .query("SELECT chunk FROM workout_streams WHERE workout_id = $1 ORDER BY lsn", &[&&id.0[..]])
+        .query("SELECT lsn, chunk FROM workout_streams WHERE workout_id = $1 ORDER BY lsn", &[&&id.0[..]])
         .map_err(store_error)?;
-    let mut out = Streams::default();
-    for row in rows {
-        out.extend(Streams::decode(row.get::<_, &[u8]>(0)).map_err(SinkError::store)?);
-    }
-    Ok(out)
+    assemble(rows.iter().map(|row| Chunk::decode(row.get::<_, &[u8]>(1), row.get::<_, i64>(0) as u64)))
+        .map_err(SinkError::store)
 }
 
 impl ReadStore for PostgresStore {
@@ -187,11 +184,13 @@ impl ReadStore for PostgresStore {
         let row = self
             .client()?
             .query_opt(
-                "SELECT chunk FROM workout_streams WHERE workout_id = $1 ORDER BY lsn DESC LIMIT 1",
+                "SELECT lsn, chunk FROM workout_streams WHERE workout_id = $1 ORDER BY lsn DESC LIMIT 1",
                 &[&&id.0[..]],
             )
             .map_err(store_error)?;
-        row.map(|row| Streams::decode(row.get::<_, &[u8]>(0)).map_err(SinkError::store)).transpose()
+        row.map(|row| Chunk::decode(row.get::<_, &[u8]>(1), row.get::<_, i64>(0) as u64).map(|chunk| chunk.streams))
+            .transpose()
+            .map_err(SinkError::store)
     }
 
     fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError> {
@@ -287,8 +286,8 @@ impl ReadStore for PostgresStore {
         let mut changed: HashSet<Vec<u8>> = HashSet::new();
         for row in chunks {
             let (id, lsn): (Vec<u8>, i64) = (row.get(0), row.get(1));
-            let mut chunk = Streams::decode(row.get::<_, &[u8]>(2)).map_err(SinkError::store)?;
-            if chunk.drop_positions_before(before_ms) {
+            let mut chunk = Chunk::decode(row.get::<_, &[u8]>(2), lsn as u64).map_err(SinkError::store)?;
+            if chunk.streams.drop_positions_before(before_ms) {
                 txn.execute(
                     "UPDATE workout_streams SET chunk = $3 WHERE workout_id = $1 AND lsn = $2",
                     &[&id, &lsn, &chunk.encode()],
