@@ -151,7 +151,12 @@ impl Coordinator {
                 loop {
                     select! {
                         recv(input) -> output => match output {
-                            Ok(output) => self.receive(output),
+                            Ok(output) => {
+                                self.receive(output);
+                                if input.is_empty() {
+                                    self.idle();
+                                }
+                            }
                             Err(_) => break,
                         },
                         recv(commands) -> request => {
@@ -190,6 +195,13 @@ impl Coordinator {
         self.deliver(output);
         while let Some(next) = self.reorder.remove(&self.next_lsn) {
             self.deliver(next);
+        }
+    }
+
+    /// Tells every sink that nothing more is waiting, so outputs held back for grouping move on.
+    pub fn idle(&mut self) {
+        for sink in &mut self.sinks {
+            sink.idle();
         }
     }
 

@@ -59,6 +59,9 @@ pub trait Sink: Send {
     /// coordinator can start every sink's flush before it waits for the first. Sinks that flush
     /// on the caller's thread keep the default, which does nothing.
     fn begin_flush(&mut self, _now: Instant, _force: bool) {}
+    /// The coordinator has nothing more to deliver for now. A sink that holds outputs back to
+    /// pass them on in groups passes on what it holds; the others keep the default.
+    fn idle(&mut self) {}
     /// Commits what is due (by size or age), or everything when `force`.
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError>;
     /// Every output with LSN ≤ this is committed (0: nothing yet).

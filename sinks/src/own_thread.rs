@@ -8,6 +8,12 @@
 //! `command` return the inner sink's own result, and the checkpoint is the inner sink's, published
 //! after each step. Only `accept` changes character: it queues the shared output and returns, and
 //! the queue is bounded, so a slow sink still holds the coordinator back instead of growing memory.
+//!
+//! Outputs travel in groups: each message wakes the sink's thread, and with live 5-sample batches
+//! the wake-ups (one per output per sink) were a large part of the gateway's time. A group goes
+//! when it is large enough, when the coordinator has nothing more to deliver ([`Sink::idle`]), and
+//! before every flush or command, so no output waits longer than the coordinator's next idle
+//! moment.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,12 +25,18 @@ use trackwire_pipeline::ShardOutput;
 
 use crate::{Command, Sink, SinkError};
 
-/// Outputs queued per sink: enough to keep its thread busy while the coordinator flushes the
-/// others, few enough that a queue of 1,000-sample outputs (≈ 170 KB each) stays near 10 MB.
-const QUEUE: usize = 64;
+/// Groups queued per sink: enough to keep its thread busy while the coordinator flushes the
+/// others, few enough that the queue stays near 10 MB (a group is at most [`GROUP_SAMPLES`] plus
+/// one output, at ≈ 170 bytes a sample).
+const QUEUE: usize = 8;
+
+/// A group is passed on once it holds this many outputs…
+const GROUP_OUTPUTS: usize = 64;
+/// …or this many samples (eight 1,000-sample offline batches).
+const GROUP_SAMPLES: usize = 8_000;
 
 enum Message {
-    Output(Arc<ShardOutput>),
+    Outputs(Vec<Arc<ShardOutput>>),
     Flush { now: Instant, force: bool, reply: Sender<Result<(), SinkError>> },
     Command { command: Command, reply: Sender<Result<(), SinkError>> },
 }
@@ -38,6 +50,9 @@ struct Published {
 pub struct OwnThread {
     name: &'static str,
     queue: Option<Sender<Message>>,
+    /// Outputs accepted and not yet passed on, and their samples.
+    group: Vec<Arc<ShardOutput>>,
+    group_samples: usize,
     published: Arc<Published>,
     /// The answer to a flush started by [`Sink::begin_flush`] and not yet waited for.
     flushing: Option<Receiver<Result<(), SinkError>>>,
@@ -59,7 +74,11 @@ impl OwnThread {
             .spawn(move || {
                 for message in messages {
                     match message {
-                        Message::Output(output) => sink.accept(&output),
+                        Message::Outputs(outputs) => {
+                            for output in outputs {
+                                sink.accept(&output);
+                            }
+                        }
                         Message::Flush { now, force, reply } => {
                             let _ = reply.send(sink.flush(now, force));
                         }
@@ -74,7 +93,30 @@ impl OwnThread {
                 // what is not committed in the log, as it would without a thread.
             })
             .map_err(|e| SinkError::io(format!("starting the thread of sink {name}"), e))?;
-        Ok(OwnThread { name, queue: Some(queue), published, flushing: None, thread: Some(thread) })
+        Ok(OwnThread {
+            name,
+            queue: Some(queue),
+            group: Vec::with_capacity(GROUP_OUTPUTS),
+            group_samples: 0,
+            published,
+            flushing: None,
+            thread: Some(thread),
+        })
+    }
+
+    /// Passes the held group on to the thread.
+    fn pass_on(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let group = std::mem::replace(&mut self.group, Vec::with_capacity(GROUP_OUTPUTS));
+        self.group_samples = 0;
+        let first = group[0].lsn;
+        if self.send(Message::Outputs(group)).is_err() {
+            // The thread panicked: its checkpoint no longer moves, so the log keeps these outputs
+            // for the replay after a restart, and every flush reports the stop.
+            tracing::error!(sink = self.name, from_lsn = first, "sink thread has stopped; outputs left to the log");
+        }
     }
 
     /// Sends a request and waits for the answer.
@@ -116,17 +158,22 @@ impl Sink for OwnThread {
     }
 
     fn accept_shared(&mut self, output: &Arc<ShardOutput>) {
-        if self.send(Message::Output(output.clone())).is_err() {
-            // The thread panicked: its checkpoint no longer moves, so the log keeps this output
-            // for the replay after a restart, and every flush reports the stop.
-            tracing::error!(sink = self.name, lsn = output.lsn, "sink thread has stopped; output left to the log");
+        self.group_samples += output.points.len();
+        self.group.push(output.clone());
+        if self.group.len() >= GROUP_OUTPUTS || self.group_samples >= GROUP_SAMPLES {
+            self.pass_on();
         }
+    }
+
+    fn idle(&mut self) {
+        self.pass_on();
     }
 
     fn begin_flush(&mut self, now: Instant, force: bool) {
         if self.flushing.is_some() {
             return;
         }
+        self.pass_on();
         let (reply, answer) = crossbeam_channel::bounded(1);
         if self.send(Message::Flush { now, force, reply }).is_ok() {
             self.flushing = Some(answer);
@@ -134,6 +181,7 @@ impl Sink for OwnThread {
     }
 
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
+        self.pass_on();
         match self.flushing.take() {
             Some(answer) => self.wait(&answer),
             None => self.ask(|reply| Message::Flush { now, force, reply }),
@@ -149,12 +197,14 @@ impl Sink for OwnThread {
     }
 
     fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        self.pass_on();
         self.ask(|reply| Message::Command { command: command.clone(), reply })
     }
 }
 
 impl Drop for OwnThread {
     fn drop(&mut self) {
+        // What is held is dropped with the rest of the uncommitted outputs: the log keeps them.
         self.flushing = None;
         self.queue = None;
         if let Some(thread) = self.thread.take() {

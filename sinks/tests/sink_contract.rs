@@ -287,6 +287,9 @@ fn run(plan: &[Planned], seed: u64, percent: u64, crashes: &HashSet<usize>, flus
         while appended < last && !crash_now {
             appended += 1;
             coordinator.receive(outputs[appended as usize - 1].clone());
+            if appended.is_multiple_of(3) {
+                coordinator.idle(); // threaded sinks pass on the outputs they hold
+            }
             if (appended as usize).is_multiple_of(flush_every) {
                 coordinator.flush(false);
                 let held = checkpoints(&coordinator);
