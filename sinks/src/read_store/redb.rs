@@ -376,12 +376,10 @@ fn read_streams(
     id: &WorkoutId,
 ) -> Result<Streams, SinkError> {
     let (from, to) = (stream_key(id, 0), stream_key(id, u64::MAX));
-    let mut chunks = Vec::new();
-    for entry in table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
+    assemble(table.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)?.map(|entry| {
         let (key, value) = entry.map_err(SinkError::store)?;
-        chunks.push(decode_chunk(key.value(), value.value())?);
-    }
-    assemble(chunks.into_iter().map(Ok)).map_err(SinkError::store)
+        decode_chunk(key.value(), value.value())
+    }))
 }
 
 fn decode_chunk(key: &[u8], value: &[u8]) -> Result<Chunk, SinkError> {

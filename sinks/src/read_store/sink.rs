@@ -33,12 +33,8 @@ pub struct ReadStoreSink {
     last_fed: u64,
 }
 
-impl ReadStoreSink {
-    fn seal(&mut self, workout_id: WorkoutId) {
-        if let Some(chunk) = self.open.remove(&workout_id) {
-            self.sealed.push(StreamChunk { workout_id, lsn: chunk.last_lsn(), encoded: chunk.encode() });
-        }
-    }
+fn seal(workout_id: WorkoutId, chunk: &Chunk) -> StreamChunk {
+    StreamChunk { workout_id, lsn: chunk.last_lsn(), encoded: chunk.encode() }
 }
 
 impl ReadStoreSink {
@@ -74,7 +70,8 @@ impl Sink for ReadStoreSink {
             chunk.push_record(output.lsn, &output.points);
             self.waiting_samples += output.points.len();
             if chunk.len() >= CHUNK_SAMPLES {
-                self.seal(workout_id);
+                self.sealed.push(seal(workout_id, chunk));
+                self.open.remove(&workout_id);
             }
         }
         if let Some(summary) = &output.summary {
@@ -90,10 +87,7 @@ impl Sink for ReadStoreSink {
         if self.last_fed == self.committed {
             return Ok(());
         }
-        let open: Vec<WorkoutId> = self.open.keys().copied().collect();
-        for workout_id in open {
-            self.seal(workout_id);
-        }
+        self.sealed.extend(self.open.drain().map(|(workout_id, chunk)| seal(workout_id, &chunk)));
         let summaries: Vec<WorkoutSummary> = self.pending.drain().map(|(_, summary)| summary).collect();
         if let Err(e) = self.store.apply(&self.log, &summaries, &self.sealed, self.last_fed) {
             self.pending.extend(summaries.into_iter().map(|s| (s.workout_id, s)));

@@ -122,7 +122,8 @@ fn decompress(frame: &[u8]) -> Result<Vec<u8>, StreamsError> {
 
 /// A workout's streams from its chunks in key order, each record's samples once: a record that
 /// an earlier chunk already gave (a chunk of another writer that covered it too) is skipped.
-pub fn assemble(chunks: impl IntoIterator<Item = Result<Chunk, StreamsError>>) -> Result<Streams, StreamsError> {
+/// Chunks are taken one at a time as the store reads them, so only one is decoded at once.
+pub fn assemble<E>(chunks: impl IntoIterator<Item = Result<Chunk, E>>) -> Result<Streams, E> {
     let mut out = Streams::default();
     let mut through = None;
     for chunk in chunks {
@@ -307,7 +308,7 @@ mod tests {
     fn overlapping_chunks_give_every_record_once() {
         // Two writers of one log from the same position: one merged records 1..=3, the other
         // stored 1 and 2..=3 apart; read in key order (last LSN, then as stored).
-        let times = |chunks: Vec<Chunk>| assemble(chunks.into_iter().map(Ok)).unwrap().time_ms;
+        let times = |chunks: Vec<Chunk>| assemble(chunks.into_iter().map(Ok::<_, StreamsError>)).unwrap().time_ms;
         let one = chunk_of(&[(1, 0, 2)]);
         let two_three = chunk_of(&[(2, 2, 2), (3, 4, 1)]);
         let merged = chunk_of(&[(1, 0, 2), (2, 2, 2), (3, 4, 1)]);

@@ -105,8 +105,10 @@ fn read_streams(client: &mut impl GenericClient, id: &WorkoutId) -> Result<Strea
     let rows = client
         .query("SELECT lsn, chunk FROM workout_streams WHERE workout_id = $1 ORDER BY lsn", &[&&id.0[..]])
         .map_err(store_error)?;
-    assemble(rows.iter().map(|row| Chunk::decode(row.get::<_, &[u8]>(1), row.get::<_, i64>(0) as u64)))
-        .map_err(SinkError::store)
+    assemble(
+        rows.iter()
+            .map(|row| Chunk::decode(row.get::<_, &[u8]>(1), row.get::<_, i64>(0) as u64).map_err(SinkError::store)),
+    )
 }
 
 impl ReadStore for PostgresStore {
