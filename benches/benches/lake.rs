@@ -10,7 +10,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use trackwire_benches::{SAMPLES, run_batches};
 use trackwire_pipeline::{Points, ShardCore};
-use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
+use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointRows, PointsTable, TableSpec, writer_properties};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -33,10 +33,10 @@ fn points() -> Points {
 /// As the lake encodes: chunks of 8,192 rows appended to a column buffer, then Arrow, then Parquet.
 fn encode(rows: &Points, props: WriterProperties) -> usize {
     let mut writer = ArrowWriter::try_new(Vec::new(), PointsTable::schema(), Some(props)).unwrap();
-    let mut chunk = Points::default();
     for start in (0..rows.len()).step_by(8192) {
-        chunk.clear();
+        let mut chunk = Points::default();
         chunk.extend_from(rows, start..(start + 8192).min(rows.len()));
+        let chunk = PointRows::of_one_workout(chunk, "bench-user", "running");
         writer.write(&PointsTable::to_batch(&chunk).unwrap()).unwrap();
     }
     writer.into_inner().unwrap().len()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use parquet::arrow::ArrowWriter;
 use trackwire_codec::{DecodeLimits, decode_batch};
 use trackwire_pipeline::{Points, ShardCore};
-use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointsTable, TableSpec, writer_properties};
+use trackwire_sinks::lake::{DEFAULT_ZSTD_LEVEL, PointRows, PointsTable, TableSpec, writer_properties};
 
 use crate::prepared::Prepared;
 
@@ -92,8 +92,11 @@ impl PointsEncoder {
     fn push(&mut self, points: Points) -> anyhow::Result<()> {
         self.pending.extend_from(&points, 0..points.len());
         if self.pending.len() >= ENCODE_CHUNK_ROWS {
-            self.writer.write(&PointsTable::to_batch(&self.pending)?)?;
-            self.rows_in_file += self.pending.len();
+            // Owned by one workout, as the lake sink's rows of one record are.
+            let rows = PointRows::of_one_workout(std::mem::take(&mut self.pending), "loadtest-user", "running");
+            self.writer.write(&PointsTable::to_batch(&rows)?)?;
+            self.rows_in_file += rows.points.len();
+            self.pending = rows.points;
             self.pending.clear();
         }
         if self.rows_in_file >= ROW_GROUP_ROWS {

@@ -201,6 +201,10 @@ pub struct WorkoutSummary {
     /// LSN of the first and latest record of this workout.
     pub first_lsn: u64,
     pub last_lsn: u64,
+    /// The athlete profile the calories and training load were computed with, so they can be
+    /// recomputed (None when the pipeline knew none; summaries stored before it read as None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<AthleteProfile>,
 }
 
 /// Everything one durable record produced.

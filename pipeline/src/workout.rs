@@ -43,6 +43,8 @@ struct Head {
     last_lsn: u64,
     /// Boxed: only imported files carry device totals.
     device_totals: Option<Box<trackwire_codec::DeviceTotals>>,
+    /// What the calories and training load were computed with (boxed: often absent).
+    profile: Option<Box<AthleteProfile>>,
 }
 
 /// How often a streaming workout emits `WorkoutUpdated` by default: at most once per this much
@@ -79,6 +81,7 @@ impl Workout {
                 first_lsn: lsn,
                 last_lsn: lsn,
                 device_totals: None,
+                profile: profile.map(|p| Box::new(p.clone())),
             },
             stages: Stages::new(first.sport(), profile),
             last_time_ms: None,
@@ -315,6 +318,7 @@ impl Head {
             heart_rate_max_bpm: None,
             first_lsn: self.first_lsn,
             last_lsn: self.last_lsn,
+            profile: self.profile.as_deref().cloned(),
         }
     }
 }

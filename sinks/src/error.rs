@@ -10,6 +10,10 @@ pub enum SinkError {
     Arrow(#[from] arrow_schema::ArrowError),
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
+    /// A Delta log operation failed (the store was unreachable, or the log is not one this
+    /// version can read or write); the flush is retried, the rows stay pending.
+    #[error("could not {operation}: {message}")]
+    Delta { operation: String, message: String },
     #[error("read store: {0}")]
     Store(String),
     #[error("{0}")]

@@ -7,13 +7,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use trackwire_sinks::Sink;
-use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, S3Options, open_store};
+use trackwire_sinks::lake::{LakeConfig, LakeLocation, LakeTable, PointsTable, S3Options, open_store, read_table};
+use trackwire_sinks::{Command, ErasedWorkout, Erasure, Sink};
 
 const HOUR_MS: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
@@ -25,7 +28,7 @@ fn config(multipart_threshold_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes,
-        zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
+        ..LakeConfig::default()
     }
 }
 
@@ -37,82 +40,156 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
-/// Every object under `points/`: key → bytes.
-fn objects(store: &Arc<dyn ObjectStore>) -> HashMap<String, Bytes> {
+/// Every Parquet object under the points table, committed or not: path → bytes.
+fn objects(lake: &LakeLocation) -> HashMap<String, Bytes> {
+    let root = lake.object(&lake.table_url("points")).unwrap();
     block_on(async {
-        let metas: Vec<_> = store.list(Some(&"points".into())).collect().await;
+        let metas: Vec<_> = lake.store.list(Some(&root)).collect().await;
         let mut out = HashMap::new();
         for meta in metas {
             let meta = meta.unwrap();
-            let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
-            out.insert(meta.location.to_string(), bytes);
+            if meta.location.as_ref().ends_with(".parquet") && !meta.location.as_ref().contains("_delta_log") {
+                let bytes = lake.store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+                out.insert(meta.location.to_string(), bytes);
+            }
         }
         out
     })
 }
 
-/// `(lsn, sample_index) → copies` over the objects.
-fn rows(objects: &HashMap<String, Bytes>) -> HashMap<(u64, u32), usize> {
+/// `(lsn, sample_index) → copies` over batches.
+fn count(batches: &[RecordBatch]) -> HashMap<(u64, u32), usize> {
     let mut out = HashMap::new();
-    for bytes in objects.values() {
-        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).unwrap().build().unwrap() {
-            let batch = batch.unwrap();
-            let col = |name: &str| batch.column_by_name(name).unwrap().clone();
-            let lsn = col("lsn");
-            let lsn = lsn.as_any().downcast_ref::<arrow_array::UInt64Array>().unwrap();
-            let idx = col("sample_index");
-            let idx = idx.as_any().downcast_ref::<arrow_array::UInt32Array>().unwrap();
-            for i in 0..batch.num_rows() {
-                *out.entry((lsn.value(i), idx.value(i))).or_default() += 1;
-            }
+    for batch in batches {
+        let lsn = batch.column_by_name("lsn").unwrap().as_primitive::<Int64Type>();
+        let idx = batch.column_by_name("sample_index").unwrap().as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            *out.entry((lsn.value(i) as u64, idx.value(i) as u32)).or_default() += 1;
         }
     }
     out
 }
 
-fn feed(store: &Arc<dyn ObjectStore>, config: LakeConfig, records: &[(u64, Vec<u8>)]) {
-    let mut table = LakeTable::<PointsTable>::open(store.clone(), config).unwrap();
+/// The table's current rows, as a Delta reader sees them.
+fn rows(lake: &LakeLocation) -> HashMap<(u64, u32), usize> {
+    count(&read_table(lake, "points").unwrap())
+}
+
+/// Rows in any Parquet object of the table, referenced by a version or not.
+fn stored_rows(lake: &LakeLocation) -> HashMap<(u64, u32), usize> {
+    let batches: Vec<RecordBatch> = objects(lake)
+        .into_values()
+        .flat_map(|bytes| ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap().map(Result::unwrap))
+        .collect();
+    count(&batches)
+}
+
+fn feed(lake: &LakeLocation, config: LakeConfig, records: &[(u64, Vec<u8>)]) -> u64 {
+    let mut table = LakeTable::<PointsTable>::open(lake.clone(), config).unwrap();
     for output in common::outputs(records) {
         table.accept(&output);
     }
     table.flush(Instant::now(), true).unwrap();
     assert_eq!(table.checkpoint(), records.last().unwrap().0, "everything committed");
+    table.version()
 }
 
-/// The suite: rows land once in Hive-partitioned whole Parquet objects; a replay after a restart
-/// adds nothing; large files go up by multipart upload and read back the same.
-fn conformance(name: &str, store: Arc<dyn ObjectStore>) {
+/// The suite: rows land once, in whole Parquet files that a commit of the table's Delta log
+/// names; a replay after a restart adds nothing; large files go up by multipart upload; two
+/// writers of one log (a takeover) commit each row once; compaction and vacuum keep the rows
+/// and drop the files; an erasure leaves nothing of the workout in any stored file.
+fn conformance(name: &str, lake: LakeLocation) {
     let input = records(30);
-    feed(&store, config(16 << 20), &input);
-    let first = objects(&store);
+    let version = feed(&lake, config(16 << 20), &input);
+    assert_eq!(version, 1, "{name}: created, then one commit");
+    let first = objects(&lake);
     assert_eq!(first.len(), 3, "{name}: one file per hour partition: {:?}", first.keys());
-    assert!(
-        first.keys().all(|k| k.starts_with("points/date=2023-11-1") && k.contains("/hour=") && k.ends_with(".parquet")),
-        "{name}"
-    );
-    let counts = rows(&first);
+    assert!(first.keys().all(|k| k.contains("points/date=2023-11-1") && k.contains("/hour=")), "{name}");
+    let counts = rows(&lake);
     assert_eq!(counts.len(), 30 * 40, "{name}: every sample");
     assert!(counts.values().all(|c| *c == 1), "{name}: once");
+    let batches = read_table(&lake, "points").unwrap();
+    let users = batches[0].column_by_name("user_id").unwrap().as_string::<i32>();
+    let sports = batches[0].column_by_name("sport").unwrap().as_string::<i32>();
+    assert_eq!((users.value(0), sports.value(0)), ("u", "cycling"), "{name}: join keys on every row");
 
-    // A restarted sink replaying the same records writes nothing new.
-    feed(&store, config(16 << 20), &input);
-    assert_eq!(objects(&store).keys().collect::<std::collections::BTreeSet<_>>(), first.keys().collect(), "{name}");
+    // A restarted sink replaying the same records commits nothing new.
+    assert_eq!(feed(&lake, config(16 << 20), &input), 1, "{name}: the log's position says it is all in");
+    assert_eq!(objects(&lake).len(), 3, "{name}");
 
     // New records, uploaded as multipart (threshold 1 byte), read back whole.
     let more: Vec<_> = (31..=40).map(|lsn| (lsn, common::batch(lsn as u8, 0, T0 + 60_000, 40))).collect();
     let mut all = input.clone();
     all.extend(more);
-    feed(&store, config(1), &all);
-    let after = objects(&store);
-    assert_eq!(after.len(), 4, "{name}: one more file: {:?}", after.keys());
-    let counts = rows(&after);
+    feed(&lake, config(1), &all);
+    assert_eq!(objects(&lake).len(), 4, "{name}: one more file");
+    let counts = rows(&lake);
     assert_eq!(counts.len(), 40 * 40, "{name}");
     assert!(counts.values().all(|c| *c == 1), "{name}");
+
+    // A takeover: the new owner opened the table before the old one's last commit, so both
+    // hold records 41..=45; whoever commits second keeps only what the first did not.
+    let next: Vec<_> = (41..=50).map(|lsn| (lsn, common::batch(lsn as u8, 0, T0 + 2 * HOUR_MS, 40))).collect();
+    let outputs = common::outputs(&next);
+    let mut old = LakeTable::<PointsTable>::open(lake.clone(), config(16 << 20)).unwrap();
+    let mut new = LakeTable::<PointsTable>::open(lake.clone(), config(16 << 20)).unwrap();
+    for output in &outputs[..5] {
+        old.accept(output);
+    }
+    for output in &outputs {
+        new.accept(output);
+    }
+    old.flush(Instant::now(), true).unwrap();
+    new.flush(Instant::now(), true).unwrap();
+    assert_eq!(new.checkpoint(), 50);
+    let counts = rows(&lake);
+    assert_eq!(counts.len(), 50 * 40, "{name}: every sample of both writers");
+    assert!(counts.values().all(|c| *c == 1), "{name}: none twice after the takeover");
+    drop((old, new));
+
+    // Compaction: more than `compact_above_files` small files in one partition become one, in a
+    // commit that changes no rows; vacuum then deletes the replaced files (retention 0 here).
+    let mut small = config(16 << 20);
+    small.vacuum_retention = Duration::ZERO;
+    let mut table = LakeTable::<PointsTable>::open(lake.clone(), small).unwrap();
+    for output in
+        common::outputs(&(51..=55).map(|lsn| (lsn, common::batch(lsn as u8, 0, T0 + 60_000, 40))).collect::<Vec<_>>())
+    {
+        table.accept(&output);
+        table.flush(Instant::now(), true).unwrap(); // one small file per commit
+    }
+    let hour0 = |lake: &LakeLocation| objects(lake).keys().filter(|k| k.contains("hour=22")).count();
+    assert_eq!(hour0(&lake), 7, "{name}: hour 22 holds 7 small files");
+    assert!(table.compact_one().unwrap(), "{name}: a partition over the limit is compacted");
+    assert!(!table.compact_one().unwrap(), "{name}: and then no partition is over it");
+    let counts = rows(&lake);
+    assert_eq!(counts.len(), 55 * 40, "{name}: compaction keeps every row");
+    assert!(counts.values().all(|c| *c == 1), "{name}");
+    assert!(table.vacuum(None).unwrap() >= 7, "{name}: the replaced files are deleted");
+    assert_eq!(hour0(&lake), 1, "{name}: one file left in hour 22");
+    assert_eq!(stored_rows(&lake), counts, "{name}: storage holds exactly the table's rows");
+
+    // Erasure: the workout's rows leave the table and every stored file.
+    let command = Command::Erase(Erasure {
+        user_id: "u".into(),
+        workouts: vec![ErasedWorkout {
+            workout_id: trackwire_codec::WorkoutId([7; 16]),
+            start_time_ms: T0,
+            end_time_ms: T0 + 3 * HOUR_MS,
+        }],
+        through_lsn: 55,
+    });
+    table.command(&command).unwrap();
+    let left = rows(&lake);
+    assert!(!left.keys().any(|(lsn, _)| *lsn == 7), "{name}: the erased workout's rows are gone");
+    assert_eq!(left.len(), 54 * 40, "{name}: and nothing else");
+    assert_eq!(stored_rows(&lake), left, "{name}: no stored file still holds the erased rows");
 }
 
 #[test]
 fn in_memory() {
-    conformance("in-memory", Arc::new(object_store::memory::InMemory::new()));
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    conformance("in-memory", LakeLocation { store, root: url::Url::parse("memory:///lake/").unwrap() });
 }
 
 #[test]

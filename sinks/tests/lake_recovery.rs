@@ -4,9 +4,11 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use trackwire_sinks::Sink;
-use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, local_store};
+use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, local_store, read_table};
 
 const HOUR_MS: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
@@ -18,7 +20,7 @@ fn config(target_file_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes: 16 << 20,
-        zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
+        ..LakeConfig::default()
     }
 }
 
@@ -32,35 +34,21 @@ fn records(n: u64) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-/// `(lsn, sample_index) → copies` over every committed file of the points table.
+/// `(lsn, sample_index) → copies` over the points table's current version (what a Delta
+/// reader sees).
 fn rows_in(dir: &std::path::Path) -> HashMap<(u64, u32), usize> {
     let mut out = HashMap::new();
-    for entry in walk(&dir.join("points")) {
-        let file = std::fs::File::open(&entry).unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
-            let batch = batch.unwrap();
-            let lsn = batch
-                .column_by_name("lsn")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow_array::UInt64Array>()
-                .unwrap()
-                .clone();
-            let idx = batch
-                .column_by_name("sample_index")
-                .unwrap()
-                .as_any()
-                .downcast_ref::<arrow_array::UInt32Array>()
-                .unwrap()
-                .clone();
-            for i in 0..batch.num_rows() {
-                *out.entry((lsn.value(i), idx.value(i))).or_default() += 1;
-            }
+    for batch in read_table(&local_store(dir).unwrap(), "points").unwrap() {
+        let lsn = batch.column_by_name("lsn").unwrap().as_primitive::<Int64Type>().clone();
+        let idx = batch.column_by_name("sample_index").unwrap().as_primitive::<Int32Type>().clone();
+        for i in 0..batch.num_rows() {
+            *out.entry((lsn.value(i) as u64, idx.value(i) as u32)).or_default() += 1;
         }
     }
     out
 }
 
+/// Every Parquet file under `dir`, committed or not.
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -84,21 +72,26 @@ fn crash_after_a_partial_flush_replays_exactly_once() {
     let all = records(40);
     let outs = common::outputs(&all);
     {
-        // First life: commit everything through lsn 20, then keep going and "crash" after the
-        // big partition (hour 0) rolled by size but the small one (hour 1) did not.
+        // First life: commit everything through lsn 20, then keep going, and "crash" with rows
+        // buffered after a commit that the size of one partition triggered.
         let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config(4 * 1024)).unwrap();
         for out in &outs[..20] {
             table.accept(out);
         }
         table.flush(Instant::now(), true).unwrap();
         assert_eq!(table.checkpoint(), 20);
-        for out in &outs[20..30] {
+        for out in &outs[20..35] {
             table.accept(out);
         }
+        // Hour 0 reached the target size: one commit takes every open file with it (the commit
+        // records one position for the whole table).
         table.flush(Instant::now(), false).unwrap();
-        assert_eq!(rows_in(dir.path()).len(), expected_rows(20) + 5 * 50, "hour 0 rolled by size, hour 1 did not");
-        assert_eq!(table.checkpoint(), 21, "lsn 21 (hour 0) is committed; the open hour-1 file starts at 22");
-        // Dropped without a final flush: the crash.
+        assert_eq!(rows_in(dir.path()).len(), expected_rows(35));
+        assert_eq!(table.checkpoint(), 35);
+        for out in &outs[35..38] {
+            table.accept(out);
+        }
+        // Dropped without a final flush: the crash, with 36..=38 not in the table.
     }
     // Second life: replay the log from the start, as the server does.
     let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config(4 * 1024)).unwrap();
@@ -120,26 +113,28 @@ fn files_are_only_visible_complete_and_named_by_partition() {
     for out in &outs {
         table.accept(out);
     }
-    assert!(walk(&dir.path().join("points")).is_empty(), "nothing visible before commit");
+    assert!(walk(&dir.path().join("points")).is_empty(), "nothing written before commit");
+    assert!(rows_in(dir.path()).is_empty());
     table.flush(Instant::now(), true).unwrap();
     let mut names: Vec<String> = walk(&dir.path().join("points"))
         .iter()
         .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
         .collect();
     names.sort();
-    assert_eq!(
-        names,
-        [
-            "points/date=2023-11-14/hour=22/part-00000000000000000004.parquet",
-            "points/date=2023-11-14/hour=23/part-00000000000000000004.parquet"
-        ]
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("points/date=2023-11-14/hour=22/part-00000000000000000004-"), "{names:?}");
+    assert!(names[1].starts_with("points/date=2023-11-14/hour=23/part-00000000000000000004-"), "{names:?}");
+    assert!(
+        dir.path().join("points/_delta_log/00000000000000000001.json").exists(),
+        "one commit after the table's creation"
     );
+    assert_eq!(rows_in(dir.path()).len(), expected_rows(4));
     // Timestamps are TIMESTAMP(MICROS, UTC) in the Parquet schema.
     let file = std::fs::File::open(dir.path().join(&names[0])).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
     let time = reader.schema().field_with_name("time").unwrap().data_type().clone();
     assert_eq!(time.to_string(), "Timestamp(µs, \"UTC\")");
-    let meta = reader.metadata().file_metadata().schema_descr().column(4).logical_type_ref().cloned();
+    let meta = reader.metadata().file_metadata().schema_descr().column(6).logical_type_ref().cloned();
     assert!(
         format!("{meta:?}").contains("is_adjusted_to_u_t_c: true") && format!("{meta:?}").contains("MICROS"),
         "{meta:?}"
@@ -160,8 +155,10 @@ fn a_backfill_over_many_hours_keeps_few_files_open_and_loses_nothing() {
         table.accept(out);
     }
     table.flush(Instant::now(), false).unwrap();
-    assert_eq!(walk(&dir.path().join("points")).len(), 9, "the 9 oldest hours were committed early");
+    assert!(rows_in(dir.path()).is_empty(), "the 9 oldest hours were finished early, but wait for the commit");
+    assert_eq!(table.checkpoint(), 0);
     table.flush(Instant::now(), true).unwrap();
+    assert_eq!(walk(&dir.path().join("points")).len(), 12);
     let rows = rows_in(dir.path());
     assert_eq!(rows.len(), 120);
     assert!(rows.values().all(|n| *n == 1));
@@ -199,7 +196,7 @@ fn a_batch_over_more_hours_than_may_be_open_keeps_every_row_across_a_crash_and_r
     {
         let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config.clone()).unwrap();
         table.accept(&outs[0]);
-        // A periodic flush commits what was sealed early, then the process is killed.
+        // A periodic flush (nothing due yet), then the process is killed.
         table.flush(Instant::now(), false).unwrap();
         assert!(table.checkpoint() < 1, "the batch is not wholly committed: the log keeps it");
     }

@@ -15,17 +15,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{RecordBatch, UInt32Array, UInt64Array};
-use futures::StreamExt;
+use arrow_array::{Int32Array, Int64Array, RecordBatch, UInt32Array, UInt64Array};
 use object_store::memory::InMemory;
-use object_store::{ObjectStore, ObjectStoreExt};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use proptest::prelude::*;
 use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch};
 use trackwire_pipeline::ShardOutput;
 use trackwire_sinks::events::{EventLogSink, EventRecord};
 use trackwire_sinks::kafka::{KafkaConfig, KafkaSink, Position, Topic};
-use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
+use trackwire_sinks::lake::{LakeConfig, LakeLocation, LakeTable, PointsTable, WorkoutsTable, read_table};
 use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink, RedbStore};
 use trackwire_sinks::{Coordinator, CoordinatorConfig, OwnThread, Redactions, Sink};
 
@@ -82,15 +79,13 @@ struct World {
     store: Arc<dyn ReadStore>,
     broker: Broker,
     faults: Faults,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl World {
     fn new(faults: Faults) -> World {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ReadStore> = Arc::new(RedbStore::open(&dir.path().join("read.redb")).unwrap());
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        World { dir, lake: Arc::new(InMemory::new()), store, broker: Broker::default(), faults, runtime }
+        World { dir, lake: Arc::new(InMemory::new()), store, broker: Broker::default(), faults }
     }
 
     fn kafka_config() -> KafkaConfig {
@@ -110,15 +105,16 @@ impl World {
     }
 
     fn open_sinks_here(&self) -> Vec<Box<dyn Sink>> {
-        let lake: Arc<dyn ObjectStore> =
-            Arc::new(faults::store::FaultyStore::new(self.lake.clone(), self.faults.clone()));
+        let lake = self
+            .location()
+            .with_store(Arc::new(faults::store::FaultyStore::new(self.lake.clone(), self.faults.clone())));
         let config = LakeConfig {
             target_file_bytes: 6_000,
             max_file_age: Duration::from_secs(3600),
             row_group_rows: 50,
             max_open_partitions: 3,
             multipart_threshold_bytes: 9_000,
-            zstd_level: trackwire_sinks::lake::DEFAULT_ZSTD_LEVEL,
+            ..LakeConfig::default()
         };
         let store =
             Arc::new(faults::read_store::FaultyReadStore { inner: self.store.clone(), faults: self.faults.clone() });
@@ -142,17 +138,14 @@ impl World {
         ]
     }
 
+    /// The lake without faults.
+    fn location(&self) -> LakeLocation {
+        LakeLocation { store: self.lake.clone(), root: url::Url::parse("memory:///lake/").unwrap() }
+    }
+
+    /// The table's current rows, as a Delta reader sees them.
     fn lake_batches(&self, table: &str) -> Vec<RecordBatch> {
-        let prefix = object_store::path::Path::from(table);
-        let listed: Vec<_> = self.runtime.block_on(self.lake.list(Some(&prefix)).collect());
-        let mut out = Vec::new();
-        for meta in listed {
-            let bytes = self.runtime.block_on(async { self.lake.get(&meta.unwrap().location).await?.bytes().await });
-            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes.unwrap()).unwrap().build().unwrap() {
-                out.push(batch.unwrap());
-            }
-        }
-        out
+        read_table(&self.location(), table).unwrap()
     }
 
     /// `(lsn, sample_index)` → copies in the lake's points table.
@@ -168,9 +161,9 @@ impl World {
     fn lake_workouts(&self) -> HashMap<u64, usize> {
         let mut rows = HashMap::new();
         for batch in self.lake_batches("workouts") {
-            let last = column::<UInt64Array>(&batch, "last_lsn");
+            let last = column::<Int64Array>(&batch, "last_lsn");
             for i in 0..batch.num_rows() {
-                *rows.entry(last.value(i)).or_default() += 1;
+                *rows.entry(last.value(i) as u64).or_default() += 1;
             }
         }
         rows
@@ -222,10 +215,20 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
     batch.column_by_name(name).unwrap().as_any().downcast_ref::<T>().unwrap()
 }
 
+/// Counts `(lsn, sample_index)` rows of a lake batch (signed, Delta's types) or of a Kafka
+/// message (unsigned, the message schema).
 fn count_points(batch: &RecordBatch, rows: &mut HashMap<(u64, u32), usize>) {
-    let (lsn, index) = (column::<UInt64Array>(batch, "lsn"), column::<UInt32Array>(batch, "sample_index"));
+    let signed = batch.column_by_name("lsn").unwrap().data_type() == &arrow_schema::DataType::Int64;
     for i in 0..batch.num_rows() {
-        *rows.entry((lsn.value(i), index.value(i))).or_default() += 1;
+        let key = if signed {
+            (
+                column::<Int64Array>(batch, "lsn").value(i) as u64,
+                column::<Int32Array>(batch, "sample_index").value(i) as u32,
+            )
+        } else {
+            (column::<UInt64Array>(batch, "lsn").value(i), column::<UInt32Array>(batch, "sample_index").value(i))
+        };
+        *rows.entry(key).or_default() += 1;
     }
 }
 

@@ -167,6 +167,7 @@ impl Config {
             ("lake.target_file_bytes", self.lake.target_file_bytes as u64),
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
             ("lake.max_open_partitions", self.lake.max_open_partitions as u64),
+            ("lake.compact_above_files", self.lake.compact_above_files as u64),
             ("lake.multipart_threshold_bytes", self.lake.multipart_threshold_bytes as u64),
             ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
             ("quic.max_connections", self.quic.max_connections as u64),
@@ -201,6 +202,7 @@ impl Config {
         }
         let seconds = [
             ("lake.max_file_age_secs", self.lake.max_file_age_secs),
+            ("lake.vacuum_retention_secs", self.lake.vacuum_retention_secs),
             ("quic.stream_idle_timeout_secs", self.quic.stream_idle_timeout.as_secs_f64()),
             ("quic.handshake_timeout_secs", self.quic.handshake_timeout.as_secs_f64()),
             ("quic.idle_timeout_secs", self.quic.idle_timeout.as_secs_f64()),
@@ -317,8 +319,8 @@ impl Config {
         })
     }
 
-    /// The lake's object store: `lake.url`, or `<data_dir>/lake`.
-    pub fn lake_store(&self) -> anyhow::Result<std::sync::Arc<dyn object_store::ObjectStore>> {
+    /// Where the lake lives: `lake.url`, or `<data_dir>/lake`.
+    pub fn lake_store(&self) -> anyhow::Result<trackwire_sinks::lake::LakeLocation> {
         let url = match &self.lake.url {
             Some(url) => url.clone(),
             None => self.data_dir.join("lake").display().to_string(),

@@ -226,11 +226,19 @@ pub struct LakeSection {
     /// Longest one S3 request may take, in seconds; a slower or failed upload is retried at the
     /// next flush (the sink's lag and last error show on /healthcheck meanwhile).
     pub s3_request_timeout_secs: f64,
-    /// A Parquet file is committed once its encoded size reaches this many bytes.
+    /// A commit is due once a table's open Parquet file reaches this many bytes; compaction merges
+    /// a partition's files smaller than this into files of about this size.
     pub target_file_bytes: usize,
-    /// A Parquet file is committed once its oldest row has waited this long, in seconds, however
-    /// small it is. Until then its rows are safe in the log (replayed after a crash).
+    /// A commit is due once a table's oldest uncommitted row has waited this long, in seconds,
+    /// however small its files. Until then its rows are safe in the log (replayed after a crash).
     pub max_file_age_secs: f64,
+    /// A partition is compacted once it holds more than this many files smaller than
+    /// `target_file_bytes` (each commit adds a file to every partition it wrote to).
+    pub compact_above_files: usize,
+    /// Files replaced by compaction stay readable this long, in seconds (for queries and time
+    /// travel that started before), then vacuum deletes them. Files replaced by an erasure or by
+    /// coordinate retention are deleted at once.
+    pub vacuum_retention_secs: f64,
     /// Rows per Parquet row group (100k–1M: few enough for readers to skip by statistics, many enough to compress well).
     pub row_group_rows: usize,
     /// Most partitions (hours) with an open file per table; past it the oldest open file is
@@ -300,6 +308,8 @@ impl Default for LakeSection {
             s3_request_timeout_secs: 30.0,
             target_file_bytes: 64 << 20,
             max_file_age_secs: 60.0,
+            compact_above_files: 3,
+            vacuum_retention_secs: 3600.0,
             row_group_rows: 128 * 1024,
             max_open_partitions: 32,
             multipart_threshold_bytes: 16 << 20,

@@ -257,6 +257,8 @@ fn open_sinks(
         max_open_partitions: config.lake.max_open_partitions,
         multipart_threshold_bytes: config.lake.multipart_threshold_bytes,
         zstd_level: config.lake.zstd_level,
+        compact_above_files: config.lake.compact_above_files,
+        vacuum_retention: Duration::from_secs_f64(config.lake.vacuum_retention_secs),
     };
     let source = input.lake_source();
     let mut sinks: Vec<Box<dyn Sink>> = vec![

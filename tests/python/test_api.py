@@ -159,11 +159,19 @@ def test_uploads_streams_polyline_and_isolation(server_factory):
 
 
 def lake_ids(lake: Path, table: str) -> set[str]:
-    files = list((lake / table).rglob("*.parquet"))
+    """Workout ids in a lake table's newest version (through delta-rs)."""
+    delta = twclient.delta_table(lake, table)
+    if delta is None:
+        return set()
+    return set(delta.to_pyarrow_table(columns=["workout_id"]).column("workout_id").to_pylist())
+
+
+def stored_ids(lake: Path, table: str) -> set[str]:
+    """Workout ids in any Parquet file of a lake table, referenced by a version or not."""
+    files = [str(f) for f in (lake / table).rglob("*.parquet") if "_delta_log" not in str(f)]
     if not files:
         return set()
-    rows = duckdb.sql(f"select distinct workout_id from read_parquet({[str(f) for f in files]!r})").fetchall()
-    return {r[0] for r in rows}
+    return {r[0] for r in duckdb.sql(f"select distinct workout_id from read_parquet({files!r})").fetchall()}
 
 
 def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(server_factory, tmp_path):
@@ -188,6 +196,9 @@ def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(se
     def nothing_of_alice():
         assert a["workout_id"] not in lake_ids(lake, "points")
         assert a["workout_id"] not in lake_ids(lake, "workouts")
+        # Not just hidden from the newest version: no stored file holds her rows any more.
+        assert a["workout_id"] not in stored_ids(lake, "points")
+        assert a["workout_id"] not in stored_ids(lake, "workouts")
         assert b["workout_id"] in lake_ids(lake, "points"), "Bob's rows are untouched"
         assert server.api("GET", "/workouts", user=alice).json()["workouts"] == []
         assert server.api("GET", f"/workouts/{a['workout_id']}", user=alice).status_code == 404
@@ -229,9 +240,9 @@ def test_coordinate_retention_drops_positions_and_keeps_totals(server_factory, t
     streams = server.api("GET", f"/workouts/{up['workout_id']}/streams", params={"keys": "latlng,distance"}).json()
     assert all(p is None for p in streams["latlng"]["data"])
     assert streams["distance"]["data"][-1] > 0
-    files = [str(f) for f in lake.rglob("*.parquet")]
+    points = twclient.delta_table(data / "lake", "points").to_pyarrow_table()
     positioned, total = duckdb.sql(
-        f"select count(lat) + count(lon) + count(smoothed_lat), count(*) from read_parquet({files!r}) "
+        f"select count(lat) + count(lon) + count(smoothed_lat), count(*) from points "
         f"where workout_id = '{up['workout_id']}'"
     ).fetchall()[0]
     assert total > 100 and positioned == 0

@@ -346,6 +346,16 @@ class S3Server(LocalService):
             "s3", endpoint_url=self.endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
         )
 
+    def storage_options(self) -> dict:
+        """What delta-rs needs to read (and vacuum) a table on this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+        }
+
     def create_bucket(self, name: str) -> None:
         self.client().create_bucket(Bucket=name)
 
@@ -429,25 +439,47 @@ class KafkaBroker(LocalService):
         return out
 
 
-def read_points_s3(s3: S3Server, bucket_prefix: str):
-    """All rows of the points table on S3, through pyarrow (an independent S3 client)."""
-    import pyarrow.dataset as ds
+def delta_table(lake, table: str, s3: "S3Server | None" = None, version: int | None = None):
+    """A lake table through delta-rs (the `deltalake` package: an independent Delta reader),
+    or None while the table does not exist yet. `lake` is a directory, or `bucket/prefix` on `s3`."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    dataset = ds.dataset(f"{bucket_prefix}/points", filesystem=s3.filesystem(), format="parquet", partitioning="hive")
-    table = dataset.to_table(columns=["workout_id", "seq", "sample_index", "lat", "lon", "heart_rate_bpm"])
-    return table.to_pylist()
+    if s3 is None:
+        uri, options = str(Path(lake) / table), None
+    else:
+        uri, options = f"s3://{lake}/{table}", s3.storage_options()
+    try:
+        return DeltaTable(uri, storage_options=options, version=version)
+    except TableNotFoundError:
+        return None
+
+
+def read_points_s3(s3: "S3Server", bucket_prefix: str):
+    """All rows of the points table on S3, through delta-rs and pyarrow."""
+    table = delta_table(bucket_prefix, "points", s3)
+    if table is None:
+        return []
+    columns = ["workout_id", "seq", "sample_index", "lat", "lon", "heart_rate_bpm"]
+    return table.to_pyarrow_table(columns=columns).to_pylist()
 
 
 def read_points(lake: Path):
-    """All rows of the points table through DuckDB with Hive partitioning."""
+    """All rows of the points table's newest version, through delta-rs, queried with DuckDB."""
     import duckdb
+    import pyarrow as pa
 
+    table = delta_table(lake, "points")
+    points = table.to_pyarrow_table() if table is not None else None
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
+    if points is None:
+        return []
+    con.register("points", points)
     return con.execute(
-        f"""SELECT workout_id, seq, sample_index, epoch_ms(time) AS time_ms, lat, lon, heart_rate_bpm,
-                   altitude_m, date, hour
-            FROM read_parquet('{lake}/points/**/*.parquet', hive_partitioning=true)"""
+        """SELECT workout_id, seq, sample_index, epoch_ms(time) AS time_ms, lat, lon, heart_rate_bpm,
+                  altitude_m, date, hour
+           FROM points"""
     ).fetchall()
 
 

@@ -1,14 +1,14 @@
-//! Message bodies. Events reuse the event log's JSON; points are an Arrow IPC stream with the
-//! schema of the lake's `points` table (`docs/lake-schema.md`), so every Arrow reader decodes
-//! them without code of ours (`pyarrow.ipc.open_stream`).
+//! Message bodies. Events reuse the event log's JSON; points are an Arrow IPC stream of the points
+//! message schema (`points_schema.rs`, `docs/lake-schema.md`), so every Arrow reader decodes them
+//! without code of ours (`pyarrow.ipc.open_stream`).
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use trackwire_pipeline::Points;
 
+use super::points_schema::{points_message_batch, points_message_schema};
 use crate::SinkError;
-use crate::lake::{PointsTable, TableSpec};
 
 /// Header `schema-version` of points messages.
 pub const POINTS_SCHEMA_VERSION: &str = "1";
@@ -23,7 +23,7 @@ const FRAMING_BYTES: usize = 4096;
 
 /// One record's enriched points as an Arrow IPC stream (schema message + one batch).
 pub fn points_message(points: &Points) -> Result<Vec<u8>, SinkError> {
-    encode_batch(&PointsTable::to_batch(points)?, 64 * points.len() + 1024)
+    encode_batch(&points_message_batch(points)?, 64 * points.len() + 1024)
 }
 
 /// One record's enriched points as one or more Arrow IPC streams, each small enough for a
@@ -31,7 +31,7 @@ pub fn points_message(points: &Points) -> Result<Vec<u8>, SinkError> {
 /// samples (in order, every sample once) rather than refused by the broker.
 pub fn points_messages(points: &Points, max_message_bytes: usize) -> Result<Vec<Vec<u8>>, SinkError> {
     let mut out = Vec::new();
-    push_fitting(PointsTable::to_batch(points)?, max_message_bytes.saturating_sub(FRAMING_BYTES), &mut out)?;
+    push_fitting(points_message_batch(points)?, max_message_bytes.saturating_sub(FRAMING_BYTES), &mut out)?;
     Ok(out)
 }
 
@@ -40,7 +40,7 @@ pub fn points_messages(points: &Points, max_message_bytes: usize) -> Result<Vec<
 pub fn split_points_message(payload: &[u8]) -> Result<Option<[Vec<u8>; 2]>, SinkError> {
     let reader = StreamReader::try_new(payload, None)?;
     let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>()?;
-    let batch = arrow_select::concat::concat_batches(&PointsTable::schema(), &batches)?;
+    let batch = arrow_select::concat::concat_batches(&points_message_schema(), &batches)?;
     if batch.num_rows() < 2 {
         return Ok(None);
     }
@@ -65,7 +65,7 @@ fn push_fitting(batch: RecordBatch, budget: usize, out: &mut Vec<Vec<u8>>) -> Re
 
 fn encode_batch(batch: &RecordBatch, capacity: usize) -> Result<Vec<u8>, SinkError> {
     let mut out = Vec::with_capacity(capacity);
-    let mut writer = StreamWriter::try_new(&mut out, &PointsTable::schema())?;
+    let mut writer = StreamWriter::try_new(&mut out, &points_message_schema())?;
     writer.write(batch)?;
     writer.finish()?;
     drop(writer);

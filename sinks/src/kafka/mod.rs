@@ -18,6 +18,7 @@
 
 mod config;
 mod encode;
+mod points_schema;
 mod position;
 mod producer;
 mod sink;

@@ -1,40 +1,48 @@
-//! The Parquet lake on an `object_store`: Hive-partitioned tables of enriched points and finished
-//! workouts, for DuckDB, pyarrow, polars and Spark.
+//! The lake: two Delta Lake tables of Parquet files on an `object_store`, for Spark, Trino,
+//! DuckDB, polars and pyarrow. In: shard outputs. Out: committed table versions.
 //!
 //! ```text
-//! points/date=YYYY-MM-DD/hour=HH/part-<label>.parquet     one row per sample
-//! workouts/date=YYYY-MM-DD/part-<label>.parquet           one row per completed/cancelled workout
+//! points/_delta_log/…                                      the table's commits and checkpoints
+//! points/date=YYYY-MM-DD/hour=HH/part-<label>-<id>.parquet one row per sample
+//! workouts/date=YYYY-MM-DD/part-<label>-<id>.parquet       one row per completed/cancelled workout
 //! ```
-//! The store is a local directory or `s3://bucket/prefix` ([`open_store`]); either way a file
-//! appears whole or not at all (a single put, or a multipart upload completed in one request).
-//!
-//! `<label>` (20 digits) is the LSN through which that partition's rows are in committed files: it
-//! is both what makes file names unique and how a restarted sink knows what it already wrote.
+//! The store is a local directory or `s3://bucket/prefix` ([`open_store`]). A file is uploaded
+//! whole, then becomes part of the table only when a commit names it; each commit also records
+//! the sink's position in the log (a Delta application transaction), which is how a restarted
+//! sink knows what the table already holds.
 
 mod buffers;
+mod delta;
+mod maintenance;
 mod paths;
 mod props;
+mod read;
 mod redact;
-mod schema;
+pub(crate) mod schema;
 mod store;
 mod table;
 
+pub use delta::{ActiveFile, CHECKPOINT_INTERVAL};
 pub use paths::{ObjectKey, Partition};
 pub use props::{DEFAULT_ZSTD_LEVEL, writer_properties};
-pub use schema::{PointsTable, WorkoutsTable};
-pub use store::{S3Options, open_store};
+pub use read::read_table;
+pub use schema::{PointRows, PointsTable, WorkoutsTable};
+pub use store::{LakeLocation, S3Options, open_store};
 pub use table::{LakeConfig, LakeTable, MULTIPART_PART_BYTES, TableSpec};
 
 use std::sync::Arc;
 
 use object_store::ObjectStore;
 
-/// A local-filesystem object store rooted at `dir` (created if missing).
-pub fn local_store(dir: &std::path::Path) -> Result<Arc<dyn ObjectStore>, crate::SinkError> {
+/// A lake in the local directory `dir` (created if missing).
+pub fn local_store(dir: &std::path::Path) -> Result<LakeLocation, crate::SinkError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| crate::SinkError::io(format!("creating lake directory {}", dir.display()), e))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|source| {
-        crate::SinkError::ObjectStore { operation: "open", path: dir.display().to_string(), source }
-    })?;
-    Ok(Arc::new(store))
+    let absolute = dir
+        .canonicalize()
+        .map_err(|e| crate::SinkError::io(format!("resolving lake directory {}", dir.display()), e))?;
+    let root = url::Url::from_directory_path(&absolute)
+        .map_err(|()| crate::SinkError::Config(format!("lake directory {} is not a valid URL", absolute.display())))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(object_store::local::LocalFileSystem::new());
+    Ok(LakeLocation { store, root })
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 
 use chrono::{DateTime, Datelike, Timelike};
-use object_store::path::Path;
 
 /// A Hive partition: always by time, never by user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +22,14 @@ impl Partition {
     }
 }
 
+impl Partition {
+    /// The partition's date as days since 1970-01-01 (Delta's DATE).
+    pub fn days_since_epoch(&self) -> i32 {
+        chrono::NaiveDate::from_ymd_opt(self.year, self.month, self.day)
+            .map_or(0, |day| (day - chrono::NaiveDate::default()).num_days() as i32)
+    }
+}
+
 impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "date={:04}-{:02}-{:02}", self.year, self.month, self.day)?;
@@ -33,34 +40,38 @@ impl fmt::Display for Partition {
     }
 }
 
-/// `<table>/<partition>/part-<label>.parquet` (the embedded log's files) or
-/// `<table>/<partition>/part-s<source>-<label>.parquet` (the files of partition `source` of the
-/// scale-out raw topic: each source has its own LSNs, so its own labels), built and parsed only
-/// here.
+/// A data file's path relative to its table's root:
+/// `<partition>/part-<label>-<unique>.parquet` (the embedded log's files) or
+/// `<partition>/part-s<source>-<label>-<unique>.parquet` (partition `source` of the scale-out raw
+/// topic, which has its own LSNs). `<label>` is the newest LSN the file's rows come from; `<unique>`
+/// keeps two writers (or a writer and its own retry) from ever replacing each other's file.
+/// Files of the earlier, log-less layout have no `-<unique>`. Built and parsed only here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectKey {
-    pub table: &'static str,
     pub partition: Partition,
     pub source: Option<u32>,
     pub label: u64,
+    pub unique: Option<String>,
 }
 
 impl ObjectKey {
-    pub fn path(&self) -> Path {
-        match self.source {
-            None => Path::from(format!("{}/{}/part-{:020}.parquet", self.table, self.partition, self.label)),
-            Some(source) => {
-                Path::from(format!("{}/{}/part-s{source:04}-{:020}.parquet", self.table, self.partition, self.label))
-            }
-        }
+    /// A new file's key, unique however often it is written.
+    pub fn new(partition: Partition, source: Option<u32>, label: u64) -> ObjectKey {
+        let unique = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        ObjectKey { partition, source, label, unique: Some(unique) }
     }
 
-    /// Parses a key of `table`; None for anything else (temporary files, foreign objects).
-    pub fn parse(table: &'static str, path: &Path) -> Option<ObjectKey> {
-        let mut parts = path.as_ref().split('/');
-        if parts.next()? != table {
-            return None;
-        }
+    /// The path relative to the table root.
+    pub fn relative(&self) -> String {
+        let source = self.source.map(|s| format!("s{s:04}-")).unwrap_or_default();
+        let unique = self.unique.as_ref().map(|u| format!("-{u}")).unwrap_or_default();
+        format!("{}/part-{source}{:020}{unique}.parquet", self.partition, self.label)
+    }
+
+    /// Parses a path relative to the table root; None for anything else (the log, temporary
+    /// files, foreign objects).
+    pub fn parse(path: &str) -> Option<ObjectKey> {
+        let mut parts = path.split('/');
         let date = parts.next()?.strip_prefix("date=")?;
         let mut next = parts.next()?;
         let hour = match next.strip_prefix("hour=") {
@@ -72,13 +83,18 @@ impl ObjectKey {
             None => None,
         };
         let name = next.strip_prefix("part-")?.strip_suffix(".parquet")?;
-        let (source, label) = match name.strip_prefix('s') {
+        let (source, rest) = match name.strip_prefix('s') {
             Some(rest) => {
-                let (source, label) = rest.split_once('-')?;
-                (Some(source.parse().ok()?), label.parse().ok()?)
+                let (source, rest) = rest.split_once('-')?;
+                (Some(source.parse().ok()?), rest)
             }
-            None => (None, name.parse().ok()?),
+            None => (None, name),
         };
+        let (label, unique) = match rest.split_once('-') {
+            Some((label, unique)) => (label, Some(unique.to_string())),
+            None => (rest, None),
+        };
+        let label = label.parse().ok()?;
         if parts.next().is_some() {
             return None;
         }
@@ -89,7 +105,7 @@ impl ObjectKey {
             day: ymd.next()?.parse().ok()?,
             hour,
         };
-        Some(ObjectKey { table, partition, source, label })
+        Some(ObjectKey { partition, source, label, unique })
     }
 }
 
@@ -100,16 +116,18 @@ mod tests {
     #[test]
     fn keys_round_trip() {
         let partition = Partition::of_time_ms(1_700_000_000_000, true);
-        let key = ObjectKey { table: "points", partition, source: None, label: 42 };
-        assert_eq!(key.path().as_ref(), "points/date=2023-11-14/hour=22/part-00000000000000000042.parquet");
-        assert_eq!(ObjectKey::parse("points", &key.path()), Some(key));
-        let daily = ObjectKey { table: "workouts", partition: Partition::of_time_ms(0, false), source: None, label: 7 };
-        assert_eq!(daily.path().as_ref(), "workouts/date=1970-01-01/part-00000000000000000007.parquet");
-        assert_eq!(ObjectKey::parse("workouts", &daily.path()), Some(daily));
-        assert_eq!(ObjectKey::parse("points", &Path::from("points/date=2023-11-14/hour=22/part-1.parquet#1")), None);
-        let sourced = ObjectKey { table: "points", partition, source: Some(3), label: 42 };
-        assert_eq!(sourced.path().as_ref(), "points/date=2023-11-14/hour=22/part-s0003-00000000000000000042.parquet");
-        assert_eq!(ObjectKey::parse("points", &sourced.path()), Some(sourced));
-        assert_eq!(ObjectKey::parse("points", &Path::from("points/date=2023-11-14/hour=22/part-sx-1.parquet")), None);
+        let key = ObjectKey::new(partition, None, 42);
+        let path = key.relative();
+        assert!(path.starts_with("date=2023-11-14/hour=22/part-00000000000000000042-"), "{path}");
+        assert_eq!(ObjectKey::parse(&path), Some(key.clone()));
+        assert_ne!(ObjectKey::new(partition, None, 42), key, "every new key is unique");
+        let daily = ObjectKey::new(Partition::of_time_ms(0, false), Some(3), 7);
+        assert!(daily.relative().starts_with("date=1970-01-01/part-s0003-00000000000000000007-"));
+        assert_eq!(ObjectKey::parse(&daily.relative()), Some(daily));
+        let legacy = ObjectKey::parse("date=2023-11-14/hour=22/part-s0003-00000000000000000042.parquet").unwrap();
+        assert_eq!((legacy.source, legacy.label, legacy.unique), (Some(3), 42, None));
+        assert_eq!(ObjectKey::parse("_delta_log/00000000000000000000.json"), None);
+        assert_eq!(ObjectKey::parse("date=2023-11-14/hour=22/part-sx-1.parquet"), None);
+        assert_eq!(Partition::of_time_ms(86_400_000 * 3, false).days_since_epoch(), 3);
     }
 }

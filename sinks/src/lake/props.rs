@@ -10,6 +10,10 @@ use parquet::schema::types::ColumnPath;
 /// smaller files for a third more CPU.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
+/// Columns whose type is wider than their few distinct values (Delta has no unsigned 16-bit
+/// type, so the sample flags and power are 32-bit): dictionary-encoded like the small integers.
+const FEW_VALUES: &[&str] = &["flags", "power_w"];
+
 /// Writer properties for every lake file, set in one place. Each column is encoded for the
 /// values it holds, chosen by its Arrow type, before zstd at `zstd_level` (1–22):
 ///
@@ -41,6 +45,10 @@ pub fn writer_properties(
         .set_created_by(format!("trackwire {}", env!("CARGO_PKG_VERSION")));
     for field in schema.fields() {
         let column = ColumnPath::from(field.name().as_str());
+        if FEW_VALUES.contains(&field.name().as_str()) {
+            builder = builder.set_column_dictionary_enabled(column, true);
+            continue;
+        }
         builder = match field.data_type() {
             DataType::Utf8 | DataType::UInt8 | DataType::UInt16 | DataType::Int8 | DataType::Int16 => {
                 builder.set_column_dictionary_enabled(column, true)
@@ -90,6 +98,7 @@ mod tests {
             Some(writer_properties(&schema, 128 * 1024, level).unwrap()),
         )
         .unwrap();
+        let rows = crate::lake::PointRows::of_one_workout(rows, "u", "running");
         writer.write(&PointsTable::to_batch(&rows).unwrap()).unwrap();
         let file = bytes::Bytes::from(writer.into_inner().unwrap());
         let reader = SerializedFileReader::new(file).unwrap();
@@ -109,7 +118,7 @@ mod tests {
         for measure in ["lat", "lon", "distance_m", "altitude_m", "speed_mps"] {
             assert!(of(measure).contains(&Encoding::BYTE_STREAM_SPLIT), "{measure}: {:?}", of(measure));
         }
-        for few_values in ["workout_id", "heart_rate_bpm", "flags"] {
+        for few_values in ["workout_id", "user_id", "sport", "heart_rate_bpm", "flags"] {
             assert!(of(few_values).contains(&Encoding::RLE_DICTIONARY), "{few_values}: {:?}", of(few_values));
         }
         assert_eq!(compression, Compression::ZSTD(ZstdLevel::try_new(1).unwrap()));

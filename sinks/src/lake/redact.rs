@@ -1,7 +1,8 @@
-//! Rewriting committed lake files for an erasure (rows of the erased workouts removed) or for
-//! coordinate retention (positions nulled). A rewritten file keeps its key, and so its label: the
-//! sink's exactly-once bookkeeping is untouched, and a reader sees the old file or the new one,
-//! never a mix (object stores replace an object atomically).
+//! Replacing committed lake files for an erasure (rows of the erased workouts removed) or for
+//! coordinate retention (positions nulled): each touched file is rewritten under a new name, one
+//! commit removes the old files and adds the new ones (a reader sees the table before or after,
+//! never a mix), and the old files are deleted at once, with every other file of those
+//! partitions that no version needs, so what was erased is gone from storage, not just hidden.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,8 +13,88 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch};
 use arrow_schema::ArrowError;
 use chrono::{DateTime, Days, NaiveDate};
 
-use super::paths::Partition;
-use crate::Command;
+use super::delta::{Changes, Commit};
+use super::paths::{ObjectKey, Partition};
+use super::table::{FileWriter, LakeTable, TableSpec, read_batches};
+use crate::{Command, SinkError};
+
+/// Attempts at one redaction when other writers keep changing the files first.
+const ATTEMPTS: usize = 8;
+
+impl<T: TableSpec> LakeTable<T> {
+    /// Applies an erasure or a retention cut to every file of this source it touches.
+    pub(super) fn redact(&mut self, command: &Command) -> Result<(), SinkError> {
+        let erased: HashSet<String>;
+        let redaction = match command {
+            Command::Erase(erasure) => {
+                erased = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
+                Redaction::EraseWorkouts(&erased)
+            }
+            Command::DropPositions { before_ms, .. } if !T::POSITION_COLUMNS.is_empty() => Redaction::DropPositions {
+                columns: T::POSITION_COLUMNS,
+                time_column: T::TIME_COLUMN,
+                before_us: before_ms.saturating_mul(1000),
+            },
+            Command::DropPositions { .. } => return Ok(()),
+        };
+        let wanted = partition_filter(command);
+        self.reach_table()?;
+        for _ in 0..ATTEMPTS {
+            let mut changes = Changes::default();
+            let mut written = Vec::new();
+            for (partition, files) in self.own_files()? {
+                if !wanted(&partition) {
+                    continue;
+                }
+                for (file, key) in files {
+                    let batches = read_batches(self.get(&self.file_path(&key)?)?)?;
+                    let mut changed = false;
+                    let mut writer = FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?;
+                    for batch in batches {
+                        let batch = match redaction.apply(&batch)? {
+                            Some(redacted) => {
+                                changed = true;
+                                redacted
+                            }
+                            None => batch,
+                        };
+                        if batch.num_rows() > 0 {
+                            writer.write(&batch)?;
+                        }
+                    }
+                    if !changed {
+                        continue;
+                    }
+                    changes.remove.push(file.path);
+                    if let Some((bytes, stats)) = writer.finish()? {
+                        let new = ObjectKey::new(partition, self.source, key.label);
+                        let size = bytes.len();
+                        self.put(&self.file_path(&new)?, bytes)?;
+                        changes.add.push(self.new_file(&new, size, stats));
+                        written.push(new);
+                    }
+                }
+            }
+            let replaced = changes.remove.len();
+            if replaced == 0 {
+                break;
+            }
+            match self.reach_table()?.commit(changes)? {
+                Commit::Committed { version } => {
+                    tracing::info!(table = T::NAME, files = replaced, version, "lake files replaced");
+                    break;
+                }
+                Commit::Conflict | Commit::Stale => {
+                    for key in &written {
+                        self.delete(&self.file_path(key)?)?;
+                    }
+                }
+            }
+        }
+        self.vacuum(Some(&wanted))?;
+        Ok(())
+    }
+}
 
 /// What to do to each batch of a file.
 pub enum Redaction<'a> {
@@ -61,6 +142,26 @@ impl Redaction<'_> {
             }
         }
     }
+}
+
+/// The rows of `batches` whose `column` (an Int64 LSN) is above `above`.
+pub(super) fn keep_lsn_above(
+    batches: &[RecordBatch],
+    column: &str,
+    above: u64,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let above = i64::try_from(above).unwrap_or(i64::MAX);
+    batches
+        .iter()
+        .map(|batch| {
+            let lsns = batch
+                .column_by_name(column)
+                .ok_or_else(|| missing(column))?
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let keep: BooleanArray = lsns.iter().map(|lsn| Some(lsn.is_some_and(|lsn| lsn > above))).collect();
+            arrow_select::filter::filter_record_batch(batch, &keep)
+        })
+        .collect()
 }
 
 fn missing(column: &str) -> ArrowError {

@@ -1,4 +1,5 @@
-//! The lake's tables: their Arrow schemas and how rows become record batches.
+//! The lake's tables: their Arrow schemas (Delta types only: no unsigned integers) and how rows
+//! become record batches.
 //! Documented column by column in `docs/lake-schema.md`.
 
 use std::ops::Range;
@@ -6,20 +7,21 @@ use std::sync::{Arc, LazyLock};
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, RecordBatch, TimestampMicrosecondArray, UInt8Array,
-    UInt16Array, UInt32Array, UInt64Array,
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StructArray, TimestampMicrosecondArray,
 };
-use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::{Points, ShardOutput, WorkoutSummary};
+use trackwire_pipeline::{AthleteProfile, Points, ShardOutput, WorkoutSummary};
 
 use super::table::TableSpec;
 
-fn utc_micros() -> DataType {
+pub(crate) fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-fn ids<'a>(ids: impl Iterator<Item = &'a WorkoutId>, len: usize) -> ArrayRef {
+pub(crate) fn ids<'a>(ids: impl Iterator<Item = &'a WorkoutId>, len: usize) -> ArrayRef {
     let mut builder = StringBuilder::with_capacity(len, len * 36);
     let mut buf = [0u8; 36];
     for id in ids {
@@ -33,28 +35,107 @@ fn device(rows: &[WorkoutSummary], field: fn(&trackwire_codec::DeviceTotals) -> 
     Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.device_totals.as_ref().and_then(field))))
 }
 
-fn ms_to_us(ms: i64) -> i64 {
+/// Seconds in heart-rate zone `zone` (0-based) of each workout.
+fn zone(rows: &[WorkoutSummary], zone: usize) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.hr_zone_seconds.map(|z| z[zone]))))
+}
+
+/// A value of the athlete profile the workout's calories and load were computed with.
+fn profile(rows: &[WorkoutSummary], field: fn(&AthleteProfile) -> Option<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.profile.as_ref().and_then(field))))
+}
+
+fn split_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("km", DataType::Int32, false),
+        Field::new("distance_m", DataType::Float64, false),
+        Field::new("elapsed_s", DataType::Float64, false),
+        Field::new("moving_s", DataType::Float64, false),
+        Field::new("pace_s_per_km", DataType::Float64, true),
+        Field::new("heart_rate_avg_bpm", DataType::Float64, true),
+    ])
+}
+
+fn split_type() -> DataType {
+    DataType::Struct(split_fields())
+}
+
+/// Each workout's per-kilometre splits as a list of structs.
+fn splits(rows: &[WorkoutSummary]) -> ArrayRef {
+    let all: Vec<&trackwire_pipeline::stages::Split> = rows.iter().flat_map(|r| r.splits.iter()).collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(all.iter().map(|s| s.km as i32))),
+        Arc::new(Float64Array::from_iter_values(all.iter().map(|s| s.distance_m))),
+        Arc::new(Float64Array::from_iter_values(all.iter().map(|s| s.elapsed_s))),
+        Arc::new(Float64Array::from_iter_values(all.iter().map(|s| s.moving_s))),
+        Arc::new(Float64Array::from_iter(all.iter().map(|s| s.pace_s_per_km))),
+        Arc::new(Float64Array::from_iter(all.iter().map(|s| s.heart_rate_avg_bpm))),
+    ];
+    let values = StructArray::new(split_fields(), columns, None);
+    let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.splits.len()));
+    Arc::new(ListArray::new(Arc::new(Field::new("element", split_type(), true)), offsets, Arc::new(values), None))
+}
+
+pub(crate) fn ms_to_us(ms: i64) -> i64 {
     ms.saturating_mul(1000)
 }
 
-/// `points/`: one row per enriched sample, partitioned by the sample's UTC date and hour.
+/// `points`: one row per enriched sample, partitioned by the sample's UTC date and hour.
 pub struct PointsTable;
 
+/// The rows a points file is built from: the pipeline's columns, plus who and what each run of
+/// them belongs to (an output is one workout, so one run per output at most).
+#[derive(Debug, Default, Clone)]
+pub struct PointRows {
+    pub points: Points,
+    /// `(user_id, sport, rows)` runs, in row order.
+    owners: Vec<(String, String, usize)>,
+}
+
+impl PointRows {
+    /// Rows that all belong to one user's workout of one sport.
+    pub fn of_one_workout(points: Points, user_id: &str, sport: &str) -> Self {
+        let rows = points.len();
+        PointRows { points, owners: vec![(user_id.to_owned(), sport.to_owned(), rows)] }
+    }
+
+    fn push_owner(&mut self, user_id: &str, sport: &str, rows: usize) {
+        match self.owners.last_mut() {
+            Some((user, last_sport, count)) if user == user_id && last_sport == sport => *count += rows,
+            _ => self.owners.push((user_id.to_owned(), sport.to_owned(), rows)),
+        }
+    }
+
+    fn owner_column(&self, field: fn(&(String, String, usize)) -> &str) -> ArrayRef {
+        let mut builder = StringBuilder::with_capacity(self.points.len(), self.owners.len() * 36);
+        for owner in &self.owners {
+            for _ in 0..owner.2 {
+                builder.append_value(field(owner));
+            }
+        }
+        Arc::new(builder.finish())
+    }
+}
+
 static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    // Delta has no unsigned integers: each column takes the narrowest signed type that holds
+    // every value (heart rate and cadence up to 255 need a short).
     Arc::new(Schema::new(vec![
         Field::new("workout_id", DataType::Utf8, false),
-        Field::new("seq", DataType::UInt64, false),
-        Field::new("sample_index", DataType::UInt32, false),
-        Field::new("lsn", DataType::UInt64, false),
+        Field::new("user_id", DataType::Utf8, false),
+        Field::new("sport", DataType::Utf8, false),
+        Field::new("seq", DataType::Int64, false),
+        Field::new("sample_index", DataType::Int32, false),
+        Field::new("lsn", DataType::Int64, false),
         Field::new("time", utc_micros(), false),
         Field::new("lat", DataType::Float64, true),
         Field::new("lon", DataType::Float64, true),
         Field::new("altitude_m", DataType::Float32, true),
-        Field::new("heart_rate_bpm", DataType::UInt8, true),
-        Field::new("cadence_rpm", DataType::UInt8, true),
-        Field::new("power_w", DataType::UInt16, true),
+        Field::new("heart_rate_bpm", DataType::Int16, true),
+        Field::new("cadence_rpm", DataType::Int16, true),
+        Field::new("power_w", DataType::Int32, true),
         Field::new("h_accuracy_m", DataType::Float32, true),
-        Field::new("flags", DataType::UInt16, false),
+        Field::new("flags", DataType::Int32, false),
         Field::new("paused", DataType::Boolean, false),
         Field::new("time_out_of_order", DataType::Boolean, false),
         Field::new("distance_m", DataType::Float64, false),
@@ -63,7 +144,7 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("moving", DataType::Boolean, false),
         Field::new("after_pause", DataType::Boolean, false),
         Field::new("position_rejected", DataType::Boolean, false),
-        Field::new("hr_zone", DataType::UInt8, true),
+        Field::new("hr_zone", DataType::Int8, true),
         Field::new("smoothed_lat", DataType::Float64, true),
         Field::new("smoothed_lon", DataType::Float64, true),
         Field::new("grade_pct", DataType::Float32, true),
@@ -71,10 +152,11 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 impl TableSpec for PointsTable {
-    type Rows = Points;
+    type Rows = PointRows;
     const NAME: &'static str = "points";
     const HOURLY: bool = true;
     const TIME_COLUMN: &'static str = "time";
+    const LSN_COLUMN: &'static str = "lsn";
     const POSITION_COLUMNS: &'static [&'static str] = &["lat", "lon", "smoothed_lat", "smoothed_lon"];
 
     fn schema() -> SchemaRef {
@@ -85,54 +167,61 @@ impl TableSpec for PointsTable {
         &output.points.time_ms
     }
 
-    fn append(rows: &mut Points, output: &ShardOutput, range: Range<usize>) {
-        rows.extend_from(&output.points, range);
+    fn append(rows: &mut PointRows, output: &ShardOutput, range: Range<usize>) {
+        let (user, sport) = output.summary.as_ref().map_or(("", ""), |s| (s.user_id.as_str(), s.sport.as_str()));
+        rows.push_owner(user, sport, range.len());
+        rows.points.extend_from(&output.points, range);
     }
 
-    fn row_count(rows: &Points) -> usize {
-        rows.len()
+    fn row_count(rows: &PointRows) -> usize {
+        rows.points.len()
     }
 
-    fn clear(rows: &mut Points) {
-        rows.clear();
+    fn clear(rows: &mut PointRows) {
+        rows.points.clear();
+        rows.owners.clear();
     }
 
-    fn to_batch(rows: &Points) -> Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &PointRows) -> Result<RecordBatch, ArrowError> {
+        let p = &rows.points;
         let columns: Vec<ArrayRef> = vec![
-            ids(rows.workout_id.iter(), rows.len()),
-            Arc::new(UInt64Array::from(rows.seq.clone())),
-            Arc::new(UInt32Array::from(rows.index.clone())),
-            Arc::new(UInt64Array::from(rows.lsn.clone())),
+            ids(p.workout_id.iter(), p.len()),
+            rows.owner_column(|o| &o.0),
+            rows.owner_column(|o| &o.1),
+            Arc::new(Int64Array::from_iter_values(p.seq.iter().map(|v| *v as i64))),
+            Arc::new(Int32Array::from_iter_values(p.index.iter().map(|v| *v as i32))),
+            Arc::new(Int64Array::from_iter_values(p.lsn.iter().map(|v| *v as i64))),
             Arc::new(
-                TimestampMicrosecondArray::from_iter_values(rows.time_ms.iter().map(|ms| ms_to_us(*ms)))
+                TimestampMicrosecondArray::from_iter_values(p.time_ms.iter().map(|ms| ms_to_us(*ms)))
                     .with_timezone("UTC"),
             ),
-            Arc::new(Float64Array::from_iter(rows.lat_deg.iter().copied())),
-            Arc::new(Float64Array::from_iter(rows.lon_deg.iter().copied())),
-            Arc::new(Float32Array::from_iter(rows.altitude_m.iter().copied())),
-            Arc::new(UInt8Array::from_iter(rows.heart_rate_bpm.iter().copied())),
-            Arc::new(UInt8Array::from_iter(rows.cadence_rpm.iter().copied())),
-            Arc::new(UInt16Array::from_iter(rows.power_w.iter().copied())),
-            Arc::new(Float32Array::from_iter(rows.h_accuracy_m.iter().copied())),
-            Arc::new(UInt16Array::from(rows.flags.clone())),
-            Arc::new(BooleanArray::from(rows.paused.clone())),
-            Arc::new(BooleanArray::from(rows.time_out_of_order.clone())),
-            Arc::new(Float64Array::from(rows.distance_m.clone())),
-            Arc::new(Float64Array::from(rows.elapsed_s.clone())),
-            Arc::new(Float32Array::from_iter(rows.speed_mps.iter().copied())),
-            Arc::new(BooleanArray::from(rows.moving.clone())),
-            Arc::new(BooleanArray::from(rows.after_pause.clone())),
-            Arc::new(BooleanArray::from(rows.position_rejected.clone())),
-            Arc::new(UInt8Array::from_iter(rows.hr_zone.iter().copied())),
-            Arc::new(Float64Array::from_iter(rows.smoothed_lat.iter().copied())),
-            Arc::new(Float64Array::from_iter(rows.smoothed_lon.iter().copied())),
-            Arc::new(Float32Array::from_iter(rows.grade_pct.iter().copied())),
+            Arc::new(Float64Array::from_iter(p.lat_deg.iter().copied())),
+            Arc::new(Float64Array::from_iter(p.lon_deg.iter().copied())),
+            Arc::new(Float32Array::from_iter(p.altitude_m.iter().copied())),
+            Arc::new(Int16Array::from_iter(p.heart_rate_bpm.iter().map(|v| v.map(i16::from)))),
+            Arc::new(Int16Array::from_iter(p.cadence_rpm.iter().map(|v| v.map(i16::from)))),
+            Arc::new(Int32Array::from_iter(p.power_w.iter().map(|v| v.map(i32::from)))),
+            Arc::new(Float32Array::from_iter(p.h_accuracy_m.iter().copied())),
+            Arc::new(Int32Array::from_iter_values(p.flags.iter().map(|v| i32::from(*v)))),
+            Arc::new(BooleanArray::from(p.paused.clone())),
+            Arc::new(BooleanArray::from(p.time_out_of_order.clone())),
+            Arc::new(Float64Array::from(p.distance_m.clone())),
+            Arc::new(Float64Array::from(p.elapsed_s.clone())),
+            Arc::new(Float32Array::from_iter(p.speed_mps.iter().copied())),
+            Arc::new(BooleanArray::from(p.moving.clone())),
+            Arc::new(BooleanArray::from(p.after_pause.clone())),
+            Arc::new(BooleanArray::from(p.position_rejected.clone())),
+            // Zones are 1–5.
+            Arc::new(Int8Array::from_iter(p.hr_zone.iter().map(|v| v.map(|z| z.min(127) as i8)))),
+            Arc::new(Float64Array::from_iter(p.smoothed_lat.iter().copied())),
+            Arc::new(Float64Array::from_iter(p.smoothed_lon.iter().copied())),
+            Arc::new(Float32Array::from_iter(p.grade_pct.iter().copied())),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
 }
 
-/// `workouts/`: one row per finished (completed or cancelled) workout, by the UTC start date.
+/// `workouts`: one row per finished (completed or cancelled) workout, by the UTC start date.
 pub struct WorkoutsTable;
 
 static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -147,19 +236,19 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("end_time", utc_micros(), false),
         Field::new("elapsed_s", DataType::Float64, false),
         Field::new("timer_s", DataType::Float64, false),
-        Field::new("samples", DataType::UInt64, false),
-        Field::new("batches", DataType::UInt64, false),
+        Field::new("samples", DataType::Int64, false),
+        Field::new("batches", DataType::Int64, false),
         Field::new("distance_m", DataType::Float64, false),
         Field::new("heart_rate_avg_bpm", DataType::Float64, true),
-        Field::new("heart_rate_max_bpm", DataType::UInt8, true),
-        Field::new("first_lsn", DataType::UInt64, false),
-        Field::new("last_lsn", DataType::UInt64, false),
+        Field::new("heart_rate_max_bpm", DataType::Int16, true),
+        Field::new("first_lsn", DataType::Int64, false),
+        Field::new("last_lsn", DataType::Int64, false),
         Field::new("moving_time_s", DataType::Float64, false),
         Field::new("elevation_gain_m", DataType::Float64, true),
         Field::new("elevation_loss_m", DataType::Float64, true),
         Field::new("max_speed_mps", DataType::Float64, true),
-        Field::new("rejected_fixes", DataType::UInt64, false),
-        Field::new("rejected_altitudes", DataType::UInt64, false),
+        Field::new("rejected_fixes", DataType::Int64, false),
+        Field::new("rejected_altitudes", DataType::Int64, false),
         Field::new("calories_kcal", DataType::Float64, true),
         Field::new("calories_method", DataType::Utf8, true),
         Field::new("trimp_edwards", DataType::Float64, true),
@@ -168,6 +257,17 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("device_timer_s", DataType::Float64, true),
         Field::new("device_ascent_m", DataType::Float64, true),
         Field::new("device_calories_kcal", DataType::Float64, true),
+        Field::new("hr_zone_1_s", DataType::Float64, true),
+        Field::new("hr_zone_2_s", DataType::Float64, true),
+        Field::new("hr_zone_3_s", DataType::Float64, true),
+        Field::new("hr_zone_4_s", DataType::Float64, true),
+        Field::new("hr_zone_5_s", DataType::Float64, true),
+        Field::new("splits", DataType::List(Arc::new(Field::new("element", split_type(), true))), false),
+        Field::new("profile_weight_kg", DataType::Float64, true),
+        Field::new("profile_age_years", DataType::Float64, true),
+        Field::new("profile_male", DataType::Boolean, true),
+        Field::new("profile_hr_max_bpm", DataType::Float64, true),
+        Field::new("profile_hr_rest_bpm", DataType::Float64, true),
     ]))
 });
 
@@ -176,6 +276,7 @@ impl TableSpec for WorkoutsTable {
     const NAME: &'static str = "workouts";
     const HOURLY: bool = false;
     const TIME_COLUMN: &'static str = "start_time";
+    const LSN_COLUMN: &'static str = "last_lsn";
     const POSITION_COLUMNS: &'static [&'static str] = &[];
 
     fn schema() -> SchemaRef {
@@ -228,19 +329,19 @@ impl TableSpec for WorkoutsTable {
             ),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.elapsed_s))),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.timer_s))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.samples))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.batches))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.samples as i64))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.batches as i64))),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.distance_m))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.heart_rate_avg_bpm))),
-            Arc::new(UInt8Array::from_iter(rows.iter().map(|r| r.heart_rate_max_bpm))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.first_lsn))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.last_lsn))),
+            Arc::new(Int16Array::from_iter(rows.iter().map(|r| r.heart_rate_max_bpm.map(i16::from)))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.first_lsn as i64))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.last_lsn as i64))),
             Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.moving_time_s))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.elevation_gain_m))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.elevation_loss_m))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.max_speed_mps))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rejected_fixes))),
-            Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.rejected_altitudes))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.rejected_fixes as i64))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.rejected_altitudes as i64))),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.calories_kcal))),
             strings(|r| r.calories_method.as_deref()),
             Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.trimp_edwards))),
@@ -249,6 +350,17 @@ impl TableSpec for WorkoutsTable {
             device(rows, |d| d.timer_s),
             device(rows, |d| d.ascent_m),
             device(rows, |d| d.calories_kcal),
+            zone(rows, 0),
+            zone(rows, 1),
+            zone(rows, 2),
+            zone(rows, 3),
+            zone(rows, 4),
+            splits(rows),
+            profile(rows, |p| p.weight_kg),
+            profile(rows, |p| p.age_years),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.profile.as_ref().and_then(|p| p.male)))),
+            profile(rows, |p| p.hr_max_bpm),
+            profile(rows, |p| p.hr_rest_bpm),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }

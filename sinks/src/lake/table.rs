@@ -1,33 +1,35 @@
-//! One lake table as a sink: rows buffered per partition, encoded a row group at a time, and
-//! committed as whole objects, so a reader never sees a partial file.
+//! One lake table as a sink: rows buffered per partition, encoded a row group at a time into
+//! Parquet files, and committed to the table's Delta log together with the sink's position in
+//! the log, so a reader sees every row of a commit or none, and a restart knows where it was.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::RecordBatch;
+use arrow_array::{RecordBatch, StructArray};
 use arrow_schema::{ArrowError, SchemaRef};
 use bytes::Bytes;
-use futures::StreamExt;
+use delta_kernel_default_engine::stats::FileStatsAccumulator;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use trackwire_pipeline::ShardOutput;
 
 use super::buffers::Buffers;
+use super::delta::{Changes, Commit, DeltaTable, NewFile, StatsSpec};
+use super::maintenance::Maintenance;
 use super::paths::{ObjectKey, Partition};
 use super::props::writer_properties;
-use super::redact::{Redaction, partition_filter};
+use super::store::LakeLocation;
 use crate::unheld::Unheld;
-use crate::{Command, Sink, SinkError};
+use crate::{Sink, SinkError};
 
 /// What a table's rows are and how they are laid out.
 pub trait TableSpec: Send + 'static {
     /// Rows waiting to be encoded (the points' columns, or finished workouts' summaries).
     type Rows: Default + Send;
-    /// Top-level folder of the table.
+    /// Folder of the table under the lake's root.
     const NAME: &'static str;
     /// Partition by hour as well as date.
     const HOURLY: bool;
@@ -42,38 +44,100 @@ pub trait TableSpec: Send + 'static {
     fn to_batch(rows: &Self::Rows) -> Result<RecordBatch, ArrowError>;
     /// The timestamp column rows are partitioned by.
     const TIME_COLUMN: &'static str;
+    /// The column holding the LSN each row came from (Int64).
+    const LSN_COLUMN: &'static str;
     /// Columns that hold positions (nulled by coordinate retention).
     const POSITION_COLUMNS: &'static [&'static str];
 }
 
-/// File rolling and encoding knobs.
+/// File rolling, encoding and maintenance knobs.
 #[derive(Debug, Clone)]
 pub struct LakeConfig {
-    /// A file is committed once its encoded size reaches this.
+    /// A commit is due once an open file's encoded size reaches this; compaction merges files
+    /// smaller than this.
     pub target_file_bytes: usize,
-    /// A file is committed once its first row is this old, however small.
+    /// A commit is due once the oldest uncommitted row is this old, however small the files.
     pub max_file_age: Duration,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
     /// Most partitions with an open file at once. Each open file holds encoder buffers, so a
     /// backfill spanning hundreds of hours would otherwise hold hundreds of them; past the cap the
-    /// oldest open file is committed early (a smaller file, bounded memory).
+    /// oldest open file is finished early (a smaller file, bounded memory).
     pub max_open_partitions: usize,
     /// Files larger than this are uploaded in parts of [`MULTIPART_PART_BYTES`] (multipart
     /// upload), smaller ones with a single put.
     pub multipart_threshold_bytes: usize,
     /// zstd level of the Parquet pages (1–22; see [`super::props::DEFAULT_ZSTD_LEVEL`]).
     pub zstd_level: i32,
+    /// A partition is compacted once it holds more than this many files smaller than the target.
+    pub compact_above_files: usize,
+    /// How long a file replaced by compaction stays readable (for queries that started before
+    /// the compaction) before it is deleted. Files replaced by an erasure or by coordinate
+    /// retention are deleted at once.
+    pub vacuum_retention: Duration,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        LakeConfig {
+            target_file_bytes: 64 << 20,
+            max_file_age: Duration::from_secs(60),
+            row_group_rows: 1 << 20,
+            max_open_partitions: 16,
+            multipart_threshold_bytes: 64 << 20,
+            zstd_level: super::props::DEFAULT_ZSTD_LEVEL,
+            compact_above_files: 3,
+            vacuum_retention: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Rows are handed to the Parquet writer in chunks of this many: big enough to amortise building
 /// Arrow arrays, small enough that the writer's size estimate (used for rolling) stays current.
 const ENCODE_CHUNK_ROWS: usize = 8192;
 
+/// Attempts at one commit when other writers keep taking the next version first.
+const COMMIT_ATTEMPTS: usize = 8;
+
+/// A Parquet file being written, with the statistics the log records for it.
+pub(super) struct FileWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    stats: FileStatsAccumulator,
+}
+
+impl FileWriter {
+    pub(super) fn new(
+        stats: &StatsSpec,
+        schema: SchemaRef,
+        config: &LakeConfig,
+        buffer: Vec<u8>,
+    ) -> Result<Self, SinkError> {
+        let props = writer_properties(&schema, config.row_group_rows, config.zstd_level)?;
+        Ok(FileWriter { writer: ArrowWriter::try_new(buffer, schema, Some(props))?, stats: stats.accumulator() })
+    }
+
+    pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.stats.merge(batch).map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
+        self.writer.write(batch)?;
+        Ok(())
+    }
+
+    pub(super) fn encoded_bytes(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    /// The finished file and its statistics; None when no row was written.
+    pub(super) fn finish(self) -> Result<Option<(Bytes, StructArray)>, SinkError> {
+        let stats = self.stats.finish().map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
+        let bytes = Bytes::from(self.writer.into_inner()?);
+        Ok(stats.map(|stats| (bytes, stats)))
+    }
+}
+
 struct OpenFile<R> {
     /// Rows not yet encoded into a row group.
     rows: R,
-    writer: ArrowWriter<Vec<u8>>,
+    writer: FileWriter,
     first_lsn: u64,
     opened: Instant,
 }
@@ -88,30 +152,37 @@ impl<R> OpenFile<R> {
         }
         Ok(())
     }
-
-    fn encoded_bytes(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
-    }
 }
 
-/// A finished file waiting to be uploaded (kept across failed attempts, uploaded in order).
-struct Sealed {
-    key: ObjectKey,
-    bytes: Bytes,
-    first_lsn: u64,
+/// A finished file waiting for the commit that adds it (kept, with its bytes, until then: a
+/// conflict with another writer may mean rewriting it).
+pub(super) struct Sealed {
+    pub(super) key: ObjectKey,
+    pub(super) bytes: Bytes,
+    pub(super) stats: StructArray,
+    pub(super) first_lsn: u64,
+    pub(super) uploaded: bool,
 }
 
 pub struct LakeTable<T: TableSpec> {
-    store: Arc<dyn ObjectStore>,
-    runtime: tokio::runtime::Runtime,
-    config: LakeConfig,
+    pub(super) location: LakeLocation,
+    /// The table's root URL.
+    pub(super) url: url::Url,
+    /// The Delta table, once reached (opened or created): until then files are written and
+    /// wait, and the first commit learns from the table's log what it already holds.
+    table: Option<DeltaTable>,
+    pub(super) stats: StatsSpec,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) config: LakeConfig,
     /// Which log the LSNs are of: None for the embedded log, `Some(p)` for partition `p` of the
-    /// raw topic. The table reads and writes only that source's files.
-    source: Option<u32>,
+    /// raw topic. Each source commits its own position and maintains only its own files.
+    pub(super) source: Option<u32>,
+    /// The Delta application id this sink's commits carry.
+    app_id: String,
+    /// The LSN through which this source's rows are in the table.
+    committed: u64,
     open: BTreeMap<Partition, OpenFile<T::Rows>>,
     sealed: VecDeque<Sealed>,
-    /// Per partition, the label of its newest committed file: its rows with LSN ≤ label are stored.
-    committed: HashMap<Partition, u64>,
     last_fed: u64,
     /// Rows lost to an encoding failure (a bug): the checkpoint stays below them.
     unheld: Unheld,
@@ -120,79 +191,127 @@ pub struct LakeTable<T: TableSpec> {
     last_partition: Option<(i64, Partition)>,
     /// Memory of uploaded files, for the next ones.
     buffers: Buffers,
+    pub(super) maintenance: Maintenance,
     _table: PhantomData<T>,
 }
 
 impl<T: TableSpec> LakeTable<T> {
-    /// Opens the table fed by the embedded log and learns from the committed file names what it
-    /// already holds.
-    pub fn open(store: Arc<dyn ObjectStore>, config: LakeConfig) -> Result<Self, SinkError> {
-        Self::open_source(store, config, None)
+    /// Opens (or creates) the table fed by the embedded log and reads from its log how far it is.
+    pub fn open(location: LakeLocation, config: LakeConfig) -> Result<Self, SinkError> {
+        Self::open_source(location, config, None)
     }
 
-    /// Opens the table fed by `source` (see the field): several sources share the lake's
-    /// partitions, each with its own file labels.
-    pub fn open_source(
-        store: Arc<dyn ObjectStore>,
-        config: LakeConfig,
-        source: Option<u32>,
-    ) -> Result<Self, SinkError> {
+    /// Opens the table fed by `source` (see the field): several sources share the table, each
+    /// with its own position in the log.
+    pub fn open_source(location: LakeLocation, config: LakeConfig, source: Option<u32>) -> Result<Self, SinkError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| SinkError::io("starting the object store runtime", e))?;
-        let prefix = Path::from(T::NAME);
-        let mut committed: HashMap<Partition, u64> = HashMap::new();
-        let listed: Vec<_> = runtime.block_on(store.list(Some(&prefix)).collect());
-        for meta in listed {
-            let meta =
-                meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
-            if let Some(key) = ObjectKey::parse(T::NAME, &meta.location).filter(|key| key.source == source) {
-                let label = committed.entry(key.partition).or_default();
-                *label = (*label).max(key.label);
-            }
-        }
-        tracing::info!(table = T::NAME, partitions = committed.len(), "lake table opened");
-        Ok(LakeTable {
-            store,
+        let url = location.table_url(T::NAME);
+        let app_id = match source {
+            None => format!("trackwire/{}/embedded", T::NAME),
+            Some(p) => format!("trackwire/{}/raw-{p}", T::NAME),
+        };
+        let mut lake = LakeTable {
+            location,
+            url,
+            table: None,
+            stats: StatsSpec::of(&T::schema())?,
             runtime,
             config,
             source,
+            app_id,
+            committed: 0,
             open: BTreeMap::new(),
             sealed: VecDeque::new(),
-            committed,
             last_fed: 0,
             unheld: Unheld::default(),
             last_partition: None,
             buffers: Buffers::default(),
+            maintenance: Maintenance::default(),
             _table: PhantomData,
-        })
+        };
+        // A store that is away at start is no reason not to start: the rows wait in the log, and
+        // the first flush that reaches the table finds out what it holds.
+        match lake.reach_table() {
+            Ok(table) => {
+                tracing::info!(
+                    table = T::NAME,
+                    version = table.version(),
+                    committed = lake.committed,
+                    "lake table opened"
+                );
+                lake.last_fed = lake.committed;
+                // Files a crash left uploaded but never committed are the first to go.
+                if let Err(err) = lake.vacuum(None) {
+                    tracing::warn!(table = T::NAME, error = %err, "lake vacuum at start failed; retried later");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(table = T::NAME, error = %err, "lake table not reachable at start; retried at each flush")
+            }
+        }
+        Ok(lake)
+    }
+
+    /// Opens (or creates) the Delta table if not done yet, and learns this source's position.
+    pub(super) fn reach_table(&mut self) -> Result<&mut DeltaTable, SinkError> {
+        if self.table.is_none() {
+            let exists = self.runtime.block_on(self.location.has_delta_log(&self.url))?;
+            if !exists && let Ok(dir) = self.url.to_file_path() {
+                // The kernel creates a local table only in a directory that exists.
+                std::fs::create_dir_all(&dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+            }
+            let table = DeltaTable::open_or_create(
+                self.location.store.clone(),
+                self.url.clone(),
+                exists,
+                &T::schema(),
+                T::HOURLY,
+            )?;
+            let committed = table.app_version(&self.app_id)?.unwrap_or(0);
+            self.committed = self.committed.max(committed);
+            self.table = Some(table);
+        }
+        Ok(self.table.as_mut().expect("just reached"))
+    }
+
+    /// The Delta table, which the caller has reached first.
+    pub(super) fn delta(&self) -> Result<&DeltaTable, SinkError> {
+        self.table.as_ref().ok_or_else(|| SinkError::Config(format!("lake table {} is not reachable yet", T::NAME)))
+    }
+
+    /// The Delta table's current version (0 before it was reached).
+    pub fn version(&self) -> u64 {
+        self.table.as_ref().map_or(0, DeltaTable::version)
     }
 
     /// Finishes a partition's open file in memory, named by the last LSN fed: so it must only be
-    /// called when every row of that LSN has been buffered (between outputs, never inside one),
-    /// or a later row of the same output would land in a second file under the same name.
+    /// called between outputs, never inside one.
     fn seal(&mut self, partition: Partition) -> Result<(), SinkError> {
         let Some(mut file) = self.open.remove(&partition) else {
             return Ok(());
         };
         let first_lsn = file.first_lsn;
-        let sealed = (|| -> Result<Bytes, SinkError> {
+        let sealed = (|| -> Result<_, SinkError> {
             file.encode_pending::<T>()?;
-            Ok(Bytes::from(file.writer.into_inner()?))
+            file.writer.finish()
         })();
         match sealed {
-            Ok(bytes) => {
-                let key = ObjectKey { table: T::NAME, partition, source: self.source, label: self.last_fed };
-                self.sealed.push_back(Sealed { key, bytes, first_lsn });
+            Ok(Some((bytes, stats))) => {
+                let key = ObjectKey::new(partition, self.source, self.last_fed);
+                self.sealed.push_back(Sealed { key, bytes, stats, first_lsn, uploaded: false });
                 Ok(())
             }
+            Ok(None) => Ok(()),
             Err(err) => Err(self.unheld.record(first_lsn, &err)),
         }
     }
 
-    /// Commits the files opened longest ago until at most `max_open_partitions` are open: bounded
-    /// memory for a backfill over many hours. Runs after a whole output has been buffered.
+    /// Finishes the files opened longest ago until at most `max_open_partitions` are open:
+    /// bounded memory for a backfill over many hours. Runs after a whole output has been
+    /// buffered; the finished files wait for the next commit.
     fn seal_oldest_beyond_cap(&mut self) {
         while self.open.len() > self.config.max_open_partitions.max(1) {
             let Some(oldest) = self.open.iter().min_by_key(|(_, f)| f.opened).map(|(p, _)| *p) else { return };
@@ -201,24 +320,165 @@ impl<T: TableSpec> LakeTable<T> {
         }
     }
 
-    /// Uploads sealed files oldest first, stopping at the first failure so that a partition's
-    /// files always commit in label order (recovery relies on it).
+    /// Uploads the finished files not uploaded yet. A file is only an object until a commit
+    /// names it: readers of the table never see it, and vacuum removes it if no commit ever does.
     fn upload_sealed(&mut self) -> Result<(), SinkError> {
-        while let Some(file) = self.sealed.front() {
-            let path = file.key.path();
-            let upload = upload(self.store.as_ref(), &path, file.bytes.clone(), self.config.multipart_threshold_bytes);
-            self.runtime.block_on(upload).map_err(|(operation, source)| SinkError::ObjectStore {
-                operation,
-                path: path.to_string(),
-                source,
-            })?;
-            let file = self.sealed.pop_front().expect("front exists");
-            self.committed.insert(file.key.partition, file.key.label);
-            tracing::debug!(path = %path, bytes = file.bytes.len(), "lake file committed");
-            self.buffers.give_back(file.bytes);
+        for index in 0..self.sealed.len() {
+            if self.sealed[index].uploaded {
+                continue;
+            }
+            let path = self.file_path(&self.sealed[index].key)?;
+            let bytes = self.sealed[index].bytes.clone();
+            self.put(&path, bytes)?;
+            self.sealed[index].uploaded = true;
         }
         Ok(())
     }
+
+    /// Finishes every open file and commits all finished ones with this source's position: after
+    /// it, every row fed so far is in the table.
+    fn commit_all(&mut self) -> Result<(), SinkError> {
+        let partitions: Vec<Partition> = self.open.keys().copied().collect();
+        for partition in partitions {
+            self.seal(partition)?;
+        }
+        if self.sealed.is_empty() {
+            return Ok(());
+        }
+        let known = self.committed;
+        self.reach_table()?;
+        if self.committed > known {
+            // The table was reached only now and already holds some of these rows.
+            self.drop_committed_rows()?;
+        }
+        if self.sealed.is_empty() {
+            return Ok(());
+        }
+        self.upload_sealed()?;
+        let through = self.last_fed;
+        for _ in 0..COMMIT_ATTEMPTS {
+            let changes = Changes {
+                add: self.sealed.iter().map(|s| self.new_file(&s.key, s.bytes.len(), s.stats.clone())).collect(),
+                transaction: Some((self.app_id.clone(), through)),
+                ..Changes::default()
+            };
+            match self.reach_table()?.commit(changes)? {
+                Commit::Committed { version } => {
+                    tracing::debug!(table = T::NAME, version, files = self.sealed.len(), through, "lake commit");
+                    self.committed = through;
+                    for file in std::mem::take(&mut self.sealed) {
+                        self.buffers.give_back(file.bytes);
+                    }
+                    return Ok(());
+                }
+                // Appends remove nothing, so only a conflict can stop them.
+                Commit::Conflict | Commit::Stale => self.resolve_conflict(through)?,
+            }
+            if self.sealed.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(SinkError::Config(format!(
+            "{}: other writers took every version in {COMMIT_ATTEMPTS} attempts; retrying at the next flush",
+            T::NAME
+        )))
+    }
+
+    /// Another writer committed first. If it was another worker with this source (a takeover),
+    /// its rows may overlap ours: whatever it already committed is dropped from our files.
+    fn resolve_conflict(&mut self, through: u64) -> Result<(), SinkError> {
+        let theirs = self.delta()?.app_version(&self.app_id)?.unwrap_or(0);
+        if theirs <= self.committed {
+            return Ok(()); // Someone else's commit: ours goes on top.
+        }
+        tracing::warn!(table = T::NAME, ours = through, theirs, "another writer committed this log's rows");
+        self.committed = theirs;
+        self.drop_committed_rows()
+    }
+
+    /// Drops from the finished files every row at or below the committed position (whole files
+    /// where all of them are), rewriting the rest under new names.
+    fn drop_committed_rows(&mut self) -> Result<(), SinkError> {
+        let theirs = self.committed;
+        let files = std::mem::take(&mut self.sealed);
+        // A commit of ours whose answer was lost (it landed, then failed to reply) also shows as
+        // a position ahead of ours: its files are the table's now, to keep, not to delete.
+        let active: std::collections::HashSet<String> = match self.table {
+            Some(ref table) if files.iter().any(|f| f.uploaded) => {
+                table.active_files()?.into_iter().map(|f| f.path).collect()
+            }
+            _ => Default::default(),
+        };
+        for file in files {
+            let path = self.file_path(&file.key)?;
+            if file.first_lsn > theirs {
+                self.sealed.push_back(file);
+                continue;
+            }
+            if active.contains(&file.key.relative()) {
+                continue;
+            }
+            if file.uploaded {
+                self.delete(&path)?;
+            }
+            if file.key.label <= theirs {
+                continue; // Every row of it is in the table already.
+            }
+            let batches = read_batches(file.bytes)?;
+            let kept = super::redact::keep_lsn_above(&batches, T::LSN_COLUMN, theirs)?;
+            let mut writer = FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?;
+            for batch in &kept {
+                writer.write(batch)?;
+            }
+            if let Some((bytes, stats)) = writer.finish()? {
+                let key = ObjectKey::new(file.key.partition, self.source, file.key.label);
+                self.sealed.push_back(Sealed { key, bytes, stats, first_lsn: theirs + 1, uploaded: false });
+            }
+        }
+        self.upload_sealed()
+    }
+
+    pub(super) fn new_file(&self, key: &ObjectKey, size: usize, stats: StructArray) -> NewFile {
+        NewFile { path: key.relative(), partition: key.partition, size: size as u64, stats }
+    }
+
+    /// The object of a file of this table.
+    pub(super) fn file_path(&self, key: &ObjectKey) -> Result<Path, SinkError> {
+        self.relative_path(&key.relative())
+    }
+
+    pub(super) fn relative_path(&self, relative: &str) -> Result<Path, SinkError> {
+        let url = self.url.join(relative).map_err(|e| SinkError::Config(format!("lake file {relative}: {e}")))?;
+        self.location.object(&url)
+    }
+
+    pub(super) fn put(&self, path: &Path, bytes: Bytes) -> Result<(), SinkError> {
+        let upload = upload(self.location.store.as_ref(), path, bytes, self.config.multipart_threshold_bytes);
+        self.runtime.block_on(upload).map_err(|(operation, source)| SinkError::ObjectStore {
+            operation,
+            path: path.to_string(),
+            source,
+        })
+    }
+
+    pub(super) fn get(&self, path: &Path) -> Result<Bytes, SinkError> {
+        self.runtime
+            .block_on(async { self.location.store.get(path).await?.bytes().await })
+            .map_err(|source| SinkError::ObjectStore { operation: "get", path: path.to_string(), source })
+    }
+
+    pub(super) fn delete(&self, path: &Path) -> Result<(), SinkError> {
+        match self.runtime.block_on(self.location.store.delete(path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(SinkError::ObjectStore { operation: "delete", path: path.to_string(), source }),
+        }
+    }
+}
+
+/// The record batches of an encoded Parquet file.
+pub(super) fn read_batches(bytes: Bytes) -> Result<Vec<RecordBatch>, SinkError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
 impl<T: TableSpec> Sink for LakeTable<T> {
@@ -228,6 +488,9 @@ impl<T: TableSpec> Sink for LakeTable<T> {
 
     fn accept(&mut self, output: &ShardOutput) {
         let lsn = output.lsn;
+        if lsn <= self.committed {
+            return; // Replayed: the table's log says these rows are in.
+        }
         let mut encode_failed = None;
         let times = T::row_times(output);
         let bucket_ms = if T::HOURLY { 3_600_000 } else { 86_400_000 };
@@ -247,14 +510,16 @@ impl<T: TableSpec> Sink for LakeTable<T> {
                     p
                 }
             };
-            if self.committed.get(&partition).is_some_and(|label| *label >= lsn) {
-                continue; // Replayed: this partition already holds this record's rows.
-            }
             let file = match self.open.entry(partition) {
                 std::collections::btree_map::Entry::Occupied(file) => file.into_mut(),
                 std::collections::btree_map::Entry::Vacant(slot) => {
-                    match new_file::<T>(&self.config, lsn, self.buffers.take()) {
-                        Ok(file) => slot.insert(file),
+                    match FileWriter::new(&self.stats, T::schema(), &self.config, self.buffers.take()) {
+                        Ok(writer) => slot.insert(OpenFile {
+                            rows: T::Rows::default(),
+                            writer,
+                            first_lsn: lsn,
+                            opened: Instant::now(),
+                        }),
                         Err(err) => {
                             encode_failed.get_or_insert((lsn, err));
                             continue;
@@ -279,66 +544,36 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
         self.unheld.check()?;
         if self.open.is_empty() && self.sealed.is_empty() {
-            // Nothing came since the last flush committed everything: idle, so the spare
-            // memory goes back to the system instead of waiting for a burst.
+            // Nothing came since the last commit: idle, so the spare memory goes back to the
+            // system instead of waiting for a burst, and there is time for upkeep.
             self.buffers.release();
+            return self.maintain(now);
         }
-        let mut due = Vec::new();
+        let mut due = force || self.sealed_bytes() >= self.config.target_file_bytes;
         let mut encode_failed = None;
-        for (partition, file) in &mut self.open {
+        for file in self.open.values_mut() {
             if let Err(err) = file.encode_pending::<T>() {
                 encode_failed.get_or_insert((file.first_lsn, err));
                 continue;
             }
-            if force
-                || file.encoded_bytes() >= self.config.target_file_bytes
-                || now.duration_since(file.opened) >= self.config.max_file_age
-            {
-                due.push(*partition);
-            }
+            due |= file.writer.encoded_bytes() >= self.config.target_file_bytes
+                || now.duration_since(file.opened) >= self.config.max_file_age;
         }
         if let Some((first_lsn, err)) = encode_failed {
             return Err(self.unheld.record(first_lsn, &err));
         }
-        for partition in due {
-            self.seal(partition)?;
+        if !due {
+            return Ok(());
         }
-        self.upload_sealed()
+        self.commit_all()?;
+        self.maintain(now)
     }
 
-    /// Erasure and retention: commits what is buffered (so every row is in a file), then rewrites
-    /// each committed file the command touches.
-    fn command(&mut self, command: &Command) -> Result<(), SinkError> {
-        let erased: HashSet<String>;
-        let redaction = match command {
-            Command::Erase(erasure) => {
-                erased = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
-                Redaction::EraseWorkouts(&erased)
-            }
-            Command::DropPositions { before_ms, .. } if !T::POSITION_COLUMNS.is_empty() => Redaction::DropPositions {
-                columns: T::POSITION_COLUMNS,
-                time_column: T::TIME_COLUMN,
-                before_us: before_ms.saturating_mul(1000),
-            },
-            Command::DropPositions { .. } => return Ok(()),
-        };
+    /// Erasure and retention: commits what is buffered (so every row is in the table), then
+    /// replaces each file the command touches.
+    fn command(&mut self, command: &crate::Command) -> Result<(), SinkError> {
         self.flush(Instant::now(), true)?;
-        let wanted = partition_filter(command);
-        let prefix = Path::from(T::NAME);
-        let listed: Vec<_> = self.runtime.block_on(self.store.list(Some(&prefix)).collect());
-        let mut rewritten = 0;
-        for meta in listed {
-            let meta =
-                meta.map_err(|source| SinkError::ObjectStore { operation: "list", path: T::NAME.into(), source })?;
-            let Some(key) = ObjectKey::parse(T::NAME, &meta.location) else { continue };
-            // Each source redacts its own files (every source receives the command).
-            if key.source != self.source || !wanted(&key.partition) {
-                continue;
-            }
-            rewritten += usize::from(self.rewrite(&meta.location, &redaction)?);
-        }
-        tracing::info!(table = T::NAME, files = rewritten, "lake files rewritten");
-        Ok(())
+        self.redact(command)
     }
 
     fn checkpoint(&self) -> u64 {
@@ -351,71 +586,24 @@ impl<T: TableSpec> Sink for LakeTable<T> {
             .min();
         match oldest_pending {
             Some(first) => first - 1,
-            None => self.last_fed,
+            None => self.last_fed.max(self.committed),
         }
     }
 
     fn is_full(&self) -> bool {
-        // Sealed files wait here while the store is away; past this the coordinator waits too.
-        let waiting: usize = self.sealed.iter().map(|s| s.bytes.len()).sum();
-        waiting >= self.config.target_file_bytes.saturating_mul(2).max(MIN_WAITING_BYTES)
+        // Finished files wait here while the store is away; past this the coordinator waits too.
+        self.sealed_bytes() >= self.config.target_file_bytes.saturating_mul(2).max(MIN_WAITING_BYTES)
     }
-}
-
-/// The least a table lets sealed files wait in memory before it holds back new outputs.
-const MIN_WAITING_BYTES: usize = 64 << 20;
-
-fn new_file<T: TableSpec>(
-    config: &LakeConfig,
-    first_lsn: u64,
-    buffer: Vec<u8>,
-) -> Result<OpenFile<T::Rows>, SinkError> {
-    let writer = ArrowWriter::try_new(
-        buffer,
-        T::schema(),
-        Some(writer_properties(&T::schema(), config.row_group_rows, config.zstd_level)?),
-    )?;
-    Ok(OpenFile { rows: T::Rows::default(), writer, first_lsn, opened: Instant::now() })
 }
 
 impl<T: TableSpec> LakeTable<T> {
-    /// Rewrites one committed file under the same key; false when the redaction changes nothing.
-    fn rewrite(&self, path: &Path, redaction: &Redaction<'_>) -> Result<bool, SinkError> {
-        let fail = |operation, source| SinkError::ObjectStore { operation, path: path.to_string(), source };
-        let bytes =
-            self.runtime.block_on(async { self.store.get(path).await?.bytes().await }).map_err(|e| fail("get", e))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-        let mut changed = false;
-        let mut batches = Vec::new();
-        for batch in reader {
-            let batch = batch?;
-            match redaction.apply(&batch)? {
-                Some(redacted) => {
-                    changed = true;
-                    batches.push(redacted);
-                }
-                None => batches.push(batch),
-            }
-        }
-        if !changed {
-            return Ok(false);
-        }
-        // An emptied file is kept (with no rows): its name still records the partition's label.
-        let mut writer = ArrowWriter::try_new(
-            Vec::new(),
-            T::schema(),
-            Some(writer_properties(&T::schema(), self.config.row_group_rows, self.config.zstd_level)?),
-        )?;
-        for batch in &batches {
-            writer.write(batch)?;
-        }
-        let bytes = Bytes::from(writer.into_inner()?);
-        self.runtime
-            .block_on(upload(self.store.as_ref(), path, bytes, self.config.multipart_threshold_bytes))
-            .map_err(|(operation, e)| fail(operation, e))?;
-        Ok(true)
+    fn sealed_bytes(&self) -> usize {
+        self.sealed.iter().map(|s| s.bytes.len()).sum()
     }
 }
+
+/// The least a table lets finished files wait in memory before it holds back new outputs.
+const MIN_WAITING_BYTES: usize = 64 << 20;
 
 /// Size of each part of a multipart upload: above S3's 5 MiB minimum for every part but the last.
 /// Multipart because S3's single PUT tops out at 5 GiB and a failed part is retried alone.
