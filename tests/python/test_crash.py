@@ -85,3 +85,60 @@ def test_kill_dash_nine_mid_stream_loses_nothing_acked_and_stores_nothing_twice(
         assert total == len(points), f"{total} of {len(points)} samples of {w} in the lake"
     assert summary["samples"] == len(points)
     assert summary["status"] == "completed"
+
+
+def test_kill_dash_nine_during_commits_compactions_and_an_erasure_leaves_an_openable_table(server_factory, tmp_path):
+    """Lake commits, compactions and an erasure run all the time here (files commit after 0.1 s,
+    partitions compact above 2 files); each life ends in kill -9 at an arbitrary point. After
+    each restart delta-rs opens both tables, every acked sample is there exactly once, and the
+    erased user's rows are in no version's files."""
+    import pyarrow.parquet as pq
+
+    env = dict(
+        TRACKWIRE_LAKE__MAX_FILE_AGE_SECS="0.1",
+        TRACKWIRE_LAKE__COMPACT_ABOVE_FILES="2",
+        TRACKWIRE_LAKE__VACUUM_RETENTION_SECS="1",
+    )
+    points = twclient.parse_gpx(TRACE)
+    kept, erased = uuid.uuid4(), uuid.uuid4()
+    kept_bodies = twclient.batches_of(points, BATCH, kept)
+    erased_bodies = twclient.batches_of(points, BATCH, erased, user_id="crash-erased")
+    sizes = [len(points[i : i + BATCH]) for i in range(0, len(points), BATCH)]
+    data = tmp_path / "data"
+    acked: set[int] = set()
+    seq = 0
+    for life, pause_s in enumerate([0.35, 1.3, 2.2]):
+        server = server_factory(data, **env).start()
+        if life == 2:
+            # The erased user's batches are all in; erase them and die while the lake rewrites.
+            eraser = threading.Thread(target=lambda: server.api("DELETE", "/users/crash-erased", user="crash-erased"), daemon=True)
+            eraser.start()
+        started = time.time()
+        while time.time() - started < pause_s and seq < len(kept_bodies):
+            if server.post(kept_bodies[seq]).status_code == 200:
+                acked.add(seq)
+            if life < 2:
+                assert server.post(erased_bodies[seq]).status_code == 200
+            seq += 1
+        server.kill()
+        # Every restart: both tables open, and what was acked is there exactly once.
+        check = server_factory(data, **env).start()
+        check.stop()
+        counts = lake_counts(check)
+        assert counts and max(counts.values()) == 1, f"life {life}: duplicated samples"
+        for s in acked:
+            for i in range(sizes[s]):
+                assert counts[(str(kept), s, i)] == 1, f"life {life}: acked sample seq {s} #{i} missing"
+        assert twclient.delta_table(data / "lake", "workouts") is not None
+
+    # The erasure the kill interrupted is asked again (the client saw no answer); then nothing of
+    # the user remains in the table or in any stored file.
+    server = server_factory(data, **env).start()
+    r = server.api("DELETE", "/users/crash-erased", user="crash-erased")
+    assert r.status_code == 200, r.text
+    server.stop()
+    assert str(erased) not in {k[0] for k in lake_counts(server)}
+    for path in (data / "lake" / "points").rglob("*.parquet"):
+        if "_delta_log" not in str(path):
+            ids = set(pq.read_table(path, columns=["workout_id"]).column("workout_id").to_pylist())
+            assert str(erased) not in ids, path

@@ -16,8 +16,10 @@ use super::paths::{ObjectKey, Partition};
 use super::table::{FileWriter, LakeTable, TableSpec, read_batches};
 use crate::SinkError;
 
-/// How often a table looks for a partition to compact: each look reads the log's file list.
-const COMPACTION_EVERY: Duration = Duration::from_secs(10);
+/// Bounds of how often a table looks for a partition to compact (each look reads the log's file
+/// list): as often as files are committed by age, within these.
+const COMPACTION_EVERY_AT_LEAST: Duration = Duration::from_secs(1);
+const COMPACTION_EVERY_AT_MOST: Duration = Duration::from_secs(60);
 
 /// The least time between two full vacuums (each lists every object of the table).
 const VACUUM_EVERY_AT_LEAST: Duration = Duration::from_secs(5);
@@ -31,7 +33,8 @@ pub(crate) struct Maintenance {
 impl<T: TableSpec> LakeTable<T> {
     /// Runs what upkeep is due: compaction of at most one partition, then a vacuum.
     pub(super) fn maintain(&mut self, now: Instant) -> Result<(), SinkError> {
-        if self.maintenance.last_compaction.is_none_or(|t| now.duration_since(t) >= COMPACTION_EVERY) {
+        let every = self.config.max_file_age.clamp(COMPACTION_EVERY_AT_LEAST, COMPACTION_EVERY_AT_MOST);
+        if self.maintenance.last_compaction.is_none_or(|t| now.duration_since(t) >= every) {
             self.maintenance.last_compaction = Some(now);
             self.compact_one()?;
         }

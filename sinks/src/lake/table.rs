@@ -277,6 +277,34 @@ impl<T: TableSpec> LakeTable<T> {
         Ok(self.table.as_mut().expect("just reached"))
     }
 
+    /// Files of the earlier, log-less layout (no unique id in their names) are not part of the
+    /// Delta table this creates; they are left where they are, readable as plain Parquet, and
+    /// vacuum never touches them. Said once, loudly, so nobody mistakes them for lost.
+    fn warn_of_earlier_layout(&self) -> Result<(), SinkError> {
+        use futures::StreamExt;
+        let root = self.location.object(&self.url)?;
+        let listed: Vec<_> = self.runtime.block_on(self.location.store.list(Some(&root)).collect());
+        let earlier = listed
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|meta| {
+                let relative: Vec<String> =
+                    meta.location.prefix_match(&root)?.map(|p| p.as_ref().to_string()).collect();
+                ObjectKey::parse(&relative.join("/"))
+            })
+            .filter(|key| key.unique.is_none())
+            .count();
+        if earlier > 0 {
+            tracing::warn!(
+                table = T::NAME,
+                files = earlier,
+                "the lake directory holds Parquet files of the earlier layout (no Delta log); they are not part of \
+                 the new Delta table and stay readable as plain Parquet (read_parquet with hive partitioning)"
+            );
+        }
+        Ok(())
+    }
+
     /// The Delta table, which the caller has reached first.
     pub(super) fn delta(&self) -> Result<&DeltaTable, SinkError> {
         self.table.as_ref().ok_or_else(|| SinkError::Config(format!("lake table {} is not reachable yet", T::NAME)))
