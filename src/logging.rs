@@ -23,14 +23,25 @@ pub enum LogFormat {
 /// The fields every line carries, null when unknown.
 pub const CORRELATION_FIELDS: [&str; 3] = ["trace_id", "span_id", "correlation_id"];
 
-/// Installs the global subscriber: `RUST_LOG` filters (default `info`), lines go to stderr, and
+/// The filter without `RUST_LOG`: `info`, except the Delta kernel, whose info events are
+/// per-scan metrics (one structured event per log read, with no message), not news.
+const DEFAULT_FILTER: &str = "info,delta_kernel=warn,delta_kernel_default_engine=warn";
+
+/// Installs the global subscriber: `RUST_LOG` filters (default [`DEFAULT_FILTER`]), lines go to stderr, and
 /// with an `otlp_endpoint` spans are exported there too. Keep the returned guard until exit: its
 /// drop flushes the spans not yet exported.
 pub fn init(format: LogFormat, service: &'static str, otlp_endpoint: Option<&str>) -> anyhow::Result<OtlpGuard> {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_FILTER.into());
+    if from_env.as_deref().is_some_and(|v| !v.contains("delta_kernel")) {
+        // `RUST_LOG=info` should not turn the kernel's per-scan metrics into log lines either.
+        for quiet in ["delta_kernel=warn", "delta_kernel_default_engine=warn"] {
+            filter = filter.add_directive(quiet.parse().expect("a valid directive"));
+        }
+    }
     let (otel, guard) = match otlp_endpoint {
         Some(endpoint) => {
             let (layer, guard) = crate::otlp::layer(endpoint, service)?;
