@@ -263,6 +263,9 @@ impl<T: TableSpec> LakeTable<T> {
                 // The kernel creates a local table only in a directory that exists.
                 std::fs::create_dir_all(&dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
             }
+            if !exists {
+                self.warn_of_earlier_layout()?;
+            }
             let table = DeltaTable::open_or_create(
                 self.location.store.clone(),
                 self.url.clone(),
