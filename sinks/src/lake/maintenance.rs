@@ -5,15 +5,16 @@
 //! a scale-out deployment never compete for the same files; the Delta log's put-if-absent
 //! commits and the stale-file check settle any race that remains.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use object_store::path::Path;
 
-use super::delta::{ActiveFile, Changes, Commit};
+use super::access::TableAccess;
+use super::delta::{Changes, Commit};
+use super::files::{FileWriter, read_batches};
 use super::paths::{ObjectKey, Partition};
-use super::table::{FileWriter, LakeTable, TableSpec, read_batches};
+use super::spec::TableSpec;
 use crate::SinkError;
 
 /// Bounds of how often a table looks for a partition to compact (each look reads the log's file
@@ -30,34 +31,20 @@ pub(crate) struct Maintenance {
     last_vacuum: Option<Instant>,
 }
 
-impl<T: TableSpec> LakeTable<T> {
+impl<T: TableSpec> TableAccess<T> {
     /// Runs what upkeep is due: compaction of at most one partition, then a vacuum.
-    pub(super) fn maintain(&mut self, now: Instant) -> Result<(), SinkError> {
+    pub(super) fn maintain(&mut self, schedule: &mut Maintenance, now: Instant) -> Result<(), SinkError> {
         let every = self.config.max_file_age.clamp(COMPACTION_EVERY_AT_LEAST, COMPACTION_EVERY_AT_MOST);
-        if self.maintenance.last_compaction.is_none_or(|t| now.duration_since(t) >= every) {
-            self.maintenance.last_compaction = Some(now);
+        if schedule.last_compaction.is_none_or(|t| now.duration_since(t) >= every) {
+            schedule.last_compaction = Some(now);
             self.compact_one()?;
         }
         let every = (self.config.vacuum_retention / 2).max(VACUUM_EVERY_AT_LEAST);
-        if self.maintenance.last_vacuum.is_none_or(|t| now.duration_since(t) >= every) {
-            self.maintenance.last_vacuum = Some(now);
+        if schedule.last_vacuum.is_none_or(|t| now.duration_since(t) >= every) {
+            schedule.last_vacuum = Some(now);
             self.vacuum(None)?;
         }
         Ok(())
-    }
-
-    /// This source's active files, by partition, in the order they were written.
-    pub(super) fn own_files(&self) -> Result<BTreeMap<Partition, Vec<(ActiveFile, ObjectKey)>>, SinkError> {
-        let mut out: BTreeMap<Partition, Vec<(ActiveFile, ObjectKey)>> = BTreeMap::new();
-        for file in self.delta()?.active_files()? {
-            if let Some(key) = ObjectKey::parse(&file.path).filter(|key| key.source == self.source) {
-                out.entry(key.partition).or_default().push((file, key));
-            }
-        }
-        for files in out.values_mut() {
-            files.sort_by_key(|(_, key)| key.label);
-        }
-        Ok(out)
     }
 
     /// Merges the small files of the first partition that has more than `compact_above_files`

@@ -11,24 +11,29 @@
 //! the sink's position in the log (a Delta application transaction), which is how a restarted
 //! sink knows what the table already holds.
 
+mod access;
 mod buffers;
 mod delta;
+mod files;
 mod maintenance;
 mod paths;
 mod props;
 mod read;
 mod redact;
 pub(crate) mod schema;
+mod spec;
 mod store;
 mod table;
 
 pub use delta::{ActiveFile, CHECKPOINT_INTERVAL};
+pub use files::MULTIPART_PART_BYTES;
 pub use paths::{ObjectKey, Partition};
 pub use props::{DEFAULT_ZSTD_LEVEL, writer_properties};
 pub use read::read_table;
 pub use schema::{PointRows, PointsTable, WorkoutsTable};
+pub use spec::{LakeConfig, TableSpec};
 pub use store::{LakeLocation, S3Options, open_store};
-pub use table::{LakeConfig, LakeTable, MULTIPART_PART_BYTES, TableSpec};
+pub use table::LakeTable;
 
 use std::sync::Arc;
 

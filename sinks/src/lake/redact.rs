@@ -13,15 +13,17 @@ use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, RecordBatch};
 use arrow_schema::ArrowError;
 use chrono::{DateTime, Days, NaiveDate};
 
+use super::access::TableAccess;
 use super::delta::{Changes, Commit};
+use super::files::{FileWriter, read_batches};
 use super::paths::{ObjectKey, Partition};
-use super::table::{FileWriter, LakeTable, TableSpec, read_batches};
+use super::spec::TableSpec;
 use crate::{Command, SinkError};
 
 /// Attempts at one redaction when other writers keep changing the files first.
 const ATTEMPTS: usize = 8;
 
-impl<T: TableSpec> LakeTable<T> {
+impl<T: TableSpec> TableAccess<T> {
     /// Applies an erasure or a retention cut to every file of this source it touches.
     pub(super) fn redact(&mut self, command: &Command) -> Result<(), SinkError> {
         let erased: HashSet<String>;
@@ -142,26 +144,6 @@ impl Redaction<'_> {
             }
         }
     }
-}
-
-/// The rows of `batches` whose `column` (an Int64 LSN) is above `above`.
-pub(super) fn keep_lsn_above(
-    batches: &[RecordBatch],
-    column: &str,
-    above: u64,
-) -> Result<Vec<RecordBatch>, ArrowError> {
-    let above = i64::try_from(above).unwrap_or(i64::MAX);
-    batches
-        .iter()
-        .map(|batch| {
-            let lsns = batch
-                .column_by_name(column)
-                .ok_or_else(|| missing(column))?
-                .as_primitive::<arrow_array::types::Int64Type>();
-            let keep: BooleanArray = lsns.iter().map(|lsn| Some(lsn.is_some_and(|lsn| lsn > above))).collect();
-            arrow_select::filter::filter_record_batch(batch, &keep)
-        })
-        .collect()
 }
 
 fn missing(column: &str) -> ArrowError {

@@ -15,7 +15,7 @@ use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeU
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, Points, ShardOutput, WorkoutSummary};
 
-use super::table::TableSpec;
+use super::spec::TableSpec;
 
 pub(crate) fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

@@ -1,0 +1,177 @@
+//! How a lake table reaches its storage and its Delta log: the table (opened or created on
+//! first use), this source's position in it, and its files as objects. Shared by the sink, its
+//! compaction and vacuum, and its erasure rewrites.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use arrow_array::StructArray;
+use bytes::Bytes;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+
+use super::delta::{ActiveFile, DeltaTable, NewFile, StatsSpec};
+use super::files::upload;
+use super::paths::{ObjectKey, Partition};
+use super::spec::{LakeConfig, TableSpec};
+use super::store::LakeLocation;
+use crate::SinkError;
+
+pub(crate) struct TableAccess<T: TableSpec> {
+    pub(super) location: LakeLocation,
+    /// The table's root URL.
+    pub(super) url: url::Url,
+    /// The Delta table, once reached (opened or created): until then files are written and
+    /// wait, and the first commit learns from the table's log what it already holds.
+    table: Option<DeltaTable>,
+    pub(super) stats: StatsSpec,
+    pub(super) runtime: tokio::runtime::Runtime,
+    pub(super) config: LakeConfig,
+    /// Which log the LSNs are of: None for the embedded log, `Some(p)` for partition `p` of the
+    /// raw topic. Each source commits its own position and maintains only its own files.
+    pub(super) source: Option<u32>,
+    /// The Delta application id this source's commits carry.
+    pub(super) app_id: String,
+    /// The LSN through which this source's rows are in the table (as far as it knows).
+    pub(super) committed: u64,
+    _table: PhantomData<T>,
+}
+
+impl<T: TableSpec> TableAccess<T> {
+    pub(crate) fn new(location: LakeLocation, config: LakeConfig, source: Option<u32>) -> Result<Self, SinkError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| SinkError::io("starting the object store runtime", e))?;
+        let url = location.table_url(T::NAME);
+        let app_id = match source {
+            None => format!("trackwire/{}/embedded", T::NAME),
+            Some(p) => format!("trackwire/{}/raw-{p}", T::NAME),
+        };
+        Ok(TableAccess {
+            location,
+            url,
+            table: None,
+            stats: StatsSpec::of(&T::schema())?,
+            runtime,
+            config,
+            source,
+            app_id,
+            committed: 0,
+            _table: PhantomData,
+        })
+    }
+
+    /// Opens (or creates) the Delta table if not done yet, and learns this source's position.
+    pub(crate) fn reach_table(&mut self) -> Result<&mut DeltaTable, SinkError> {
+        if self.table.is_none() {
+            let exists = self.runtime.block_on(self.location.has_delta_log(&self.url))?;
+            if !exists && let Ok(dir) = self.url.to_file_path() {
+                // The kernel creates a local table only in a directory that exists.
+                std::fs::create_dir_all(&dir).map_err(|e| SinkError::io(format!("creating {}", dir.display()), e))?;
+            }
+            if !exists {
+                self.warn_of_earlier_layout()?;
+            }
+            let table = DeltaTable::open_or_create(
+                self.location.store.clone(),
+                self.url.clone(),
+                exists,
+                &T::schema(),
+                T::HOURLY,
+            )?;
+            let committed = table.app_version(&self.app_id)?.unwrap_or(0);
+            self.committed = self.committed.max(committed);
+            self.table = Some(table);
+        }
+        Ok(self.table.as_mut().expect("just reached"))
+    }
+
+    /// Files of the earlier, log-less layout (no unique id in their names) are not part of the
+    /// Delta table this creates; they are left where they are, readable as plain Parquet, and
+    /// vacuum never touches them. Said once, loudly, so nobody mistakes them for lost.
+    fn warn_of_earlier_layout(&self) -> Result<(), SinkError> {
+        use futures::StreamExt;
+        let root = self.location.object(&self.url)?;
+        let listed: Vec<_> = self.runtime.block_on(self.location.store.list(Some(&root)).collect());
+        let earlier = listed
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|meta| {
+                let relative: Vec<String> =
+                    meta.location.prefix_match(&root)?.map(|p| p.as_ref().to_string()).collect();
+                ObjectKey::parse(&relative.join("/"))
+            })
+            .filter(|key| key.unique.is_none())
+            .count();
+        if earlier > 0 {
+            tracing::warn!(
+                table = T::NAME,
+                files = earlier,
+                "the lake directory holds Parquet files of the earlier layout (no Delta log); they are not part of \
+                 the new Delta table and stay readable as plain Parquet (read_parquet with hive partitioning)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The Delta table, which the caller has reached first.
+    pub(crate) fn delta(&self) -> Result<&DeltaTable, SinkError> {
+        self.table.as_ref().ok_or_else(|| SinkError::Config(format!("lake table {} is not reachable yet", T::NAME)))
+    }
+
+    /// The Delta table's current version (0 before it was reached).
+    pub(crate) fn version(&self) -> u64 {
+        self.table.as_ref().map_or(0, DeltaTable::version)
+    }
+
+    pub(crate) fn new_file(&self, key: &ObjectKey, size: usize, stats: StructArray) -> NewFile {
+        NewFile { path: key.relative(), partition: key.partition, size: size as u64, stats }
+    }
+
+    /// The object of a file of this table.
+    pub(crate) fn file_path(&self, key: &ObjectKey) -> Result<Path, SinkError> {
+        self.relative_path(&key.relative())
+    }
+
+    pub(crate) fn relative_path(&self, relative: &str) -> Result<Path, SinkError> {
+        let url = self.url.join(relative).map_err(|e| SinkError::Config(format!("lake file {relative}: {e}")))?;
+        self.location.object(&url)
+    }
+
+    pub(crate) fn put(&self, path: &Path, bytes: Bytes) -> Result<(), SinkError> {
+        let upload = upload(self.location.store.as_ref(), path, bytes, self.config.multipart_threshold_bytes);
+        self.runtime.block_on(upload).map_err(|(operation, source)| SinkError::ObjectStore {
+            operation,
+            path: path.to_string(),
+            source,
+        })
+    }
+
+    pub(crate) fn get(&self, path: &Path) -> Result<Bytes, SinkError> {
+        self.runtime
+            .block_on(async { self.location.store.get(path).await?.bytes().await })
+            .map_err(|source| SinkError::ObjectStore { operation: "get", path: path.to_string(), source })
+    }
+
+    pub(crate) fn delete(&self, path: &Path) -> Result<(), SinkError> {
+        match self.runtime.block_on(self.location.store.delete(path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(SinkError::ObjectStore { operation: "delete", path: path.to_string(), source }),
+        }
+    }
+
+    /// This source's active files, by partition, in the order they were written.
+    pub(crate) fn own_files(&self) -> Result<BTreeMap<Partition, Vec<(ActiveFile, ObjectKey)>>, SinkError> {
+        let mut out: BTreeMap<Partition, Vec<(ActiveFile, ObjectKey)>> = BTreeMap::new();
+        for file in self.delta()?.active_files()? {
+            if let Some(key) = ObjectKey::parse(&file.path).filter(|key| key.source == self.source) {
+                out.entry(key.partition).or_default().push((file, key));
+            }
+        }
+        for files in out.values_mut() {
+            files.sort_by_key(|(_, key)| key.label);
+        }
+        Ok(out)
+    }
+}

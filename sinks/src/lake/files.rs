@@ -1,0 +1,103 @@
+//! A table's Parquet files as bytes: written with the statistics the Delta log records for them,
+//! read back, filtered by LSN, and uploaded whole.
+
+use arrow_array::cast::AsArray;
+use arrow_array::{BooleanArray, RecordBatch, StructArray};
+use arrow_schema::{ArrowError, SchemaRef};
+use bytes::Bytes;
+use delta_kernel_default_engine::stats::FileStatsAccumulator;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+
+use super::delta::StatsSpec;
+use super::props::writer_properties;
+use super::spec::LakeConfig;
+use crate::SinkError;
+
+/// A Parquet file being written, with the statistics the log records for it.
+pub(crate) struct FileWriter {
+    writer: ArrowWriter<Vec<u8>>,
+    stats: FileStatsAccumulator,
+}
+
+impl FileWriter {
+    pub(super) fn new(
+        stats: &StatsSpec,
+        schema: SchemaRef,
+        config: &LakeConfig,
+        buffer: Vec<u8>,
+    ) -> Result<Self, SinkError> {
+        let props = writer_properties(&schema, config.row_group_rows, config.zstd_level)?;
+        Ok(FileWriter { writer: ArrowWriter::try_new(buffer, schema, Some(props))?, stats: stats.accumulator() })
+    }
+
+    pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        self.stats.merge(batch).map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
+        self.writer.write(batch)?;
+        Ok(())
+    }
+
+    pub(super) fn encoded_bytes(&self) -> usize {
+        self.writer.bytes_written() + self.writer.in_progress_size()
+    }
+
+    /// The finished file and its statistics; None when no row was written.
+    pub(super) fn finish(self) -> Result<Option<(Bytes, StructArray)>, SinkError> {
+        let stats = self.stats.finish().map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
+        let bytes = Bytes::from(self.writer.into_inner()?);
+        Ok(stats.map(|stats| (bytes, stats)))
+    }
+}
+
+/// The record batches of an encoded Parquet file.
+pub(super) fn read_batches(bytes: Bytes) -> Result<Vec<RecordBatch>, SinkError> {
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The rows of `batches` whose `column` (an Int64 LSN) is above `above`.
+pub(super) fn keep_lsn_above(
+    batches: &[RecordBatch],
+    column: &str,
+    above: u64,
+) -> Result<Vec<RecordBatch>, ArrowError> {
+    let above = i64::try_from(above).unwrap_or(i64::MAX);
+    batches
+        .iter()
+        .map(|batch| {
+            let lsns = batch
+                .column_by_name(column)
+                .ok_or_else(|| ArrowError::SchemaError(format!("lake file has no '{column}' column")))?
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let keep: BooleanArray = lsns.iter().map(|lsn| Some(lsn.is_some_and(|lsn| lsn > above))).collect();
+            arrow_select::filter::filter_record_batch(batch, &keep)
+        })
+        .collect()
+}
+
+/// Size of each part of a multipart upload: above S3's 5 MiB minimum for every part but the last.
+/// Multipart because S3's single PUT tops out at 5 GiB and a failed part is retried alone.
+pub const MULTIPART_PART_BYTES: usize = 16 << 20;
+
+/// Puts one file so that it becomes visible only complete: a single put, or a multipart upload
+/// that S3 assembles atomically when completed (an upload that fails before completing stays
+/// invisible; the next flush uploads the file again).
+pub(super) async fn upload(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Bytes,
+    multipart_threshold: usize,
+) -> Result<(), (&'static str, object_store::Error)> {
+    if bytes.len() <= multipart_threshold {
+        store.put(path, PutPayload::from(bytes)).await.map_err(|e| ("put", e))?;
+        return Ok(());
+    }
+    let upload = store.put_multipart(path).await.map_err(|e| ("put_multipart", e))?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
+    writer.put(bytes);
+    match writer.finish().await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(("complete multipart upload", e)),
+    }
+}
