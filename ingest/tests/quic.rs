@@ -76,7 +76,7 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
         log,
     ));
     let identity = ServerIdentity::development(dir).unwrap();
-    let socket = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let socket = bind(port);
     let reset_key = trackwire_ingest::quic::StatelessResetKey::load_or_create(dir).unwrap();
     let server = QuicServer::new(socket, identity, &reset_key, config).unwrap();
     let addr = server.local_addr().unwrap();
@@ -85,6 +85,22 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
         let _ = stopped.await;
     }));
     Running { addr, seen, stop, done, log_writer }
+}
+
+/// A UDP socket on `port` (0: any). A restarted server asks for the port its predecessor had,
+/// whose socket the endpoint's driver task may still be closing: it waits for it, up to 5 s.
+fn bind(port: u16) -> UdpSocket {
+    let mut attempts = 0;
+    loop {
+        match UdpSocket::bind(("127.0.0.1", port)) {
+            Ok(socket) => return socket,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 && attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("binding 127.0.0.1:{port}: {e}"),
+        }
+    }
 }
 
 fn client_config(dir: &std::path::Path, addr: std::net::SocketAddr, token: &str) -> ClientConfig {
