@@ -17,9 +17,33 @@ use trackwire_ingest::log::{DedupKey, LogCommand, LogEntry, LogRecord};
 use trackwire_sinks::Redactions;
 
 fn record(lsn: u64, user: &str, workout: u8, seq: u64, last: bool) -> LogEntry {
+    stored_record(lsn, user, workout, seq, last, None)
+}
+
+/// A record the log stored at `appended_ms` (None: a log that kept no time).
+fn stored_record(lsn: u64, user: &str, workout: u8, seq: u64, last: bool, appended_ms: Option<i64>) -> LogEntry {
     let key = DedupKey { workout_id: WorkoutId([workout; 16]), seq };
     let payload = Bytes::from(common::batch(user, key.workout_id, seq, last));
-    LogEntry::Record(LogRecord { lsn, key, payload, trace_id: None })
+    LogEntry::Record(LogRecord { lsn, key, payload, appended_ms, trace_id: None })
+}
+
+/// (rows, rows with a position) of the lake's `points` per workout id, at the table's newest version.
+fn lake_positions(config: &Config) -> HashMap<String, (usize, usize)> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    let mut out: HashMap<String, (usize, usize)> = HashMap::new();
+    let location = config.lake_store().unwrap();
+    for batch in trackwire_sinks::lake::read_table(&location, "points").unwrap() {
+        let ids = batch.column_by_name("workout_id").unwrap().as_string::<i32>().clone();
+        let (lat, lon) = (batch.column_by_name("lat").unwrap(), batch.column_by_name("lon").unwrap());
+        let smoothed = batch.column_by_name("smoothed_lat").unwrap();
+        for i in 0..batch.num_rows() {
+            let row = out.entry(ids.value(i).to_owned()).or_default();
+            row.0 += 1;
+            row.1 += usize::from(lat.is_valid(i) || lon.is_valid(i) || smoothed.is_valid(i));
+        }
+    }
+    out
 }
 
 /// One owner's run of partition 0: every entry through the data path, then the drain.
@@ -97,4 +121,46 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
     let config = Config { data_dir: other_node.path().to_owned(), ..config };
     run_partition(&config, &entries);
     check(&config, "after the takeover's replay");
+}
+
+/// Coordinate retention counts from when the log stored a record, not from when its samples were
+/// recorded: a years-old recording imported today keeps its positions for the whole window.
+#[test]
+fn retention_counts_from_when_the_log_stored_the_data_not_from_when_it_was_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    config.lake.max_file_age_secs = 0.01;
+    let now = chrono::Utc::now().timestamp_millis();
+    let day = 86_400_000;
+    let (imported, stored_long_ago, unknown) = (1u8, 2u8, 3u8);
+    // Every sample was recorded in 2023 (common::T0); only the storage times differ.
+    let mut entries = vec![
+        stored_record(1, "ada", imported, 0, false, Some(now - 5_000)),
+        stored_record(2, "ada", imported, 1, true, Some(now - 4_000)),
+        stored_record(3, "bob", stored_long_ago, 0, true, Some(now - 200 * day)),
+        stored_record(4, "cy", unknown, 0, true, None),
+        // The policy's cut, 183 days ago.
+        LogEntry::Command { lsn: 5, command: LogCommand::DropPositions { from_ms: 0, before_ms: now - 183 * day } },
+    ];
+    let id = |w: u8| WorkoutId([w; 16]);
+    let positioned = |config: &Config, w: u8| {
+        let store = open_read_store(config).unwrap();
+        let streams = store.streams(&id(w)).unwrap();
+        let in_store = streams.lat_e7.iter().filter(|p| p.is_some()).count();
+        let (rows, in_lake) = lake_positions(config).get(&id(w).to_string()).copied().unwrap_or_default();
+        assert_eq!((rows, streams.len()), ((1 + usize::from(w == imported)) * 10, rows), "every sample stays");
+        (in_store, in_lake)
+    };
+    run_partition(&config, &entries);
+    assert_eq!(positioned(&config, imported), (20, 20), "imported today: positions kept");
+    assert_eq!(positioned(&config, stored_long_ago), (0, 0), "stored 200 days ago: positions dropped");
+    assert_eq!(positioned(&config, unknown), (0, 0), "no storage time: the recorded time (2023) stands in");
+
+    // A later cut that reaches past the import drops its positions too, everywhere.
+    entries.push(LogEntry::Command {
+        lsn: 6,
+        command: LogCommand::DropPositions { from_ms: now - 183 * day, before_ms: now },
+    });
+    run_partition(&config, &entries);
+    assert_eq!(positioned(&config, imported), (0, 0));
 }

@@ -188,3 +188,61 @@ fn a_full_queue_is_refused_not_blocked() {
     assert!(refused, "a saturated log must answer Full");
     drop(held);
 }
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn every_record_keeps_when_it_was_stored_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = unix_ms_now();
+    let (log, handle, seen) = open(dir.path());
+    append(&log, key(1, 0), b"first");
+    close(log, handle);
+    let after = unix_ms_now();
+    let live = seen.lock().unwrap()[0].appended_ms.expect("a new record has its append time");
+    assert!((before..=after).contains(&live), "{before} <= {live} <= {after}");
+
+    std::thread::sleep(Duration::from_millis(20));
+    let (log, handle, seen) = open(dir.path());
+    append(&log, key(1, 1), b"second");
+    close(log, handle);
+    let replayed = seen.lock().unwrap();
+    assert_eq!(replayed[0].appended_ms, Some(live), "a replay gives the time of the append, not of the replay");
+    assert!(replayed[1].appended_ms.unwrap() > live);
+}
+
+/// A segment of the first format (no append times), as that build wrote it.
+fn first_format_segment(path: &std::path::Path, records: &[(u64, DedupKey, &[u8])]) {
+    let mut out = b"TWLOG001".to_vec();
+    for (lsn, key, payload) in records {
+        let mut body = lsn.to_le_bytes().to_vec();
+        body.extend_from_slice(&key.workout_id.0);
+        body.extend_from_slice(&key.seq.to_le_bytes());
+        body.extend_from_slice(payload);
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_log_of_the_first_format_replays_and_new_records_go_to_a_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join(format!("{:020}.twlog", 1));
+    first_format_segment(&old, &[(1, key(1, 0), b"old one"), (2, key(1, 1), b"old two")]);
+    let (log, handle, seen) = open(dir.path());
+    assert_eq!(append(&log, key(1, 1), b"old two"), Appended::Duplicate, "its dedup keys are known");
+    assert_eq!(append(&log, key(1, 2), b"new"), Appended::New { lsn: 3 });
+    close(log, handle);
+    let records = seen.lock().unwrap();
+    let read: Vec<_> = records.iter().map(|r| (r.lsn, r.appended_ms.is_some(), &r.payload[..])).collect();
+    assert_eq!(read, vec![(1, false, &b"old one"[..]), (2, false, &b"old two"[..]), (3, true, &b"new"[..])]);
+    assert_eq!(segment_files(dir.path()).len(), 2, "the old segment is not appended to");
+
+    let (log, handle, seen) = open(dir.path());
+    close(log, handle);
+    assert_eq!(seen.lock().unwrap().len(), 3, "both formats replay after another restart");
+}

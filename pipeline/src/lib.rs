@@ -31,7 +31,7 @@ pub use model::{
 };
 pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};
-pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter};
+pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter, Stored};
 pub use shard::ShardCore;
 pub use stages::Stage;
 pub use workout::{DEFAULT_UPDATE_INTERVAL_MS, Workout};

@@ -201,6 +201,12 @@ pub struct WorkoutSummary {
     /// LSN of the first and latest record of this workout.
     pub first_lsn: u64,
     pub last_lsn: u64,
+    /// When the log stored the first and the latest record of this workout (Unix ms), where the
+    /// log said: coordinate retention counts from these, not from when the samples were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_from_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_through_ms: Option<i64>,
     /// The athlete profile the calories and training load were computed with, so they can be
     /// recomputed (None when the pipeline knew none; summaries stored before it read as None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -211,6 +217,9 @@ pub struct WorkoutSummary {
 #[derive(Debug, Clone, Default)]
 pub struct ShardOutput {
     pub lsn: u64,
+    /// When the log stored the record (Unix ms); None when the log kept no time (the embedded
+    /// log's first format), and then a sample's recorded time stands in for it.
+    pub stored_ms: Option<i64>,
     /// The record's enriched samples, as columns.
     pub points: crate::Points,
     pub events: Vec<WorkoutEvent>,

@@ -24,8 +24,17 @@ pub struct PipelineConfig {
 
 struct ShardInput {
     lsn: u64,
+    stored_ms: Option<i64>,
     payload: Bytes,
     trace_id: Option<Arc<str>>,
+}
+
+/// What the log tells of a record besides its bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    /// When the log stored it (Unix ms), if it kept the time.
+    pub appended_ms: Option<i64>,
+    pub trace_id: Option<Arc<str>>,
 }
 
 /// The pipeline has stopped: nothing more can be submitted.
@@ -43,21 +52,22 @@ impl PipelineSubmitter {
     /// Hands a durable record to the shard that owns its workout; blocks while that shard's queue
     /// is full (which is how a slow pipeline pushes back on the log and then on ingest).
     pub fn submit(&self, lsn: u64, workout_id: WorkoutId, payload: Bytes) -> Result<(), PipelineStopped> {
-        self.submit_traced(lsn, workout_id, payload, None)
+        self.submit_record(lsn, workout_id, payload, Stored::default())
     }
 
-    /// [`PipelineSubmitter::submit`] for a record that carries the trace id of the request that
-    /// brought it (scale-out: from the raw topic's `traceparent` header); the record's output
-    /// carries it on to the sinks.
-    pub fn submit_traced(
+    /// [`PipelineSubmitter::submit`] for a record with what the log knows of it: when it was
+    /// stored, and the trace id of the request that brought it (scale-out: from the raw topic's
+    /// `traceparent` header). The record's output carries both on to the sinks.
+    pub fn submit_record(
         &self,
         lsn: u64,
         workout_id: WorkoutId,
         payload: Bytes,
-        trace_id: Option<Arc<str>>,
+        stored: Stored,
     ) -> Result<(), PipelineStopped> {
         let shard = (workout_id.shard_hash() % self.inputs.len() as u64) as usize;
-        self.inputs[shard].send(ShardInput { lsn, payload, trace_id }).map_err(|_| PipelineStopped)
+        let input = ShardInput { lsn, stored_ms: stored.appended_ms, payload, trace_id: stored.trace_id };
+        self.inputs[shard].send(input).map_err(|_| PipelineStopped)
     }
 }
 
@@ -112,7 +122,7 @@ impl Pipeline {
 
 fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
     for record in input {
-        let mut out = core.process(record.lsn, &record.payload);
+        let mut out = core.process_stored(record.lsn, record.stored_ms, &record.payload);
         out.trace_id = record.trace_id;
         if let Some(summary) = &out.summary {
             live.update(summary);

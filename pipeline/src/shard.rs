@@ -60,31 +60,37 @@ impl ShardCore {
         self.profiles.insert(user_id.to_owned(), profile);
     }
 
-    /// Applies one durable record. Always returns an output for `lsn` (possibly empty), so the
-    /// sinks' view of the log stays gap-free.
+    /// Applies one durable record whose storage time is unknown (see [`ShardCore::process_stored`]).
     pub fn process(&mut self, lsn: u64, payload: &[u8]) -> ShardOutput {
+        self.process_stored(lsn, None, payload)
+    }
+
+    /// Applies one durable record, which the log stored at `stored_ms` (Unix ms, when the log
+    /// kept it). Always returns an output for `lsn` (possibly empty), so the sinks' view of the
+    /// log stays gap-free.
+    pub fn process_stored(&mut self, lsn: u64, stored_ms: Option<i64>, payload: &[u8]) -> ShardOutput {
         let batch = match decode_batch(payload, &self.limits) {
             Ok(batch) => batch,
             Err(err) => {
                 // Verified before it was appended; reaching this means the log was written by an
                 // incompatible build. Skipping is the only option; say so loudly.
                 tracing::error!(lsn, %err, "durable record does not decode; skipped");
-                return ShardOutput { lsn, ..ShardOutput::default() };
+                return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
             }
         };
         let id = batch.workout_id();
         if self.ended.contains(&id) {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
-            return ShardOutput { lsn, ..ShardOutput::default() };
+            return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
         }
         let out = match self.workouts.get_mut(&id) {
-            Some(workout) => workout.apply(&batch, lsn, false, self.update_interval_ms),
+            Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
             None => {
                 let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));
                 let profile = self.profiles.get(batch.user_id()).or(shared.as_ref());
                 let mut workout = Box::new(Workout::new(&batch, lsn, profile));
-                let out = workout.apply(&batch, lsn, true, self.update_interval_ms);
+                let out = workout.apply(&batch, lsn, stored_ms, true, self.update_interval_ms);
                 self.workouts.insert(id, workout);
                 out
             }

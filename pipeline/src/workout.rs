@@ -41,6 +41,8 @@ struct Head {
     last_seq: u64,
     first_lsn: u64,
     last_lsn: u64,
+    stored_from_ms: Option<i64>,
+    stored_through_ms: Option<i64>,
     /// Boxed: only imported files carry device totals.
     device_totals: Option<Box<trackwire_codec::DeviceTotals>>,
     /// What the calories and training load were computed with (boxed: often absent).
@@ -80,6 +82,8 @@ impl Workout {
                 last_seq: 0,
                 first_lsn: lsn,
                 last_lsn: lsn,
+                stored_from_ms: None,
+                stored_through_ms: None,
                 device_totals: None,
                 profile: profile.map(|p| Box::new(p.clone())),
             },
@@ -91,10 +95,18 @@ impl Workout {
         }
     }
 
-    /// Applies one batch. `started` is true for the batch that created the workout;
-    /// `update_interval_ms` is the least device time between two `WorkoutUpdated` events.
-    pub fn apply(&mut self, batch: &BatchView<'_>, lsn: u64, started: bool, update_interval_ms: i64) -> ShardOutput {
-        let mut out = ShardOutput { lsn, ..ShardOutput::default() };
+    /// Applies one batch, which the log stored at `stored_ms` (when it says). `started` is true
+    /// for the batch that created the workout; `update_interval_ms` is the least device time
+    /// between two `WorkoutUpdated` events.
+    pub fn apply(
+        &mut self,
+        batch: &BatchView<'_>,
+        lsn: u64,
+        stored_ms: Option<i64>,
+        started: bool,
+        update_interval_ms: i64,
+    ) -> ShardOutput {
+        let mut out = ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
         if self.head.status.is_ended() {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %self.head.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
@@ -139,6 +151,10 @@ impl Workout {
         self.head.samples += out.points.len() as u64;
         self.head.last_seq = self.head.last_seq.max(batch.seq());
         self.head.last_lsn = lsn;
+        if let Some(stored) = stored_ms {
+            self.head.stored_from_ms = Some(self.head.stored_from_ms.map_or(stored, |from| from.min(stored)));
+            self.head.stored_through_ms = Some(self.head.stored_through_ms.map_or(stored, |to| to.max(stored)));
+        }
         let mut summary = self.head.summary();
         self.stages.summarize(&mut summary);
         if let Some(end) = transitions.iter().map(|(_, t)| *t).max() {
@@ -318,6 +334,8 @@ impl Head {
             heart_rate_max_bpm: None,
             first_lsn: self.first_lsn,
             last_lsn: self.last_lsn,
+            stored_from_ms: self.stored_from_ms,
+            stored_through_ms: self.stored_through_ms,
             profile: self.profile.as_deref().cloned(),
         }
     }

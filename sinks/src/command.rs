@@ -34,8 +34,9 @@ pub struct Erasure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Erase(Erasure),
-    /// Coordinate retention: null every position of samples recorded in `[from_ms, before_ms)`,
-    /// keeping every other column and every total.
+    /// Coordinate retention: null every position of samples the log stored in
+    /// `[from_ms, before_ms)`, keeping every other column and every total. (A sample whose storage
+    /// time the log did not keep counts as stored when it was recorded.)
     DropPositions {
         from_ms: i64,
         before_ms: i64,
@@ -66,7 +67,7 @@ pub struct OrderedCommand {
 pub struct Redactions {
     /// User → the LSN through which their data is erased.
     pub erased: HashMap<String, u64>,
-    /// Samples before this time (Unix ms) lose their positions (0: none).
+    /// Samples stored before this time (Unix ms) lose their positions (0: none).
     pub positions_before_ms: i64,
 }
 
@@ -102,6 +103,41 @@ impl Redactions {
             output.ended = false;
             return;
         }
-        output.points.drop_positions_before(self.positions_before_ms);
+        match output.stored_ms {
+            Some(stored) if stored < self.positions_before_ms => output.points.drop_positions_before(i64::MAX),
+            Some(_) => {}
+            None => output.points.drop_positions_before(self.positions_before_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use trackwire_pipeline::{EnrichedPoint, Points};
+
+    use super::*;
+
+    /// An output of two samples recorded at 1,000 and 3,000 ms, stored at `stored_ms`.
+    fn output(stored_ms: Option<i64>) -> ShardOutput {
+        let point = |time_ms| EnrichedPoint { time_ms, lat_deg: Some(46.0), lon_deg: Some(7.0), ..Default::default() };
+        ShardOutput { lsn: 1, stored_ms, points: Points::from_iter([point(1_000), point(3_000)]), ..Default::default() }
+    }
+
+    fn positioned(output: &ShardOutput) -> usize {
+        output.points.lat_deg.iter().filter(|p| p.is_some()).count()
+    }
+
+    #[test]
+    fn the_retention_cut_applies_to_when_a_record_was_stored() {
+        let redactions = Redactions { positions_before_ms: 2_000, ..Default::default() };
+        let mut stored_after = output(Some(5_000));
+        redactions.apply(&mut stored_after);
+        assert_eq!(positioned(&stored_after), 2, "stored after the cut: kept, however old the samples");
+        let mut stored_before = output(Some(1_500));
+        redactions.apply(&mut stored_before);
+        assert_eq!(positioned(&stored_before), 0, "stored before the cut: every position goes");
+        let mut unknown = output(None);
+        redactions.apply(&mut unknown);
+        assert_eq!(positioned(&unknown), 1, "no storage time: each sample's recorded time stands in");
     }
 }

@@ -170,7 +170,7 @@ fn joined(parts: &[&Streams]) -> Streams {
 fn merged(id: u8, records: &[(u64, &Streams)]) -> StreamChunk {
     let mut chunk = Chunk::default();
     for (lsn, streams) in records {
-        chunk.records.push(RecordSpan { lsn: *lsn, samples: streams.len() as u32 });
+        chunk.records.push(RecordSpan { lsn: *lsn, samples: streams.len() as u32, stored_ms: None });
         chunk.streams.extend_range(streams, 0..streams.len());
     }
     StreamChunk { workout_id: WorkoutId([id; 16]), lsn: chunk.last_lsn(), encoded: chunk.encode() }
@@ -386,7 +386,7 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
 }
 
 #[test]

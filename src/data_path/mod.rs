@@ -29,7 +29,7 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::{Forward, LogEntry};
-use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput};
+use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput, Stored};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
@@ -155,7 +155,8 @@ impl DataPath {
         let (log, store, live) = (self.input.log_name(), self.store.clone(), self.live.clone());
         Box::new(move |entry| match entry {
             LogEntry::Record(record) => {
-                submitter.submit_traced(record.lsn, record.key.workout_id, record.payload, record.trace_id).is_ok()
+                let stored = Stored { appended_ms: record.appended_ms, trace_id: record.trace_id };
+                submitter.submit_record(record.lsn, record.key.workout_id, record.payload, stored).is_ok()
             }
             LogEntry::Gap { lsn } => gaps.send(ShardOutput { lsn, ..ShardOutput::default() }).is_ok(),
             LogEntry::Command { lsn, command } => {

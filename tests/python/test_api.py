@@ -220,32 +220,53 @@ def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(se
     nothing_of_alice()
 
 
-def test_coordinate_retention_drops_positions_and_keeps_totals(server_factory, tmp_path):
+def test_coordinate_retention_counts_from_storage_so_an_imported_recording_keeps_its_route(server_factory, tmp_path):
+    """A years-old recording imported today keeps its positions, route and polyline for the whole
+    retention window (it counts from when Trackwire stored the data); a cut past the import drops
+    them everywhere and keeps every total."""
     data = tmp_path / "data"
     server = server_factory(data, TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS=30).start()
     up = wait_upload(server, upload(server, RUN_FIT)["id"])
-    before = wait_workout(server, up["workout_id"])
-    lake = data / "lake" / "points"
+    workout_id = up["workout_id"]
+    before = wait_workout(server, workout_id)
+    assert before["start_time_ms"] < 1_577_836_800_000, "a recording from before 2020"
     deadline = time.time() + 30
-    while up["workout_id"] not in lake_ids(data / "lake", "points"):
+    while workout_id not in lake_ids(data / "lake", "points"):
         assert time.time() < deadline
         time.sleep(0.2)
+
+    def positions():
+        details = server.api("GET", f"/workouts/{workout_id}").json()
+        streams = server.api("GET", f"/workouts/{workout_id}/streams", params={"keys": "latlng,distance"}).json()
+        points = twclient.delta_table(data / "lake", "points").to_pyarrow_table()
+        lake, total = duckdb.sql(
+            f"select count(lat) + count(lon) + count(smoothed_lat), count(*) from points where workout_id = '{workout_id}'"
+        ).fetchall()[0]
+        assert total > 100
+        return details, sum(p is not None for p in streams["latlng"]["data"]), lake, streams
+
     assert server.api("POST", "/admin/retention").status_code == 403, "needs the admin scope"
     r = server.api("POST", "/admin/retention", admin=True)
     assert r.status_code == 200, r.text
-    after = server.api("GET", f"/workouts/{up['workout_id']}").json()
-    assert after["map"]["summary_polyline"] is None
+    details, in_store, in_lake, _ = positions()
+    assert details["map"]["summary_polyline"], "the route of an import survives the policy's cut"
+    assert in_store > 100 and in_lake > 300, (in_store, in_lake)
+
+    assert server.api("POST", "/admin/retention", admin=True, params={"before": "2999-01-01T00:00:00Z"}).status_code == 400
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    time.sleep(1.5)
+    r = server.api("POST", "/admin/retention", admin=True, params={"before": now})
+    assert r.status_code == 200, r.text
+    assert r.json()["positions_dropped_before"].startswith(now[:19])
+    details, in_store, in_lake, streams = positions()
+    assert details["map"]["summary_polyline"] is None
+    assert in_store == 0 and in_lake == 0
     for key in ("distance_m", "moving_time_s", "elevation_gain_m", "calories_kcal"):
-        assert after[key] == before[key], key
-    streams = server.api("GET", f"/workouts/{up['workout_id']}/streams", params={"keys": "latlng,distance"}).json()
-    assert all(p is None for p in streams["latlng"]["data"])
+        assert details[key] == before[key], key
     assert streams["distance"]["data"][-1] > 0
     points = twclient.delta_table(data / "lake", "points").to_pyarrow_table()
-    positioned, total = duckdb.sql(
-        f"select count(lat) + count(lon) + count(smoothed_lat), count(*) from points "
-        f"where workout_id = '{up['workout_id']}'"
-    ).fetchall()[0]
-    assert total > 100 and positioned == 0
+    stored = duckdb.sql("select min(stored_at) > now() - interval 1 hour from points").fetchall()[0][0]
+    assert stored, "stored_at says when Trackwire stored each row"
 
 
 def test_rs256_tokens_from_a_jwks_file(server_factory, tmp_path):

@@ -318,9 +318,17 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
     time.sleep(2)  # a flush interval and a lake file age, several times over
     assert erased_everywhere()
 
-    # Coordinate retention runs in scale-out: an API replica that keeps positions one day places
-    # the cut in every partition, and the workers drop the positions of these years-old traces.
+    # Coordinate retention runs in scale-out and counts from storage: an API replica that keeps
+    # positions one day leaves these years-old traces, stored minutes ago, as they are...
     retaining = server_factory(tmp_path / "api-retention", TRACKWIRE_CLUSTER__ROLE="api", TRACKWIRE_PRIVACY__COORDINATE_RETENTION_DAYS="1", **common).start()
+    time.sleep(2)  # its first background pass, placed in every partition
+    assert all(r["lat"] is not None for r in lake_points() if r["workout_id"] in map(str, workouts[kept]))
+    # ...and an operator's cut at this instant places the cut in every partition, where the
+    # workers drop their positions.
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1)
+    r = retaining.api("POST", "/admin/retention", admin=True, params={"before": now})
+    assert r.status_code == 200, r.text
     def positions_dropped():
         rows = [r for r in lake_points() if r["workout_id"] in every]
         return rows and all(r["lat"] is None and r["lon"] is None for r in rows) and rows

@@ -1,8 +1,9 @@
 //! Operations that need the admin scope.
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
 
 use super::blocking;
 use crate::auth::Caller;
@@ -10,18 +11,35 @@ use crate::control::Control;
 use crate::views::{ErrorBody, RetentionRun};
 use crate::{ApiError, AppState};
 
-/// Coordinate retention now (it also runs in the background): positions of samples older than
-/// `privacy.coordinate_retention_days` are dropped from the read store, the lake and the streams;
-/// totals stay.
+/// Where an operator wants the retention cut.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionQuery {
+    /// Drop the positions of everything stored before this instant (ISO 8601, or Unix seconds)
+    /// instead of `privacy.coordinate_retention_days` ago: a stricter cut, e.g. after the policy
+    /// changed. It cannot be in the future; the cut never moves back.
+    pub before: Option<String>,
+}
+
+/// Coordinate retention now (it also runs in the background): positions of samples Trackwire
+/// stored more than `privacy.coordinate_retention_days` ago (or before `before`) are dropped from
+/// the read store and the lake; totals stay. Age counts from storage, not from when a sample was
+/// recorded, so an imported years-old recording keeps its route for the whole window.
 #[utoipa::path(post, path = "/api/v1/admin/retention", tag = "privacy",
     security(("bearer" = [])),
+    params(RetentionQuery),
     responses(
         (status = 200, body = RetentionRun),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 429, body = ErrorBody),
         (status = 503, body = ErrorBody),
     ))]
-pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<RetentionRun>, ApiError> {
+pub async fn retention(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<RetentionQuery>,
+) -> Result<axum::Json<RetentionRun>, ApiError> {
     if !caller.admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -29,7 +47,20 @@ pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<
             format!("running retention needs the '{}' scope", state.auth.config().admin_scope()),
         ));
     }
-    let before = run_retention(&state, Utc::now().timestamp_millis()).await?;
+    let now_ms = Utc::now().timestamp_millis();
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(text) => Some(parse_instant_ms(text).filter(|ms| *ms <= now_ms).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_before",
+                format!(
+                    "before={text:?} is not an instant up to now: give ISO 8601 (2026-01-31T00:00:00Z) or Unix seconds"
+                ),
+            )
+        })?),
+    };
+    let before = run_retention(&state, now_ms, before).await?;
     Ok(axum::Json(RetentionRun {
         positions_dropped_before: DateTime::from_timestamp_millis(before)
             .unwrap_or_default()
@@ -37,18 +68,28 @@ pub async fn retention(State(state): State<AppState>, caller: Caller) -> Result<
     }))
 }
 
-/// One retention pass at `now_ms`: drops positions in `[watermark, now − retention)` and moves the
+/// An instant as ISO 8601 (RFC 3339) or Unix seconds, in Unix ms.
+fn parse_instant_ms(text: &str) -> Option<i64> {
+    match text.parse::<i64>() {
+        Ok(seconds) => seconds.checked_mul(1000),
+        Err(_) => DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis()),
+    }
+}
+
+/// One retention pass at `now_ms`: drops the positions of samples stored in `[watermark, cut)`,
+/// where the cut is `now − retention` or, when later, `stricter` (Unix ms), and moves the
 /// watermark. Returns the cut.
-pub async fn run_retention(state: &AppState, now_ms: i64) -> Result<i64, ApiError> {
+pub async fn run_retention(state: &AppState, now_ms: i64, stricter: Option<i64>) -> Result<i64, ApiError> {
     let days = state.privacy.coordinate_retention_days;
-    if days == 0 {
+    if days == 0 && stricter.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "retention_disabled",
-            "privacy.coordinate_retention_days is 0: positions are kept forever",
+            "privacy.coordinate_retention_days is 0: positions are kept forever (give `before` to drop them once)",
         ));
     }
-    let before = now_ms - i64::from(days) * 86_400_000;
+    let by_policy = if days == 0 { i64::MIN } else { now_ms - i64::from(days) * 86_400_000 };
+    let before = by_policy.max(stricter.unwrap_or(i64::MIN));
     let accounts = state.accounts.clone();
     let from = blocking(move || accounts.positions_dropped_before()).await?;
     if before <= from {
@@ -77,7 +118,7 @@ pub async fn run_retention(state: &AppState, now_ms: i64) -> Result<i64, ApiErro
 }
 
 /// Coordinate retention in the background: every `privacy.retention_interval_secs`, positions
-/// older than `privacy.coordinate_retention_days` are dropped everywhere (totals stay).
+/// stored more than `privacy.coordinate_retention_days` ago are dropped everywhere (totals stay).
 pub async fn retention_loop(state: AppState) {
     if state.privacy.coordinate_retention_days == 0 {
         return;
@@ -85,7 +126,7 @@ pub async fn retention_loop(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(state.privacy.retention_interval_secs));
     loop {
         tick.tick().await;
-        match run_retention(&state, Utc::now().timestamp_millis()).await {
+        match run_retention(&state, Utc::now().timestamp_millis(), None).await {
             Ok(before) => tracing::debug!(before_ms = before, "coordinate retention ran"),
             Err(err) => tracing::warn!(message = %err.message, "coordinate retention failed; retried next interval"),
         }

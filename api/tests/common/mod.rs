@@ -156,6 +156,7 @@ pub fn put(state: &AppState, outputs: Vec<ShardOutput>) {
 pub fn output(lsn: u64, summary: WorkoutSummary, points: Vec<trackwire_pipeline::EnrichedPoint>) -> ShardOutput {
     ShardOutput {
         lsn,
+        stored_ms: None,
         points: points.into_iter().collect(),
         events: Vec::new(),
         summary: Some(summary),

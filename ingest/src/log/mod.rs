@@ -84,6 +84,9 @@ pub struct LogRecord {
     pub lsn: u64,
     pub key: DedupKey,
     pub payload: Bytes,
+    /// When the log stored it (Unix ms): the embedded log's group-commit time, the raw topic's
+    /// record timestamp. None for records of the embedded log's first format, which kept none.
+    pub appended_ms: Option<i64>,
     /// The W3C trace id of the request that brought the batch, where the log carries it (the
     /// Kafka backend's `traceparent` header; the embedded record format has no room for it).
     pub trace_id: Option<Arc<str>>,

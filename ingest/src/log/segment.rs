@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::LogError;
-use super::record::{self, FrameError, MAGIC};
+use super::record::{self, Format, FrameError, MAGIC};
 use super::{DedupIndex, LogRecord};
 
 /// One segment file: the records with LSN in `first_lsn..next_lsn`.
@@ -18,6 +18,8 @@ pub struct SegmentMeta {
     /// One past the last record's LSN (== first_lsn for an empty segment).
     pub next_lsn: u64,
     pub len: u64,
+    /// The record format it is written in (new records go only to segments of today's format).
+    pub format: Format,
 }
 
 pub fn segment_path(dir: &Path, first_lsn: u64) -> PathBuf {
@@ -55,7 +57,8 @@ pub fn scan_segment(
     let data =
         Bytes::from(fs::read(path).map_err(|e| LogError::io(format!("reading log segment {}", path.display()), e))?);
     let corrupt = |offset: usize, reason: String| LogError::Corrupt { segment: path.to_path_buf(), offset, reason };
-    if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+    let format = data.get(..MAGIC.len()).and_then(Format::of_magic);
+    let Some(format) = format else {
         if is_last && data.len() < MAGIC.len() {
             // Crashed while creating the segment: start it again.
             write_new_segment_file(path)?;
@@ -64,21 +67,22 @@ pub fn scan_segment(
                 first_lsn,
                 next_lsn: first_lsn,
                 len: MAGIC.len() as u64,
+                format: Format::V2,
             });
         }
         return Err(corrupt(0, "not a Trackwire log segment (bad magic)".into()));
-    }
+    };
     let mut offset = MAGIC.len();
     let mut next_lsn = first_lsn;
     while offset < data.len() {
-        match record::decode_record(&data, offset) {
+        match record::decode_record(&data, offset, format) {
             Ok((rec, next)) => {
                 if rec.lsn != next_lsn {
                     return Err(corrupt(offset, format!("expected lsn {next_lsn}, found {}", rec.lsn)));
                 }
                 dedup.insert(rec.key);
                 let payload = data.slice(rec.payload_offset..rec.payload_offset + rec.payload.len());
-                each(LogRecord { lsn: rec.lsn, key: rec.key, payload, trace_id: None })?;
+                each(LogRecord { lsn: rec.lsn, key: rec.key, payload, appended_ms: rec.appended_ms, trace_id: None })?;
                 next_lsn += 1;
                 offset = next;
             }
@@ -97,7 +101,7 @@ pub fn scan_segment(
             }
         }
     }
-    Ok(SegmentMeta { path: path.to_path_buf(), first_lsn, next_lsn, len: offset as u64 })
+    Ok(SegmentMeta { path: path.to_path_buf(), first_lsn, next_lsn, len: offset as u64, format })
 }
 
 fn truncate(path: &Path, len: u64) -> Result<(), LogError> {

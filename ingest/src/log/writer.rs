@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::record::{MAGIC, encode_record};
+use super::record::{Format, MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
 use super::{AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, Shared};
 
@@ -58,11 +58,22 @@ impl Writer {
             segments.push(meta);
         }
         let active = match segments.last() {
-            Some(last) => segment::open_for_append(&last.path)?,
-            None => {
+            Some(last) if last.format == Format::V2 => segment::open_for_append(&last.path)?,
+            // No segment yet, or the last is of the first format: new records start a segment of
+            // today's format (an empty old one stays as it is, released like any other).
+            _ => {
                 let path = segment::segment_path(&config.dir, next_lsn);
+                if segments.last().is_some_and(|last| last.first_lsn == next_lsn) {
+                    segments.pop();
+                }
                 let file = segment::write_new_segment_file(&path)?;
-                segments.push(SegmentMeta { path, first_lsn: next_lsn, next_lsn, len: MAGIC.len() as u64 });
+                segments.push(SegmentMeta {
+                    path,
+                    first_lsn: next_lsn,
+                    next_lsn,
+                    len: MAGIC.len() as u64,
+                    format: Format::V2,
+                });
                 file
             }
         };
@@ -133,6 +144,8 @@ impl Writer {
             return;
         }
         buf.clear();
+        // One time for the whole commit: when these records became the log's.
+        let appended_ms = unix_ms_now();
         // Per request: Some(record) when newly appended, None when a retry of a stored batch.
         let mut appended: Vec<Option<LogRecord>> = Vec::with_capacity(group.len());
         for req in group.iter() {
@@ -146,8 +159,14 @@ impl Writer {
             }
             let lsn = self.next_lsn;
             self.next_lsn += 1;
-            encode_record(buf, lsn, req.key, &req.payload);
-            appended.push(Some(LogRecord { lsn, key: req.key, payload: req.payload.clone(), trace_id: None }));
+            encode_record(buf, lsn, appended_ms, req.key, &req.payload);
+            appended.push(Some(LogRecord {
+                lsn,
+                key: req.key,
+                payload: req.payload.clone(),
+                appended_ms: Some(appended_ms),
+                trace_id: None,
+            }));
         }
         if self.failed.is_none()
             && let Err(err) = self.write_and_sync(buf)
@@ -218,6 +237,7 @@ impl Writer {
             first_lsn: self.next_lsn,
             next_lsn: self.next_lsn,
             len: MAGIC.len() as u64,
+            format: Format::V2,
         });
         let metrics = &self.shared.metrics;
         metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
@@ -276,4 +296,9 @@ impl Writer {
         tracing::error!(%reason, "log write failed: refusing further appends (what is on disk is uncertain)");
         self.failed = Some(reason);
     }
+}
+
+fn unix_ms_now() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }

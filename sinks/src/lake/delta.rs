@@ -52,6 +52,21 @@ pub struct ActiveFile {
     pub size: u64,
     /// Rows, from the file's statistics (None when a writer recorded none).
     pub rows: Option<u64>,
+    /// The file's statistics as the log holds them (JSON), when a writer recorded some.
+    pub stats: Option<String>,
+}
+
+impl ActiveFile {
+    /// The least and greatest value (Unix µs) of timestamp `column` in the file, from its
+    /// statistics; None when they do not say.
+    pub fn time_span_us(&self, column: &str) -> Option<(i64, i64)> {
+        let stats: serde_json::Value = serde_json::from_str(self.stats.as_deref()?).ok()?;
+        let bound = |which: &str| {
+            let text = stats.get(which)?.get(column)?.as_str()?;
+            chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_micros())
+        };
+        Some((bound("minValues")?, bound("maxValues")?))
+    }
 }
 
 /// A new file to add: written already, named relative to the table root.
@@ -202,11 +217,12 @@ impl DeltaTable {
             let rows: Vec<(usize, ActiveFile)> = (0..batch.num_rows())
                 .filter(|i| selected.get(*i).copied().unwrap_or(true) && paths.is_valid(*i))
                 .map(|i| {
-                    let rows = stats.is_valid(i).then(|| stats.value(i)).and_then(num_records);
+                    let stats = stats.is_valid(i).then(|| stats.value(i).to_owned());
                     let file = ActiveFile {
                         path: percent_decode(paths.value(i)),
                         size: u64::try_from(sizes.value(i)).unwrap_or(0),
-                        rows,
+                        rows: stats.as_deref().and_then(num_records),
+                        stats,
                     };
                     (i, file)
                 })

@@ -34,12 +34,25 @@ impl<T: TableSpec> TableAccess<T> {
             }
             Command::DropPositions { before_ms, .. } if !T::POSITION_COLUMNS.is_empty() => Redaction::DropPositions {
                 columns: T::POSITION_COLUMNS,
-                time_column: T::TIME_COLUMN,
+                time_column: T::STORED_COLUMN,
                 before_us: before_ms.saturating_mul(1000),
             },
             Command::DropPositions { .. } => return Ok(()),
         };
         let wanted = partition_filter(command);
+        // Files whose statistics show no row stored in the cut's span are not read at all.
+        let stored_span = match command {
+            Command::DropPositions { from_ms, before_ms } => {
+                Some((from_ms.saturating_mul(1000), before_ms.saturating_mul(1000)))
+            }
+            Command::Erase(_) => None,
+        };
+        let outside_cut = |file: &super::delta::ActiveFile| {
+            stored_span.is_some_and(|(from_us, before_us)| {
+                file.time_span_us(T::STORED_COLUMN).is_some_and(|(least, most)| least >= before_us || most < from_us)
+            })
+        };
+        let mut touched: HashSet<Partition> = HashSet::new();
         self.reach_table()?;
         for _ in 0..ATTEMPTS {
             let mut changes = Changes::default();
@@ -49,6 +62,9 @@ impl<T: TableSpec> TableAccess<T> {
                     continue;
                 }
                 for (file, key) in files {
+                    if outside_cut(&file) {
+                        continue;
+                    }
                     let batches = read_batches(self.get(&self.file_path(&key)?)?)?;
                     let mut changed = false;
                     let mut writer = FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?;
@@ -67,6 +83,7 @@ impl<T: TableSpec> TableAccess<T> {
                     if !changed {
                         continue;
                     }
+                    touched.insert(partition);
                     changes.remove.push(file.path);
                     if let Some((bytes, stats)) = writer.finish()? {
                         let new = ObjectKey::new(partition, self.source, key.label);
@@ -93,7 +110,11 @@ impl<T: TableSpec> TableAccess<T> {
                 }
             }
         }
-        self.vacuum(Some(&wanted))?;
+        // Only the partitions rewritten lose their old versions at once: elsewhere time travel
+        // keeps its usual window.
+        if !touched.is_empty() {
+            self.vacuum(Some(&|partition: &Partition| touched.contains(partition)))?;
+        }
         Ok(())
     }
 }
@@ -151,7 +172,8 @@ fn missing(column: &str) -> ArrowError {
 }
 
 /// Whether a partition can hold rows a command touches (a day of slack either side of each
-/// workout: a sample's time can precede the workout's recorded start).
+/// workout: a sample's time can precede the workout's recorded start). Partitions are by recorded
+/// time and retention counts from storage time, so a retention cut can touch any partition.
 pub fn partition_filter(command: &Command) -> impl Fn(&Partition) -> bool + use<> {
     let day_of = |ms: i64| DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
     let mut spans: Vec<(NaiveDate, NaiveDate)> = Vec::new();
@@ -165,11 +187,7 @@ pub fn partition_filter(command: &Command) -> impl Fn(&Partition) -> bool + use<
                 }
             }
         }
-        Command::DropPositions { from_ms, before_ms } => {
-            if let (Some(from), Some(to)) = (day_of(*from_ms), day_of(*before_ms)) {
-                spans.push((from, to));
-            }
-        }
+        Command::DropPositions { .. } => spans.push((NaiveDate::MIN, NaiveDate::MAX)),
     }
     move |partition: &Partition| {
         NaiveDate::from_ymd_opt(partition.year, partition.month, partition.day)

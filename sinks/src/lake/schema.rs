@@ -84,36 +84,64 @@ pub(crate) fn ms_to_us(ms: i64) -> i64 {
 pub struct PointsTable;
 
 /// The rows a points file is built from: the pipeline's columns, plus who and what each run of
-/// them belongs to (an output is one workout, so one run per output at most).
+/// them belongs to and when the log stored it (an output is one workout, so one run per output at
+/// most).
 #[derive(Debug, Default, Clone)]
 pub struct PointRows {
     pub points: Points,
-    /// `(user_id, sport, rows)` runs, in row order.
-    owners: Vec<(String, String, usize)>,
+    /// Runs of rows in row order.
+    owners: Vec<Owner>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Owner {
+    user_id: String,
+    sport: String,
+    /// When the log stored the run's record; None when it kept no time.
+    stored_ms: Option<i64>,
+    rows: usize,
 }
 
 impl PointRows {
-    /// Rows that all belong to one user's workout of one sport.
+    /// Rows that all belong to one user's workout of one sport, of a record stored when recorded.
     pub fn of_one_workout(points: Points, user_id: &str, sport: &str) -> Self {
         let rows = points.len();
-        PointRows { points, owners: vec![(user_id.to_owned(), sport.to_owned(), rows)] }
-    }
-
-    fn push_owner(&mut self, user_id: &str, sport: &str, rows: usize) {
-        match self.owners.last_mut() {
-            Some((user, last_sport, count)) if user == user_id && last_sport == sport => *count += rows,
-            _ => self.owners.push((user_id.to_owned(), sport.to_owned(), rows)),
+        PointRows {
+            points,
+            owners: vec![Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), stored_ms: None, rows }],
         }
     }
 
-    fn owner_column(&self, field: fn(&(String, String, usize)) -> &str) -> ArrayRef {
+    fn push_owner(&mut self, user_id: &str, sport: &str, stored_ms: Option<i64>, rows: usize) {
+        match self.owners.last_mut() {
+            Some(last) if last.user_id == user_id && last.sport == sport && last.stored_ms == stored_ms => {
+                last.rows += rows
+            }
+            _ => self.owners.push(Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), stored_ms, rows }),
+        }
+    }
+
+    fn owner_column(&self, field: fn(&Owner) -> &str) -> ArrayRef {
         let mut builder = StringBuilder::with_capacity(self.points.len(), self.owners.len() * 36);
         for owner in &self.owners {
-            for _ in 0..owner.2 {
+            for _ in 0..owner.rows {
                 builder.append_value(field(owner));
             }
         }
         Arc::new(builder.finish())
+    }
+
+    /// When each row was stored: its record's storage time, or, where the log kept none, when
+    /// the sample was recorded.
+    fn stored_column(&self) -> ArrayRef {
+        let mut stored = Vec::with_capacity(self.points.len());
+        let mut row = 0;
+        for owner in &self.owners {
+            let times = &self.points.time_ms[row..row + owner.rows];
+            stored.extend(times.iter().map(|recorded| ms_to_us(owner.stored_ms.unwrap_or(*recorded))));
+            row += owner.rows;
+        }
+        Arc::new(TimestampMicrosecondArray::from(stored).with_timezone("UTC"))
     }
 }
 
@@ -128,6 +156,7 @@ static POINTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("sample_index", DataType::Int32, false),
         Field::new("lsn", DataType::Int64, false),
         Field::new("time", utc_micros(), false),
+        Field::new("stored_at", utc_micros(), false),
         Field::new("lat", DataType::Float64, true),
         Field::new("lon", DataType::Float64, true),
         Field::new("altitude_m", DataType::Float32, true),
@@ -158,6 +187,7 @@ impl TableSpec for PointsTable {
     const TIME_COLUMN: &'static str = "time";
     const LSN_COLUMN: &'static str = "lsn";
     const POSITION_COLUMNS: &'static [&'static str] = &["lat", "lon", "smoothed_lat", "smoothed_lon"];
+    const STORED_COLUMN: &'static str = "stored_at";
 
     fn schema() -> SchemaRef {
         POINTS_SCHEMA.clone()
@@ -169,7 +199,7 @@ impl TableSpec for PointsTable {
 
     fn append(rows: &mut PointRows, output: &ShardOutput, range: Range<usize>) {
         let (user, sport) = output.summary.as_ref().map_or(("", ""), |s| (s.user_id.as_str(), s.sport.as_str()));
-        rows.push_owner(user, sport, range.len());
+        rows.push_owner(user, sport, output.stored_ms, range.len());
         rows.points.extend_from(&output.points, range);
     }
 
@@ -186,8 +216,8 @@ impl TableSpec for PointsTable {
         let p = &rows.points;
         let columns: Vec<ArrayRef> = vec![
             ids(p.workout_id.iter(), p.len()),
-            rows.owner_column(|o| &o.0),
-            rows.owner_column(|o| &o.1),
+            rows.owner_column(|o| &o.user_id),
+            rows.owner_column(|o| &o.sport),
             Arc::new(Int64Array::from_iter_values(p.seq.iter().map(|v| *v as i64))),
             Arc::new(Int32Array::from_iter_values(p.index.iter().map(|v| *v as i32))),
             Arc::new(Int64Array::from_iter_values(p.lsn.iter().map(|v| *v as i64))),
@@ -195,6 +225,7 @@ impl TableSpec for PointsTable {
                 TimestampMicrosecondArray::from_iter_values(p.time_ms.iter().map(|ms| ms_to_us(*ms)))
                     .with_timezone("UTC"),
             ),
+            rows.stored_column(),
             Arc::new(Float64Array::from_iter(p.lat_deg.iter().copied())),
             Arc::new(Float64Array::from_iter(p.lon_deg.iter().copied())),
             Arc::new(Float32Array::from_iter(p.altitude_m.iter().copied())),
@@ -278,6 +309,7 @@ impl TableSpec for WorkoutsTable {
     const TIME_COLUMN: &'static str = "start_time";
     const LSN_COLUMN: &'static str = "last_lsn";
     const POSITION_COLUMNS: &'static [&'static str] = &[];
+    const STORED_COLUMN: &'static str = "";
 
     fn schema() -> SchemaRef {
         WORKOUTS_SCHEMA.clone()

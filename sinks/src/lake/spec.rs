@@ -31,6 +31,9 @@ pub trait TableSpec: Send + 'static {
     const LSN_COLUMN: &'static str;
     /// Columns that hold positions (nulled by coordinate retention).
     const POSITION_COLUMNS: &'static [&'static str];
+    /// The timestamp column saying when the log stored each row: coordinate retention counts
+    /// from it (tables without positions have none: "").
+    const STORED_COLUMN: &'static str;
 }
 
 /// File rolling, encoding and maintenance knobs.

@@ -108,8 +108,9 @@ pub trait ReadStore: Send + Sync {
     /// Returns how many workouts it covered.
     fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError>;
 
-    /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
-    /// in every workout that overlaps it. Returns how many workouts changed.
+    /// Coordinate retention: nulls the positions of samples the log stored in `[from_ms,
+    /// before_ms)` (for samples whose storage time it did not keep: recorded then) in every
+    /// workout that may hold them. Returns how many workouts changed.
     fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError>;
 
     /// Sets (`Some`) or removes (`None`) the profile the pipeline enriches a user's workouts with.
@@ -191,6 +192,16 @@ fn cursor_of(summary: &WorkoutSummary) -> Cursor {
 fn start_of(cursor: &[u8]) -> i64 {
     let ordered = u64::from_be_bytes(cursor[..8].try_into().expect("8 bytes"));
     ((!ordered) ^ (1 << 63)) as i64
+}
+
+/// Whether a workout may hold samples stored in `[from_ms, before_ms)`: by the span of its
+/// records' storage times, or, for a workout stored before the log kept them, by its recorded
+/// span (the rule then).
+pub(crate) fn may_hold_positions_stored_in(summary: &WorkoutSummary, from_ms: i64, before_ms: i64) -> bool {
+    match (summary.stored_from_ms, summary.stored_through_ms) {
+        (Some(from), Some(through)) => from < before_ms && through >= from_ms,
+        _ => summary.start_time_ms < before_ms && summary.end_time_ms >= from_ms,
+    }
 }
 
 #[cfg(test)]

@@ -244,8 +244,8 @@ impl ReadStore for RedbStore {
         Ok(ids.len())
     }
 
-    /// Coordinate retention: nulls the positions of samples recorded in `[from_ms, before_ms)`
-    /// in every workout that overlaps it. Returns how many workouts changed.
+    /// Coordinate retention: nulls the positions of samples stored in `[from_ms, before_ms)` in
+    /// every workout whose records the log stored then. Returns how many workouts changed.
     fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
         let txn = self.db.begin_write().map_err(SinkError::store)?;
         let mut changed = 0;
@@ -256,7 +256,7 @@ impl ReadStore for RedbStore {
             for entry in table.iter().map_err(SinkError::store)? {
                 let (_, value) = entry.map_err(SinkError::store)?;
                 let summary = decode_summary(value.value())?;
-                if summary.start_time_ms < before_ms && summary.end_time_ms >= from_ms {
+                if super::may_hold_positions_stored_in(&summary, from_ms, before_ms) {
                     affected.push(summary.workout_id);
                 }
             }
@@ -266,7 +266,7 @@ impl ReadStore for RedbStore {
                 for entry in streams.range::<&[u8]>(&from[..]..=&to[..]).map_err(SinkError::store)? {
                     let (key, value) = entry.map_err(SinkError::store)?;
                     let mut chunk = decode_chunk(key.value(), value.value())?;
-                    if chunk.streams.drop_positions_before(before_ms) {
+                    if chunk.drop_positions_stored_before(before_ms) {
                         rewritten.push((key.value().to_vec(), chunk.encode()));
                     }
                 }

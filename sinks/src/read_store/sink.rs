@@ -67,7 +67,7 @@ impl Sink for ReadStoreSink {
         self.last_fed = output.lsn;
         if let Some(&workout_id) = output.points.workout_id.first() {
             let chunk = self.open.entry(workout_id).or_default();
-            chunk.push_record(output.lsn, &output.points);
+            chunk.push_record(output.lsn, output.stored_ms, &output.points);
             self.waiting_samples += output.points.len();
             if chunk.len() >= CHUNK_SAMPLES {
                 self.sealed.push(seal(workout_id, chunk));

@@ -15,9 +15,12 @@ const E7: f64 = 1e7;
 /// (≤ 100,000 samples), each well under 100 bytes.
 const MAX_CHUNK_BYTES: usize = 64 << 20;
 
-/// The first byte of a chunk that lists its records. Chunks written before had one record each and
-/// no such byte: they begin with the zstd frame's magic number (0x28 …), never with this.
+/// The first byte of a chunk that lists its records without their storage times. Chunks written
+/// before that had one record each and no such byte: they begin with the zstd frame's magic number
+/// (0x28 …), never with a format byte.
 const FORMAT_RECORDS: u8 = 2;
+/// The first byte of a chunk that lists its records with when the log stored each.
+const FORMAT_STORED: u8 = 3;
 
 /// zstd contexts, one pair per thread: making one per chunk was 3 % of the sinks thread under
 /// offline uploads (a context is a few hundred kilobytes of tables, set up on every call).
@@ -44,11 +47,20 @@ pub enum StreamsError {
     Inconsistent { listed: usize, held: usize },
 }
 
-/// One log record's share of a chunk: its position and how many samples it gave.
+/// One log record's share of a chunk: its position, when the log stored it (Unix ms, where the
+/// log kept the time) and how many samples it gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordSpan {
     pub lsn: u64,
     pub samples: u32,
+    pub stored_ms: Option<i64>,
+}
+
+/// A chunk as [`FORMAT_RECORDS`] wrote it.
+#[derive(Deserialize)]
+struct ChunkWithoutTimes {
+    records: Vec<(u64, u32)>,
+    streams: Streams,
 }
 
 /// What one stored chunk holds: the samples of consecutive records of one workout, in log order.
@@ -61,13 +73,32 @@ pub struct Chunk {
 impl Chunk {
     /// A chunk of one record's samples.
     pub fn of_record(lsn: u64, streams: Streams) -> Chunk {
-        Chunk { records: vec![RecordSpan { lsn, samples: streams.len() as u32 }], streams }
+        Chunk { records: vec![RecordSpan { lsn, samples: streams.len() as u32, stored_ms: None }], streams }
     }
 
-    /// Appends the next record's points (its LSN above every one held).
-    pub fn push_record(&mut self, lsn: u64, points: &Points) {
-        self.records.push(RecordSpan { lsn, samples: points.len() as u32 });
+    /// Appends the next record's points (its LSN above every one held), stored at `stored_ms`.
+    pub fn push_record(&mut self, lsn: u64, stored_ms: Option<i64>, points: &Points) {
+        self.records.push(RecordSpan { lsn, samples: points.len() as u32, stored_ms });
         self.streams.extend_from_points(points);
+    }
+
+    /// Coordinate retention: nulls the positions of the records stored before `before_ms` (of
+    /// each sample recorded before it, for a record whose storage time the log did not keep).
+    /// True if any changed.
+    pub fn drop_positions_stored_before(&mut self, before_ms: i64) -> bool {
+        let mut changed = false;
+        let mut start = 0;
+        for record in &self.records {
+            let end = start + record.samples as usize;
+            let cut = match record.stored_ms {
+                Some(stored) if stored < before_ms => i64::MAX,
+                Some(_) => i64::MIN,
+                None => before_ms,
+            };
+            changed |= self.streams.drop_positions_in(start..end, cut);
+            start = end;
+        }
+        changed
     }
 
     /// The newest record's position: the chunk's key.
@@ -88,7 +119,7 @@ impl Chunk {
     /// microseconds per 1,000 samples.
     pub fn encode(&self) -> Vec<u8> {
         let plain = postcard::to_allocvec(self).expect("chunks always serialize");
-        let mut out = vec![FORMAT_RECORDS];
+        let mut out = vec![FORMAT_STORED];
         ZSTD.with_borrow_mut(|zstd| {
             let frame = zstd.compressor.compress(&plain).expect("zstd compresses any input");
             out.extend_from_slice(&frame);
@@ -100,8 +131,19 @@ impl Chunk {
     /// record of a chunk written before chunks listed their records.
     pub fn decode(bytes: &[u8], key_lsn: u64) -> Result<Chunk, StreamsError> {
         match bytes.split_first() {
-            Some((&FORMAT_RECORDS, frame)) => {
-                let chunk: Chunk = postcard::from_bytes(&decompress(frame)?).map_err(StreamsError::Encoding)?;
+            Some((&format @ (FORMAT_RECORDS | FORMAT_STORED), frame)) => {
+                let plain = decompress(frame)?;
+                let chunk: Chunk = if format == FORMAT_STORED {
+                    postcard::from_bytes(&plain).map_err(StreamsError::Encoding)?
+                } else {
+                    let old: ChunkWithoutTimes = postcard::from_bytes(&plain).map_err(StreamsError::Encoding)?;
+                    let records = old
+                        .records
+                        .into_iter()
+                        .map(|(lsn, samples)| RecordSpan { lsn, samples, stored_ms: None })
+                        .collect();
+                    Chunk { records, streams: old.streams }
+                };
                 let listed: usize = chunk.records.iter().map(|r| r.samples as usize).sum();
                 if listed != chunk.len() {
                     return Err(StreamsError::Inconsistent { listed, held: chunk.len() });
@@ -208,9 +250,15 @@ impl Streams {
 
     /// Nulls the positions of samples recorded before `before_ms`; true if any changed.
     pub fn drop_positions_before(&mut self, before_ms: i64) -> bool {
+        self.drop_positions_in(0..self.len(), before_ms)
+    }
+
+    /// Nulls the positions of the samples in `range` recorded before `before_ms`; true if any
+    /// changed.
+    fn drop_positions_in(&mut self, range: std::ops::Range<usize>, before_ms: i64) -> bool {
         let mut changed = false;
-        for (i, time) in self.time_ms.iter().enumerate() {
-            if *time < before_ms && (self.lat_e7[i].is_some() || self.lon_e7[i].is_some()) {
+        for i in range {
+            if self.time_ms[i] < before_ms && (self.lat_e7[i].is_some() || self.lon_e7[i].is_some()) {
                 self.lat_e7[i] = None;
                 self.lon_e7[i] = None;
                 changed = true;
@@ -272,7 +320,7 @@ mod tests {
     fn chunk_of(records: &[(u64, i64, i64)]) -> Chunk {
         let mut chunk = Chunk::default();
         for &(lsn, from, n) in records {
-            chunk.records.push(RecordSpan { lsn, samples: n as u32 });
+            chunk.records.push(RecordSpan { lsn, samples: n as u32, stored_ms: None });
             let streams = numbered(from, n);
             chunk.streams.extend_range(&streams, 0..streams.len());
         }
@@ -293,7 +341,7 @@ mod tests {
         let streams = numbered(0, 4);
         let legacy = zstd::bulk::compress(&postcard::to_allocvec(&streams).unwrap(), 1).unwrap();
         let chunk = Chunk::decode(&legacy, 9).unwrap();
-        assert_eq!(chunk.records, vec![RecordSpan { lsn: 9, samples: 4 }]);
+        assert_eq!(chunk.records, vec![RecordSpan { lsn: 9, samples: 4, stored_ms: None }]);
         assert_eq!(chunk.streams, streams);
     }
 

@@ -126,6 +126,8 @@ impl PartitionReader {
                     lsn,
                     key,
                     payload: Bytes::copy_from_slice(payload),
+                    // The producer stamps each record when the gateway appends it.
+                    appended_ms: message.timestamp().to_millis(),
                     trace_id: trace_id(message.headers()),
                 }),
                 (Some(_), Some(_)) => {

@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "athlete_profiles", include_str!("../../../migrations/postgres/0003_athlete_profiles.sql")),
     (4, "log_commands", include_str!("../../../migrations/postgres/0004_log_commands.sql")),
     (5, "accounts", include_str!("../../../migrations/postgres/0005_accounts.sql")),
+    (6, "stored_span", include_str!("../../../migrations/postgres/0006_stored_span.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").

@@ -280,7 +280,10 @@ impl ReadStore for PostgresStore {
             .query(
                 "SELECT s.workout_id, s.lsn, s.chunk FROM workout_streams s
                  JOIN workout_summaries w ON w.workout_id = s.workout_id
-                 WHERE w.start_time_ms < $1 AND w.end_time_ms >= $2
+                 WHERE CASE WHEN w.summary ? 'stored_from_ms'
+                     THEN (w.summary->>'stored_from_ms')::bigint < $1
+                         AND (w.summary->>'stored_through_ms')::bigint >= $2
+                     ELSE w.start_time_ms < $1 AND w.end_time_ms >= $2 END
                  FOR UPDATE OF s",
                 &[&before_ms, &from_ms],
             )
@@ -289,7 +292,7 @@ impl ReadStore for PostgresStore {
         for row in chunks {
             let (id, lsn): (Vec<u8>, i64) = (row.get(0), row.get(1));
             let mut chunk = Chunk::decode(row.get::<_, &[u8]>(2), lsn as u64).map_err(SinkError::store)?;
-            if chunk.streams.drop_positions_before(before_ms) {
+            if chunk.drop_positions_stored_before(before_ms) {
                 txn.execute(
                     "UPDATE workout_streams SET chunk = $3 WHERE workout_id = $1 AND lsn = $2",
                     &[&id, &lsn, &chunk.encode()],
