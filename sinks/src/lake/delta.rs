@@ -40,8 +40,8 @@ const ENGINE_INFO: &str = concat!("trackwire/", env!("CARGO_PKG_VERSION"));
 /// replays at most this many JSON entries). The protocol's usual default.
 pub const CHECKPOINT_INTERVAL: u64 = 10;
 
-/// Columns, from the first, that carry min/max statistics in the log: ids, LSN, time and the
-/// join keys, which is what readers filter on. Statistics of every column would cost encoding
+/// Columns, from the first, that carry min/max statistics in the log: ids, LSN, time, the join
+/// keys and (in `points`) `stored_at`, which is what readers and coordinate retention filter on. Statistics of every column would cost encoding
 /// time on every file for columns nobody skips by.
 const INDEXED_COLUMNS: &str = "8";
 
