@@ -89,16 +89,17 @@ pub struct PointsTable;
 #[derive(Debug, Default, Clone)]
 pub struct PointRows {
     pub points: Points,
-    /// Runs of rows in row order.
+    /// Runs of rows of one owner, in row order (consecutive outputs of a workout share one).
     owners: Vec<Owner>,
+    /// Runs of rows of one storage time (None: the log kept none), in row order: one per record,
+    /// kept apart from the owners so a workout's run needs no new strings per record.
+    stored: Vec<(Option<i64>, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 struct Owner {
     user_id: String,
     sport: String,
-    /// When the log stored the run's record; None when it kept no time.
-    stored_ms: Option<i64>,
     rows: usize,
 }
 
@@ -108,16 +109,19 @@ impl PointRows {
         let rows = points.len();
         PointRows {
             points,
-            owners: vec![Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), stored_ms: None, rows }],
+            owners: vec![Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), rows }],
+            stored: vec![(None, rows)],
         }
     }
 
     fn push_owner(&mut self, user_id: &str, sport: &str, stored_ms: Option<i64>, rows: usize) {
         match self.owners.last_mut() {
-            Some(last) if last.user_id == user_id && last.sport == sport && last.stored_ms == stored_ms => {
-                last.rows += rows
-            }
-            _ => self.owners.push(Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), stored_ms, rows }),
+            Some(last) if last.user_id == user_id && last.sport == sport => last.rows += rows,
+            _ => self.owners.push(Owner { user_id: user_id.to_owned(), sport: sport.to_owned(), rows }),
+        }
+        match self.stored.last_mut() {
+            Some((last, run)) if *last == stored_ms => *run += rows,
+            _ => self.stored.push((stored_ms, rows)),
         }
     }
 
@@ -136,10 +140,10 @@ impl PointRows {
     fn stored_column(&self) -> ArrayRef {
         let mut stored = Vec::with_capacity(self.points.len());
         let mut row = 0;
-        for owner in &self.owners {
-            let times = &self.points.time_ms[row..row + owner.rows];
-            stored.extend(times.iter().map(|recorded| ms_to_us(owner.stored_ms.unwrap_or(*recorded))));
-            row += owner.rows;
+        for (stored_ms, rows) in &self.stored {
+            let times = &self.points.time_ms[row..row + rows];
+            stored.extend(times.iter().map(|recorded| ms_to_us(stored_ms.unwrap_or(*recorded))));
+            row += rows;
         }
         Arc::new(TimestampMicrosecondArray::from(stored).with_timezone("UTC"))
     }
@@ -210,6 +214,7 @@ impl TableSpec for PointsTable {
     fn clear(rows: &mut PointRows) {
         rows.points.clear();
         rows.owners.clear();
+        rows.stored.clear();
     }
 
     fn to_batch(rows: &PointRows) -> Result<RecordBatch, ArrowError> {
