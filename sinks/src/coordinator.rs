@@ -83,12 +83,13 @@ impl Coordinator {
     /// A coordinator that keeps applying the redactions (erasures, retention cut) recorded
     /// before a restart to outputs replayed from the log.
     pub fn with_redactions(sinks: Vec<Box<dyn Sink>>, config: CoordinatorConfig, redactions: Redactions) -> Self {
+        let floor = config.first_lsn.saturating_sub(1);
         let progress = sinks
             .iter()
             .map(|s| {
                 Arc::new(SinkProgress {
                     name: s.name(),
-                    checkpoint: AtomicU64::new(s.checkpoint()),
+                    checkpoint: AtomicU64::new(s.checkpoint().max(floor)),
                     errors: AtomicU64::new(0),
                     last_error: std::sync::Mutex::new(None),
                 })
@@ -218,7 +219,7 @@ impl Coordinator {
                 record_error(progress, sink.name(), &err);
                 failed.push(format!("{}: {err}", sink.name()));
             }
-            progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+            publish(progress, sink.as_ref(), self.config.first_lsn);
         }
         if failed.is_empty() { Ok(()) } else { Err(failed.join("; ")) }
     }
@@ -227,7 +228,7 @@ impl Coordinator {
         self.redactions.apply(&mut output);
         let output = Arc::new(output);
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
-            wait_until_not_full(sink.as_mut(), progress, &self.stopping);
+            wait_until_not_full(sink.as_mut(), progress, &self.stopping, self.config.first_lsn);
             sink.accept_shared(&output);
         }
         self.next_lsn = output.lsn + 1;
@@ -296,7 +297,7 @@ impl Coordinator {
                 Ok(()) => {}
                 Err(err) => record_error(progress, sink.name(), &err),
             }
-            progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+            publish(progress, sink.as_ref(), self.config.first_lsn);
         }
     }
 }
@@ -307,18 +308,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Flushes a full sink, backing off while it fails, until it has room: the coordinator (and so
 /// the pipeline, then ingest) waits for a sink whose service is away instead of dropping or
 /// buffering without bound.
-fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress, stopping: &AtomicBool) {
+fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress, stopping: &AtomicBool, first_lsn: u64) {
     let mut backoff = Duration::from_millis(10);
     while sink.is_full() && !stopping.load(Ordering::Acquire) {
         if let Err(err) = sink.flush(Instant::now(), false) {
             record_error(progress, sink.name(), &err);
         }
-        progress.checkpoint.store(sink.checkpoint(), Ordering::Release);
+        publish(progress, sink, first_lsn);
         if sink.is_full() {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// Publishes how far `sink` holds every output. Everything before the log's first replayed LSN
+/// counts as held: the log released it only once every sink had it. A sink with nothing durable
+/// to show for it (a workouts table that saw only unfinished workouts commits no version) would
+/// otherwise report a position behind the log's start until its next row, and look stuck.
+fn publish(progress: &SinkProgress, sink: &dyn Sink, first_lsn: u64) {
+    progress.checkpoint.store(sink.checkpoint().max(first_lsn.saturating_sub(1)), Ordering::Release);
 }
 
 fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
