@@ -28,6 +28,7 @@ fn config(multipart_threshold_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes,
+        settle_every: Duration::ZERO,
         ..LakeConfig::default()
     }
 }
@@ -184,6 +185,36 @@ fn conformance(name: &str, lake: LakeLocation) {
     assert!(!left.keys().any(|(lsn, _)| *lsn == 7), "{name}: the erased workout's rows are gone");
     assert_eq!(left.len(), 54 * 40, "{name}: and nothing else");
     assert_eq!(stored_rows(&lake), left, "{name}: no stored file still holds the erased rows");
+    drop(table);
+
+    // Settling: an hour partition whose files all reached the target size while it was live
+    // (a busy hour) keeps them all under the rule above; once no commit has touched it for
+    // `settled_after`, they are merged into files of `settled_target_file_bytes`.
+    let mut live = config(16 << 20);
+    live.target_file_bytes = 1_000; // every commit's file reaches it
+    live.vacuum_retention = Duration::ZERO;
+    live.settle_every = Duration::ZERO; // this test runs the settler's step itself
+    let mut table = LakeTable::<PointsTable>::open(lake.clone(), live).unwrap();
+    let busy_hour = T0 + 4 * HOUR_MS + 60_000; // hour=02 of the next day
+    for output in
+        common::outputs(&(56..=61).map(|lsn| (lsn, common::batch(lsn as u8, 0, busy_hour, 40))).collect::<Vec<_>>())
+    {
+        table.accept(&output);
+        table.flush(Instant::now(), true).unwrap();
+    }
+    let hour2 = |lake: &LakeLocation| objects(lake).keys().filter(|k| k.contains("hour=02")).count();
+    assert_eq!(hour2(&lake), 6, "{name}: six files at the target size");
+    assert!(!table.compact_one().unwrap(), "{name}: files at the target size are not merged while live");
+    let now = chrono::Utc::now().timestamp_millis();
+    assert!(!table.settle_one(now).unwrap(), "{name}: just committed, so not settled yet");
+    assert!(table.settle_one(now + HOUR_MS).unwrap(), "{name}: settled an hour later: merged");
+    assert!(!table.settle_one(now + HOUR_MS).unwrap(), "{name}: and left alone after that");
+    table.vacuum(None).unwrap();
+    assert_eq!(hour2(&lake), 1, "{name}: one file left in the settled hour");
+    let counts = rows(&lake);
+    assert_eq!(counts.len(), 60 * 40, "{name}: settling keeps every row");
+    assert!(counts.values().all(|c| *c == 1), "{name}: none twice");
+    assert_eq!(stored_rows(&lake), counts, "{name}: storage holds exactly the table's rows");
 }
 
 #[test]

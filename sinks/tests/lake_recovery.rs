@@ -20,6 +20,7 @@ fn config(target_file_bytes: usize) -> LakeConfig {
         row_group_rows: 1000,
         max_open_partitions: 8,
         multipart_threshold_bytes: 16 << 20,
+        settle_every: Duration::ZERO,
         ..LakeConfig::default()
     }
 }
@@ -207,5 +208,40 @@ fn a_batch_over_more_hours_than_may_be_open_keeps_every_row_across_a_crash_and_r
     table.flush(Instant::now(), true).unwrap();
     let rows = rows_in(dir.path());
     assert_eq!(rows.len(), 34 + 3, "every sample present after the replay");
+    assert!(rows.values().all(|n| *n == 1), "no sample twice");
+}
+
+/// The settler merges settled hours beside the sink, on its own handle of the table. The sink's
+/// view of the table dates from its own last commit, and its vacuum deletes this source's files
+/// no version names: unless it reads the settler's commits first, it deletes the merged files,
+/// and the rows with them.
+#[test]
+fn the_sinks_vacuum_keeps_the_files_the_settler_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(1_000); // every commit's file reaches the target size
+    config.vacuum_retention = Duration::ZERO;
+    config.settled_after = Duration::ZERO;
+    config.settle_every = Duration::from_millis(20);
+    let outs = common::outputs(&records(12));
+    let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config).unwrap();
+    for out in &outs {
+        table.accept(out);
+        table.flush(Instant::now(), true).unwrap();
+    }
+    let log = dir.path().join("points/_delta_log");
+    let merged = || {
+        std::fs::read_dir(&log).unwrap().flatten().any(|entry| {
+            entry.path().extension().is_some_and(|e| e == "json")
+                && std::fs::read_to_string(entry.path()).unwrap().contains("OPTIMIZE")
+        })
+    };
+    let waited = Instant::now();
+    while !merged() {
+        assert!(waited.elapsed() < Duration::from_secs(60), "the settler merged nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    table.vacuum(None).unwrap();
+    let rows = rows_in(dir.path());
+    assert_eq!(rows.len(), expected_rows(12), "every sample present");
     assert!(rows.values().all(|n| *n == 1), "no sample twice");
 }

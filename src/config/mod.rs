@@ -168,6 +168,7 @@ impl Config {
             ("lake.row_group_rows", self.lake.row_group_rows as u64),
             ("lake.max_open_partitions", self.lake.max_open_partitions as u64),
             ("lake.compact_above_files", self.lake.compact_above_files as u64),
+            ("lake.settled_target_file_bytes", self.lake.settled_target_file_bytes as u64),
             ("lake.multipart_threshold_bytes", self.lake.multipart_threshold_bytes as u64),
             ("sinks.flush_interval_ms", self.sinks.flush_interval_ms),
             ("quic.max_connections", self.quic.max_connections as u64),
@@ -203,6 +204,7 @@ impl Config {
         let seconds = [
             ("lake.max_file_age_secs", self.lake.max_file_age_secs),
             ("lake.vacuum_retention_secs", self.lake.vacuum_retention_secs),
+            ("lake.settled_after_secs", self.lake.settled_after_secs),
             ("quic.stream_idle_timeout_secs", self.quic.stream_idle_timeout.as_secs_f64()),
             ("quic.handshake_timeout_secs", self.quic.handshake_timeout.as_secs_f64()),
             ("quic.idle_timeout_secs", self.quic.idle_timeout.as_secs_f64()),

@@ -239,6 +239,12 @@ pub struct LakeSection {
     /// travel that started before), then vacuum deletes them. Files replaced by an erasure or by
     /// coordinate retention are deleted at once.
     pub vacuum_retention_secs: f64,
+    /// A partition none of whose files was committed for this many seconds is settled (its hour
+    /// is over) and is merged, in the background, into files of `settled_target_file_bytes`.
+    pub settled_after_secs: f64,
+    /// Size of the files settled partitions are merged into (written as multipart uploads, so
+    /// memory holds a part or two, not the file): a few files per hour however high the rate.
+    pub settled_target_file_bytes: usize,
     /// Rows per Parquet row group (100k–1M: few enough for readers to skip by statistics, many enough to compress well).
     pub row_group_rows: usize,
     /// Most partitions (hours) with an open file per table; past it the oldest open file is
@@ -310,6 +316,8 @@ impl Default for LakeSection {
             max_file_age_secs: 60.0,
             compact_above_files: 3,
             vacuum_retention_secs: 3600.0,
+            settled_after_secs: 600.0,
+            settled_target_file_bytes: 1 << 30,
             row_group_rows: 128 * 1024,
             max_open_partitions: 32,
             multipart_threshold_bytes: 16 << 20,

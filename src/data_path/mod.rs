@@ -260,6 +260,9 @@ fn open_sinks(
         zstd_level: config.lake.zstd_level,
         compact_above_files: config.lake.compact_above_files,
         vacuum_retention: Duration::from_secs_f64(config.lake.vacuum_retention_secs),
+        settled_after: Duration::from_secs_f64(config.lake.settled_after_secs),
+        settled_target_file_bytes: config.lake.settled_target_file_bytes,
+        ..LakeConfig::default()
     };
     let source = input.lake_source();
     let mut sinks: Vec<Box<dyn Sink>> = vec![

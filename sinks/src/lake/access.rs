@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::StructArray;
 use bytes::Bytes;
@@ -16,6 +18,41 @@ use super::paths::{ObjectKey, Partition};
 use super::spec::{LakeConfig, TableSpec};
 use super::store::LakeLocation;
 use crate::SinkError;
+
+/// What the sink and its settler take turns at. Both write to the same source's files, so a
+/// vacuum (which deletes this source's files no version names) must not run while a merge has
+/// uploaded files it has not committed yet, nor an erasure's rewrite race a merge of the same
+/// files. Merges, vacuums and rewrites hold `turn`; the sink's appends never wait for it.
+#[derive(Default)]
+pub(crate) struct Exclusive {
+    turn: std::sync::Mutex<()>,
+    /// Set while the sink waits for its turn: a merge under way gives up at its next batch.
+    wanted: AtomicBool,
+}
+
+impl Exclusive {
+    /// Waits for the turn, asking a merge under way to give it up.
+    pub(crate) fn take(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.wanted.store(true, Ordering::Release);
+        let turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.wanted.store(false, Ordering::Release);
+        turn
+    }
+
+    /// The turn if nobody holds it (the sink's routine upkeep skips a round rather than wait).
+    pub(crate) fn try_take(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.turn.try_lock() {
+            Ok(turn) => Some(turn),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Whether the sink is waiting: a merge should give up its turn.
+    pub(crate) fn is_wanted(&self) -> bool {
+        self.wanted.load(Ordering::Acquire)
+    }
+}
 
 pub(crate) struct TableAccess<T: TableSpec> {
     pub(super) location: LakeLocation,
@@ -34,6 +71,10 @@ pub(crate) struct TableAccess<T: TableSpec> {
     pub(super) app_id: String,
     /// The LSN through which this source's rows are in the table (as far as it knows).
     pub(super) committed: u64,
+    /// Set when the owner stops: a long merge gives up at its next batch.
+    pub(super) stop: Arc<AtomicBool>,
+    /// Shared by the sink and its settler (see [`Exclusive`]).
+    pub(super) exclusive: Arc<Exclusive>,
     _table: PhantomData<T>,
 }
 
@@ -58,8 +99,18 @@ impl<T: TableSpec> TableAccess<T> {
             source,
             app_id,
             committed: 0,
+            stop: Arc::default(),
+            exclusive: Arc::default(),
             _table: PhantomData,
         })
+    }
+
+    /// The same access for a settler: giving up long merges once `stop` is set, and taking
+    /// turns with the sink through `exclusive`.
+    pub(crate) fn settler_of(mut self, stop: Arc<AtomicBool>, exclusive: Arc<Exclusive>) -> Self {
+        self.stop = stop;
+        self.exclusive = exclusive;
+        self
     }
 
     /// Opens (or creates) the Delta table if not done yet, and learns this source's position.

@@ -50,6 +50,8 @@ const INDEXED_COLUMNS: &str = "8";
 pub struct ActiveFile {
     pub path: String,
     pub size: u64,
+    /// When the commit that added it was made (Unix ms; the add action's `modificationTime`).
+    pub modified_ms: i64,
     /// Rows, from the file's statistics (None when a writer recorded none).
     pub rows: Option<u64>,
     /// The file's statistics as the log holds them (JSON), when a writer recorded some.
@@ -213,6 +215,7 @@ impl DeltaTable {
             let paths = column("path")?.as_string::<i32>().clone();
             let sizes = column("size")?.as_primitive::<arrow_array::types::Int64Type>().clone();
             let stats = column("stats")?.as_string::<i32>().clone();
+            let modified = column("modificationTime")?.as_primitive::<arrow_array::types::Int64Type>().clone();
             let selected = files.selection_vector();
             let rows: Vec<(usize, ActiveFile)> = (0..batch.num_rows())
                 .filter(|i| selected.get(*i).copied().unwrap_or(true) && paths.is_valid(*i))
@@ -221,6 +224,7 @@ impl DeltaTable {
                     let file = ActiveFile {
                         path: percent_decode(paths.value(i)),
                         size: u64::try_from(sizes.value(i)).unwrap_or(0),
+                        modified_ms: modified.value(i),
                         rows: stats.as_deref().and_then(num_records),
                         stats,
                     };

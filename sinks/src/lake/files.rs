@@ -15,9 +15,11 @@ use super::props::writer_properties;
 use super::spec::LakeConfig;
 use crate::SinkError;
 
-/// A Parquet file being written, with the statistics the log records for it.
-pub(crate) struct FileWriter {
-    writer: ArrowWriter<Vec<u8>>,
+/// A Parquet file being written, with the statistics the log records for it: into memory
+/// (`Vec<u8>`, the sink's files, uploaded whole at the commit) or straight to storage
+/// ([`super::streamed::StreamedUpload`], the large files compaction writes).
+pub(crate) struct FileWriter<W: std::io::Write + Send = Vec<u8>> {
+    writer: ArrowWriter<W>,
     stats: FileStatsAccumulator,
 }
 
@@ -28,8 +30,20 @@ impl FileWriter {
         config: &LakeConfig,
         buffer: Vec<u8>,
     ) -> Result<Self, SinkError> {
+        FileWriter::to(stats, schema, config, buffer)
+    }
+
+    /// The finished file and its statistics; None when no row was written.
+    pub(super) fn finish(self) -> Result<Option<(Bytes, StructArray)>, SinkError> {
+        Ok(self.finish_into()?.map(|(bytes, stats)| (Bytes::from(bytes), stats)))
+    }
+}
+
+impl<W: std::io::Write + Send> FileWriter<W> {
+    /// A file written to `out`.
+    pub(super) fn to(stats: &StatsSpec, schema: SchemaRef, config: &LakeConfig, out: W) -> Result<Self, SinkError> {
         let props = writer_properties(&schema, config.row_group_rows, config.zstd_level)?;
-        Ok(FileWriter { writer: ArrowWriter::try_new(buffer, schema, Some(props))?, stats: stats.accumulator() })
+        Ok(FileWriter { writer: ArrowWriter::try_new(out, schema, Some(props))?, stats: stats.accumulator() })
     }
 
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
@@ -42,11 +56,12 @@ impl FileWriter {
         self.writer.bytes_written() + self.writer.in_progress_size()
     }
 
-    /// The finished file and its statistics; None when no row was written.
-    pub(super) fn finish(self) -> Result<Option<(Bytes, StructArray)>, SinkError> {
+    /// Writes the footer; returns the output and the file's statistics, None when no row was
+    /// written.
+    pub(super) fn finish_into(self) -> Result<Option<(W, StructArray)>, SinkError> {
         let stats = self.stats.finish().map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
-        let bytes = Bytes::from(self.writer.into_inner()?);
-        Ok(stats.map(|stats| (bytes, stats)))
+        let out = self.writer.into_inner()?;
+        Ok(stats.map(|stats| (out, stats)))
     }
 }
 

@@ -11,10 +11,12 @@ use futures::StreamExt;
 use object_store::path::Path;
 
 use super::access::TableAccess;
+use super::delta::ActiveFile;
 use super::delta::{Changes, Commit};
-use super::files::{FileWriter, read_batches};
+use super::files::{FileWriter, MULTIPART_PART_BYTES, read_batches};
 use super::paths::{ObjectKey, Partition};
 use super::spec::TableSpec;
+use super::streamed::StreamedUpload;
 use crate::SinkError;
 
 /// Bounds of how often a table looks for a partition to compact (each look reads the log's file
@@ -33,7 +35,10 @@ pub(crate) struct Maintenance {
 
 impl<T: TableSpec> TableAccess<T> {
     /// Runs what upkeep is due: compaction of at most one partition, then a vacuum.
+    /// Skipped while the settler merges (it holds the turn): the next flush looks again.
     pub(super) fn maintain(&mut self, schedule: &mut Maintenance, now: Instant) -> Result<(), SinkError> {
+        let exclusive = self.exclusive.clone();
+        let Some(_turn) = exclusive.try_take() else { return Ok(()) };
         let every = self.config.max_file_age.clamp(COMPACTION_EVERY_AT_LEAST, COMPACTION_EVERY_AT_MOST);
         if schedule.last_compaction.is_none_or(|t| now.duration_since(t) >= every) {
             schedule.last_compaction = Some(now);
@@ -49,8 +54,9 @@ impl<T: TableSpec> TableAccess<T> {
 
     /// Merges the small files of the first partition that has more than `compact_above_files`
     /// of them. Returns whether it committed a compaction.
-    pub fn compact_one(&mut self) -> Result<bool, SinkError> {
-        self.reach_table()?;
+    /// The caller holds the turn (see [`super::access::Exclusive`]).
+    pub(super) fn compact_one(&mut self) -> Result<bool, SinkError> {
+        self.reach_table()?.refresh()?;
         let target = self.config.target_file_bytes as u64;
         let limit = self.config.compact_above_files.max(1);
         let candidate = self.own_files()?.into_iter().find_map(|(partition, files)| {
@@ -58,65 +64,130 @@ impl<T: TableSpec> TableAccess<T> {
             (small.len() > limit).then_some((partition, small))
         });
         let Some((partition, files)) = candidate else { return Ok(false) };
+        self.merge(partition, files, target)
+    }
+
+    /// Merges the files of the first settled partition (none of its files committed in the last
+    /// `settled_after`: its hour is over, no live workout writes to it) that holds more than
+    /// `compact_above_files` files, into files of `settled_target_file_bytes`. Files of that size
+    /// already stay as they are; nothing is merged unless it leaves fewer files. `now_ms` is the
+    /// wall clock (Unix ms), compared with the commits' times. Returns whether it committed.
+    pub fn settle_one(&mut self, now_ms: i64) -> Result<bool, SinkError> {
+        let exclusive = self.exclusive.clone();
+        let _turn = exclusive.take();
+        self.reach_table()?.refresh()?;
+        let quiet_since =
+            now_ms.saturating_sub(i64::try_from(self.config.settled_after.as_millis()).unwrap_or(i64::MAX));
+        let target = self.config.settled_target_file_bytes.max(self.config.target_file_bytes) as u64;
+        let limit = self.config.compact_above_files.max(1);
+        let candidate = self.own_files()?.into_iter().find_map(|(partition, files)| {
+            let settled = files.iter().all(|(file, _)| file.modified_ms < quiet_since);
+            if !settled || files.len() <= limit {
+                return None;
+            }
+            let merged: Vec<_> = files.into_iter().filter(|(file, _)| file.size < target).collect();
+            let bytes: u64 = merged.iter().map(|(file, _)| file.size).sum();
+            // Merged files come out about as large as their inputs together.
+            (bytes.div_ceil(target) < merged.len() as u64).then_some((partition, merged))
+        });
+        let Some((partition, files)) = candidate else { return Ok(false) };
+        self.merge(partition, files, target)
+    }
+
+    /// Rewrites `files` of `partition` into files of about `target` bytes, each streamed to
+    /// storage as it is encoded, and commits the swap as a change of no rows. A conflict (another
+    /// writer replaced some of the files first) drops the attempt.
+    fn merge(
+        &mut self,
+        partition: Partition,
+        files: Vec<(ActiveFile, ObjectKey)>,
+        target: u64,
+    ) -> Result<bool, SinkError> {
         let label = files.iter().map(|(_, key)| key.label).max().unwrap_or(0);
-        let mut written: Vec<(ObjectKey, usize, arrow_array::StructArray)> = Vec::new();
-        let mut writer = FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?;
-        for (_, key) in &files {
-            for batch in read_batches(self.get(&self.file_path(key)?)?)? {
-                writer.write(&batch)?;
-                if writer.encoded_bytes() as u64 >= target {
-                    let full = std::mem::replace(
-                        &mut writer,
-                        FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?,
-                    );
-                    self.put_new(full, partition, label, &mut written)?;
+        let mut written: Vec<(ObjectKey, u64, arrow_array::StructArray)> = Vec::new();
+        let result = (|| -> Result<(), SinkError> {
+            let mut output: Option<(ObjectKey, FileWriter<StreamedUpload<'_>>)> = None;
+            for (_, key) in &files {
+                for batch in read_batches(self.get(&self.file_path(key)?)?)? {
+                    if self.stop.load(std::sync::atomic::Ordering::Acquire) {
+                        return Err(SinkError::Config(format!("{}: merge stopped: the process is stopping", T::NAME)));
+                    }
+                    if self.exclusive.is_wanted() {
+                        return Err(SinkError::Config(format!(
+                            "{}: merge gave way to the sink; retried later",
+                            T::NAME
+                        )));
+                    }
+                    let (_, writer) = match &mut output {
+                        Some(open) => open,
+                        None => {
+                            let key = ObjectKey::new(partition, self.source, label);
+                            let upload = StreamedUpload::new(
+                                &self.runtime,
+                                self.location.store.clone(),
+                                self.file_path(&key)?,
+                                MULTIPART_PART_BYTES,
+                            );
+                            output.insert((key, FileWriter::to(&self.stats, T::schema(), &self.config, upload)?))
+                        }
+                    };
+                    writer.write(&batch)?;
+                    if writer.encoded_bytes() as u64 >= target
+                        && let Some((key, full)) = output.take()
+                    {
+                        written.extend(finish(key, full)?);
+                    }
                 }
             }
+            if let Some((key, last)) = output.take() {
+                written.extend(finish(key, last)?);
+            }
+            Ok(())
+        })();
+        if let Err(err) = result {
+            self.delete_written(&written);
+            return Err(err);
         }
-        self.put_new(writer, partition, label, &mut written)?;
         let changes = Changes {
-            add: written.iter().map(|(key, size, stats)| self.new_file(key, *size, stats.clone())).collect(),
+            add: written.iter().map(|(key, size, stats)| self.new_file(key, *size as usize, stats.clone())).collect(),
             remove: files.iter().map(|(file, _)| file.path.clone()).collect(),
             rewrite_only: true,
             transaction: None,
         };
-        match self.reach_table()?.commit(changes)? {
-            Commit::Committed { version } => {
+        match self.reach_table()?.commit(changes) {
+            Ok(Commit::Committed { version }) => {
                 tracing::info!(table = T::NAME, %partition, version, merged = files.len(), into = written.len(), "lake partition compacted");
                 Ok(true)
             }
-            Commit::Conflict | Commit::Stale => {
+            Ok(Commit::Conflict | Commit::Stale) => {
                 // Someone changed the table meanwhile: drop this attempt, the next look decides again.
-                for (key, _, _) in &written {
-                    self.delete(&self.file_path(key)?)?;
-                }
+                self.delete_written(&written);
                 Ok(false)
             }
+            // The commit may have landed without an answer: its files stay (vacuum removes them if not).
+            Err(err) => Err(err),
         }
     }
 
-    fn put_new(
-        &self,
-        writer: FileWriter,
-        partition: Partition,
-        label: u64,
-        written: &mut Vec<(ObjectKey, usize, arrow_array::StructArray)>,
-    ) -> Result<(), SinkError> {
-        if let Some((bytes, stats)) = writer.finish()? {
-            let key = ObjectKey::new(partition, self.source, label);
-            let size = bytes.len();
-            self.put(&self.file_path(&key)?, bytes)?;
-            written.push((key, size, stats));
+    /// Deletes files written for a merge that will not be committed (vacuum would, later).
+    fn delete_written(&self, written: &[(ObjectKey, u64, arrow_array::StructArray)]) {
+        for (key, _, _) in written {
+            if let Err(err) = self.file_path(key).and_then(|path| self.delete(&path)) {
+                tracing::warn!(table = T::NAME, error = %err, "deleting an uncommitted compaction file failed; vacuum retries");
+            }
         }
-        Ok(())
     }
 
     /// Deletes this source's files that no current version of the table names: with `only`, at
     /// once in the partitions it accepts (an erasure: no file there may still hold what was
     /// erased); otherwise once they are older than `vacuum_retention` (files compaction replaced,
     /// and uploads a crash left uncommitted). Returns how many it deleted.
-    pub fn vacuum(&mut self, only: Option<&dyn Fn(&Partition) -> bool>) -> Result<usize, SinkError> {
-        self.reach_table()?;
+    ///
+    /// The caller holds the turn: no merge has files uploaded but not committed meanwhile. The
+    /// table is re-read first, so files the settler committed since this handle's last commit
+    /// count as named.
+    pub(super) fn vacuum(&mut self, only: Option<&dyn Fn(&Partition) -> bool>) -> Result<usize, SinkError> {
+        self.reach_table()?.refresh()?;
         let active: std::collections::HashSet<String> =
             self.delta()?.active_files()?.into_iter().map(|file| file.path).collect();
         let root = self.location.object(&self.url)?;
@@ -158,4 +229,14 @@ impl<T: TableSpec> TableAccess<T> {
         }
         Ok(doomed.len())
     }
+}
+
+/// Completes a merged file's upload; its key, size and statistics (None when it got no rows).
+fn finish(
+    key: ObjectKey,
+    writer: FileWriter<StreamedUpload<'_>>,
+) -> Result<Option<(ObjectKey, u64, arrow_array::StructArray)>, SinkError> {
+    let Some((upload, stats)) = writer.finish_into()? else { return Ok(None) };
+    let size = upload.finish().map_err(|e| SinkError::io("uploading a compacted lake file", e))?;
+    Ok(Some((key, size, stats)))
 }

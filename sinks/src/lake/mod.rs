@@ -21,8 +21,10 @@ mod props;
 mod read;
 mod redact;
 pub(crate) mod schema;
+mod settler;
 mod spec;
 mod store;
+mod streamed;
 mod table;
 
 pub use delta::{ActiveFile, CHECKPOINT_INTERVAL};

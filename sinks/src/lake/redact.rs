@@ -26,6 +26,8 @@ const ATTEMPTS: usize = 8;
 impl<T: TableSpec> TableAccess<T> {
     /// Applies an erasure or a retention cut to every file of this source it touches.
     pub(super) fn redact(&mut self, command: &Command) -> Result<(), SinkError> {
+        let exclusive = self.exclusive.clone();
+        let _turn = exclusive.take();
         let erased: HashSet<String>;
         let redaction = match command {
             Command::Erase(erasure) => {
@@ -53,7 +55,7 @@ impl<T: TableSpec> TableAccess<T> {
             })
         };
         let mut touched: HashSet<Partition> = HashSet::new();
-        self.reach_table()?;
+        self.reach_table()?.refresh()?;
         for _ in 0..ATTEMPTS {
             let mut changes = Changes::default();
             let mut written = Vec::new();

@@ -61,6 +61,15 @@ pub struct LakeConfig {
     /// the compaction) before it is deleted. Files replaced by an erasure or by coordinate
     /// retention are deleted at once.
     pub vacuum_retention: Duration,
+    /// A partition none of whose files was committed for this long is settled (its hour is over:
+    /// live workouts write elsewhere) and is merged into files of `settled_target_file_bytes`.
+    pub settled_after: Duration,
+    /// Size of the files settled partitions are merged into: few files per hour however high the
+    /// rate, for readers that open every file of a partition.
+    pub settled_target_file_bytes: usize,
+    /// How often the table's background settler looks for a settled partition to merge; zero:
+    /// no settler (callers run [`super::LakeTable::settle_one`] themselves).
+    pub settle_every: Duration,
 }
 
 impl Default for LakeConfig {
@@ -74,6 +83,9 @@ impl Default for LakeConfig {
             zstd_level: super::props::DEFAULT_ZSTD_LEVEL,
             compact_above_files: 3,
             vacuum_retention: Duration::from_secs(3600),
+            settled_after: Duration::from_secs(600),
+            settled_target_file_bytes: 1 << 30,
+            settle_every: Duration::from_secs(60),
         }
     }
 }

@@ -15,6 +15,7 @@ use super::delta::{Changes, Commit};
 use super::files::{FileWriter, keep_lsn_above, read_batches};
 use super::maintenance::Maintenance;
 use super::paths::{ObjectKey, Partition};
+use super::settler::Settler;
 use super::spec::{LakeConfig, TableSpec};
 use super::store::LakeLocation;
 use crate::unheld::Unheld;
@@ -71,6 +72,8 @@ pub struct LakeTable<T: TableSpec> {
     /// Memory of uploaded files, for the next ones.
     buffers: Buffers,
     maintenance: Maintenance,
+    /// Merges settled partitions beside the sink (see [`super::settler`]).
+    _settler: Option<Settler>,
 }
 
 impl<T: TableSpec> LakeTable<T> {
@@ -82,8 +85,10 @@ impl<T: TableSpec> LakeTable<T> {
     /// Opens the table fed by `source` (see the field): several sources share the table, each
     /// with its own position in the log.
     pub fn open_source(location: LakeLocation, config: LakeConfig, source: Option<u32>) -> Result<Self, SinkError> {
+        let files = TableAccess::new(location.clone(), config.clone(), source)?;
+        let settler = Settler::spawn::<T>(location, config, source, files.exclusive.clone());
         let mut lake = LakeTable {
-            files: TableAccess::new(location, config, source)?,
+            files,
             open: BTreeMap::new(),
             sealed: VecDeque::new(),
             last_fed: 0,
@@ -91,6 +96,7 @@ impl<T: TableSpec> LakeTable<T> {
             last_partition: None,
             buffers: Buffers::default(),
             maintenance: Maintenance::default(),
+            _settler: settler,
         };
         // A store that is away at start is no reason not to start: the rows wait in the log, and
         // the first flush that reaches the table finds out what it holds.
@@ -104,6 +110,8 @@ impl<T: TableSpec> LakeTable<T> {
                 );
                 lake.last_fed = lake.files.committed;
                 // Files a crash left uploaded but never committed are the first to go.
+                let exclusive = lake.files.exclusive.clone();
+                let _turn = exclusive.take();
                 if let Err(err) = lake.files.vacuum(None) {
                     tracing::warn!(table = T::NAME, error = %err, "lake vacuum at start failed; retried later");
                 }
@@ -123,11 +131,21 @@ impl<T: TableSpec> LakeTable<T> {
     /// Merges the small files of the first partition over the limit (normally done in `flush`);
     /// returns whether it committed a compaction.
     pub fn compact_one(&mut self) -> Result<bool, SinkError> {
+        let exclusive = self.files.exclusive.clone();
+        let _turn = exclusive.take();
         self.files.compact_one()
+    }
+
+    /// Merges the first settled partition over the file limit (normally the settler's work, in
+    /// the background); `now_ms` is the wall clock. Returns whether it committed.
+    pub fn settle_one(&mut self, now_ms: i64) -> Result<bool, SinkError> {
+        self.files.settle_one(now_ms)
     }
 
     /// Deletes files no version names (see `TableAccess::vacuum`); returns how many.
     pub fn vacuum(&mut self, only: Option<&dyn Fn(&Partition) -> bool>) -> Result<usize, SinkError> {
+        let exclusive = self.files.exclusive.clone();
+        let _turn = exclusive.take();
         self.files.vacuum(only)
     }
 
