@@ -67,8 +67,12 @@ impl<W: std::io::Write + Send> FileWriter<W> {
 
 /// The record batches of an encoded Parquet file.
 pub(super) fn read_batches(bytes: Bytes) -> Result<Vec<RecordBatch>, SinkError> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+    Ok(batches_of(bytes)?.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The record batches of an encoded Parquet file, decoded one at a time as they are taken.
+pub(super) fn batches_of(bytes: Bytes) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, SinkError> {
+    Ok(parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?)
 }
 
 /// The rows of `batches` whose `column` (an Int64 LSN) is above `above`.

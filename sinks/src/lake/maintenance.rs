@@ -13,7 +13,7 @@ use object_store::path::Path;
 use super::access::TableAccess;
 use super::delta::ActiveFile;
 use super::delta::{Changes, Commit};
-use super::files::{FileWriter, MULTIPART_PART_BYTES, read_batches};
+use super::files::{FileWriter, MULTIPART_PART_BYTES, batches_of};
 use super::paths::{ObjectKey, Partition};
 use super::spec::TableSpec;
 use super::streamed::StreamedUpload;
@@ -23,6 +23,13 @@ use crate::SinkError;
 /// list): as often as files are committed by age, within these.
 const COMPACTION_EVERY_AT_LEAST: Duration = Duration::from_secs(1);
 const COMPACTION_EVERY_AT_MOST: Duration = Duration::from_secs(60);
+
+/// Settled merges take files up to this fraction of the settled target size: a merge holds one
+/// input file's bytes at a time (256 MiB at the default 1 GiB target).
+const SETTLED_INPUT_FRACTION: u64 = 4;
+
+/// Commits of one merge tried while other writers keep taking the next version first.
+const MERGE_COMMIT_ATTEMPTS: usize = 8;
 
 /// The least time between two full vacuums (each lists every object of the table).
 const VACUUM_EVERY_AT_LEAST: Duration = Duration::from_secs(5);
@@ -69,8 +76,9 @@ impl<T: TableSpec> TableAccess<T> {
 
     /// Merges the files of the first settled partition (none of its files committed in the last
     /// `settled_after`: its hour is over, no live workout writes to it) that holds more than
-    /// `compact_above_files` files, into files of `settled_target_file_bytes`. Files of that size
-    /// already stay as they are; nothing is merged unless it leaves fewer files. `now_ms` is the
+    /// `compact_above_files` files, into files of `settled_target_file_bytes`. Files larger than
+    /// a quarter of that (earlier merges' output) stay as they are, which bounds the memory of a
+    /// merge; nothing is merged unless it leaves fewer files. `now_ms` is the
     /// wall clock (Unix ms), compared with the commits' times. Returns whether it committed.
     pub fn settle_one(&mut self, now_ms: i64) -> Result<bool, SinkError> {
         let exclusive = self.exclusive.clone();
@@ -85,7 +93,9 @@ impl<T: TableSpec> TableAccess<T> {
             if !settled || files.len() <= limit {
                 return None;
             }
-            let merged: Vec<_> = files.into_iter().filter(|(file, _)| file.size < target).collect();
+            // A merge holds one input file in memory at a time: larger ones stay as they are.
+            let most = target / SETTLED_INPUT_FRACTION;
+            let merged: Vec<_> = files.into_iter().filter(|(file, _)| file.size < most).collect();
             let bytes: u64 = merged.iter().map(|(file, _)| file.size).sum();
             // Merged files come out about as large as their inputs together.
             (bytes.div_ceil(target) < merged.len() as u64).then_some((partition, merged))
@@ -95,8 +105,9 @@ impl<T: TableSpec> TableAccess<T> {
     }
 
     /// Rewrites `files` of `partition` into files of about `target` bytes, each streamed to
-    /// storage as it is encoded, and commits the swap as a change of no rows. A conflict (another
-    /// writer replaced some of the files first) drops the attempt.
+    /// storage as it is encoded, and commits the swap as a change of no rows. Memory: one input
+    /// file's bytes, one decoded batch, one row group and a few upload parts. Returns false when
+    /// another writer replaced some of the files first (the merge is dropped).
     fn merge(
         &mut self,
         partition: Partition,
@@ -108,7 +119,8 @@ impl<T: TableSpec> TableAccess<T> {
         let result = (|| -> Result<(), SinkError> {
             let mut output: Option<(ObjectKey, FileWriter<StreamedUpload<'_>>)> = None;
             for (_, key) in &files {
-                for batch in read_batches(self.get(&self.file_path(key)?)?)? {
+                for batch in batches_of(self.get(&self.file_path(key)?)?)? {
+                    let batch = batch?;
                     if self.stop.load(std::sync::atomic::Ordering::Acquire) {
                         return Err(SinkError::Config(format!("{}: merge stopped: the process is stopping", T::NAME)));
                     }
@@ -148,25 +160,32 @@ impl<T: TableSpec> TableAccess<T> {
             self.delete_written(&written);
             return Err(err);
         }
-        let changes = Changes {
-            add: written.iter().map(|(key, size, stats)| self.new_file(key, *size as usize, stats.clone())).collect(),
-            remove: files.iter().map(|(file, _)| file.path.clone()).collect(),
-            rewrite_only: true,
-            transaction: None,
-        };
-        match self.reach_table()?.commit(changes) {
-            Ok(Commit::Committed { version }) => {
-                tracing::info!(table = T::NAME, %partition, version, merged = files.len(), into = written.len(), "lake partition compacted");
-                Ok(true)
+        // Another writer's commit meanwhile (the sink's appends) conflicts only by taking the
+        // version: the merge is committed on top of it. Files replaced meanwhile (Stale: an
+        // erasure, another merge) void it.
+        for _ in 0..MERGE_COMMIT_ATTEMPTS {
+            let changes = Changes {
+                add: written
+                    .iter()
+                    .map(|(key, size, stats)| self.new_file(key, *size as usize, stats.clone()))
+                    .collect(),
+                remove: files.iter().map(|(file, _)| file.path.clone()).collect(),
+                rewrite_only: true,
+                transaction: None,
+            };
+            match self.reach_table()?.commit(changes) {
+                Ok(Commit::Committed { version }) => {
+                    tracing::info!(table = T::NAME, %partition, version, merged = files.len(), into = written.len(), "lake partition compacted");
+                    return Ok(true);
+                }
+                Ok(Commit::Conflict) => continue,
+                Ok(Commit::Stale) => break,
+                // The commit may have landed without an answer: its files stay (vacuum removes them if not).
+                Err(err) => return Err(err),
             }
-            Ok(Commit::Conflict | Commit::Stale) => {
-                // Someone changed the table meanwhile: drop this attempt, the next look decides again.
-                self.delete_written(&written);
-                Ok(false)
-            }
-            // The commit may have landed without an answer: its files stay (vacuum removes them if not).
-            Err(err) => Err(err),
         }
+        self.delete_written(&written);
+        Ok(false)
     }
 
     /// Deletes files written for a merge that will not be committed (vacuum would, later).

@@ -15,9 +15,10 @@ use chrono::{DateTime, Days, NaiveDate};
 
 use super::access::TableAccess;
 use super::delta::{Changes, Commit};
-use super::files::{FileWriter, read_batches};
+use super::files::{FileWriter, MULTIPART_PART_BYTES, batches_of};
 use super::paths::{ObjectKey, Partition};
 use super::spec::TableSpec;
+use super::streamed::StreamedUpload;
 use crate::{Command, SinkError};
 
 /// Attempts at one redaction when other writers keep changing the files first.
@@ -67,31 +68,33 @@ impl<T: TableSpec> TableAccess<T> {
                     if outside_cut(&file) {
                         continue;
                     }
-                    let batches = read_batches(self.get(&self.file_path(&key)?)?)?;
-                    let mut changed = false;
-                    let mut writer = FileWriter::new(&self.stats, T::schema(), &self.config, Vec::new())?;
-                    for batch in batches {
-                        let batch = match redaction.apply(&batch)? {
-                            Some(redacted) => {
-                                changed = true;
-                                redacted
-                            }
-                            None => batch,
-                        };
+                    // Decoded a batch at a time, twice for a file that changes (first to find
+                    // out, then to rewrite it as it streams to storage): memory holds the file's
+                    // bytes and one batch, however large settled files are.
+                    let bytes = self.get(&self.file_path(&key)?)?;
+                    if !redaction.changes_any(batches_of(bytes.clone())?)? {
+                        continue;
+                    }
+                    let new = ObjectKey::new(partition, self.source, key.label);
+                    let upload = StreamedUpload::new(
+                        &self.runtime,
+                        self.location.store.clone(),
+                        self.file_path(&new)?,
+                        MULTIPART_PART_BYTES,
+                    );
+                    let mut writer = FileWriter::to(&self.stats, T::schema(), &self.config, upload)?;
+                    for batch in batches_of(bytes)? {
+                        let batch = batch?;
+                        let batch = redaction.apply(&batch)?.unwrap_or(batch);
                         if batch.num_rows() > 0 {
                             writer.write(&batch)?;
                         }
                     }
-                    if !changed {
-                        continue;
-                    }
                     touched.insert(partition);
                     changes.remove.push(file.path);
-                    if let Some((bytes, stats)) = writer.finish()? {
-                        let new = ObjectKey::new(partition, self.source, key.label);
-                        let size = bytes.len();
-                        self.put(&self.file_path(&new)?, bytes)?;
-                        changes.add.push(self.new_file(&new, size, stats));
+                    if let Some((upload, stats)) = writer.finish_into()? {
+                        let size = upload.finish().map_err(|e| SinkError::io("uploading a rewritten lake file", e))?;
+                        changes.add.push(self.new_file(&new, size as usize, stats));
                         written.push(new);
                     }
                 }
@@ -130,6 +133,19 @@ pub enum Redaction<'a> {
 }
 
 impl Redaction<'_> {
+    /// Whether any batch of `batches` changes (decoding stops at the first that does).
+    pub(super) fn changes_any(
+        &self,
+        batches: impl Iterator<Item = Result<RecordBatch, ArrowError>>,
+    ) -> Result<bool, ArrowError> {
+        for batch in batches {
+            if self.apply(&batch?)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// The rewritten batch, or None when nothing in it changes.
     pub fn apply(&self, batch: &RecordBatch) -> Result<Option<RecordBatch>, ArrowError> {
         match self {
