@@ -262,6 +262,9 @@ fn open_sinks(
         vacuum_retention: Duration::from_secs_f64(config.lake.vacuum_retention_secs),
         settled_after: Duration::from_secs_f64(config.lake.settled_after_secs),
         settled_target_file_bytes: config.lake.settled_target_file_bytes,
+        // A tenth of the quiet time, so a partition settles soon after it qualifies.
+        settle_every: Duration::from_secs_f64(config.lake.settled_after_secs / 10.0)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60)),
         ..LakeConfig::default()
     };
     let source = input.lake_source();

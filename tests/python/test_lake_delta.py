@@ -129,3 +129,29 @@ def test_delta_tables_for_independent_readers(server_factory):
             import pyarrow.parquet as pq
 
             assert str(workout) not in set(pq.read_table(path, columns=["workout_id"]).column("workout_id").to_pylist()), path
+
+
+def test_a_busy_hour_settles_into_a_few_large_files(server_factory):
+    """Files that reached the target size stay apart while their hour is live (compaction merges
+    only small ones); once no commit has touched the hour for `lake.settled_after_secs`, the
+    settler merges them into files of `lake.settled_target_file_bytes`, rows unchanged."""
+    points = twclient.parse_gpx(TRACE)
+    server = server_factory(
+        # Every commit's file reaches this tiny target: a busy hour in miniature.
+        TRACKWIRE_LAKE__TARGET_FILE_BYTES="1000",
+        TRACKWIRE_LAKE__MAX_FILE_AGE_SECS="0.2",
+        TRACKWIRE_LAKE__SETTLED_AFTER_SECS="5",
+    ).start()
+    lake = server.data_dir / "lake"
+    for body in twclient.batches_of(points, 40, uuid.uuid4()):
+        assert server.post(body).status_code == 200
+        time.sleep(0.25)
+    wait_for("every sample in the points table", lambda: (t := rows_of(lake, "points")) is not None and t.num_rows == len(points))
+    busiest = max(active_files_per_partition(lake).values())
+    assert busiest > 3, f"the upload should leave a partition with many files, not {busiest}"
+
+    wait_for("the settled hours merged to ≤ 3 files", lambda: max(active_files_per_partition(lake).values()) <= 3)
+    table = rows_of(lake, "points")
+    keys = Counter(zip(table.column("seq").to_pylist(), table.column("sample_index").to_pylist()))
+    assert table.num_rows == len(points) and len(keys) == len(points), "every sample exactly once"
+    assert any(h["operation"] == "OPTIMIZE" for h in twclient.delta_table(lake, "points").history())
