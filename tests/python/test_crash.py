@@ -88,8 +88,9 @@ def test_kill_dash_nine_mid_stream_loses_nothing_acked_and_stores_nothing_twice(
 
 
 def test_kill_dash_nine_during_commits_compactions_and_an_erasure_leaves_an_openable_table(server_factory, tmp_path):
-    """Lake commits, compactions and an erasure run all the time here (files commit after 0.1 s,
-    partitions compact above 2 files); each life ends in kill -9 at an arbitrary point. After
+    """Lake commits, compactions, settler merges and an erasure run all the time here (files
+    commit after 0.1 s, partitions compact above 2 small files, hours the stream has left settle
+    after 0.5 s); each life ends in kill -9 at an arbitrary point. After
     each restart delta-rs opens both tables, every acked sample is there exactly once, and the
     erased user's rows are in no version's files."""
     import pyarrow.parquet as pq
@@ -98,6 +99,9 @@ def test_kill_dash_nine_during_commits_compactions_and_an_erasure_leaves_an_open
         TRACKWIRE_LAKE__MAX_FILE_AGE_SECS="0.1",
         TRACKWIRE_LAKE__COMPACT_ABOVE_FILES="2",
         TRACKWIRE_LAKE__VACUUM_RETENTION_SECS="1",
+        # Hours the stream has left settle within a second: kills land in settler merges too.
+        TRACKWIRE_LAKE__SETTLED_AFTER_SECS="0.5",
+        TRACKWIRE_LAKE__TARGET_FILE_BYTES="14000",  # some commits reach it: both kinds of merge
     )
     points = twclient.parse_gpx(TRACE)
     kept, erased = uuid.uuid4(), uuid.uuid4()

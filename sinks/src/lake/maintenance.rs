@@ -71,7 +71,7 @@ impl<T: TableSpec> TableAccess<T> {
             (small.len() > limit).then_some((partition, small))
         });
         let Some((partition, files)) = candidate else { return Ok(false) };
-        self.merge(partition, files, target)
+        self.merge(partition, files, target, "small files")
     }
 
     /// Merges the files of the first settled partition (none of its files committed in the last
@@ -101,7 +101,7 @@ impl<T: TableSpec> TableAccess<T> {
             (bytes.div_ceil(target) < merged.len() as u64).then_some((partition, merged))
         });
         let Some((partition, files)) = candidate else { return Ok(false) };
-        self.merge(partition, files, target)
+        self.merge(partition, files, target, "settled")
     }
 
     /// Rewrites `files` of `partition` into files of about `target` bytes, each streamed to
@@ -113,6 +113,7 @@ impl<T: TableSpec> TableAccess<T> {
         partition: Partition,
         files: Vec<(ActiveFile, ObjectKey)>,
         target: u64,
+        why: &'static str,
     ) -> Result<bool, SinkError> {
         let label = files.iter().map(|(_, key)| key.label).max().unwrap_or(0);
         let mut written: Vec<(ObjectKey, u64, arrow_array::StructArray)> = Vec::new();
@@ -175,7 +176,7 @@ impl<T: TableSpec> TableAccess<T> {
             };
             match self.reach_table()?.commit(changes) {
                 Ok(Commit::Committed { version }) => {
-                    tracing::info!(table = T::NAME, %partition, version, merged = files.len(), into = written.len(), "lake partition compacted");
+                    tracing::info!(table = T::NAME, %partition, version, why, merged = files.len(), into = written.len(), "lake partition compacted");
                     return Ok(true);
                 }
                 Ok(Commit::Conflict) => continue,
