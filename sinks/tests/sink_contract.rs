@@ -114,6 +114,7 @@ impl World {
             row_group_rows: 50,
             max_open_partitions: 3,
             multipart_threshold_bytes: 9_000,
+            settle_every: Duration::ZERO, // a background merge would make a case unrepeatable
             ..LakeConfig::default()
         };
         let store =
