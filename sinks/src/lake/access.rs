@@ -31,7 +31,12 @@ pub(crate) struct Exclusive {
 }
 
 impl Exclusive {
-    /// Waits for the turn, asking a merge under way to give it up.
+    /// The settler's turn: waits quietly for the sink to finish what it does.
+    pub(crate) fn take_quietly(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sink's turn: waits, asking a merge under way to give it up.
     pub(crate) fn take(&self) -> std::sync::MutexGuard<'_, ()> {
         self.wanted.store(true, Ordering::Release);
         let turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -224,5 +229,48 @@ impl<T: TableSpec> TableAccess<T> {
             files.sort_by_key(|(_, key)| key.label);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Exclusive;
+
+    /// Waits (up to a minute) until `check` holds.
+    fn eventually(check: impl Fn() -> bool) -> bool {
+        for _ in 0..6000 {
+            if check() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn only_the_sink_waiting_makes_a_merge_give_way() {
+        let exclusive = Arc::new(Exclusive::default());
+        let held = exclusive.try_take().unwrap(); // the sink's own compaction, say
+        let settler = {
+            let exclusive = exclusive.clone();
+            std::thread::spawn(move || drop(exclusive.take_quietly()))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!exclusive.is_wanted(), "a waiting settler does not interrupt the sink's merge");
+        drop(held);
+        settler.join().unwrap();
+
+        let held = exclusive.take_quietly(); // the settler merging
+        let sink = {
+            let exclusive = exclusive.clone();
+            std::thread::spawn(move || drop(exclusive.take()))
+        };
+        assert!(eventually(|| exclusive.is_wanted()), "a waiting sink asks the merge to give way");
+        drop(held);
+        sink.join().unwrap();
+        assert!(!exclusive.is_wanted(), "and stops asking once it has its turn");
     }
 }

@@ -82,7 +82,7 @@ impl<T: TableSpec> TableAccess<T> {
     /// wall clock (Unix ms), compared with the commits' times. Returns whether it committed.
     pub fn settle_one(&mut self, now_ms: i64) -> Result<bool, SinkError> {
         let exclusive = self.exclusive.clone();
-        let _turn = exclusive.take();
+        let _turn = exclusive.take_quietly();
         self.reach_table()?.refresh()?;
         let quiet_since =
             now_ms.saturating_sub(i64::try_from(self.config.settled_after.as_millis()).unwrap_or(i64::MAX));
