@@ -245,3 +245,30 @@ fn the_sinks_vacuum_keeps_the_files_the_settler_merged() {
     assert_eq!(rows.len(), expected_rows(12), "every sample present");
     assert!(rows.values().all(|n| *n == 1), "no sample twice");
 }
+
+/// Files close to the target size, as merges leave them (a merge rolls its output when the
+/// writer's estimate reaches the target, and the finished file is a little under it), are done:
+/// merging them cannot make fewer files. Counted as small, they were merged again at every
+/// look, and an hour-long load rewrote its busy hour whole every minute.
+#[test]
+fn files_near_the_target_size_are_not_merged_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let outs =
+        common::outputs(&(1..=6).map(|lsn| (lsn, common::batch(lsn as u8, 0, T0 + 60_000, 50))).collect::<Vec<_>>());
+    // The size of one output's file.
+    let mut probe = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config(64 << 20)).unwrap();
+    probe.accept(&outs[0]);
+    probe.flush(Instant::now(), true).unwrap();
+    drop(probe);
+    let one_file = std::fs::metadata(&walk(dir.path())[0]).unwrap().len() as usize;
+    // A target just above it: every file is at 95 % of the target.
+    let mut table =
+        LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config(one_file * 20 / 19)).unwrap();
+    for out in &outs[1..] {
+        table.accept(out);
+        table.flush(Instant::now(), true).unwrap();
+    }
+    assert_eq!(walk(dir.path()).len(), 6, "six files near the target size in one hour");
+    assert!(!table.compact_one().unwrap(), "merging them would not make fewer files");
+    assert_eq!(rows_in(dir.path()).len(), 6 * 50);
+}

@@ -61,14 +61,19 @@ impl<T: TableSpec> TableAccess<T> {
 
     /// Merges the small files of the first partition that has more than `compact_above_files`
     /// of them. Returns whether it committed a compaction.
+    ///
+    /// A file of three quarters of the target size or more is done, not small: a merge rolls its
+    /// output when the writer's estimate reaches the target, and the finished file comes out a
+    /// little under it. Counted as small, merged files were merged again at every look, and a
+    /// busy hour was rewritten whole every minute.
     /// The caller holds the turn (see [`super::access::Exclusive`]).
     pub(super) fn compact_one(&mut self) -> Result<bool, SinkError> {
         self.reach_table()?.refresh()?;
         let target = self.config.target_file_bytes as u64;
         let limit = self.config.compact_above_files.max(1);
         let candidate = self.own_files()?.into_iter().find_map(|(partition, files)| {
-            let small: Vec<_> = files.into_iter().filter(|(file, _)| file.size < target).collect();
-            (small.len() > limit).then_some((partition, small))
+            let small: Vec<_> = files.into_iter().filter(|(file, _)| file.size < target * 3 / 4).collect();
+            (small.len() > limit && fewer_after_merging(&small, target)).then_some((partition, small))
         });
         let Some((partition, files)) = candidate else { return Ok(false) };
         self.merge(partition, files, target, "small files")
@@ -96,9 +101,7 @@ impl<T: TableSpec> TableAccess<T> {
             // A merge holds one input file in memory at a time: larger ones stay as they are.
             let most = target / SETTLED_INPUT_FRACTION;
             let merged: Vec<_> = files.into_iter().filter(|(file, _)| file.size < most).collect();
-            let bytes: u64 = merged.iter().map(|(file, _)| file.size).sum();
-            // Merged files come out about as large as their inputs together.
-            (bytes.div_ceil(target) < merged.len() as u64).then_some((partition, merged))
+            fewer_after_merging(&merged, target).then_some((partition, merged))
         });
         let Some((partition, files)) = candidate else { return Ok(false) };
         self.merge(partition, files, target, "settled")
@@ -249,6 +252,13 @@ impl<T: TableSpec> TableAccess<T> {
         }
         Ok(doomed.len())
     }
+}
+
+/// Whether merging `files` into files of `target` bytes leaves fewer of them (merged files come
+/// out about as large as their inputs together): what keeps any merge from repeating itself.
+fn fewer_after_merging(files: &[(ActiveFile, ObjectKey)], target: u64) -> bool {
+    let bytes: u64 = files.iter().map(|(file, _)| file.size).sum();
+    bytes.div_ceil(target.max(1)) < files.len() as u64
 }
 
 /// Completes a merged file's upload; its key, size and statistics (None when it got no rows).
