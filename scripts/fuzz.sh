@@ -20,6 +20,7 @@ for target in decode_batch log_record import_file; do
     echo "fuzz target $target failed (a crash input is saved under fuzz/artifacts/$target)" >&2
     exit 1
   fi
-  echo "fuzz $target: ${seconds}s without a crash ($(grep -oE '#[0-9]+' "$log" | tail -n 1 | tr -d '#') runs)"
+  # libFuzzer's closing "Done N runs" line (its recommended dictionary may itself hold "#0").
+  echo "fuzz $target: ${seconds}s without a crash ($(grep -oE '^Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | tail -n 1) runs)"
   rm -f "$log"
 done
