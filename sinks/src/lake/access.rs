@@ -13,10 +13,11 @@ use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use super::delta::{ActiveFile, DeltaTable, NewFile, StatsSpec};
-use super::files::upload;
+use super::files::{FileWriter, MULTIPART_PART_BYTES, upload};
 use super::paths::{ObjectKey, Partition};
 use super::spec::{LakeConfig, TableSpec};
 use super::store::LakeLocation;
+use super::streamed::StreamedUpload;
 use crate::SinkError;
 
 /// What the sink and its settler take turns at. Both write to the same source's files, so a
@@ -183,6 +184,23 @@ impl<T: TableSpec> TableAccess<T> {
 
     pub(crate) fn new_file(&self, key: &ObjectKey, size: usize, stats: StructArray) -> NewFile {
         NewFile { path: key.relative(), partition: key.partition, size: size as u64, stats }
+    }
+
+    /// A new file `key`, written straight to storage as it is encoded (merges and rewrites).
+    pub(crate) fn streamed_file(&self, key: &ObjectKey) -> Result<FileWriter<StreamedUpload<'_>>, SinkError> {
+        let upload =
+            StreamedUpload::new(&self.runtime, self.location.store.clone(), self.file_path(key)?, MULTIPART_PART_BYTES);
+        FileWriter::to(&self.stats, T::schema(), &self.config, upload)
+    }
+
+    /// Completes a file from [`Self::streamed_file`]: its size and statistics, None when it got
+    /// no rows (then nothing was stored).
+    pub(crate) fn finish_streamed(
+        writer: FileWriter<StreamedUpload<'_>>,
+    ) -> Result<Option<(u64, StructArray)>, SinkError> {
+        let Some((upload, stats)) = writer.finish_into()? else { return Ok(None) };
+        let size = upload.finish().map_err(|e| SinkError::io("uploading a lake file", e))?;
+        Ok(Some((size, stats)))
     }
 
     /// The object of a file of this table.

@@ -13,7 +13,7 @@ use object_store::path::Path;
 use super::access::TableAccess;
 use super::delta::ActiveFile;
 use super::delta::{Changes, Commit};
-use super::files::{FileWriter, MULTIPART_PART_BYTES, batches_of};
+use super::files::{FileWriter, batches_of};
 use super::paths::{ObjectKey, Partition};
 use super::spec::TableSpec;
 use super::streamed::StreamedUpload;
@@ -138,25 +138,20 @@ impl<T: TableSpec> TableAccess<T> {
                         Some(open) => open,
                         None => {
                             let key = ObjectKey::new(partition, self.source, label);
-                            let upload = StreamedUpload::new(
-                                &self.runtime,
-                                self.location.store.clone(),
-                                self.file_path(&key)?,
-                                MULTIPART_PART_BYTES,
-                            );
-                            output.insert((key, FileWriter::to(&self.stats, T::schema(), &self.config, upload)?))
+                            let writer = self.streamed_file(&key)?;
+                            output.insert((key, writer))
                         }
                     };
                     writer.write(&batch)?;
                     if writer.encoded_bytes() as u64 >= target
                         && let Some((key, full)) = output.take()
                     {
-                        written.extend(finish(key, full)?);
+                        written.extend(Self::finish_streamed(full)?.map(|(size, stats)| (key, size, stats)));
                     }
                 }
             }
             if let Some((key, last)) = output.take() {
-                written.extend(finish(key, last)?);
+                written.extend(Self::finish_streamed(last)?.map(|(size, stats)| (key, size, stats)));
             }
             Ok(())
         })();
@@ -259,14 +254,4 @@ impl<T: TableSpec> TableAccess<T> {
 fn fewer_after_merging(files: &[(ActiveFile, ObjectKey)], target: u64) -> bool {
     let bytes: u64 = files.iter().map(|(file, _)| file.size).sum();
     bytes.div_ceil(target.max(1)) < files.len() as u64
-}
-
-/// Completes a merged file's upload; its key, size and statistics (None when it got no rows).
-fn finish(
-    key: ObjectKey,
-    writer: FileWriter<StreamedUpload<'_>>,
-) -> Result<Option<(ObjectKey, u64, arrow_array::StructArray)>, SinkError> {
-    let Some((upload, stats)) = writer.finish_into()? else { return Ok(None) };
-    let size = upload.finish().map_err(|e| SinkError::io("uploading a compacted lake file", e))?;
-    Ok(Some((key, size, stats)))
 }

@@ -15,10 +15,9 @@ use chrono::{DateTime, Days, NaiveDate};
 
 use super::access::TableAccess;
 use super::delta::{Changes, Commit};
-use super::files::{FileWriter, MULTIPART_PART_BYTES, batches_of};
+use super::files::batches_of;
 use super::paths::{ObjectKey, Partition};
 use super::spec::TableSpec;
-use super::streamed::StreamedUpload;
 use crate::{Command, SinkError};
 
 /// Attempts at one redaction when other writers keep changing the files first.
@@ -76,13 +75,7 @@ impl<T: TableSpec> TableAccess<T> {
                         continue;
                     }
                     let new = ObjectKey::new(partition, self.source, key.label);
-                    let upload = StreamedUpload::new(
-                        &self.runtime,
-                        self.location.store.clone(),
-                        self.file_path(&new)?,
-                        MULTIPART_PART_BYTES,
-                    );
-                    let mut writer = FileWriter::to(&self.stats, T::schema(), &self.config, upload)?;
+                    let mut writer = self.streamed_file(&new)?;
                     for batch in batches_of(bytes)? {
                         let batch = batch?;
                         let batch = redaction.apply(&batch)?.unwrap_or(batch);
@@ -92,8 +85,7 @@ impl<T: TableSpec> TableAccess<T> {
                     }
                     touched.insert(partition);
                     changes.remove.push(file.path);
-                    if let Some((upload, stats)) = writer.finish_into()? {
-                        let size = upload.finish().map_err(|e| SinkError::io("uploading a rewritten lake file", e))?;
+                    if let Some((size, stats)) = Self::finish_streamed(writer)? {
                         changes.add.push(self.new_file(&new, size as usize, stats));
                         written.push(new);
                     }
