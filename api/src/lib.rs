@@ -1,7 +1,7 @@
 //! # trackwire-api: the HTTP surface
 //!
-//! **In:** HTTP requests. **Out:** JSON responses, every error in the one body shape
-//! `{"error","message","code","details"}` ([`ApiError`]).
+//! **In:** HTTP requests. **Out:** JSON responses, every error in the platform's body
+//! `{"error": <machine code>, "message", "code": <HTTP status>, "details"}` ([`ApiError`]).
 //!
 //! - `POST /v1/ingest`: a FlatBuffers batch with a device token → durable ack.
 //! - `/api/v1/…` (bearer JWT, [`auth`]): the caller's workouts (list with filters and cursor
@@ -76,13 +76,18 @@ pub fn app_for(surfaces: Surfaces) -> Router {
         Surfaces::All(state) => operations()
             .route("/v1/ingest", post(routes::ingest::ingest))
             .nest("/api/v1", api(&state))
+            .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(state),
-        Surfaces::Api(state) => operations().nest("/api/v1", api(&state)).with_state(state),
+        Surfaces::Api(state) => operations()
+            .nest("/api/v1", api(&state))
+            .method_not_allowed_fallback(routes::method_not_allowed)
+            .with_state(state),
         Surfaces::Ingest(state) => Router::new()
             .route("/healthcheck", get(routes::health::healthcheck))
             .route("/metrics", get(routes::metrics::metrics))
             .route("/v1/ingest", post(routes::ingest::ingest))
             .fallback(routes::not_found)
+            .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(state),
     };
     with_request_layers(router)

@@ -13,12 +13,18 @@ use utoipa::ToSchema;
 /// Every error: `{"error","message","code","details"}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// The HTTP status in words (`not_found`, `unauthorized`, …).
+    /// A stable machine-readable reason (`validation_failed`, `not_found`, …; listed in the
+    /// API's documentation).
+    #[schema(example = "validation_failed")]
     pub error: String,
     /// What went wrong and what to do about it.
     pub message: String,
-    /// A stable machine-readable code.
-    pub code: String,
+    /// The HTTP status.
+    #[schema(example = 400)]
+    pub code: u16,
+    /// The field, limit and value where there is one: `field`, `value`, `allowed`, `limit`,
+    /// `min`, `max`, `reason`.
+    #[schema(value_type = Object)]
     pub details: BTreeMap<String, Value>,
 }
 

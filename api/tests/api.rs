@@ -317,12 +317,13 @@ async fn profiles_are_validated_and_reach_the_pipeline_registry() {
     )
     .await;
     assert_eq!(status.as_u16(), 400);
-    assert_error_body(&body, "invalid_profile");
+    assert_error_body(&body, "validation_failed");
+    assert_eq!(body["details"]["field"], "hr_rest_bpm", "{body}");
     let (status, body) =
         call(&state, request("PUT", "/api/v1/users/me/profile", Some(&alice), Some(json!({ "wieght_kg": 70.0 }))))
             .await;
-    assert_eq!(status.as_u16(), 422, "unknown fields are refused: {body}");
-    assert_error_body(&body, "invalid_body");
+    assert_eq!(status.as_u16(), 400, "unknown fields are refused: {body}");
+    assert_error_body(&body, "validation_failed");
     let profile =
         json!({ "weight_kg": 61.5, "birth_year": 1990, "sex": "female", "hr_max_bpm": 188.0, "hr_rest_bpm": 48.0 });
     let (status, _) =

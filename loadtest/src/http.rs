@@ -136,7 +136,7 @@ impl Client {
         }
         let code = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+            .and_then(|v| v.get("error").and_then(|c| c.as_str()).map(str::to_owned))
             .unwrap_or_default();
         let retry = matches!(status, StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS);
         Err(Failure { kind: format!("http_{}_{code}", status.as_u16()), retry })

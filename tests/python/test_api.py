@@ -149,7 +149,7 @@ def test_uploads_streams_polyline_and_isolation(server_factory):
     for path in [f"/workouts/{workout_id}", f"/workouts/{workout_id}/streams", f"/workouts/{workout_id}/route",
                  f"/workouts/{workout_id}/splits", f"/workouts/{workout_id}/live", f"/uploads/{first['id']}"]:
         r = server.api("GET", path, user=other)
-        assert r.status_code == 404 and r.json()["code"] == "not_found", (path, r.text)
+        assert r.status_code == 404 and r.json()["error"] == "not_found", (path, r.text)
         assert server.api("GET", path, user=None).status_code == 401, path
     for path in ["/profile", "/stats", "/training-load", "/recommendations", "/gear", "/device-tokens"]:
         r = server.api("GET", f"/users/{twclient.DEFAULT_USER}{path}", user=other)

@@ -19,8 +19,9 @@ def expect(response, status, code=None):
     body = response.json()
     assert set(body) == ERROR_KEYS, body
     assert body["message"], body
+    assert body["code"] == status and isinstance(body["details"], dict), body
     if code is not None:
-        assert body["code"] == code, body
+        assert body["error"] == code, body
     return body
 
 
@@ -58,6 +59,12 @@ def test_bad_requests_are_refused_and_a_good_client_is_unaffected(server_factory
         expect(server.post(valid, token=None), 401, "missing_token")
         expect(server.post(valid, token="stolen"), 401, "unknown_token")
         expect(server.post(b"x" * 300_000), 413, "body_too_large")
+        import requests
+
+        wrong_method = requests.get(server.url + "/v1/ingest", timeout=5)
+        assert wrong_method.headers.get("Allow") == "POST", wrong_method.headers
+        expect(wrong_method, 405, "method_not_allowed")
+        expect(requests.get(server.url + "/v2/nothing", timeout=5), 404, "not_found")
     # A compressed good batch is accepted too.
     r = server.post(zstandard.ZstdCompressor().compress(valid), headers={"Content-Encoding": "zstd"})
     assert r.status_code == 200, r.text

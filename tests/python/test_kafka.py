@@ -129,7 +129,7 @@ def test_with_the_broker_down_the_log_cap_pushes_back_and_ingest_recovers(server
         assert r.status_code == 200, r.text
         sent += 1
     assert refused is not None, "the log cap never pushed back"
-    assert r.json()["code"] == "overloaded" and "Retry-After" in r.headers
+    assert r.json()["error"] == "overloaded" and "Retry-After" in r.headers
     assert requests.get(server.url + "/healthcheck", timeout=5).json()["log_at_cap"] is True
     assert "trackwire_log_at_cap 1" in requests.get(server.url + "/metrics", timeout=5).text
     log_bytes = sum(p.stat().st_size for p in (server.data_dir / "log").iterdir())

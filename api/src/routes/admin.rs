@@ -58,6 +58,7 @@ pub async fn retention(
                     "before={text:?} is not an instant up to now: give ISO 8601 (2026-01-31T00:00:00Z) or Unix seconds"
                 ),
             )
+            .with_details(serde_json::json!({ "field": "before", "value": text }))
         })?),
     };
     let before = run_retention(&state, now_ms, before).await?;

@@ -75,7 +75,7 @@ pub async fn list(
     responses(
         (status = 201, body = GearView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -86,7 +86,7 @@ pub async fn create(
     let user = caller.may_act_on(&id)?;
     let name = new.name.trim();
     if name.is_empty() || name.len() > 200 {
-        return Err(ApiError::bad_request("invalid_gear", "name must be 1–200 characters"));
+        return Err(name_error(name));
     }
     let replace_after_km = new.replace_after_km.unwrap_or_else(|| default_replace_after_km(new.kind));
     check_km(replace_after_km)?;
@@ -117,8 +117,19 @@ fn check_km(km: f64) -> Result<(), ApiError> {
     if (1.0..=1_000_000.0).contains(&km) {
         Ok(())
     } else {
-        Err(ApiError::bad_request("invalid_gear", "replace_after_km must be between 1 and 1,000,000"))
+        Err(ApiError::invalid(
+            "validation_failed",
+            "replace_after_km",
+            km,
+            "replace_after_km must be between 1 and 1,000,000",
+        )
+        .with_detail("min", 1)
+        .with_detail("max", 1_000_000))
     }
+}
+
+fn name_error(name: &str) -> ApiError {
+    ApiError::invalid("validation_failed", "name", name, "name must be 1–200 characters").with_detail("max", 200)
 }
 
 async fn find(state: &AppState, user: &str, gear_id: &str) -> Result<GearView, ApiError> {
@@ -155,7 +166,7 @@ pub async fn get_one(
     responses(
         (status = 200, body = GearView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 429, body = ErrorBody),
     ))]
 pub async fn update(
@@ -169,7 +180,7 @@ pub async fn update(
     if let Some(name) = change.name {
         let name = name.trim();
         if name.is_empty() || name.len() > 200 {
-            return Err(ApiError::bad_request("invalid_gear", "name must be 1–200 characters"));
+            return Err(name_error(name));
         }
         gear.name = name.to_owned();
     }

@@ -45,6 +45,7 @@ pub async fn ingest(
             ApiError::from(IngestError::BodyTooLarge { size: limit + 1, limit })
         } else {
             ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
+                .with_details(serde_json::json!({ "field": "body" }))
         }
     })?;
     // Only a log that hands the trace on (the raw topic) gets one: no string per batch otherwise.

@@ -10,12 +10,24 @@ pub mod uploads;
 pub mod users;
 pub mod workouts;
 
-use axum::http::Uri;
+use axum::http::{Method, StatusCode, Uri};
+use serde_json::json;
 
 use crate::ApiError;
 
 pub async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route for {}: see /api/v1/openapi.json for the API's routes", uri.path()))
+        .with_details(json!({ "field": "path", "value": uri.path() }))
+}
+
+/// A route that exists, with a method it does not take (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}: see the Allow header and /api/v1/openapi.json", uri.path()),
+    )
+    .with_details(json!({ "field": "method", "value": method.as_str() }))
 }
 
 /// Runs store work (redb, file IO) off the async workers.

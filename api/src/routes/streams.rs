@@ -64,7 +64,7 @@ pub fn select_streams(
                     "unknown_stream",
                     format!("unknown stream type '{unknown}': use any of {}", STREAM_KEYS.join(", ")),
                 )
-                .with_details(json!({ "known": STREAM_KEYS })));
+                .with_details(json!({ "field": "keys", "value": *unknown, "allowed": STREAM_KEYS })));
             }
             keys
         }

@@ -19,7 +19,7 @@ use crate::{ApiError, AppState};
     responses(
         (status = 201, body = DeviceTokenView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
     ))]
 pub async fn issue(
     State(state): State<AppState>,
@@ -30,7 +30,13 @@ pub async fn issue(
     let user = caller.may_act_on(&id)?;
     let device = new.device_id.trim();
     if device.is_empty() || device.len() > 128 || device == "*" {
-        return Err(ApiError::bad_request("invalid_device_id", "device_id must be 1–128 characters and not '*'"));
+        return Err(ApiError::invalid(
+            "validation_failed",
+            "device_id",
+            device,
+            "device_id must be 1–128 characters and not '*'",
+        )
+        .with_detail("max", 128));
     }
     // 256 random bits (two v4 UUIDs' worth of randomness from the OS generator).
     let secret = format!("twd_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());

@@ -72,6 +72,7 @@ pub async fn create(
             "not_multipart",
             format!("send the file as multipart/form-data with a 'file' part: {}", e.body_text()),
         )
+        .with_details(serde_json::json!({ "field": "Content-Type", "allowed": ["multipart/form-data"] }))
     })?;
     let (mut file, mut file_name, mut data_type, mut external_id) = (None, None, None, None);
     loop {
@@ -93,18 +94,28 @@ pub async fn create(
     }
     let file = file.filter(|f| !f.is_empty()).ok_or_else(|| {
         ApiError::bad_request("missing_file", "the form has no non-empty 'file' part: attach the GPX, TCX or FIT file")
+            .with_details(serde_json::json!({ "field": "file" }))
     })?;
     if let Some(t) = &data_type
         && !["gpx", "tcx", "fit", "batches"].contains(&t.trim_end_matches(".gz"))
     {
-        return Err(ApiError::bad_request(
-            "invalid_data_type",
+        return Err(ApiError::invalid(
+            "validation_failed",
+            "data_type",
+            t.as_str(),
             format!("data_type '{t}' is not gpx, tcx, fit or batches (optionally .gz)"),
-        ));
+        )
+        .with_detail("allowed", ["gpx", "tcx", "fit", "batches", "gpx.gz", "tcx.gz", "fit.gz", "batches.gz"]));
     }
     let external_id = external_id.filter(|e| !e.is_empty());
     if external_id.as_ref().is_some_and(|e| e.len() > 256) {
-        return Err(ApiError::bad_request("invalid_external_id", "external_id is at most 256 characters"));
+        return Err(ApiError::invalid(
+            "validation_failed",
+            "external_id",
+            external_id.as_deref().unwrap_or_default(),
+            "external_id is at most 256 characters",
+        )
+        .with_detail("max", 256));
     }
     if let Some(external) = external_id.clone() {
         let (accounts, user) = (state.accounts.clone(), caller.user_id.clone());
@@ -142,6 +153,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
     let status = e.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "upload_too_large" } else { "bad_multipart" };
     ApiError::new(status, code, format!("the upload could not be read: {}", e.body_text()))
+        .with_details(serde_json::json!({ "field": "body" }))
 }
 
 /// An upload's status.

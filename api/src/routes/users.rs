@@ -46,7 +46,7 @@ pub async fn get_profile(
     responses(
         (status = 200, body = Profile),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
     ))]
 pub async fn put_profile(
     State(state): State<AppState>,
@@ -74,7 +74,13 @@ pub async fn put_profile(
 
 fn validate_profile(p: &Profile, this_year: i32) -> Result<(), ApiError> {
     let check = |ok: bool, field: &str, range: &str| {
-        if ok { Ok(()) } else { Err(ApiError::bad_request("invalid_profile", format!("{field} must be {range}"))) }
+        if ok {
+            Ok(())
+        } else {
+            let value = serde_json::to_value(p).ok().and_then(|v| v.get(field).cloned()).unwrap_or_default();
+            Err(ApiError::invalid("validation_failed", field, value, format!("{field} must be {range}"))
+                .with_detail("allowed", range))
+        }
     };
     check(p.weight_kg.is_none_or(|w| (20.0..=350.0).contains(&w)), "weight_kg", "between 20 and 350")?;
     check(p.birth_year.is_none_or(|y| (1900..=this_year).contains(&y)), "birth_year", "between 1900 and this year")?;
@@ -251,7 +257,14 @@ pub async fn training_load(
     let user = caller.may_act_on(&id)?;
     let days = params.days.unwrap_or(90);
     if !(1..=730).contains(&days) {
-        return Err(ApiError::bad_request("invalid_days", format!("days must be between 1 and 730, got {days}")));
+        return Err(ApiError::invalid(
+            "invalid_days",
+            "days",
+            days,
+            format!("days must be between 1 and 730, got {days}"),
+        )
+        .with_detail("min", 1)
+        .with_detail("max", 730));
     }
     let workouts = workouts_of(&state, &user).await?;
     let entries: Vec<(i64, f64)> = workouts

@@ -52,13 +52,17 @@ pub async fn list(
 ) -> Result<axum::Json<WorkoutList>, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::invalid(
             "invalid_limit",
+            "limit",
+            limit,
             format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"),
-        ));
+        )
+        .with_detail("min", 1)
+        .with_detail("max", MAX_LIMIT));
     }
     let seconds_to_ms = |s: i64, name: &str| {
-        s.checked_mul(1000).ok_or_else(|| ApiError::bad_request("invalid_time", format!("{name} is out of range")))
+        s.checked_mul(1000).ok_or_else(|| ApiError::invalid("invalid_time", name, s, format!("{name} is out of range")))
     };
     let query = ListQuery {
         after: params.cursor.as_deref().map(decode_cursor).transpose()?,
@@ -81,7 +85,7 @@ pub async fn list(
 /// workout is "not found", never "forbidden": ids are not to be probed.
 pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(WorkoutSummary, bool), ApiError> {
     let id: WorkoutId = id.parse().map_err(|e: trackwire_codec::ParseWorkoutIdError| {
-        ApiError::bad_request("invalid_workout_id", format!("{e}: workout ids are UUIDs"))
+        ApiError::invalid("invalid_workout_id", "id", id, format!("{e}: workout ids are UUIDs"))
     })?;
     let not_found = || {
         ApiError::not_found(format!(
@@ -157,7 +161,7 @@ pub async fn get_one(
     responses(
         (status = 200, body = WorkoutDetails),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<AppState>,
@@ -173,8 +177,10 @@ pub async fn update(
         if let Some(gear) = &update.gear_id
             && accounts.gear(&owner, gear).map_err(ApiError::internal)?.is_none()
         {
-            return Err(ApiError::bad_request(
+            return Err(ApiError::invalid(
                 "unknown_gear",
+                "gear_id",
+                gear.as_str(),
                 format!("the owner has no gear '{gear}': create it with POST /api/v1/users/me/gear first"),
             ));
         }
@@ -310,8 +316,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn decode_cursor(text: &str) -> Result<[u8; 24], ApiError> {
     let bad = || {
-        ApiError::bad_request(
+        ApiError::invalid(
             "invalid_cursor",
+            "cursor",
+            text,
             "cursor is not one this server issued: pass next_cursor from the previous page unchanged",
         )
     };

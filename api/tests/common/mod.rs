@@ -114,11 +114,16 @@ pub fn request(method: &str, uri: &str, token: Option<&str>, body: Option<serde_
     }
 }
 
-pub fn assert_error_body(body: &serde_json::Value, code: &str) {
-    let keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+/// The platform's error body: `error` the machine code, `code` the numeric status, a message, and
+/// `details` an object.
+pub fn assert_error_body(body: &serde_json::Value, error: &str) {
+    let keys: Vec<&str> =
+        body.as_object().unwrap_or_else(|| panic!("not an object: {body}")).keys().map(String::as_str).collect();
     assert_eq!(keys, ["code", "details", "error", "message"], "{body}");
-    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["error"], error, "{body}");
+    assert!(body["code"].as_u64().is_some_and(|c| (400..600).contains(&c)), "code is the numeric status: {body}");
     assert!(!body["message"].as_str().unwrap().is_empty());
+    assert!(body["details"].is_object(), "{body}");
 }
 
 /// A completed workout summary with the given figures.

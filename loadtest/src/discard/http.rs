@@ -22,7 +22,7 @@ pub fn app() -> Router {
 }
 
 fn refuse(code: &str, message: String) -> Response {
-    let body = serde_json::json!({"error": "bad_request", "message": message, "code": code, "details": null});
+    let body = serde_json::json!({"error": code, "message": message, "code": 400, "details": {}});
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
 }
 
