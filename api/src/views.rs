@@ -80,7 +80,9 @@ pub struct Stream {
 
 /// Streams keyed by type (`time`, `latlng`, `distance`, `altitude`, `velocity_smooth`,
 /// `heartrate`, `cadence`, `watts`, `moving`, `grade_smooth`).
-pub type StreamSet = BTreeMap<String, Stream>;
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct StreamSet(pub BTreeMap<String, Stream>);
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineString {

@@ -25,7 +25,7 @@ pub struct RetentionQuery {
 /// stored more than `privacy.coordinate_retention_days` ago (or before `before`) are dropped from
 /// the read store and the lake; totals stay. Age counts from storage, not from when a sample was
 /// recorded, so an imported years-old recording keeps its route for the whole window.
-#[utoipa::path(post, path = "/api/v1/admin/retention", tag = "privacy",
+#[utoipa::path(post, operation_id = "run_retention", path = "/api/v1/admin/retention", tag = "privacy",
     security(("bearer" = [])),
     params(RetentionQuery),
     responses(

@@ -27,7 +27,7 @@ const ERASURE_WAIT: Duration = Duration::from_secs(10);
 /// uploads and device tokens; publishes a tombstone. Safe to repeat. In a scale-out deployment
 /// the pipeline workers erase what they hold, each partition at its position in the log: the
 /// answer is `200` once all have, or `202` with the status resource to poll.
-#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "privacy",
+#[utoipa::path(delete, operation_id = "erase_user", path = "/api/v1/users/{id}", tag = "privacy",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(
@@ -111,7 +111,7 @@ pub async fn erase(
 
 /// How far the user's erasure has got: `complete` once every partition's data path has carried
 /// it out.
-#[utoipa::path(get, path = "/api/v1/users/{id}/erasure", tag = "privacy",
+#[utoipa::path(get, operation_id = "get_erasure_status", path = "/api/v1/users/{id}/erasure", tag = "privacy",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(

@@ -51,7 +51,7 @@ pub async fn gear_views(state: &AppState, user: &str) -> Result<Vec<GearView>, A
 }
 
 /// The user's gear.
-#[utoipa::path(get, path = "/api/v1/users/{id}/gear", tag = "gear",
+#[utoipa::path(get, operation_id = "list_gear", path = "/api/v1/users/{id}/gear", tag = "gear",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(
@@ -68,7 +68,7 @@ pub async fn list(
 }
 
 /// Adds a piece of gear.
-#[utoipa::path(post, path = "/api/v1/users/{id}/gear", tag = "gear",
+#[utoipa::path(post, operation_id = "create_gear", path = "/api/v1/users/{id}/gear", tag = "gear",
     params(("id" = String, Path, description = "User id, or `me`")),
     request_body = NewGear,
     security(("bearer" = [])),
@@ -141,7 +141,7 @@ async fn find(state: &AppState, user: &str, gear_id: &str) -> Result<GearView, A
 }
 
 /// One piece of gear.
-#[utoipa::path(get, path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
+#[utoipa::path(get, operation_id = "get_gear", path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
     params(("id" = String, Path, description = "User id, or `me`"), ("gear_id" = String, Path)),
     security(("bearer" = [])),
     responses(
@@ -159,7 +159,7 @@ pub async fn get_one(
 }
 
 /// Renames, retires or changes the replacement distance of a piece of gear.
-#[utoipa::path(patch, path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
+#[utoipa::path(patch, operation_id = "update_gear", path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
     params(("id" = String, Path, description = "User id, or `me`"), ("gear_id" = String, Path)),
     request_body = GearUpdate,
     security(("bearer" = [])),
@@ -198,7 +198,7 @@ pub async fn update(
 }
 
 /// Deletes a piece of gear (its workouts keep their distance, unassigned).
-#[utoipa::path(delete, path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
+#[utoipa::path(delete, operation_id = "delete_gear", path = "/api/v1/users/{id}/gear/{gear_id}", tag = "gear",
     params(("id" = String, Path, description = "User id, or `me`"), ("gear_id" = String, Path)),
     security(("bearer" = [])),
     responses(

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::IngestState;
 
 /// `GET /healthcheck`: 200 when serving, 503 while the log is still replaying at start-up.
-#[utoipa::path(get, path = "/healthcheck", tag = "operations",
+#[utoipa::path(get, operation_id = "healthcheck", path = "/healthcheck", tag = "operations",
     responses((status = 200, description = "Serving; log, pipeline and sink progress", body = Object),
               (status = 503, description = "Still replaying the log", body = Object)))]
 pub async fn healthcheck(State(state): State<IngestState>) -> (StatusCode, Json<Value>) {

@@ -9,9 +9,17 @@ use crate::views::IngestAck;
 use crate::{ApiError, IngestState};
 
 /// `POST /v1/ingest`: one FlatBuffers batch; answers once it is durable.
-#[utoipa::path(post, path = "/v1/ingest", tag = "ingest",
-    request_body(content = Vec<u8>, content_type = "application/x-flatbuffers",
-        description = "One Trackwire batch (codec/PROTOCOL.md); Content-Encoding zstd or gzip allowed"),
+/// The bytes of one batch, for the OpenAPI document (the handler reads the raw body).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BatchBytes(#[allow(dead_code)] Vec<u8>);
+
+#[utoipa::path(post, operation_id = "ingest_batch", path = "/v1/ingest", tag = "ingest",
+    request_body(
+        description = "One Trackwire batch (codec/PROTOCOL.md); Content-Encoding zstd or gzip allowed. The server \
+            reads the bytes whatever the Content-Type, so a client may send them as application/octet-stream.",
+        content = BatchBytes, content_type = "application/x-flatbuffers",
+    ),
     security(("device_token" = [])),
     responses(
         (status = 200, body = IngestAck),

@@ -13,7 +13,7 @@ fn load(counter: &AtomicU64) -> u64 {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, operation_id = "metrics", path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(state): State<IngestState>) -> impl IntoResponse {
     let ingest = state.ingestor.metrics();

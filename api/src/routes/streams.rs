@@ -74,7 +74,7 @@ pub fn select_streams(
     let indices = downsample_indices(len, resolution.map_or(usize::MAX, Resolution::points));
     let start = streams.time_ms.first().copied().unwrap_or(0);
     let velocity = if wanted.contains(&"velocity_smooth") { velocity_smooth(streams) } else { Vec::new() };
-    let mut out = StreamSet::new();
+    let mut out = StreamSet::default();
     for key in wanted {
         let value = |i: usize| -> Value {
             match key {
@@ -90,7 +90,7 @@ pub fn select_streams(
                 _ => streams.grade_pct[i].map_or(Value::Null, |v| json!(v)),
             }
         };
-        out.insert(
+        out.0.insert(
             key.to_owned(),
             Stream {
                 data: indices.iter().map(|i| value(*i)).collect(),

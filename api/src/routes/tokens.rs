@@ -12,7 +12,7 @@ use crate::views::{DeviceTokenList, DeviceTokenView, ErrorBody, IssuedToken, New
 use crate::{ApiError, AppState};
 
 /// Issues a device token; the secret is in this answer only.
-#[utoipa::path(post, path = "/api/v1/users/{id}/device-tokens", tag = "devices",
+#[utoipa::path(post, operation_id = "issue_device_token", path = "/api/v1/users/{id}/device-tokens", tag = "devices",
     params(("id" = String, Path, description = "User id, or `me`")),
     request_body = NewDeviceToken,
     security(("bearer" = [])),
@@ -63,7 +63,7 @@ pub async fn issue(
 }
 
 /// The user's device tokens (without their secrets).
-#[utoipa::path(get, path = "/api/v1/users/{id}/device-tokens", tag = "devices",
+#[utoipa::path(get, operation_id = "list_device_tokens", path = "/api/v1/users/{id}/device-tokens", tag = "devices",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(
@@ -87,7 +87,7 @@ pub async fn list(
 }
 
 /// Revokes a device token at once (new batches with it get 401).
-#[utoipa::path(delete, path = "/api/v1/users/{id}/device-tokens/{token_id}", tag = "devices",
+#[utoipa::path(delete, operation_id = "revoke_device_token", path = "/api/v1/users/{id}/device-tokens/{token_id}", tag = "devices",
     params(("id" = String, Path, description = "User id, or `me`"), ("token_id" = String, Path)),
     security(("bearer" = [])),
     responses(

@@ -53,7 +53,7 @@ pub struct UploadForm {
 }
 
 /// Uploads a recorded workout file.
-#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads",
+#[utoipa::path(post, operation_id = "create_upload", path = "/api/v1/uploads", tag = "uploads",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     security(("bearer" = [])),
     responses(
@@ -157,7 +157,7 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// An upload's status.
-#[utoipa::path(get, path = "/api/v1/uploads/{id}", tag = "uploads",
+#[utoipa::path(get, operation_id = "get_upload", path = "/api/v1/uploads/{id}", tag = "uploads",
     params(("id" = String, Path, description = "Upload id")),
     security(("bearer" = [])),
     responses(

@@ -20,7 +20,7 @@ use crate::views::{
 use crate::{ApiError, AppState};
 
 /// The athlete profile.
-#[utoipa::path(get, path = "/api/v1/users/{id}/profile", tag = "athlete",
+#[utoipa::path(get, operation_id = "get_profile", path = "/api/v1/users/{id}/profile", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(
@@ -39,7 +39,7 @@ pub async fn get_profile(
 }
 
 /// Replaces the athlete profile; workouts that start afterwards use it for calories and zones.
-#[utoipa::path(put, path = "/api/v1/users/{id}/profile", tag = "athlete",
+#[utoipa::path(put, operation_id = "put_profile", path = "/api/v1/users/{id}/profile", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`")),
     request_body = Profile,
     security(("bearer" = [])),
@@ -136,7 +136,7 @@ pub struct StatsParams {
 }
 
 /// Totals per period and sport, and records.
-#[utoipa::path(get, path = "/api/v1/users/{id}/stats", tag = "athlete",
+#[utoipa::path(get, operation_id = "get_stats", path = "/api/v1/users/{id}/stats", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`"), StatsParams),
     security(("bearer" = [])),
     responses(
@@ -240,7 +240,7 @@ pub struct LoadParams {
 }
 
 /// Per-day TRIMP with fitness (CTL), fatigue (ATL), form (TSB) and ACWR.
-#[utoipa::path(get, path = "/api/v1/users/{id}/training-load", tag = "athlete",
+#[utoipa::path(get, operation_id = "get_training_load", path = "/api/v1/users/{id}/training-load", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`"), LoadParams),
     security(("bearer" = [])),
     responses(
@@ -297,7 +297,7 @@ fn long_session_s(sport: &str) -> f64 {
 }
 
 /// Typed recommendations per sport, each with its reason and numbers.
-#[utoipa::path(get, path = "/api/v1/users/{id}/recommendations", tag = "athlete",
+#[utoipa::path(get, operation_id = "get_recommendations", path = "/api/v1/users/{id}/recommendations", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`")),
     security(("bearer" = [])),
     responses(

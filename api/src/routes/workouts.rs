@@ -39,7 +39,7 @@ pub struct ListParams {
 }
 
 /// The caller's workouts, newest first.
-#[utoipa::path(get, path = "/api/v1/workouts", tag = "workouts", params(ListParams),
+#[utoipa::path(get, operation_id = "list_workouts", path = "/api/v1/workouts", tag = "workouts", params(ListParams),
     security(("bearer" = [])),
     responses(
         (status = 200, body = WorkoutList),
@@ -116,7 +116,7 @@ async fn streams_of(state: &AppState, id: WorkoutId) -> Result<Streams, ApiError
 }
 
 /// Summary, route polyline, best efforts and gear of one workout.
-#[utoipa::path(get, path = "/api/v1/workouts/{id}", tag = "workouts",
+#[utoipa::path(get, operation_id = "get_workout", path = "/api/v1/workouts/{id}", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)")),
     security(("bearer" = [])),
     responses(
@@ -154,7 +154,7 @@ pub async fn get_one(
 }
 
 /// Changes what the owner may change: the gear used.
-#[utoipa::path(put, path = "/api/v1/workouts/{id}", tag = "workouts",
+#[utoipa::path(put, operation_id = "update_workout", path = "/api/v1/workouts/{id}", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)")),
     request_body = WorkoutUpdate,
     security(("bearer" = [])),
@@ -201,7 +201,7 @@ pub struct StreamParams {
 }
 
 /// Index-aligned streams (Strava's streams, keyed by type).
-#[utoipa::path(get, path = "/api/v1/workouts/{id}/streams", tag = "workouts",
+#[utoipa::path(get, operation_id = "get_workout_streams", path = "/api/v1/workouts/{id}/streams", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)"), StreamParams),
     security(("bearer" = [])),
     responses(
@@ -228,7 +228,7 @@ pub struct RouteParams {
 }
 
 /// The route as a GeoJSON Feature with a LineString.
-#[utoipa::path(get, path = "/api/v1/workouts/{id}/route", tag = "workouts",
+#[utoipa::path(get, operation_id = "get_workout_route", path = "/api/v1/workouts/{id}/route", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)"), RouteParams),
     security(("bearer" = [])),
     responses(
@@ -263,7 +263,7 @@ pub async fn route(
 }
 
 /// Per-kilometre splits (the last may be partial).
-#[utoipa::path(get, path = "/api/v1/workouts/{id}/splits", tag = "workouts",
+#[utoipa::path(get, operation_id = "get_workout_splits", path = "/api/v1/workouts/{id}/splits", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)")),
     security(("bearer" = [])),
     responses(
@@ -281,7 +281,7 @@ pub async fn splits(
 }
 
 /// The live state of a workout: status, running totals, latest sample.
-#[utoipa::path(get, path = "/api/v1/workouts/{id}/live", tag = "workouts",
+#[utoipa::path(get, operation_id = "get_workout_live", path = "/api/v1/workouts/{id}/live", tag = "workouts",
     params(("id" = String, Path, description = "Workout id (UUID)")),
     security(("bearer" = [])),
     responses(
