@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
     info(
         title = "Trackwire API",
         description = "Workouts, streams, routes, stats, training load, recommendations, uploads and privacy. \
-            Every error has the body {\"error\",\"message\",\"code\",\"details\"}; every /api/v1 response carries \
+            Every error has the body {\"error\": machine code, \"message\", \"code\": HTTP status, \"details\"}; instants are ISO 8601 UTC; every /api/v1 response carries \
             X-RateLimit-* headers and an X-Request-Id.",
     ),
     paths(
@@ -41,7 +41,7 @@ impl Modify for BearerAuth {
         routes::admin::retention,
         routes::ingest::ingest, routes::health::healthcheck, routes::metrics::metrics,
     ),
-    components(schemas(routes::streams::Resolution, routes::users::Period)),
+    components(schemas(routes::streams::Resolution, routes::users::Period, crate::views::SportFilter)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -365,3 +365,88 @@ async fn device_tokens_bind_ingest_to_their_user_and_erasure_removes_everything(
         call(&state, request("GET", &format!("/api/v1/workouts/{}", WorkoutId([1; 16])), Some(&alice), None)).await;
     assert_eq!(status.as_u16(), 404);
 }
+
+/// Every key of `value` at any depth.
+fn keys_of(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys_of(v, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| keys_of(v, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn instants_are_iso_8601_days_are_dates_and_unknown_filter_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let noon = today_noon_ms();
+    put(&state, vec![output(1, summary("alice", 1, noon, "running", 50.0, 5000.0, 1800.0), points(1, 20))]);
+    let alice = token("alice");
+    let get = |uri: String| call(&state, request("GET", &uri, Some(&alice), None));
+    let workout = WorkoutId([1; 16]);
+    let today = chrono::DateTime::from_timestamp_millis(noon).unwrap();
+
+    // Instants are ISO 8601 UTC; nothing anywhere is epoch milliseconds or days since 1970.
+    let mut answers = Vec::new();
+    for uri in [
+        "/api/v1/workouts".to_owned(),
+        format!("/api/v1/workouts/{workout}"),
+        format!("/api/v1/workouts/{workout}/live"),
+        "/api/v1/users/me/stats".to_owned(),
+        "/api/v1/users/me/training-load?days=3".to_owned(),
+        "/api/v1/users/me/recommendations".to_owned(),
+    ] {
+        let (status, body) = get(uri.clone()).await;
+        assert_eq!(status.as_u16(), 200, "{uri}: {body}");
+        let mut keys = Vec::new();
+        keys_of(&body, &mut keys);
+        assert!(!keys.iter().any(|k| k.ends_with("_ms")), "{uri} has epoch-ms fields: {keys:?}");
+        answers.push(body);
+    }
+    let listed = &answers[0]["workouts"][0];
+    assert_eq!(listed["start_time"], today.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "{listed}");
+    assert!(listed["end_time"].as_str().is_some_and(|t| t.ends_with('Z')), "{listed}");
+    assert_eq!(answers[1]["start_time"], listed["start_time"]);
+    assert!(answers[2]["last_sample"]["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{}", answers[2]);
+    let days = answers[4]["days"].as_array().unwrap();
+    assert_eq!(days.last().unwrap()["day"], today.format("%Y-%m-%d").to_string(), "{}", answers[4]);
+
+    // `after`/`before` take ISO 8601 or Unix seconds, and mean the same instant either way.
+    let hour_before = today - chrono::Duration::hours(1);
+    for after in [hour_before.to_rfc3339(), hour_before.timestamp().to_string(), "2020-01-01T00:00:00Z".to_owned()] {
+        let (status, body) = get(format!("/api/v1/workouts?after={}", after.replace('+', "%2B"))).await;
+        assert_eq!(
+            (status.as_u16(), body["workouts"].as_array().map(Vec::len)),
+            (200, Some(1)),
+            "after={after}: {body}"
+        );
+    }
+    let (_, body) = get(format!("/api/v1/workouts?before={}", hour_before.to_rfc3339().replace('+', "%2B"))).await;
+    assert_eq!(body["workouts"].as_array().map(Vec::len), Some(0), "{body}");
+    let (status, body) = get("/api/v1/workouts?after=yesterday".to_owned()).await;
+    assert_eq!(status.as_u16(), 400);
+    assert_error_body(&body, "invalid_time");
+
+    // An unknown filter value is refused with the allowed ones, not answered with an empty list.
+    for uri in [
+        "/api/v1/workouts?sport=Run",
+        "/api/v1/workouts?sport=foo",
+        "/api/v1/users/me/stats?sport=foo",
+        "/api/v1/users/me/training-load?sport=foo",
+        "/api/v1/users/me/stats?period=decade",
+        "/api/v1/workouts/00000000-0000-0000-0000-000000000000/streams?resolution=max",
+    ] {
+        let (status, body) = get(uri.to_owned()).await;
+        assert_eq!(status.as_u16(), 400, "{uri}: {body}");
+        assert_error_body(&body, "invalid_query");
+        let allowed = body["details"]["allowed"].as_array().unwrap_or_else(|| panic!("{uri}: {body}"));
+        assert!(allowed.len() >= 3, "{uri}: {body}");
+    }
+    let (_, body) = get("/api/v1/workouts?sport=running".to_owned()).await;
+    assert_eq!(body["workouts"].as_array().map(Vec::len), Some(1), "{body}");
+}

@@ -27,6 +27,14 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
+def iso_ms(unix_ms: int) -> str:
+    """The API's instant format: ISO 8601 UTC with milliseconds."""
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(unix_ms // 1000, datetime.timezone.utc) + datetime.timedelta(milliseconds=unix_ms % 1000)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def wait_for(what, check, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -389,7 +397,7 @@ def test_an_api_replica_shows_a_workout_in_progress_as_it_goes(server_factory, k
 
         def caught_up():
             r = api.api("GET", f"/workouts/{workout}/live")
-            return r.status_code == 200 and (r.json().get("last_sample") or {}).get("time_ms") == sent_through and r.json()
+            return r.status_code == 200 and (r.json().get("last_sample") or {}).get("time") == iso_ms(sent_through) and r.json()
         live = wait_for(f"the live view to show batch {k}", caught_up, timeout=30)
         assert live["in_progress"] is True and live["status"] == "active", live
     assert gateway.post(batches[-1]).status_code == 200

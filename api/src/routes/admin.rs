@@ -2,13 +2,13 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 
 use super::blocking;
 use crate::auth::Caller;
 use crate::control::Control;
-use crate::views::{ErrorBody, RetentionRun};
+use crate::views::{ErrorBody, RetentionRun, iso_instant, parse_instant_ms};
 use crate::{ApiError, AppState};
 
 /// Where an operator wants the retention cut.
@@ -62,19 +62,7 @@ pub async fn retention(
         })?),
     };
     let before = run_retention(&state, now_ms, before).await?;
-    Ok(axum::Json(RetentionRun {
-        positions_dropped_before: DateTime::from_timestamp_millis(before)
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
-    }))
-}
-
-/// An instant as ISO 8601 (RFC 3339) or Unix seconds, in Unix ms.
-fn parse_instant_ms(text: &str) -> Option<i64> {
-    match text.parse::<i64>() {
-        Ok(seconds) => seconds.checked_mul(1000),
-        Err(_) => DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis()),
-    }
+    Ok(axum::Json(RetentionRun { positions_dropped_before: iso_instant(before) }))
 }
 
 /// One retention pass at `now_ms`: drops the positions of samples stored in `[watermark, cut)`,

@@ -15,7 +15,8 @@ use super::blocking;
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    DistanceRecord, EffortRecord, ErrorBody, Profile, Recommendations, Records, Sex, Stats, StatsBucket, TrainingLoad,
+    DistanceRecord, EffortRecord, ErrorBody, Profile, Recommendations, Records, Sex, SportFilter, Stats, StatsBucket,
+    TrainingDay, TrainingLoad,
 };
 use crate::{ApiError, AppState};
 
@@ -132,7 +133,7 @@ pub struct StatsParams {
     /// `week` (ISO, from Monday), `month` or `year` (default `week`).
     period: Option<Period>,
     /// Only this sport.
-    sport: Option<String>,
+    sport: Option<SportFilter>,
 }
 
 /// Totals per period and sport, and records.
@@ -155,7 +156,7 @@ pub async fn stats(
     let workouts: Vec<WorkoutSummary> = workouts_of(&state, &user)
         .await?
         .into_iter()
-        .filter(|w| params.sport.as_deref().is_none_or(|s| s == w.sport))
+        .filter(|w| params.sport.is_none_or(|s| s.as_str() == w.sport))
         .collect();
     let mut buckets: BTreeMap<(NaiveDate, String), StatsBucket> = BTreeMap::new();
     for w in &workouts {
@@ -236,7 +237,7 @@ pub struct LoadParams {
     /// Days to return, ending today (1–730, default 90).
     days: Option<i64>,
     /// Only this sport's workouts.
-    sport: Option<String>,
+    sport: Option<SportFilter>,
 }
 
 /// Per-day TRIMP with fitness (CTL), fatigue (ATL), form (TSB) and ACWR.
@@ -269,12 +270,16 @@ pub async fn training_load(
     let workouts = workouts_of(&state, &user).await?;
     let entries: Vec<(i64, f64)> = workouts
         .iter()
-        .filter(|w| params.sport.as_deref().is_none_or(|s| s == w.sport))
+        .filter(|w| params.sport.is_none_or(|s| s.as_str() == w.sport))
         .filter_map(|w| Some((day_number(w.start_time_ms), trimp(w)?)))
         .collect();
     let today = day_number(Utc::now().timestamp_millis());
     let series = load_series(&entries, today - days + 1, today);
-    Ok(axum::Json(TrainingLoad { user_id: user, sport: params.sport, days: series }))
+    Ok(axum::Json(TrainingLoad {
+        user_id: user,
+        sport: params.sport.map(|s| s.as_str().to_owned()),
+        days: series.into_iter().map(TrainingDay::from).collect(),
+    }))
 }
 
 /// The series over `[first, last]`, computed from far enough back for CTL to have settled.

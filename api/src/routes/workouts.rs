@@ -14,8 +14,8 @@ use super::streams::{Resolution, route_points, select_streams};
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    ErrorBody, LastSample, LineString, LiveState, RouteFeature, RouteMap, RouteProperties, StreamSet, WorkoutDetails,
-    WorkoutList, WorkoutUpdate,
+    ErrorBody, LastSample, LineString, LiveState, RouteFeature, RouteMap, RouteProperties, SportFilter, StreamSet,
+    Workout, WorkoutDetails, WorkoutList, WorkoutUpdate, iso_instant, parse_instant_ms,
 };
 use crate::{ApiError, AppState};
 
@@ -30,12 +30,14 @@ pub struct ListParams {
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Only this sport (`running`, `cycling`, `walking`, `hiking`, `swimming`, `other`).
-    sport: Option<String>,
-    /// Only workouts that started at or after this time, Unix seconds (Strava's `after`).
-    after: Option<i64>,
-    /// Only workouts that started before this time, Unix seconds (Strava's `before`).
-    before: Option<i64>,
+    /// Only this sport.
+    sport: Option<SportFilter>,
+    /// Only workouts that started at or after this instant: ISO 8601 (`2026-12-01T00:00:00Z`) or
+    /// Unix seconds (Strava's `after`).
+    after: Option<String>,
+    /// Only workouts that started before this instant: ISO 8601 or Unix seconds (Strava's
+    /// `before`).
+    before: Option<String>,
 }
 
 /// The caller's workouts, newest first.
@@ -61,15 +63,19 @@ pub async fn list(
         .with_detail("min", 1)
         .with_detail("max", MAX_LIMIT));
     }
-    let seconds_to_ms = |s: i64, name: &str| {
-        s.checked_mul(1000).ok_or_else(|| ApiError::invalid("invalid_time", name, s, format!("{name} is out of range")))
+    let instant = |text: &str, name: &str| {
+        parse_instant_ms(text).ok_or_else(|| {
+            let message =
+                format!("{name}={text:?} is not an instant: give ISO 8601 (2026-12-01T00:00:00Z) or Unix seconds");
+            ApiError::invalid("invalid_time", name, text, message)
+        })
     };
     let query = ListQuery {
         after: params.cursor.as_deref().map(decode_cursor).transpose()?,
         limit,
-        sport: params.sport,
-        start_from_ms: params.after.map(|s| seconds_to_ms(s, "after")).transpose()?,
-        start_before_ms: params.before.map(|s| seconds_to_ms(s, "before")).transpose()?,
+        sport: params.sport.map(|s| s.as_str().to_owned()),
+        start_from_ms: params.after.as_deref().map(|t| instant(t, "after")).transpose()?,
+        start_before_ms: params.before.as_deref().map(|t| instant(t, "before")).transpose()?,
     };
     let store = state.store.clone();
     let user = caller.user_id.clone();
@@ -77,6 +83,7 @@ pub async fn list(
     let workouts = workouts
         .into_iter()
         .map(|w| state.live().and_then(|live| live.get(&w.workout_id)).filter(|l| state.visible(l)).unwrap_or(w))
+        .map(Workout::from)
         .collect();
     Ok(axum::Json(WorkoutList { workouts, next_cursor: next.map(|c| hex(&c)) }))
 }
@@ -149,7 +156,7 @@ pub async fn get_one(
         best_efforts: efforts.map(|e| e.seconds).unwrap_or_default(),
         gear_id,
         live,
-        summary,
+        summary: summary.into(),
     }))
 }
 
@@ -301,13 +308,19 @@ pub async fn live(
     let last_sample = last.filter(|c| !c.is_empty()).map(|chunk| {
         let i = chunk.len() - 1;
         LastSample {
-            time_ms: chunk.time_ms[i],
+            time: iso_instant(chunk.time_ms[i]),
             latlng: chunk.latlng(i),
             distance_m: chunk.distance_m[i],
             heart_rate_bpm: chunk.heart_rate_bpm[i],
         }
     });
-    Ok(axum::Json(LiveState { workout_id: workout, status: summary.status, in_progress, summary, last_sample }))
+    Ok(axum::Json(LiveState {
+        workout_id: workout,
+        status: summary.status,
+        in_progress,
+        summary: summary.into(),
+        last_sample,
+    }))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -5,10 +5,42 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use trackwire_codec::WorkoutId;
+use trackwire_pipeline::WorkoutStatus;
 use trackwire_pipeline::recommend::Recommendation;
-use trackwire_pipeline::training_load::LoadDay;
-use trackwire_pipeline::{WorkoutStatus, WorkoutSummary};
 use utoipa::ToSchema;
+
+mod time;
+mod workout;
+pub use time::{iso_day, iso_instant, parse_instant_ms};
+pub use workout::{TrainingDay, Workout};
+
+/// A sport to filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SportFilter {
+    Running,
+    Cycling,
+    Walking,
+    Hiking,
+    Swimming,
+    Other,
+    Unknown,
+}
+
+impl SportFilter {
+    /// The sport's name in workouts (`sport`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SportFilter::Running => "running",
+            SportFilter::Cycling => "cycling",
+            SportFilter::Walking => "walking",
+            SportFilter::Hiking => "hiking",
+            SportFilter::Swimming => "swimming",
+            SportFilter::Other => "other",
+            SportFilter::Unknown => "unknown",
+        }
+    }
+}
 
 /// Every error: `{"error","message","code","details"}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -30,7 +62,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkoutList {
-    pub workouts: Vec<WorkoutSummary>,
+    pub workouts: Vec<Workout>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -47,7 +79,7 @@ pub struct RouteMap {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkoutDetails {
     #[serde(flatten)]
-    pub summary: WorkoutSummary,
+    pub summary: Workout,
     pub map: RouteMap,
     /// Fastest elapsed seconds over `5k` and `10k` within this workout (once it has ended).
     pub best_efforts: BTreeMap<String, f64>,
@@ -112,7 +144,9 @@ pub struct RouteFeature {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastSample {
-    pub time_ms: i64,
+    /// When the sample was recorded, ISO 8601 UTC.
+    #[schema(format = DateTime)]
+    pub time: String,
     pub latlng: Option<[f64; 2]>,
     pub distance_m: f64,
     pub heart_rate_bpm: Option<u8>,
@@ -124,7 +158,7 @@ pub struct LiveState {
     pub workout_id: WorkoutId,
     pub status: WorkoutStatus,
     pub in_progress: bool,
-    pub summary: WorkoutSummary,
+    pub summary: Workout,
     pub last_sample: Option<LastSample>,
 }
 
@@ -250,7 +284,7 @@ pub struct TrainingLoad {
     pub user_id: String,
     pub sport: Option<String>,
     /// One entry per day, oldest first, ending today (UTC).
-    pub days: Vec<LoadDay>,
+    pub days: Vec<TrainingDay>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
