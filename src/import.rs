@@ -18,7 +18,6 @@ use trackwire_ingest::quic::{Client, ClientConfig, read_certs};
 use trackwire_pipeline::WorkoutSummary;
 
 /// Namespace of workout ids derived from imported files (a fixed random UUID).
-const IMPORT_NAMESPACE: uuid::Uuid = uuid::uuid!("5d8c6a4e-2f61-4f0e-9a53-7c1b0f6e2d91");
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -102,7 +101,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
 fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let imported = import_bytes(&bytes)?;
-    let workout_id = WorkoutId(*uuid::Uuid::new_v5(&IMPORT_NAMESPACE, &bytes).as_bytes());
+    let workout_id = imported.workout_id(&args.user);
     let device = imported.device_model.clone().unwrap_or_else(|| "import".into());
     let batches = imported.to_batches(workout_id, &device, &args.user, args.batch_size);
     let mut streamed = None;

@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Token { user, admin, hours, data_dir } => {
             let config = config::Config::load(cli.config.as_deref(), &data_dir.into())?.config;
-            let auth = config.effective_auth()?;
+            let auth = config.minting_auth()?;
             let Some(secret) = auth.hs256_secret.as_deref() else {
                 anyhow::bail!("auth uses a JWKS: tokens come from the identity provider, not from trackwire");
             };

@@ -46,6 +46,19 @@ pub use generated::telemetry_generated::trackwire::wire::{
 };
 pub use workout_id::{ParseWorkoutIdError, WorkoutId};
 
+/// A sport's name in summaries, the lake and the API (`running`, …, `unknown`).
+pub fn sport_name(sport: Sport) -> &'static str {
+    match sport {
+        Sport::Running => "running",
+        Sport::Cycling => "cycling",
+        Sport::Walking => "walking",
+        Sport::Hiking => "hiking",
+        Sport::Swimming => "swimming",
+        Sport::Other => "other",
+        _ => "unknown",
+    }
+}
+
 /// The schema version this build reads and writes (`Batch.schema_version`).
 pub const SCHEMA_VERSION: u16 = 1;
 

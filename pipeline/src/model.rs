@@ -1,7 +1,7 @@
 //! What the pipeline emits.
 
 use serde::{Deserialize, Serialize};
-use trackwire_codec::{Sport, WorkoutId};
+use trackwire_codec::WorkoutId;
 
 /// A workout's lifecycle, as the seed aggregate defines it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,14 +232,4 @@ pub struct ShardOutput {
     pub ended: bool,
 }
 
-pub fn sport_name(sport: Sport) -> &'static str {
-    match sport {
-        Sport::Running => "running",
-        Sport::Cycling => "cycling",
-        Sport::Walking => "walking",
-        Sport::Hiking => "hiking",
-        Sport::Swimming => "swimming",
-        Sport::Other => "other",
-        _ => "unknown",
-    }
-}
+pub use trackwire_codec::sport_name;

@@ -321,6 +321,22 @@ impl Config {
         })
     }
 
+    /// The auth configuration `trackwire token` signs with: the configured secret, or the
+    /// development secret a server on this data directory created. Unlike the server it never
+    /// creates one: a token signed with a new secret would be refused by the running server.
+    pub fn minting_auth(&self) -> anyhow::Result<trackwire_api::auth::AuthConfig> {
+        let path = self.data_dir.join("dev-jwt.secret");
+        if self.uses_dev_auth() && !path.exists() {
+            anyhow::bail!(
+                "no development secret at {}: a server creates it in its data directory at first start. \
+                 Give `trackwire token` the server's --data-dir (or TRACKWIRE_DATA_DIR, or the same --config), \
+                 or configure auth.hs256_secret",
+                path.display()
+            );
+        }
+        self.effective_auth()
+    }
+
     /// Where the lake lives: `lake.url`, or `<data_dir>/lake`.
     pub fn lake_store(&self) -> anyhow::Result<trackwire_sinks::lake::LakeLocation> {
         let url = match &self.lake.url {
@@ -358,6 +374,24 @@ mod tests {
 
     fn flags(args: &[&str]) -> ServeFlags {
         Cli::parse_from(std::iter::once("trackwire").chain(args.iter().copied())).flags
+    }
+
+    #[test]
+    fn a_token_is_minted_only_with_the_secret_the_server_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { data_dir: dir.path().join("elsewhere"), ..Config::default() };
+        let refused = config.minting_auth().unwrap_err().to_string();
+        assert!(refused.contains("dev-jwt.secret") && refused.contains("--data-dir"), "{refused}");
+        assert!(!dir.path().join("elsewhere").exists(), "no secret is invented: {refused}");
+
+        let served = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+        let server = served.effective_auth().unwrap();
+        assert_eq!(served.minting_auth().unwrap().hs256_secret, server.hs256_secret);
+        let configured = Config {
+            auth: trackwire_api::auth::AuthConfig { hs256_secret: Some("s".repeat(32)), ..Default::default() },
+            ..config
+        };
+        assert_eq!(configured.minting_auth().unwrap().hs256_secret, Some("s".repeat(32)));
     }
 
     #[test]

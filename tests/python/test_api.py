@@ -367,3 +367,43 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(server_facto
     )
     print(result.stdout[-20000:])
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-4000:]
+
+
+def test_trackwire_token_signs_with_the_servers_secret_or_says_where_it_looked(server_factory, tmp_path):
+    # The development secret, as `trackwire serve` on embedded defaults makes it (no auth settings).
+    server = server_factory(TRACKWIRE_AUTH__HS256_SECRET="", TRACKWIRE_AUTH__ISSUER="").start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKWIRE_")}
+    mint = [str(twclient.trackwire_bin()), "token", "--user", "cli-user"]
+    minted = subprocess.run(mint + ["--data-dir", str(server.data_dir)], capture_output=True, text=True, env=env, timeout=30)
+    assert minted.returncode == 0, minted.stderr
+    r = server.api("GET", "/workouts", user=None, headers={"Authorization": f"Bearer {minted.stdout.strip()}"})
+    assert r.status_code == 200, r.text
+    # Run where no server ever ran: a clear refusal, and no new secret the server would not know.
+    elsewhere = tmp_path / "not-a-server"
+    elsewhere.mkdir()
+    refused = subprocess.run(mint, capture_output=True, text=True, env=env, timeout=30, cwd=elsewhere)
+    assert refused.returncode != 0 and "dev-jwt.secret" in refused.stderr and "--data-dir" in refused.stderr, refused.stderr
+    assert not any(elsewhere.rglob("dev-jwt.secret"))
+    server.stop()
+
+
+def test_a_file_is_the_same_workout_through_the_cli_and_the_upload_api(server_factory):
+    server = server_factory().start()
+    uploaded = wait_upload(server, upload(server, RUN_FIT)["id"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKWIRE_")}
+    printed = subprocess.run(
+        [str(twclient.trackwire_bin()), "import", "--json", "--user", twclient.DEFAULT_USER, str(RUN_FIT)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout.splitlines()[0])["workout_id"] == uploaded["workout_id"]
+    # The CLI's upload lands on the workout the API made: acked as duplicates, nothing new.
+    sent = subprocess.run(
+        [str(twclient.trackwire_bin()), "import", "--server", server.url, "--token", twclient.TOKEN,
+         "--user", twclient.DEFAULT_USER, str(RUN_FIT)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert sent.returncode == 0, sent.stderr
+    listed = server.api("GET", "/workouts").json()["workouts"]
+    assert [w["workout_id"] for w in listed] == [uploaded["workout_id"]], listed
+    server.stop()

@@ -15,10 +15,9 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use trackwire_codec::import::{Imported, import_bytes};
+use trackwire_codec::import::import_bytes;
 use trackwire_codec::{BatchData, DecodeLimits, WorkoutId, decode_batch, encode_batch};
 use trackwire_ingest::DeviceToken;
-use trackwire_pipeline::sport_name;
 use trackwire_sinks::read_store::ListQuery;
 
 use super::blocking;
@@ -28,7 +27,6 @@ use crate::views::{ErrorBody, Upload, UploadStatus};
 use crate::{ApiError, AppState};
 
 /// Workout ids of uploads are UUIDv5 in this namespace.
-const UPLOAD_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f2f0e-4f8e-4d55-8f3c-2a9e51b7c6d4");
 /// Samples per wire batch when splitting a file.
 const BATCH_SAMPLES: usize = 1000;
 /// Two workouts of one athlete starting this close are the same recording (whatever sport each
@@ -220,7 +218,7 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
         .map_err(|e| format!("the import failed: {e}"))?
         .map_err(|e| e.to_string())?;
     let kind = format!("{:?}", imported.format).to_ascii_lowercase();
-    let workout_id = workout_id_for(user, &imported);
+    let workout_id = imported.workout_id(user);
     let start = imported.fixes.iter().find_map(|f| f.time_ms);
     if let Some(existing) = find_duplicate(state, user, workout_id, start).await? {
         return Ok(Stored { workout_id, samples: 0, duplicate_of: Some(existing), data_type: kind });
@@ -231,22 +229,6 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
     let outcome = submit_all(state, &binding, payloads).await?;
     let duplicate_of = outcome.all_duplicates.then_some(workout_id);
     Ok(Stored { workout_id, samples: outcome.samples, duplicate_of, data_type: kind })
-}
-
-/// The same recording gets the same id whatever file it comes in.
-fn workout_id_for(user: &str, imported: &Imported) -> WorkoutId {
-    let name = match imported.fixes.iter().find_map(|f| f.time_ms) {
-        Some(start) => format!("{user}\n{start}\n{}", sport_name(imported.sport)),
-        // Untimed files (route exports) have nothing better than their positions.
-        None => {
-            let mut name = format!("{user}\nuntimed");
-            for fix in imported.fixes.iter().take(64) {
-                name.push_str(&format!("\n{:?},{:?}", fix.lat, fix.lon));
-            }
-            name
-        }
-    };
-    WorkoutId(*uuid::Uuid::new_v5(&UPLOAD_NAMESPACE, name.as_bytes()).as_bytes())
 }
 
 async fn find_duplicate(

@@ -113,7 +113,28 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
 /// Times earlier than this are not real recordings (GPSBabel writes 1901-12-13 for "no time").
 const EARLIEST_PLAUSIBLE_MS: i64 = 631_065_600_000; // 1989-12-31T00:00Z, the FIT epoch
 
+/// The namespace of recorded-workout ids (UUIDv5).
+const RECORDING_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f2f0e-4f8e-4d55-8f3c-2a9e51b7c6d4");
+
 impl Imported {
+    /// The workout id of this recording for `user`: UUIDv5 of (user, first fix time, sport), so
+    /// the same recording is the same workout whatever file format it comes in and whichever way
+    /// it arrives (`trackwire import` or an upload). A file without times (a route export) has
+    /// only its first 64 positions to go by.
+    pub fn workout_id(&self, user: &str) -> WorkoutId {
+        let name = match self.fixes.iter().find_map(|f| f.time_ms) {
+            Some(start) => format!("{user}\n{start}\n{}", crate::sport_name(self.sport)),
+            None => {
+                let mut name = format!("{user}\nuntimed");
+                for fix in self.fixes.iter().take(64) {
+                    name.push_str(&format!("\n{:?},{:?}", fix.lat, fix.lon));
+                }
+                name
+            }
+        };
+        WorkoutId(*uuid::Uuid::new_v5(&RECORDING_NAMESPACE, name.as_bytes()).as_bytes())
+    }
+
     /// Nothing yet, for an importer to fill.
     pub(crate) fn empty(format: Format) -> Self {
         Imported {
