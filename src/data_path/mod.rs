@@ -265,7 +265,6 @@ fn open_sinks(
         // A tenth of the quiet time, so a partition settles soon after it qualifies.
         settle_every: Duration::from_secs_f64(config.lake.settled_after_secs / 10.0)
             .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-        ..LakeConfig::default()
     };
     let source = input.lake_source();
     let mut sinks: Vec<Box<dyn Sink>> = vec![
