@@ -30,7 +30,7 @@ pub fn ingest_state(config: &Config, log: DurableLog, data_path: Option<DataPath
         },
         log,
     );
-    IngestState { ingestor: Arc::new(ingestor), data_path }
+    IngestState { ingestor: Arc::new(ingestor), data_path, http: Default::default() }
 }
 
 /// The API over `store` and `accounts`, on top of `ingest`; `control` carries erasures and

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod control;
 mod error;
 mod extract;
+pub mod http_metrics;
 pub mod limits;
 pub mod openapi;
 pub mod prometheus;
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
 
 /// The routes of the surfaces, with `/healthcheck` and `/metrics` on every one.
 pub fn app_for(surfaces: Surfaces) -> Router {
+    let http = surfaces.ingest().http.clone();
     let router = match surfaces {
         Surfaces::All(state) => operations()
             .route("/v1/ingest", post(routes::ingest::ingest))
@@ -90,6 +92,9 @@ pub fn app_for(surfaces: Surfaces) -> Router {
             .method_not_allowed_fallback(routes::method_not_allowed)
             .with_state(state),
     };
+    let router = router
+        .route_layer(axum::middleware::from_fn(http_metrics::label_route))
+        .layer(axum::middleware::from_fn_with_state(http, http_metrics::record));
     with_request_layers(router)
 }
 

@@ -37,6 +37,28 @@ impl PrometheusText {
         self.family(name, kind, help, sinks.iter().map(|s| (format!("sink=\"{}\"", s.name), value(s))));
     }
 
+    /// One histogram family: per series its labels (already rendered) and a snapshot; writes the
+    /// cumulative `_bucket{le}` lines, `_sum` (seconds) and `_count`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (String, trackwire_ingest::histogram::HistogramSnapshot)>,
+    ) {
+        use trackwire_ingest::histogram::BUCKET_BOUNDS_SECONDS;
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, snapshot) in series {
+            let sep = if labels.is_empty() { "" } else { "," };
+            let bounds = BUCKET_BOUNDS_SECONDS.iter().map(|b| b.to_string()).chain(["+Inf".to_owned()]);
+            for (le, count) in bounds.zip(&snapshot.cumulative) {
+                let _ = writeln!(self.0, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {count}");
+            }
+            let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+            let _ = writeln!(self.0, "{name}_sum{braces} {}", snapshot.sum_seconds);
+            let _ = writeln!(self.0, "{name}_count{braces} {}", snapshot.count);
+        }
+    }
+
     /// The body, with the content type Prometheus expects.
     pub fn into_response(self) -> impl axum::response::IntoResponse {
         ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], self.0)

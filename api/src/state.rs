@@ -48,6 +48,8 @@ pub struct IngestState {
     pub ingestor: Arc<Ingestor>,
     /// The data path this process runs; None in a gateway or an API replica (workers run it).
     pub data_path: Option<DataPathView>,
+    /// Requests and latencies of every HTTP surface of this process.
+    pub http: Arc<crate::http_metrics::HttpMetrics>,
 }
 
 /// The API surface (`/api/v1`), on top of [`IngestState`] (uploads go through the ingestor).

@@ -112,3 +112,56 @@ async fn a_saturated_log_answers_503_with_retry_after() {
     assert!(saw_503, "a full log queue must be answered with 503, not queued without bound");
     drop(stall_tx);
 }
+
+/// The `/metrics` lines of `family` (its samples, without the HELP/TYPE lines).
+fn samples<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.starts_with(family) && !l.starts_with('#')).collect()
+}
+
+fn value(text: &str, series: &str) -> f64 {
+    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_have_request_counters_and_latency_histograms_by_route_and_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let alice = token("alice");
+    let get = |uri: &str| {
+        Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {alice}")).body(Body::empty()).unwrap()
+    };
+    for uri in ["/api/v1/workouts", "/api/v1/workouts", "/api/v1/workouts?limit=0", "/nope"] {
+        call(&state, get(uri)).await;
+    }
+    let (status, _) = call(&state, ingest(Some("t-watch"), batch("watch-1"))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = app(state.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap();
+    let requests = r#"trackwire_http_requests_total{route="/api/v1/workouts",method="GET",status="#;
+    assert_eq!(value(&text, &format!("{requests}\"200\"}}")), 2.0, "{text}");
+    assert_eq!(value(&text, &format!("{requests}\"400\"}}")), 1.0);
+    assert_eq!(value(&text, r#"trackwire_http_requests_total{route="unmatched",method="GET",status="404"}"#), 1.0);
+    assert_eq!(value(&text, r#"trackwire_http_requests_total{route="/v1/ingest",method="POST",status="200"}"#), 1.0);
+
+    assert!(text.contains("# TYPE trackwire_http_request_duration_seconds histogram"), "{text}");
+    let ok = r#"trackwire_http_request_duration_seconds_bucket{route="/api/v1/workouts",method="GET",status_class="2xx",le="#;
+    let buckets: Vec<f64> = samples(&text, ok).iter().map(|l| l.rsplit(' ').next().unwrap().parse().unwrap()).collect();
+    assert!(buckets.len() >= 10 && buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative buckets: {buckets:?}");
+    assert_eq!(value(&text, &format!("{ok}\"+Inf\"}}")), 2.0);
+    let count =
+        r#"trackwire_http_request_duration_seconds_count{route="/api/v1/workouts",method="GET",status_class="4xx"}"#;
+    assert_eq!(value(&text, count), 1.0);
+    assert!(
+        value(
+            &text,
+            r#"trackwire_http_request_duration_seconds_sum{route="/api/v1/workouts",method="GET",status_class="2xx"}"#
+        ) > 0.0
+    );
+
+    assert!(text.contains("# TYPE trackwire_ingest_ack_duration_seconds histogram"), "{text}");
+    assert_eq!(value(&text, r#"trackwire_ingest_ack_duration_seconds_count{transport="http"}"#), 1.0);
+    assert_eq!(value(&text, r#"trackwire_ingest_ack_duration_seconds_count{transport="quic"}"#), 0.0);
+    assert!(text.contains("# TYPE trackwire_upload_processing_seconds histogram"), "{text}");
+}

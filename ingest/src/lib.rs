@@ -14,6 +14,7 @@
 mod auth;
 mod decompress;
 mod error;
+pub mod histogram;
 pub mod log;
 pub mod quic;
 pub mod seconds;
@@ -22,4 +23,4 @@ mod service;
 pub use auth::{DeviceToken, TokenAuth};
 pub use decompress::{ContentEncoding, decompress_capped};
 pub use error::IngestError;
-pub use service::{Accepted, IngestConfig, IngestMetrics, Ingestor, Refused, Verified};
+pub use service::{Accepted, IngestConfig, IngestMetrics, Ingestor, Refused, UPLOAD_OUTCOMES, Verified};

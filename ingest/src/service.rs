@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
+use crate::histogram::LatencyHistogram;
 use crate::log::{Appended, DedupKey, DurableLog, TryAppendError};
 use crate::{ContentEncoding, DeviceToken, IngestError, TokenAuth, decompress_capped};
 
@@ -38,13 +39,29 @@ pub struct IngestMetrics {
     pub bytes_received: AtomicU64,
     /// Authenticated QUIC connections open now.
     pub quic_connections: AtomicU64,
+    /// From a batch's arrival (request start, frame read) to its durable ack, per transport.
+    pub ack_latency_http: LatencyHistogram,
+    pub ack_latency_quic: LatencyHistogram,
+    /// From an upload's acceptance to its final status, per status (`ready`, `duplicate`,
+    /// `error`), in [`UPLOAD_OUTCOMES`] order.
+    pub upload_processing: [LatencyHistogram; UPLOAD_OUTCOMES.len()],
     rejects: [AtomicU64; IngestError::REASONS.len()],
 }
+
+/// The final statuses of an upload, as `upload_processing` is indexed.
+pub const UPLOAD_OUTCOMES: [&str; 3] = ["ready", "duplicate", "error"];
 
 impl IngestMetrics {
     /// `(reason, count)` for every reject reason, zeros included.
     pub fn rejects(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         IngestError::REASONS.iter().zip(&self.rejects).map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+    }
+
+    /// Records how long an upload took to reach `outcome` (one of [`UPLOAD_OUTCOMES`]).
+    pub fn observe_upload(&self, outcome: &str, elapsed: Duration) {
+        if let Some(i) = UPLOAD_OUTCOMES.iter().position(|o| *o == outcome) {
+            self.upload_processing[i].observe(elapsed);
+        }
     }
 
     fn reject(&self, err: &IngestError) {

@@ -149,6 +149,37 @@ def test_the_dashboard_reads_only_documented_metrics():
     used = set()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            used |= set(re.findall(r"\b((?:trackwire|process)_[a-z_]+)\{", target["expr"]))
+            used |= {family(m) for m in re.findall(r"\b((?:trackwire|process)_[a-z_]+)\{", target["expr"])}
     assert len(used) >= 12, used
     assert used <= documented, sorted(used - documented)
+
+
+def family(series: str) -> str:
+    """The metric family of a series name: a histogram's `_bucket`, `_sum` and `_count` are its own."""
+    import re
+
+    return re.sub(r"_(bucket|sum|count)$", "", series) if series.endswith(("_seconds_bucket", "_seconds_sum", "_seconds_count")) else series
+
+
+def test_the_alert_rules_encode_the_slos_on_metrics_a_server_exposes(server_factory):
+    import re
+
+    import requests
+
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert len(alerts) >= 8, alerts
+    server = server_factory().start()
+    text = requests.get(server.url + "/metrics", timeout=10).text
+    server.stop()
+    exposed = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    for rule in alerts:
+        assert {"alert", "expr", "labels", "annotations"} <= set(rule), rule
+        assert rule["labels"]["severity"] in {"page", "warn"}, rule
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
+        used = {family(m) for m in re.findall(r"\b(trackwire_[a-z_]+)\b", rule["expr"])}
+        assert used and used <= exposed, (rule["alert"], sorted(used - exposed))
+        for bound in re.findall(r'le="([^"]+)"', rule["expr"]):
+            assert f'le="{bound}"' in text, f"{rule['alert']}: no bucket bound {bound}"
+    slos = {rule["labels"].get("slo") for rule in alerts}
+    assert {"ack-latency", "api-latency", "api-errors", "ingest-errors", "freshness"} <= slos, slos

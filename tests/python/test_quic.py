@@ -8,6 +8,8 @@ import time
 import uuid
 from collections import Counter
 
+import requests
+
 import twclient
 
 RUN = twclient.TRACES / "sportslib__runs_2067489619.fit"  # 503 samples, 2 timer stops (SOURCES.md)
@@ -130,6 +132,10 @@ def test_an_independent_quic_stack_streams_a_workout_and_gets_its_acks(server_fa
         assert ack.Status() == AckStatus.Ok, ack.Message()
         assert ack.AckedSeq() == seq
         assert bytes(ack.WorkoutId().Bytes()) == workout.bytes
+    # Each ack's latency is in the QUIC transport's histogram.
+    metrics = requests.get(server.url + "/metrics", timeout=5).text
+    assert 'trackwire_ingest_ack_duration_seconds_count{transport="quic"} 10' in metrics, metrics
+    assert 'trackwire_ingest_ack_duration_seconds_bucket{transport="quic",le="+Inf"} 10' in metrics
     server.stop()
     rows = rows_of(server, str(workout))
     assert len(rows) == len(points) == 988

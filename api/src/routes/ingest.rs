@@ -33,6 +33,7 @@ pub async fn ingest(
     trace: Option<Extension<RequestTrace>>,
     body: Body,
 ) -> Result<Json<IngestAck>, ApiError> {
+    let started = std::time::Instant::now();
     let bearer = crate::auth::bearer(&headers);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     let limit = state.ingestor.max_body_bytes();
@@ -63,6 +64,7 @@ pub async fn ingest(
         None
     };
     let accepted = state.ingestor.ingest_traced(body, encoding, bearer, traceparent).await?;
+    state.ingestor.metrics().ack_latency_http.observe(started.elapsed());
     Ok(Json(IngestAck {
         workout_id: accepted.workout_id,
         acked_seq: accepted.acked_seq,

@@ -84,6 +84,23 @@ pub async fn metrics(State(state): State<IngestState>) -> impl IntoResponse {
         "Appends waiting for the log writer.",
         state.ingestor.log().queued() as u64,
     );
+    out.histogram(
+        "trackwire_ingest_ack_duration_seconds",
+        "Time from a batch's arrival (HTTP request, QUIC frame) to its durable ack, by transport.",
+        [
+            ("transport=\"http\"".to_owned(), ingest.ack_latency_http.snapshot()),
+            ("transport=\"quic\"".to_owned(), ingest.ack_latency_quic.snapshot()),
+        ],
+    );
+    out.histogram(
+        "trackwire_upload_processing_seconds",
+        "Time from an upload's acceptance to its final status (parsing, checks, durable), by status.",
+        trackwire_ingest::UPLOAD_OUTCOMES
+            .iter()
+            .zip(&ingest.upload_processing)
+            .map(|(status, h)| (format!("status=\"{status}\""), h.snapshot())),
+    );
+    state.http.render(&mut out);
     if let Some(data_path) = &state.data_path {
         data_path_metrics(&mut out, data_path, durable);
     }

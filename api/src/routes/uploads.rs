@@ -177,6 +177,7 @@ pub async fn get_one(
 
 /// Reads, deduplicates and stores the file; records the outcome on the upload.
 async fn process(state: AppState, mut upload: Upload, file: Bytes, data_type: Option<String>) {
+    let started = std::time::Instant::now();
     let outcome = store_file(&state, &upload.user_id, file, data_type.as_deref()).await;
     match outcome {
         Ok(Stored { workout_id, samples, duplicate_of, data_type }) => {
@@ -191,6 +192,12 @@ async fn process(state: AppState, mut upload: Upload, file: Bytes, data_type: Op
             upload.error = Some(message);
         }
     }
+    let status = match upload.status {
+        UploadStatus::Duplicate => "duplicate",
+        UploadStatus::Error => "error",
+        UploadStatus::Ready | UploadStatus::Processing => "ready",
+    };
+    state.ingestor().metrics().observe_upload(status, started.elapsed());
     tracing::info!(upload = %upload.id, status = ?upload.status, workout = ?upload.workout_id.map(|w| w.to_string()), "upload processed");
     let accounts = state.accounts.clone();
     let id = upload.id.clone();

@@ -57,7 +57,7 @@ pub fn state_with(
         profiles: Default::default(),
     };
     AppState {
-        ingest: IngestState { ingestor: Arc::new(ingestor), data_path: Some(data_path) },
+        ingest: IngestState { ingestor: Arc::new(ingestor), data_path: Some(data_path), http: Default::default() },
         store: Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap()),
         accounts: Arc::new(RedbAccounts::open(&dir.join("accounts.redb")).unwrap()),
         auth: Arc::new(Authenticator::new(auth).unwrap()),

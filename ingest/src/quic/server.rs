@@ -278,8 +278,8 @@ type PendingAck = Pin<Box<dyn Future<Output = Result<Accepted, IngestError>> + S
 
 /// One ack to send, in stream order.
 enum AckJob {
-    /// A batch on its way to durability.
-    Pending(PendingAck),
+    /// A batch on its way to durability, and when its frame was read (for the ack latency).
+    Pending(PendingAck, std::time::Instant),
     /// A batch refused before the log: answered at once (after the acks before it).
     Refused { workout_id: WorkoutId, seq: u64, status: AckStatus, message: String },
 }
@@ -331,6 +331,7 @@ async fn serve_stream(
                 Ok(Err(FrameError::Truncated)) => return StreamEnd::Stop(ErrorCode::Protocol),
                 Ok(Err(FrameError::Read(_))) => return StreamEnd::Lost,
             };
+            let read_at = std::time::Instant::now();
             let job = match shared.ingestor.verify(payload, device) {
                 Ok(batch) => {
                     // One stream, one workout: the ack order is the workout's order.
@@ -347,7 +348,7 @@ async fn serve_stream(
                         return StreamEnd::Stop(ErrorCode::Protocol);
                     }
                     match shared.ingestor.submit(batch).await {
-                        Ok(pending) => AckJob::Pending(Box::pin(pending)),
+                        Ok(pending) => AckJob::Pending(Box::pin(pending), read_at),
                         Err(err) => refused(key.workout_id, key.seq, &err),
                     }
                 }
@@ -364,9 +365,10 @@ async fn serve_stream(
     let writer = async {
         while let Some(job) = jobs_rx.recv().await {
             let ack = match job {
-                AckJob::Pending(pending) => match pending.await {
+                AckJob::Pending(pending, read_at) => match pending.await {
                     Ok(accepted) => {
                         shared.ingestor.count_ack(&accepted);
+                        shared.ingestor.metrics().ack_latency_quic.observe(read_at.elapsed());
                         encode_ack(accepted.workout_id, accepted.acked_seq, AckStatus::Ok, None)
                     }
                     Err(err) => {
