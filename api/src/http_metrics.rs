@@ -20,13 +20,22 @@ use crate::prometheus::PrometheusText;
 pub struct HttpMetrics {
     requests: DashMap<(Arc<str>, &'static str, u16), AtomicU64>,
     latency: DashMap<(Arc<str>, &'static str, &'static str), LatencyHistogram>,
+    /// One shared copy of each route template, so a request allocates no label.
+    routes: DashMap<Box<str>, Arc<str>>,
 }
 
 /// The matched route, handed from inside the router to the recording layer outside it.
 #[derive(Clone)]
-struct RouteLabel(Arc<str>);
+struct RouteLabel(MatchedPath);
 
 impl HttpMetrics {
+    fn route(&self, template: &str) -> Arc<str> {
+        if let Some(interned) = self.routes.get(template) {
+            return interned.clone();
+        }
+        self.routes.entry(template.into()).or_insert_with(|| Arc::from(template)).clone()
+    }
+
     fn observe(&self, route: Arc<str>, method: &'static str, status: u16, started: Instant) {
         let class = match status {
             100..=199 => "1xx",
@@ -87,7 +96,7 @@ fn method_label(method: &Method) -> &'static str {
 pub async fn label_route(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     if let Some(matched) = matched {
-        response.extensions_mut().insert(RouteLabel(Arc::from(matched.as_str())));
+        response.extensions_mut().insert(RouteLabel(matched));
     }
     response
 }
@@ -97,7 +106,7 @@ pub async fn record(State(metrics): State<Arc<HttpMetrics>>, request: Request, n
     let started = Instant::now();
     let method = method_label(request.method());
     let response = next.run(request).await;
-    let route = response.extensions().get::<RouteLabel>().map_or_else(|| Arc::from("unmatched"), |r| r.0.clone());
+    let route = metrics.route(response.extensions().get::<RouteLabel>().map_or("unmatched", |r| r.0.as_str()));
     metrics.observe(route, method, response.status().as_u16(), started);
     response
 }
