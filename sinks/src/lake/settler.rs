@@ -40,25 +40,24 @@ impl Settler {
         let thread = std::thread::Builder::new()
             .name(format!("settle-{}", T::NAME))
             .spawn(move || {
-                let mut access = match TableAccess::<T>::new(location, config, source) {
-                    Ok(access) => access.settler_of(stopped.clone(), exclusive),
-                    Err(err) => {
-                        tracing::warn!(table = T::NAME, error = %err, "lake settler not started; settled partitions stay as they are");
-                        return;
-                    }
-                };
+                // A panic in a merge (a bug) must not end settling for the life of the process:
+                // it is logged, the table handle dropped, and a fresh one tries again next round.
+                let mut access = None;
                 while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(every) {
-                    while !stopped.load(Ordering::Acquire) {
-                        match access.settle_one(chrono::Utc::now().timestamp_millis()) {
-                            Ok(true) => continue,
-                            Ok(false) => break,
+                    if access.is_none() {
+                        match TableAccess::<T>::new(location.clone(), config.clone(), source) {
+                            Ok(opened) => access = Some(opened.settler_of(stopped.clone(), exclusive.clone())),
                             Err(err) => {
-                                if !stopped.load(Ordering::Acquire) {
-                                    tracing::warn!(table = T::NAME, error = %err, "lake settle failed; retried later");
-                                }
-                                break;
+                                tracing::warn!(table = T::NAME, error = %err, "lake settler could not open the table; retried later");
+                                continue;
                             }
                         }
+                    }
+                    let Some(table) = access.as_mut() else { continue };
+                    let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| settle_round(table, &stopped)));
+                    if round.is_err() {
+                        tracing::error!(table = T::NAME, "lake settle panicked; the table is reopened and settling retried next round");
+                        access = None;
                     }
                 }
             });
@@ -67,6 +66,22 @@ impl Settler {
             Err(err) => {
                 tracing::warn!(table = T::NAME, error = %err, "lake settler thread not started; settled partitions stay as they are");
                 None
+            }
+        }
+    }
+}
+
+/// Settles partitions until none is left to settle, the process stops or a merge fails.
+fn settle_round<T: TableSpec>(access: &mut TableAccess<T>, stopped: &AtomicBool) {
+    while !stopped.load(Ordering::Acquire) {
+        match access.settle_one(chrono::Utc::now().timestamp_millis()) {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(err) => {
+                if !stopped.load(Ordering::Acquire) {
+                    tracing::warn!(table = T::NAME, error = %err, "lake settle failed; retried later");
+                }
+                break;
             }
         }
     }

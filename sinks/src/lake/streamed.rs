@@ -71,11 +71,11 @@ impl<'a> StreamedUpload<'a> {
                 self.runtime.block_on(self.store.put(&self.path, payload)).map_err(|e| self.failed("put", e))?;
             }
             Some(mut upload) => {
+                // `put` sends a part as soon as one is full, from a task of the runtime: the
+                // remainder it kept and these bytes together may fill one here.
+                let _context = self.runtime.enter();
                 upload.put(Bytes::from(std::mem::take(&mut self.pending)));
-                let completed = {
-                    let _context = self.runtime.enter();
-                    self.runtime.block_on(upload.finish())
-                };
+                let completed = self.runtime.block_on(upload.finish());
                 completed.map_err(|e| self.failed("complete the upload of", e))?;
             }
         }
@@ -145,6 +145,24 @@ mod tests {
         assert_eq!(stored(&runtime, &store, &path), None, "nothing visible before the upload completes");
         assert_eq!(upload.finish().unwrap(), data.len() as u64);
         assert_eq!(stored(&runtime, &store, &path), Some(data));
+    }
+
+    #[test]
+    fn finishing_may_send_a_full_part_and_needs_no_runtime_of_the_caller() {
+        // The remainder kept by the multipart writer plus the bytes still pending fill a whole
+        // part at `finish`: that part is sent there, from a thread outside any runtime (as the
+        // settler's is), which once panicked with "no reactor running".
+        let runtime = runtime();
+        let store = Arc::new(InMemory::new());
+        let path = Path::from("t/remainder.parquet");
+        let mut upload = StreamedUpload::new(&runtime, store.clone(), path.clone(), 4096);
+        upload.write_all(&[1; 5000]).unwrap();
+        upload.write_all(&[2; 4000]).unwrap();
+        assert_eq!(upload.pending.len(), 4000, "under a part: still pending");
+        assert_eq!(upload.finish().unwrap(), 9000);
+        let mut expected = vec![1; 5000];
+        expected.extend([2; 4000]);
+        assert_eq!(stored(&runtime, &store, &path), Some(expected));
     }
 
     #[test]
