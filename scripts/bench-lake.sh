@@ -7,7 +7,8 @@
 #     otherwise (the machine's top rate); the table is read as soon as the gateway drained.
 #   MODE=live: `quic-fleet`, DEVICES (default 10,000) live devices at 1 Hz sending 5-sample
 #     batches, as a fleet would; then the gateway stays up, idle, for SETTLE_WAIT seconds
-#     (default 780: lake.settled_after_secs and a settler round) so the last hour settles too.
+#     (default 1080: lake.settled_after_secs, a settler round and some minutes for the merge of a
+#     busy hour) so the last hour settles too.
 #   DURATION=600 bash scripts/bench-lake.sh          BIN=<dir> measures other binaries
 #   MODE=live DURATION=3600 bash scripts/bench-lake.sh
 set -euo pipefail
@@ -18,7 +19,7 @@ bench_setup lake
 data="$(mktemp -d)"
 http="$(free_port)"
 quic="$(free_port)"
-TRACKWIRE_QUIC__MAX_CONNECTIONS=$((${DEVICES:-10000} + 1000)) RUST_LOG=warn "$BIN/trackwire" serve \
+TRACKWIRE_QUIC__MAX_CONNECTIONS=$((${DEVICES:-10000} + 1000)) RUST_LOG="${RUST_LOG:-warn,trackwire_sinks::lake=info}" "$BIN/trackwire" serve \
   --data-dir "$data" --http-addr "127.0.0.1:$http" --quic-addr "127.0.0.1:$quic" > "$out/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$http/healthcheck" > /dev/null && break; sleep 0.1; done
@@ -28,7 +29,7 @@ if [ "${MODE:-upload}" = live ]; then
     --quic-cert "$data/quic-cert.pem" --devices "${DEVICES:-10000}" --hz 1 --batch-size 5 --ramp-up-secs 30 \
     --duration-secs "${DURATION:-3600}" --report "$out/report.json" --plots "$out/plots" \
     --acked-log "$out/acked.ndjson" --no-progress > /dev/null
-  sleep "${SETTLE_WAIT:-780}"
+  sleep "${SETTLE_WAIT:-1080}"
 else
   # shellcheck disable=SC2086
   "$BIN/trackwire-loadtest" http-upload --target "127.0.0.1:$http" --duration-secs "${DURATION:-600}" \
