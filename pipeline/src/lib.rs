@@ -26,8 +26,8 @@ pub mod training_load;
 mod workout;
 
 pub use model::{
-    AthleteProfile, EnrichedPoint, EventData, EventKind, ShardOutput, WorkoutEvent, WorkoutProgress, WorkoutStatus,
-    WorkoutSummary, sport_name,
+    AthleteProfile, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};

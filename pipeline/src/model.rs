@@ -43,30 +43,70 @@ pub enum EventKind {
     WorkoutCancelled,
 }
 
-/// A workout event in the seed's shape: `event_id`, `type`, `timestamp`, `data`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A workout event: what happened, when on the device, and what it carries. Sinks publish it in
+/// the seed's payload shape (`trackwire-sinks`' event record).
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorkoutEvent {
     /// Deterministic from `(lsn, index)`, so a replayed event has the same id and consumers can
     /// deduplicate.
     pub event_id: String,
-    #[serde(rename = "type")]
     pub kind: EventKind,
     /// When it happened on the device, Unix milliseconds.
     pub timestamp_ms: i64,
     pub workout_id: WorkoutId,
+    /// The workout's owner (an erasure of the event stream finds a user's events by it).
+    pub user_id: String,
     /// What the event carries (see [`EventData`]).
     pub data: EventData,
 }
 
+/// A position, degrees (WGS84).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatLon {
+    pub lat: f64,
+    pub lon: f64,
+}
+
 /// An event's payload. `WorkoutUpdated` is emitted while a workout streams, so it carries the
-/// compact [`WorkoutProgress`]; every other event carries the whole summary. Serialized without
-/// a tag: the event's `type` says which it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// compact [`WorkoutProgress`]; every other event carries the summary right after it.
+#[derive(Debug, Clone, PartialEq)]
 pub enum EventData {
-    /// The workout's summary right after the event.
-    Summary(Box<WorkoutSummary>),
+    /// `WorkoutStarted`, with where the workout began: its first fix (None when the first
+    /// batch had none).
+    Started { summary: Box<WorkoutSummary>, location: Option<LatLon> },
+    /// `WorkoutUpdated`.
     Progress(WorkoutProgress),
+    /// `WorkoutPaused`, `WorkoutResumed`: where the workout stood at that instant.
+    Transition(Transition),
+    /// `WorkoutCancelled`.
+    Cancelled(Box<WorkoutSummary>),
+    /// `WorkoutCompleted`, with a sketch of the route: at most
+    /// [`ROUTE_SKETCH_POINTS`](crate::route::ROUTE_SKETCH_POINTS) + 1 positions from the first
+    /// fix to the last (empty without fixes).
+    Completed { summary: Box<WorkoutSummary>, route: Vec<LatLon> },
+}
+
+impl EventData {
+    /// The summary the event carries (None for the compact `WorkoutUpdated`).
+    pub fn summary(&self) -> Option<&WorkoutSummary> {
+        match self {
+            EventData::Started { summary, .. }
+            | EventData::Cancelled(summary)
+            | EventData::Completed { summary, .. } => Some(summary),
+            EventData::Progress(_) | EventData::Transition(_) => None,
+        }
+    }
+}
+
+/// A pause or a resume, at its instant (not at the end of the batch that brought it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition {
+    /// The state it led to.
+    pub status: WorkoutStatus,
+    /// Seconds since the workout's start.
+    pub elapsed_s: f64,
+    /// Distance counted up to it, metres.
+    pub distance_m: f64,
 }
 
 /// Where a streaming workout stands: what a live view or a feed needs, of a fixed size however

@@ -61,7 +61,9 @@ pub fn decode_polyline(text: &str) -> Result<Vec<(f64, f64)>, PolylineError> {
         // Wrapping: garbage input must give garbage points or an error, never a panic.
         lat = lat.wrapping_add(dlat);
         lon = lon.wrapping_add(dlon);
-        out.push((lat as f64 * 1e-5, lon as f64 * 1e-5));
+        // Divided, not multiplied by 1e-5: the nearest double to the decimal (47.3, not
+        // 47.300000000000004), as a reader of the JSON expects.
+        out.push((lat as f64 / 1e5, lon as f64 / 1e5));
     }
     Ok(out)
 }
@@ -76,6 +78,100 @@ pub fn downsample_indices(len: usize, target: usize) -> Vec<usize> {
         1 => vec![0],
         // Nearest of k·(len−1)/(target−1): strictly increasing because len > target.
         _ => (0..target).map(|k| (k * (len - 1) + (target - 1) / 2) / (target - 1)).collect(),
+    }
+}
+
+/// Most positions a [`RouteSketch`] keeps (the latest fix is added when it is read). Encoded,
+/// a point of a sketch costs about four bytes (deltas of a few hundred metres at 1e-5°), so a
+/// live workout's sketch stays under 200 bytes however long it runs.
+pub const ROUTE_SKETCH_POINTS: usize = 48;
+
+/// A bounded outline of a workout's route, kept as it streams: every `stride`-th fix, as an
+/// encoded polyline; when it holds [`ROUTE_SKETCH_POINTS`], every other point goes and the
+/// stride doubles. It begins at the first fix; the reader adds the latest one (which the
+/// cleaning stage keeps anyway) so it ends where the workout did. Small on purpose: it lives in
+/// every live workout's state.
+#[derive(Debug, Clone)]
+pub struct RouteSketch {
+    /// Rebuilt at each kept point rather than grown, so it holds no spare capacity.
+    encoded: Box<str>,
+    stride: u32,
+    /// Fixes since the last kept one.
+    since_kept: u32,
+    /// The last kept point, in 1e-5° units.
+    last_kept: (i32, i32),
+    kept: u8,
+}
+
+/// (lat, lon) degrees in the polyline's 1e-5° units (±18,000,000 fits an i32).
+fn units(lat: f64, lon: f64) -> (i32, i32) {
+    ((lat * 1e5).round() as i32, (lon * 1e5).round() as i32)
+}
+
+impl RouteSketch {
+    /// A sketch that begins at this fix.
+    pub fn new(lat: f64, lon: f64) -> Self {
+        let mut sketch = RouteSketch { encoded: Box::from(""), stride: 1, since_kept: 0, last_kept: (0, 0), kept: 0 };
+        sketch.keep(units(lat, lon));
+        sketch
+    }
+
+    /// The next fix along the route.
+    pub fn push(&mut self, lat: f64, lon: f64) {
+        self.since_kept += 1;
+        if self.since_kept < self.stride {
+            return;
+        }
+        self.keep(units(lat, lon));
+        if usize::from(self.kept) >= ROUTE_SKETCH_POINTS {
+            self.thin();
+        }
+    }
+
+    fn keep(&mut self, point: (i32, i32)) {
+        let mut encoded = String::with_capacity(self.encoded.len() + 12);
+        encoded.push_str(&self.encoded);
+        push_value(&mut encoded, i64::from(point.0) - i64::from(self.last_kept.0));
+        push_value(&mut encoded, i64::from(point.1) - i64::from(self.last_kept.1));
+        self.encoded = encoded.into_boxed_str();
+        self.last_kept = point;
+        self.kept += 1;
+        self.since_kept = 0;
+    }
+
+    /// Drops every other kept point (the first stays) and doubles the stride.
+    fn thin(&mut self) {
+        let points = self.kept_points();
+        let dropped_last = points.len().is_multiple_of(2);
+        let kept: Vec<(f64, f64)> = points.iter().step_by(2).copied().collect();
+        self.encoded = encode_polyline(kept.iter().copied()).into_boxed_str();
+        self.kept = kept.len() as u8;
+        if let Some(&(lat, lon)) = kept.last() {
+            self.last_kept = units(lat, lon);
+        }
+        if dropped_last {
+            self.since_kept += self.stride;
+        }
+        self.stride *= 2;
+    }
+
+    fn kept_points(&self) -> Vec<(f64, f64)> {
+        decode_polyline(&self.encoded).expect("a sketch encodes only what it was given")
+    }
+
+    /// Where the route began.
+    pub fn first(&self) -> (f64, f64) {
+        self.kept_points()[0]
+    }
+
+    /// The sketch, degrees: its kept points, then `latest` (the last fix) unless it is the last
+    /// kept one.
+    pub fn points(&self, latest: Option<(f64, f64)>) -> Vec<(f64, f64)> {
+        let mut points = self.kept_points();
+        if let Some((lat, lon)) = latest.filter(|(lat, lon)| units(*lat, *lon) != self.last_kept) {
+            points.push((lat, lon));
+        }
+        points
     }
 }
 
@@ -96,6 +192,28 @@ mod tests {
         assert!(decode_polyline("_p~iF").is_err(), "a latitude alone");
         assert!(decode_polyline("\u{1}").is_err());
         assert_eq!(decode_polyline("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_sketch_stays_bounded_begins_at_the_first_fix_and_ends_at_the_latest() {
+        let mut sketch = RouteSketch::new(46.0, 7.0);
+        assert_eq!(sketch.points(Some((46.0, 7.0))).len(), 1);
+        let mut latest = (46.0, 7.0);
+        for n in 1..=10_000 {
+            latest = (46.0 + f64::from(n) * 1e-4, 7.0);
+            sketch.push(latest.0, latest.1);
+            let points = sketch.points(Some(latest));
+            assert!(points.len() <= ROUTE_SKETCH_POINTS + 1, "{} points after {n} fixes", points.len());
+            assert!((points[0].0 - 46.0).abs() < 1e-9);
+            assert!((points.last().unwrap().0 - (46.0 + f64::from(n) * 1e-4)).abs() < 1e-9, "latest after {n}");
+            assert!(points.windows(2).all(|w| w[1].0 > w[0].0), "in order after {n}");
+        }
+        // Evenly spread: kept points are `stride` fixes apart.
+        let points = sketch.points(Some(latest));
+        let gaps: Vec<i64> = points.windows(2).map(|w| ((w[1].0 - w[0].0) * 1e4).round() as i64).collect();
+        let stride = gaps[0];
+        assert!(gaps[..gaps.len() - 1].iter().all(|g| *g == stride), "{gaps:?}");
+        assert!(points.len() > ROUTE_SKETCH_POINTS / 2, "{}", points.len());
     }
 
     proptest::proptest! {

@@ -3,10 +3,11 @@
 
 use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, SampleFlags, missing};
 
+use crate::route::RouteSketch;
 use crate::stages::Stages;
 use crate::{
-    AthleteProfile, EnrichedPoint, EventData, EventKind, ShardOutput, WorkoutEvent, WorkoutProgress, WorkoutStatus,
-    WorkoutSummary, sport_name,
+    AthleteProfile, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 
 /// One workout's state inside its shard.
@@ -23,6 +24,9 @@ pub struct Workout {
     paused_since_last_sample: bool,
     /// Device time of the last `WorkoutUpdated`, Unix ms (None before the first).
     last_update_ms: Option<i64>,
+    /// The route's outline for `WorkoutCompleted`, from the first fix on (boxed: None until then,
+    /// and for workouts without positions).
+    route: Option<Box<RouteSketch>>,
 }
 
 /// A workout's identity, lifecycle and counters.
@@ -92,6 +96,7 @@ impl Workout {
             last_timed_ms: None,
             paused_since_last_sample: false,
             last_update_ms: None,
+            route: None,
         }
     }
 
@@ -116,10 +121,10 @@ impl Workout {
         let mut events = batch.events().to_vec();
         events.sort_by_key(|e| e.time_offset_ms());
         let mut pending_events = events.iter().peekable();
-        // (kind, time) of state changes in this batch, in order.
-        let mut transitions: Vec<(EventKind, i64)> = Vec::new();
+        // (kind, time, distance then) of state changes in this batch, in order.
+        let mut transitions: Vec<(EventKind, i64, f64)> = Vec::new();
         if started {
-            transitions.push((EventKind::WorkoutStarted, self.head.start_time_ms));
+            transitions.push((EventKind::WorkoutStarted, self.head.start_time_ms, 0.0));
         }
         out.points.reserve(batch.samples().len());
         let seq = batch.seq();
@@ -139,6 +144,13 @@ impl Workout {
             }
             let mut point = self.decode_sample(sample, base, seq, index as u32, lsn);
             self.stages.on_sample(&mut point);
+            // Cleaning left only the fixes it accepted.
+            if let (Some(lat), Some(lon)) = (point.lat_deg, point.lon_deg) {
+                match &mut self.route {
+                    Some(route) => route.push(lat, lon),
+                    None => self.route = Some(Box::new(RouteSketch::new(lat, lon))),
+                }
+            }
             out.points.push(&point);
         }
         for event in pending_events {
@@ -157,7 +169,7 @@ impl Workout {
         }
         let mut summary = self.head.summary();
         self.stages.summarize(&mut summary);
-        if let Some(end) = transitions.iter().map(|(_, t)| *t).max() {
+        if let Some(end) = transitions.iter().map(|(_, t, _)| *t).max() {
             summary.end_time_ms = summary.end_time_ms.max(end);
             summary.elapsed_s = (summary.end_time_ms - summary.start_time_ms).max(0) as f64 / 1000.0;
         }
@@ -174,24 +186,45 @@ impl Workout {
                 || self.last_update_ms.is_none_or(|last| summary.end_time_ms - last >= update_interval_ms));
         let (ending, mut ordered): (Vec<_>, Vec<_>) = transitions
             .into_iter()
-            .partition(|(k, _)| matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled));
+            .partition(|(k, _, _)| matches!(k, EventKind::WorkoutCompleted | EventKind::WorkoutCancelled));
         if update_due {
-            ordered.push((EventKind::WorkoutUpdated, summary.end_time_ms));
+            ordered.push((EventKind::WorkoutUpdated, summary.end_time_ms, summary.distance_m));
             self.last_update_ms = Some(summary.end_time_ms);
         }
         ordered.extend(ending);
         out.ended = self.head.status.is_ended();
+        let latlon = |(lat, lon): (f64, f64)| LatLon { lat, lon };
         out.events = ordered
             .into_iter()
             .enumerate()
-            .map(|(i, (kind, timestamp_ms))| WorkoutEvent {
+            .map(|(i, (kind, timestamp_ms, distance_m))| WorkoutEvent {
                 event_id: event_id(lsn, i as u16, &self.head.workout_id),
                 kind,
                 timestamp_ms,
                 workout_id: self.head.workout_id,
+                user_id: self.head.user_id.clone(),
                 data: match kind {
                     EventKind::WorkoutUpdated => EventData::Progress(progress(&summary, &out.points)),
-                    _ => EventData::Summary(Box::new(summary.clone())),
+                    EventKind::WorkoutStarted => EventData::Started {
+                        summary: Box::new(summary.clone()),
+                        location: self.route.as_ref().map(|route| latlon(route.first())),
+                    },
+                    EventKind::WorkoutCompleted => EventData::Completed {
+                        summary: Box::new(summary.clone()),
+                        route: self.route.as_ref().map_or_else(Vec::new, |r| {
+                            r.points(self.stages.cleaning.last_fix()).into_iter().map(latlon).collect()
+                        }),
+                    },
+                    EventKind::WorkoutPaused | EventKind::WorkoutResumed => EventData::Transition(Transition {
+                        status: if kind == EventKind::WorkoutPaused {
+                            WorkoutStatus::Paused
+                        } else {
+                            WorkoutStatus::Active
+                        },
+                        elapsed_s: (timestamp_ms - summary.start_time_ms).max(0) as f64 / 1000.0,
+                        distance_m,
+                    }),
+                    EventKind::WorkoutCancelled => EventData::Cancelled(Box::new(summary.clone())),
                 },
             })
             .collect();
@@ -199,7 +232,7 @@ impl Workout {
         out
     }
 
-    fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64)>) {
+    fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64, f64)>) {
         use WorkoutStatus::*;
         let (next, event) = match (self.head.status, kind) {
             (Active, ControlKind::Pause) => (Paused, EventKind::WorkoutPaused),
@@ -215,7 +248,7 @@ impl Workout {
         };
         self.head.status = next;
         self.paused_since_last_sample = true;
-        transitions.push((event, at_ms));
+        transitions.push((event, at_ms, self.stages.distance.distance_m()));
     }
 
     fn decode_sample(&mut self, s: &Sample, base_ms: i64, seq: u64, index: u32, lsn: u64) -> EnrichedPoint {

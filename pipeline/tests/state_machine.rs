@@ -62,12 +62,15 @@ fn updates_are_throttled_per_interval_and_compact() {
             assert_eq!(progress.samples, u64::from(seq + 1) * 5);
             assert!(progress.distance_m > 0.0, "{progress:?}");
             assert_eq!(progress.current_speed_mps.is_some(), seq < 7, "no speed while paused: {progress:?}");
-            let json = serde_json::to_vec(&event.data).unwrap();
+            let json = serde_json::to_vec(progress).unwrap();
             assert!(json.len() < 400, "compact: {} bytes", json.len());
         }
         if seq == 0 {
             let started = &out.events[0];
-            assert!(matches!(started.data, EventData::Summary(_)), "WorkoutStarted carries the whole summary");
+            assert!(
+                matches!(started.data, EventData::Started { .. }),
+                "WorkoutStarted carries the summary and the start"
+            );
         }
     }
     // 0: the first batch; 2: 10 s later; 4; 6; 7: the pause; 9 and 11: every 10 s after it.
@@ -75,7 +78,53 @@ fn updates_are_throttled_per_interval_and_compact() {
     let out =
         core.process(13, &batch(12, (60..62).map(|t| sample(t, 120)).collect(), vec![(61, ControlKind::Complete)]));
     assert_eq!(kinds(&out), [EventKind::WorkoutUpdated, EventKind::WorkoutCompleted], "the end always updates");
-    assert!(matches!(out.events[1].data, EventData::Summary(_)));
+    assert!(matches!(out.events[1].data, EventData::Completed { .. }));
+}
+
+/// `WorkoutStarted` says where the workout began (its first fix) and `WorkoutCompleted` carries
+/// a sketch of the route, from the first fix to the last, of a bounded number of points however
+/// long the workout: what a feed draws a map thumbnail from.
+#[test]
+fn the_start_has_its_location_and_the_completion_a_bounded_route() {
+    let mut core = ShardCore::default();
+    let no_fix = |t: u32| {
+        Sample::new(
+            t * 1000,
+            missing::COORDINATE,
+            missing::COORDINATE,
+            40_000,
+            120,
+            missing::CADENCE,
+            missing::POWER,
+            50,
+            0,
+        )
+    };
+    let out = core.process(1, &batch(0, vec![no_fix(0)], vec![(0, ControlKind::Start)]));
+    let EventData::Started { location, .. } = &out.events[0].data else { panic!("{:?}", out.events[0]) };
+    assert_eq!(*location, None, "no fix yet: no location");
+
+    let mut core = ShardCore::default();
+    let out = core.process(1, &batch(0, (0..10).map(|t| sample(t, 120)).collect(), vec![(0, ControlKind::Start)]));
+    let EventData::Started { location, .. } = &out.events[0].data else { panic!("{:?}", out.events[0]) };
+    let start = location.expect("the first fix");
+    assert!((start.lat - 47.3).abs() < 2e-5 && (start.lon - 8.5).abs() < 2e-5, "{start:?}");
+
+    // Two hours at 1 Hz, in batches of 100 samples.
+    let mut last = None;
+    for seq in 1..72u32 {
+        let samples: Vec<Sample> = (seq * 100..seq * 100 + 100).map(|t| sample(t, 120)).collect();
+        let events = if seq == 71 { vec![(seq * 100 + 99, ControlKind::Complete)] } else { vec![] };
+        last = Some(core.process(u64::from(seq) + 1, &batch(u64::from(seq), samples, events)));
+    }
+    let out = last.unwrap();
+    let completed = out.events.iter().find(|e| e.kind == EventKind::WorkoutCompleted).unwrap();
+    let EventData::Completed { route, .. } = &completed.data else { panic!("{completed:?}") };
+    assert!((2..=trackwire_pipeline::route::ROUTE_SKETCH_POINTS + 1).contains(&route.len()), "{} points", route.len());
+    assert!((route[0].lat - start.lat).abs() < 1e-9 && (route[0].lon - start.lon).abs() < 1e-9, "begins at the start");
+    let end = route.last().unwrap();
+    assert!((end.lat - (47.3 + 7_199.0 * 1e-4)).abs() < 1e-4, "ends at the last fix: {end:?}");
+    assert!(route.windows(2).all(|w| w[1].lat > w[0].lat), "in order along the route");
 }
 
 #[test]
@@ -103,6 +152,13 @@ fn start_pause_resume_complete_emit_the_seed_events_in_order() {
         ),
     );
     assert_eq!(kinds(&out), [EventKind::WorkoutPaused, EventKind::WorkoutResumed, EventKind::WorkoutUpdated]);
+    // Each says where the workout stood at its own instant, not at the end of the batch.
+    let EventData::Transition(paused) = out.events[0].data else { panic!("{:?}", out.events[0]) };
+    let EventData::Transition(resumed) = out.events[1].data else { panic!("{:?}", out.events[1]) };
+    assert_eq!((paused.status, paused.elapsed_s), (WorkoutStatus::Paused, 14.0));
+    assert_eq!((resumed.status, resumed.elapsed_s), (WorkoutStatus::Active, 17.0));
+    assert!((paused.distance_m - 14.0 * 11.12).abs() < 0.5, "{paused:?}");
+    assert_eq!(resumed.distance_m, paused.distance_m, "nothing counted while paused");
     let paused: Vec<bool> = out.points.iter().map(|p| p.paused).collect();
     assert_eq!(
         paused,

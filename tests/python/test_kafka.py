@@ -13,7 +13,7 @@ import requests
 import twclient
 
 TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
-EVENTS, POINTS = "trackwire.workout-events.v1", "trackwire.points.v1"
+EVENTS, POINTS = "trackwire.workout-events.v2", "trackwire.points.v1"
 
 
 def kafka_env(broker, **extra):
@@ -47,16 +47,20 @@ def test_events_arrive_in_order_with_the_seeds_shape_and_points_decode(server_fa
     assert kinds[0] == "WorkoutStarted" and kinds[-1] == "WorkoutCompleted", kinds
     assert set(kinds[1:-1]) == {"WorkoutUpdated"} and len(kinds) == 12, kinds
     for body in bodies:
-        assert {"event_id", "type", "timestamp", "data"} <= set(body), body.keys()
-        assert body["workout_id"] == str(workout) and body["schema_version"] == 2
-        if body["type"] == "WorkoutUpdated":
-            # The compact progress: a few numbers, not the summary with its splits.
-            assert "splits" not in body["data"] and body["data"]["samples"] > 0, body["data"]
-        else:
-            assert body["data"]["workout_id"] == str(workout)
+        twclient.validate_event(body)  # the seed's envelope and payload, as docs/events/ publishes them
+        assert body["workout_id"] == str(workout) == body["data"]["workout_id"] and body["schema_version"] == 3
+        assert body["user_id"] == "py-user-1"
+    started, completed = bodies[0]["data"], bodies[-1]["data"]
+    assert started["sport_type"] == "running" and started["start_time"] == bodies[0]["timestamp"]
+    first = points[0]
+    assert abs(started["location"]["latitude"] - first.lat) < 1e-4 and abs(started["location"]["longitude"] - first.lon) < 1e-4
+    route = completed["route_coordinates"]
+    assert 2 <= len(route) <= 49 and route[0] == started["location"], route[:2]
+    assert abs(route[-1]["latitude"] - points[-1].lat) < 1e-4, route[-1]
+    assert completed["distance_meters"] > 0 and completed["duration_sec"] > 0
     assert len({b["event_id"] for b in bodies}) == len(bodies)
     headers = events[0][4]
-    assert headers["schema-version"] == b"2" and headers["content-type"] == b"application/json"
+    assert headers["schema-version"] == b"3" and headers["content-type"] == b"application/json"
     assert len(headers["trace-id"]) == 32
 
     rows = [r for r in points_rows(kafka_broker.read_topic(POINTS)) if r[0] == str(workout)]
@@ -165,7 +169,8 @@ def test_erasing_a_user_publishes_tombstones(server_factory, kafka_broker):
         mine = [m for m in kafka_broker.read_topic(topic) if m[2] == workout.encode()]
         assert mine and mine[-1][3] is None, f"the last message for the workout on {topic} is a tombstone"
     erased = [json.loads(m[3]) for m in kafka_broker.read_topic(EVENTS) if m[2] == user.encode()]
-    assert erased and erased[-1]["type"] == "UserErased" and workout in erased[-1]["workout_ids"]
+    assert erased and erased[-1]["type"] == "UserErased" and workout in erased[-1]["data"]["workout_ids"]
+    twclient.validate_event(erased[-1])
 
 
 def test_a_batch_larger_than_a_kafka_message_is_delivered_in_parts_and_nothing_sticks(server_factory, kafka_broker):

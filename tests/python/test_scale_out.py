@@ -21,7 +21,7 @@ import twclient
 from test_quic import _stream_with_aioquic
 
 TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
-EVENTS = "trackwire.workout-events.v1"
+EVENTS = "trackwire.workout-events.v2"
 PARTITIONS = 4
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -176,6 +176,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     by_workout = defaultdict(list)
     for _, offset, key, value, headers in sorted(kafka_broker.read_topic(EVENTS), key=lambda m: (m[0], m[1])):
         body = json.loads(value)
+        twclient.validate_event(body)
         body["trace-id"] = headers.get("trace-id", b"").decode()
         by_workout[key.decode()].append(body)
     # The trace id of the ingest request travelled gateway -> raw topic -> worker -> Kafka sink.
@@ -305,7 +306,9 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
         assert len(api.api("GET", "/workouts", user=kept).json()["workouts"]) == PARTITIONS
     # Consumers are told, on the events topic, by every partition that held the user.
     told = [json.loads(v) for _, _, k, v, _ in kafka_broker.read_topic(EVENTS) if k == erased.encode()]
-    erased_ids = {w for body in told if body["type"] == "UserErased" for w in body["workout_ids"]}
+    for body in told:
+        twclient.validate_event(body)
+    erased_ids = {w for body in told if body["type"] == "UserErased" for w in body["data"]["workout_ids"]}
     assert erased_ids == {str(w) for w in workouts[erased]}, told
     # The survivor found the dead worker's Kafka position in the shared store: it did not send
     # those partitions' events again.

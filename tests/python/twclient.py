@@ -278,15 +278,31 @@ def frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "big") + payload
 
 
-def read_events(data_dir: Path, workout_id: str) -> list[dict]:
-    """The workout's events from the JSON-lines event log, in log order."""
+EVENT_SCHEMAS = ROOT / "docs" / "events"
+
+
+def validate_event(event: dict) -> None:
+    """Checks an event record against the JSON Schema published for its type (docs/events/)."""
+    import json
+
+    import jsonschema
+
+    path = EVENT_SCHEMAS / f"{event.get('type')}.schema.json"
+    assert path.exists(), f"no published schema for event type {event.get('type')!r}"
+    jsonschema.Draft202012Validator(json.loads(path.read_text())).validate(event)
+
+
+def read_events(data_dir: Path, workout_id: str | None = None) -> list[dict]:
+    """The workout's (or every) event from the JSON-lines event log, in log order, each checked
+    against its published schema."""
     import json
 
     events = []
     for path in sorted((data_dir / "events").glob("*.jsonl")):
         for line in path.read_text().splitlines():
             event = json.loads(line)
-            if event["workout_id"] == workout_id:
+            validate_event(event)
+            if workout_id is None or event["workout_id"] == workout_id:
                 events.append(event)
     return events
 

@@ -88,6 +88,11 @@ impl AltitudeGuard {
 }
 
 impl Cleaning {
+    /// The last position it accepted, degrees.
+    pub fn last_fix(&self) -> Option<(f64, f64)> {
+        self.last_accepted.map(|(_, lat, lon)| (lat, lon))
+    }
+
     pub fn new(sport: Sport) -> Self {
         Cleaning {
             max_speed: max_speed_mps(sport),

@@ -60,7 +60,8 @@ impl Distance {
         }
     }
 
-    fn distance_m(&self) -> f64 {
+    /// Distance counted so far, metres.
+    pub fn distance_m(&self) -> f64 {
         self.total_m + self.beyond_anchor_m
     }
 

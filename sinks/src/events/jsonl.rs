@@ -6,7 +6,7 @@ use std::time::Instant;
 use trackwire_pipeline::ShardOutput;
 
 use super::mark::{MARK_FILE, Mark, MarkFile};
-use super::record::{EventRecord, event_json};
+use super::record::{EventRecord, event_json, user_erased_json};
 use crate::{Command, Sink, SinkError};
 
 /// A new file is started past this size.
@@ -275,7 +275,7 @@ impl Sink for EventLogSink {
             let mut kept = Vec::with_capacity(data.len());
             for line in data.split_inclusive(|b| *b == b'\n') {
                 let erased = serde_json::from_slice::<EventRecord>(line.trim_ascii_end())
-                    .is_ok_and(|record| ids.contains(&record.workout_id));
+                    .is_ok_and(|record| record.workout_id.is_some_and(|id| ids.contains(&id)));
                 if !erased {
                     kept.extend_from_slice(line);
                 }
@@ -296,19 +296,17 @@ impl Sink for EventLogSink {
                 self.save_mark(self.committed)?;
             }
         }
-        let tombstone = serde_json::json!({
-            "type": "UserErased",
-            "user_id": erasure.user_id,
-            "workout_ids": ids,
-            "through_lsn": erasure.through_lsn,
-        });
+        let mut erased_ids: Vec<String> = ids.into_iter().collect();
+        erased_ids.sort();
+        let tombstone =
+            user_erased_json(&erasure.user_id, &erased_ids, erasure.through_lsn, chrono::Utc::now().timestamp_millis());
         let path = self.dir.join("tombstones.ndjson");
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
-        let mut line = serde_json::to_vec(&tombstone).map_err(SinkError::store)?;
+        let mut line = tombstone;
         line.push(b'\n');
         file.write_all(&line).map_err(|e| SinkError::io("appending a tombstone", e))?;
         file.sync_data().map_err(|e| SinkError::io("fsync of the tombstones", e))?;

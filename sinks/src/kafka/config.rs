@@ -22,7 +22,7 @@ impl KafkaConfig {
     pub fn new(brokers: impl Into<String>) -> Self {
         KafkaConfig {
             brokers: brokers.into(),
-            events_topic: "trackwire.workout-events.v1".into(),
+            events_topic: "trackwire.workout-events.v2".into(),
             points_topic: "trackwire.points.v1".into(),
             partitions: 8,
             // librdkafka's and Kafka's own default.

@@ -12,9 +12,9 @@ use crate::SinkError;
 
 /// Header `schema-version` of points messages.
 pub const POINTS_SCHEMA_VERSION: &str = "1";
-/// Header `schema-version` of event messages: 2 since `WorkoutUpdated` carries the compact
-/// progress instead of the whole summary (the record's own `schema_version` says the same).
-pub const EVENTS_SCHEMA_VERSION: &str = "2";
+/// Header `schema-version` of event messages: the records' `schema_version`
+/// ([`crate::events::EVENT_SCHEMA_VERSION`]).
+pub const EVENTS_SCHEMA_VERSION: &str = "3";
 /// Header `content-type` of points messages.
 pub const POINTS_CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
 

@@ -10,7 +10,7 @@ use super::KafkaConfig;
 use super::encode::{points_messages, split_points_message};
 use super::position::Position;
 use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
-use crate::events::event_json;
+use crate::events::{event_json, user_erased_json};
 use crate::unheld::Unheld;
 use crate::{Command, Sink, SinkError};
 
@@ -299,12 +299,9 @@ impl Sink for KafkaSink {
                 self.queue(Message { lsn, topic, key, payload: None, trace_id });
             }
         }
-        let event = serde_json::json!({
-            "type": "UserErased",
-            "user_id": erasure.user_id,
-            "workout_ids": erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect::<Vec<_>>(),
-        });
-        let payload = serde_json::to_vec(&event).map_err(|e| SinkError::Kafka(e.to_string()))?;
+        let workout_ids: Vec<String> = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let payload = user_erased_json(&erasure.user_id, &workout_ids, erasure.through_lsn, now_ms);
         let trace_id = trace_id(&[0; 16], lsn);
         self.queue(Message {
             lsn,

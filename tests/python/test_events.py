@@ -1,0 +1,69 @@
+"""The event stream a consuming service reads (here the embedded event log; test_kafka.py and
+test_scale_out.py read the Kafka topic): every event of every type validates against the JSON
+Schema published for it in docs/events/, with an independent validator (jsonschema), and carries
+the seed's payload: where the workout started, its route when it completed."""
+import json
+import time
+import uuid
+
+
+import twclient
+from twclient import ControlKind
+
+TRACE = twclient.TRACES / "georust-gpx__garmin-activity.gpx"  # 988 samples
+
+
+def test_every_event_type_validates_against_its_published_schema(server_factory):
+    server = server_factory().start()
+    points = twclient.parse_gpx(TRACE)
+    done, cancelled = uuid.uuid4(), uuid.uuid4()
+    chunks = [points[i : i + 100] for i in range(0, len(points), 100)]
+    for seq, chunk in enumerate(chunks):
+        events = []
+        if seq == 0:
+            events.append((chunk[0].time_ms, ControlKind.Start))
+        if seq == 3:
+            events += [(chunk[10].time_ms, ControlKind.Pause), (chunk[20].time_ms, ControlKind.Resume)]
+        if seq == len(chunks) - 1:
+            events.append((chunk[-1].time_ms, ControlKind.Complete))
+        assert server.post(twclient.encode_batch(chunk, done, seq, events=events)).status_code == 200
+    short = points[:30]
+    events = [(short[0].time_ms, ControlKind.Start), (short[-1].time_ms, ControlKind.Cancel)]
+    assert server.post(twclient.encode_batch(short, cancelled, 0, events=events)).status_code == 200
+    served = None
+    for _ in range(100):
+        served = server.api("GET", f"/workouts/{done}").json()
+        if served.get("status") == "completed":
+            break
+        time.sleep(0.1)
+    server.stop()
+
+    events = twclient.read_events(server.data_dir)  # each one validated against its schema
+    kinds = {e["type"] for e in events}
+    assert kinds == {"WorkoutStarted", "WorkoutUpdated", "WorkoutPaused", "WorkoutResumed", "WorkoutCompleted", "WorkoutCancelled"}, kinds
+    mine = [e for e in events if e["workout_id"] == str(done)]
+    started = next(e["data"] for e in mine if e["type"] == "WorkoutStarted")
+    assert (started["user_id"], started["sport_type"], started["device_model"]) == ("py-user-1", "running", "python-flatbuffers")
+    assert abs(started["location"]["latitude"] - points[0].lat) < 1e-4, started["location"]
+    completed = next(e["data"] for e in mine if e["type"] == "WorkoutCompleted")
+    route = completed["route_coordinates"]
+    assert 2 <= len(route) <= 49 and route[0] == started["location"]
+    assert abs(route[-1]["longitude"] - points[-1].lon) < 1e-4, route[-1]
+    updated = [e["data"] for e in mine if e["type"] == "WorkoutUpdated"]
+    distances = [u["current_distance_meters"] for u in updated]
+    assert distances == sorted(distances) and abs(distances[-1] - completed["distance_meters"]) < 1e-6
+    paused = next(e["data"] for e in mine if e["type"] == "WorkoutPaused")
+    assert paused["status"] == "paused" and 0 < paused["distance_meters"] < completed["distance_meters"]
+
+    # The API serves the same workout with the same figures.
+    assert abs(served["distance_m"] - completed["distance_meters"]) < 1e-6, served
+    assert served["start_time"] == started["start_time"]
+
+
+def test_every_published_schema_is_a_valid_json_schema():
+    import jsonschema
+
+    schemas = sorted(twclient.EVENT_SCHEMAS.glob("*.schema.json"))
+    assert {p.name.split(".")[0] for p in schemas} >= {"WorkoutStarted", "WorkoutCompleted", "UserErased"}
+    for path in schemas:
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
