@@ -5,10 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use trackwire_codec::WorkoutId;
 use trackwire_ingest::log::LogCommand;
-use trackwire_ingest::log::kafka::{Placed, RawTopicConfig, append_to_every_partition, partition_log_name};
-use trackwire_sinks::CommandSender;
+use trackwire_ingest::log::kafka::{
+    Placed, RawTopicConfig, append_to_every_partition, append_to_partitions, partition_log_name, partition_of,
+};
 use trackwire_sinks::read_store::LogCommandRecord;
+use trackwire_sinks::{Command, CommandSender, PublishedEvent};
 
 use crate::ApiError;
 
@@ -45,9 +48,23 @@ pub async fn place(
     store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
     command: LogCommand,
 ) -> Result<Vec<LogCommandRecord>, ApiError> {
+    place_in(raw, store, command, None).await
+}
+
+/// Like [`place`], in one partition only (`Some`), or in every one (`None`).
+async fn place_in(
+    raw: &Arc<RawTopicConfig>,
+    store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
+    command: LogCommand,
+    partition: Option<i32>,
+) -> Result<Vec<LogCommandRecord>, ApiError> {
     let (raw, store) = (raw.clone(), store.clone());
     super::routes::blocking(move || {
-        let placed = append_to_every_partition(&raw, &command, PLACE_TIMEOUT).map_err(|e| {
+        let placed = match partition {
+            Some(partition) => append_to_partitions(&raw, &command, &[partition], PLACE_TIMEOUT),
+            None => append_to_every_partition(&raw, &command, PLACE_TIMEOUT),
+        };
+        let placed = placed.map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "log_unavailable",
@@ -63,4 +80,41 @@ pub async fn place(
         Ok::<_, ApiError>(records)
     })
     .await
+}
+
+/// Publishes an event the API raised on the event stream, in order with the workout's own events
+/// where it is about one: through this process's sinks (answered once the event log holds it),
+/// or placed in the workout's partition of the raw topic (the user's, by a hash of their id, for
+/// an event about a user) for that partition's worker to publish. A process with neither
+/// publishes nothing.
+pub async fn publish(
+    control: Option<&Control>,
+    store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
+    event: PublishedEvent,
+) -> Result<(), ApiError> {
+    match control {
+        Some(Control::Local(commands)) => commands.run(Command::Publish(event)).await.map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "event_unpublished",
+                format!("the change is saved but its event could not be published ({e}); repeat the request"),
+            )
+        }),
+        Some(Control::Log(raw)) => {
+            let key = event.workout_id.unwrap_or_else(|| {
+                WorkoutId(*uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, event.user_id.as_bytes()).as_bytes())
+            });
+            let partition = partition_of(&key, raw.partitions);
+            let command = LogCommand::PublishEvent {
+                event_id: event.event_id,
+                event_type: event.event_type,
+                timestamp_ms: event.timestamp_ms,
+                workout_id: event.workout_id.map(|id| id.to_string()),
+                user_id: event.user_id,
+                data: event.data,
+            };
+            place_in(raw, store, command, Some(partition)).await.map(drop)
+        }
+        None => Ok(()),
+    }
 }

@@ -116,6 +116,7 @@ fn api(state: &AppState) -> Router<AppState> {
         .route("/workouts/{id}/route", get(workouts::route))
         .route("/workouts/{id}/splits", get(workouts::splits))
         .route("/workouts/{id}/live", get(workouts::live))
+        .route("/workouts/{id}/tags", post(workouts::add_tag))
         .route("/users/{id}", axum::routing::delete(erasure::erase))
         .route("/users/{id}/erasure", get(erasure::status))
         .route("/users/{id}/profile", get(users::get_profile).put(users::put_profile))

@@ -32,7 +32,7 @@ impl Modify for BearerAuth {
     ),
     paths(
         routes::workouts::list, routes::workouts::get_one, routes::workouts::update, routes::workouts::streams,
-        routes::workouts::route, routes::workouts::splits, routes::workouts::live,
+        routes::workouts::route, routes::workouts::splits, routes::workouts::live, routes::workouts::add_tag,
         routes::users::get_profile, routes::users::put_profile, routes::users::stats, routes::users::training_load,
         routes::users::recommendations, routes::erasure::erase, routes::erasure::status,
         routes::gear::list, routes::gear::create, routes::gear::get_one, routes::gear::update, routes::gear::delete,

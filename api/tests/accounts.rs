@@ -100,8 +100,18 @@ fn suite(accounts: &dyn Accounts) {
     accounts.record_erasure("ada", 9).unwrap();
     accounts.record_erasure("ada", 4).unwrap();
     assert_eq!(accounts.erasures().unwrap(), vec![("ada".to_owned(), 9)]);
+    // Tags: in the order added, each once.
+    assert!(accounts.workout_tags(&w1).unwrap().is_empty());
+    assert!(accounts.add_workout_tag(&w1, "race").unwrap());
+    assert!(accounts.add_workout_tag(&w1, "hills").unwrap());
+    assert!(!accounts.add_workout_tag(&w1, "race").unwrap(), "already there");
+    assert!(accounts.add_workout_tag(&w2, "easy").unwrap());
+    assert_eq!(accounts.workout_tags(&w1).unwrap(), ["race", "hills"]);
+
     accounts.assign_gear(&w1, Some("g2")).unwrap();
     accounts.erase_user("ada", &[w1]).unwrap();
+    assert!(accounts.workout_tags(&w1).unwrap().is_empty(), "the erased workout's tags go");
+    assert_eq!(accounts.workout_tags(&w2).unwrap(), ["easy"]);
     assert_eq!(accounts.profile("ada").unwrap(), None);
     assert!(accounts.gear_of_user("ada").unwrap().is_empty());
     assert_eq!(accounts.gear_of_workout(&w1).unwrap(), None);

@@ -1,5 +1,6 @@
 //! Work the API asks of every sink, run on the sinks thread between outputs so it is ordered with
-//! the data: erasing a user (GDPR) and dropping old positions (coordinate retention).
+//! the data: erasing a user (GDPR), dropping old positions (coordinate retention), and publishing
+//! an event no log record produced (a profile changed, a workout tagged).
 //!
 //! It arrives one of two ways: from the API of the same process ([`CommandSender`]: run after
 //! the outputs already delivered, and answered), or through the log ([`LoggedCommand`]: run at
@@ -31,6 +32,23 @@ pub struct Erasure {
     pub through_lsn: u64,
 }
 
+/// An event the API raised, for the event sinks (event log, Kafka) to publish; the others ignore
+/// it. Its id is derived from what raised it, so a repeat (a retried request, a replayed command)
+/// publishes the same event and consumers deduplicate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedEvent {
+    pub event_id: String,
+    /// `UserMetricsUpdated`, `WorkoutTagAdded`.
+    pub event_type: String,
+    /// When it happened, Unix ms.
+    pub timestamp_ms: i64,
+    /// The workout it is about (the Kafka key), if any; else the user is the key.
+    pub workout_id: Option<WorkoutId>,
+    pub user_id: String,
+    /// The payload as published (schemas in `docs/events/`).
+    pub data: serde_json::Value,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Erase(Erasure),
@@ -41,6 +59,7 @@ pub enum Command {
         from_ms: i64,
         before_ms: i64,
     },
+    Publish(PublishedEvent),
 }
 
 /// A command that came through the log. The coordinator runs it once every output before its

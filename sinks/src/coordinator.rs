@@ -212,6 +212,7 @@ impl Coordinator {
         match command {
             Command::Erase(erasure) => self.redactions.erase_through(&erasure.user_id, erasure.through_lsn),
             Command::DropPositions { before_ms, .. } => self.redactions.drop_positions_before(*before_ms),
+            Command::Publish(_) => {}
         }
         let mut failed = Vec::new();
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {

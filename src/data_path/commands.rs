@@ -8,7 +8,7 @@ use trackwire_api::control::record_of;
 use trackwire_ingest::log::LogCommand;
 use trackwire_pipeline::LiveWorkouts;
 use trackwire_sinks::read_store::{LogCommandRecord, ReadStore};
-use trackwire_sinks::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, Redactions};
+use trackwire_sinks::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, PublishedEvent, Redactions};
 
 /// A command at `lsn` of the log the read store names `log`.
 pub struct FromLog {
@@ -49,6 +49,16 @@ impl LoggedCommand for FromLog {
             LogCommand::DropPositions { from_ms, before_ms } => {
                 Command::DropPositions { from_ms: *from_ms, before_ms: *before_ms }
             }
+            LogCommand::PublishEvent { event_id, event_type, timestamp_ms, workout_id, user_id, data } => {
+                Command::Publish(PublishedEvent {
+                    event_id: event_id.clone(),
+                    event_type: event_type.clone(),
+                    timestamp_ms: *timestamp_ms,
+                    workout_id: workout_id.as_deref().and_then(|id| id.parse().ok()),
+                    user_id: user_id.clone(),
+                    data: data.clone(),
+                })
+            }
         }))
     }
 
@@ -82,6 +92,7 @@ pub fn recorded(
         match &command {
             LogCommand::EraseUser { user_id } => redactions.erase_through(user_id, record.lsn),
             LogCommand::DropPositions { before_ms, .. } => redactions.drop_positions_before(*before_ms),
+            LogCommand::PublishEvent { .. } => {}
         }
         if !record.done && record.lsn < first_lsn {
             let command =

@@ -67,3 +67,37 @@ def test_every_published_schema_is_a_valid_json_schema():
     assert {p.name.split(".")[0] for p in schemas} >= {"WorkoutStarted", "WorkoutCompleted", "UserErased"}
     for path in schemas:
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+def test_a_profile_change_and_a_new_tag_are_published_in_the_event_stream(server_factory):
+    server = server_factory().start()
+    points = twclient.parse_gpx(TRACE)[:200]
+    workout = uuid.uuid4()
+    for body in twclient.batches_of(points, 100, workout):
+        assert server.post(body).status_code == 200
+    profile = {"weight_kg": 70.5, "birth_year": 1985, "sex": "female", "hr_max_bpm": 188, "hr_rest_bpm": 50}
+    assert server.api("PUT", "/users/me/profile", json=profile).status_code == 200
+    for _ in range(100):
+        if server.api("GET", f"/workouts/{workout}").status_code == 200:
+            break
+        time.sleep(0.1)
+    r = server.api("POST", f"/workouts/{workout}/tags", json={"tag": " race "})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"workout_id": str(workout), "tags": ["race"]}
+    assert server.api("POST", f"/workouts/{workout}/tags", json={"tag": "race"}).json()["tags"] == ["race"], "no twice"
+    assert server.api("POST", f"/workouts/{workout}/tags", json={"tag": "hills"}).json()["tags"] == ["race", "hills"]
+    assert server.api("GET", f"/workouts/{workout}").json()["tags"] == ["race", "hills"]
+    # Only the owner tags; a bad tag is refused with the field named.
+    assert server.api("POST", f"/workouts/{workout}/tags", json={"tag": "x"}, user="mallory").status_code == 404
+    bad = server.api("POST", f"/workouts/{workout}/tags", json={"tag": "x" * 65})
+    assert bad.status_code == 400 and bad.json()["details"]["field"] == "tag", bad.text
+    server.stop()
+
+    events = twclient.read_events(server.data_dir)  # each validated against its schema
+    metrics = [e for e in events if e["type"] == "UserMetricsUpdated"]
+    assert len(metrics) == 1 and metrics[0]["workout_id"] is None
+    assert {k: metrics[0]["data"][k] for k in profile} == profile and metrics[0]["user_id"] == "py-user-1"
+    tagged = [e for e in events if e["type"] == "WorkoutTagAdded"]
+    assert [e["data"]["tag"] for e in tagged] == ["race", "hills"], "one event per new tag"
+    assert all(e["workout_id"] == str(workout) for e in tagged) and tagged[-1]["data"]["tags"] == ["race", "hills"]
+    assert len({e["event_id"] for e in events}) == len(events)

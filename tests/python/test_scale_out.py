@@ -168,8 +168,10 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
     assert len(counts) == len(workouts) * len(points)
     assert {r["workout_id"] for r in rows} == {str(w) for w in workouts}
     # Each workout's batches sat in the partition the gateway's hash names (checked on the topic).
-    for partition, _, key, _, _ in kafka_broker.read_topic("trackwire.raw.v1", idle_s=1.0):
-        assert raw_partition(uuid.UUID(bytes=key)) == partition
+    # (Command records, such as the profile's event, are keyed otherwise and marked by a header.)
+    for partition, _, key, _, headers in kafka_broker.read_topic("trackwire.raw.v1", idle_s=1.0):
+        if "trackwire-command" not in headers:
+            assert raw_partition(uuid.UUID(bytes=key)) == partition
 
     # Events on Kafka: per workout, its distinct events in topic order are complete and in order.
     # (Kafka delivery is at least once across a takeover: a consumer dedupes by event_id.)
@@ -193,6 +195,20 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(server_factory, ka
         assert set(kinds[1:-1]) <= {"WorkoutUpdated"}, kinds
         times = [b["timestamp"] for b in distinct]
         assert times == sorted(times), "events in order"
+    # The API replica's events travel through the raw topic to a worker's Kafka sink: the profile
+    # set above (keyed by the user), and a tag, after the workout's own events (its key).
+    metrics = [b for b in by_workout["py-user-1"] if b["type"] == "UserMetricsUpdated"]
+    assert metrics and metrics[0]["data"]["weight_kg"] == 70.0, by_workout.get("py-user-1")
+    assert api.api("POST", f"/workouts/{workouts[0]}/tags", json={"tag": "race"}).json()["tags"] == ["race"]
+
+    def tagged():
+        for _, _, key, value, _ in kafka_broker.read_topic(EVENTS, idle_s=0.5):
+            body = json.loads(value) if value else {}
+            if key == str(workouts[0]).encode() and body.get("type") == "WorkoutTagAdded":
+                twclient.validate_event(body)
+                return body
+        return None
+    assert wait_for("the tag's event on Kafka", tagged, timeout=60)["data"]["tag"] == "race"
 
     # The worker's metric families are documented (the autoscaler reads the lag).
     import re

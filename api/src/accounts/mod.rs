@@ -37,6 +37,10 @@ pub trait Accounts: Send + Sync {
     fn delete_gear(&self, user_id: &str, gear_id: &str) -> Result<bool, AccountsError>;
     fn gear_of_workout(&self, workout: &WorkoutId) -> Result<Option<String>, AccountsError>;
     fn assign_gear(&self, workout: &WorkoutId, gear_id: Option<&str>) -> Result<(), AccountsError>;
+    /// The workout's tags, in the order they were added.
+    fn workout_tags(&self, workout: &WorkoutId) -> Result<Vec<String>, AccountsError>;
+    /// Adds `tag` to the workout; false when it was there already.
+    fn add_workout_tag(&self, workout: &WorkoutId, tag: &str) -> Result<bool, AccountsError>;
 
     fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError>;
     fn upload_by_external_id(&self, user_id: &str, external_id: &str) -> Result<Option<Upload>, AccountsError>;

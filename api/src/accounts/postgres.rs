@@ -195,6 +195,28 @@ impl Accounts for PostgresAccounts {
         Ok(())
     }
 
+    fn workout_tags(&self, workout: &WorkoutId) -> Result<Vec<String>, AccountsError> {
+        let rows = self
+            .client()?
+            .query(
+                "SELECT tag FROM account_workout_tags WHERE workout_id = $1 ORDER BY added_at, tag",
+                &[&&workout.0[..]],
+            )
+            .map_err(sql)?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn add_workout_tag(&self, workout: &WorkoutId, tag: &str) -> Result<bool, AccountsError> {
+        let added = self
+            .client()?
+            .execute(
+                "INSERT INTO account_workout_tags (workout_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&&workout.0[..], &tag],
+            )
+            .map_err(sql)?;
+        Ok(added == 1)
+    }
+
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
         let ids: Vec<&[u8]> = workouts.iter().map(|w| &w.0[..]).collect();
         let mut client = self.client()?;
@@ -208,6 +230,7 @@ impl Accounts for PostgresAccounts {
             txn.execute(statement, &[&user_id]).map_err(sql)?;
         }
         txn.execute("DELETE FROM account_gear_of_workout WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
+        txn.execute("DELETE FROM account_workout_tags WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         txn.commit().map_err(sql)
     }
 

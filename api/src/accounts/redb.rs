@@ -15,6 +15,8 @@ const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 const GEAR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gear");
 /// Workout id → gear id.
 const GEAR_OF_WORKOUT: TableDefinition<&[u8], &str> = TableDefinition::new("gear_of_workout");
+/// Workout id → its tags (JSON list, in the order added).
+const TAGS_OF_WORKOUT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tags_of_workout");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 /// Key: user key ++ external id → upload id.
 const UPLOAD_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("upload_external_ids");
@@ -57,6 +59,7 @@ impl RedbAccounts {
         txn.open_table(PROFILES).map_err(err)?;
         txn.open_table(GEAR).map_err(err)?;
         txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+        txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
         txn.open_table(UPLOADS).map_err(err)?;
         txn.open_table(UPLOAD_KEYS).map_err(err)?;
         txn.open_table(DEVICE_TOKENS).map_err(err)?;
@@ -143,6 +146,29 @@ impl Accounts for RedbAccounts {
             };
         }
         txn.commit().map_err(err)
+    }
+
+    fn workout_tags(&self, workout: &WorkoutId) -> Result<Vec<String>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
+        table.get(&workout.0[..]).map_err(err)?.map_or(Ok(Vec::new()), |v| from_json(v.value()))
+    }
+
+    fn add_workout_tag(&self, workout: &WorkoutId, tag: &str) -> Result<bool, AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        let added = {
+            let mut table = txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
+            let mut tags: Vec<String> =
+                table.get(&workout.0[..]).map_err(err)?.map_or(Ok(Vec::new()), |v| from_json(v.value()))?;
+            let added = !tags.iter().any(|t| t == tag);
+            if added {
+                tags.push(tag.to_owned());
+                table.insert(&workout.0[..], &to_json(&tags)[..]).map_err(err)?;
+            }
+            added
+        };
+        txn.commit().map_err(err)?;
+        Ok(added)
     }
 
     fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError> {
@@ -242,8 +268,10 @@ impl Accounts for RedbAccounts {
             txn.open_table(GEAR).map_err(err)?.retain(|k, _| !k.starts_with(&prefix)).map_err(err)?;
             txn.open_table(UPLOAD_KEYS).map_err(err)?.retain(|k, _| !k.starts_with(&prefix)).map_err(err)?;
             let mut assignments = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
+            let mut tags = txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
             for workout in workouts {
                 assignments.remove(&workout.0[..]).map_err(err)?;
+                tags.remove(&workout.0[..]).map_err(err)?;
             }
             txn.open_table(UPLOADS)
                 .map_err(err)?

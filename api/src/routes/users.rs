@@ -9,6 +9,7 @@ use serde::Deserialize;
 use trackwire_pipeline::recommend::{self, Recommendation};
 use trackwire_pipeline::training_load::{self, CTL_DAYS};
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
+use trackwire_sinks::PublishedEvent;
 use utoipa::IntoParams;
 
 use super::blocking;
@@ -40,6 +41,7 @@ pub async fn get_profile(
 }
 
 /// Replaces the athlete profile; workouts that start afterwards use it for calories and zones.
+/// Publishes `UserMetricsUpdated` on the event stream.
 #[utoipa::path(put, operation_id = "put_profile", path = "/api/v1/users/{id}/profile", tag = "athlete",
     params(("id" = String, Path, description = "User id, or `me`")),
     request_body = Profile,
@@ -47,7 +49,7 @@ pub async fn get_profile(
     responses(
         (status = 200, body = Profile),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
     ))]
 pub async fn put_profile(
     State(state): State<AppState>,
@@ -70,6 +72,25 @@ pub async fn put_profile(
     if let Some(data_path) = &state.ingest.data_path {
         data_path.profiles.set(&user, athlete);
     }
+    // Consumers recompute what depends on the athlete's numbers (recommendations, zones).
+    let now = Utc::now();
+    let event = PublishedEvent {
+        event_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        event_type: "UserMetricsUpdated".into(),
+        timestamp_ms: now.timestamp_millis(),
+        workout_id: None,
+        user_id: user.clone(),
+        data: serde_json::json!({
+            "user_id": user,
+            "weight_kg": profile.weight_kg,
+            "birth_year": profile.birth_year,
+            "sex": profile.sex,
+            "hr_max_bpm": profile.hr_max_bpm,
+            "hr_rest_bpm": profile.hr_rest_bpm,
+            "updated_at": trackwire_sinks::events::iso_ms(now.timestamp_millis()),
+        }),
+    };
+    crate::control::publish(state.control.as_ref(), &state.store, event).await?;
     Ok(axum::Json(profile))
 }
 

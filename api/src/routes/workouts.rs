@@ -6,6 +6,7 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::WorkoutSummary;
 use trackwire_pipeline::route::encode_polyline;
 use trackwire_pipeline::stages::Split;
+use trackwire_sinks::PublishedEvent;
 use trackwire_sinks::read_store::{ListQuery, Streams};
 use utoipa::IntoParams;
 
@@ -14,8 +15,8 @@ use super::streams::{Resolution, route_points, select_streams};
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    ErrorBody, LastSample, LineString, LiveState, RouteFeature, RouteMap, RouteProperties, SportFilter, StreamSet,
-    Workout, WorkoutDetails, WorkoutList, WorkoutUpdate, iso_instant, parse_instant_ms,
+    ErrorBody, LastSample, LineString, LiveState, NewTag, RouteFeature, RouteMap, RouteProperties, SportFilter,
+    StreamSet, Workout, WorkoutDetails, WorkoutList, WorkoutTags, WorkoutUpdate, iso_instant, parse_instant_ms,
 };
 use crate::{ApiError, AppState};
 
@@ -142,10 +143,11 @@ pub async fn get_one(
     let route = route_points(&streams, Resolution::Low.points());
     let all_positions = (0..streams.len()).filter(|i| streams.latlng(*i).is_some()).count();
     let (store, accounts) = (state.store.clone(), state.accounts.clone());
-    let (efforts, gear_id) = blocking(move || {
+    let (efforts, gear_id, tags) = blocking(move || {
         let efforts = store.best_efforts(&id).map_err(ApiError::internal)?;
         let gear = accounts.gear_of_workout(&id).map_err(ApiError::internal)?;
-        Ok::<_, ApiError>((efforts, gear))
+        let tags = accounts.workout_tags(&id).map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((efforts, gear, tags))
     })
     .await?;
     Ok(axum::Json(WorkoutDetails {
@@ -155,9 +157,68 @@ pub async fn get_one(
         },
         best_efforts: efforts.map(|e| e.seconds).unwrap_or_default(),
         gear_id,
+        tags,
         live,
         summary: summary.into(),
     }))
+}
+
+/// Longest tag, in characters.
+const MAX_TAG_CHARS: usize = 64;
+
+/// Adds a tag to the workout (its owner only) and publishes `WorkoutTagAdded`, in order with the
+/// workout's own events. Adding a tag it has already changes nothing and publishes nothing.
+#[utoipa::path(post, operation_id = "add_workout_tag", path = "/api/v1/workouts/{id}/tags", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    request_body = NewTag,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = WorkoutTags),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody),
+    ))]
+pub async fn add_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(new): Json<NewTag>,
+) -> Result<axum::Json<WorkoutTags>, ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    let tag = new.tag.trim().to_owned();
+    if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "validation_failed",
+            "tag",
+            new.tag.as_str(),
+            format!("a tag is 1 to {MAX_TAG_CHARS} characters without control characters"),
+        )
+        .with_detail("max", MAX_TAG_CHARS));
+    }
+    let (accounts, workout) = (state.accounts.clone(), summary.workout_id);
+    let t = tag.clone();
+    let (added, tags) = blocking(move || {
+        let added = accounts.add_workout_tag(&workout, &t).map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((added, accounts.workout_tags(&workout).map_err(ApiError::internal)?))
+    })
+    .await?;
+    if added {
+        let now = chrono::Utc::now().timestamp_millis();
+        let event = PublishedEvent {
+            event_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+            event_type: "WorkoutTagAdded".into(),
+            timestamp_ms: now,
+            workout_id: Some(workout),
+            user_id: summary.user_id.clone(),
+            data: serde_json::json!({
+                "workout_id": workout.to_string(),
+                "user_id": summary.user_id,
+                "tag": tag,
+                "tags": tags,
+            }),
+        };
+        crate::control::publish(state.control.as_ref(), &state.store, event).await?;
+    }
+    Ok(axum::Json(WorkoutTags { workout_id: workout.to_string(), tags }))
 }
 
 /// Changes what the owner may change: the gear used.

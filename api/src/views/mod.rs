@@ -84,8 +84,26 @@ pub struct WorkoutDetails {
     /// Fastest elapsed seconds over `5k` and `10k` within this workout (once it has ended).
     pub best_efforts: BTreeMap<String, f64>,
     pub gear_id: Option<String>,
+    /// The owner's tags, in the order added.
+    pub tags: Vec<String>,
     /// True while the workout is still in progress (served from the live registry).
     pub live: bool,
+}
+
+/// `POST /workouts/{id}/tags`: one tag to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTag {
+    /// 1–64 characters (surrounding spaces are dropped), no control characters.
+    pub tag: String,
+}
+
+/// A workout's tags.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkoutTags {
+    pub workout_id: String,
+    /// In the order added.
+    pub tags: Vec<String>,
 }
 
 /// `PUT /workouts/{id}`: what the owner may change.

@@ -1,5 +1,6 @@
 //! Commands that travel through the log, so that every reader carries them out at the same
-//! position relative to the data: erasing a user, dropping old positions.
+//! position relative to the data: erasing a user, dropping old positions, publishing an event
+//! the API raised (a profile changed, a workout tagged) in order with the workout's own.
 //!
 //! A scale-out deployment has no single process that could stop the data path and act: the API
 //! appends the command to every partition of the raw topic, and each partition's reader hands it
@@ -22,6 +23,16 @@ pub enum LogCommand {
     EraseUser { user_id: String },
     /// Coordinate retention: null the positions of samples recorded in `[from_ms, before_ms)`.
     DropPositions { from_ms: i64, before_ms: i64 },
+    /// Publish an event on the event stream (placed in one partition: the workout's, or one
+    /// chosen by the user's id). `data` is the event's payload as published.
+    PublishEvent {
+        event_id: String,
+        event_type: String,
+        timestamp_ms: i64,
+        workout_id: Option<String>,
+        user_id: String,
+        data: serde_json::Value,
+    },
 }
 
 impl LogCommand {
@@ -38,6 +49,7 @@ impl LogCommand {
         match self {
             LogCommand::EraseUser { user_id } => Some(user_id),
             LogCommand::DropPositions { .. } => None,
+            LogCommand::PublishEvent { user_id, .. } => Some(user_id),
         }
     }
 }
@@ -53,5 +65,15 @@ mod tests {
         let drop = LogCommand::DropPositions { from_ms: 0, before_ms: 86_400_000 };
         assert_eq!(LogCommand::decode(&drop.encode()).unwrap(), drop);
         assert!(LogCommand::decode(br#"{"type":"reformat_disk"}"#).is_err());
+        let publish = LogCommand::PublishEvent {
+            event_id: "e-1".into(),
+            event_type: "WorkoutTagAdded".into(),
+            timestamp_ms: 1_700_000_000_000,
+            workout_id: Some("w-1".into()),
+            user_id: "u-1".into(),
+            data: serde_json::json!({"tag": "race"}),
+        };
+        assert_eq!(LogCommand::decode(&publish.encode()).unwrap(), publish);
+        assert_eq!(publish.user_id(), Some("u-1"), "keyed by its user");
     }
 }

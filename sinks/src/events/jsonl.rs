@@ -6,7 +6,7 @@ use std::time::Instant;
 use trackwire_pipeline::ShardOutput;
 
 use super::mark::{MARK_FILE, Mark, MarkFile};
-use super::record::{EventRecord, event_json, user_erased_json};
+use super::record::{EventRecord, event_json, published_json, user_erased_json};
 use crate::{Command, Sink, SinkError};
 
 /// A new file is started past this size.
@@ -258,7 +258,13 @@ impl Sink for EventLogSink {
     /// Erasure: every event line of the erased workouts is removed from every file (each file
     /// rewritten beside itself and renamed over it), and a tombstone line is appended to
     /// `tombstones.ndjson` for consumers of this directory.
+    /// An event the API raised is appended like the pipeline's, and committed before the answer.
     fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        if let Command::Publish(event) = command {
+            self.buffer.extend_from_slice(&published_json(event, self.last_fed));
+            self.buffer.push(b'\n');
+            return self.flush(Instant::now(), true);
+        }
         let Command::Erase(erasure) = command else { return Ok(()) };
         self.flush(Instant::now(), true)?;
         let ids: std::collections::HashSet<String> =

@@ -227,6 +227,22 @@ pub fn user_erased_json(user_id: &str, workout_ids: &[String], through_lsn: u64,
     serde_json::to_vec(&record).expect("event records always serialize")
 }
 
+/// An event the API raised (`UserMetricsUpdated`, `WorkoutTagAdded`) in the same envelope, at
+/// log position `lsn` (where the sinks were when they published it).
+pub fn published_json(event: &crate::PublishedEvent, lsn: u64) -> Vec<u8> {
+    let record = serde_json::json!({
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "event_id": event.event_id,
+        "type": event.event_type,
+        "timestamp": iso_ms(event.timestamp_ms),
+        "workout_id": event.workout_id.map(|id| id.to_string()),
+        "user_id": event.user_id,
+        "lsn": lsn,
+        "data": event.data,
+    });
+    serde_json::to_vec(&record).expect("event records always serialize")
+}
+
 /// One event as a JSON object (no trailing newline).
 pub fn event_json(event: &WorkoutEvent, lsn: u64) -> Vec<u8> {
     let record = Envelope {
@@ -326,6 +342,31 @@ mod tests {
         let route = completed["data"]["route_coordinates"].as_array().unwrap();
         assert!(route.len() >= 2 && route.len() <= trackwire_pipeline::route::ROUTE_SKETCH_POINTS + 1);
         assert_eq!(completed["data"]["duration_sec"], 29.0);
+    }
+
+    /// The API's events (their payloads are the API's, validated by the Python tests) share the
+    /// envelope of their published schemas.
+    #[test]
+    fn events_the_api_raises_have_the_envelope_of_their_schemas() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events");
+        for (kind, workout_id) in [("UserMetricsUpdated", None), ("WorkoutTagAdded", Some(WorkoutId([3; 16])))] {
+            let event = crate::PublishedEvent {
+                event_id: "00000000-0000-4000-8000-000000000000".into(),
+                event_type: kind.into(),
+                timestamp_ms: 1_700_000_000_000,
+                workout_id,
+                user_id: "ada".into(),
+                data: serde_json::json!({}),
+            };
+            let record: serde_json::Value = serde_json::from_slice(&published_json(&event, 5)).unwrap();
+            let schema: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(docs.join(format!("{kind}.schema.json"))).unwrap()).unwrap();
+            assert_eq!(keys(&record), names(&schema["required"]), "{kind}");
+            assert_eq!(record["type"], kind);
+            assert_eq!(record["workout_id"].is_null(), workout_id.is_none());
+            let read: EventRecord = serde_json::from_value(record).unwrap();
+            assert_eq!((read.lsn, read.user_id.as_deref()), (5, Some("ada")));
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::KafkaConfig;
 use super::encode::{points_messages, split_points_message};
 use super::position::Position;
 use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
-use crate::events::{event_json, user_erased_json};
+use crate::events::{event_json, published_json, user_erased_json};
 use crate::unheld::Unheld;
 use crate::{Command, Sink, SinkError};
 
@@ -289,6 +289,17 @@ impl Sink for KafkaSink {
     /// Erasure: a tombstone for every erased workout on both topics (compacted topics then drop
     /// the key), and a `UserErased` event keyed by the user so consumers erase their copies.
     fn command(&mut self, command: &Command) -> Result<(), SinkError> {
+        if let Command::Publish(event) = command {
+            // Keyed like the workout's own events (same partition, in order), else by the user.
+            let key = event.workout_id.map_or_else(|| event.user_id.clone(), |id| id.to_string());
+            let lsn = self.last_fed;
+            let trace_id = trace_id(&event.workout_id.map_or([0; 16], |id| id.0), lsn);
+            let payload = Some(published_json(event, lsn));
+            self.queue(Message { lsn, topic: Topic::Events, key, payload, trace_id });
+            self.settle(Duration::ZERO);
+            self.hand_over();
+            return Ok(());
+        }
         let Command::Erase(erasure) = command else { return Ok(()) };
         let lsn = self.last_fed;
         for workout in &erasure.workouts {

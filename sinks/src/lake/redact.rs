@@ -39,7 +39,7 @@ impl<T: TableSpec> TableAccess<T> {
                 time_column: T::STORED_COLUMN,
                 before_us: before_ms.saturating_mul(1000),
             },
-            Command::DropPositions { .. } => return Ok(()),
+            Command::DropPositions { .. } | Command::Publish(_) => return Ok(()),
         };
         let wanted = partition_filter(command);
         // Files whose statistics show no row stored in the cut's span are not read at all.
@@ -47,7 +47,7 @@ impl<T: TableSpec> TableAccess<T> {
             Command::DropPositions { from_ms, before_ms } => {
                 Some((from_ms.saturating_mul(1000), before_ms.saturating_mul(1000)))
             }
-            Command::Erase(_) => None,
+            Command::Erase(_) | Command::Publish(_) => None,
         };
         let outside_cut = |file: &super::delta::ActiveFile| {
             stored_span.is_some_and(|(from_us, before_us)| {
@@ -198,6 +198,7 @@ pub fn partition_filter(command: &Command) -> impl Fn(&Partition) -> bool + use<
             }
         }
         Command::DropPositions { .. } => spans.push((NaiveDate::MIN, NaiveDate::MAX)),
+        Command::Publish(_) => {}
     }
     move |partition: &Partition| {
         NaiveDate::from_ymd_opt(partition.year, partition.month, partition.day)

@@ -392,6 +392,9 @@ impl<T: TableSpec> Sink for LakeTable<T> {
     /// Erasure and retention: commits what is buffered (so every row is in the table), then
     /// replaces each file the command touches.
     fn command(&mut self, command: &crate::Command) -> Result<(), SinkError> {
+        if matches!(command, crate::Command::Publish(_)) {
+            return Ok(()); // events are not the lake's
+        }
         self.flush(Instant::now(), true)?;
         self.files.redact(command)
     }

@@ -120,6 +120,7 @@ impl Sink for ReadStoreSink {
                 let changed = self.store.drop_positions(*from_ms, *before_ms)?;
                 tracing::info!(workouts = changed, before_ms, "read store: positions dropped");
             }
+            Command::Publish(_) => {}
         }
         Ok(())
     }

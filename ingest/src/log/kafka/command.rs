@@ -1,5 +1,6 @@
-//! Appending a [`LogCommand`] to every partition of the raw topic: the scale-out way to have
-//! every pipeline worker carry out an erasure or a retention cut in log order.
+//! Appending a [`LogCommand`] to partitions of the raw topic: the scale-out way to have every
+//! pipeline worker carry out an erasure or a retention cut in log order (every partition), or
+//! one worker publish an event in order with a workout's (its partition).
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,17 @@ pub fn append_to_every_partition(
     command: &LogCommand,
     timeout: Duration,
 ) -> Result<Vec<Placed>, LogError> {
+    append_to_partitions(raw, command, &(0..raw.partitions).collect::<Vec<_>>(), timeout)
+}
+
+/// Appends `command` to each of `partitions` and waits (at most `timeout`) until the broker has
+/// stored each copy; see [`append_to_every_partition`].
+pub fn append_to_partitions(
+    raw: &RawTopicConfig,
+    command: &LogCommand,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<Vec<Placed>, LogError> {
     let unavailable = |what: String| LogError::Unavailable(what);
     let (tx, rx) = crossbeam_channel::unbounded();
     let producer: BaseProducer<Reports> = raw
@@ -50,7 +62,7 @@ pub fn append_to_every_partition(
         .map_err(|e| unavailable(format!("kafka producer for {}: {e}", raw.brokers)))?;
     let payload = command.encode();
     let key = command.user_id().unwrap_or_default().as_bytes();
-    for partition in 0..raw.partitions {
+    for &partition in partitions {
         let headers = OwnedHeaders::new().insert(Header { key: COMMAND_HEADER, value: Some(COMMAND_VERSION) });
         let record = BaseRecord::to(&raw.topic).partition(partition).key(key).payload(&payload[..]).headers(headers);
         producer.send(record).map_err(|(e, _)| {
@@ -58,13 +70,13 @@ pub fn append_to_every_partition(
         })?;
     }
     let deadline = Instant::now() + timeout;
-    let mut placed = Vec::with_capacity(raw.partitions as usize);
-    while placed.len() < raw.partitions as usize {
+    let mut placed = Vec::with_capacity(partitions.len());
+    while placed.len() < partitions.len() {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             return Err(unavailable(format!(
                 "the broker stored the command in {} of {} partitions of {} within {timeout:?}; repeat the request",
                 placed.len(),
-                raw.partitions,
+                partitions.len(),
                 raw.topic
             )));
         };

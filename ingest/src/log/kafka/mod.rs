@@ -33,7 +33,7 @@ use trackwire_codec::WorkoutId;
 
 #[cfg(doc)]
 use super::{DedupIndex, DurableLog};
-pub use command::{Placed, append_to_every_partition};
+pub use command::{Placed, append_to_every_partition, append_to_partitions};
 pub use reader::{PartitionReader, ReaderMetrics};
 pub use writer::open;
 

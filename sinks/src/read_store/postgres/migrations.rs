@@ -17,6 +17,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "log_commands", include_str!("../../../migrations/postgres/0004_log_commands.sql")),
     (5, "accounts", include_str!("../../../migrations/postgres/0005_accounts.sql")),
     (6, "stored_span", include_str!("../../../migrations/postgres/0006_stored_span.sql")),
+    (7, "workout_tags", include_str!("../../../migrations/postgres/0007_workout_tags.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").
