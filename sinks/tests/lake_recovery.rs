@@ -246,6 +246,57 @@ fn the_sinks_vacuum_keeps_the_files_the_settler_merged() {
     assert!(rows.values().all(|n| *n == 1), "no sample twice");
 }
 
+/// How many of the points table's commits are merges (`OPTIMIZE`).
+fn merge_commits(dir: &std::path::Path) -> usize {
+    let log = dir.join("points/_delta_log");
+    std::fs::read_dir(&log)
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            entry.path().extension().is_some_and(|e| e == "json")
+                && std::fs::read_to_string(entry.path()).unwrap().contains("OPTIMIZE")
+        })
+        .count()
+}
+
+/// A merge of a busy hour's small files takes seconds. Run in the sink's flush, it held back
+/// every output behind it and, through the shards' full queues, every ack: an hour of live load
+/// stalled for five seconds at each compaction. The sink's flushes never merge; the settler
+/// compacts beside them, with nobody calling `compact_one`.
+#[test]
+fn the_sinks_flushes_never_merge_and_the_settler_compacts_beside_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(64 << 20); // every file far below the target: all small
+    config.compact_above_files = 2;
+    config.max_file_age = Duration::ZERO;
+    let outs = common::outputs(&records(12));
+    {
+        let mut table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config.clone()).unwrap();
+        for out in &outs {
+            table.accept(out);
+            table.flush(Instant::now(), false).unwrap();
+            table.flush(Instant::now(), false).unwrap(); // an idle flush: the sink's upkeep
+        }
+        std::thread::sleep(Duration::from_millis(1100)); // upkeep looks at most once a second
+        table.flush(Instant::now(), false).unwrap();
+    }
+    assert_eq!(merge_commits(dir.path()), 0, "the sink's flushes merged files");
+    let data_files = walk(dir.path()).into_iter().filter(|p| !p.to_string_lossy().contains("_delta_log")).count();
+    assert_eq!(data_files, 12, "a file per flush");
+
+    config.settle_every = Duration::from_secs(3600); // a settler; its compaction looks every second
+    let table = LakeTable::<PointsTable>::open(local_store(dir.path()).unwrap(), config).unwrap();
+    let waited = Instant::now();
+    while merge_commits(dir.path()) < 2 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "the settler compacted no partition");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(table);
+    let rows = rows_in(dir.path());
+    assert_eq!(rows.len(), expected_rows(12), "every sample present");
+    assert!(rows.values().all(|n| *n == 1), "no sample twice");
+}
+
 /// Files close to the target size, as merges leave them (a merge rolls its output when the
 /// writer's estimate reaches the target, and the finished file is a little under it), are done:
 /// merging them cannot make fewer files. Counted as small, they were merged again at every

@@ -19,11 +19,6 @@ use super::spec::TableSpec;
 use super::streamed::StreamedUpload;
 use crate::SinkError;
 
-/// Bounds of how often a table looks for a partition to compact (each look reads the log's file
-/// list): as often as files are committed by age, within these.
-const COMPACTION_EVERY_AT_LEAST: Duration = Duration::from_secs(1);
-const COMPACTION_EVERY_AT_MOST: Duration = Duration::from_secs(60);
-
 /// Settled merges take files up to this fraction of the settled target size: a merge holds one
 /// input file's bytes at a time (256 MiB at the default 1 GiB target).
 const SETTLED_INPUT_FRACTION: u64 = 4;
@@ -34,23 +29,20 @@ const MERGE_COMMIT_ATTEMPTS: usize = 8;
 /// The least time between two full vacuums (each lists every object of the table).
 const VACUUM_EVERY_AT_LEAST: Duration = Duration::from_secs(5);
 
+/// The sink's own upkeep: when vacuum last ran. Merges are never the sink's: a merge of a busy
+/// hour's small files takes seconds, and on the sink's thread it held back every output behind
+/// it, and through the shards' full queues every ack (see [`super::settler`]).
 #[derive(Default)]
 pub(crate) struct Maintenance {
-    last_compaction: Option<Instant>,
     last_vacuum: Option<Instant>,
 }
 
 impl<T: TableSpec> TableAccess<T> {
-    /// Runs what upkeep is due: compaction of at most one partition, then a vacuum.
-    /// Skipped while the settler merges (it holds the turn): the next flush looks again.
+    /// Runs a vacuum if one is due. Skipped while the settler merges (it holds the turn): the
+    /// next flush looks again.
     pub(super) fn maintain(&mut self, schedule: &mut Maintenance, now: Instant) -> Result<(), SinkError> {
         let exclusive = self.exclusive.clone();
         let Some(_turn) = exclusive.try_take() else { return Ok(()) };
-        let every = self.config.max_file_age.clamp(COMPACTION_EVERY_AT_LEAST, COMPACTION_EVERY_AT_MOST);
-        if schedule.last_compaction.is_none_or(|t| now.duration_since(t) >= every) {
-            schedule.last_compaction = Some(now);
-            self.compact_one()?;
-        }
         let every = (self.config.vacuum_retention / 2).max(VACUUM_EVERY_AT_LEAST);
         if schedule.last_vacuum.is_none_or(|t| now.duration_since(t) >= every) {
             schedule.last_vacuum = Some(now);
@@ -66,8 +58,11 @@ impl<T: TableSpec> TableAccess<T> {
     /// output when the writer's estimate reaches the target, and the finished file comes out a
     /// little under it. Counted as small, merged files were merged again at every look, and a
     /// busy hour was rewritten whole every minute.
-    /// The caller holds the turn (see [`super::access::Exclusive`]).
+    /// Takes the turn quietly (see [`super::access::Exclusive`]): the sink's erasures and
+    /// vacuums come first.
     pub(super) fn compact_one(&mut self) -> Result<bool, SinkError> {
+        let exclusive = self.exclusive.clone();
+        let _turn = exclusive.take_quietly();
         self.reach_table()?.refresh()?;
         let target = self.config.target_file_bytes as u64;
         let limit = self.config.compact_above_files.max(1);

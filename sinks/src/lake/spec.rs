@@ -67,8 +67,10 @@ pub struct LakeConfig {
     /// Size of the files settled partitions are merged into: few files per hour however high the
     /// rate, for readers that open every file of a partition.
     pub settled_target_file_bytes: usize,
-    /// How often the table's background settler looks for a settled partition to merge; zero:
-    /// no settler (callers run [`super::LakeTable::settle_one`] themselves).
+    /// How often the table's background settler looks for a settled partition to merge (and for
+    /// small files to compact, at least as often as `max_file_age`, within 1–60 s); zero: no
+    /// settler, so no merges unless callers run [`super::LakeTable::compact_one`] and
+    /// [`super::LakeTable::settle_one`] themselves.
     pub settle_every: Duration,
 }
 

@@ -72,7 +72,7 @@ pub struct LakeTable<T: TableSpec> {
     /// Memory of uploaded files, for the next ones.
     buffers: Buffers,
     maintenance: Maintenance,
-    /// Merges settled partitions beside the sink (see [`super::settler`]).
+    /// Compacts small files and merges settled partitions beside the sink (see [`super::settler`]).
     _settler: Option<Settler>,
 }
 
@@ -128,11 +128,9 @@ impl<T: TableSpec> LakeTable<T> {
         self.files.version()
     }
 
-    /// Merges the small files of the first partition over the limit (normally done in `flush`);
-    /// returns whether it committed a compaction.
+    /// Merges the small files of the first partition over the limit (normally the settler's
+    /// work, in the background); returns whether it committed a compaction.
     pub fn compact_one(&mut self) -> Result<bool, SinkError> {
-        let exclusive = self.files.exclusive.clone();
-        let _turn = exclusive.take();
         self.files.compact_one()
     }
 
