@@ -228,15 +228,8 @@ fn the_sinks_vacuum_keeps_the_files_the_settler_merged() {
         table.accept(out);
         table.flush(Instant::now(), true).unwrap();
     }
-    let log = dir.path().join("points/_delta_log");
-    let merged = || {
-        std::fs::read_dir(&log).unwrap().flatten().any(|entry| {
-            entry.path().extension().is_some_and(|e| e == "json")
-                && std::fs::read_to_string(entry.path()).unwrap().contains("OPTIMIZE")
-        })
-    };
     let waited = Instant::now();
-    while !merged() {
+    while merge_commits(dir.path()) == 0 {
         assert!(waited.elapsed() < Duration::from_secs(60), "the settler merged nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
