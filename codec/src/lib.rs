@@ -33,6 +33,7 @@ mod error;
 #[allow(clippy::all, unused_imports, dead_code, non_snake_case, mismatched_lifetime_syntaxes)]
 #[rustfmt::skip]
 mod generated;
+pub mod export;
 pub mod import;
 mod workout_id;
 
@@ -57,6 +58,11 @@ pub fn sport_name(sport: Sport) -> &'static str {
         Sport::Other => "other",
         _ => "unknown",
     }
+}
+
+/// The sport a [`sport_name`] names (`unknown` for any other text).
+pub fn sport_named(name: &str) -> Sport {
+    Sport::ENUM_VALUES.iter().copied().find(|s| sport_name(*s) == name).unwrap_or(Sport::Unknown)
 }
 
 /// The schema version this build reads and writes (`Batch.schema_version`).

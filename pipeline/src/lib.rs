@@ -14,6 +14,7 @@
 //! it as a field of [`stages::Stages`], and call it in `Stages::on_sample` / `Stages::summarize`.
 
 pub mod geodesy;
+pub mod laps;
 mod model;
 mod points;
 pub mod recommend;

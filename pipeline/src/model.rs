@@ -229,11 +229,21 @@ pub struct WorkoutSummary {
     pub trimp_banister: Option<f64>,
     /// Energy expenditure, kcal; None without the athlete's weight.
     pub calories_kcal: Option<f64>,
-    /// `keytel2005` (heart rate), `acsm` (running/walking speed) or `met2011` (Compendium MET).
+    /// `keytel2005` (heart rate), `acsm` (running/walking speed), `met2011` (Compendium MET), or
+    /// `device` (a workout without samples: the figure entered or recorded with it).
     pub calories_method: Option<String>,
     /// Per-kilometre splits (the last may be partial).
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::stages::Split>))]
     pub splits: Vec<crate::stages::Split>,
+    /// The laps, once the lap button was pressed (empty without presses: the whole workout is
+    /// then its one lap).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::laps::Lap>))]
+    pub laps: Vec<crate::laps::Lap>,
+    /// When the timer was paused: `[paused, resumed]`, Unix ms (a pause still open ends at
+    /// `end_time_ms`). What an exported file needs to keep the moving stretches apart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pauses: Vec<[i64; 2]>,
     /// The device's own totals, when it sent them (imported files), kept beside ours.
     pub device_totals: Option<trackwire_codec::DeviceTotals>,
     pub heart_rate_avg_bpm: Option<f64>,

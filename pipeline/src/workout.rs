@@ -3,6 +3,7 @@
 
 use trackwire_codec::{BatchView, ControlEvent, ControlKind, Sample, SampleFlags, missing};
 
+use crate::laps::{LapMarks, Totals};
 use crate::route::RouteSketch;
 use crate::stages::Stages;
 use crate::{
@@ -47,10 +48,38 @@ struct Head {
     last_lsn: u64,
     stored_from_ms: Option<i64>,
     stored_through_ms: Option<i64>,
-    /// Boxed: only imported files carry device totals.
-    device_totals: Option<Box<trackwire_codec::DeviceTotals>>,
+    /// What few workouts have, boxed together so the many without pay one pointer: device
+    /// totals (imported files) and laps (lap presses).
+    rare: Option<Box<Rare>>,
     /// What the calories and training load were computed with (boxed: often absent).
     profile: Option<Box<AthleteProfile>>,
+}
+
+/// A workout without samples (entered by hand, or a file of totals only) is what its device's
+/// totals say: there is nothing to compute them from.
+fn described_by_device(summary: &mut WorkoutSummary) {
+    let Some(totals) = summary.device_totals.clone() else { return };
+    summary.distance_m = totals.distance_m.unwrap_or(0.0);
+    summary.moving_time_s = totals.timer_s.unwrap_or(0.0);
+    summary.timer_s = totals.timer_s.unwrap_or(summary.timer_s);
+    summary.elevation_gain_m = totals.ascent_m;
+    summary.elevation_loss_m = totals.descent_m;
+    summary.max_speed_mps = totals.max_speed_mps;
+    summary.heart_rate_avg_bpm = totals.heart_rate_avg;
+    summary.heart_rate_max_bpm = totals.heart_rate_max.map(|hr| hr.round().clamp(0.0, 255.0) as u8);
+    if let Some(kcal) = totals.calories_kcal {
+        summary.calories_kcal = Some(kcal);
+        summary.calories_method = Some("device".into());
+    }
+}
+
+/// See [`Head::rare`].
+#[derive(Debug, Clone, Default)]
+struct Rare {
+    device_totals: Option<trackwire_codec::DeviceTotals>,
+    laps: Option<LapMarks>,
+    /// `[paused, resumed]`; `i64::MAX` while still paused.
+    pauses: Vec<[i64; 2]>,
 }
 
 /// How often a streaming workout emits `WorkoutUpdated` by default: at most once per this much
@@ -88,7 +117,7 @@ impl Workout {
                 last_lsn: lsn,
                 stored_from_ms: None,
                 stored_through_ms: None,
-                device_totals: None,
+                rare: None,
                 profile: profile.map(|p| Box::new(p.clone())),
             },
             stages: Stages::new(first.sport(), profile),
@@ -151,13 +180,16 @@ impl Workout {
                     None => self.route = Some(Box::new(RouteSketch::new(lat, lon))),
                 }
             }
+            if let Some(marks) = self.head.rare.as_mut().and_then(|rare| rare.laps.as_mut()) {
+                marks.observe(point.heart_rate_bpm);
+            }
             out.points.push(&point);
         }
         for event in pending_events {
             self.transition(event.kind(), base + i64::from(event.time_offset_ms()), &mut transitions);
         }
         if let Some(totals) = batch.device_totals() {
-            self.head.device_totals = Some(Box::new(totals));
+            self.head.rare.get_or_insert_default().device_totals = Some(totals);
         }
         self.head.batches += 1;
         self.head.samples += out.points.len() as u64;
@@ -172,6 +204,16 @@ impl Workout {
         if let Some(end) = transitions.iter().map(|(_, t, _)| *t).max() {
             summary.end_time_ms = summary.end_time_ms.max(end);
             summary.elapsed_s = (summary.end_time_ms - summary.start_time_ms).max(0) as f64 / 1000.0;
+        }
+        if let Some(marks) = self.head.rare.as_ref().and_then(|rare| rare.laps.as_ref()) {
+            summary.laps = marks.laps(self.totals(summary.end_time_ms));
+        }
+        if let Some(rare) = self.head.rare.as_ref().filter(|rare| !rare.pauses.is_empty()) {
+            let end = summary.end_time_ms;
+            summary.pauses = rare.pauses.iter().map(|[from, to]| [*from, (*to).min(end)]).collect();
+        }
+        if summary.samples == 0 {
+            described_by_device(&mut summary);
         }
         // The stages may widen the workout's span (samples before the start event, after the
         // last one); the head keeps it for the next batch.
@@ -234,6 +276,12 @@ impl Workout {
 
     fn transition(&mut self, kind: ControlKind, at_ms: i64, transitions: &mut Vec<(EventKind, i64, f64)>) {
         use WorkoutStatus::*;
+        if kind == ControlKind::Lap {
+            if !self.head.status.is_ended() {
+                self.press_lap(at_ms);
+            }
+            return;
+        }
         let (next, event) = match (self.head.status, kind) {
             (Active, ControlKind::Pause) => (Paused, EventKind::WorkoutPaused),
             (Paused, ControlKind::Resume) => (Active, EventKind::WorkoutResumed),
@@ -248,7 +296,43 @@ impl Workout {
         };
         self.head.status = next;
         self.paused_since_last_sample = true;
+        match event {
+            EventKind::WorkoutPaused => self.head.rare.get_or_insert_default().pauses.push([at_ms, i64::MAX]),
+            EventKind::WorkoutResumed => {
+                if let Some(open) = self.head.rare.as_mut().and_then(|rare| rare.pauses.last_mut()) {
+                    open[1] = at_ms;
+                }
+            }
+            _ => {}
+        }
         transitions.push((event, at_ms, self.stages.distance.distance_m()));
+    }
+
+    /// The lap button at `at_ms`: ends the running lap (the first press also makes lap 1 of the
+    /// workout so far).
+    fn press_lap(&mut self, at_ms: i64) {
+        let now = self.totals(at_ms);
+        let rare = self.head.rare.get_or_insert_default();
+        match &mut rare.laps {
+            Some(marks) => marks.press(now),
+            None => {
+                let (_, _, hr_max) = self.stages.heart_rate.running_totals();
+                rare.laps = Some(LapMarks::first_press(self.head.start_time_ms, hr_max, now));
+            }
+        }
+    }
+
+    /// The workout's running totals, as of `time_ms`.
+    fn totals(&self, time_ms: i64) -> Totals {
+        let (hr_sum, hr_count, _) = self.stages.heart_rate.running_totals();
+        Totals {
+            time_ms,
+            distance_m: self.stages.distance.distance_m(),
+            moving_ms: self.stages.moving.moving_ms(),
+            elevation_gain_m: self.stages.elevation.gain_m(),
+            hr_sum,
+            hr_count,
+        }
     }
 
     fn decode_sample(&mut self, s: &Sample, base_ms: i64, seq: u64, index: u32, lsn: u64) -> EnrichedPoint {
@@ -362,7 +446,9 @@ impl Head {
             calories_kcal: None,
             calories_method: None,
             splits: Vec::new(),
-            device_totals: self.device_totals.as_deref().cloned(),
+            device_totals: self.rare.as_ref().and_then(|rare| rare.device_totals.clone()),
+            laps: Vec::new(),
+            pauses: Vec::new(),
             heart_rate_avg_bpm: None,
             heart_rate_max_bpm: None,
             first_lsn: self.first_lsn,

@@ -222,6 +222,73 @@ fn cancel_ends_the_workout() {
 }
 
 #[test]
+fn lap_presses_split_the_workout_into_laps() {
+    let mut core = ShardCore::default();
+    // 0–59 s at HR 120, a press at 30 s, 60–119 s at HR 160 with a pause 80–90 s, a press at 100 s.
+    let first: Vec<Sample> = (0..60).map(|t| sample(t, 120)).collect();
+    core.process(1, &batch(0, first, vec![(0, ControlKind::Start), (30, ControlKind::Lap)]));
+    let second: Vec<Sample> = (60..120).map(|t| sample(t, 160)).collect();
+    let events =
+        vec![(80, ControlKind::Pause), (90, ControlKind::Resume), (100, ControlKind::Lap), (100, ControlKind::Lap)];
+    let out = core.process(2, &batch(1, second, events));
+    let summary = out.summary.expect("a summary");
+    let laps = &summary.laps;
+    assert_eq!(laps.iter().map(|l| l.lap).collect::<Vec<_>>(), [1, 2, 3], "a double press ends nothing: {laps:?}");
+    assert_eq!(laps.iter().map(|l| l.elapsed_s).collect::<Vec<_>>(), [30.0, 70.0, 19.0]);
+    assert_eq!(laps[1].start_time_ms, BASE + 30_000);
+    assert!(laps[1].moving_s < laps[1].elapsed_s - 9.0, "the pause is not moving time: {:?}", laps[1]);
+    assert_eq!((laps[0].heart_rate_avg_bpm, laps[0].heart_rate_max_bpm), (Some(120.0), Some(120)));
+    assert_eq!(laps[1].heart_rate_max_bpm, Some(160));
+    let total: f64 = laps.iter().map(|l| l.distance_m).sum();
+    assert!((total - summary.distance_m).abs() < 1e-6, "laps add up to the workout: {total} vs {}", summary.distance_m);
+    // The same presses after the end change nothing.
+    let done = core.process(3, &batch(2, vec![sample(120, 160)], vec![(120, ControlKind::Complete)]));
+    assert_eq!(done.summary.expect("a summary").laps.len(), 3);
+    let late = core.process(4, &batch(3, vec![], vec![(130, ControlKind::Lap)]));
+    assert!(late.summary.is_none());
+}
+
+#[test]
+fn a_workout_without_samples_is_what_its_device_totals_say() {
+    let mut core = ShardCore::default();
+    let totals = trackwire_codec::DeviceTotals {
+        distance_m: Some(10_000.0),
+        timer_s: Some(2_950.0),
+        elapsed_s: Some(3_000.0),
+        calories_kcal: Some(640.0),
+        heart_rate_avg: Some(151.0),
+        heart_rate_max: Some(178.0),
+        ..Default::default()
+    };
+    let out = core.process(
+        1,
+        &encode_batch(&BatchData {
+            device_id: "manual".into(),
+            user_id: "athlete".into(),
+            workout_id: ID,
+            sport: Sport::Running,
+            base_time_ms: BASE,
+            events: vec![ControlEvent::new(0, ControlKind::Start), ControlEvent::new(3_000_000, ControlKind::Complete)],
+            device_totals: Some(totals),
+            ..BatchData::default()
+        }),
+    );
+    assert_eq!(kinds(&out), [EventKind::WorkoutStarted, EventKind::WorkoutCompleted]);
+    let s = out.summary.expect("a summary");
+    assert_eq!((s.samples, s.elapsed_s, s.moving_time_s, s.distance_m), (0, 3000.0, 2950.0, 10_000.0));
+    assert_eq!((s.calories_kcal, s.calories_method.as_deref()), (Some(640.0), Some("device")));
+    assert_eq!((s.heart_rate_avg_bpm, s.heart_rate_max_bpm), (Some(151.0), Some(178)));
+    assert!(out.ended && out.points.is_empty());
+}
+
+#[test]
+fn a_workout_without_presses_stores_no_laps() {
+    let mut core = ShardCore::default();
+    let out = core.process(1, &batch(0, (0..10).map(|t| sample(t, 120)).collect(), vec![(0, ControlKind::Start)]));
+    assert!(out.summary.unwrap().laps.is_empty());
+}
+
+#[test]
 fn missing_channels_and_out_of_range_fixes_are_none() {
     let mut core = ShardCore::default();
     let s = Sample::new(
@@ -285,6 +352,11 @@ proptest! {
         let mut last_distance = 0.0;
         for (a, b) in first.iter().zip(&second) {
             prop_assert_eq!(&a.points, &b.points);
+            prop_assert_eq!(&a.summary, &b.summary);
+            if let Some(summary) = a.summary.as_ref().filter(|s| !s.laps.is_empty()) {
+                let total: f64 = summary.laps.iter().map(|l| l.distance_m).sum();
+                prop_assert!((total - summary.distance_m).abs() < 1e-6, "laps {:?} vs {}", summary.laps, summary.distance_m);
+            }
             prop_assert_eq!(a.events.iter().map(|e| (&e.event_id, e.kind)).collect::<Vec<_>>(), b.events.iter().map(|e| (&e.event_id, e.kind)).collect::<Vec<_>>());
             for p in &a.points {
                 prop_assert!(p.distance_m >= last_distance);

@@ -176,15 +176,16 @@ impl ::flatbuffers::SimpleToVerifyInSlice for SampleFlags {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_CONTROL_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_CONTROL_KIND: u8 = 4;
+pub const ENUM_MAX_CONTROL_KIND: u8 = 5;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CONTROL_KIND: [ControlKind; 5] = [
+pub const ENUM_VALUES_CONTROL_KIND: [ControlKind; 6] = [
   ControlKind::Start,
   ControlKind::Pause,
   ControlKind::Resume,
   ControlKind::Complete,
   ControlKind::Cancel,
+  ControlKind::Lap,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -197,15 +198,20 @@ impl ControlKind {
   pub const Resume: Self = Self(2);
   pub const Complete: Self = Self(3);
   pub const Cancel: Self = Self(4);
+  /// The lap button (or an auto-lap): the lap running until now ends at this instant and the next
+  /// begins. Added after version 1's first five kinds: a server that predates it ignores it, as
+  /// it ignores every kind it does not know.
+  pub const Lap: Self = Self(5);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_MAX: u8 = 5;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Start,
     Self::Pause,
     Self::Resume,
     Self::Complete,
     Self::Cancel,
+    Self::Lap,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -215,6 +221,7 @@ impl ControlKind {
       Self::Resume => Some("Resume"),
       Self::Complete => Some("Complete"),
       Self::Cancel => Some("Cancel"),
+      Self::Lap => Some("Lap"),
       _ => None,
     }
   }

@@ -1,4 +1,4 @@
-//! FIT (Garmin/ANT): records, timer events, session totals, user profile. `fitparser` decodes the
+//! FIT (Garmin/ANT): records, timer events, laps, sessions with their totals, user profile. `fitparser` decodes the
 //! messages (and the 1989-12-31 epoch); positions stay in semicircles, converted here.
 
 use std::collections::HashMap;
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use fitparser::de::{FitObject, FitStreamProcessor};
 use fitparser::{FitDataRecord, Value, profile::MesgNum};
 
-use super::{AthleteProfile, Fix, Format, ImportError, Imported};
+use super::{AthleteProfile, Fix, Format, ImportError, Imported, Session};
 use crate::{ControlKind, Sport};
 
 /// Degrees per semicircle: a FIT position is a signed 32-bit fraction of 180° (FIT SDK profile,
@@ -26,6 +26,9 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
         match record.kind() {
             MesgNum::Record => imported.fixes.push(fix(&fields)),
             MesgNum::Event => event(&fields, &mut imported.events),
+            // A lap ends at its timestamp: the lap button there (the last lap's end is the
+            // recording's end, which the pipeline does not count as a press).
+            MesgNum::Lap => imported.events.extend(time_ms(&fields).map(|t| (t, ControlKind::Lap))),
             MesgNum::Session => session(&fields, &mut imported),
             MesgNum::UserProfile => imported.profile = Some(profile(&fields)),
             MesgNum::FileId | MesgNum::DeviceInfo if imported.device_model.is_none() => {
@@ -36,6 +39,7 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
             _ => {}
         }
     }
+    imported.sessions.sort_by_key(|s| s.start_ms);
     imported.check_times();
     Ok(imported)
 }
@@ -156,7 +160,7 @@ fn event(fields: &HashMap<&str, &Value>, events: &mut Vec<(i64, ControlKind)>) {
 }
 
 fn session(fields: &HashMap<&str, &Value>, imported: &mut Imported) {
-    imported.sport = match text(fields, "sport").as_deref() {
+    let sport = match text(fields, "sport").as_deref() {
         Some("running") => Sport::Running,
         Some("cycling") => Sport::Cycling,
         Some("walking") => Sport::Walking,
@@ -165,6 +169,7 @@ fn session(fields: &HashMap<&str, &Value>, imported: &mut Imported) {
         Some(_) => Sport::Other,
         None => imported.sport,
     };
+    imported.sport = sport;
     let d = &mut imported.device;
     d.distance_m = number(fields, "total_distance");
     d.timer_s = number(fields, "total_timer_time");
@@ -175,6 +180,16 @@ fn session(fields: &HashMap<&str, &Value>, imported: &mut Imported) {
     d.heart_rate_avg = number(fields, "avg_heart_rate");
     d.heart_rate_max = number(fields, "max_heart_rate");
     d.max_speed_mps = number(fields, "enhanced_max_speed").or_else(|| number(fields, "max_speed"));
+    let start = match fields.get("start_time") {
+        Some(Value::Timestamp(t)) => Some(t.timestamp_millis()),
+        _ => None,
+    };
+    // A session without a start time cannot be told apart from the others: it only sets the
+    // file's sport and totals, as before sessions were kept.
+    if let Some(start_ms) = start {
+        let end_ms = time_ms(fields).unwrap_or(start_ms).max(start_ms);
+        imported.sessions.push(Session { sport, start_ms, end_ms, device: imported.device.clone() });
+    }
 }
 
 fn profile(fields: &HashMap<&str, &Value>) -> AthleteProfile {

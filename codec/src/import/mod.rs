@@ -57,12 +57,25 @@ pub struct Imported {
     pub sport: Sport,
     pub device_model: Option<String>,
     pub fixes: Vec<Fix>,
-    /// Timer events in absolute time (start, pause, resume, complete).
+    /// Timer events and lap ends in absolute time (start, pause, resume, complete, lap).
     pub events: Vec<(i64, ControlKind)>,
     pub device: DeviceTotals,
     pub profile: Option<AthleteProfile>,
     /// Records skipped and oddities handled, in words a user can act on.
     pub warnings: Vec<String>,
+    /// The sessions the file records, when it says (FIT `session` messages), in time order: a
+    /// multisport file (triathlon) has one per leg, see [`Imported::into_sessions`].
+    pub sessions: Vec<Session>,
+}
+
+/// One session of a file: a sport over a span of time, with the device's totals for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    pub sport: Sport,
+    /// Unix ms: the session's first and last instant.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub device: DeviceTotals,
 }
 
 /// Why a file could not be imported at all.
@@ -146,7 +159,50 @@ impl Imported {
             device: DeviceTotals::default(),
             profile: None,
             warnings: Vec::new(),
+            sessions: Vec::new(),
         }
+    }
+
+    /// One recording per session (a triathlon's swim, transitions, ride and run become one
+    /// workout each, with its session's sport and totals, as Strava does), or the file as it is
+    /// when it records fewer than two sessions. Each fix and event goes to the last session that
+    /// started at or before it (an untimed fix stays with the fix before it); the first session
+    /// also takes what precedes every session. A session left without fixes is dropped.
+    pub fn into_sessions(self) -> Vec<Imported> {
+        if self.sessions.len() < 2 {
+            return vec![self];
+        }
+        let index_of = |t: i64| self.sessions.iter().rposition(|s| s.start_ms <= t).unwrap_or(0);
+        let mut parts: Vec<Imported> = self
+            .sessions
+            .iter()
+            .map(|session| Imported {
+                format: self.format,
+                sport: session.sport,
+                device_model: self.device_model.clone(),
+                fixes: Vec::new(),
+                events: Vec::new(),
+                device: session.device.clone(),
+                profile: self.profile.clone(),
+                warnings: Vec::new(),
+                sessions: vec![session.clone()],
+            })
+            .collect();
+        let mut current = 0;
+        for fix in self.fixes {
+            if let Some(t) = fix.time_ms {
+                current = index_of(t);
+            }
+            parts[current].fixes.push(fix);
+        }
+        for (t, kind) in self.events {
+            parts[index_of(t)].events.push((t, kind));
+        }
+        parts.retain(|part| !part.fixes.is_empty());
+        if let Some(first) = parts.first_mut() {
+            first.warnings = self.warnings;
+        }
+        parts
     }
 
     /// Drops implausible times, keeping the fixes as untimed, and says so once.

@@ -1,8 +1,10 @@
-//! TCX (Garmin Training Center): activity sport, laps (their totals are the device's), track points
-//! with heart rate, cadence and device distance.
+//! TCX (Garmin Training Center): activity sport, laps (their totals are the device's, their ends
+//! lap presses), tracks (a second track in a lap follows a pause), track points with heart rate,
+//! cadence and device distance.
 
 use super::xml::{Node, walk};
 use super::{DeviceTotals, Fix, Format, ImportError, Imported};
+use crate::ControlKind;
 
 pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
     let mut imported = Imported::empty(Format::Tcx);
@@ -11,6 +13,9 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
     let (mut hr_weighted, mut laps) = (0.0, 0);
     let mut lap_hr: Option<f64> = None;
     let mut lap_seconds = 0.0;
+    // Where a second or later track of a lap begins: the timer was paused there (a lap's first
+    // track is just the lap's).
+    let (mut pause_cuts, mut first_track_of_lap) = (Vec::new(), true);
     walk(bytes, |stack, node| {
         let parent = stack.len().checked_sub(2).map(|i| stack[i].as_str());
         match node {
@@ -19,10 +24,23 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
                     imported.sport = super::gpx::sport_from_text(&sport);
                 }
             }
+            Node::Open { name: "Lap", .. } => first_track_of_lap = true,
+            Node::Open { name: "Track", .. } => {
+                if !first_track_of_lap && !imported.fixes.is_empty() {
+                    pause_cuts.push(imported.fixes.len());
+                }
+                first_track_of_lap = false;
+            }
             Node::Open { name: "Trackpoint", .. } => current = Some(Fix::default()),
             Node::Close { name: "Trackpoint" } => imported.fixes.extend(current.take()),
             Node::Close { name: "Lap" } => {
                 laps += 1;
+                // The lap ended at its last track point: a press of the lap button there.
+                if let Some(end) = imported.fixes.iter().rev().find_map(|f| f.time_ms)
+                    && imported.events.last().is_none_or(|(t, _)| *t < end)
+                {
+                    imported.events.push((end, ControlKind::Lap));
+                }
                 if let Some(hr) = lap_hr.take() {
                     hr_weighted += hr * lap_seconds;
                 }
@@ -74,6 +92,16 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
             heart_rate_avg: (hr_weighted > 0.0 && lap_time > 0.0).then(|| hr_weighted / lap_time),
             ..DeviceTotals::default()
         };
+    }
+    for cut in pause_cuts {
+        let before = imported.fixes[..cut].iter().rev().find_map(|f| f.time_ms);
+        let after = imported.fixes[cut..].iter().find_map(|f| f.time_ms);
+        if let (Some(pause), Some(resume)) = (before, after)
+            && resume > pause
+        {
+            imported.events.push((pause, ControlKind::Pause));
+            imported.events.push((resume, ControlKind::Resume));
+        }
     }
     let without_position = imported.fixes.iter().filter(|f| f.lat.is_none()).count();
     if without_position > 0 {

@@ -28,6 +28,11 @@ impl Default for Elevation {
 }
 
 impl Elevation {
+    /// Gain so far, metres (None before the first altitude).
+    pub fn gain_m(&self) -> Option<f64> {
+        self.anchor.is_some().then_some(self.gain)
+    }
+
     /// A stage with another threshold: to reproduce a device's own algorithm in a comparison.
     pub fn with_hysteresis(hysteresis_m: f64) -> Self {
         Elevation { hysteresis_m, anchor: None, barometric: false, gain: 0.0, loss: 0.0 }

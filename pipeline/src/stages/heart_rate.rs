@@ -53,6 +53,11 @@ type HeartRateKey = (Option<u64>, Option<u64>, Option<bool>);
 static TABLES: LazyLock<SharedTables<HeartRateKey, HeartRateTables>> = LazyLock::new(SharedTables::new);
 
 impl HeartRate {
+    /// Sum, count and maximum of the heart rates so far.
+    pub fn running_totals(&self) -> (u64, u64, Option<u8>) {
+        (self.sum, self.count, (self.count > 0).then_some(self.max))
+    }
+
     pub fn new(profile: Option<&AthleteProfile>) -> Self {
         let profile = profile.cloned().unwrap_or_default();
         let hr_max = profile.hr_max_bpm.or(profile.age_years.map(hr_max_from_age));

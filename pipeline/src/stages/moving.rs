@@ -13,6 +13,13 @@ pub struct Moving {
     moving_ms: i64,
 }
 
+impl Moving {
+    /// Moving time so far, ms.
+    pub fn moving_ms(&self) -> i64 {
+        self.moving_ms
+    }
+}
+
 impl Stage for Moving {
     #[inline]
     fn on_sample(&mut self, point: &mut EnrichedPoint) {
