@@ -17,6 +17,7 @@ mod error;
 pub mod events;
 pub mod kafka;
 pub mod lake;
+pub mod originals;
 mod own_thread;
 pub mod read_store;
 mod unheld;

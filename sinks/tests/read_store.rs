@@ -207,6 +207,26 @@ fn best_efforts_are_kept_once_a_workout_ends(store: &dyn ReadStore) {
     assert!(found.seconds.contains_key("5k"), "{found:?}");
 }
 
+fn best_efforts_of_many_workouts_come_back_for_those_that_have_them(store: &dyn ReadStore) {
+    let (short, long) = (streams(T0, 0.0, 200), streams(T0, 0.0, 2000));
+    let rows = [
+        summary("ada", 1, T0, "run", WorkoutStatus::Completed),
+        summary("ada", 2, T0 + MINUTE, "run", WorkoutStatus::Active),
+        summary("ada", 3, T0 + 2 * MINUTE, "run", WorkoutStatus::Completed),
+    ];
+    store.apply("local", &rows, &[chunk(1, 1, &short), chunk(2, 2, &long), chunk(3, 3, &long)], 3).unwrap();
+    let asked = [1, 2, 3, 9].map(|id| WorkoutId([id; 16]));
+    let mut found = store.best_efforts_of(&asked).unwrap();
+    found.sort_by_key(|(id, _)| id.0);
+    let expected = vec![
+        (WorkoutId([1; 16]), best_efforts(&short.time_ms, &short.distance_m)),
+        (WorkoutId([3; 16]), best_efforts(&long.time_ms, &long.distance_m)),
+    ];
+    assert_eq!(found, expected, "the ended workouts only; an unknown id is no error");
+    assert_eq!(found[0].1.seconds.keys().collect::<Vec<_>>(), ["400m"], "597 m hold a 400 m effort only");
+    assert!(store.best_efforts_of(&[]).unwrap().is_empty());
+}
+
 fn erasure_removes_every_row_of_the_user_only(store: &dyn ReadStore) {
     let s = streams(T0, 0.0, 10);
     let rows = [
@@ -315,6 +335,10 @@ const CASES: &[(&str, Case)] = &[
     ("streams_come_back_in_log_order_once", streams_come_back_in_log_order_once),
     ("overlapping_chunks_give_each_record_once", overlapping_chunks_give_each_record_once),
     ("best_efforts_are_kept_once_a_workout_ends", best_efforts_are_kept_once_a_workout_ends),
+    (
+        "best_efforts_of_many_workouts_come_back_for_those_that_have_them",
+        best_efforts_of_many_workouts_come_back_for_those_that_have_them,
+    ),
     ("erasure_removes_every_row_of_the_user_only", erasure_removes_every_row_of_the_user_only),
     ("retention_nulls_old_positions_and_nothing_else", retention_nulls_old_positions_and_nothing_else),
     ("athlete_profiles_are_set_replaced_and_removed", athlete_profiles_are_set_replaced_and_removed),

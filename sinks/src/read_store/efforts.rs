@@ -1,15 +1,26 @@
-//! Best efforts (Strava's fastest 5 km / 10 km within a workout), from the distance and time
+//! Best efforts (Strava's fastest 400 m … marathon within a workout), from the distance and time
 //! streams once a workout has ended.
 
 use serde::{Deserialize, Serialize};
 
-/// The distances we look for, metres, and their names.
-pub const EFFORT_DISTANCES: [(&str, f64); 2] = [("5k", 5_000.0), ("10k", 10_000.0)];
+/// The distances we look for, metres, and their names: Strava's running best efforts. The mile is
+/// the international mile (1,609.344 m); the half marathon and marathon are World Athletics'
+/// road distances (21,097.5 m and 42,195 m).
+pub const EFFORT_DISTANCES: [(&str, f64); 7] = [
+    ("400m", 400.0),
+    ("1k", 1_000.0),
+    ("1mile", 1_609.344),
+    ("5k", 5_000.0),
+    ("10k", 10_000.0),
+    ("half_marathon", 21_097.5),
+    ("marathon", 42_195.0),
+];
 
 /// Fastest elapsed time over each distance of [`EFFORT_DISTANCES`] the workout covered.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BestEfforts {
-    /// Seconds, by effort name (`5k`, `10k`); absent when the workout was shorter.
+    /// Seconds, by effort name (`400m`, `1k`, `1mile`, `5k`, `10k`, `half_marathon`, `marathon`);
+    /// absent when the workout was shorter.
     pub seconds: std::collections::BTreeMap<String, f64>,
 }
 
@@ -56,6 +67,20 @@ mod tests {
         let efforts = best_efforts(&time, &dist);
         assert_eq!(efforts.seconds["5k"], 50.0 * 24.0, "the fast last 5 km");
         assert_eq!(efforts.seconds["10k"], 40.0 * 30.0 + 60.0 * 24.0, "the last 10 km");
+    }
+
+    #[test]
+    fn every_distance_up_to_the_workouts_length_and_none_beyond() {
+        // 22 km at a steady 4 min/km, one sample every 100 m (24 s).
+        let time: Vec<i64> = (0..=220).map(|k| k * 24_000).collect();
+        let dist: Vec<f64> = (0..=220).map(|k| k as f64 * 100.0).collect();
+        let efforts = best_efforts(&time, &dist);
+        let names: Vec<&str> = efforts.seconds.keys().map(String::as_str).collect();
+        assert_eq!(names, ["10k", "1k", "1mile", "400m", "5k", "half_marathon"], "no marathon in 22 km");
+        assert_eq!(efforts.seconds["400m"], 96.0);
+        // The first sample pair spanning a mile is 1,700 m apart: the sweep never interpolates.
+        assert_eq!(efforts.seconds["1mile"], 17.0 * 24.0);
+        assert_eq!(efforts.seconds["half_marathon"], 211.0 * 24.0);
     }
 
     #[test]

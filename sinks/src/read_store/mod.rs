@@ -93,6 +93,17 @@ pub trait ReadStore: Send + Sync {
 
     fn best_efforts(&self, id: &WorkoutId) -> Result<Option<BestEfforts>, SinkError>;
 
+    /// The best efforts of each of `ids` that has them (records over a user's workouts).
+    fn best_efforts_of(&self, ids: &[WorkoutId]) -> Result<Vec<(WorkoutId, BestEfforts)>, SinkError> {
+        let mut found = Vec::new();
+        for id in ids {
+            if let Some(efforts) = self.best_efforts(id)? {
+                found.push((*id, efforts));
+            }
+        }
+        Ok(found)
+    }
+
     /// In one transaction: stores the chunks (a chunk already held is replaced by the same bytes),
     /// replaces each workout's summary, computes the best efforts of those that ended, and moves
     /// `log`'s checkpoint to `through`.

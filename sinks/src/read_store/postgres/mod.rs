@@ -203,6 +203,21 @@ impl ReadStore for PostgresStore {
         Ok(row.map(|row| row.get::<_, Json<BestEfforts>>(0).0))
     }
 
+    fn best_efforts_of(&self, ids: &[WorkoutId]) -> Result<Vec<(WorkoutId, BestEfforts)>, SinkError> {
+        // One round trip for a user's whole history, not one per workout.
+        let keys: Vec<&[u8]> = ids.iter().map(|id| &id.0[..]).collect();
+        let rows = self
+            .client()?
+            .query("SELECT workout_id, efforts FROM workout_best_efforts WHERE workout_id = ANY($1)", &[&keys])
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let id = WorkoutId(row.get::<_, &[u8]>(0).try_into().map_err(SinkError::store)?);
+                Ok((id, row.get::<_, Json<BestEfforts>>(1).0))
+            })
+            .collect()
+    }
+
     fn apply(
         &self,
         log: &str,
