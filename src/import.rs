@@ -3,8 +3,9 @@
 //! Offline (the default) each file runs through the pipeline's sans-IO core right here and its
 //! summary is printed; with `--server` the batches are uploaded to `POST /v1/ingest` instead, with
 //! `--quic` streamed over QUIC like a watch would (optionally paced as if live: `--live-speed`).
-//! The workout id is a UUIDv5 of the file's bytes, so importing the same file twice is the same
-//! workout (and, uploaded, stored once).
+//! The workout id is a UUIDv5 of the user, first fix time and sport, so importing the same file
+//! twice is the same workout (and, uploaded, stored once). A multisport file becomes one workout
+//! per session.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,14 +18,13 @@ use trackwire_codec::{WorkoutId, encode_batch};
 use trackwire_ingest::quic::{Client, ClientConfig, read_certs};
 use trackwire_pipeline::WorkoutSummary;
 
-/// Namespace of workout ids derived from imported files (a fixed random UUID).
-
 #[derive(clap::Args)]
 pub struct ImportArgs {
     /// GPX, TCX or FIT files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Print one JSON object per file instead of a line of text.
+    /// Print one JSON object per workout instead of a line of text (a multisport file holds one
+    /// workout per session).
     #[arg(long)]
     json: bool,
     /// Upload to this server (e.g. http://127.0.0.1:8080) instead of computing offline.
@@ -98,9 +98,22 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line per workout the file holds: a multisport file (a triathlon FIT) is one per session.
 fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let imported = import_bytes(&bytes)?;
+    let mut lines = Vec::new();
+    for imported in import_bytes(&bytes)?.into_sessions() {
+        lines.push(import_workout(args, path, quic, &imported)?);
+    }
+    Ok(lines.join("\n"))
+}
+
+fn import_workout(
+    args: &ImportArgs,
+    path: &Path,
+    quic: Option<&QuicUploader>,
+    imported: &Imported,
+) -> anyhow::Result<String> {
     let workout_id = imported.workout_id(&args.user);
     let device = imported.device_model.clone().unwrap_or_else(|| "import".into());
     let batches = imported.to_batches(workout_id, &device, &args.user, args.batch_size);
@@ -116,8 +129,7 @@ fn import_one(args: &ImportArgs, path: &Path, quic: Option<&QuicUploader>) -> an
         }
         (None, None) => trackwire::offline_summary(&batches, imported.profile.as_ref()),
     };
-    let report =
-        Report { path, id: workout_id, imported: &imported, summary: summary.as_ref(), streamed: streamed.as_ref() };
+    let report = Report { path, id: workout_id, imported, summary: summary.as_ref(), streamed: streamed.as_ref() };
     Ok(if args.json { report.json_line() } else { report.text_line() })
 }
 

@@ -14,6 +14,7 @@ use trackwire_api::{AppState, DataPathView, IngestState};
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::DurableLog;
 use trackwire_ingest::{IngestConfig, Ingestor};
+use trackwire_sinks::originals::Originals;
 use trackwire_sinks::read_store::ReadStore;
 
 use crate::config::Config;
@@ -54,5 +55,9 @@ pub fn api_state(
         erased: Arc::new(erased),
         privacy: config.privacy.clone(),
         max_upload_bytes: config.api.max_upload_bytes,
+        originals: Some(Arc::new(
+            Originals::new(config.lake_store().context("opening the lake's store for uploaded files")?)
+                .context("the lake's location")?,
+        )),
     })
 }

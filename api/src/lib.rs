@@ -18,6 +18,7 @@
 
 pub mod accounts;
 pub mod auth;
+mod conditional;
 pub mod control;
 mod error;
 mod extract;
@@ -110,17 +111,21 @@ fn operations() -> Router<AppState> {
 fn api(state: &AppState) -> Router<AppState> {
     use routes::*;
     Router::new()
-        .route("/workouts", get(workouts::list))
+        .route("/workouts", get(workouts::list).post(manual::create))
         .route("/workouts/{id}", get(workouts::get_one).put(workouts::update))
         .route("/workouts/{id}/streams", get(workouts::streams))
         .route("/workouts/{id}/route", get(workouts::route))
         .route("/workouts/{id}/splits", get(workouts::splits))
+        .route("/workouts/{id}/laps", get(workouts::laps))
+        .route("/workouts/{id}/export", get(export::export))
         .route("/workouts/{id}/live", get(workouts::live))
         .route("/workouts/{id}/tags", post(workouts::add_tag))
         .route("/users/{id}", axum::routing::delete(erasure::erase))
         .route("/users/{id}/erasure", get(erasure::status))
         .route("/users/{id}/profile", get(users::get_profile).put(users::put_profile))
         .route("/users/{id}/stats", get(users::stats))
+        .route("/users/{id}/records", get(records::records))
+        .route("/users/{id}/export", get(portability::export_user))
         .route("/users/{id}/training-load", get(users::training_load))
         .route("/users/{id}/recommendations", get(users::recommendations))
         .route("/users/{id}/gear", get(gear::list).post(gear::create))
@@ -133,6 +138,7 @@ fn api(state: &AppState) -> Router<AppState> {
         )
         .route("/uploads/{id}", get(uploads::get_one))
         .route("/admin/retention", post(admin::retention))
+        .route_layer(axum::middleware::from_fn(conditional::etag))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))
         .route("/openapi.json", get(openapi::document))
         .fallback(routes::not_found)

@@ -5,6 +5,7 @@ use dashmap::DashMap;
 use trackwire_ingest::Ingestor;
 use trackwire_pipeline::{LiveWorkouts, Profiles, WorkoutSummary};
 use trackwire_sinks::SinkProgress;
+use trackwire_sinks::originals::Originals;
 use trackwire_sinks::read_store::ReadStore;
 
 use crate::accounts::Accounts;
@@ -70,6 +71,9 @@ pub struct AppState {
     pub privacy: PrivacyConfig,
     /// Largest upload accepted, bytes (before decompression).
     pub max_upload_bytes: usize,
+    /// Where uploaded files are kept as they arrived (None: not kept, in tests of the HTTP layer
+    /// alone).
+    pub originals: Option<Arc<Originals>>,
 }
 
 impl axum::extract::FromRef<AppState> for IngestState {

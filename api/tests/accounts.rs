@@ -28,6 +28,7 @@ fn upload(id: &str, user: &str, external: Option<&str>, status: UploadStatus) ->
         data_type: Some("gpx".into()),
         status,
         workout_id: None,
+        workout_ids: Vec::new(),
         duplicate_of: None,
         error: None,
         samples: 0,

@@ -38,10 +38,14 @@ fn endpoints(user: &str, workout: &str) -> Vec<(&'static str, String, Option<Val
         ("GET", format!("/api/v1/workouts/{workout}/streams"), None),
         ("GET", format!("/api/v1/workouts/{workout}/route"), None),
         ("GET", format!("/api/v1/workouts/{workout}/splits"), None),
+        ("GET", format!("/api/v1/workouts/{workout}/laps"), None),
+        ("GET", format!("/api/v1/workouts/{workout}/export?format=gpx"), None),
         ("GET", format!("/api/v1/workouts/{workout}/live"), None),
         ("GET", format!("/api/v1/users/{user}/profile"), None),
         ("PUT", format!("/api/v1/users/{user}/profile"), Some(json!({ "weight_kg": 70.0 }))),
         ("GET", format!("/api/v1/users/{user}/stats"), None),
+        ("GET", format!("/api/v1/users/{user}/records"), None),
+        ("GET", format!("/api/v1/users/{user}/export"), None),
         ("GET", format!("/api/v1/users/{user}/training-load"), None),
         ("GET", format!("/api/v1/users/{user}/recommendations"), None),
         ("GET", format!("/api/v1/users/{user}/gear"), None),
@@ -449,4 +453,417 @@ async fn instants_are_iso_8601_days_are_dates_and_unknown_filter_values_are_refu
     }
     let (_, body) = get("/api/v1/workouts?sport=running".to_owned()).await;
     assert_eq!(body["workouts"].as_array().map(Vec::len), Some(1), "{body}");
+}
+
+/// `n` samples one second apart at a steady `mps`, from `start_ms`.
+fn steady(id: u8, start_ms: i64, mps: f64, n: usize) -> Vec<EnrichedPoint> {
+    (0..n)
+        .map(|i| EnrichedPoint {
+            workout_id: WorkoutId([id; 16]),
+            time_ms: start_ms + i as i64 * 1000,
+            distance_m: i as f64 * mps,
+            moving: true,
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_per_sport_and_the_personal_records_of_each_workout() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let t0 = today_noon_ms() - 10 * DAY_MS;
+    // Two runs (3 km at 5 m/s, then 6 km at 4 m/s) and a 20 km ride at 10 m/s.
+    put(
+        &state,
+        vec![
+            output(1, summary("ada", 1, t0, "running", 10.0, 2_995.0, 600.0), steady(1, t0, 5.0, 600)),
+            output(
+                2,
+                summary("ada", 2, t0 + DAY_MS, "running", 10.0, 5_996.0, 1500.0),
+                steady(2, t0 + DAY_MS, 4.0, 1500),
+            ),
+            output(
+                3,
+                summary("ada", 3, t0 + 2 * DAY_MS, "cycling", 10.0, 19_990.0, 2000.0),
+                steady(3, t0 + 2 * DAY_MS, 10.0, 2000),
+            ),
+        ],
+    );
+    let ada = token("ada");
+    let (status, body) = call(&state, request("GET", "/api/v1/users/me/records", Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let sports: Vec<&str> = body["sports"].as_array().unwrap().iter().map(|s| s["sport"].as_str().unwrap()).collect();
+    assert_eq!(sports, ["cycling", "running"]);
+    let running = &body["sports"][1];
+    assert_eq!(running["longest"]["workout_id"], WorkoutId([2; 16]).to_string());
+    let efforts: Vec<(String, f64, String)> = running["best_efforts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (e["effort"].as_str().unwrap().to_owned(), e["seconds"].as_f64().unwrap(), e["workout_id"].to_string())
+        })
+        .collect();
+    let (one, two) = (format!("\"{}\"", WorkoutId([1; 16])), format!("\"{}\"", WorkoutId([2; 16])));
+    // Sample pairs only: the mile needs 1,610 m at 5 m/s (322 s); 5 km is run once, in 1,250 s.
+    assert_eq!(
+        efforts,
+        [
+            ("400m".to_owned(), 80.0, one.clone()),
+            ("1k".to_owned(), 200.0, one.clone()),
+            ("1mile".to_owned(), 322.0, one),
+            ("5k".to_owned(), 1250.0, two),
+        ]
+    );
+    assert_eq!(running["best_efforts"][1]["distance_m"], 1000.0);
+    let ride = &body["sports"][0]["best_efforts"];
+    assert_eq!(ride.as_array().unwrap().len(), 5, "400 m to 10 km in 20 km: {ride}");
+    let (_, only_rides) =
+        call(&state, request("GET", "/api/v1/users/me/records?sport=cycling", Some(&ada), None)).await;
+    assert_eq!(only_rides["sports"].as_array().unwrap().len(), 1);
+
+    let prs = |body: &Value| -> Vec<String> {
+        body["personal_records"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    for (id, expected) in
+        [(1, vec!["400m", "1k", "1mile"]), (2, vec!["5k"]), (3, vec!["400m", "1k", "1mile", "5k", "10k"])]
+    {
+        let (status, details) =
+            call(&state, request("GET", &format!("/api/v1/workouts/{}", WorkoutId([id; 16])), Some(&ada), None)).await;
+        assert_eq!(status.as_u16(), 200, "{details}");
+        assert_eq!(prs(&details), expected, "workout {id}: {details}");
+    }
+    let (_, stats) = call(&state, request("GET", "/api/v1/users/me/stats?sport=running", Some(&ada), None)).await;
+    assert_eq!(stats["records"]["fastest_5k"]["seconds"], 1250.0, "{stats}");
+}
+
+#[tokio::test]
+async fn workout_reads_carry_an_etag_and_answer_304_while_it_holds() {
+    use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    put(&state, vec![output(1, summary("ada", 1, today_noon_ms(), "running", 50.0, 5000.0, 1800.0), points(1, 20))]);
+    let ada = token("ada");
+    let uri = format!("/api/v1/workouts/{}", WorkoutId([1; 16]));
+    let conditional = |tag: &str| {
+        let mut r = request("GET", &uri, Some(&ada), None);
+        r.headers_mut().insert(IF_NONE_MATCH, tag.parse().unwrap());
+        r
+    };
+    let (status, headers, body) = call_full(&state, request("GET", &uri, Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let etag = headers[ETAG].to_str().unwrap().to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() == 34, "a strong tag: {etag}");
+    assert_eq!(headers[CACHE_CONTROL], "private, no-cache", "revalidated every time, never shared");
+    let (_, again, _) = call_full(&state, request("GET", &uri, Some(&ada), None)).await;
+    assert_eq!(again[ETAG], etag.as_str(), "the same body, the same tag");
+
+    for matching in [etag.clone(), format!("W/{etag}"), format!("\"other\", {etag}"), "*".to_owned()] {
+        let response = trackwire_api::app(state.clone()).oneshot(conditional(&matching)).await.unwrap();
+        assert_eq!(response.status().as_u16(), 304, "If-None-Match: {matching}");
+        assert_eq!(response.headers()[ETAG], etag.as_str());
+        assert!(response.headers().contains_key("x-ratelimit-limit"), "still rate limited");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        assert!(bytes.is_empty(), "a 304 has no body");
+    }
+    let (status, _, _) = call_full(&state, conditional("\"stale\"")).await;
+    assert_eq!(status.as_u16(), 200);
+
+    // A change makes the old tag stale.
+    let (status, _) =
+        call(&state, request("POST", &format!("{uri}/tags"), Some(&ada), Some(json!({ "tag": "race" })))).await;
+    assert_eq!(status.as_u16(), 200);
+    let (status, headers, body) = call_full(&state, conditional(&etag)).await;
+    assert_eq!((status.as_u16(), body["tags"][0].as_str()), (200, Some("race")));
+    assert_ne!(headers[ETAG], etag.as_str());
+    // Errors carry no tag; neither does a write.
+    let (status, headers, _) =
+        call_full(&state, request("GET", &format!("/api/v1/workouts/{}", WorkoutId([9; 16])), Some(&ada), None)).await;
+    assert_eq!((status.as_u16(), headers.contains_key(ETAG)), (404, false));
+    let (_, headers, _) = call_full(&state, request("PUT", &uri, Some(&ada), Some(json!({ "gear_id": null })))).await;
+    assert!(!headers.contains_key(ETAG));
+}
+
+/// The upload's status once it is no longer `processing` (10 s at most).
+async fn processed(state: &trackwire_api::AppState, token: &str, upload: &Value) -> Value {
+    let uri = format!("/api/v1/uploads/{}", upload["id"].as_str().unwrap());
+    for _ in 0..200 {
+        let (_, body) = call(state, request("GET", &uri, Some(token), None)).await;
+        if body["status"] != "processing" {
+            return body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("upload {upload} still processing after 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multisport_upload_becomes_one_workout_per_session() {
+    use trackwire_traces::fit::{TRIATHLON_LEGS, triathlon};
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let ada = token("ada");
+    let (status, upload) = call(&state, multipart(&ada, &[("file", &triathlon(1_780_000_000_000))])).await;
+    assert_eq!(status.as_u16(), 202, "{upload}");
+    let done = processed(&state, &ada, &upload).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let ids = done["workout_ids"].as_array().unwrap();
+    assert_eq!(ids.len(), TRIATHLON_LEGS.len(), "{done}");
+    assert_eq!(done["workout_id"], ids[0]);
+    let records: u64 = TRIATHLON_LEGS.iter().map(|leg| leg.2 as u64).sum();
+    assert_eq!(done["samples"], records, "every record stored once");
+    // The same file again: every session is a duplicate, so the whole upload is.
+    let (_, again) = call(&state, multipart(&ada, &[("file", &triathlon(1_780_000_000_000))])).await;
+    let second = processed(&state, &ada, &again).await;
+    assert_eq!((second["status"].as_str(), &second["workout_ids"]), (Some("duplicate"), &done["workout_ids"]));
+}
+
+#[tokio::test]
+async fn laps_are_the_presses_or_the_whole_workout_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let start = today_noon_ms();
+    let plain = summary("ada", 1, start, "running", 50.0, 5000.0, 1800.0);
+    let mut pressed = summary("ada", 2, start + DAY_MS / 4, "running", 50.0, 2000.0, 600.0);
+    pressed.laps = serde_json::from_value(json!([
+        { "lap": 1, "start_time_ms": pressed.start_time_ms, "end_time_ms": pressed.start_time_ms + 300_000,
+          "elapsed_s": 300.0, "moving_s": 290.0, "distance_m": 1000.0, "pace_s_per_km": 290.0,
+          "heart_rate_avg_bpm": 150.0, "heart_rate_max_bpm": 160, "elevation_gain_m": 4.0 },
+        { "lap": 2, "start_time_ms": pressed.start_time_ms + 300_000, "end_time_ms": pressed.start_time_ms + 600_000,
+          "elapsed_s": 300.0, "moving_s": 300.0, "distance_m": 1000.0, "pace_s_per_km": 300.0,
+          "heart_rate_avg_bpm": null, "heart_rate_max_bpm": null, "elevation_gain_m": null }
+    ]))
+    .unwrap();
+    put(&state, vec![output(1, plain, vec![]), output(2, pressed, vec![])]);
+    let ada = token("ada");
+    let (status, laps) =
+        call(&state, request("GET", &format!("/api/v1/workouts/{}/laps", WorkoutId([2; 16])), Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 200, "{laps}");
+    assert_eq!(laps.as_array().unwrap().len(), 2);
+    assert_eq!(laps[1]["start_time"], iso(start + DAY_MS / 4 + 300_000));
+    assert_eq!((laps[0]["pace_s_per_km"].as_f64(), laps[0]["heart_rate_max_bpm"].as_u64()), (Some(290.0), Some(160)));
+    let (_, whole) =
+        call(&state, request("GET", &format!("/api/v1/workouts/{}/laps", WorkoutId([1; 16])), Some(&ada), None)).await;
+    assert_eq!(whole.as_array().unwrap().len(), 1, "{whole}");
+    assert_eq!((whole[0]["lap"].as_u64(), whole[0]["distance_m"].as_f64()), (Some(1), Some(5000.0)));
+    assert_eq!(whole[0]["start_time"], iso(start));
+    assert_eq!(whole[0]["pace_s_per_km"], 360.0);
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[tokio::test]
+async fn a_workout_exports_as_gpx_and_tcx_that_import_again() {
+    use tower::ServiceExt;
+    use trackwire_codec::import::{Format, import_bytes};
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let start = 1_700_000_000_000;
+    let mut workout = summary("ada", 1, start, "cycling", 50.0, 258.4, 19.0);
+    workout.laps = serde_json::from_value(json!([
+        { "lap": 1, "start_time_ms": start, "end_time_ms": start + 9_000, "elapsed_s": 9.0, "moving_s": 9.0,
+          "distance_m": 122.4, "pace_s_per_km": null, "heart_rate_avg_bpm": null, "heart_rate_max_bpm": null,
+          "elevation_gain_m": null },
+        { "lap": 2, "start_time_ms": start + 9_000, "end_time_ms": start + 19_000, "elapsed_s": 10.0, "moving_s": 10.0,
+          "distance_m": 136.0, "pace_s_per_km": null, "heart_rate_avg_bpm": null, "heart_rate_max_bpm": null,
+          "elevation_gain_m": null }
+    ]))
+    .unwrap();
+    put(&state, vec![output(1, workout, points(1, 20))]);
+    let ada = token("ada");
+    let id = WorkoutId([1; 16]);
+    let fetch = |format: &str| {
+        let request = request("GET", &format!("/api/v1/workouts/{id}/export?format={format}"), Some(&ada), None);
+        let app = trackwire_api::app(state.clone());
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let (status, headers) = (response.status(), response.headers().clone());
+            (status, headers, axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap())
+        }
+    };
+    let (status, headers, body) = fetch("gpx").await;
+    assert_eq!(status.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/gpx+xml");
+    assert_eq!(headers["content-disposition"], format!("attachment; filename=\"{id}.gpx\"").as_str());
+    let gpx = import_bytes(&body).unwrap();
+    assert_eq!((gpx.format, gpx.sport, gpx.fixes.len()), (Format::Gpx, trackwire_codec::Sport::Cycling, 20));
+    assert_eq!(
+        (gpx.fixes[3].heart_rate, gpx.fixes[4].heart_rate),
+        (None, Some(140)),
+        "heart rate in the TrackPointExtension"
+    );
+    assert!((gpx.fixes[19].lat.unwrap() - (46.0 + 19.0 * 1e-4)).abs() < 1e-7);
+
+    let (status, headers, body) = fetch("tcx").await;
+    assert_eq!((status.as_u16(), &headers["content-type"]), (200, &"application/vnd.garmin.tcx+xml".parse().unwrap()));
+    let tcx = import_bytes(&body).unwrap();
+    assert_eq!((tcx.format, tcx.fixes.len()), (Format::Tcx, 20));
+    let lap_ends: Vec<i64> =
+        tcx.events.iter().filter(|(_, k)| *k == trackwire_codec::ControlKind::Lap).map(|(t, _)| *t).collect();
+    assert_eq!(lap_ends, [start + 9_000, start + 19_000], "one Lap per lap, each ending at its last point");
+    assert_eq!(tcx.device.distance_m, Some(258.4));
+
+    let (status, _, body) = fetch("kml").await;
+    assert_eq!(status.as_u16(), 400, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uploaded_file_is_kept_downloadable_in_the_users_archive_and_erased_with_them() {
+    use std::io::Read;
+    use tower::ServiceExt;
+    use trackwire_codec::export::{Recording, gpx};
+    use trackwire_codec::import::Fix;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let ada = token("ada");
+    let start = 1_780_000_000_000;
+    let fixes: Vec<Fix> = (0..60)
+        .map(|i| Fix {
+            time_ms: Some(start + i * 1000),
+            lat: Some(46.0 + i as f64 * 3e-5),
+            lon: Some(14.5),
+            heart_rate: Some(130),
+            ..Fix::default()
+        })
+        .collect();
+    let file = gpx(&Recording {
+        sport: trackwire_codec::Sport::Running,
+        name: "morning",
+        fixes: &fixes,
+        laps: &[],
+        pauses: &[],
+    });
+    let (status, upload) = call(&state, multipart(&ada, &[("file", &file)])).await;
+    assert_eq!(status.as_u16(), 202, "{upload}");
+    let done = processed(&state, &ada, &upload).await;
+    assert_eq!(done["status"], "ready", "{done}");
+    let workout: WorkoutId = done["workout_id"].as_str().unwrap().parse().unwrap();
+    // What the pipeline would store for it.
+    let mut stored = summary("ada", 1, start, "running", 10.0, 200.0, 59.0);
+    stored.workout_id = workout;
+    let mut samples = points(1, 60);
+    samples.iter_mut().for_each(|p| p.workout_id = workout);
+    put(&state, vec![output(1, stored, samples)]);
+
+    let get = |uri: String| {
+        let app = trackwire_api::app(state.clone());
+        let request = request("GET", &uri, Some(&ada), None);
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let (status, headers) = (response.status(), response.headers().clone());
+            (status, headers, axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap())
+        }
+    };
+    let (status, headers, body) = get(format!("/api/v1/workouts/{workout}/export?format=original")).await;
+    assert_eq!(status.as_u16(), 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(&body[..], &file[..], "byte for byte what was uploaded");
+    assert_eq!(headers["content-disposition"], format!("attachment; filename=\"{workout}.gpx\"").as_str());
+
+    let (status, headers, body) = get("/api/v1/users/me/export".into()).await;
+    assert_eq!((status.as_u16(), &headers["content-type"]), (200, &"application/gzip".parse().unwrap()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&body[..]));
+    let mut entries = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        entries.insert(name, bytes);
+    }
+    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "trackwire-ada/gear.json".to_owned(),
+            format!("trackwire-ada/originals/{workout}.gpx"),
+            "trackwire-ada/profile.json".to_owned(),
+            "trackwire-ada/workouts.json".to_owned(),
+            format!("trackwire-ada/workouts/{workout}.gpx"),
+        ]
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+    );
+    let listed: Value = serde_json::from_slice(&entries["trackwire-ada/workouts.json"]).unwrap();
+    assert_eq!(listed[0]["workout_id"], workout.to_string());
+    assert_eq!(listed[0]["original"], format!("originals/{workout}.gpx"));
+    assert_eq!(entries[&format!("trackwire-ada/originals/{workout}.gpx")], file);
+    let again =
+        trackwire_codec::import::import_bytes(&entries[&format!("trackwire-ada/workouts/{workout}.gpx")]).unwrap();
+    assert_eq!(again.fixes.len(), 60);
+
+    // Bob sees none of it; erasure takes the file too.
+    let (status, _) = call(
+        &state,
+        request("GET", &format!("/api/v1/workouts/{workout}/export?format=original"), Some(&token("bob")), None),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 404);
+    let (status, body) = call(&state, request("DELETE", "/api/v1/users/me", Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    let originals = state.originals.as_ref().unwrap();
+    assert!(originals.all_of_user("ada").await.unwrap().is_empty(), "the uploaded file is erased with the user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workout_entered_by_hand_goes_through_the_log_and_reads_back() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let logged: Arc<Mutex<Vec<trackwire_ingest::log::LogRecord>>> = Arc::default();
+    let sink = logged.clone();
+    let forward: trackwire_ingest::log::Forward = Box::new(move |entry| {
+        if let trackwire_ingest::log::LogEntry::Record(record) = entry {
+            sink.lock().unwrap().push(record);
+        }
+        true
+    });
+    let state =
+        state_with(dir.path(), 16, forward, trackwire_api::limits::RateLimitConfig { per_minute: 6000, burst: 100 });
+    let ada = token("ada");
+    let entry = json!({
+        "sport": "running", "start_time": "2026-11-30T07:00:00Z", "elapsed_s": 3000.0, "moving_time_s": 2950.0,
+        "distance_m": 10000.0, "heart_rate_avg_bpm": 151.0, "calories_kcal": 640.0
+    });
+    let (status, headers, created) =
+        call_full(&state, request("POST", "/api/v1/workouts", Some(&ada), Some(entry.clone()))).await;
+    assert_eq!(status.as_u16(), 201, "{created}");
+    let id: WorkoutId = created["workout_id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(headers["location"], format!("/api/v1/workouts/{id}").as_str());
+    // The same entry again is the same workout, stored once.
+    let (status, again) = call(&state, request("POST", "/api/v1/workouts", Some(&ada), Some(entry))).await;
+    assert_eq!((status.as_u16(), &again["workout_id"]), (201, &created["workout_id"]));
+    let records = logged.lock().unwrap().clone();
+    assert_eq!(records.len(), 1, "one durable batch");
+    // Through the pipeline as the data path would run it, then read back.
+    let mut core = trackwire_pipeline::ShardCore::default();
+    let output = core.process(records[0].lsn, &records[0].payload);
+    let summary = output.summary.clone().expect("a summary");
+    assert_eq!((summary.user_id.as_str(), summary.distance_m, summary.moving_time_s), ("ada", 10_000.0, 2950.0));
+    put(&state, vec![output]);
+    let (status, details) = call(&state, request("GET", &format!("/api/v1/workouts/{id}"), Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 200, "{details}");
+    assert_eq!(
+        (details["distance_m"].as_f64(), details["start_time"].as_str()),
+        (Some(10_000.0), Some("2026-11-30T07:00:00.000Z"))
+    );
+
+    for (field, bad) in [
+        ("start_time", json!("yesterday")),
+        ("elapsed_s", json!(0.0)),
+        ("moving_time_s", json!(4000.0)),
+        ("distance_m", json!(-1.0)),
+        ("heart_rate_avg_bpm", json!(400.0)),
+    ] {
+        let mut body = json!({ "sport": "cycling", "start_time": "2026-11-30T07:00:00Z", "elapsed_s": 3000.0 });
+        body[field] = bad;
+        let (status, answer) = call(&state, request("POST", "/api/v1/workouts", Some(&ada), Some(body))).await;
+        assert_eq!(status.as_u16(), 400, "{field}: {answer}");
+        assert_eq!(answer["details"]["field"], field, "{answer}");
+    }
+    let (status, _) = call(&state, request("POST", "/api/v1/workouts", None, Some(json!({})))).await;
+    assert_eq!(status.as_u16(), 401);
 }

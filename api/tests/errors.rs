@@ -54,25 +54,6 @@ fn ingest(token: Option<&str>, encoding: Option<&str>, body: impl Into<Body>) ->
     r.body(body.into()).unwrap()
 }
 
-fn raw(method: &str, uri: &str, token: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
-    let mut r = Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
-    if let Some(t) = content_type {
-        r = r.header(header::CONTENT_TYPE, t);
-    }
-    r.body(body.into()).unwrap()
-}
-
-fn multipart(token: &str, parts: &[(&str, &[u8])]) -> Request<Body> {
-    let mut body = Vec::new();
-    for (name, content) in parts {
-        write!(body, "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n\r\n").unwrap();
-        body.extend_from_slice(content);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(b"--XyZ--\r\n");
-    raw("POST", "/api/v1/uploads", token, Some("multipart/form-data; boundary=XyZ"), body)
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();

@@ -87,6 +87,10 @@ pub async fn erase(
         store.put_athlete_profile(&u, None).map_err(ApiError::internal)
     })
     .await?;
+    if let Some(originals) = &state.originals {
+        let kept = originals.erase_user(&user).await.map_err(ApiError::internal)?;
+        tracing::debug!(user = %user, files = kept, "uploaded files erased");
+    }
     if let Some(data_path) = &state.ingest.data_path {
         data_path.profiles.remove(&user);
         data_path.live.remove_user(&user);

@@ -1,9 +1,13 @@
 pub mod admin;
 pub mod erasure;
+pub mod export;
 pub mod gear;
 pub mod health;
 pub mod ingest;
+pub mod manual;
 pub mod metrics;
+pub mod portability;
+pub mod records;
 pub mod streams;
 pub mod tokens;
 pub mod uploads;

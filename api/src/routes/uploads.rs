@@ -6,7 +6,8 @@
 //! failed, which is tried again). Duplicates: the workout id is derived from the user, the first
 //! fix's time and the sport, so the same recording uploaded twice (even as another format) maps to
 //! the same workout; it and any workout of the user starting within a minute of it are
-//! reported as `duplicate`, never stored twice.
+//! reported as `duplicate`, never stored twice. A multisport file (a triathlon FIT) becomes one
+//! workout per session, each with its session's sport.
 
 use std::io::Read;
 
@@ -131,6 +132,7 @@ pub async fn create(
         data_type: data_type.clone(),
         status: UploadStatus::Processing,
         workout_id: None,
+        workout_ids: Vec::new(),
         duplicate_of: None,
         error: None,
         samples: 0,
@@ -180,8 +182,9 @@ async fn process(state: AppState, mut upload: Upload, file: Bytes, data_type: Op
     let started = std::time::Instant::now();
     let outcome = store_file(&state, &upload.user_id, file, data_type.as_deref()).await;
     match outcome {
-        Ok(Stored { workout_id, samples, duplicate_of, data_type }) => {
-            upload.workout_id = Some(workout_id);
+        Ok(Stored { workout_ids, samples, duplicate_of, data_type }) => {
+            upload.workout_id = workout_ids.first().copied();
+            upload.workout_ids = workout_ids;
             upload.samples = samples;
             upload.data_type = Some(data_type);
             upload.status = if duplicate_of.is_some() { UploadStatus::Duplicate } else { UploadStatus::Ready };
@@ -207,7 +210,8 @@ async fn process(state: AppState, mut upload: Upload, file: Bytes, data_type: Op
 }
 
 struct Stored {
-    workout_id: WorkoutId,
+    /// One per session of the file (most files have one), in time order.
+    workout_ids: Vec<WorkoutId>,
     samples: u64,
     duplicate_of: Option<WorkoutId>,
     data_type: String,
@@ -220,22 +224,47 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
     if data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches") {
         return store_batches(state, &binding, &bytes).await;
     }
-    let imported = tokio::task::spawn_blocking(move || import_bytes(&bytes))
+    let file = bytes.clone();
+    let imported = tokio::task::spawn_blocking(move || import_bytes(&file))
         .await
         .map_err(|e| format!("the import failed: {e}"))?
         .map_err(|e| e.to_string())?;
     let kind = format!("{:?}", imported.format).to_ascii_lowercase();
-    let workout_id = imported.workout_id(user);
-    let start = imported.fixes.iter().find_map(|f| f.time_ms);
-    if let Some(existing) = find_duplicate(state, user, workout_id, start).await? {
-        return Ok(Stored { workout_id, samples: 0, duplicate_of: Some(existing), data_type: kind });
+    // A multisport file is one workout per session; the upload reports them all.
+    let mut stored = Stored { workout_ids: Vec::new(), samples: 0, duplicate_of: None, data_type: kind };
+    let mut all_duplicates = true;
+    for part in imported.into_sessions() {
+        let workout_id = part.workout_id(user);
+        stored.workout_ids.push(workout_id);
+        let start = part.fixes.iter().find_map(|f| f.time_ms);
+        if let Some(existing) = find_duplicate(state, user, workout_id, start).await? {
+            stored.duplicate_of.get_or_insert(existing);
+            continue;
+        }
+        // The file is kept before its batches are stored: an upload that fails here stored
+        // nothing, and a retry keeps it.
+        if let Some(originals) = &state.originals {
+            let bytes = Bytes::from(bytes.clone());
+            originals
+                .put(user, &workout_id, &stored.data_type, bytes)
+                .await
+                .map_err(|e| format!("the file could not be kept ({e}); upload again"))?;
+        }
+        let device = part.device_model.clone().unwrap_or_else(|| "upload".into());
+        let batches: Vec<BatchData> = part.to_batches(workout_id, &device, user, BATCH_SAMPLES);
+        let payloads: Vec<Bytes> = batches.iter().map(|b| Bytes::from(encode_batch(b))).collect();
+        let outcome = submit_all(state, &binding, payloads).await?;
+        stored.samples += outcome.samples;
+        if outcome.all_duplicates {
+            stored.duplicate_of.get_or_insert(workout_id);
+        } else {
+            all_duplicates = false;
+        }
     }
-    let device = imported.device_model.clone().unwrap_or_else(|| "upload".into());
-    let batches: Vec<BatchData> = imported.to_batches(workout_id, &device, user, BATCH_SAMPLES);
-    let payloads: Vec<Bytes> = batches.iter().map(|b| Bytes::from(encode_batch(b))).collect();
-    let outcome = submit_all(state, &binding, payloads).await?;
-    let duplicate_of = outcome.all_duplicates.then_some(workout_id);
-    Ok(Stored { workout_id, samples: outcome.samples, duplicate_of, data_type: kind })
+    if !all_duplicates {
+        stored.duplicate_of = None;
+    }
+    Ok(stored)
 }
 
 async fn find_duplicate(
@@ -314,7 +343,7 @@ async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) ->
         .workout_id();
     let outcome = submit_all(state, binding, payloads).await?;
     Ok(Stored {
-        workout_id,
+        workout_ids: vec![workout_id],
         samples: outcome.samples,
         duplicate_of: outcome.all_duplicates.then_some(workout_id),
         data_type: "batches".into(),

@@ -209,18 +209,11 @@ pub async fn stats(
         .filter(|w| w.distance_m > 0.0)
         .max_by(|a, b| a.distance_m.total_cmp(&b.distance_m))
         .map(|w| DistanceRecord { workout_id: w.workout_id, distance_m: w.distance_m });
-    let store = state.store.clone();
-    let ids: Vec<_> = workouts.iter().map(|w| w.workout_id).collect();
-    let efforts = blocking(move || {
-        ids.into_iter()
-            .map(|id| Ok((id, store.best_efforts(&id)?)))
-            .collect::<Result<Vec<_>, trackwire_sinks::SinkError>>()
-    })
-    .await?;
+    let efforts = super::records::efforts_of(&state, &workouts).await?;
     let fastest = |name: &str| {
         efforts
             .iter()
-            .filter_map(|(id, e)| Some((*id, *e.as_ref()?.seconds.get(name)?)))
+            .filter_map(|(id, e)| Some((*id, *e.seconds.get(name)?)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(workout_id, seconds)| EffortRecord { workout_id, seconds })
     };

@@ -15,8 +15,9 @@ use super::streams::{Resolution, route_points, select_streams};
 use crate::auth::Caller;
 use crate::extract::{Json, Path, Query};
 use crate::views::{
-    ErrorBody, LastSample, LineString, LiveState, NewTag, RouteFeature, RouteMap, RouteProperties, SportFilter,
-    StreamSet, Workout, WorkoutDetails, WorkoutList, WorkoutTags, WorkoutUpdate, iso_instant, parse_instant_ms,
+    ErrorBody, LapView, LastSample, LineString, LiveState, NewTag, RouteFeature, RouteMap, RouteProperties,
+    SportFilter, StreamSet, Workout, WorkoutDetails, WorkoutList, WorkoutTags, WorkoutUpdate, iso_instant,
+    parse_instant_ms,
 };
 use crate::{ApiError, AppState};
 
@@ -142,6 +143,7 @@ pub async fn get_one(
     let streams = streams_of(&state, id).await?;
     let route = route_points(&streams, Resolution::Low.points());
     let all_positions = (0..streams.len()).filter(|i| streams.latlng(*i).is_some()).count();
+    let personal_records = personal_records_of(&state, &summary).await?;
     let (store, accounts) = (state.store.clone(), state.accounts.clone());
     let (efforts, gear_id, tags) = blocking(move || {
         let efforts = store.best_efforts(&id).map_err(ApiError::internal)?;
@@ -156,11 +158,25 @@ pub async fn get_one(
             points: all_positions,
         },
         best_efforts: efforts.map(|e| e.seconds).unwrap_or_default(),
+        personal_records,
         gear_id,
         tags,
         live,
         summary: summary.into(),
     }))
+}
+
+/// The efforts in which an ended workout was a personal record (none while in progress).
+async fn personal_records_of(state: &AppState, workout: &WorkoutSummary) -> Result<Vec<String>, ApiError> {
+    if !workout.status.is_ended() {
+        return Ok(Vec::new());
+    }
+    let mine = super::users::workouts_of(state, &workout.user_id).await?;
+    let efforts = super::records::efforts_of(state, &mine).await?;
+    Ok(match efforts.get(&workout.workout_id) {
+        Some(own) => super::records::personal_records(workout, own, &mine, &efforts),
+        None => Vec::new(),
+    })
 }
 
 /// Longest tag, in characters.
@@ -346,6 +362,38 @@ pub async fn splits(
 ) -> Result<axum::Json<Vec<Split>>, ApiError> {
     let (summary, _) = load(&state, &caller, &id).await?;
     Ok(axum::Json(summary.splits))
+}
+
+/// The laps: one per press of the lap button (and imported lap), or the whole workout as one lap.
+#[utoipa::path(get, operation_id = "get_workout_laps", path = "/api/v1/workouts/{id}/laps", tag = "workouts",
+    params(("id" = String, Path, description = "Workout id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = Vec<LapView>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ))]
+pub async fn laps(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Vec<LapView>>, ApiError> {
+    let (summary, _) = load(&state, &caller, &id).await?;
+    if !summary.laps.is_empty() {
+        return Ok(axum::Json(summary.laps.iter().map(LapView::from).collect()));
+    }
+    let moving_s = summary.moving_time_s;
+    Ok(axum::Json(vec![LapView {
+        lap: 1,
+        start_time: iso_instant(summary.start_time_ms),
+        elapsed_s: summary.elapsed_s,
+        moving_s,
+        distance_m: summary.distance_m,
+        pace_s_per_km: (moving_s > 0.0 && summary.distance_m > 0.0).then(|| moving_s / summary.distance_m * 1000.0),
+        heart_rate_avg_bpm: summary.heart_rate_avg_bpm,
+        heart_rate_max_bpm: summary.heart_rate_max_bpm,
+        elevation_gain_m: summary.elevation_gain_m,
+    }]))
 }
 
 /// The live state of a workout: status, running totals, latest sample.

@@ -81,13 +81,48 @@ pub struct WorkoutDetails {
     #[serde(flatten)]
     pub summary: Workout,
     pub map: RouteMap,
-    /// Fastest elapsed seconds over `5k` and `10k` within this workout (once it has ended).
+    /// Fastest elapsed seconds over each distance the workout covered (`400m`, `1k`, `1mile`,
+    /// `5k`, `10k`, `half_marathon`, `marathon`), once it has ended.
     pub best_efforts: BTreeMap<String, f64>,
+    /// The efforts in which this workout was faster than every earlier workout of its sport.
+    pub personal_records: Vec<String>,
     pub gear_id: Option<String>,
     /// The owner's tags, in the order added.
     pub tags: Vec<String>,
     /// True while the workout is still in progress (served from the live registry).
     pub live: bool,
+}
+
+/// One lap of a workout (`GET /workouts/{id}/laps`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LapView {
+    /// 1-based.
+    pub lap: u32,
+    pub start_time: String,
+    pub elapsed_s: f64,
+    pub moving_s: f64,
+    pub distance_m: f64,
+    /// Moving pace, seconds per km.
+    pub pace_s_per_km: Option<f64>,
+    pub heart_rate_avg_bpm: Option<f64>,
+    pub heart_rate_max_bpm: Option<u8>,
+    pub elevation_gain_m: Option<f64>,
+}
+
+impl From<&trackwire_pipeline::laps::Lap> for LapView {
+    fn from(lap: &trackwire_pipeline::laps::Lap) -> Self {
+        LapView {
+            lap: lap.lap,
+            start_time: iso_instant(lap.start_time_ms),
+            elapsed_s: lap.elapsed_s,
+            moving_s: lap.moving_s,
+            distance_m: lap.distance_m,
+            pace_s_per_km: lap.pace_s_per_km,
+            heart_rate_avg_bpm: lap.heart_rate_avg_bpm,
+            heart_rate_max_bpm: lap.heart_rate_max_bpm,
+            elevation_gain_m: lap.elevation_gain_m,
+        }
+    }
 }
 
 /// `POST /workouts/{id}/tags`: one tag to add.
@@ -210,6 +245,34 @@ pub struct Records {
     pub longest: Option<DistanceRecord>,
     pub fastest_5k: Option<EffortRecord>,
     pub fastest_10k: Option<EffortRecord>,
+}
+
+/// One sport's fastest time over a best-effort distance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BestEffortRecord {
+    /// `400m`, `1k`, `1mile`, `5k`, `10k`, `half_marathon` or `marathon`.
+    pub effort: String,
+    pub distance_m: f64,
+    pub seconds: f64,
+    pub workout_id: WorkoutId,
+    /// When that workout started.
+    pub start_time: String,
+}
+
+/// The records of one sport.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SportRecords {
+    pub sport: String,
+    pub longest: Option<DistanceRecord>,
+    /// Shortest distance first; an effort no workout covered is absent.
+    pub best_efforts: Vec<BestEffortRecord>,
+}
+
+/// `GET /users/{id}/records`: per sport, in name order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonalRecords {
+    pub user_id: String,
+    pub sports: Vec<SportRecords>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -336,7 +399,13 @@ pub struct Upload {
     /// `gpx`, `tcx`, `fit` or `batches`, as detected.
     pub data_type: Option<String>,
     pub status: UploadStatus,
+    /// The (first) workout the file became.
     pub workout_id: Option<WorkoutId>,
+    /// Every workout the file became: one per session of a multisport file, else just
+    /// `workout_id`.
+    #[serde(default)] // uploads recorded before multisport files were split
+    pub workout_ids: Vec<WorkoutId>,
+    /// Set when the whole file was already stored (every one of its workouts).
     pub duplicate_of: Option<WorkoutId>,
     pub error: Option<String>,
     pub samples: u64,

@@ -66,6 +66,13 @@ pub fn state_with(
         erased: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
         max_upload_bytes: 1 << 20,
+        originals: Some(Arc::new(
+            trackwire_sinks::originals::Originals::new(
+                trackwire_sinks::lake::open_store(&dir.join("lake").display().to_string(), &Default::default())
+                    .unwrap(),
+            )
+            .unwrap(),
+        )),
     }
 }
 
@@ -168,4 +175,25 @@ pub fn output(lsn: u64, summary: WorkoutSummary, points: Vec<trackwire_pipeline:
         ended: true,
         trace_id: None,
     }
+}
+
+pub fn raw(method: &str, uri: &str, token: &str, content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut r = Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some(t) = content_type {
+        r = r.header(header::CONTENT_TYPE, t);
+    }
+    r.body(body.into()).unwrap()
+}
+
+/// A multipart upload form of named parts (each with a file name), boundary `XyZ`.
+pub fn multipart(token: &str, parts: &[(&str, &[u8])]) -> Request<Body> {
+    let mut body = Vec::new();
+    for (name, content) in parts {
+        let head = format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n\r\n");
+        body.extend_from_slice(head.as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    raw("POST", "/api/v1/uploads", token, Some("multipart/form-data; boundary=XyZ"), body)
 }
