@@ -84,7 +84,9 @@ mod tests {
     }
 
     #[test]
-    fn short_workouts_have_none() {
-        assert!(best_efforts(&[0, 1000], &[0.0, 4_999.0]).seconds.is_empty());
+    fn an_effort_needs_its_whole_distance() {
+        assert!(best_efforts(&[0, 1000], &[0.0, 399.9]).seconds.is_empty());
+        let just_short = best_efforts(&[0, 1000], &[0.0, 4_999.0]);
+        assert!(!just_short.seconds.contains_key("5k") && just_short.seconds.contains_key("1mile"));
     }
 }
