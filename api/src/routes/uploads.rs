@@ -224,7 +224,9 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
     if data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches") {
         return store_batches(state, &binding, &bytes).await;
     }
-    let file = bytes.clone();
+    // One shared buffer: the importer reads it, and each session's original is the same bytes.
+    let file = Bytes::from(bytes);
+    let original = file.clone();
     let imported = tokio::task::spawn_blocking(move || import_bytes(&file))
         .await
         .map_err(|e| format!("the import failed: {e}"))?
@@ -244,9 +246,8 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
         // The file is kept before its batches are stored: an upload that fails here stored
         // nothing, and a retry keeps it.
         if let Some(originals) = &state.originals {
-            let bytes = Bytes::from(bytes.clone());
             originals
-                .put(user, &workout_id, &stored.data_type, bytes)
+                .put(user, &workout_id, &stored.data_type, original.clone())
                 .await
                 .map_err(|e| format!("the file could not be kept ({e}); upload again"))?;
         }
