@@ -87,10 +87,20 @@ struct Rare {
 /// current while a 1 Hz watch sending a batch a second causes a tenth of the events.
 pub const DEFAULT_UPDATE_INTERVAL_MS: i64 = 10_000;
 
+/// The instants the pipeline computes with: years 0000 through 9999, the range an RFC 3339
+/// timestamp can write. A batch's base time is clamped into it, so no sum or difference of two
+/// instants (offsets add at most 2^32 ms) can overflow, whatever a decoded batch claims; whether
+/// such a time is plausible is for ingest to judge before the batch is logged.
+const REPRESENTABLE_TIME_MS: std::ops::RangeInclusive<i64> = -62_167_219_200_000..=253_402_300_799_999;
+
+fn representable_base_ms(batch: &BatchView<'_>) -> i64 {
+    batch.base_time_ms().clamp(*REPRESENTABLE_TIME_MS.start(), *REPRESENTABLE_TIME_MS.end())
+}
+
 impl Workout {
     /// A workout that starts with this batch, by an athlete the pipeline may know.
     pub fn new(first: &BatchView<'_>, lsn: u64, profile: Option<&AthleteProfile>) -> Self {
-        let start = first.base_time_ms()
+        let start = representable_base_ms(first)
             + i64::from(
                 first
                     .samples()
@@ -146,7 +156,7 @@ impl Workout {
             tracing::debug!(workout = %self.head.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
             return out;
         }
-        let base = batch.base_time_ms();
+        let base = representable_base_ms(batch);
         let mut events = batch.events().to_vec();
         events.sort_by_key(|e| e.time_offset_ms());
         let mut pending_events = events.iter().peekable();

@@ -365,3 +365,18 @@ proptest! {
         }
     }
 }
+
+/// A batch the fuzzer found: `base_time_ms = i64::MAX` with a lap press and pauses. Times that
+/// near the end of `i64` must not overflow anywhere in the pipeline (a debug build panics).
+#[test]
+fn times_at_the_end_of_the_clock_do_not_overflow() {
+    const FOUND_BY_FUZZING: &str = "20000000545742311800400000003c00380028002700180010000c0008000400180000003c0000004c0000000c010000ffffffffffffff7f0300000074000000010000000000001000000000000000000000000000000007f8000000040100000200000000000000000000009336000001000000080000000008000066a3321616804cb7a02800004a4fffffffff0000e803000068a23216f27f4cb7a02800004a00ffffffff0000701700003b9e3216df824cb7642800004600ffffffff0000581b0000309e281654844cb7642800004700ffffffff000010270000f99a321631864cb73c2900004a50ffff00fff8002aff00008f9a321689864cb73c2800005050ffffffff0000e02e0000479a3216c3874cb73c2800005550ffffffff0000b0360000e198321681884cb73c2800005b50ffffffff000012000000707974686f6e2d666c617462756666657273000009000000702d2d757365722d320000000b0000000000000009006963652d3100";
+    let bytes: Vec<u8> = (0..FOUND_BY_FUZZING.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&FOUND_BY_FUZZING[i..i + 2], 16).expect("hex"))
+        .collect();
+    let mut core = ShardCore::default();
+    let first = core.process(1, &bytes);
+    let second = core.process(2, &bytes);
+    assert_eq!((first.lsn, second.lsn), (1, 2));
+}
