@@ -85,6 +85,7 @@ impl SingleProcess {
         }
         let redactions = Redactions {
             erased: accounts.erasures()?.into_iter().collect(),
+            deleted: accounts.deletions()?.into_iter().collect(),
             positions_before_ms: accounts.positions_dropped_before()?,
         };
 

@@ -45,6 +45,7 @@ pub fn api_state(
 ) -> anyhow::Result<AppState> {
     let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
     let erased = accounts.erasures().context("reading the recorded erasures")?.into_iter().collect();
+    let deleted = accounts.deletions().context("reading the recorded deletions")?.into_iter().collect();
     Ok(AppState {
         ingest,
         store,
@@ -53,6 +54,7 @@ pub fn api_state(
         limiter: Arc::new(RateLimiter::new(config.api.rate_limit.clone())),
         control: Some(control),
         erased: Arc::new(erased),
+        deleted: Arc::new(deleted),
         privacy: config.privacy.clone(),
         max_upload_bytes: config.api.max_upload_bytes,
         originals: Some(Arc::new(

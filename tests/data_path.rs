@@ -123,6 +123,61 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
     check(&config, "after the takeover's replay");
 }
 
+/// A workout its owner deleted goes from every sink at the command's position, the owner's other
+/// workouts stay, consumers are told with `WorkoutDeleted`, and a takeover's replay brings
+/// nothing of it back.
+#[test]
+fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    config.lake.max_file_age_secs = 0.01;
+    let (deleted, kept) = (1u8, 2u8);
+    let id = |w: u8| WorkoutId([w; 16]);
+    let entries = vec![
+        record(1, "ada", deleted, 0, false),
+        record(2, "ada", kept, 0, false),
+        record(3, "ada", deleted, 1, true),
+        record(4, "ada", kept, 1, true),
+        LogEntry::Command {
+            lsn: 5,
+            command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id: id(deleted).to_string() },
+        },
+    ];
+    let check = |config: &Config, when: &str| {
+        let store = open_read_store(config).unwrap();
+        assert_eq!(store.get(&id(deleted)).unwrap(), None, "{when}: the deleted workout left the store");
+        assert!(store.get(&id(kept)).unwrap().is_some(), "{when}: the owner's other workout stays");
+        let lake = lake_rows(config);
+        assert_eq!(lake.get(&id(deleted).to_string()), None, "{when}: no lake row of the deleted workout");
+        assert_eq!(lake.get(&id(kept).to_string()), Some(&20), "{when}: {lake:?}");
+        let events = event_lines(config);
+        assert!(!events.contains(&id(deleted).to_string()), "{when}: no event of the deleted workout");
+        assert!(events.contains(&id(kept).to_string()), "{when}: the other workout's events stay");
+        let records = store.log_commands("raw.v1/0").unwrap();
+        assert!(records.iter().any(|r| r.lsn == 5 && r.done), "{when}: the deletion is recorded done");
+    };
+    run_partition(&config, &entries);
+    check(&config, "after the first run");
+    let told = std::fs::read_to_string(
+        config.data_dir.join("partitions").join("p0000").join("events").join("tombstones.ndjson"),
+    )
+    .unwrap();
+    let told: serde_json::Value = serde_json::from_str(told.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (told["type"].as_str(), told["workout_id"].as_str(), told["lsn"].as_u64()),
+        (Some("WorkoutDeleted"), Some(id(deleted).to_string().as_str()), Some(5))
+    );
+
+    let other_node = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other_node.path().join("store")).unwrap();
+    let moved = |from: &std::path::Path, to: &std::path::Path| std::fs::rename(from, to).unwrap();
+    moved(&dir.path().join("lake"), &other_node.path().join("lake"));
+    moved(&dir.path().join("store").join("read.redb"), &other_node.path().join("store").join("read.redb"));
+    let config = Config { data_dir: other_node.path().to_owned(), ..config };
+    run_partition(&config, &entries);
+    check(&config, "after the takeover's replay");
+}
+
 /// Coordinate retention counts from when the log stored a record, not from when its samples were
 /// recorded: a years-old recording imported today keeps its positions for the whole window.
 #[test]

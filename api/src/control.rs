@@ -51,6 +51,18 @@ pub async fn place(
     place_in(raw, store, command, None).await
 }
 
+/// Places `command` in the partition of the raw topic that holds `workout`'s records (so it is
+/// carried out in order with them) and records the placement in `store` (not done yet).
+pub async fn place_with_workout(
+    raw: &Arc<RawTopicConfig>,
+    store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
+    command: LogCommand,
+    workout: &WorkoutId,
+) -> Result<Vec<LogCommandRecord>, ApiError> {
+    let partition = partition_of(workout, raw.partitions);
+    place_in(raw, store, command, Some(partition)).await
+}
+
 /// Like [`place`], in one partition only (`Some`), or in every one (`None`).
 async fn place_in(
     raw: &Arc<RawTopicConfig>,

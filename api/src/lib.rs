@@ -112,7 +112,10 @@ fn api(state: &AppState) -> Router<AppState> {
     use routes::*;
     Router::new()
         .route("/workouts", get(workouts::list).post(manual::create))
-        .route("/workouts/{id}", get(workouts::get_one).put(workouts::update))
+        .route(
+            "/workouts/{id}",
+            get(workouts::get_one).put(workouts::update).patch(edit::edit).delete(deletion::delete),
+        )
         .route("/workouts/{id}/streams", get(workouts::streams))
         .route("/workouts/{id}/route", get(workouts::route))
         .route("/workouts/{id}/splits", get(workouts::splits))

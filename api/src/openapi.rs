@@ -31,7 +31,8 @@ impl Modify for BearerAuth {
             X-RateLimit-* headers and an X-Request-Id.",
     ),
     paths(
-        routes::workouts::list, routes::manual::create, routes::workouts::get_one, routes::workouts::update, routes::workouts::streams,
+        routes::workouts::list, routes::manual::create, routes::workouts::get_one, routes::workouts::update,
+        routes::edit::edit, routes::deletion::delete, routes::workouts::streams,
         routes::workouts::route, routes::workouts::splits, routes::workouts::laps,
         routes::export::export, routes::workouts::live, routes::workouts::add_tag,
         routes::users::get_profile, routes::users::put_profile, routes::users::stats, routes::records::records,
@@ -44,7 +45,7 @@ impl Modify for BearerAuth {
         routes::admin::retention,
         routes::ingest::ingest, routes::health::healthcheck, routes::metrics::metrics,
     ),
-    components(schemas(routes::streams::Resolution, routes::export::ExportFormat, routes::users::Period, crate::views::SportFilter)),
+    components(schemas(routes::streams::Resolution, routes::export::ExportFormat, routes::users::Period, crate::views::SportFilter, crate::views::Visibility)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

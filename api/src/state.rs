@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use dashmap::DashMap;
+use trackwire_codec::WorkoutId;
 use trackwire_ingest::Ingestor;
 use trackwire_pipeline::{LiveWorkouts, Profiles, WorkoutSummary};
 use trackwire_sinks::SinkProgress;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub control: Option<Control>,
     /// User → the LSN through which their data is erased.
     pub erased: Arc<DashMap<String, u64>>,
+    /// Deleted workout → the LSN through which it is erased.
+    pub deleted: Arc<DashMap<WorkoutId, u64>>,
     pub privacy: PrivacyConfig,
     /// Largest upload accepted, bytes (before decompression).
     pub max_upload_bytes: usize,
@@ -93,8 +96,10 @@ impl AppState {
         self.ingest.data_path.as_ref().map(|d| &d.live)
     }
 
-    /// False for data of an erased user that is still on its way out of the pipeline.
+    /// False for data of an erased user or a deleted workout that is still on its way out of the
+    /// pipeline.
     pub fn visible(&self, summary: &WorkoutSummary) -> bool {
         self.erased.get(&summary.user_id).is_none_or(|through| summary.first_lsn > *through)
+            && self.deleted.get(&summary.workout_id).is_none_or(|through| summary.first_lsn > *through)
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use trackwire_api::accounts::{Accounts, PostgresAccounts, RedbAccounts};
-use trackwire_api::views::{Gear, GearKind, IssuedToken, Profile, Upload, UploadStatus};
+use trackwire_api::views::{Gear, GearKind, IssuedToken, Profile, Upload, UploadStatus, Visibility, WorkoutEdits};
 use trackwire_codec::WorkoutId;
 
 fn gear(id: &str) -> Gear {
@@ -109,8 +109,41 @@ fn suite(accounts: &dyn Accounts) {
     assert!(accounts.add_workout_tag(&w2, "easy").unwrap());
     assert_eq!(accounts.workout_tags(&w1).unwrap(), ["race", "hills"]);
 
+    // Edits and replaced tags; a deleted workout takes its own with it and nothing else.
+    let w3 = WorkoutId([3; 16]);
+    assert_eq!(accounts.workout_edits(&w3).unwrap(), None);
+    let edits = WorkoutEdits {
+        name: Some("Lunch run".into()),
+        description: None,
+        sport: Some("cycling".into()),
+        visibility: Visibility::Public,
+    };
+    accounts.put_workout_edits(&w3, &edits).unwrap();
+    assert_eq!(accounts.workout_edits(&w3).unwrap(), Some(edits.clone()));
+    accounts.set_workout_tags(&w3, &["b".into(), "a".into(), "c".into()]).unwrap();
+    assert_eq!(accounts.workout_tags(&w3).unwrap(), ["b", "a", "c"], "in the order given");
+    accounts.set_workout_tags(&w3, &["c".into()]).unwrap();
+    assert_eq!(accounts.workout_tags(&w3).unwrap(), ["c"]);
+    accounts.put_workout_edits(&w2, &edits).unwrap();
+    accounts.assign_gear(&w3, Some("g2")).unwrap();
+    accounts.delete_workout(&w3).unwrap();
+    assert_eq!(
+        (
+            accounts.workout_edits(&w3).unwrap(),
+            accounts.workout_tags(&w3).unwrap(),
+            accounts.gear_of_workout(&w3).unwrap()
+        ),
+        (None, Vec::new(), None)
+    );
+    assert_eq!(accounts.workout_edits(&w2).unwrap(), Some(edits), "another workout's edits stay");
+    accounts.record_deletion(&w3, 12).unwrap();
+    accounts.record_deletion(&w3, 7).unwrap();
+    assert_eq!(accounts.deletions().unwrap(), vec![(w3, 12)], "the highest position is kept");
+
     accounts.assign_gear(&w1, Some("g2")).unwrap();
+    accounts.put_workout_edits(&w1, &WorkoutEdits::default()).unwrap();
     accounts.erase_user("ada", &[w1]).unwrap();
+    assert_eq!(accounts.workout_edits(&w1).unwrap(), None, "the erased workout's edits go");
     assert!(accounts.workout_tags(&w1).unwrap().is_empty(), "the erased workout's tags go");
     assert_eq!(accounts.workout_tags(&w2).unwrap(), ["easy"]);
     assert_eq!(accounts.profile("ada").unwrap(), None);

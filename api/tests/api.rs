@@ -867,3 +867,118 @@ async fn a_workout_entered_by_hand_goes_through_the_log_and_reads_back() {
     let (status, _) = call(&state, request("POST", "/api/v1/workouts", None, Some(json!({})))).await;
     assert_eq!(status.as_u16(), 401);
 }
+
+#[tokio::test]
+async fn the_owner_edits_a_workout_and_the_edits_show_everywhere_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let start = today_noon_ms() - DAY_MS;
+    put(
+        &state,
+        vec![output(1, summary("ada", 1, start, "running", 50.0, 10_000.0, 3000.0), steady(1, start, 3.3, 20))],
+    );
+    let (ada, bob) = (token("ada"), token("bob"));
+    let id = WorkoutId([1; 16]).to_string();
+    let uri = format!("/api/v1/workouts/{id}");
+    let patch = |token: &str, body: Value| request("PATCH", &uri, Some(token), Some(body));
+
+    let (status, body) = call(&state, patch(&bob, json!({"name": "mine now"}))).await;
+    assert_eq!(status.as_u16(), 404, "another user's workout is not found: {body}");
+    let (status, body) = call(
+        &state,
+        patch(
+            &ada,
+            json!({"name": " Lunch ride ", "description": "with the club\nfast", "sport": "cycling",
+                   "visibility": "public", "tags": ["race", "race", " club "]}),
+        ),
+    )
+    .await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    assert_eq!(
+        (&body["name"], &body["description"], &body["sport"], &body["visibility"], &body["tags"]),
+        (
+            &json!("Lunch ride"),
+            &json!("with the club\nfast"),
+            &json!("cycling"),
+            &json!("public"),
+            &json!(["race", "club"])
+        )
+    );
+    let (_, list) = call(&state, request("GET", "/api/v1/workouts", Some(&ada), None)).await;
+    let listed = &list["workouts"][0];
+    assert_eq!(
+        (&listed["name"], &listed["sport"], &listed["visibility"]),
+        (&json!("Lunch ride"), &json!("cycling"), &json!("public"))
+    );
+    let (_, laps) = call(&state, request("GET", &format!("{uri}/laps"), Some(&ada), None)).await;
+    assert!(laps.is_array(), "reads of the workout still work: {laps}");
+
+    // Absent fields stay; null clears.
+    let (status, body) = call(&state, patch(&ada, json!({"name": null}))).await;
+    assert_eq!(status.as_u16(), 200, "{body}");
+    assert_eq!(
+        (&body["name"], &body["sport"], &body["visibility"]),
+        (&Value::Null, &json!("cycling"), &json!("public"))
+    );
+
+    for (bad, error) in [
+        (json!({"name": "   "}), "validation_failed"),
+        (json!({"name": "x".repeat(101)}), "validation_failed"),
+        (json!({"description": "bell\u{7}"}), "validation_failed"),
+        (json!({"visibility": "everyone"}), "validation_failed"),
+        (json!({"sport": "curling"}), "validation_failed"),
+        (json!({"tags": ["ok", ""]}), "validation_failed"),
+        (json!({"gear_id": "no-such-shoe"}), "unknown_gear"),
+        (json!({"colour": "red"}), "validation_failed"),
+    ] {
+        let (status, body) = call(&state, patch(&ada, bad.clone())).await;
+        assert_eq!(status.as_u16(), 400, "{bad}: {body}");
+        assert_error_body(&body, error);
+    }
+    let (_, body) = call(&state, request("GET", &uri, Some(&ada), None)).await;
+    assert_eq!(body["tags"], json!(["race", "club"]), "a refused edit changed nothing");
+}
+
+#[tokio::test]
+async fn the_owner_deletes_a_workout_and_nothing_of_it_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let start = today_noon_ms() - DAY_MS;
+    put(
+        &state,
+        vec![
+            output(1, summary("ada", 1, start, "running", 50.0, 10_000.0, 3000.0), steady(1, start, 3.3, 20)),
+            output(
+                2,
+                summary("ada", 2, start + DAY_MS / 2, "running", 50.0, 5_000.0, 1500.0),
+                steady(2, start, 3.3, 20),
+            ),
+        ],
+    );
+    let (ada, bob) = (token("ada"), token("bob"));
+    let (deleted, kept) = (WorkoutId([1; 16]), WorkoutId([2; 16]));
+    let uri = format!("/api/v1/workouts/{deleted}");
+    let originals = state.originals.clone().unwrap();
+    originals.put("ada", &deleted, "gpx", bytes::Bytes::from_static(b"<gpx/>")).await.unwrap();
+    originals.put("ada", &kept, "gpx", bytes::Bytes::from_static(b"<gpx/>")).await.unwrap();
+    let (status, _) =
+        call(&state, request("POST", &format!("{uri}/tags"), Some(&ada), Some(json!({"tag": "race"})))).await;
+    assert_eq!(status.as_u16(), 200);
+
+    let (status, body) = call(&state, request("DELETE", &uri, Some(&bob), None)).await;
+    assert_eq!(status.as_u16(), 404, "another user cannot delete it: {body}");
+    let (status, body) = call(&state, request("DELETE", &uri, Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 204, "{body}");
+    for path in ["", "/streams", "/laps", "/export?format=original"] {
+        let (status, body) = call(&state, request("GET", &format!("{uri}{path}"), Some(&ada), None)).await;
+        assert_eq!(status.as_u16(), 404, "{path}: {body}");
+    }
+    let (_, list) = call(&state, request("GET", "/api/v1/workouts", Some(&ada), None)).await;
+    let ids: Vec<_> = list["workouts"].as_array().unwrap().iter().map(|w| w["workout_id"].clone()).collect();
+    assert_eq!(ids, [json!(kept.to_string())], "only the other workout is listed");
+    assert_eq!(state.accounts.workout_tags(&deleted).unwrap(), Vec::<String>::new(), "its tags went with it");
+    assert!(originals.get("ada", &deleted).await.unwrap().is_none(), "its uploaded file went with it");
+    assert!(originals.get("ada", &kept).await.unwrap().is_some(), "the other workout's file stays");
+    let (status, _) = call(&state, request("DELETE", &uri, Some(&ada), None)).await;
+    assert_eq!(status.as_u16(), 404, "deleted once");
+}

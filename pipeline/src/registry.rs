@@ -30,6 +30,11 @@ impl LiveWorkouts {
         self.map.retain(|_, s| s.user_id != user_id);
     }
 
+    /// Forgets one workout (its owner deleted it).
+    pub fn remove(&self, id: &WorkoutId) {
+        self.map.remove(id);
+    }
+
     /// The ids of `user_id`'s workouts held here.
     pub fn of_user(&self, user_id: &str) -> Vec<WorkoutSummary> {
         self.map.iter().filter(|e| e.user_id == user_id).map(|e| e.clone()).collect()

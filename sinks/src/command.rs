@@ -22,10 +22,21 @@ pub struct ErasedWorkout {
     pub end_time_ms: i64,
 }
 
-/// Erase everything of `user_id` that the log held through `through_lsn`.
+/// What an [`Erasure`] covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErasureScope {
+    /// Everything of the user (GDPR erasure): the listed workouts and any other the sink finds.
+    #[default]
+    User,
+    /// Only the listed workouts (their owner deleted them); the user's other data stays.
+    Workouts,
+}
+
+/// Erase what `scope` says of `user_id` that the log held through `through_lsn`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Erasure {
     pub user_id: String,
+    pub scope: ErasureScope,
     /// Every workout of the user the read store or the live registry knows. Outputs still on their
     /// way (LSN ≤ `through_lsn`) are stopped by the coordinator, so no sink sees them.
     pub workouts: Vec<ErasedWorkout>,
@@ -86,6 +97,8 @@ pub struct OrderedCommand {
 pub struct Redactions {
     /// User → the LSN through which their data is erased.
     pub erased: HashMap<String, u64>,
+    /// Deleted workout → the LSN through which its data is erased.
+    pub deleted: HashMap<WorkoutId, u64>,
     /// Samples stored before this time (Unix ms) lose their positions (0: none).
     pub positions_before_ms: i64,
 }
@@ -94,6 +107,25 @@ impl Redactions {
     /// Erases `user_id` through `lsn` (an earlier, later erasure is kept if it reaches further).
     pub fn erase_through(&mut self, user_id: &str, lsn: u64) {
         let through = self.erased.entry(user_id.to_owned()).or_default();
+        *through = (*through).max(lsn);
+    }
+
+    /// Erases the workouts an erasure lists (every one of the user's, for a user erasure).
+    pub fn erase(&mut self, erasure: &Erasure) {
+        match erasure.scope {
+            ErasureScope::User => self.erase_through(&erasure.user_id, erasure.through_lsn),
+            ErasureScope::Workouts => {
+                for workout in &erasure.workouts {
+                    self.delete_through(workout.workout_id, erasure.through_lsn);
+                }
+            }
+        }
+    }
+
+    /// Erases the workout `id` through `lsn` (an earlier, later deletion is kept if it reaches
+    /// further).
+    pub fn delete_through(&mut self, id: WorkoutId, lsn: u64) {
+        let through = self.deleted.entry(id).or_default();
         *through = (*through).max(lsn);
     }
 
@@ -107,15 +139,19 @@ impl Redactions {
         for (user, through) in other.erased {
             self.erase_through(&user, through);
         }
+        for (workout, through) in other.deleted {
+            self.delete_through(workout, through);
+        }
         self.drop_positions_before(other.positions_before_ms);
     }
 
     /// Applies the redactions to an output on its way to the sinks.
     pub fn apply(&self, output: &mut ShardOutput) {
         let user = output.summary.as_ref().map(|s| s.user_id.as_str());
-        if let Some(through) = user.and_then(|u| self.erased.get(u))
-            && output.lsn <= *through
-        {
+        let workout = output.summary.as_ref().map(|s| s.workout_id);
+        let erased_through = user.and_then(|u| self.erased.get(u)).into_iter();
+        let deleted_through = workout.and_then(|w| self.deleted.get(&w)).into_iter();
+        if erased_through.chain(deleted_through).any(|through| output.lsn <= *through) {
             output.points.clear();
             output.events.clear();
             output.summary = None;

@@ -210,7 +210,7 @@ impl Coordinator {
     /// every sink carry it out.
     fn command(&mut self, command: &Command) -> Result<(), String> {
         match command {
-            Command::Erase(erasure) => self.redactions.erase_through(&erasure.user_id, erasure.through_lsn),
+            Command::Erase(erasure) => self.redactions.erase(erasure),
             Command::DropPositions { before_ms, .. } => self.redactions.drop_positions_before(*before_ms),
             Command::Publish(_) => {}
         }

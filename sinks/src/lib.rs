@@ -22,7 +22,9 @@ mod own_thread;
 pub mod read_store;
 mod unheld;
 
-pub use command::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, PublishedEvent, Redactions};
+pub use command::{
+    Command, ErasedWorkout, Erasure, ErasureScope, LoggedCommand, OrderedCommand, PublishedEvent, Redactions,
+};
 pub use coordinator::{CommandSender, Coordinator, CoordinatorConfig, SinkProgress};
 pub use error::SinkError;
 pub use own_thread::OwnThread;

@@ -1,6 +1,7 @@
 //! The files users uploaded, kept byte for byte beside the lake (`<lake root>/originals/<user>/
 //! <workout id>.<format>`), so a user can download what their device recorded and take it with
-//! them. Kept per workout (a multisport file under each of its workouts), erased with the user.
+//! them. Kept per workout (a multisport file under each of its workouts), erased with the user or
+//! the workout.
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -70,6 +71,18 @@ impl Originals {
             out.push((name, Original { format, bytes: bytes.map_err(SinkError::store)? }));
         }
         Ok(out)
+    }
+
+    /// Deletes the original of `workout`, if one was kept (a multisport file's copies under its
+    /// other workouts stay).
+    pub async fn erase_workout(&self, user: &str, workout: &WorkoutId) -> Result<(), SinkError> {
+        let prefix = format!("{workout}.");
+        let listed: Vec<_> =
+            self.location.store.list(Some(&self.user_dir(user))).try_collect().await.map_err(SinkError::store)?;
+        for meta in listed.iter().filter(|m| m.location.filename().is_some_and(|f| f.starts_with(&prefix))) {
+            self.location.store.delete(&meta.location).await.map_err(SinkError::store)?;
+        }
+        Ok(())
     }
 
     /// Deletes every original of the user; returns how many there were.

@@ -173,6 +173,7 @@ fn conformance(name: &str, lake: LakeLocation) {
     // Erasure: the workout's rows leave the table and every stored file.
     let command = Command::Erase(Erasure {
         user_id: "u".into(),
+        scope: trackwire_sinks::ErasureScope::User,
         workouts: vec![ErasedWorkout {
             workout_id: trackwire_codec::WorkoutId([7; 16]),
             start_time_ms: T0,

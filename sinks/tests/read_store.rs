@@ -237,7 +237,13 @@ fn erasure_removes_every_row_of_the_user_only(store: &dyn ReadStore) {
     store.apply("local", &rows, &[chunk(1, 1, &s), chunk(2, 2, &s), chunk(3, 3, &s), chunk(4, 4, &s)], 4).unwrap();
     // Workout 4 has streams but no summary yet (the caller knows it is ada's from the pipeline).
     let named: HashSet<WorkoutId> = [WorkoutId([4; 16])].into();
-    assert_eq!(store.erase("ada", &named).unwrap(), 3);
+    // Deleting one workout takes its rows and nothing else of the user.
+    store.delete_workouts(&[WorkoutId([2; 16])].into()).unwrap();
+    assert_eq!(store.get(&WorkoutId([2; 16])).unwrap(), None);
+    assert!(store.streams(&WorkoutId([2; 16])).unwrap().is_empty());
+    assert_eq!(ids(&store.all_of_user("ada").unwrap()), vec![1]);
+    assert_eq!(store.streams(&WorkoutId([1; 16])).unwrap(), s);
+    assert_eq!(store.erase("ada", &named).unwrap(), 2);
     for id in [1, 2, 4] {
         let id = WorkoutId([id; 16]);
         assert_eq!(store.get(&id).unwrap(), None);
@@ -410,7 +416,7 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 #[test]

@@ -5,10 +5,13 @@
 use std::sync::Arc;
 
 use trackwire_api::control::record_of;
+use trackwire_codec::WorkoutId;
 use trackwire_ingest::log::LogCommand;
 use trackwire_pipeline::LiveWorkouts;
 use trackwire_sinks::read_store::{LogCommandRecord, ReadStore};
-use trackwire_sinks::{Command, ErasedWorkout, Erasure, LoggedCommand, OrderedCommand, PublishedEvent, Redactions};
+use trackwire_sinks::{
+    Command, ErasedWorkout, Erasure, ErasureScope, LoggedCommand, OrderedCommand, PublishedEvent, Redactions,
+};
 
 /// A command at `lsn` of the log the read store names `log`.
 pub struct FromLog {
@@ -35,6 +38,7 @@ impl LoggedCommand for FromLog {
                 workouts.dedup_by_key(|w| w.workout_id);
                 Command::Erase(Erasure {
                     user_id: user_id.clone(),
+                    scope: ErasureScope::User,
                     workouts: workouts
                         .into_iter()
                         .map(|w| ErasedWorkout {
@@ -43,6 +47,27 @@ impl LoggedCommand for FromLog {
                             end_time_ms: w.end_time_ms,
                         })
                         .collect(),
+                    through_lsn: self.lsn,
+                })
+            }
+            LogCommand::DeleteWorkout { user_id, workout_id } => {
+                let Ok(id) = workout_id.parse::<WorkoutId>() else {
+                    tracing::warn!(workout = %workout_id, "a deletion of a workout id that does not parse: nothing to do");
+                    return Ok(None);
+                };
+                // Every output before this position has reached the sinks: the store or the live
+                // registry knows the workout's span (the lake finds its rows by it), unless it
+                // was never seen here.
+                let known = match self.store.get(&id).map_err(|e| e.to_string())? {
+                    Some(summary) => Some(summary),
+                    None => self.live.get(&id),
+                };
+                let (start_time_ms, end_time_ms) =
+                    known.map_or((i64::MIN, i64::MAX), |w| (w.start_time_ms, w.end_time_ms));
+                Command::Erase(Erasure {
+                    user_id: user_id.clone(),
+                    scope: ErasureScope::Workouts,
+                    workouts: vec![ErasedWorkout { workout_id: id, start_time_ms, end_time_ms }],
                     through_lsn: self.lsn,
                 })
             }
@@ -63,8 +88,14 @@ impl LoggedCommand for FromLog {
     }
 
     fn done(&mut self) -> Result<(), String> {
-        if let LogCommand::EraseUser { user_id } = &self.command {
-            self.live.remove_user(user_id);
+        match &self.command {
+            LogCommand::EraseUser { user_id } => self.live.remove_user(user_id),
+            LogCommand::DeleteWorkout { workout_id, .. } => {
+                if let Ok(id) = workout_id.parse() {
+                    self.live.remove(&id);
+                }
+            }
+            _ => {}
         }
         self.store.record_log_command(&record_of(&self.log, self.lsn, &self.command, true)).map_err(|e| e.to_string())
     }
@@ -91,6 +122,11 @@ pub fn recorded(
         };
         match &command {
             LogCommand::EraseUser { user_id } => redactions.erase_through(user_id, record.lsn),
+            LogCommand::DeleteWorkout { workout_id, .. } => {
+                if let Ok(id) = workout_id.parse() {
+                    redactions.delete_through(id, record.lsn);
+                }
+            }
             LogCommand::DropPositions { before_ms, .. } => redactions.drop_positions_before(*before_ms),
             LogCommand::PublishEvent { .. } => {}
         }

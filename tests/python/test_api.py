@@ -221,6 +221,76 @@ def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(se
     nothing_of_alice()
 
 
+def test_an_edited_then_deleted_workout_leaves_nothing_even_after_replay(server_factory, tmp_path):
+    """The owner edits one workout (WorkoutEdited, schema-checked), exports it (read by gpxpy, an
+    independent GPX library), then deletes it: its rows leave the lake's tables and stored files,
+    its event lines go, WorkoutDeleted is told, and a restart's replay brings nothing back, while
+    the owner's other workout stays whole."""
+    import gpxpy
+
+    data = tmp_path / "data"
+    server = server_factory(data).start()
+    ada = "ada-deletes"
+    run = wait_upload(server, upload(server, RUN_FIT, user=ada)["id"], user=ada)
+    ride = wait_upload(server, upload(server, RIDE_GPX, user=ada)["id"], user=ada)
+    details = wait_workout(server, run["workout_id"], user=ada)
+    wait_workout(server, ride["workout_id"], user=ada)
+    lake = data / "lake"
+    deadline = time.time() + 30
+    while not ({run["workout_id"], ride["workout_id"]} <= lake_ids(lake, "points")):
+        assert time.time() < deadline, "the lake never got both workouts"
+        time.sleep(0.2)
+
+    exported = server.api("GET", f"/workouts/{run['workout_id']}/export", user=ada, params={"format": "gpx"})
+    assert exported.status_code == 200, exported.text
+    parsed = gpxpy.parse(exported.text)
+    points = [p for track in parsed.tracks for segment in track.segments for p in segment.points]
+    assert len(points) >= 0.95 * run["samples"], (len(points), run["samples"])
+    assert all(p.time is not None for p in points)
+    assert abs(parsed.length_2d() - details["distance_m"]) / details["distance_m"] < 0.02, (parsed.length_2d(), details["distance_m"])
+
+    r = server.api("PATCH", f"/workouts/{ride['workout_id']}", user=ada,
+                   json={"name": "Commute", "visibility": "followers", "sport": "cycling", "tags": ["commute"]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["visibility"], r.json()["tags"]) == ("Commute", "followers", ["commute"])
+    deadline = time.time() + 10
+    while True:
+        events = [json.loads(line) for p in (data / "events").glob("*.jsonl") for line in p.read_text().splitlines()]
+        edited = [e for e in events if e["type"] == "WorkoutEdited"]
+        if edited or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(edited) == 1, "one edit, one event"
+    twclient.validate_event(edited[0])
+    assert edited[0]["data"]["visibility"] == "followers" and set(edited[0]["data"]["changed"]) >= {"name", "visibility", "tags"}
+
+    r = server.api("DELETE", f"/workouts/{run['workout_id']}", user=ada)
+    assert r.status_code == 204, r.text
+
+    def nothing_of_the_run():
+        assert run["workout_id"] not in lake_ids(lake, "points")
+        assert run["workout_id"] not in lake_ids(lake, "workouts")
+        assert run["workout_id"] not in stored_ids(lake, "points")
+        assert run["workout_id"] not in stored_ids(lake, "workouts")
+        assert ride["workout_id"] in lake_ids(lake, "points"), "the other workout's rows stay"
+        listed = [w["workout_id"] for w in server.api("GET", "/workouts", user=ada).json()["workouts"]]
+        assert listed == [ride["workout_id"]], listed
+        assert server.api("GET", f"/workouts/{run['workout_id']}", user=ada).status_code == 404
+        assert server.api("GET", f"/workouts/{ride['workout_id']}", user=ada).json()["name"] == "Commute"
+        events = "".join(p.read_text() for p in (data / "events").glob("*.jsonl"))
+        assert run["workout_id"] not in events and ride["workout_id"] in events
+
+    nothing_of_the_run()
+    told = [json.loads(line) for line in (data / "events" / "tombstones.ndjson").read_text().splitlines()]
+    twclient.validate_event(told[-1])
+    assert (told[-1]["type"], told[-1]["workout_id"]) == ("WorkoutDeleted", run["workout_id"])
+
+    server.stop()
+    server = server_factory(data).start()
+    time.sleep(1.5)
+    nothing_of_the_run()
+
+
 def test_coordinate_retention_counts_from_storage_so_an_imported_recording_keeps_its_route(server_factory, tmp_path):
     """A years-old recording imported today keeps its positions, route and polyline for the whole
     retention window (it counts from when Trackwire stored the data); a cut past the import drops

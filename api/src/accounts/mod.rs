@@ -18,7 +18,7 @@ use trackwire_ingest::DeviceToken;
 
 pub use self::postgres::PostgresAccounts;
 pub use self::redb::RedbAccounts;
-use crate::views::{Gear, IssuedToken, Profile, Upload};
+use crate::views::{Gear, IssuedToken, Profile, Upload, WorkoutEdits};
 
 #[derive(Debug, thiserror::Error)]
 #[error("account store: {0}")]
@@ -41,6 +41,13 @@ pub trait Accounts: Send + Sync {
     fn workout_tags(&self, workout: &WorkoutId) -> Result<Vec<String>, AccountsError>;
     /// Adds `tag` to the workout; false when it was there already.
     fn add_workout_tag(&self, workout: &WorkoutId, tag: &str) -> Result<bool, AccountsError>;
+    /// Replaces the workout's tags (in this order).
+    fn set_workout_tags(&self, workout: &WorkoutId, tags: &[String]) -> Result<(), AccountsError>;
+    /// What the owner changed of the workout (`PATCH`).
+    fn workout_edits(&self, workout: &WorkoutId) -> Result<Option<WorkoutEdits>, AccountsError>;
+    fn put_workout_edits(&self, workout: &WorkoutId, edits: &WorkoutEdits) -> Result<(), AccountsError>;
+    /// Deletes what the API holds of one workout its owner deleted: gear assignment, tags, edits.
+    fn delete_workout(&self, workout: &WorkoutId) -> Result<(), AccountsError>;
 
     fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError>;
     fn upload_by_external_id(&self, user_id: &str, external_id: &str) -> Result<Option<Upload>, AccountsError>;
@@ -55,6 +62,10 @@ pub trait Accounts: Send + Sync {
     fn erasures(&self) -> Result<Vec<(String, u64)>, AccountsError>;
     /// Records an erasure (before any sink acts on it, so a crash midway is redone at start).
     fn record_erasure(&self, user_id: &str, through_lsn: u64) -> Result<(), AccountsError>;
+    /// Workouts their owners deleted, with the LSN through which each is erased.
+    fn deletions(&self) -> Result<Vec<(WorkoutId, u64)>, AccountsError>;
+    /// Records a deletion (before any sink acts on it, so a restart's replay keeps it out).
+    fn record_deletion(&self, workout: &WorkoutId, through_lsn: u64) -> Result<(), AccountsError>;
     /// Deletes everything the API holds of the user except the erasure record itself.
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError>;
 

@@ -7,7 +7,7 @@ use trackwire_codec::WorkoutId;
 use trackwire_sinks::read_store::PostgresStore;
 
 use super::{Accounts, AccountsError};
-use crate::views::{Gear, IssuedToken, Profile, Upload, UploadStatus};
+use crate::views::{Gear, IssuedToken, Profile, Upload, UploadStatus, WorkoutEdits};
 
 const POSITIONS_DROPPED_BEFORE: &str = "positions_dropped_before_ms";
 
@@ -195,6 +195,31 @@ impl Accounts for PostgresAccounts {
         Ok(())
     }
 
+    fn deletions(&self) -> Result<Vec<(WorkoutId, u64)>, AccountsError> {
+        let rows =
+            self.client()?.query("SELECT workout_id, through_lsn FROM account_workout_deletions", &[]).map_err(sql)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: Vec<u8> = row.get(0);
+            let id = <[u8; 16]>::try_from(id).map_err(|_| err("a deletion's key is not a workout id"))?;
+            out.push((WorkoutId(id), row.get::<_, i64>(1) as u64));
+        }
+        Ok(out)
+    }
+
+    fn record_deletion(&self, workout: &WorkoutId, through_lsn: u64) -> Result<(), AccountsError> {
+        let through = i64::try_from(through_lsn).map_err(err)?;
+        self.client()?
+            .execute(
+                "INSERT INTO account_workout_deletions (workout_id, through_lsn) VALUES ($1, $2)
+                 ON CONFLICT (workout_id) DO UPDATE
+                 SET through_lsn = GREATEST(account_workout_deletions.through_lsn, EXCLUDED.through_lsn)",
+                &[&&workout.0[..], &through],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
     fn workout_tags(&self, workout: &WorkoutId) -> Result<Vec<String>, AccountsError> {
         let rows = self
             .client()?
@@ -217,6 +242,50 @@ impl Accounts for PostgresAccounts {
         Ok(added == 1)
     }
 
+    fn set_workout_tags(&self, workout: &WorkoutId, tags: &[String]) -> Result<(), AccountsError> {
+        let mut client = self.client()?;
+        let mut txn = client.transaction().map_err(sql)?;
+        txn.execute("DELETE FROM account_workout_tags WHERE workout_id = $1", &[&&workout.0[..]]).map_err(sql)?;
+        // Consecutive instants keep the order given.
+        for (position, tag) in tags.iter().enumerate() {
+            txn.execute(
+                "INSERT INTO account_workout_tags (workout_id, tag, added_at)
+                 VALUES ($1, $2, now() + make_interval(secs => $3::int * 0.001))",
+                &[&&workout.0[..], tag, &(position as i32)],
+            )
+            .map_err(sql)?;
+        }
+        txn.commit().map_err(sql)
+    }
+
+    fn workout_edits(&self, workout: &WorkoutId) -> Result<Option<WorkoutEdits>, AccountsError> {
+        let row = self
+            .client()?
+            .query_opt("SELECT edits FROM account_workout_edits WHERE workout_id = $1", &[&&workout.0[..]])
+            .map_err(sql)?;
+        Ok(row.map(|row| row.get::<_, Json<WorkoutEdits>>(0).0))
+    }
+
+    fn put_workout_edits(&self, workout: &WorkoutId, edits: &WorkoutEdits) -> Result<(), AccountsError> {
+        self.client()?
+            .execute(
+                "INSERT INTO account_workout_edits (workout_id, edits) VALUES ($1, $2)
+                 ON CONFLICT (workout_id) DO UPDATE SET edits = EXCLUDED.edits",
+                &[&&workout.0[..], &Json(edits)],
+            )
+            .map_err(sql)?;
+        Ok(())
+    }
+
+    fn delete_workout(&self, workout: &WorkoutId) -> Result<(), AccountsError> {
+        let mut client = self.client()?;
+        let mut txn = client.transaction().map_err(sql)?;
+        for table in ["account_gear_of_workout", "account_workout_tags", "account_workout_edits"] {
+            txn.execute(&format!("DELETE FROM {table} WHERE workout_id = $1"), &[&&workout.0[..]]).map_err(sql)?;
+        }
+        txn.commit().map_err(sql)
+    }
+
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
         let ids: Vec<&[u8]> = workouts.iter().map(|w| &w.0[..]).collect();
         let mut client = self.client()?;
@@ -231,6 +300,7 @@ impl Accounts for PostgresAccounts {
         }
         txn.execute("DELETE FROM account_gear_of_workout WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         txn.execute("DELETE FROM account_workout_tags WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
+        txn.execute("DELETE FROM account_workout_edits WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         txn.commit().map_err(sql)
     }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use trackwire_codec::WorkoutId;
 
 use super::{Accounts, AccountsError};
-use crate::views::{Gear, IssuedToken, Profile, Upload};
+use crate::views::{Gear, IssuedToken, Profile, Upload, WorkoutEdits};
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 /// Key: user key ++ gear id.
@@ -17,12 +17,16 @@ const GEAR: TableDefinition<&[u8], &[u8]> = TableDefinition::new("gear");
 const GEAR_OF_WORKOUT: TableDefinition<&[u8], &str> = TableDefinition::new("gear_of_workout");
 /// Workout id → its tags (JSON list, in the order added).
 const TAGS_OF_WORKOUT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tags_of_workout");
+/// Workout id → its edits (JSON).
+const EDITS_OF_WORKOUT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("edits_of_workout");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 /// Key: user key ++ external id → upload id.
 const UPLOAD_KEYS: TableDefinition<&[u8], &str> = TableDefinition::new("upload_external_ids");
 /// Token id → issued token (secret included: the ingest check needs it after a restart).
 const DEVICE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_tokens");
 const ERASURES: TableDefinition<&str, u64> = TableDefinition::new("erasures");
+/// Deleted workout id → the LSN through which it is erased.
+const DELETIONS: TableDefinition<&[u8], u64> = TableDefinition::new("deletions");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const POSITIONS_DROPPED_BEFORE: &str = "positions_dropped_before_ms";
 
@@ -60,10 +64,12 @@ impl RedbAccounts {
         txn.open_table(GEAR).map_err(err)?;
         txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
         txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
+        txn.open_table(EDITS_OF_WORKOUT).map_err(err)?;
         txn.open_table(UPLOADS).map_err(err)?;
         txn.open_table(UPLOAD_KEYS).map_err(err)?;
         txn.open_table(DEVICE_TOKENS).map_err(err)?;
         txn.open_table(ERASURES).map_err(err)?;
+        txn.open_table(DELETIONS).map_err(err)?;
         txn.open_table(META).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(RedbAccounts { db })
@@ -171,6 +177,39 @@ impl Accounts for RedbAccounts {
         Ok(added)
     }
 
+    fn set_workout_tags(&self, workout: &WorkoutId, tags: &[String]) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
+            if tags.is_empty() {
+                table.remove(&workout.0[..]).map_err(err)?;
+            } else {
+                table.insert(&workout.0[..], &to_json(&tags)[..]).map_err(err)?;
+            }
+        }
+        txn.commit().map_err(err)
+    }
+
+    fn workout_edits(&self, workout: &WorkoutId) -> Result<Option<WorkoutEdits>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(EDITS_OF_WORKOUT).map_err(err)?;
+        table.get(&workout.0[..]).map_err(err)?.map(|v| from_json(v.value())).transpose()
+    }
+
+    fn put_workout_edits(&self, workout: &WorkoutId, edits: &WorkoutEdits) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(EDITS_OF_WORKOUT).map_err(err)?.insert(&workout.0[..], &to_json(edits)[..]).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
+    fn delete_workout(&self, workout: &WorkoutId) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        txn.open_table(GEAR_OF_WORKOUT).map_err(err)?.remove(&workout.0[..]).map_err(err)?;
+        txn.open_table(TAGS_OF_WORKOUT).map_err(err)?.remove(&workout.0[..]).map_err(err)?;
+        txn.open_table(EDITS_OF_WORKOUT).map_err(err)?.remove(&workout.0[..]).map_err(err)?;
+        txn.commit().map_err(err)
+    }
+
     fn upload(&self, id: &str) -> Result<Option<Upload>, AccountsError> {
         let txn = self.db.begin_read().map_err(err)?;
         let table = txn.open_table(UPLOADS).map_err(err)?;
@@ -260,6 +299,29 @@ impl Accounts for RedbAccounts {
         txn.commit().map_err(err)
     }
 
+    fn deletions(&self) -> Result<Vec<(WorkoutId, u64)>, AccountsError> {
+        let txn = self.db.begin_read().map_err(err)?;
+        let table = txn.open_table(DELETIONS).map_err(err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            let id = <[u8; 16]>::try_from(k.value())
+                .map_err(|_| AccountsError("a deletion's key is not a workout id".into()))?;
+            out.push((WorkoutId(id), v.value()));
+        }
+        Ok(out)
+    }
+
+    fn record_deletion(&self, workout: &WorkoutId, through_lsn: u64) -> Result<(), AccountsError> {
+        let txn = self.db.begin_write().map_err(err)?;
+        {
+            let mut table = txn.open_table(DELETIONS).map_err(err)?;
+            let previous = table.get(&workout.0[..]).map_err(err)?.map_or(0, |v| v.value());
+            table.insert(&workout.0[..], previous.max(through_lsn)).map_err(err)?;
+        }
+        txn.commit().map_err(err)
+    }
+
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         {
@@ -269,9 +331,11 @@ impl Accounts for RedbAccounts {
             txn.open_table(UPLOAD_KEYS).map_err(err)?.retain(|k, _| !k.starts_with(&prefix)).map_err(err)?;
             let mut assignments = txn.open_table(GEAR_OF_WORKOUT).map_err(err)?;
             let mut tags = txn.open_table(TAGS_OF_WORKOUT).map_err(err)?;
+            let mut edits = txn.open_table(EDITS_OF_WORKOUT).map_err(err)?;
             for workout in workouts {
                 assignments.remove(&workout.0[..]).map_err(err)?;
                 tags.remove(&workout.0[..]).map_err(err)?;
+                edits.remove(&workout.0[..]).map_err(err)?;
             }
             txn.open_table(UPLOADS)
                 .map_err(err)?

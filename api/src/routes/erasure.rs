@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use trackwire_ingest::log::LogCommand;
 use trackwire_sinks::read_store::LogCommandRecord;
-use trackwire_sinks::{Command, ErasedWorkout, Erasure};
+use trackwire_sinks::{Command, ErasedWorkout, Erasure, ErasureScope};
 
 use super::blocking;
 use super::users::every_workout_of;
@@ -59,7 +59,7 @@ pub async fn erase(
             let u = user.clone();
             blocking(move || accounts.record_erasure(&u, through)).await?;
             state.erased.entry(user.clone()).and_modify(|t| *t = (*t).max(through)).or_insert(through);
-            let erasure = Erasure { user_id: user.clone(), workouts, through_lsn: through };
+            let erasure = Erasure { user_id: user.clone(), scope: ErasureScope::User, workouts, through_lsn: through };
             commands.run(Command::Erase(erasure)).await.map_err(|e| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -1,4 +1,6 @@
 pub mod admin;
+pub mod deletion;
+pub mod edit;
 pub mod erasure;
 pub mod export;
 pub mod gear;

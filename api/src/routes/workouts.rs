@@ -82,11 +82,18 @@ pub async fn list(
     let store = state.store.clone();
     let user = caller.user_id.clone();
     let (workouts, next) = blocking(move || store.list(&user, &query)).await?;
-    let workouts = workouts
+    let workouts: Vec<_> = workouts
         .into_iter()
         .map(|w| state.live().and_then(|live| live.get(&w.workout_id)).filter(|l| state.visible(l)).unwrap_or(w))
-        .map(Workout::from)
         .collect();
+    let accounts = state.accounts.clone();
+    let workouts = blocking(move || {
+        workouts
+            .into_iter()
+            .map(|w| accounts.workout_edits(&w.workout_id).map(|edits| Workout::from(w).with_edits(edits)))
+            .collect::<Result<Vec<_>, crate::accounts::AccountsError>>()
+    })
+    .await?;
     Ok(axum::Json(WorkoutList { workouts, next_cursor: next.map(|c| hex(&c)) }))
 }
 
@@ -101,22 +108,31 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(Workou
             "no workout {id} of yours: it was never ingested, belongs to someone else, or its first batch is still in the pipeline"
         ))
     };
-    if let Some(live) = state.live().and_then(|live| live.get(&id)).filter(|s| state.visible(s)) {
-        if !caller.may_see(&live.user_id) {
-            return Err(not_found());
+    let (mut summary, in_progress) = match state.live().and_then(|live| live.get(&id)).filter(|s| state.visible(s)) {
+        Some(live) if caller.may_see(&live.user_id) => {
+            let in_progress = !live.status.is_ended();
+            (live, in_progress)
         }
-        return Ok((live.clone(), !live.status.is_ended()));
-    }
-    let store = state.store.clone();
-    match blocking(move || store.get(&id)).await? {
-        // A scale-out API replica has no live registry: the store's summary says whether the
-        // workout is still in progress (it is at most a flush interval old).
-        Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => {
-            let in_progress = !summary.status.is_ended();
-            Ok((summary, in_progress))
+        Some(_) => return Err(not_found()),
+        None => {
+            let store = state.store.clone();
+            match blocking(move || store.get(&id)).await? {
+                // A scale-out API replica has no live registry: the store's summary says whether
+                // the workout is still in progress (it is at most a flush interval old).
+                Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => {
+                    let in_progress = !summary.status.is_ended();
+                    (summary, in_progress)
+                }
+                _ => return Err(not_found()),
+            }
         }
-        _ => Err(not_found()),
+    };
+    // The owner's sport, if they changed it, for everything shown of the workout.
+    let accounts = state.accounts.clone();
+    if let Some(sport) = blocking(move || accounts.workout_edits(&id)).await?.and_then(|e| e.sport) {
+        summary.sport = sport;
     }
+    Ok((summary, in_progress))
 }
 
 async fn streams_of(state: &AppState, id: WorkoutId) -> Result<Streams, ApiError> {
@@ -145,11 +161,12 @@ pub async fn get_one(
     let all_positions = (0..streams.len()).filter(|i| streams.latlng(*i).is_some()).count();
     let personal_records = personal_records_of(&state, &summary).await?;
     let (store, accounts) = (state.store.clone(), state.accounts.clone());
-    let (efforts, gear_id, tags) = blocking(move || {
+    let (efforts, gear_id, tags, edits) = blocking(move || {
         let efforts = store.best_efforts(&id).map_err(ApiError::internal)?;
         let gear = accounts.gear_of_workout(&id).map_err(ApiError::internal)?;
         let tags = accounts.workout_tags(&id).map_err(ApiError::internal)?;
-        Ok::<_, ApiError>((efforts, gear, tags))
+        let edits = accounts.workout_edits(&id).map_err(ApiError::internal)?;
+        Ok::<_, ApiError>((efforts, gear, tags, edits))
     })
     .await?;
     Ok(axum::Json(WorkoutDetails {
@@ -162,7 +179,7 @@ pub async fn get_one(
         gear_id,
         tags,
         live,
-        summary: summary.into(),
+        summary: Workout::from(summary).with_edits(edits),
     }))
 }
 
@@ -182,6 +199,21 @@ async fn personal_records_of(state: &AppState, workout: &WorkoutSummary) -> Resu
 /// Longest tag, in characters.
 const MAX_TAG_CHARS: usize = 64;
 
+/// A tag as given (`field` names it in the error), without its surrounding spaces.
+pub fn valid_tag(given: &str, field: &str) -> Result<String, ApiError> {
+    let tag = given.trim().to_owned();
+    if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "validation_failed",
+            field,
+            given,
+            format!("a tag is 1 to {MAX_TAG_CHARS} characters without control characters"),
+        )
+        .with_detail("max", MAX_TAG_CHARS));
+    }
+    Ok(tag)
+}
+
 /// Adds a tag to the workout (its owner only) and publishes `WorkoutTagAdded`, in order with the
 /// workout's own events. Adding a tag it has already changes nothing and publishes nothing.
 #[utoipa::path(post, operation_id = "add_workout_tag", path = "/api/v1/workouts/{id}/tags", tag = "workouts",
@@ -200,16 +232,7 @@ pub async fn add_tag(
     Json(new): Json<NewTag>,
 ) -> Result<axum::Json<WorkoutTags>, ApiError> {
     let (summary, _) = load(&state, &caller, &id).await?;
-    let tag = new.tag.trim().to_owned();
-    if tag.is_empty() || tag.chars().count() > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "validation_failed",
-            "tag",
-            new.tag.as_str(),
-            format!("a tag is 1 to {MAX_TAG_CHARS} characters without control characters"),
-        )
-        .with_detail("max", MAX_TAG_CHARS));
-    }
+    let tag = valid_tag(&new.tag, "tag")?;
     let (accounts, workout) = (state.accounts.clone(), summary.workout_id);
     let t = tag.clone();
     let (added, tags) = blocking(move || {

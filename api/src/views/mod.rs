@@ -149,6 +149,60 @@ pub struct WorkoutUpdate {
     pub gear_id: Option<String>,
 }
 
+/// Who may see a workout, as the owner set it (`PATCH /workouts/{id}`); carried in the
+/// `WorkoutEdited` event so a feed can respect it. A workout is `private` until its owner says
+/// otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Private,
+    Followers,
+    Public,
+}
+
+/// What the owner changed of a workout, as stored: each field as last set (none: as recorded).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkoutEdits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Replaces the recorded sport in what the API shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<String>,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// A field of a JSON body that may be absent (keep), `null` (clear) or a value (set).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /workouts/{id}`: the fields to change; an absent field keeps its value, `null` clears
+/// it (name, description, gear).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkoutPatch {
+    /// 1–100 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub name: Option<Option<String>>,
+    /// Up to 10,000 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub description: Option<Option<String>>,
+    pub sport: Option<SportFilter>,
+    pub visibility: Option<Visibility>,
+    /// Replaces the workout's tags (each 1–64 characters, no control characters; at most 20).
+    pub tags: Option<Vec<String>>,
+    /// Gear used (one of the owner's gear ids), or null to unassign.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub gear_id: Option<Option<String>>,
+}
+
 /// One stream, index-aligned with every other stream of the same request.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stream {

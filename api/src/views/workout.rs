@@ -15,6 +15,11 @@ use super::time::{iso_day, iso_instant};
 pub struct Workout {
     pub workout_id: WorkoutId,
     pub user_id: String,
+    /// Set by the owner (`PATCH`); null until then.
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Who may see it: `private` until the owner says otherwise.
+    pub visibility: super::Visibility,
     pub device_id: String,
     pub device_model: Option<String>,
     /// `running`, `cycling`, `walking`, `hiking`, `swimming`, `other` or `unknown`.
@@ -72,11 +77,29 @@ pub struct Workout {
     pub profile: Option<AthleteProfile>,
 }
 
+impl Workout {
+    /// The workout with what its owner changed.
+    pub fn with_edits(mut self, edits: Option<super::WorkoutEdits>) -> Self {
+        if let Some(edits) = edits {
+            if let Some(sport) = edits.sport {
+                self.sport = sport;
+            }
+            self.name = edits.name;
+            self.description = edits.description;
+            self.visibility = edits.visibility;
+        }
+        self
+    }
+}
+
 impl From<WorkoutSummary> for Workout {
     fn from(s: WorkoutSummary) -> Self {
         Workout {
             workout_id: s.workout_id,
             user_id: s.user_id,
+            name: None,
+            description: None,
+            visibility: super::Visibility::Private,
             device_id: s.device_id,
             device_model: s.device_model,
             sport: s.sport,

@@ -64,6 +64,7 @@ pub fn state_with(
         limiter: Arc::new(RateLimiter::new(rate_limit)),
         control: None,
         erased: Default::default(),
+        deleted: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
         max_upload_bytes: 1 << 20,
         originals: Some(Arc::new(

@@ -1,5 +1,5 @@
 //! Commands that travel through the log, so that every reader carries them out at the same
-//! position relative to the data: erasing a user, dropping old positions, publishing an event
+//! position relative to the data: erasing a user or a workout, dropping old positions, publishing an event
 //! the API raised (a profile changed, a workout tagged) in order with the workout's own.
 //!
 //! A scale-out deployment has no single process that could stop the data path and act: the API
@@ -21,6 +21,9 @@ pub const COMMAND_VERSION: &str = "v1";
 pub enum LogCommand {
     /// Erase everything of the user that came before this position.
     EraseUser { user_id: String },
+    /// Erase one workout its owner deleted (placed in the workout's partition): everything of it
+    /// that came before this position.
+    DeleteWorkout { user_id: String, workout_id: String },
     /// Coordinate retention: null the positions of samples recorded in `[from_ms, before_ms)`.
     DropPositions { from_ms: i64, before_ms: i64 },
     /// Publish an event on the event stream (placed in one partition: the workout's, or one
@@ -47,7 +50,7 @@ impl LogCommand {
     /// The user the command is about, if any (the key of its record).
     pub fn user_id(&self) -> Option<&str> {
         match self {
-            LogCommand::EraseUser { user_id } => Some(user_id),
+            LogCommand::EraseUser { user_id } | LogCommand::DeleteWorkout { user_id, .. } => Some(user_id),
             LogCommand::DropPositions { .. } => None,
             LogCommand::PublishEvent { user_id, .. } => Some(user_id),
         }
@@ -75,5 +78,8 @@ mod tests {
         };
         assert_eq!(LogCommand::decode(&publish.encode()).unwrap(), publish);
         assert_eq!(publish.user_id(), Some("u-1"), "keyed by its user");
+        let delete = LogCommand::DeleteWorkout { user_id: "u-1".into(), workout_id: "w-1".into() };
+        assert_eq!(delete.encode(), br#"{"type":"delete_workout","user_id":"u-1","workout_id":"w-1"}"#);
+        assert_eq!(LogCommand::decode(&delete.encode()).unwrap(), delete);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use trackwire_pipeline::ShardOutput;
 
 use super::mark::{MARK_FILE, Mark, MarkFile};
-use super::record::{EventRecord, event_json, published_json, user_erased_json};
+use super::record::{EventRecord, erasure_json, event_json, published_json};
 use crate::{Command, Sink, SinkError};
 
 /// A new file is started past this size.
@@ -302,19 +302,18 @@ impl Sink for EventLogSink {
                 self.save_mark(self.committed)?;
             }
         }
-        let mut erased_ids: Vec<String> = ids.into_iter().collect();
-        erased_ids.sort();
-        let tombstone =
-            user_erased_json(&erasure.user_id, &erased_ids, erasure.through_lsn, chrono::Utc::now().timestamp_millis());
+        let mut told = Vec::new();
+        for (_, line) in erasure_json(erasure, chrono::Utc::now().timestamp_millis()) {
+            told.extend_from_slice(&line);
+            told.push(b'\n');
+        }
         let path = self.dir.join("tombstones.ndjson");
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| SinkError::io(format!("opening {}", path.display()), e))?;
-        let mut line = tombstone;
-        line.push(b'\n');
-        file.write_all(&line).map_err(|e| SinkError::io("appending a tombstone", e))?;
+        file.write_all(&told).map_err(|e| SinkError::io("appending a tombstone", e))?;
         file.sync_data().map_err(|e| SinkError::io("fsync of the tombstones", e))?;
         Ok(())
     }

@@ -6,4 +6,4 @@ mod mark;
 mod record;
 
 pub use jsonl::{AppendFile, EventLogSink, OpenAppend};
-pub use record::{EVENT_SCHEMA_VERSION, EventRecord, event_json, iso_ms, published_json, user_erased_json};
+pub use record::{EVENT_SCHEMA_VERSION, EventRecord, erasure_json, event_json, iso_ms, published_json};

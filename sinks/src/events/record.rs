@@ -207,6 +207,46 @@ fn updated(workout_id: String, p: &WorkoutProgress) -> Updated {
     }
 }
 
+/// What consumers are told of an erasure: one `UserErased` (keyed by the user: `None`), or for
+/// workouts their owner deleted, one `WorkoutDeleted` each (keyed by the workout).
+pub fn erasure_json(erasure: &crate::Erasure, now_ms: i64) -> Vec<(Option<trackwire_codec::WorkoutId>, Vec<u8>)> {
+    match erasure.scope {
+        crate::ErasureScope::User => {
+            let mut ids: Vec<String> = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
+            ids.sort();
+            ids.dedup();
+            vec![(None, user_erased_json(&erasure.user_id, &ids, erasure.through_lsn, now_ms))]
+        }
+        crate::ErasureScope::Workouts => erasure
+            .workouts
+            .iter()
+            .map(|w| {
+                let id = w.workout_id.to_string();
+                (Some(w.workout_id), workout_deleted_json(&erasure.user_id, &id, erasure.through_lsn, now_ms))
+            })
+            .collect(),
+    }
+}
+
+/// `WorkoutDeleted`: the owner deleted the workout; everything of it through log position
+/// `through_lsn` was erased, and consumers erase their copies. Its id is derived from the workout
+/// and the position, so a re-send has the same one.
+pub fn workout_deleted_json(user_id: &str, workout_id: &str, through_lsn: u64, now_ms: i64) -> Vec<u8> {
+    let name = format!("WorkoutDeleted/{workout_id}/{through_lsn}");
+    let event_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).hyphenated().to_string();
+    let record = serde_json::json!({
+        "schema_version": EVENT_SCHEMA_VERSION,
+        "event_id": event_id,
+        "type": "WorkoutDeleted",
+        "timestamp": iso_ms(now_ms),
+        "workout_id": workout_id,
+        "user_id": user_id,
+        "lsn": through_lsn,
+        "data": {"workout_id": workout_id, "user_id": user_id},
+    });
+    serde_json::to_vec(&record).expect("event records always serialize")
+}
+
 /// `UserErased`: everything of `user_id` through log position `through_lsn` was erased, these
 /// workouts with it; consumers erase their copies. Keyed by the user on Kafka. Its id is
 /// derived from the user and the position, so a re-send has the same one; `now_ms` is when the
@@ -321,7 +361,11 @@ mod tests {
         let kinds: BTreeSet<_> = records.iter().map(|r| r["type"].as_str().unwrap().to_owned()).collect();
         assert_eq!(kinds.len(), 6, "every workout event type: {kinds:?}");
         let erased = user_erased_json("ada", &["w".into()], 9, 1_700_000_000_000);
-        let records: Vec<_> = records.into_iter().chain([serde_json::from_slice(&erased).unwrap()]).collect();
+        let deleted = workout_deleted_json("ada", "01010101-0101-0101-0101-010101010101", 9, 1_700_000_000_000);
+        let records: Vec<_> = records
+            .into_iter()
+            .chain([serde_json::from_slice(&erased).unwrap(), serde_json::from_slice(&deleted).unwrap()])
+            .collect();
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events");
         for record in &records {
             let kind = record["type"].as_str().unwrap();

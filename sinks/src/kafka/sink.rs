@@ -10,7 +10,7 @@ use super::KafkaConfig;
 use super::encode::{points_messages, split_points_message};
 use super::position::Position;
 use super::producer::{Message, Produce, RdKafkaProducer, Refusal, Topic};
-use crate::events::{event_json, published_json, user_erased_json};
+use crate::events::{erasure_json, event_json, published_json};
 use crate::unheld::Unheld;
 use crate::{Command, Sink, SinkError};
 
@@ -287,7 +287,8 @@ impl Sink for KafkaSink {
     }
 
     /// Erasure: a tombstone for every erased workout on both topics (compacted topics then drop
-    /// the key), and a `UserErased` event keyed by the user so consumers erase their copies.
+    /// the key), then a `UserErased` event keyed by the user (a user's erasure) or a
+    /// `WorkoutDeleted` keyed by the workout (a deletion) so consumers erase their copies.
     fn command(&mut self, command: &Command) -> Result<(), SinkError> {
         if let Command::Publish(event) = command {
             // Keyed like the workout's own events (same partition, in order), else by the user.
@@ -310,17 +311,17 @@ impl Sink for KafkaSink {
                 self.queue(Message { lsn, topic, key, payload: None, trace_id });
             }
         }
-        let workout_ids: Vec<String> = erasure.workouts.iter().map(|w| w.workout_id.to_string()).collect();
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let payload = user_erased_json(&erasure.user_id, &workout_ids, erasure.through_lsn, now_ms);
-        let trace_id = trace_id(&[0; 16], lsn);
-        self.queue(Message {
-            lsn,
-            topic: Topic::Events,
-            key: erasure.user_id.clone(),
-            payload: Some(payload),
-            trace_id,
-        });
+        // A user's erasure is told under the user's key; a deleted workout's after its tombstone
+        // under its own, so compaction keeps the deletion (which holds no personal data) as the
+        // key's last word.
+        for (workout, payload) in erasure_json(erasure, now_ms) {
+            let (key, trace_id) = match workout {
+                Some(id) => (id.to_string(), trace_id(&id.0, lsn)),
+                None => (erasure.user_id.clone(), trace_id(&[0; 16], lsn)),
+            };
+            self.queue(Message { lsn, topic: Topic::Events, key, payload: Some(payload), trace_id });
+        }
         self.settle(Duration::ZERO);
         self.hand_over();
         Ok(())

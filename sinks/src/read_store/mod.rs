@@ -117,7 +117,16 @@ pub trait ReadStore: Send + Sync {
 
     /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
     /// Returns how many workouts it covered.
-    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError>;
+    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
+        let mut ids = workouts.clone();
+        ids.extend(self.all_of_user(user_id)?.iter().map(|s| s.workout_id));
+        self.delete_workouts(&ids)?;
+        Ok(ids.len())
+    }
+
+    /// Deletes every row of `workouts`: summaries, stream chunks, best efforts (in one
+    /// transaction). Deleting what is not there is not an error.
+    fn delete_workouts(&self, workouts: &HashSet<WorkoutId>) -> Result<(), SinkError>;
 
     /// Coordinate retention: nulls the positions of samples the log stored in `[from_ms,
     /// before_ms)` (for samples whose storage time it did not keep: recorded then) in every

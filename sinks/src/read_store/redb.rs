@@ -219,17 +219,14 @@ impl ReadStore for RedbStore {
         txn.commit().map_err(SinkError::store)
     }
 
-    /// Deletes every row of the user and of `workouts` (ids the caller knows of the user).
-    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
-        let mut ids = workouts.clone();
-        ids.extend(self.all_of_user(user_id)?.iter().map(|s| s.workout_id));
+    fn delete_workouts(&self, ids: &HashSet<WorkoutId>) -> Result<(), SinkError> {
         let txn = self.db.begin_write().map_err(SinkError::store)?;
         {
             let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
             let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
             let mut streams = txn.open_table(STREAMS).map_err(SinkError::store)?;
             let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
-            for id in &ids {
+            for id in ids {
                 if let Some(previous) =
                     table.remove(&id.0[..]).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?
                 {
@@ -240,8 +237,7 @@ impl ReadStore for RedbStore {
                 streams.retain_in::<&[u8], _>(&from[..]..=&to[..], |_, _| false).map_err(SinkError::store)?;
             }
         }
-        commit(txn)?;
-        Ok(ids.len())
+        commit(txn)
     }
 
     /// Coordinate retention: nulls the positions of samples stored in `[from_ms, before_ms)` in

@@ -6,7 +6,7 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{ShardOutput, WorkoutSummary};
 
 use super::{Chunk, ReadStore, SINK_NAME, StreamChunk};
-use crate::{Command, Sink, SinkError};
+use crate::{Command, ErasureScope, Sink, SinkError};
 
 /// A workout's chunk is sealed (encoded, ready to store) once it holds this many samples, so a
 /// long offline upload is not one huge chunk; otherwise at the flush.
@@ -107,12 +107,22 @@ impl Sink for ReadStoreSink {
         match command {
             Command::Erase(erasure) => {
                 let mut ids: HashSet<WorkoutId> = erasure.workouts.iter().map(|w| w.workout_id).collect();
-                ids.extend(self.pending.values().filter(|s| s.user_id == erasure.user_id).map(|s| s.workout_id));
+                if erasure.scope == ErasureScope::User {
+                    ids.extend(self.pending.values().filter(|s| s.user_id == erasure.user_id).map(|s| s.workout_id));
+                }
                 self.pending.retain(|id, _| !ids.contains(id));
                 self.open.retain(|id, _| !ids.contains(id));
                 self.sealed.retain(|chunk| !ids.contains(&chunk.workout_id));
-                let erased = self.store.erase(&erasure.user_id, &ids)?;
-                tracing::info!(user = %erasure.user_id, workouts = erased, "read store: user erased");
+                match erasure.scope {
+                    ErasureScope::User => {
+                        let erased = self.store.erase(&erasure.user_id, &ids)?;
+                        tracing::info!(user = %erasure.user_id, workouts = erased, "read store: user erased");
+                    }
+                    ErasureScope::Workouts => {
+                        self.store.delete_workouts(&ids)?;
+                        tracing::info!(user = %erasure.user_id, workouts = ids.len(), "read store: workouts deleted");
+                    }
+                }
             }
             Command::DropPositions { from_ms, before_ms } => {
                 // Buffered chunks are recent; commit them first so one pass covers everything.

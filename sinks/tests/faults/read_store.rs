@@ -57,8 +57,8 @@ impl ReadStore for FaultyReadStore {
             Fault::None => self.inner.apply(log, summaries, chunks, through),
         }
     }
-    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
-        self.inner.erase(user_id, workouts)
+    fn delete_workouts(&self, workouts: &HashSet<WorkoutId>) -> Result<(), SinkError> {
+        self.inner.delete_workouts(workouts)
     }
     fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
         self.inner.drop_positions(from_ms, before_ms)

@@ -18,6 +18,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "accounts", include_str!("../../../migrations/postgres/0005_accounts.sql")),
     (6, "stored_span", include_str!("../../../migrations/postgres/0006_stored_span.sql")),
     (7, "workout_tags", include_str!("../../../migrations/postgres/0007_workout_tags.sql")),
+    (
+        8,
+        "workout_edits_and_deletions",
+        include_str!("../../../migrations/postgres/0008_workout_edits_and_deletions.sql"),
+    ),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").

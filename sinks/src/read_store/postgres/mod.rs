@@ -270,22 +270,14 @@ impl ReadStore for PostgresStore {
         txn.commit().map_err(store_error)
     }
 
-    fn erase(&self, user_id: &str, workouts: &HashSet<WorkoutId>) -> Result<usize, SinkError> {
+    fn delete_workouts(&self, workouts: &HashSet<WorkoutId>) -> Result<(), SinkError> {
         let mut client = self.client()?;
         let mut txn = client.transaction().map_err(store_error)?;
-        let mut ids: HashSet<Vec<u8>> = workouts.iter().map(|id| id.0.to_vec()).collect();
-        for row in txn
-            .query("SELECT workout_id FROM workout_summaries WHERE user_id = $1", &[&user_id])
-            .map_err(store_error)?
-        {
-            ids.insert(row.get(0));
-        }
-        let ids: Vec<Vec<u8>> = ids.into_iter().collect();
+        let ids: Vec<Vec<u8>> = workouts.iter().map(|id| id.0.to_vec()).collect();
         for table in ["workout_summaries", "workout_streams", "workout_best_efforts"] {
             txn.execute(&format!("DELETE FROM {table} WHERE workout_id = ANY($1)"), &[&ids]).map_err(store_error)?;
         }
-        txn.commit().map_err(store_error)?;
-        Ok(ids.len())
+        txn.commit().map_err(store_error)
     }
 
     fn drop_positions(&self, from_ms: i64, before_ms: i64) -> Result<usize, SinkError> {
