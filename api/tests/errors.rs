@@ -169,6 +169,7 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
         ),
         ("log_unavailable", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "log_unavailable", "the log is down")),
         ("erasure_incomplete", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "erasure_incomplete", "retry")),
+        ("deletion_incomplete", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "deletion_incomplete", "retry")),
         ("retention_incomplete", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retention_incomplete", "retried")),
         ("event_unpublished", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_unpublished", "repeat")),
     ];
