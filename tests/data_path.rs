@@ -76,6 +76,18 @@ fn event_lines(config: &Config) -> String {
     text
 }
 
+/// The partition's next owner, on another node with its own volume (no event log, no local
+/// positions): the shared parts move with the deployment, the lake and the read store.
+fn on_another_node(config: Config) -> (tempfile::TempDir, Config) {
+    let other_node = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(other_node.path().join("store")).unwrap();
+    let moved = |from: std::path::PathBuf, to: std::path::PathBuf| std::fs::rename(from, to).unwrap();
+    moved(config.data_dir.join("lake"), other_node.path().join("lake"));
+    moved(config.data_dir.join("store").join("read.redb"), other_node.path().join("store").join("read.redb"));
+    let config = Config { data_dir: other_node.path().to_owned(), ..config };
+    (other_node, config)
+}
+
 #[test]
 fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,13 +124,7 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
 
     // The next owner, on another node (its own volume: no event log, no local positions),
     // replays the partition from its first record.
-    let other_node = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(other_node.path().join("store")).unwrap();
-    let moved = |from: &std::path::Path, to: &std::path::Path| std::fs::rename(from, to).unwrap();
-    // The shared parts move with the deployment: the lake and the read store.
-    moved(&dir.path().join("lake"), &other_node.path().join("lake"));
-    moved(&dir.path().join("store").join("read.redb"), &other_node.path().join("store").join("read.redb"));
-    let config = Config { data_dir: other_node.path().to_owned(), ..config };
+    let (_other_node, config) = on_another_node(config);
     run_partition(&config, &entries);
     check(&config, "after the takeover's replay");
 }
@@ -168,12 +174,7 @@ fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
         (Some("WorkoutDeleted"), Some(id(deleted).to_string().as_str()), Some(5))
     );
 
-    let other_node = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(other_node.path().join("store")).unwrap();
-    let moved = |from: &std::path::Path, to: &std::path::Path| std::fs::rename(from, to).unwrap();
-    moved(&dir.path().join("lake"), &other_node.path().join("lake"));
-    moved(&dir.path().join("store").join("read.redb"), &other_node.path().join("store").join("read.redb"));
-    let config = Config { data_dir: other_node.path().to_owned(), ..config };
+    let (_other_node, config) = on_another_node(config);
     run_partition(&config, &entries);
     check(&config, "after the takeover's replay");
 }
