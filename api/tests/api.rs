@@ -982,3 +982,38 @@ async fn the_owner_deletes_a_workout_and_nothing_of_it_is_served() {
     let (status, _) = call(&state, request("DELETE", &uri, Some(&ada), None)).await;
     assert_eq!(status.as_u16(), 404, "deleted once");
 }
+
+/// After a restart the pipeline replays the log and rebuilds each workout's live state from its
+/// first batch on; until the replay catches up, that state is older than what the read store
+/// already holds, and a read must not go back in time.
+#[tokio::test]
+async fn a_live_state_still_being_replayed_never_hides_a_newer_stored_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let token = token("alice");
+    let stored = summary("alice", 7, today_noon_ms(), "running", 50.0, 5_000.0, 1_500.0);
+    put(&state, vec![output(9, stored.clone(), points(7, 5))]);
+    let mut replaying = stored.clone();
+    replaying.status = trackwire_pipeline::WorkoutStatus::Active;
+    replaying.samples = 3;
+    replaying.last_lsn = 5;
+    state.live().unwrap().update(&replaying);
+
+    let id = WorkoutId([7; 16]).to_string();
+    let (status, body) = call(&state, request("GET", &format!("/api/v1/workouts/{id}"), Some(&token), None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["status"].as_str(), body["samples"].as_u64()), (Some("completed"), Some(10)), "{body}");
+    let (_, body) = call(&state, request("GET", &format!("/api/v1/workouts/{id}/live"), Some(&token), None)).await;
+    assert_eq!((body["status"].as_str(), body["in_progress"].as_bool()), (Some("completed"), Some(false)), "{body}");
+    let (_, body) = call(&state, request("GET", "/api/v1/workouts", Some(&token), None)).await;
+    assert_eq!(body["workouts"][0]["status"], "completed", "{body}");
+
+    // Once the live state is the newer one, it is what a read shows.
+    let mut ahead = stored.clone();
+    ahead.status = trackwire_pipeline::WorkoutStatus::Active;
+    ahead.samples = 12;
+    ahead.last_lsn = 11;
+    state.live().unwrap().update(&ahead);
+    let (_, body) = call(&state, request("GET", &format!("/api/v1/workouts/{id}"), Some(&token), None)).await;
+    assert_eq!((body["status"].as_str(), body["samples"].as_u64()), (Some("active"), Some(12)), "{body}");
+}

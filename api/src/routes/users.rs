@@ -136,7 +136,13 @@ pub(super) async fn every_workout_of(state: &AppState, user: &str) -> Result<Vec
     let u = user.to_owned();
     let mut all: HashMap<_, _> =
         blocking(move || store.all_of_user(&u)).await?.into_iter().map(|w| (w.workout_id, w)).collect();
-    all.extend(state.live().into_iter().flat_map(|live| live.of_user(user)).map(|w| (w.workout_id, w)));
+    for live in state.live().into_iter().flat_map(|live| live.of_user(user)) {
+        let newest = match all.remove(&live.workout_id) {
+            Some(stored) => super::workouts::newest(Some(live), stored),
+            None => live,
+        };
+        all.insert(newest.workout_id, newest);
+    }
     Ok(all.into_values().collect())
 }
 

@@ -84,7 +84,10 @@ pub async fn list(
     let (workouts, next) = blocking(move || store.list(&user, &query)).await?;
     let workouts: Vec<_> = workouts
         .into_iter()
-        .map(|w| state.live().and_then(|live| live.get(&w.workout_id)).filter(|l| state.visible(l)).unwrap_or(w))
+        .map(|w| {
+            let live = state.live().and_then(|live| live.get(&w.workout_id)).filter(|l| state.visible(l));
+            newest(live, w)
+        })
         .collect();
     let accounts = state.accounts.clone();
     let workouts = blocking(move || {
@@ -97,7 +100,17 @@ pub async fn list(
     Ok(axum::Json(WorkoutList { workouts, next_cursor: next.map(|c| hex(&c)) }))
 }
 
-/// A workout the caller may see: live if in progress, else from the read store. Another user's
+/// The newer of a workout's live state and its stored summary. The live state is usually ahead,
+/// but after a restart it is rebuilt by replaying the log and lags the store until the replay
+/// catches up: a read must not go back in time meanwhile.
+pub(crate) fn newest(live: Option<WorkoutSummary>, stored: WorkoutSummary) -> WorkoutSummary {
+    match live {
+        Some(live) if live.last_lsn >= stored.last_lsn => live,
+        _ => stored,
+    }
+}
+
+/// A workout the caller may see: the newer of its live state and its stored summary. Another user's
 /// workout is "not found", never "forbidden": ids are not to be probed.
 pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(WorkoutSummary, bool), ApiError> {
     let id: WorkoutId = id.parse().map_err(|e: trackwire_codec::ParseWorkoutIdError| {
@@ -108,25 +121,19 @@ pub async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<(Workou
             "no workout {id} of yours: it was never ingested, belongs to someone else, or its first batch is still in the pipeline"
         ))
     };
-    let (mut summary, in_progress) = match state.live().and_then(|live| live.get(&id)).filter(|s| state.visible(s)) {
-        Some(live) if caller.may_see(&live.user_id) => {
-            let in_progress = !live.status.is_ended();
-            (live, in_progress)
-        }
-        Some(_) => return Err(not_found()),
-        None => {
-            let store = state.store.clone();
-            match blocking(move || store.get(&id)).await? {
-                // A scale-out API replica has no live registry: the store's summary says whether
-                // the workout is still in progress (it is at most a flush interval old).
-                Some(summary) if caller.may_see(&summary.user_id) && state.visible(&summary) => {
-                    let in_progress = !summary.status.is_ended();
-                    (summary, in_progress)
-                }
-                _ => return Err(not_found()),
-            }
-        }
+    let live = state.live().and_then(|live| live.get(&id)).filter(|s| state.visible(s));
+    let store = state.store.clone();
+    let stored = blocking(move || store.get(&id)).await?.filter(|s| state.visible(s));
+    let mut summary = match (live, stored) {
+        (Some(live), Some(stored)) => newest(Some(live), stored),
+        (live, stored) => live.or(stored).ok_or_else(not_found)?,
     };
+    if !caller.may_see(&summary.user_id) {
+        return Err(not_found());
+    }
+    // A scale-out API replica has no live registry: the store's summary says whether the workout
+    // is still in progress (it is at most a flush interval old).
+    let in_progress = !summary.status.is_ended();
     // The owner's sport, if they changed it, for everything shown of the workout.
     let accounts = state.accounts.clone();
     if let Some(sport) = blocking(move || accounts.workout_edits(&id)).await?.and_then(|e| e.sport) {
