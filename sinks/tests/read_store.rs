@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutStatus, WorkoutSummary};
 use trackwire_sinks::read_store::{
-    self, Chunk, ListQuery, LogCommandRecord, PostgresStore, ReadStore, RecordSpan, RedbStore, StreamChunk, Streams,
-    best_efforts,
+    self, ChangeAspect, Chunk, ListQuery, LogCommandRecord, NewChange, PostgresStore, ReadStore, RecordSpan, RedbStore,
+    StreamChunk, Streams, best_efforts,
 };
 
 const T0: i64 = 1_700_000_000_000;
@@ -330,6 +330,41 @@ fn log_commands_are_recorded_per_log_and_never_undone(store: &dyn ReadStore) {
     assert_eq!(store.log_commands("raw.v1/1").unwrap().len(), 1, "other logs untouched");
 }
 
+fn the_change_feed_records_each_completion_once_in_order(store: &dyn ReadStore) {
+    let aspects = |changes: &[read_store::WorkoutChange]| -> Vec<(u8, ChangeAspect)> {
+        changes.iter().map(|c| (c.change.workout_id.0[0], c.change.aspect)).collect()
+    };
+    // In progress: nothing yet. Completed: created. Completed again (a late batch, a replay): no
+    // second create.
+    store.apply("local", &[summary("ada", 1, T0, "run", WorkoutStatus::Active)], &[], 1).unwrap();
+    assert!(store.changes_after(0, 10).unwrap().is_empty());
+    let done = summary("ada", 1, T0, "run", WorkoutStatus::Completed);
+    store.apply("local", std::slice::from_ref(&done), &[], 2).unwrap();
+    store.apply("local", std::slice::from_ref(&done), &[], 3).unwrap();
+    store.apply("local", &[summary("bob", 2, T0, "ride", WorkoutStatus::Cancelled)], &[], 4).unwrap();
+    let created = store.changes_after(0, 10).unwrap();
+    assert_eq!(aspects(&created), [(1, ChangeAspect::Create)]);
+    assert_eq!((created[0].change.user_id.as_str(), created[0].change.at_ms), ("ada", done.end_time_ms));
+
+    let mut edited = NewChange::new(WorkoutId([1; 16]), "ada", ChangeAspect::Update, T0 + MINUTE);
+    edited.updates = serde_json::json!({"name": "Lunch run"});
+    let seq = store.append_change(&edited).unwrap();
+    assert!(seq > created[0].seq);
+    store.append_change(&NewChange::new(WorkoutId([3; 16]), "bob", ChangeAspect::Delete, T0)).unwrap();
+    let all = store.changes_after(0, 10).unwrap();
+    assert_eq!(aspects(&all), [(1, ChangeAspect::Create), (1, ChangeAspect::Update), (3, ChangeAspect::Delete)]);
+    assert_eq!(all[1].change, edited);
+    assert_eq!(aspects(&store.changes_after(created[0].seq, 1).unwrap()), [(1, ChangeAspect::Update)]);
+
+    // Trimmed changes are gone and their seqs are never given again; an erased user's go too.
+    store.trim_changes_through(seq).unwrap();
+    assert_eq!(aspects(&store.changes_after(0, 10).unwrap()), [(3, ChangeAspect::Delete)]);
+    let next = store.append_change(&NewChange::new(WorkoutId([4; 16]), "ada", ChangeAspect::Delete, T0)).unwrap();
+    assert!(next > all[2].seq);
+    store.erase("bob", &HashSet::new()).unwrap();
+    assert_eq!(aspects(&store.changes_after(0, 10).unwrap()), [(4, ChangeAspect::Delete)]);
+}
+
 type Case = fn(&dyn ReadStore);
 
 const CASES: &[(&str, Case)] = &[
@@ -349,6 +384,7 @@ const CASES: &[(&str, Case)] = &[
     ("retention_nulls_old_positions_and_nothing_else", retention_nulls_old_positions_and_nothing_else),
     ("athlete_profiles_are_set_replaced_and_removed", athlete_profiles_are_set_replaced_and_removed),
     ("log_commands_are_recorded_per_log_and_never_undone", log_commands_are_recorded_per_log_and_never_undone),
+    ("the_change_feed_records_each_completion_once_in_order", the_change_feed_records_each_completion_once_in_order),
 ];
 
 // ---- the backends ---------------------------------------------------------------------------
@@ -416,7 +452,7 @@ fn postgres_migrations_apply_once_even_when_processes_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 #[test]

@@ -8,12 +8,14 @@
 //! Written by [`ReadStoreSink`] in one transaction per flush, together with the position of the
 //! log it is complete through, so the store and its checkpoint can never disagree.
 
+mod changes;
 mod efforts;
 mod postgres;
 mod redb;
 mod sink;
 mod streams;
 
+pub use changes::{ChangeAspect, NewChange, WorkoutChange};
 pub use efforts::{BestEfforts, EFFORT_DISTANCES, best_efforts};
 pub use postgres::tls as postgres_tls;
 pub use postgres::{PostgresStore, describe as describe_postgres_error};
@@ -105,8 +107,9 @@ pub trait ReadStore: Send + Sync {
     }
 
     /// In one transaction: stores the chunks (a chunk already held is replaced by the same bytes),
-    /// replaces each workout's summary, computes the best efforts of those that ended, and moves
-    /// `log`'s checkpoint to `through`.
+    /// replaces each workout's summary, computes the best efforts of those that ended, appends a
+    /// `Create` change for each stored as completed for the first time, and moves `log`'s
+    /// checkpoint to `through`.
     fn apply(
         &self,
         log: &str,
@@ -121,6 +124,7 @@ pub trait ReadStore: Send + Sync {
         let mut ids = workouts.clone();
         ids.extend(self.all_of_user(user_id)?.iter().map(|s| s.workout_id));
         self.delete_workouts(&ids)?;
+        self.delete_changes_of_user(user_id)?;
         Ok(ids.len())
     }
 
@@ -152,6 +156,22 @@ pub trait ReadStore: Send + Sync {
 
     /// The commands recorded about `user_id`, on every log.
     fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError>;
+
+    /// Appends a change to the feed of [`WorkoutChange`]s; returns its `seq`. [`apply`]
+    /// appends `Create` itself, when a workout is first stored as completed.
+    ///
+    /// [`apply`]: ReadStore::apply
+    fn append_change(&self, change: &NewChange) -> Result<u64, SinkError>;
+
+    /// Up to `limit` changes after `seq`, oldest first. A change is never seen before one with a
+    /// lower `seq`: a reader that remembers the last `seq` it took misses none.
+    fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<WorkoutChange>, SinkError>;
+
+    /// Forgets the changes through `seq` (their reader has taken them).
+    fn trim_changes_through(&self, seq: u64) -> Result<(), SinkError>;
+
+    /// Forgets every change of the user (erasure).
+    fn delete_changes_of_user(&self, user_id: &str) -> Result<(), SinkError>;
 }
 
 /// A command handed on through a log, where it was placed, and whether it has been carried out.

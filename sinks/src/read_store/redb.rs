@@ -10,8 +10,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, assemble, best_efforts,
-    cursor_of, newest_first, start_of,
+    BestEfforts, ChangeAspect, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams,
+    WorkoutChange, assemble, best_efforts, cursor_of, newest_first, start_of,
 };
 use crate::SinkError;
 
@@ -26,6 +26,10 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("athlete_profiles");
 /// Key: (log, LSN) → (command, user id or "", done).
 const LOG_COMMANDS: TableDefinition<(&str, u64), (&str, &str, bool)> = TableDefinition::new("log_commands");
+/// seq → [`NewChange`] (JSON): the change feed.
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("workout_changes");
+/// Key in [`META`]: the last `seq` the feed gave (trimming keeps it: a seq is never reused).
+const LAST_CHANGE_SEQ: &str = "last_change_seq";
 /// Key `checkpoint_lsn/<log>`: the LSN of that log through which the store is complete.
 const CHECKPOINT_PREFIX: &str = "checkpoint_lsn/";
 
@@ -76,6 +80,7 @@ impl RedbStore {
         txn.open_table(META).map_err(SinkError::store)?;
         txn.open_table(PROFILES).map_err(SinkError::store)?;
         txn.open_table(LOG_COMMANDS).map_err(SinkError::store)?;
+        txn.open_table(CHANGES).map_err(SinkError::store)?;
         txn.commit().map_err(SinkError::store)?;
         Ok(RedbStore { db })
     }
@@ -196,10 +201,19 @@ impl ReadStore for RedbStore {
             let mut table = txn.open_table(SUMMARIES).map_err(SinkError::store)?;
             let mut index = txn.open_table(BY_USER).map_err(SinkError::store)?;
             let mut efforts = txn.open_table(EFFORTS).map_err(SinkError::store)?;
+            let mut created = Vec::new();
             for summary in summaries {
                 let id = &summary.workout_id.0[..];
                 let previous =
                     table.get(id).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?;
+                if super::changes::first_completion(previous.as_ref(), summary) {
+                    created.push(NewChange::new(
+                        summary.workout_id,
+                        &summary.user_id,
+                        ChangeAspect::Create,
+                        summary.end_time_ms,
+                    ));
+                }
                 if let Some(previous) = previous {
                     index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
                 }
@@ -215,6 +229,10 @@ impl ReadStore for RedbStore {
             }
             let mut meta = txn.open_table(META).map_err(SinkError::store)?;
             meta.insert(format!("{CHECKPOINT_PREFIX}{log}").as_str(), through).map_err(SinkError::store)?;
+            drop(meta);
+            for change in &created {
+                append(&txn, change)?;
+            }
         }
         txn.commit().map_err(SinkError::store)
     }
@@ -345,6 +363,49 @@ impl ReadStore for RedbStore {
         }
         Ok(out)
     }
+
+    fn append_change(&self, change: &NewChange) -> Result<u64, SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        let seq = append(&txn, change)?;
+        commit(txn)?;
+        Ok(seq)
+    }
+
+    fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<WorkoutChange>, SinkError> {
+        let txn = self.db.begin_read().map_err(SinkError::store)?;
+        let table = txn.open_table(CHANGES).map_err(SinkError::store)?;
+        let mut out = Vec::new();
+        for entry in table.range((Bound::Excluded(seq), Bound::Unbounded)).map_err(SinkError::store)?.take(limit) {
+            let (seq, json) = entry.map_err(SinkError::store)?;
+            let change = serde_json::from_slice(json.value()).map_err(SinkError::store)?;
+            out.push(WorkoutChange { seq: seq.value(), change });
+        }
+        Ok(out)
+    }
+
+    fn trim_changes_through(&self, seq: u64) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        txn.open_table(CHANGES).map_err(SinkError::store)?.retain_in(..=seq, |_, _| false).map_err(SinkError::store)?;
+        commit(txn)
+    }
+
+    fn delete_changes_of_user(&self, user_id: &str) -> Result<(), SinkError> {
+        let txn = self.db.begin_write().map_err(SinkError::store)?;
+        txn.open_table(CHANGES)
+            .map_err(SinkError::store)?
+            .retain(|_, json| serde_json::from_slice::<NewChange>(json).map_or(true, |c| c.user_id != user_id))
+            .map_err(SinkError::store)?;
+        commit(txn)
+    }
+}
+
+fn append(txn: &WriteTransaction, change: &NewChange) -> Result<u64, SinkError> {
+    let mut meta = txn.open_table(META).map_err(SinkError::store)?;
+    let seq = meta.get(LAST_CHANGE_SEQ).map_err(SinkError::store)?.map_or(0, |v| v.value()) + 1;
+    meta.insert(LAST_CHANGE_SEQ, seq).map_err(SinkError::store)?;
+    let json = serde_json::to_vec(change).map_err(SinkError::store)?;
+    txn.open_table(CHANGES).map_err(SinkError::store)?.insert(seq, &json[..]).map_err(SinkError::store)?;
+    Ok(seq)
 }
 
 fn log_command_of((log, lsn): (&str, u64), (command, user, done): (&str, &str, bool)) -> LogCommandRecord {

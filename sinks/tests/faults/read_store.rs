@@ -6,7 +6,9 @@ use std::sync::Arc;
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 use trackwire_sinks::SinkError;
-use trackwire_sinks::read_store::{BestEfforts, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams};
+use trackwire_sinks::read_store::{
+    BestEfforts, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams, WorkoutChange,
+};
 
 use super::{Fault, Faults};
 
@@ -84,5 +86,17 @@ impl ReadStore for FaultyReadStore {
     }
     fn log_commands_of_user(&self, user_id: &str) -> Result<Vec<LogCommandRecord>, SinkError> {
         self.inner.log_commands_of_user(user_id)
+    }
+    fn append_change(&self, change: &NewChange) -> Result<u64, SinkError> {
+        self.inner.append_change(change)
+    }
+    fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<WorkoutChange>, SinkError> {
+        self.inner.changes_after(seq, limit)
+    }
+    fn trim_changes_through(&self, seq: u64) -> Result<(), SinkError> {
+        self.inner.trim_changes_through(seq)
+    }
+    fn delete_changes_of_user(&self, user_id: &str) -> Result<(), SinkError> {
+        self.inner.delete_changes_of_user(user_id)
     }
 }

@@ -19,8 +19,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, ReadStore, StreamChunk, Streams, assemble, best_efforts,
-    cursor_of, start_of,
+    BestEfforts, ChangeAspect, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams,
+    WorkoutChange, assemble, best_efforts, cursor_of, start_of,
 };
 use crate::SinkError;
 
@@ -239,8 +239,23 @@ impl ReadStore for PostgresStore {
                     .map_err(store_error)?;
             }
         }
+        let mut created = Vec::new();
         for summary in summaries {
             let id = &summary.workout_id.0[..];
+            if summary.status == trackwire_pipeline::WorkoutStatus::Completed {
+                let previous = txn
+                    .query_opt("SELECT summary FROM workout_summaries WHERE workout_id = $1", &[&id])
+                    .map_err(store_error)?
+                    .map(|row| row.get::<_, Json<WorkoutSummary>>(0).0);
+                if super::changes::first_completion(previous.as_ref(), summary) {
+                    created.push(NewChange::new(
+                        summary.workout_id,
+                        &summary.user_id,
+                        ChangeAspect::Create,
+                        summary.end_time_ms,
+                    ));
+                }
+            }
             txn.execute(
                 "INSERT INTO workout_summaries (workout_id, user_id, sport, start_time_ms, end_time_ms, summary)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -267,6 +282,9 @@ impl ReadStore for PostgresStore {
             &[&log, &lsn_param(through)?],
         )
         .map_err(store_error)?;
+        for change in &created {
+            append(&mut txn, change)?;
+        }
         txn.commit().map_err(store_error)
     }
 
@@ -374,6 +392,54 @@ impl ReadStore for PostgresStore {
             .map_err(store_error)?;
         Ok(rows.iter().map(log_command_of).collect())
     }
+
+    fn append_change(&self, change: &NewChange) -> Result<u64, SinkError> {
+        let mut client = self.client()?;
+        let mut txn = client.transaction().map_err(store_error)?;
+        let seq = append(&mut txn, change)?;
+        txn.commit().map_err(store_error)?;
+        Ok(seq)
+    }
+
+    fn changes_after(&self, seq: u64, limit: usize) -> Result<Vec<WorkoutChange>, SinkError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .client()?
+            .query(
+                "SELECT seq, change FROM workout_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&lsn_param(seq)?, &limit],
+            )
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| WorkoutChange { seq: row.get::<_, i64>(0) as u64, change: row.get::<_, Json<NewChange>>(1).0 })
+            .collect())
+    }
+
+    fn trim_changes_through(&self, seq: u64) -> Result<(), SinkError> {
+        self.client()?
+            .execute("DELETE FROM workout_changes WHERE seq <= $1", &[&lsn_param(seq)?])
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    fn delete_changes_of_user(&self, user_id: &str) -> Result<(), SinkError> {
+        self.client()?.execute("DELETE FROM workout_changes WHERE user_id = $1", &[&user_id]).map_err(store_error)?;
+        Ok(())
+    }
+}
+
+/// Appends `change` in `txn`, behind the table lock that keeps the feed's seq order its commit
+/// order.
+fn append(txn: &mut postgres::Transaction<'_>, change: &NewChange) -> Result<u64, SinkError> {
+    txn.batch_execute("LOCK TABLE workout_changes IN EXCLUSIVE MODE").map_err(store_error)?;
+    let row = txn
+        .query_one(
+            "INSERT INTO workout_changes (user_id, change) VALUES ($1, $2) RETURNING seq",
+            &[&change.user_id, &Json(change)],
+        )
+        .map_err(store_error)?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 fn log_command_of(row: &postgres::Row) -> LogCommandRecord {
