@@ -13,12 +13,87 @@
 //! fair share: the partition count over the workers holding unexpired leases. A worker over its
 //! share (one joined) hands back foreign partitions. So N may be the most workers there will be
 //! (an autoscaler's maximum): partitions without a running home worker are shared out.
+//!
+//! Renewal also runs on a thread of its own ([`Keeper`]): starting or stopping a partition opens
+//! or commits its lake tables, seconds each on a slow object store, and a worker taking several
+//! partitions at once used to let all its leases lapse meanwhile, lose them, and start over.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use postgres::Client;
+
+fn connect(url: &str, ca_file: Option<&std::path::Path>) -> anyhow::Result<Client> {
+    let mut config: postgres::Config = url.parse().context("store.url is not a PostgreSQL URL")?;
+    let tls = trackwire_sinks::read_store::postgres_tls::connector(&mut config, url, ca_file)?;
+    config.connect(tls).context("connecting to PostgreSQL for the partition leases")
+}
+
+/// Extends every unexpired lease of `owner` on `topic` by `ttl`; the partitions renewed, and
+/// whether their holder asked for them back (`wanted_by`).
+fn renew(client: &mut Client, topic: &str, owner: &str, ttl: Duration) -> anyhow::Result<Vec<(i32, Option<String>)>> {
+    Ok(client
+        .query(
+            "UPDATE pipeline_leases SET expires_at = now() + make_interval(secs => $3)
+             WHERE topic = $1 AND owner = $2 AND expires_at > now()
+             RETURNING partition, wanted_by",
+            &[&topic, &owner, &ttl.as_secs_f64()],
+        )
+        .context("renewing partition leases")?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect())
+}
+
+/// Renews a worker's leases every third of a lease on a thread of its own, until dropped, so the
+/// main loop may spend longer than a lease starting and stopping partitions. It only extends
+/// leases still held: one released or lost stays so.
+pub struct Keeper {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Keeper {
+    pub fn spawn(
+        url: &str,
+        ca_file: Option<&std::path::Path>,
+        topic: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<Keeper> {
+        let mut client = connect(url, ca_file)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (topic, owner, stopped) = (topic.to_owned(), owner.to_owned(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("lease-keeper".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    if let Err(err) = renew(&mut client, &topic, &owner, ttl) {
+                        tracing::warn!("partition leases not renewed by the keeper (retrying): {err:#}");
+                    }
+                    let next = Instant::now() + ttl / 3;
+                    while Instant::now() < next && !stopped.load(Ordering::Acquire) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            })
+            .context("starting the lease keeper thread")?;
+        Ok(Keeper { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 pub struct Leases {
     client: Client,
@@ -53,9 +128,7 @@ impl Leases {
         ttl: Duration,
         worker: (u32, u32),
     ) -> anyhow::Result<Leases> {
-        let mut config: postgres::Config = url.parse().context("store.url is not a PostgreSQL URL")?;
-        let tls = trackwire_sinks::read_store::postgres_tls::connector(&mut config, url, ca_file)?;
-        let client = config.connect(tls).context("connecting to PostgreSQL for the partition leases")?;
+        let client = connect(url, ca_file)?;
         Ok(Leases { client, topic: topic.to_owned(), owner, ttl, worker })
     }
 
@@ -73,18 +146,7 @@ impl Leases {
     pub fn round(&mut self, held: &BTreeSet<i32>, partitions: i32) -> anyhow::Result<Round> {
         let ttl_secs = self.ttl.as_secs_f64();
         let mut round = Round::default();
-        let renewed: Vec<(i32, Option<String>)> = self
-            .client
-            .query(
-                "UPDATE pipeline_leases SET expires_at = now() + make_interval(secs => $3)
-                 WHERE topic = $1 AND owner = $2 AND expires_at > now()
-                 RETURNING partition, wanted_by",
-                &[&self.topic, &self.owner, &ttl_secs],
-            )
-            .context("renewing partition leases")?
-            .iter()
-            .map(|row| (row.get(0), row.get(1)))
-            .collect();
+        let renewed = renew(&mut self.client, &self.topic, &self.owner, self.ttl)?;
         for (partition, wanted_by) in renewed {
             let wanted_elsewhere = wanted_by.is_some_and(|w| w != self.owner);
             if wanted_elsewhere && !self.is_home(partition) {
@@ -166,5 +228,51 @@ impl Leases {
             )
             .context("releasing partition leases")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh database on the test server (`scripts/test.sh` starts one), migrated.
+    fn database() -> Option<String> {
+        let Ok(url) = std::env::var("TRACKWIRE_TEST_POSTGRES_URL") else {
+            eprintln!("TRACKWIRE_TEST_POSTGRES_URL is not set: skipped (scripts/test.sh starts PostgreSQL)");
+            return None;
+        };
+        let name = format!("lease_{}", std::process::id());
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connecting to the test server");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+        let url = format!("{base}/{name}");
+        trackwire_sinks::read_store::PostgresStore::connect(&url, None).unwrap();
+        Some(url)
+    }
+
+    #[test]
+    fn the_keeper_holds_the_leases_while_the_main_loop_is_busier_than_a_lease() {
+        let Some(url) = database() else { return };
+        let ttl = Duration::from_millis(900);
+        let mut first = Leases::connect(&url, None, "raw", "first".into(), ttl, (0, 2)).unwrap();
+        let mut second = Leases::connect(&url, None, "raw", "second".into(), ttl, (1, 2)).unwrap();
+        let taken = first.round(&BTreeSet::new(), 2).unwrap().gained;
+        assert_eq!(taken, BTreeSet::from([0, 1]), "alone, the first worker takes every partition");
+
+        // Starting two partitions takes longer than a lease: the keeper renews meanwhile.
+        let keeper = Keeper::spawn(&url, None, "raw", "first", ttl).unwrap();
+        std::thread::sleep(ttl * 3);
+        let joining = second.round(&BTreeSet::new(), 2).unwrap();
+        assert!(joining.gained.is_empty(), "nothing lapsed for the second worker to take: {joining:?}");
+        let next = first.round(&taken, 2).unwrap();
+        assert_eq!(next.lost, BTreeSet::new(), "{next:?}");
+        assert_eq!(next.hand_back, BTreeSet::from([1]), "its home worker asked for partition 1 back");
+
+        // Released leases stay released: the keeper extends only those still held.
+        first.release(&BTreeSet::from([1])).unwrap();
+        std::thread::sleep(ttl / 2);
+        assert_eq!(second.round(&BTreeSet::new(), 2).unwrap().gained, BTreeSet::from([1]));
+        drop(keeper);
     }
 }

@@ -63,6 +63,8 @@ pub fn run(
     let ttl = Duration::from_secs_f64(config.cluster.lease_secs);
     let ca_file = config.store.ca_file.as_deref();
     let mut leases = lease::Leases::connect(store_url, ca_file, &raw.topic, owner.clone(), ttl, (index, count))?;
+    // Dropped last: the leases stay renewed until every partition has committed and released.
+    let _keeper = lease::Keeper::spawn(store_url, ca_file, &raw.topic, &owner, ttl)?;
     let status =
         Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
 
