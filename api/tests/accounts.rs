@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use trackwire_api::accounts::{Accounts, PostgresAccounts, RedbAccounts};
+use trackwire_api::accounts::{Accounts, Attempt, PostgresAccounts, RedbAccounts, StoredSubscription};
 use trackwire_api::views::{Gear, GearKind, IssuedToken, Profile, Upload, UploadStatus, Visibility, WorkoutEdits};
 use trackwire_codec::WorkoutId;
+use trackwire_sinks::read_store::{ChangeAspect, NewChange, WorkoutChange};
 
 fn gear(id: &str) -> Gear {
     Gear {
@@ -163,10 +164,89 @@ fn suite(accounts: &dyn Accounts) {
     assert_eq!(accounts.positions_dropped_before().unwrap(), 2_000);
 }
 
+fn subscription(id: &str, user: &str, created_ms: i64) -> StoredSubscription {
+    StoredSubscription {
+        id: id.into(),
+        user_id: user.into(),
+        callback_url: format!("https://apps.example.test/{id}"),
+        secret: "s3cret".into(),
+        created_ms,
+        delivered: 0,
+        failed: 0,
+        last_failure: None,
+        last_failure_ms: None,
+    }
+}
+
+fn change(seq: u64, user: &str, workout: u8) -> WorkoutChange {
+    WorkoutChange { seq, change: NewChange::new(WorkoutId([workout; 16]), user, ChangeAspect::Create, 1_000) }
+}
+
+/// Subscriptions, the queue of deliveries fed from the change feed, claims and outcomes.
+fn push_suite(accounts: &dyn Accounts) {
+    accounts.put_push_subscription(&subscription("s2", "cyd", 20)).unwrap();
+    accounts.put_push_subscription(&subscription("s1", "cyd", 10)).unwrap();
+    accounts.put_push_subscription(&subscription("s3", "dan", 30)).unwrap();
+    let ids = |user| accounts.push_subscriptions_of(user).unwrap().into_iter().map(|s| s.id).collect::<Vec<_>>();
+    assert_eq!(ids("cyd"), ["s1", "s2"], "oldest first");
+    assert_eq!(accounts.push_subscription("s3").unwrap(), Some(subscription("s3", "dan", 30)));
+
+    // Each change becomes a delivery per subscription of its user, once: a replica that read the
+    // feed from an older position finds the queue moved on and writes nothing.
+    assert_eq!(accounts.push_enqueued_through().unwrap(), 0);
+    let feed = [change(4, "cyd", 1), change(6, "eve", 2), change(7, "dan", 3)];
+    assert!(accounts.enqueue_push(0, &feed, 7, 100).unwrap());
+    assert!(!accounts.enqueue_push(0, &feed, 7, 100).unwrap());
+    assert_eq!(accounts.push_enqueued_through().unwrap(), 7);
+    let pending = |id| accounts.pending_push_deliveries(id).unwrap();
+    assert_eq!((pending("s1"), pending("s2"), pending("s3")), (1, 1, 1));
+
+    // Claimed deliveries are not due again until the claim runs out.
+    let due = accounts.claim_push_deliveries(100, 5_000, 2).unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|d| d.attempts == 0 && d.next_attempt_ms == 100));
+    let rest = accounts.claim_push_deliveries(100, 5_000, 10).unwrap();
+    assert_eq!(rest.len(), 1, "only the one not claimed yet");
+    assert!(accounts.claim_push_deliveries(4_999, 9_000, 10).unwrap().is_empty());
+
+    // Delivered: gone and counted. Retry: due again later, one attempt more. Gave up: gone,
+    // counted as failed, with the reason.
+    let by_subscription = |id: &str| due.iter().chain(&rest).find(|d| d.subscription_id == id).unwrap().clone();
+    let (s1, s2, s3) = (by_subscription("s1"), by_subscription("s2"), by_subscription("s3"));
+    assert_eq!((s1.seq, s3.seq, s3.change.user_id.as_str()), (4, 7, "dan"));
+    accounts.finish_push_delivery(&s1, &Attempt::Delivered, 200).unwrap();
+    let retry = Attempt::Retry { next_attempt_ms: 700, error: "HTTP 503".into() };
+    accounts.finish_push_delivery(&s2, &retry, 200).unwrap();
+    accounts.finish_push_delivery(&s3, &Attempt::GaveUp { error: "timed out".into() }, 300).unwrap();
+    assert_eq!((pending("s1"), pending("s2"), pending("s3")), (0, 1, 0));
+    let stats = |id| accounts.push_subscription(id).unwrap().unwrap();
+    assert_eq!((stats("s1").delivered, stats("s1").failed), (1, 0));
+    assert_eq!((stats("s2").last_failure.as_deref(), stats("s2").last_failure_ms), (Some("HTTP 503"), Some(200)));
+    assert_eq!((stats("s3").failed, stats("s3").last_failure.as_deref()), (1, Some("timed out")));
+    assert!(accounts.claim_push_deliveries(699, 9_000, 10).unwrap().is_empty());
+    let again = accounts.claim_push_deliveries(5_001, 9_000, 10).unwrap();
+    assert_eq!(again.iter().map(|d| (d.subscription_id.as_str(), d.attempts)).collect::<Vec<_>>(), [("s2", 1)]);
+
+    // Deleting a subscription takes its deliveries; an outcome for it afterwards is no error.
+    assert!(accounts.delete_push_subscription("s2").unwrap());
+    assert!(!accounts.delete_push_subscription("s2").unwrap());
+    assert_eq!(pending("s2"), 0);
+    accounts.finish_push_delivery(&again[0], &Attempt::Delivered, 900).unwrap();
+    assert_eq!(accounts.push_subscription("s2").unwrap(), None);
+
+    // Erasure takes the user's subscriptions and deliveries, no one else's.
+    assert!(accounts.enqueue_push(7, &[change(8, "cyd", 4), change(9, "dan", 5)], 9, 1_000).unwrap());
+    accounts.erase_user("cyd", &[]).unwrap();
+    assert!(ids("cyd").is_empty());
+    assert_eq!((pending("s1"), pending("s3")), (0, 1));
+}
+
 #[test]
 fn redb_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    suite(&RedbAccounts::open(&dir.path().join("accounts.redb")).unwrap());
+    let accounts = RedbAccounts::open(&dir.path().join("accounts.redb")).unwrap();
+    suite(&accounts);
+    push_suite(&accounts);
 }
 
 #[test]
@@ -183,6 +263,7 @@ fn postgres_passes_the_suite_and_replicas_share_it() {
     let (base, _) = url.rsplit_once('/').expect("a URL with a database");
     let url = format!("{base}/{name}");
     suite(&PostgresAccounts::connect(&url, None).unwrap());
+    push_suite(&PostgresAccounts::connect(&url, None).unwrap());
     // A second replica sees what the first wrote.
     let other = PostgresAccounts::connect(&url, None).unwrap();
     assert!(other.device_tokens().unwrap().is_empty(), "ada's were erased, bob's revoked");

@@ -1,6 +1,7 @@
 //! What the API itself owns: athlete profiles, gear and which workout used it, uploads and their
 //! external ids, issued device tokens, erasures (kept so a restart's log replay cannot bring an
-//! erased user back), and the coordinate-retention watermark.
+//! erased user back), the coordinate-retention watermark, and push subscriptions with their
+//! pending deliveries ([`PushStore`]).
 //!
 //! Two backends behind [`Accounts`]: an embedded redb file beside the read store
 //! ([`RedbAccounts`]), and the deployment's PostgreSQL database ([`PostgresAccounts`]), which every
@@ -8,6 +9,9 @@
 //! accounts live where the read store does ([`open`]).
 
 mod postgres;
+mod push;
+mod push_postgres;
+mod push_redb;
 mod redb;
 
 use std::path::Path;
@@ -17,6 +21,7 @@ use trackwire_codec::WorkoutId;
 use trackwire_ingest::DeviceToken;
 
 pub use self::postgres::PostgresAccounts;
+pub use self::push::{Attempt, PendingDelivery, PushStore, StoredSubscription};
 pub use self::redb::RedbAccounts;
 use crate::views::{Gear, IssuedToken, Profile, Upload, WorkoutEdits};
 
@@ -25,7 +30,7 @@ use crate::views::{Gear, IssuedToken, Profile, Upload, WorkoutEdits};
 pub struct AccountsError(pub(crate) String);
 
 /// The account store. Synchronous: the API calls it from `spawn_blocking`.
-pub trait Accounts: Send + Sync {
+pub trait Accounts: PushStore + Send + Sync {
     fn profile(&self, user_id: &str) -> Result<Option<Profile>, AccountsError>;
     fn profiles(&self) -> Result<Vec<(String, Profile)>, AccountsError>;
     fn set_profile(&self, user_id: &str, profile: &Profile) -> Result<(), AccountsError>;
@@ -66,7 +71,8 @@ pub trait Accounts: Send + Sync {
     fn deletions(&self) -> Result<Vec<(WorkoutId, u64)>, AccountsError>;
     /// Records a deletion (before any sink acts on it, so a restart's replay keeps it out).
     fn record_deletion(&self, workout: &WorkoutId, through_lsn: u64) -> Result<(), AccountsError>;
-    /// Deletes everything the API holds of the user except the erasure record itself.
+    /// Deletes everything the API holds of the user except the erasure record itself (push
+    /// subscriptions and their deliveries included).
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError>;
 
     fn positions_dropped_before(&self) -> Result<i64, AccountsError>;

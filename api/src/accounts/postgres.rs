@@ -20,7 +20,7 @@ fn err(e: impl std::fmt::Display) -> AccountsError {
     AccountsError(e.to_string())
 }
 
-fn sql(e: postgres::Error) -> AccountsError {
+pub(super) fn sql(e: postgres::Error) -> AccountsError {
     AccountsError(format!("PostgreSQL: {}", trackwire_sinks::read_store::describe_postgres_error(&e)))
 }
 
@@ -30,7 +30,7 @@ impl PostgresAccounts {
         Ok(PostgresAccounts { db: PostgresStore::connect(url, ca_file).map_err(err)? })
     }
 
-    fn client(&self) -> Result<impl std::ops::DerefMut<Target = postgres::Client>, AccountsError> {
+    pub(super) fn client(&self) -> Result<impl std::ops::DerefMut<Target = postgres::Client>, AccountsError> {
         self.db.client().map_err(err)
     }
 }
@@ -301,6 +301,8 @@ impl Accounts for PostgresAccounts {
         txn.execute("DELETE FROM account_gear_of_workout WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         txn.execute("DELETE FROM account_workout_tags WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         txn.execute("DELETE FROM account_workout_edits WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
+        // Their deliveries go with them (ON DELETE CASCADE).
+        txn.execute("DELETE FROM account_push_subscriptions WHERE user_id = $1", &[&user_id]).map_err(sql)?;
         txn.commit().map_err(sql)
     }
 

@@ -27,10 +27,10 @@ const DEVICE_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("device
 const ERASURES: TableDefinition<&str, u64> = TableDefinition::new("erasures");
 /// Deleted workout id → the LSN through which it is erased.
 const DELETIONS: TableDefinition<&[u8], u64> = TableDefinition::new("deletions");
-const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
+pub(super) const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const POSITIONS_DROPPED_BEFORE: &str = "positions_dropped_before_ms";
 
-fn err(e: impl std::fmt::Display) -> AccountsError {
+pub(super) fn err(e: impl std::fmt::Display) -> AccountsError {
     AccountsError(e.to_string())
 }
 
@@ -41,16 +41,16 @@ fn user_key(user_id: &str, rest: &str) -> Vec<u8> {
     key
 }
 
-fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AccountsError> {
+pub(super) fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AccountsError> {
     serde_json::from_slice(bytes).map_err(err)
 }
 
-fn to_json(value: &impl Serialize) -> Vec<u8> {
+pub(super) fn to_json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("account records always serialize")
 }
 
 pub struct RedbAccounts {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl RedbAccounts {
@@ -71,6 +71,8 @@ impl RedbAccounts {
         txn.open_table(ERASURES).map_err(err)?;
         txn.open_table(DELETIONS).map_err(err)?;
         txn.open_table(META).map_err(err)?;
+        txn.open_table(super::push_redb::PUSH_SUBSCRIPTIONS).map_err(err)?;
+        txn.open_table(super::push_redb::PUSH_DELIVERIES).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(RedbAccounts { db })
     }
@@ -345,6 +347,7 @@ impl Accounts for RedbAccounts {
                 .map_err(err)?
                 .retain(|_, v| serde_json::from_slice::<IssuedToken>(v).map_or(true, |t| t.user_id != user_id))
                 .map_err(err)?;
+            super::push_redb::erase_user(&txn, user_id)?;
         }
         txn.commit().map_err(err)
     }
