@@ -64,11 +64,11 @@ pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listen
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
-        // An API replica runs coordinate retention; a gateway follows the device tokens the API
-        // replicas issue and revoke.
+        // An API replica runs coordinate retention and push deliveries; a gateway follows the
+        // device tokens the API replicas issue and revoke.
         let background = match (&surfaces, &accounts) {
             (Surfaces::Api(state) | Surfaces::All(state), _) => {
-                Some(tokio::spawn(trackwire_api::retention_loop(state.clone())))
+                Some(tokio::spawn(trackwire_api::background(state.clone())))
             }
             (Surfaces::Ingest(ingest), Some(accounts)) => {
                 Some(tokio::spawn(follow_issued_tokens(accounts.clone(), ingest.ingestor.clone())))

@@ -37,15 +37,16 @@ pub fn run(config: &Config, listeners: Listeners, stop: Stop) -> anyhow::Result<
     // must not happen on this runtime's threads: the last handles on the stores are dropped here.
     let (store, accounts) = (state.store.clone(), state.accounts.clone());
     runtime.block_on(async {
-        // Log retention and coordinate retention belong to the process that owns the log and sinks.
+        // Log retention belongs to the process that owns the log and sinks; coordinate retention
+        // and push deliveries to every process that serves the API.
         let status = data_path.status.clone();
         let retention = tokio::spawn(retention_loop(state.ingestor().log().clone(), status.sinks, status.live));
-        let coordinates = tokio::spawn(trackwire_api::retention_loop(state.clone()));
+        let api_background = tokio::spawn(trackwire_api::background(state.clone()));
         let served = serve_fronts(config, Surfaces::All(state), Role::All, listeners, stop).await;
         retention.abort();
         let _ = retention.await;
-        coordinates.abort();
-        let _ = coordinates.await;
+        api_background.abort();
+        let _ = api_background.await;
         served
     })?;
     drop(runtime);

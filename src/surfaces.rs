@@ -56,6 +56,7 @@ pub fn api_state(
         erased: Arc::new(erased),
         deleted: Arc::new(deleted),
         privacy: config.privacy.clone(),
+        push: config.push.clone(),
         max_upload_bytes: config.api.max_upload_bytes,
         originals: Some(Arc::new(
             Originals::new(config.lake_store().context("opening the lake's store for uploaded files")?)

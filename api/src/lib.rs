@@ -7,7 +7,8 @@
 //! - `/api/v1/…` (bearer JWT, [`auth`]): the caller's workouts (list with filters and cursor
 //!   pagination, details with the route polyline, index-aligned streams with resolutions, GeoJSON
 //!   route, splits, live state), athlete profile, stats and records, training load and
-//!   recommendations, gear, device tokens, uploads, erasure, and admin retention runs.
+//!   recommendations, gear, device tokens, uploads, push subscriptions ([`push`]), erasure, and
+//!   admin retention runs.
 //!   The OpenAPI document is at `/api/v1/openapi.json`.
 //! - `GET /healthcheck`, `GET /metrics`.
 //!
@@ -26,6 +27,7 @@ pub mod http_metrics;
 pub mod limits;
 pub mod openapi;
 pub mod prometheus;
+pub mod push;
 mod routes;
 mod state;
 pub mod trace_context;
@@ -33,6 +35,12 @@ pub mod views;
 
 pub use error::ApiError;
 pub use routes::admin::{retention_loop, run_retention};
+
+/// What a process serving the API runs beside its routes: coordinate retention and push
+/// deliveries, until the task is dropped.
+pub async fn background(state: AppState) {
+    tokio::join!(retention_loop(state.clone()), push::deliver_loop(state));
+}
 pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
 pub use state::{AppState, DataPathView, IngestState, PrivacyConfig};
@@ -140,6 +148,8 @@ fn api(state: &AppState) -> Router<AppState> {
             post(uploads::create).layer(DefaultBodyLimit::max(state.max_upload_bytes.saturating_add(64 << 10))),
         )
         .route("/uploads/{id}", get(uploads::get_one))
+        .route("/push-subscriptions", get(routes::push::list).post(routes::push::create))
+        .route("/push-subscriptions/{id}", axum::routing::delete(routes::push::delete))
         .route("/admin/retention", post(admin::retention))
         .route_layer(axum::middleware::from_fn(conditional::etag))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limits::rate_limit))

@@ -42,10 +42,13 @@ impl Modify for BearerAuth {
         routes::gear::list, routes::gear::create, routes::gear::get_one, routes::gear::update, routes::gear::delete,
         routes::tokens::issue, routes::tokens::list, routes::tokens::revoke,
         routes::uploads::create, routes::uploads::get_one,
+        routes::push::create, routes::push::list, routes::push::delete,
         routes::admin::retention,
         routes::ingest::ingest, routes::health::healthcheck, routes::metrics::metrics,
     ),
-    components(schemas(routes::streams::Resolution, routes::export::ExportFormat, routes::users::Period, crate::views::SportFilter, crate::views::Visibility)),
+    components(schemas(routes::streams::Resolution, routes::export::ExportFormat, routes::users::Period, crate::views::SportFilter, crate::views::Visibility,
+        // What a push subscription's callback is sent (not an operation of this API).
+        crate::push::event::PushEvent)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -72,6 +72,7 @@ pub struct AppState {
     /// Deleted workout → the LSN through which it is erased.
     pub deleted: Arc<DashMap<WorkoutId, u64>>,
     pub privacy: PrivacyConfig,
+    pub push: crate::push::PushConfig,
     /// Largest upload accepted, bytes (before decompression).
     pub max_upload_bytes: usize,
     /// Where uploaded files are kept as they arrived (None: not kept, in tests of the HTTP layer

@@ -114,6 +114,25 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
             "unknown_gear",
             request("PUT", &format!("/api/v1/workouts/{workout}"), Some(&alice), Some(json!({ "gear_id": "g-none" }))),
         ),
+        (
+            "invalid_callback_url",
+            request(
+                "POST",
+                "/api/v1/push-subscriptions",
+                Some(&alice),
+                Some(json!({ "callback_url": "ftp://x.test/" })),
+            ),
+        ),
+        (
+            // Port 9 (discard) on loopback: nothing answers the challenge.
+            "callback_not_verified",
+            request(
+                "POST",
+                "/api/v1/push-subscriptions",
+                Some(&alice),
+                Some(json!({ "callback_url": "http://127.0.0.1:9/hook" })),
+            ),
+        ),
         ("missing_file", multipart(&alice, &[("data_type", b"gpx")])),
         (
             "bad_multipart",
@@ -172,6 +191,7 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
         ("deletion_incomplete", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "deletion_incomplete", "retry")),
         ("retention_incomplete", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "retention_incomplete", "retried")),
         ("event_unpublished", ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "event_unpublished", "repeat")),
+        ("too_many_subscriptions", ApiError::new(StatusCode::CONFLICT, "too_many_subscriptions", "delete one")),
     ];
     for (error, failure) in failures {
         let (status, body) = rendered(failure).await;

@@ -71,6 +71,9 @@ pub struct Config {
     /// Coordinate retention: `coordinate_retention_days` (0 keeps positions forever) and how often
     /// the job runs (`retention_interval_secs`).
     pub privacy: trackwire_api::PrivacyConfig,
+    /// Push subscriptions: attempts per delivery and the backoff between them, the callbacks'
+    /// timeout, how often deliveries are made, and subscriptions per user.
+    pub push: trackwire_api::push::PushConfig,
 }
 
 impl Default for Config {
@@ -91,6 +94,7 @@ impl Default for Config {
             auth: Default::default(),
             api: ApiSection::default(),
             privacy: Default::default(),
+            push: Default::default(),
         }
     }
 }
@@ -110,7 +114,7 @@ impl Settings {
     }
 }
 
-const SECTIONS: [&str; 15] = [
+const SECTIONS: [&str; 16] = [
     "http_addr",
     "quic_addr",
     "data_dir",
@@ -126,6 +130,7 @@ const SECTIONS: [&str; 15] = [
     "auth",
     "api",
     "privacy",
+    "push",
 ];
 
 impl Config {
@@ -185,6 +190,7 @@ impl Config {
                 bail!("{name} must be greater than 0");
             }
         }
+        self.push.validate().map_err(anyhow::Error::msg)?;
         self.cluster.worker()?;
         if self.cluster.lease_secs.is_nan() || self.cluster.lease_secs <= 0.5 {
             bail!("cluster.lease_secs must be more than 0.5 seconds");

@@ -415,7 +415,10 @@ def test_jwks_url_is_fetched_and_refetched_when_the_provider_rotates_keys(server
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(server_factory, tmp_path):
-    server = server_factory(TRACKWIRE_API__RATE_LIMIT__PER_MINUTE=1_000_000, TRACKWIRE_API__RATE_LIMIT__BURST=1_000_000).start()
+    # Callback URLs it makes up are challenged: give up on those quickly.
+    server = server_factory(
+        TRACKWIRE_API__RATE_LIMIT__PER_MINUTE=1_000_000, TRACKWIRE_API__RATE_LIMIT__BURST=1_000_000, TRACKWIRE_PUSH__TIMEOUT_SECS=1
+    ).start()
     # Something to find: one workout for the caller.
     wait_upload(server, upload(server, RUN_FIT)["id"])
     st = twclient.VENV / "bin" / "schemathesis"

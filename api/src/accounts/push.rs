@@ -42,9 +42,14 @@ pub struct PendingDelivery {
 pub enum Attempt {
     Delivered,
     /// Failed; try again at `next_attempt_ms`.
-    Retry { next_attempt_ms: i64, error: String },
+    Retry {
+        next_attempt_ms: i64,
+        error: String,
+    },
     /// Failed for the last time: the delivery is dropped and counted as failed.
-    GaveUp { error: String },
+    GaveUp {
+        error: String,
+    },
 }
 
 /// The push half of the account store.
@@ -62,8 +67,13 @@ pub trait PushStore {
     /// In one transaction, if the position is still `from` (no other API replica moved it): one
     /// delivery, due at `now_ms`, per subscription of each change's user; the position moves to
     /// `through`. False (and nothing written) when another replica got there first.
-    fn enqueue_push(&self, from: u64, changes: &[WorkoutChange], through: u64, now_ms: i64)
-    -> Result<bool, AccountsError>;
+    fn enqueue_push(
+        &self,
+        from: u64,
+        changes: &[WorkoutChange],
+        through: u64,
+        now_ms: i64,
+    ) -> Result<bool, AccountsError>;
     /// Up to `limit` deliveries due at `now_ms`, oldest due first, each claimed until
     /// `claimed_until_ms` (no other replica takes it meanwhile; if this one dies, it is retried
     /// then).

@@ -5,9 +5,9 @@
 use postgres::types::Json;
 use trackwire_sinks::read_store::{NewChange, WorkoutChange};
 
+use super::AccountsError;
 use super::postgres::{PostgresAccounts, sql};
 use super::push::{Attempt, PendingDelivery, PushStore, StoredSubscription};
-use super::AccountsError;
 
 /// Key in `account_meta`: the change feed's position through which deliveries are queued.
 const ENQUEUED_THROUGH: &str = "push_enqueued_through";
@@ -181,8 +181,11 @@ impl PushStore for PostgresAccounts {
                 subscription.last_failure_ms = Some(now_ms);
             }
         }
-        txn.execute("UPDATE account_push_subscriptions SET subscription = $2 WHERE id = $1", &[id, &Json(&subscription)])
-            .map_err(sql)?;
+        txn.execute(
+            "UPDATE account_push_subscriptions SET subscription = $2 WHERE id = $1",
+            &[id, &Json(&subscription)],
+        )
+        .map_err(sql)?;
         txn.commit().map_err(sql)
     }
 }

@@ -3,9 +3,9 @@
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use trackwire_sinks::read_store::{NewChange, WorkoutChange};
 
+use super::AccountsError;
 use super::push::{Attempt, PendingDelivery, PushStore, StoredSubscription};
 use super::redb::{META, RedbAccounts, err, from_json, to_json};
-use super::AccountsError;
 
 /// Subscription id → [`StoredSubscription`] (JSON).
 pub(super) const PUSH_SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("push_subscriptions");
@@ -54,10 +54,7 @@ impl PushStore for RedbAccounts {
     fn delete_push_subscription(&self, id: &str) -> Result<bool, AccountsError> {
         let txn = self.db.begin_write().map_err(err)?;
         let existed = txn.open_table(PUSH_SUBSCRIPTIONS).map_err(err)?.remove(id).map_err(err)?.is_some();
-        txn.open_table(PUSH_DELIVERIES)
-            .map_err(err)?
-            .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)
-            .map_err(err)?;
+        txn.open_table(PUSH_DELIVERIES).map_err(err)?.retain_in((id, 0)..=(id, u64::MAX), |_, _| false).map_err(err)?;
         txn.commit().map_err(err)?;
         Ok(existed)
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
+use trackwire_sinks::read_store::{ChangeAspect, NewChange};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,8 +73,12 @@ pub async fn delete(
         None => None,
     };
     // What the API itself holds, and the read store's rows, so nothing is served from now on.
-    let (accounts, store) = (state.accounts.clone(), state.store.clone());
+    // Push subscribers hear of it first: if what follows fails, the repeated DELETE tells them
+    // again, which they tolerate, where a lost notice could not be made good.
+    let (accounts, store, owner) = (state.accounts.clone(), state.store.clone(), user.clone());
     blocking(move || {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        store.append_change(&NewChange::new(workout_id, &owner, ChangeAspect::Delete, now_ms))?;
         accounts.delete_workout(&workout_id).map_err(ApiError::internal)?;
         store.delete_workouts(&HashSet::from([workout_id])).map_err(ApiError::internal)
     })

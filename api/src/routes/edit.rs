@@ -4,6 +4,7 @@
 
 use axum::extract::State;
 use trackwire_sinks::PublishedEvent;
+use trackwire_sinks::read_store::{ChangeAspect, NewChange};
 
 use super::blocking;
 use super::workouts::{get_one, load, valid_tag};
@@ -112,6 +113,11 @@ pub async fn edit(
     if !changed.is_empty() {
         let event =
             edited_event(&summary.user_id, summary.workout_id, &summary.sport, &edits, &tags, gear_id, &changed);
+        // Push subscribers get the fields that changed, with their new values.
+        let mut change = NewChange::new(summary.workout_id, &summary.user_id, ChangeAspect::Update, event.timestamp_ms);
+        change.updates = changed.iter().map(|field| ((*field).to_owned(), event.data[*field].clone())).collect();
+        let store = state.store.clone();
+        blocking(move || store.append_change(&change)).await?;
         crate::control::publish(state.control.as_ref(), &state.store, event).await?;
     }
     get_one(State(state), caller, Path(id)).await

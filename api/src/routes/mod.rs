@@ -9,6 +9,7 @@ pub mod ingest;
 pub mod manual;
 pub mod metrics;
 pub mod portability;
+pub mod push;
 pub mod records;
 pub mod streams;
 pub mod tokens;

@@ -486,6 +486,44 @@ pub struct DeviceTokenView {
     pub token: Option<String>,
 }
 
+/// `POST /push-subscriptions`: where to deliver the caller's workout changes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPushSubscription {
+    /// An absolute http(s) URL your app answers: the challenge (`GET`) and the deliveries
+    /// (`POST`).
+    pub callback_url: String,
+    /// Echoed to the callback in the challenge as `hub.verify_token`, so it can tell the
+    /// challenge is yours (at most 256 characters).
+    #[serde(default)]
+    pub verify_token: Option<String>,
+}
+
+/// A push subscription and how its deliveries went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushSubscriptionView {
+    pub id: String,
+    pub callback_url: String,
+    pub created_at: String,
+    /// Deliveries the callback accepted (answered 2xx).
+    pub delivered: u64,
+    /// Deliveries queued or waiting for a retry.
+    pub pending: u64,
+    /// Deliveries given up after the last attempt.
+    pub failed: u64,
+    /// Why the latest failed attempt failed, and when.
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// The key of the `Trackwire-Signature` HMAC; only in the answer that creates the
+    /// subscription.
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushSubscriptionList {
+    pub subscriptions: Vec<PushSubscriptionView>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceTokenList {
     pub tokens: Vec<DeviceTokenView>,

@@ -66,6 +66,7 @@ pub fn state_with(
         erased: Default::default(),
         deleted: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
+        push: Default::default(),
         max_upload_bytes: 1 << 20,
         originals: Some(Arc::new(
             trackwire_sinks::originals::Originals::new(
