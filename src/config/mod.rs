@@ -5,7 +5,7 @@
 //! `trackwire print-config` shows every field with its doc line ([`documented`]).
 //!
 //! Sections that configure one library are that library's config type (`[quic]`, `[log]`,
-//! `[auth]`, `[privacy]`, `[api.rate_limit]`); the others are in [`sections`].
+//! `[auth]`, `[privacy]`, `[push]`, `[api.rate_limit]`); the others are in [`sections`].
 
 pub mod documented;
 mod flags;

@@ -1,5 +1,5 @@
 //! The sections of the configuration file that are Trackwire's own; the others (`[quic]`,
-//! `[log]`, `[auth]`, `[privacy]`, `[api.rate_limit]`) are the library configurations
+//! `[log]`, `[auth]`, `[privacy]`, `[push]`, `[api.rate_limit]`) are the library configurations
 //! themselves.
 
 use std::path::PathBuf;
