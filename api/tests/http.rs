@@ -4,6 +4,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use common::{assert_error_body, call, state, state_with, token};
+use futures::StreamExt as _;
 use tower::ServiceExt;
 use trackwire_api::app;
 use trackwire_codec::{BatchData, Sample, WorkoutId, encode_batch};
@@ -164,4 +165,41 @@ async fn metrics_have_request_counters_and_latency_histograms_by_route_and_trans
     assert_eq!(value(&text, r#"trackwire_ingest_ack_duration_seconds_count{transport="http"}"#), 1.0);
     assert_eq!(value(&text, r#"trackwire_ingest_ack_duration_seconds_count{transport="quic"}"#), 0.0);
     assert!(text.contains("# TYPE trackwire_upload_processing_seconds histogram"), "{text}");
+}
+
+/// A chunked body of `chunks` × 1 KiB that counts the chunks the server pulls from it.
+fn counted_body(chunks: usize) -> (Body, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let stream = futures::stream::iter(0..chunks).map(move |_| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, std::io::Error>(bytes::Bytes::from(vec![0u8; 1024]))
+    });
+    (Body::from_stream(stream), pulled)
+}
+
+#[tokio::test]
+async fn the_token_is_checked_before_a_byte_of_the_body_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    for (token, chunks, error) in [
+        (None, 8 * 1024, "missing_token"),
+        (Some("who-knows"), 8 * 1024, "unknown_token"),
+        (None, 20 * 1024, "missing_token"),
+    ] {
+        let (body, pulled) = counted_body(chunks);
+        let mut request = Request::post("/v1/ingest");
+        if let Some(t) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let (status, body) = call(&state, request.body(body).unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{chunks} KiB: {body}");
+        assert_error_body(&body, error);
+        assert_eq!(pulled.load(std::sync::atomic::Ordering::Relaxed), 0, "{error}: the body was read");
+    }
+    // A declared length over the limit, without a token: the missing token is what is wrong.
+    let request = Request::post("/v1/ingest").header(header::CONTENT_LENGTH, "50000000").body(Body::empty()).unwrap();
+    let (status, body) = call(&state, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error_body(&body, "missing_token");
 }

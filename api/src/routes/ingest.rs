@@ -36,15 +36,18 @@ pub async fn ingest(
     let started = std::time::Instant::now();
     let bearer = crate::auth::bearer(&headers);
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    // The token first, from the headers: a stranger gets its 401 before the server reads (or
+    // learns the size of) a byte of the body.
+    match bearer {
+        None => return Err(IngestError::MissingToken.into()),
+        Some(token) if !state.ingestor.knows_token(token) => return Err(IngestError::UnknownToken.into()),
+        Some(_) => {}
+    }
     let limit = state.ingestor.max_body_bytes();
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|size| *size > limit) {
-        // Refuse before reading a byte (after checking the token, so strangers learn nothing).
-        if bearer.is_some_and(|t| state.ingestor.knows_token(t)) {
-            return Err(IngestError::BodyTooLarge { size, limit }.into());
-        }
-        return Err(IngestError::UnknownToken.into());
+        return Err(IngestError::BodyTooLarge { size, limit }.into());
     }
     let body = axum::body::to_bytes(body, limit).await.map_err(|err| {
         let too_large = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
