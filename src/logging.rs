@@ -50,7 +50,9 @@ pub fn init(format: LogFormat, service: &'static str, otlp_endpoint: Option<&str
         None => (None, OtlpGuard::default()),
     };
     let registry = tracing_subscriber::registry().with(filter).with(otel);
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a file or a log collector gets the plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(colour);
     match format {
         LogFormat::Text => registry.with(lines).try_init()?,
         LogFormat::Json => {

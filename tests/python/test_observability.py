@@ -50,6 +50,15 @@ def test_every_exposed_metric_is_documented(server_factory):
     assert not missing, f"metrics not in docs/observability.md: {missing}"
 
 
+def test_text_logs_to_a_file_are_plain_without_terminal_colour_codes(server_factory):
+    server = server_factory().start()
+    assert server.api("GET", "/workouts").status_code == 200
+    server.stop()
+    text = server.log_path.read_text()
+    assert "INFO" in text, text[:500]
+    assert "\x1b[" not in text, "ANSI escape codes in a log file: " + repr(text[:300])
+
+
 def test_the_container_healthcheck_command_follows_the_server(server_factory):
     import subprocess
 
