@@ -202,4 +202,7 @@ async fn the_token_is_checked_before_a_byte_of_the_body_is_read() {
     let (status, body) = call(&state, request).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_error_body(&body, "missing_token");
+    // Refused at the door, and still counted under their reasons.
+    let rejects: std::collections::HashMap<_, _> = state.ingestor().metrics().rejects().collect();
+    assert_eq!((rejects["missing_token"], rejects["unknown_token"]), (3, 1));
 }

@@ -64,7 +64,9 @@ impl IngestMetrics {
         }
     }
 
-    fn reject(&self, err: &IngestError) {
+    /// Counts a refused batch under its reason (for a front that refuses before calling the
+    /// ingestor, as the HTTP route does for a missing token).
+    pub fn reject(&self, err: &IngestError) {
         if let Some(i) = IngestError::REASONS.iter().position(|r| *r == err.reason()) {
             self.rejects[i].fetch_add(1, Ordering::Relaxed);
         }

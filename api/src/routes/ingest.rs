@@ -38,23 +38,27 @@ pub async fn ingest(
     let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
     // The token first, from the headers: a stranger gets its 401 before the server reads (or
     // learns the size of) a byte of the body.
+    let refuse = |err: IngestError| {
+        state.ingestor.metrics().reject(&err);
+        ApiError::from(err)
+    };
     match bearer {
-        None => return Err(IngestError::MissingToken.into()),
-        Some(token) if !state.ingestor.knows_token(token) => return Err(IngestError::UnknownToken.into()),
+        None => return Err(refuse(IngestError::MissingToken)),
+        Some(token) if !state.ingestor.knows_token(token) => return Err(refuse(IngestError::UnknownToken)),
         Some(_) => {}
     }
     let limit = state.ingestor.max_body_bytes();
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if let Some(size) = declared.filter(|size| *size > limit) {
-        return Err(IngestError::BodyTooLarge { size, limit }.into());
+        return Err(refuse(IngestError::BodyTooLarge { size, limit }));
     }
     let body = axum::body::to_bytes(body, limit).await.map_err(|err| {
         let too_large = std::iter::successors(Some(&err as &dyn std::error::Error), |e| e.source())
             .any(|e| e.is::<http_body_util::LengthLimitError>());
         if too_large {
             // Chunked bodies have no Content-Length: all we know is that they exceed the limit.
-            ApiError::from(IngestError::BodyTooLarge { size: limit + 1, limit })
+            refuse(IngestError::BodyTooLarge { size: limit + 1, limit })
         } else {
             ApiError::bad_request("body_read_failed", format!("could not read the request body: {err}"))
                 .with_details(serde_json::json!({ "field": "body" }))
