@@ -28,6 +28,7 @@ pub fn ingest_state(config: &Config, log: DurableLog, data_path: Option<DataPath
             max_body_bytes: ingest.max_body_bytes,
             max_decompressed_bytes: ingest.max_decompressed_bytes,
             limits: DecodeLimits { max_samples: ingest.max_samples_per_batch, max_events: ingest.max_events_per_batch },
+            time_bounds: ingest.time_bounds().expect("validated with the configuration"),
         },
         log,
     );

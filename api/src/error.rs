@@ -83,7 +83,9 @@ impl From<IngestError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             IngestError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            IngestError::BadCompression { .. } | IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
+            IngestError::BadCompression { .. } | IngestError::Malformed(_) | IngestError::TimeOutOfRange { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             IngestError::Overloaded | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -113,6 +115,9 @@ impl From<IngestError> for ApiError {
                 DecodeError::Invalid { .. } => json!({ "field": "body" }),
             },
             IngestError::MissingToken | IngestError::UnknownToken => json!({ "field": "Authorization" }),
+            IngestError::TimeOutOfRange { time_ms, earliest_ms, latest_ms } => {
+                json!({ "field": "time", "value": time_ms, "min": earliest_ms, "max": latest_ms })
+            }
             _ => json!({}),
         };
         let retry_after = matches!(err, IngestError::Overloaded | IngestError::ShuttingDown).then_some(1);

@@ -1017,3 +1017,27 @@ async fn a_live_state_still_being_replayed_never_hides_a_newer_stored_one() {
     let (_, body) = call(&state, request("GET", &format!("/api/v1/workouts/{id}"), Some(&token), None)).await;
     assert_eq!((body["status"].as_str(), body["samples"].as_u64()), (Some("active"), Some(12)), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_with_placeholder_times_is_an_upload_error_that_names_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let ada = token("ada");
+    let gpx = |year: u32| {
+        let points: String = (0..5)
+            .map(|i| format!(r#"<trkpt lat="46.0{i}" lon="14.0{i}"><time>{year}-01-01T00:00:0{i}Z</time></trkpt>"#))
+            .collect();
+        format!(
+            r#"<?xml version="1.0"?><gpx version="1.1" creator="t" xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>{points}</trkseg></trk></gpx>"#
+        )
+    };
+    let (status, upload) = call(&state, multipart(&ada, &[("file", gpx(1970).as_bytes())])).await;
+    assert_eq!(status.as_u16(), 202, "{upload}");
+    let done = processed(&state, &ada, &upload).await;
+    assert_eq!(done["status"], "error", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(error.contains("outside 946684800000..") && error.contains("clock"), "{error}");
+    // The same file recorded in 2024 is taken.
+    let (_, upload) = call(&state, multipart(&ada, &[("file", gpx(2024).as_bytes())])).await;
+    assert_eq!(processed(&state, &ada, &upload).await["status"], "ready");
+}

@@ -38,6 +38,7 @@ fn batch(device: &str, user: &str) -> BatchData {
         device_id: device.into(),
         user_id: user.into(),
         workout_id: WorkoutId([3; 16]),
+        base_time_ms: 1_700_000_000_000,
         samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
         ..BatchData::default()
     }

@@ -27,6 +27,7 @@ fn batch_seq(device: &str, seq: u64) -> Vec<u8> {
         user_id: "u".into(),
         workout_id: WorkoutId([3; 16]),
         seq,
+        base_time_ms: 1_700_000_000_000,
         samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
         ..BatchData::default()
     })
@@ -205,4 +206,30 @@ async fn the_token_is_checked_before_a_byte_of_the_body_is_read() {
     // Refused at the door, and still counted under their reasons.
     let rejects: std::collections::HashMap<_, _> = state.ingestor().metrics().rejects().collect();
     assert_eq!((rejects["missing_token"], rejects["unknown_token"]), (3, 1));
+}
+
+#[tokio::test]
+async fn batches_from_a_reset_or_runaway_clock_are_refused_with_the_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for base_time_ms in [0, i64::MIN, i64::MAX, 946_684_799_999, now_ms + 2 * 86_400_000] {
+        let bytes = encode_batch(&BatchData {
+            device_id: "watch-1".into(),
+            user_id: "u".into(),
+            workout_id: WorkoutId([4; 16]),
+            base_time_ms,
+            samples: vec![Sample::new(0, 1, 2, 3, 4, 5, 6, 7, 0)],
+            ..BatchData::default()
+        });
+        let (status, body) = call(&state, ingest(Some("t-watch"), bytes)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{base_time_ms}: {body}");
+        assert_error_body(&body, "invalid_time");
+        assert_eq!(body["details"]["field"], "time");
+        assert_eq!(body["details"]["value"], base_time_ms, "{body}");
+        assert_eq!(body["details"]["min"], 946_684_800_000_i64);
+    }
+    // Inside the bounds: acked.
+    let (status, body) = call(&state, ingest(Some("t-watch"), batch("watch-1"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

@@ -22,6 +22,12 @@ pub enum IngestError {
     BadCompression { encoding: &'static str, detail: String },
     #[error("{0}")]
     Malformed(#[from] DecodeError),
+    #[error(
+        "a sample or event of the batch is at Unix ms {time_ms}, outside {earliest_ms}..={latest_ms} (no earlier than \
+         ingest.earliest_sample_time, no later than ingest.max_sample_ahead_secs past the server's clock): set the \
+         device's clock"
+    )]
+    TimeOutOfRange { time_ms: i64, earliest_ms: i64, latest_ms: i64 },
     #[error("the server is saturated: retry this batch after a short wait (it is idempotent)")]
     Overloaded,
     #[error("the server is shutting down: retry against another instance or after restart")]
@@ -43,6 +49,7 @@ impl IngestError {
             IngestError::UnsupportedEncoding { .. } => "unsupported_encoding",
             IngestError::BadCompression { .. } => "bad_compression",
             IngestError::Malformed(e) => e.code(),
+            IngestError::TimeOutOfRange { .. } => "invalid_time",
             IngestError::Overloaded => "overloaded",
             IngestError::ShuttingDown => "shutting_down",
             IngestError::Storage(_) => "storage_failure",
@@ -50,7 +57,7 @@ impl IngestError {
     }
 
     /// The reject reasons, for pre-registering metric series.
-    pub const REASONS: [&'static str; 12] = [
+    pub const REASONS: [&'static str; 13] = [
         "missing_token",
         "unknown_token",
         "device_mismatch",
@@ -60,6 +67,7 @@ impl IngestError {
         "unsupported_encoding",
         "bad_compression",
         "malformed",
+        "invalid_time",
         "overloaded",
         "shutting_down",
         "storage_failure",

@@ -19,8 +19,10 @@ pub mod log;
 pub mod quic;
 pub mod seconds;
 mod service;
+mod time_bounds;
 
 pub use auth::{DeviceToken, TokenAuth};
 pub use decompress::{ContentEncoding, decompress_capped};
 pub use error::IngestError;
 pub use service::{Accepted, IngestConfig, IngestMetrics, Ingestor, Refused, UPLOAD_OUTCOMES, Verified};
+pub use time_bounds::TimeBounds;

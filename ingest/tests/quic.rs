@@ -72,6 +72,7 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
             limits: Default::default(),
+            time_bounds: Default::default(),
         },
         log,
     ));

@@ -191,6 +191,7 @@ impl Config {
             }
         }
         self.push.validate().map_err(anyhow::Error::msg)?;
+        self.ingest.time_bounds().map_err(anyhow::Error::msg)?;
         self.cluster.worker()?;
         if self.cluster.lease_secs.is_nan() || self.cluster.lease_secs <= 0.5 {
             bail!("cluster.lease_secs must be more than 0.5 seconds");

@@ -190,6 +190,31 @@ pub struct IngestSection {
     pub max_samples_per_batch: usize,
     /// Most control events accepted in one batch (HTTP 400 above).
     pub max_events_per_batch: usize,
+    /// The earliest instant a sample or event may carry (ISO 8601); earlier ones are refused
+    /// (`400 invalid_time`, an upload's file reported as `error`). Lower it to import files whose
+    /// devices wrote placeholder times.
+    pub earliest_sample_time: String,
+    /// How far past the server's clock a sample or event may be, in seconds.
+    pub max_sample_ahead_secs: f64,
+}
+
+impl IngestSection {
+    /// The time bounds these settings give; Err says which is wrong.
+    pub fn time_bounds(&self) -> Result<trackwire_ingest::TimeBounds, String> {
+        let earliest = chrono::DateTime::parse_from_rfc3339(&self.earliest_sample_time).map_err(|e| {
+            format!(
+                "ingest.earliest_sample_time {:?} is not an ISO 8601 instant (2000-01-01T00:00:00Z): {e}",
+                self.earliest_sample_time
+            )
+        })?;
+        if !(self.max_sample_ahead_secs >= 0.0 && self.max_sample_ahead_secs < 1e9) {
+            return Err("ingest.max_sample_ahead_secs must be 0 or a positive number of seconds".into());
+        }
+        Ok(trackwire_ingest::TimeBounds {
+            earliest_ms: earliest.timestamp_millis(),
+            max_ahead_ms: (self.max_sample_ahead_secs * 1000.0).round() as i64,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -289,6 +314,8 @@ impl Default for IngestSection {
             max_decompressed_bytes: 64 << 20,
             max_samples_per_batch: 100_000,
             max_events_per_batch: 10_000,
+            earliest_sample_time: "2000-01-01T00:00:00Z".into(),
+            max_sample_ahead_secs: 86_400.0,
         }
     }
 }

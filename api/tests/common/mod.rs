@@ -45,6 +45,7 @@ pub fn state_with(
             max_body_bytes: 10_000,
             max_decompressed_bytes: 20_000,
             limits: DecodeLimits::default(),
+            time_bounds: Default::default(),
         },
         log,
     );

@@ -417,8 +417,11 @@ pub fn ack_status(err: &IngestError) -> AckStatus {
         IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => AckStatus::TooLarge,
         IngestError::Overloaded | IngestError::ShuttingDown => AckStatus::Overloaded,
         IngestError::Storage(_) => AckStatus::Internal,
-        IngestError::UnsupportedEncoding { .. } | IngestError::BadCompression { .. } | IngestError::Malformed(_) => {
-            AckStatus::Malformed
-        }
+        // A batch out of the time bounds is as unusable as a malformed one: sending it again
+        // cannot help, setting the clock can (the message says so).
+        IngestError::UnsupportedEncoding { .. }
+        | IngestError::BadCompression { .. }
+        | IngestError::Malformed(_)
+        | IngestError::TimeOutOfRange { .. } => AckStatus::Malformed,
     }
 }
