@@ -51,8 +51,11 @@ pub struct WorkoutChange {
     pub change: NewChange,
 }
 
-/// Whether storing `summary` over `previous` is the workout's completion (not a later update of
-/// a completed workout).
-pub(crate) fn first_completion(previous: Option<&WorkoutSummary>, summary: &WorkoutSummary) -> bool {
-    summary.status == WorkoutStatus::Completed && previous.is_none_or(|p| p.status != WorkoutStatus::Completed)
+/// The `Create` change when storing `summary` over `previous` is the workout's completion (not a
+/// later update of a completed workout).
+pub(crate) fn created(previous: Option<&WorkoutSummary>, summary: &WorkoutSummary) -> Option<NewChange> {
+    let first_completion =
+        summary.status == WorkoutStatus::Completed && previous.is_none_or(|p| p.status != WorkoutStatus::Completed);
+    first_completion
+        .then(|| NewChange::new(summary.workout_id, &summary.user_id, ChangeAspect::Create, summary.end_time_ms))
 }

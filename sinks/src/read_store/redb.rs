@@ -10,8 +10,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, ChangeAspect, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams,
-    WorkoutChange, assemble, best_efforts, cursor_of, newest_first, start_of,
+    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams, WorkoutChange,
+    assemble, best_efforts, cursor_of, newest_first, start_of,
 };
 use crate::SinkError;
 
@@ -206,14 +206,7 @@ impl ReadStore for RedbStore {
                 let id = &summary.workout_id.0[..];
                 let previous =
                     table.get(id).map_err(SinkError::store)?.map(|v| decode_summary(v.value())).transpose()?;
-                if super::changes::first_completion(previous.as_ref(), summary) {
-                    created.push(NewChange::new(
-                        summary.workout_id,
-                        &summary.user_id,
-                        ChangeAspect::Create,
-                        summary.end_time_ms,
-                    ));
-                }
+                created.extend(super::changes::created(previous.as_ref(), summary));
                 if let Some(previous) = previous {
                     index.remove(&index_key(&previous)[..]).map_err(SinkError::store)?;
                 }

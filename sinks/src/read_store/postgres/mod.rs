@@ -19,8 +19,8 @@ use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{AthleteProfile, WorkoutSummary};
 
 use super::{
-    BestEfforts, ChangeAspect, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams,
-    WorkoutChange, assemble, best_efforts, cursor_of, start_of,
+    BestEfforts, Chunk, Cursor, ListQuery, LogCommandRecord, NewChange, ReadStore, StreamChunk, Streams, WorkoutChange,
+    assemble, best_efforts, cursor_of, start_of,
 };
 use crate::SinkError;
 
@@ -247,14 +247,7 @@ impl ReadStore for PostgresStore {
                     .query_opt("SELECT summary FROM workout_summaries WHERE workout_id = $1", &[&id])
                     .map_err(store_error)?
                     .map(|row| row.get::<_, Json<WorkoutSummary>>(0).0);
-                if super::changes::first_completion(previous.as_ref(), summary) {
-                    created.push(NewChange::new(
-                        summary.workout_id,
-                        &summary.user_id,
-                        ChangeAspect::Create,
-                        summary.end_time_ms,
-                    ));
-                }
+                created.extend(super::changes::created(previous.as_ref(), summary));
             }
             txn.execute(
                 "INSERT INTO workout_summaries (workout_id, user_id, sport, start_time_ms, end_time_ms, summary)
