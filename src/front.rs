@@ -45,21 +45,31 @@ pub fn run(config: &Config, front: Front, raw: RawTopicConfig, listeners: Listen
     std::fs::create_dir_all(data).with_context(|| format!("creating data directory {}", data.display()))?;
     tracing::info!(brokers = %raw.brokers, topic = %raw.topic, partitions = raw.partitions, role = front.role().name(), "acking after the raw topic's broker");
     let (log, producer) = trackwire_ingest::log::kafka::open(raw.clone()).context("opening the raw topic")?;
-    // Workouts in progress live in the workers: neither front runs a data path.
-    let ingest = ingest_state(config, log, None);
     // An API replica has erasures and retention cuts carried out by placing them in the raw
     // topic. A gateway commands nothing, and reads the accounts only for the device tokens the
     // API issues, which are in the shared store.
-    let (surfaces, accounts, store) = match front {
+    let accounts = match front {
+        Front::Api => Some(open_accounts(config)?),
+        Front::Gateway => config.store.url.is_some().then(|| open_accounts(config)).transpose()?,
+    };
+    // Every front appends to the raw topic (an API replica its uploads), and no log writer sees
+    // all of it: workout ownership is decided in the shared store.
+    let owners = accounts.clone().and_then(|accounts| accounts.owner_registry());
+    if owners.is_none() {
+        tracing::warn!(
+            "no shared store (store.url): batches for another user's workout are acked here and only ignored by the \
+             workers; configure store.url so that they are refused"
+        );
+    }
+    // Workouts in progress live in the workers: neither front runs a data path.
+    let ingest = ingest_state(config, log, None, owners);
+    let (surfaces, store) = match front {
         Front::Api => {
-            let (accounts, store) = (open_accounts(config)?, open_read_store(config)?);
-            let api = api_state(config, ingest, store.clone(), accounts.clone(), Control::Log(Arc::new(raw)))?;
-            (Surfaces::Api(api), Some(accounts), Some(store))
+            let (accounts, store) = (accounts.clone().expect("opened above"), open_read_store(config)?);
+            let api = api_state(config, ingest, store.clone(), accounts, Control::Log(Arc::new(raw)))?;
+            (Surfaces::Api(api), Some(store))
         }
-        Front::Gateway => {
-            let accounts = config.store.url.is_some().then(|| open_accounts(config)).transpose()?;
-            (Surfaces::Ingest(ingest), accounts, None)
-        }
+        Front::Gateway => (Surfaces::Ingest(ingest), None),
     };
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;

@@ -100,7 +100,8 @@ impl SingleProcess {
 
         let status = data_path.status.clone();
         let view = DataPathView { live: status.live, sinks: status.sinks, fed_through: status.fed_through, profiles };
-        let ingest = ingest_state(config, log, Some(view));
+        // The embedded log decides workout ownership itself, with each append.
+        let ingest = ingest_state(config, log, Some(view), None);
         for issued in accounts.device_tokens()? {
             ingest.ingestor.tokens().insert(issued.binding());
         }

@@ -13,14 +13,20 @@ use trackwire_api::limits::RateLimiter;
 use trackwire_api::{AppState, DataPathView, IngestState};
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::DurableLog;
-use trackwire_ingest::{IngestConfig, Ingestor};
+use trackwire_ingest::{IngestConfig, Ingestor, OwnerRegistry};
 use trackwire_sinks::originals::Originals;
 use trackwire_sinks::read_store::ReadStore;
 
 use crate::config::Config;
 
-/// Ingest over `log`, with the data path this process runs, if any.
-pub fn ingest_state(config: &Config, log: DurableLog, data_path: Option<DataPathView>) -> IngestState {
+/// Ingest over `log`, with the data path this process runs, if any. `owners` decides workout
+/// ownership where the log cannot (a raw topic many gateways write).
+pub fn ingest_state(
+    config: &Config,
+    log: DurableLog,
+    data_path: Option<DataPathView>,
+    owners: Option<Arc<dyn OwnerRegistry>>,
+) -> IngestState {
     let ingest = &config.ingest;
     let ingestor = Ingestor::new(
         IngestConfig {
@@ -32,6 +38,10 @@ pub fn ingest_state(config: &Config, log: DurableLog, data_path: Option<DataPath
         },
         log,
     );
+    let ingestor = match owners {
+        Some(registry) => ingestor.with_owner_registry(registry),
+        None => ingestor,
+    };
     IngestState { ingestor: Arc::new(ingestor), data_path, http: Default::default() }
 }
 

@@ -78,7 +78,9 @@ impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
         let status = match &err {
             IngestError::MissingToken | IngestError::UnknownToken => StatusCode::UNAUTHORIZED,
-            IngestError::DeviceMismatch { .. } | IngestError::UserMismatch { .. } => StatusCode::FORBIDDEN,
+            IngestError::DeviceMismatch { .. }
+            | IngestError::UserMismatch { .. }
+            | IngestError::WorkoutOwnerMismatch { .. } => StatusCode::FORBIDDEN,
             IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -98,6 +100,7 @@ impl From<IngestError> for ApiError {
             IngestError::UserMismatch { token_user, batch_user } => {
                 json!({ "field": "user_id", "value": batch_user, "allowed": [token_user] })
             }
+            IngestError::WorkoutOwnerMismatch { workout_id } => json!({ "field": "workout_id", "value": workout_id }),
             IngestError::UnsupportedEncoding { encoding } => {
                 json!({ "field": "Content-Encoding", "value": encoding, "allowed": ["zstd", "gzip", "identity"] })
             }

@@ -271,3 +271,43 @@ fn postgres_passes_the_suite_and_replicas_share_it() {
     assert_eq!(PostgresAccounts::connect(&url, None).unwrap().device_tokens().unwrap(), vec![token("t4", "bob")]);
     assert_eq!(other.gear_of_user("bob").unwrap(), vec![gear("g3")]);
 }
+
+/// Gateways racing for one workout through different connections: one binds it, all of them
+/// read back that owner, and erasing the owner frees the id.
+#[test]
+fn postgres_binds_each_workout_to_one_owner_for_every_replica() {
+    use std::sync::Arc;
+    use trackwire_ingest::OwnerRegistry;
+    use trackwire_ingest::log::WorkoutOwner;
+    let Ok(url) = std::env::var("TRACKWIRE_TEST_POSTGRES_URL") else {
+        eprintln!("TRACKWIRE_TEST_POSTGRES_URL is not set: PostgreSQL case skipped (scripts/test.sh starts one)");
+        return;
+    };
+    let name = format!("rs_owners_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connecting to the test server");
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
+    let url = format!("{base}/{name}");
+    let owner = |user: &str| WorkoutOwner { user_id: user.into(), device_id: format!("{user}-watch").into() };
+    let replicas: Vec<Arc<dyn Accounts>> =
+        (0..4).map(|_| Arc::new(PostgresAccounts::connect(&url, None).unwrap()) as Arc<dyn Accounts>).collect();
+    let registries: Vec<Arc<dyn OwnerRegistry>> =
+        replicas.iter().map(|r| r.clone().owner_registry().expect("PostgreSQL is shared")).collect();
+    for round in 0..20u8 {
+        let workout = WorkoutId([round; 16]);
+        let answers: Vec<WorkoutOwner> = std::thread::scope(|scope| {
+            let racing: Vec<_> = registries
+                .iter()
+                .enumerate()
+                .map(|(i, registry)| scope.spawn(move || registry.bind(workout, &owner(&format!("user{i}"))).unwrap()))
+                .collect();
+            racing.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert!(answers.iter().all(|a| *a == answers[0]), "round {round}: {answers:?}");
+        assert_eq!(registries[0].bind(workout, &owner("late")).unwrap(), answers[0]);
+    }
+    let first_owner = registries[0].bind(WorkoutId([0; 16]), &owner("late")).unwrap();
+    replicas[1].erase_user(&first_owner.user_id, &[]).unwrap();
+    assert_eq!(registries[2].bind(WorkoutId([0; 16]), &owner("late")).unwrap(), owner("late"));
+}

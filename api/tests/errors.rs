@@ -91,6 +91,9 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
     )
     .await;
     let device_secret = issued["token"].as_str().expect("a device token").to_owned();
+    // Alice's watch starts the workout the batches below aim at.
+    let (status, body) = call(&state, ingest(Some(&device_secret), None, encode_batch(&batch("w1", "alice")))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 
     let mut answers: Vec<(&str, StatusCode, axum::http::HeaderMap, Value)> = Vec::new();
     let provoked: Vec<(&str, Request<Body>)> = vec![
@@ -151,6 +154,7 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
         ("forbidden", request("GET", "/api/v1/users/bob/profile", Some(&alice), None)),
         ("device_mismatch", ingest(Some("t-watch"), None, encode_batch(&batch("watch-2", "u")))),
         ("user_mismatch", ingest(Some(&device_secret), None, encode_batch(&batch("w1", "mallory")))),
+        ("workout_owner_mismatch", ingest(Some("t-watch"), None, encode_batch(&batch("watch-1", "u")))),
         ("not_found", request("GET", "/api/v1/nothing-here", Some(&alice), None)),
         ("method_not_allowed", request("DELETE", "/api/v1/workouts", Some(&alice), None)),
         ("retention_disabled", request("POST", "/api/v1/admin/retention", Some(&admin), None)),

@@ -1,4 +1,4 @@
-use trackwire_codec::DecodeError;
+use trackwire_codec::{DecodeError, WorkoutId};
 
 /// Why a batch was not accepted. Each variant maps to one HTTP status (in `trackwire-api`) and one
 /// QUIC ack status; the message tells the device what to change.
@@ -12,6 +12,11 @@ pub enum IngestError {
     DeviceMismatch { token_device: String, batch_device: String },
     #[error("this token belongs to user '{token_user}' but the batch is for user '{batch_user}'")]
     UserMismatch { token_user: String, batch_user: String },
+    #[error(
+        "workout {workout_id} was started by another user or device, and only they may add batches to it: give a new \
+         workout a new id"
+    )]
+    WorkoutOwnerMismatch { workout_id: WorkoutId },
     #[error("the body is {size} bytes, over the limit of {limit}: split the workout into smaller batches")]
     BodyTooLarge { size: usize, limit: usize },
     #[error("the body decompresses to more than {limit} bytes: split the workout into smaller batches")]
@@ -44,6 +49,7 @@ impl IngestError {
             IngestError::UnknownToken => "unknown_token",
             IngestError::DeviceMismatch { .. } => "device_mismatch",
             IngestError::UserMismatch { .. } => "user_mismatch",
+            IngestError::WorkoutOwnerMismatch { .. } => "workout_owner_mismatch",
             IngestError::BodyTooLarge { .. } => "body_too_large",
             IngestError::DecompressedTooLarge { .. } => "decompressed_too_large",
             IngestError::UnsupportedEncoding { .. } => "unsupported_encoding",
@@ -57,11 +63,12 @@ impl IngestError {
     }
 
     /// The reject reasons, for pre-registering metric series.
-    pub const REASONS: [&'static str; 13] = [
+    pub const REASONS: [&'static str; 14] = [
         "missing_token",
         "unknown_token",
         "device_mismatch",
         "user_mismatch",
+        "workout_owner_mismatch",
         "body_too_large",
         "decompressed_too_large",
         "unsupported_encoding",

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
 use crate::histogram::LatencyHistogram;
-use crate::log::{Appended, DedupKey, DurableLog, TryAppendError};
+use crate::log::{Appended, DedupKey, DurableLog, LogError, TryAppendError, WorkoutOwner};
+use crate::owner_registry::AskRegistry;
 use crate::{ContentEncoding, DeviceToken, IngestError, TokenAuth, decompress_capped};
 
 /// Limits and credentials of the ingest front door.
@@ -80,12 +81,20 @@ pub struct Ingestor {
     config: IngestConfig,
     auth: TokenAuth,
     log: DurableLog,
+    /// Where ownership is decided when the log cannot (gateways of a shared raw topic).
+    owners: Option<AskRegistry>,
     metrics: IngestMetrics,
 }
 
 impl Ingestor {
     pub fn new(config: IngestConfig, log: DurableLog) -> Self {
-        Ingestor { auth: TokenAuth::new(&config.tokens), config, log, metrics: IngestMetrics::default() }
+        Ingestor { auth: TokenAuth::new(&config.tokens), config, log, owners: None, metrics: IngestMetrics::default() }
+    }
+
+    /// Checks every batch's workout owner with `registry` before appending (see
+    /// [`crate::OwnerRegistry`]).
+    pub fn with_owner_registry(self, registry: std::sync::Arc<dyn crate::OwnerRegistry>) -> Self {
+        Ingestor { owners: Some(AskRegistry::new(registry)), ..self }
     }
 
     pub fn metrics(&self) -> &IngestMetrics {
@@ -126,9 +135,9 @@ impl Ingestor {
     /// batch's key when the batch could be read, for the transport's error answer.
     pub fn verify(&self, payload: Bytes, binding: &DeviceToken) -> Result<Verified, Refused> {
         self.metrics.bytes_received.fetch_add(payload.len() as u64, Ordering::Relaxed);
-        self.check(&payload, binding).map(|(key, samples)| Verified { key, samples, payload }).inspect_err(|refused| {
-            self.metrics.reject(&refused.error);
-        })
+        self.check(&payload, binding)
+            .map(|(key, samples, owner)| Verified { key, samples, owner, payload })
+            .inspect_err(|refused| self.metrics.reject(&refused.error))
     }
 
     /// Queues a verified batch on the log, **waiting** while the log is saturated instead of
@@ -139,12 +148,15 @@ impl Ingestor {
         &self,
         batch: Verified,
     ) -> Result<impl Future<Output = Result<Accepted, IngestError>> + Send + 'static + use<>, IngestError> {
-        let Verified { key, samples, payload } = batch;
+        let Verified { key, samples, owner, payload } = batch;
+        if let Some(owners) = &self.owners {
+            owners.check(key.workout_id, &owner).await.inspect_err(|err| self.metrics.reject(err))?;
+        }
         // Saturation is brief (one group commit, or a shard catching up); poll with a short
         // backoff rather than add a second queue in front of the log.
         let mut backoff = Duration::from_micros(200);
         let pending = loop {
-            match self.log.try_append(key, payload.clone()) {
+            match self.log.try_append_as(key, payload.clone(), None, Some(owner.clone())) {
                 Ok(rx) => break rx,
                 Err(TryAppendError::Full) => {
                     tokio::time::sleep(backoff).await;
@@ -170,7 +182,7 @@ impl Ingestor {
     }
 
     /// Verifies a batch and that the token's holder may send it: its dedup key and sample count.
-    fn check(&self, payload: &[u8], binding: &DeviceToken) -> Result<(DedupKey, usize), Refused> {
+    fn check(&self, payload: &[u8], binding: &DeviceToken) -> Result<(DedupKey, usize, WorkoutOwner), Refused> {
         let batch = decode_batch(payload, &self.config.limits).map_err(|e| Refused { error: e.into(), key: None })?;
         let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
         if binding.device_id != "*" && binding.device_id != batch.device_id() {
@@ -189,7 +201,7 @@ impl Ingestor {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         self.config.time_bounds.check(&batch, now_ms).map_err(|error| Refused { error, key: Some(key) })?;
-        Ok((key, batch.samples().len()))
+        Ok((key, batch.samples().len(), WorkoutOwner::of(&batch)))
     }
 
     /// Verifies one batch and returns once it is durable.
@@ -246,8 +258,11 @@ impl Ingestor {
             }
             None => body,
         };
-        let (key, samples) = self.check(&payload, &binding).map_err(|refused| refused.error)?;
-        let pending = self.log.try_append_traced(key, payload, traceparent).map_err(|e| match e {
+        let (key, samples, owner) = self.check(&payload, &binding).map_err(|refused| refused.error)?;
+        if let Some(owners) = &self.owners {
+            owners.check(key.workout_id, &owner).await?;
+        }
+        let pending = self.log.try_append_as(key, payload, traceparent, Some(owner)).map_err(|e| match e {
             TryAppendError::Full => IngestError::Overloaded,
             TryAppendError::Closed => IngestError::ShuttingDown,
         })?;
@@ -260,6 +275,7 @@ impl Ingestor {
 pub struct Verified {
     key: DedupKey,
     samples: usize,
+    owner: WorkoutOwner,
     payload: Bytes,
 }
 
@@ -282,7 +298,9 @@ async fn durable(
     key: DedupKey,
     samples: usize,
 ) -> Result<Accepted, IngestError> {
-    let outcome =
-        pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| IngestError::Storage(e.to_string()))?;
+    let outcome = pending.await.map_err(|_| IngestError::ShuttingDown)?.map_err(|e| match e {
+        LogError::OwnedByAnother(workout_id) => IngestError::WorkoutOwnerMismatch { workout_id },
+        other => IngestError::Storage(other.to_string()),
+    })?;
     Ok(Accepted { workout_id: key.workout_id, acked_seq: key.seq, duplicate: outcome == Appended::Duplicate, samples })
 }

@@ -410,3 +410,32 @@ async fn connections_over_the_limit_are_closed_with_a_reason() {
     first.close(0u8.into(), b"done");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_for_a_workout_another_device_started_gets_a_forbidden_ack() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let owner = Client::connect(client_config(dir.path(), server.addr, "watch-token")).await.unwrap();
+    let mut stream = owner.open_workout().await.unwrap();
+    stream.send(&batch("watch", 5, 0)).await.unwrap();
+    stream.flush().await.unwrap();
+
+    let conn = raw_connection(dir.path(), server.addr).await;
+    say_hello(&conn, b"any-token").await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    let intruding = batch("intruder", 5, 1);
+    send.write_all(&(intruding.len() as u32).to_be_bytes()).await.unwrap();
+    send.write_all(&intruding).await.unwrap();
+    send.finish().unwrap();
+    let acks = read_acks(&mut recv).await;
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!((acks[0].status, acks[0].workout_id, acks[0].acked_seq), (AckStatus::Forbidden, WorkoutId([5; 16]), 1));
+    assert!(acks[0].message.as_deref().unwrap_or("").contains("another user or device"), "{acks:?}");
+
+    stream.send(&batch("watch", 5, 1)).await.unwrap();
+    stream.finish().await.unwrap();
+    owner.close().await;
+    let forwarded = forwarded(&server.seen, 5, 2).await;
+    assert_eq!(forwarded, vec![0, 1], "the owner's batches, and only theirs");
+    server.shutdown().await;
+}

@@ -85,6 +85,12 @@ impl ShardCore {
             return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
         }
         let out = match self.workouts.get_mut(&id) {
+            Some(workout) if !workout.is_from(batch.user_id(), batch.device_id()) => {
+                // Ingest refuses these; one in the log came through a gateway that could not ask
+                // the owner registry. Only the user and device that started a workout write to it.
+                tracing::warn!(workout = %id, seq = batch.seq(), "batch from another user or device than the workout's; ignored");
+                return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
+            }
             Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
             None => {
                 let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));

@@ -98,6 +98,11 @@ fn representable_base_ms(batch: &BatchView<'_>) -> i64 {
 }
 
 impl Workout {
+    /// True when the batch's sender is who started this workout.
+    pub fn is_from(&self, user_id: &str, device_id: &str) -> bool {
+        self.head.user_id == user_id && self.head.device_id == device_id
+    }
+
     /// A workout that starts with this batch, by an athlete the pipeline may know.
     pub fn new(first: &BatchView<'_>, lsn: u64, profile: Option<&AthleteProfile>) -> Self {
         let start = representable_base_ms(first)

@@ -190,6 +190,30 @@ fn a_batch_after_completion_changes_nothing() {
     assert!(out.points.is_empty() && out.events.is_empty() && out.summary.is_none());
 }
 
+/// Ingest refuses such batches before they are stored; where a log holds one anyway (written by
+/// a gateway that could not ask the owner registry), the workout still only takes its owner's.
+#[test]
+fn a_batch_from_another_user_or_device_is_not_applied_to_the_workout() {
+    let mut core = ShardCore::default();
+    core.process(1, &batch(0, vec![sample(0, 100)], vec![]));
+    for (user, device) in [("intruder", "watch"), ("athlete", "other-watch")] {
+        let foreign = encode_batch(&BatchData {
+            device_id: device.into(),
+            user_id: user.into(),
+            workout_id: ID,
+            seq: 1,
+            base_time_ms: BASE,
+            samples: vec![sample(5, 180)],
+            ..BatchData::default()
+        });
+        let out = core.process(2, &foreign);
+        assert!(out.points.is_empty() && out.events.is_empty() && out.summary.is_none(), "{user}/{device}: {out:?}");
+    }
+    let out = core.process(3, &batch(1, vec![sample(5, 100)], vec![(5, ControlKind::Complete)]));
+    let summary = out.summary.expect("the owner's batches still apply");
+    assert_eq!(summary.heart_rate_avg_bpm, Some(100.0), "no heart rate of the intruder's");
+}
+
 #[test]
 fn transitions_that_do_not_apply_are_ignored() {
     let mut core = ShardCore::default();

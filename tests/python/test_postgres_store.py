@@ -41,7 +41,7 @@ def test_the_api_serves_workouts_from_postgresql(server_factory, postgres_db, tm
         (log, lsn), = db.execute("SELECT log, lsn FROM read_store_checkpoints").fetchall()
         assert log == "local" and lsn >= served["last_lsn"]
         versions = [v for (v,) in db.execute("SELECT version FROM trackwire_schema_migrations ORDER BY version")]
-        assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        assert versions == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     server.stop()
 
     # A second process with nothing on its disk: everything comes from PostgreSQL.

@@ -392,11 +392,17 @@ def test_api_replicas_share_the_accounts_and_gateways_follow_the_tokens_they_iss
     # ...for its own user only,
     other_user = twclient.encode_batch(points[:5], uuid.uuid4(), 0, user_id="someone-else")
     assert gateway.post(other_user, token=issued["token"]).status_code == 403
+    # The workout it started belongs to its user and device on every gateway (the binding is in
+    # the shared store): another device, even with the development token, is refused.
+    second_gateway = server_factory(tmp_path / "gateway2", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    intruding = twclient.encode_batch(points[5:10], workout, 1, device_id="py-device-2", user_id="someone-else")
+    refused = second_gateway.post(intruding)
+    assert refused.status_code == 403 and refused.json()["error"] == "workout_owner_mismatch", refused.text
     # and refused within seconds once the other replica revoked it.
     assert apis[1].api("DELETE", f"/users/me/device-tokens/{issued['id']}").status_code in (200, 204)
     wait_for("the gateway to refuse the revoked token", lambda: gateway.post(batches[1], token=issued["token"]).status_code == 401, timeout=15)
 
-    for server in [gateway, *apis]:
+    for server in [gateway, second_gateway, *apis]:
         server.stop()
 
 

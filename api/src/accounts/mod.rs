@@ -76,6 +76,11 @@ pub trait Accounts: PushStore + Send + Sync {
     fn erase_user(&self, user_id: &str, workouts: &[WorkoutId]) -> Result<(), AccountsError>;
 
     fn positions_dropped_before(&self) -> Result<i64, AccountsError>;
+    /// The deployment-wide workout owner registry, where the store is shared by every process
+    /// (PostgreSQL); None for an embedded store, whose single process lets its log decide.
+    fn owner_registry(self: Arc<Self>) -> Option<Arc<dyn trackwire_ingest::OwnerRegistry>> {
+        None
+    }
     fn set_positions_dropped_before(&self, before_ms: i64) -> Result<(), AccountsError>;
 }
 

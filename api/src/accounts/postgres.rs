@@ -4,6 +4,8 @@
 
 use postgres::types::Json;
 use trackwire_codec::WorkoutId;
+use trackwire_ingest::OwnerRegistry;
+use trackwire_ingest::log::WorkoutOwner;
 use trackwire_sinks::read_store::PostgresStore;
 
 use super::{Accounts, AccountsError};
@@ -32,6 +34,33 @@ impl PostgresAccounts {
 
     pub(super) fn client(&self) -> Result<impl std::ops::DerefMut<Target = postgres::Client>, AccountsError> {
         self.db.client().map_err(err)
+    }
+}
+
+impl OwnerRegistry for PostgresAccounts {
+    fn bind(&self, workout_id: WorkoutId, claimant: &WorkoutOwner) -> Result<WorkoutOwner, String> {
+        let mut client = self.client().map_err(|e| e.0)?;
+        // The INSERT sees rows committed by others (ON CONFLICT waits for them); the SELECT in the
+        // same statement only sees its snapshot. A row committed in between shows in neither's
+        // answer, and a second try (a new snapshot) finds it.
+        for _ in 0..3 {
+            let row = client
+                .query_opt(
+                    "WITH bound AS (
+                         INSERT INTO workout_owners (workout_id, user_id, device_id) VALUES ($1, $2, $3)
+                         ON CONFLICT (workout_id) DO NOTHING RETURNING user_id, device_id)
+                     SELECT user_id, device_id FROM bound
+                     UNION ALL SELECT user_id, device_id FROM workout_owners WHERE workout_id = $1
+                     LIMIT 1",
+                    &[&&workout_id.0[..], &&*claimant.user_id, &&*claimant.device_id],
+                )
+                .map_err(|e| sql(e).0)?;
+            if let Some(row) = row {
+                let (user_id, device_id): (String, String) = (row.get(0), row.get(1));
+                return Ok(WorkoutOwner { user_id: user_id.into(), device_id: device_id.into() });
+            }
+        }
+        Err(format!("workout {workout_id} has an owner that could not be read back; send the batch again"))
     }
 }
 
@@ -303,7 +332,12 @@ impl Accounts for PostgresAccounts {
         txn.execute("DELETE FROM account_workout_edits WHERE workout_id = ANY($1)", &[&ids]).map_err(sql)?;
         // Their deliveries go with them (ON DELETE CASCADE).
         txn.execute("DELETE FROM account_push_subscriptions WHERE user_id = $1", &[&user_id]).map_err(sql)?;
+        txn.execute("DELETE FROM workout_owners WHERE user_id = $1", &[&user_id]).map_err(sql)?;
         txn.commit().map_err(sql)
+    }
+
+    fn owner_registry(self: std::sync::Arc<Self>) -> Option<std::sync::Arc<dyn OwnerRegistry>> {
+        Some(self)
     }
 
     fn positions_dropped_before(&self) -> Result<i64, AccountsError> {

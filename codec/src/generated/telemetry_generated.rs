@@ -279,16 +279,17 @@ impl ::flatbuffers::SimpleToVerifyInSlice for ControlKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ACK_STATUS: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ACK_STATUS: u8 = 5;
+pub const ENUM_MAX_ACK_STATUS: u8 = 6;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ACK_STATUS: [AckStatus; 6] = [
+pub const ENUM_VALUES_ACK_STATUS: [AckStatus; 7] = [
   AckStatus::Ok,
   AckStatus::Malformed,
   AckStatus::Unauthenticated,
   AckStatus::TooLarge,
   AckStatus::Overloaded,
   AckStatus::Internal,
+  AckStatus::Forbidden,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -304,9 +305,11 @@ impl AckStatus {
   /// The server is saturated: retry the same batch later.
   pub const Overloaded: Self = Self(4);
   pub const Internal: Self = Self(5);
+  /// The batch is for a workout another user or device started: never re-send it.
+  pub const Forbidden: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Ok,
     Self::Malformed,
@@ -314,6 +317,7 @@ impl AckStatus {
     Self::TooLarge,
     Self::Overloaded,
     Self::Internal,
+    Self::Forbidden,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -324,6 +328,7 @@ impl AckStatus {
       Self::TooLarge => Some("TooLarge"),
       Self::Overloaded => Some("Overloaded"),
       Self::Internal => Some("Internal"),
+      Self::Forbidden => Some("Forbidden"),
       _ => None,
     }
   }

@@ -24,6 +24,7 @@ mod command;
 mod dedup;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod owners;
 pub mod record;
 mod segment;
 mod writer;
@@ -42,6 +43,7 @@ use tokio::sync::oneshot;
 
 pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
 pub use dedup::{DedupIndex, SeqSet};
+pub use owners::{OwnerIndex, WorkoutOwner};
 pub use record::DedupKey;
 
 /// Where and how the log keeps its files (the `[log]` section of the configuration file; the
@@ -129,6 +131,14 @@ pub enum LogError {
     Failed(String),
     #[error("the log is shutting down")]
     Closed,
+    /// The batch is for a workout another user or device started (the embedded log decides
+    /// this with the append; see `owners`). The owner is not named: it is not the sender's
+    /// business.
+    #[error(
+        "workout {0} was started by another user or device, and only they may add batches to it: give a new workout \
+         a new id"
+    )]
+    OwnedByAnother(trackwire_codec::WorkoutId),
     /// The Kafka-backed log could not store a batch (broker down past the timeout, refused).
     /// Nothing was acked; the client re-sends.
     #[error("{0}; the batch was not stored, send it again")]
@@ -175,6 +185,9 @@ pub(crate) struct AppendRequest {
     /// it as a record header; the embedded log's record format has no room for it (its trace
     /// stops here).
     traceparent: Option<String>,
+    /// The sender, for a log that decides workout ownership (the embedded one); None appends
+    /// without that check.
+    owner: Option<WorkoutOwner>,
     reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
@@ -240,11 +253,25 @@ impl DurableLog {
         payload: Bytes,
         traceparent: Option<String>,
     ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
+        self.try_append_as(key, payload, traceparent, None)
+    }
+
+    /// [`DurableLog::try_append_traced`] on behalf of `owner`: the embedded log refuses it with
+    /// [`LogError::OwnedByAnother`] when the workout's first stored batch came from someone else,
+    /// and binds the workout to `owner` when this is its first batch. The Kafka-backed log
+    /// ignores `owner`: its gateways share no writer, so they ask an owner registry instead.
+    pub fn try_append_as(
+        &self,
+        key: DedupKey,
+        payload: Bytes,
+        traceparent: Option<String>,
+        owner: Option<WorkoutOwner>,
+    ) -> Result<oneshot::Receiver<Result<Appended, LogError>>, TryAppendError> {
         if self.shared.metrics.at_cap.load(Ordering::Relaxed) {
             return Err(TryAppendError::Full);
         }
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(AppendRequest { key, payload, traceparent, reply }) {
+        match self.tx.try_send(AppendRequest { key, payload, traceparent, owner, reply }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),

@@ -10,7 +10,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::record::{Format, MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
-use super::{AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, Shared};
+use super::{
+    AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, OwnerIndex, Shared,
+};
 
 /// How often an idle writer wakes up to apply retention.
 const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -21,6 +23,7 @@ pub(crate) struct Writer {
     forward: Forward,
     shared: Arc<Shared>,
     dedup: DedupIndex,
+    owners: OwnerIndex,
     /// Closed segments, oldest first, then the active one last.
     segments: Vec<SegmentMeta>,
     active: File,
@@ -41,6 +44,7 @@ impl Writer {
     ) -> Result<Self, LogError> {
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
+        let mut owners = OwnerIndex::default();
         let mut segments = Vec::new();
         let mut next_lsn = listed.first().map_or(1, |(first, _)| *first);
         for (i, (first_lsn, path)) in listed.iter().enumerate() {
@@ -53,7 +57,10 @@ impl Writer {
                     ),
                 });
             }
-            let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |_| Ok(()))?;
+            let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |record| {
+                owners.learn(&record.payload);
+                Ok(())
+            })?;
             next_lsn = meta.next_lsn;
             segments.push(meta);
         }
@@ -83,7 +90,19 @@ impl Writer {
         metrics.segments.store(segments.len() as u64, Ordering::Relaxed);
         metrics.bytes_on_disk.store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
         tracing::info!(dir = %config.dir.display(), segments = segments.len(), next_lsn, workouts = dedup.workouts(), "log opened");
-        Ok(Writer { config, rx, forward, shared, dedup, segments, active, next_lsn, failed: None, capped: false })
+        Ok(Writer {
+            config,
+            rx,
+            forward,
+            shared,
+            dedup,
+            owners,
+            segments,
+            active,
+            next_lsn,
+            failed: None,
+            capped: false,
+        })
     }
 
     pub fn run(mut self) -> Result<(), LogError> {
@@ -146,11 +165,15 @@ impl Writer {
         buf.clear();
         // One time for the whole commit: when these records became the log's.
         let appended_ms = unix_ms_now();
-        // Per request: Some(record) when newly appended, None when a retry of a stored batch.
-        let mut appended: Vec<Option<LogRecord>> = Vec::with_capacity(group.len());
+        let mut appended: Vec<Outcome> = Vec::with_capacity(group.len());
         for req in group.iter() {
+            // Ownership before dedup: someone else's copy of a stored seq is not a retry.
+            if req.owner.as_ref().is_some_and(|owner| !self.owners.claim(req.key.workout_id, owner)) {
+                appended.push(Outcome::NotOwner);
+                continue;
+            }
             if !self.dedup.insert(req.key) {
-                appended.push(None);
+                appended.push(Outcome::Duplicate);
                 continue;
             }
             if let Err(err) = self.roll_if_full(buf, req.payload.len()) {
@@ -160,7 +183,7 @@ impl Writer {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
             encode_record(buf, lsn, appended_ms, req.key, &req.payload);
-            appended.push(Some(LogRecord {
+            appended.push(Outcome::New(LogRecord {
                 lsn,
                 key: req.key,
                 payload: req.payload.clone(),
@@ -174,8 +197,10 @@ impl Writer {
             self.fail(err.to_string());
         }
         if let Some(reason) = self.failed.clone() {
-            for (req, rec) in group.drain(..).zip(appended.into_iter().chain(std::iter::repeat(None))) {
-                if rec.is_some() {
+            for (req, outcome) in
+                group.drain(..).zip(appended.into_iter().chain(std::iter::repeat_with(|| Outcome::Duplicate)))
+            {
+                if matches!(outcome, Outcome::New(_)) {
                     self.dedup.remove(req.key);
                 }
                 let _ = req.reply.send(Err(LogError::Failed(reason.clone())));
@@ -184,9 +209,9 @@ impl Writer {
         }
         let metrics = &self.shared.metrics;
         metrics.durable_lsn.store(self.next_lsn - 1, Ordering::Release);
-        for (req, rec) in group.drain(..).zip(appended) {
-            match rec {
-                Some(record) => {
+        for (req, outcome) in group.drain(..).zip(appended) {
+            match outcome {
+                Outcome::New(record) => {
                     metrics.records_appended.fetch_add(1, Ordering::Relaxed);
                     let _ = req.reply.send(Ok(Appended::New { lsn: record.lsn }));
                     // Blocks while the pipeline is saturated: the queue then fills and ingest
@@ -195,9 +220,12 @@ impl Writer {
                         tracing::error!("pipeline stopped while the log was still running");
                     }
                 }
-                None => {
+                Outcome::Duplicate => {
                     metrics.duplicates.fetch_add(1, Ordering::Relaxed);
                     let _ = req.reply.send(Ok(Appended::Duplicate));
+                }
+                Outcome::NotOwner => {
+                    let _ = req.reply.send(Err(LogError::OwnedByAnother(req.key.workout_id)));
                 }
             }
         }
@@ -296,6 +324,15 @@ impl Writer {
         tracing::error!(%reason, "log write failed: refusing further appends (what is on disk is uncertain)");
         self.failed = Some(reason);
     }
+}
+
+/// What a commit did with one append.
+enum Outcome {
+    New(LogRecord),
+    /// A retry of a stored batch.
+    Duplicate,
+    /// Refused: the workout belongs to someone else.
+    NotOwner,
 }
 
 fn unix_ms_now() -> i64 {

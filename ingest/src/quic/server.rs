@@ -14,6 +14,7 @@ use trackwire_codec::{AckStatus, WorkoutId, encode_ack};
 
 use super::protocol::{ALPN, ErrorCode, FRAME_HEADER_BYTES, MAX_HELLO_BYTES, encode_frame, frame_len};
 use super::{QuicConfig, QuicError, ServerIdentity, StatelessResetKey};
+use crate::log::DedupKey;
 use crate::{Accepted, DeviceToken, IngestError, Ingestor, Refused};
 
 /// A bound QUIC endpoint serving the ingest protocol.
@@ -278,8 +279,9 @@ type PendingAck = Pin<Box<dyn Future<Output = Result<Accepted, IngestError>> + S
 
 /// One ack to send, in stream order.
 enum AckJob {
-    /// A batch on its way to durability, and when its frame was read (for the ack latency).
-    Pending(PendingAck, std::time::Instant),
+    /// A batch on its way to durability, which one it is (for a refusal's ack), and when its
+    /// frame was read (for the ack latency).
+    Pending(PendingAck, DedupKey, std::time::Instant),
     /// A batch refused before the log: answered at once (after the acks before it).
     Refused { workout_id: WorkoutId, seq: u64, status: AckStatus, message: String },
 }
@@ -348,7 +350,7 @@ async fn serve_stream(
                         return StreamEnd::Stop(ErrorCode::Protocol);
                     }
                     match shared.ingestor.submit(batch).await {
-                        Ok(pending) => AckJob::Pending(Box::pin(pending), read_at),
+                        Ok(pending) => AckJob::Pending(Box::pin(pending), key, read_at),
                         Err(err) => refused(key.workout_id, key.seq, &err),
                     }
                 }
@@ -365,7 +367,7 @@ async fn serve_stream(
     let writer = async {
         while let Some(job) = jobs_rx.recv().await {
             let ack = match job {
-                AckJob::Pending(pending, read_at) => match pending.await {
+                AckJob::Pending(pending, key, read_at) => match pending.await {
                     Ok(accepted) => {
                         shared.ingestor.count_ack(&accepted);
                         shared.ingestor.metrics().ack_latency_quic.observe(read_at.elapsed());
@@ -373,7 +375,7 @@ async fn serve_stream(
                     }
                     Err(err) => {
                         shared.ingestor.count_reject(&err);
-                        encode_ack(WorkoutId::default(), 0, ack_status(&err), Some(&err.to_string()))
+                        encode_ack(key.workout_id, key.seq, ack_status(&err), Some(&err.to_string()))
                     }
                 },
                 AckJob::Refused { workout_id, seq, status, message } => {
@@ -414,6 +416,7 @@ pub fn ack_status(err: &IngestError) -> AckStatus {
         | IngestError::UnknownToken
         | IngestError::DeviceMismatch { .. }
         | IngestError::UserMismatch { .. } => AckStatus::Unauthenticated,
+        IngestError::WorkoutOwnerMismatch { .. } => AckStatus::Forbidden,
         IngestError::BodyTooLarge { .. } | IngestError::DecompressedTooLarge { .. } => AckStatus::TooLarge,
         IngestError::Overloaded | IngestError::ShuttingDown => AckStatus::Overloaded,
         IngestError::Storage(_) => AckStatus::Internal,

@@ -160,7 +160,7 @@ fn produce(
     acked: &Mutex<Acked>,
     shared: &Shared,
 ) {
-    let AppendRequest { key, payload, traceparent, reply } = request;
+    let AppendRequest { key, payload, traceparent, reply, .. } = request;
     // Only batches the broker acknowledged count as held (the delivery report records them).
     if acked.lock().is_ok_and(|index| index.contains(key)) {
         shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);

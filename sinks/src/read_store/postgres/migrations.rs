@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0008_workout_edits_and_deletions.sql"),
     ),
     (9, "push_subscriptions", include_str!("../../../migrations/postgres/0009_push_subscriptions.sql")),
+    (10, "workout_owners", include_str!("../../../migrations/postgres/0010_workout_owners.sql")),
 ];
 
 /// The advisory lock key of Trackwire's migrations (an arbitrary constant: "trackwir").
