@@ -99,7 +99,14 @@ impl SingleProcess {
         let data_path = data_path.start(log.first_lsn(), redactions)?;
 
         let status = data_path.status.clone();
-        let view = DataPathView { live: status.live, sinks: status.sinks, fed_through: status.fed_through, profiles };
+        let view = DataPathView {
+            live: status.live,
+            sinks: status.sinks,
+            fed_through: status.fed_through,
+            profiles,
+            sink_unhealthy_after_ms: i64::try_from(config.sinks.unhealthy_after_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        };
         // The embedded log decides workout ownership itself, with each append.
         let ingest = ingest_state(config, log, Some(view), None);
         for issued in accounts.device_tokens()? {

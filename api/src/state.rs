@@ -41,6 +41,9 @@ pub struct DataPathView {
     pub fed_through: Arc<AtomicU64>,
     /// The profile registry the pipeline's shards read.
     pub profiles: Arc<Profiles>,
+    /// How long a sink may fail every flush before `/healthcheck` reports the process failing,
+    /// in ms; 0 never does.
+    pub sink_unhealthy_after_ms: i64,
 }
 
 /// The ingest surface (`/v1/ingest`, QUIC), `/healthcheck` and `/metrics`: what every serving

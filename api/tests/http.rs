@@ -233,3 +233,63 @@ async fn batches_from_a_reset_or_runaway_clock_are_refused_with_the_bounds() {
     let (status, body) = call(&state, ingest(Some("t-watch"), batch("watch-1"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// `/healthcheck` tells the truth: a latched log writer or a sink failing past
+/// `sinks.unhealthy_after_secs` is 503 `failing` with the reason, for readiness and liveness
+/// alike, while a replay in progress is not ready but alive.
+#[tokio::test]
+async fn the_healthcheck_fails_when_the_log_is_latched_or_a_sink_keeps_failing() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let get = |probe: &str| Request::get(format!("/healthcheck{probe}")).body(Body::empty()).unwrap();
+    let now_ms = chrono::Utc::now().timestamp_millis();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = state(dir.path());
+    for _ in 0..200 {
+        if state.ingest.ingestor.log().metrics().replay_done.load(Ordering::Acquire) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (status, body) = call(&state, get("")).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")), "{body}");
+
+    // A sink that has failed every flush for a while, but less than the limit (60 s here): still ok.
+    let sink = Arc::new(trackwire_sinks::SinkProgress {
+        name: "lake",
+        checkpoint: Default::default(),
+        errors: 5.into(),
+        last_error: Some("Previous I/O error occurred".to_owned()).into(),
+        failing_since_ms: (now_ms - 30_000).into(),
+    });
+    let data_path = state.ingest.data_path.as_mut().unwrap();
+    data_path.sinks = Arc::new([sink.clone()]);
+    let (status, body) = call(&state, get("")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sinks"][0]["failing_secs"], 30, "{body}");
+    // Past the limit: failing, with the sink and its error.
+    sink.failing_since_ms.store(now_ms - 120_000, Ordering::Release);
+    for probe in ["", "?probe=liveness"] {
+        let (status, body) = call(&state, get(probe)).await;
+        assert_eq!((status, body["status"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("failing")), "{body}");
+        assert_eq!(body["failing"][0]["reason"], "sink_failing", "{body}");
+        assert_eq!(body["failing"][0]["sink"], "lake");
+        assert_eq!(body["failing"][0]["detail"], "Previous I/O error occurred");
+    }
+    sink.failing_since_ms.store(0, Ordering::Release);
+
+    // Still replaying: not ready, but alive.
+    let replay_done = &state.ingest.ingestor.log().metrics().replay_done;
+    replay_done.store(false, Ordering::Release);
+    assert_eq!(call(&state, get("")).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(call(&state, get("?probe=liveness")).await.0, StatusCode::OK);
+    replay_done.store(true, Ordering::Release);
+
+    // The log writer stopped after a failed fsync: nothing will be acked until a restart.
+    *state.ingest.ingestor.log().metrics().failure.lock().unwrap() = Some("fsync of 00001.log: EIO".into());
+    let (status, body) = call(&state, get("?probe=liveness")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["failing"][0]["reason"], "log_failed");
+    assert!(body["failing"][0]["detail"].as_str().unwrap().contains("fsync"), "{body}");
+}

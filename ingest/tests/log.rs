@@ -246,3 +246,42 @@ fn a_log_of_the_first_format_replays_and_new_records_go_to_a_new_segment() {
     close(log, handle);
     assert_eq!(seen.lock().unwrap().len(), 3, "both formats replay after another restart");
 }
+
+/// A filesystem that fills up: the append that hits it fails, and so does every one after it
+/// (what is on disk is uncertain), with the reason published for `/healthcheck`. Needs a small
+/// tmpfs, which only root can mount; skipped otherwise.
+#[test]
+fn a_full_disk_latches_the_writer_and_publishes_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a small tmpfs here (not root?): full-disk case skipped");
+        return;
+    }
+    let outcome = std::panic::catch_unwind(|| {
+        let (log, handle, _) = open(dir.path());
+        assert!(log.metrics().failure.lock().unwrap().is_none());
+        let payload = Bytes::from(vec![7u8; 1000]);
+        let failed_at = (0..200u64).find(|seq| {
+            let reply = log.try_append(key(1, *seq), payload.clone()).unwrap().blocking_recv().unwrap();
+            reply.is_err()
+        });
+        assert!(failed_at.is_some(), "64 KiB cannot hold 200 KB");
+        let reason = log.metrics().failure.lock().unwrap().clone().expect("the failure is published");
+        assert!(reason.contains("No space left") || reason.contains("os error 28"), "{reason}");
+        // Nothing more is accepted, even what would fit.
+        let later = log.try_append(key(2, 0), Bytes::from_static(b"x")).unwrap().blocking_recv().unwrap();
+        assert!(matches!(later, Err(trackwire_ingest::log::LogError::Failed(_))), "{later:?}");
+        drop(log);
+        let _ = handle.join();
+    });
+    let _ = std::process::Command::new("umount").arg(dir.path()).status();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}

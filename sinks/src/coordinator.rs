@@ -45,6 +45,21 @@ pub struct SinkProgress {
     pub checkpoint: AtomicU64,
     pub errors: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// Unix ms of the first error of the current run of failures; 0 while the sink is healthy
+    /// (a flush that succeeds ends the run).
+    pub failing_since_ms: std::sync::atomic::AtomicI64,
+}
+
+impl SinkProgress {
+    /// How long the sink has been failing without a successful flush in between, at `now_ms`.
+    pub fn failing_for_ms(&self, now_ms: i64) -> Option<i64> {
+        let since = self.failing_since_ms.load(Ordering::Acquire);
+        (since != 0).then(|| now_ms.saturating_sub(since))
+    }
+
+    fn flushed(&self) {
+        self.failing_since_ms.store(0, Ordering::Release);
+    }
 }
 
 pub struct Coordinator {
@@ -92,6 +107,7 @@ impl Coordinator {
                     checkpoint: AtomicU64::new(s.checkpoint().max(floor)),
                     errors: AtomicU64::new(0),
                     last_error: std::sync::Mutex::new(None),
+                    failing_since_ms: std::sync::atomic::AtomicI64::new(0),
                 })
             })
             .collect();
@@ -295,7 +311,7 @@ impl Coordinator {
         }
         for (sink, progress) in self.sinks.iter_mut().zip(&self.progress) {
             match sink.flush(now, force) {
-                Ok(()) => {}
+                Ok(()) => progress.flushed(),
                 Err(err) => record_error(progress, sink.name(), &err),
             }
             publish(progress, sink.as_ref(), self.config.first_lsn);
@@ -312,8 +328,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 fn wait_until_not_full(sink: &mut dyn Sink, progress: &SinkProgress, stopping: &AtomicBool, first_lsn: u64) {
     let mut backoff = Duration::from_millis(10);
     while sink.is_full() && !stopping.load(Ordering::Acquire) {
-        if let Err(err) = sink.flush(Instant::now(), false) {
-            record_error(progress, sink.name(), &err);
+        match sink.flush(Instant::now(), false) {
+            Ok(()) => progress.flushed(),
+            Err(err) => record_error(progress, sink.name(), &err),
         }
         publish(progress, sink, first_lsn);
         if sink.is_full() {
@@ -338,5 +355,9 @@ fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
     if let Ok(mut last) = progress.last_error.lock() {
         *last = Some(err.to_string());
     }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let _ = progress.failing_since_ms.compare_exchange(0, now_ms, Ordering::AcqRel, Ordering::Relaxed);
     progress.errors.fetch_add(1, Ordering::Release);
 }

@@ -304,6 +304,10 @@ pub struct SinksSection {
     /// How often sinks commit what is due (event log and read store commit at every tick), in
     /// milliseconds.
     pub flush_interval_ms: u64,
+    /// How long a sink may keep failing (every flush an error: its service away, its store
+    /// poisoned by an I/O error) before `/healthcheck` answers 503 so that an orchestrator
+    /// restarts or replaces the process, in seconds; 0 never does.
+    pub unhealthy_after_secs: u64,
 }
 
 impl Default for IngestSection {
@@ -355,6 +359,6 @@ impl Default for LakeSection {
 
 impl Default for SinksSection {
     fn default() -> Self {
-        SinksSection { flush_interval_ms: 500 }
+        SinksSection { flush_interval_ms: 500, unhealthy_after_secs: 300 }
     }
 }

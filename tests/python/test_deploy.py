@@ -51,7 +51,9 @@ def test_the_overlay_renders_what_the_guide_promises(overlay):
         pod = workload["spec"]["template"]["spec"]
         (container,) = pod["containers"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["httpGet"]["path"] == "/healthcheck", probe
+            assert container[probe]["httpGet"]["path"].split("?")[0] == "/healthcheck", probe
+        # Liveness restarts only a process that cannot recover; a long replay is not one.
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthcheck?probe=liveness"
         assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] >= 10000
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert pod["automountServiceAccountToken"] is False

@@ -56,6 +56,7 @@ pub fn state_with(
         sinks: Arc::new([]),
         fed_through: Arc::new(AtomicU64::new(0)),
         profiles: Default::default(),
+        sink_unhealthy_after_ms: 60_000,
     };
     AppState {
         ingest: IngestState { ingestor: Arc::new(ingestor), data_path: Some(data_path), http: Default::default() },

@@ -176,6 +176,9 @@ pub struct LogMetrics {
     pub replay_done: AtomicBool,
     /// True while the retained segments are at `max_retained_bytes`: appends are refused.
     pub at_cap: AtomicBool,
+    /// Why the writer stopped accepting appends (a failed write or fsync; see `LogError::Failed`):
+    /// set once, for good, until a restart.
+    pub failure: std::sync::Mutex<Option<String>>,
 }
 
 pub(crate) struct AppendRequest {

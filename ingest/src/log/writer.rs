@@ -322,6 +322,7 @@ impl Writer {
 
     fn fail(&mut self, reason: String) {
         tracing::error!(%reason, "log write failed: refusing further appends (what is on disk is uncertain)");
+        *self.shared.metrics.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
         self.failed = Some(reason);
     }
 }
