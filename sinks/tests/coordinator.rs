@@ -67,3 +67,48 @@ proptest! {
         prop_assert_eq!(&*recording.0.lock().unwrap(), &model);
     }
 }
+
+/// A sink whose flushes fail while `down` is set (its service away, its store poisoned).
+struct Flaky(Arc<std::sync::atomic::AtomicBool>);
+
+impl Sink for Flaky {
+    fn name(&self) -> &'static str {
+        "flaky"
+    }
+    fn accept(&mut self, _: &ShardOutput) {}
+    fn flush(&mut self, _: Instant, _: bool) -> Result<(), SinkError> {
+        if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(SinkError::Store("Previous I/O error occurred".into()))
+        } else {
+            Ok(())
+        }
+    }
+    fn checkpoint(&self) -> u64 {
+        0
+    }
+}
+
+/// `/healthcheck` reads how long a sink has failed without a good flush in between: the run
+/// starts at its first error, keeps that start through later errors, and ends with a good flush.
+#[test]
+fn a_sink_counts_as_failing_from_its_first_error_until_a_flush_succeeds() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let down = Arc::new(AtomicBool::new(true));
+    let mut coordinator = Coordinator::new(
+        vec![Box::new(Flaky(down.clone()))],
+        CoordinatorConfig { flush_interval: Duration::from_millis(5), first_lsn: 1 },
+    );
+    let progress = coordinator.progress().remove(0);
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    assert_eq!(progress.failing_for_ms(now_ms()), None);
+    coordinator.flush(false);
+    let began = progress.failing_since_ms.load(Ordering::Acquire);
+    assert!(began > 0 && progress.failing_for_ms(now_ms() + 60_000).unwrap() >= 60_000);
+    std::thread::sleep(Duration::from_millis(5));
+    coordinator.flush(false);
+    assert_eq!(progress.failing_since_ms.load(Ordering::Acquire), began, "the run's start, not the latest error");
+    assert_eq!(progress.errors.load(Ordering::Acquire), 2);
+    down.store(false, Ordering::Relaxed);
+    coordinator.flush(false);
+    assert_eq!(progress.failing_for_ms(now_ms()), None, "a good flush ends the run");
+}

@@ -57,7 +57,15 @@ pub fn spawn(
     Ok(HttpThread { thread })
 }
 
-async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_json::Value> {
+/// 200 `ok`, or 503 `failing` when a sink of a partition has failed every flush for longer than
+/// `sinks.unhealthy_after_secs` (for readiness and liveness alike: the worker holds its
+/// partitions' leases, and a restart hands them on).
+async fn health(State(status): State<Arc<WorkerStatus>>) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let limit_ms = status.sink_unhealthy_after_ms;
+    let mut failing = Vec::new();
     let partitions: Vec<_> = status
         .partitions
         .lock()
@@ -65,6 +73,17 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
         .unwrap_or_default()
         .iter()
         .map(|p| {
+            for s in p.sinks.iter() {
+                if let Some(for_ms) = s.failing_for_ms(now_ms).filter(|ms| limit_ms > 0 && *ms >= limit_ms) {
+                    failing.push(json!({
+                        "reason": "sink_failing",
+                        "partition": p.partition,
+                        "sink": s.name,
+                        "failing_secs": for_ms / 1000,
+                        "detail": s.last_error.lock().ok().and_then(|e| e.clone()),
+                    }));
+                }
+            }
             json!({
                 "partition": p.partition,
                 "delivered_lsn": p.delivered.load(Ordering::Relaxed),
@@ -79,9 +98,13 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> axum::Json<serde_jso
             })
         })
         .collect();
-    axum::Json(
-        json!({ "status": "ok", "role": "pipeline", "worker": status.worker, "owner": status.owner, "athlete_profiles": status.profiles.load(Ordering::Relaxed), "partitions": partitions }),
-    )
+    let (code, state) = if failing.is_empty() {
+        (axum::http::StatusCode::OK, "ok")
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "failing")
+    };
+    let body = json!({ "status": state, "failing": failing, "role": "pipeline", "worker": status.worker, "owner": status.owner, "athlete_profiles": status.profiles.load(Ordering::Relaxed), "partitions": partitions });
+    (code, axum::Json(body))
 }
 
 async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response::IntoResponse {

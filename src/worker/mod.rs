@@ -37,6 +37,8 @@ pub struct WorkerStatus {
     pub partitions: std::sync::Mutex<Vec<Arc<PartitionStatus>>>,
     /// Athlete profiles read from the shared store at the last refresh.
     pub profiles: std::sync::atomic::AtomicUsize,
+    /// How long a sink may fail every flush before `/healthcheck` answers 503, in ms; 0 never.
+    pub sink_unhealthy_after_ms: i64,
 }
 
 /// Runs worker `share` over the raw topic `raw`, its leases in the store at `store_url`, until
@@ -65,8 +67,13 @@ pub fn run(
     let mut leases = lease::Leases::connect(store_url, ca_file, &raw.topic, owner.clone(), ttl, (index, count))?;
     // Dropped last: the leases stay renewed until every partition has committed and released.
     let _keeper = lease::Keeper::spawn(store_url, ca_file, &raw.topic, &owner, ttl)?;
-    let status =
-        Arc::new(WorkerStatus { owner: owner.clone(), worker: format!("{index}/{count}"), ..Default::default() });
+    let status = Arc::new(WorkerStatus {
+        owner: owner.clone(),
+        worker: format!("{index}/{count}"),
+        sink_unhealthy_after_ms: i64::try_from(config.sinks.unhealthy_after_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        ..Default::default()
+    });
 
     let http_failed = Arc::new(AtomicBool::new(false));
     let http = http::spawn(listeners.http, status.clone(), stop.clone(), http_failed.clone())?;
