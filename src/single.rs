@@ -104,8 +104,7 @@ impl SingleProcess {
             sinks: status.sinks,
             fed_through: status.fed_through,
             profiles,
-            sink_unhealthy_after_ms: i64::try_from(config.sinks.unhealthy_after_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
+            sink_unhealthy_after_ms: config.sinks.unhealthy_after_ms(),
         };
         // The embedded log decides workout ownership itself, with each append.
         let ingest = ingest_state(config, log, Some(view), None);

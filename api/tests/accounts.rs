@@ -249,19 +249,24 @@ fn redb_passes_the_suite() {
     push_suite(&accounts);
 }
 
-#[test]
-fn postgres_passes_the_suite_and_replicas_share_it() {
+/// A new, empty database on the test PostgreSQL server; None (the case is skipped) without one.
+fn fresh_database(prefix: &str) -> Option<String> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let Ok(url) = std::env::var("TRACKWIRE_TEST_POSTGRES_URL") else {
         eprintln!("TRACKWIRE_TEST_POSTGRES_URL is not set: PostgreSQL case skipped (scripts/test.sh starts one)");
-        return;
+        return None;
     };
-    let name = format!("rs_accounts_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    let name = format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connecting to the test server");
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
     admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    let url = format!("{base}/{name}");
+    Some(format!("{base}/{name}"))
+}
+
+#[test]
+fn postgres_passes_the_suite_and_replicas_share_it() {
+    let Some(url) = fresh_database("rs_accounts") else { return };
     suite(&PostgresAccounts::connect(&url, None).unwrap());
     push_suite(&PostgresAccounts::connect(&url, None).unwrap());
     // A second replica sees what the first wrote.
@@ -279,16 +284,7 @@ fn postgres_binds_each_workout_to_one_owner_for_every_replica() {
     use std::sync::Arc;
     use trackwire_ingest::OwnerRegistry;
     use trackwire_ingest::log::WorkoutOwner;
-    let Ok(url) = std::env::var("TRACKWIRE_TEST_POSTGRES_URL") else {
-        eprintln!("TRACKWIRE_TEST_POSTGRES_URL is not set: PostgreSQL case skipped (scripts/test.sh starts one)");
-        return;
-    };
-    let name = format!("rs_owners_{}", std::process::id());
-    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connecting to the test server");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let (base, _) = url.rsplit_once('/').expect("a URL with a database");
-    let url = format!("{base}/{name}");
+    let Some(url) = fresh_database("rs_owners") else { return };
     let owner = |user: &str| WorkoutOwner { user_id: user.into(), device_id: format!("{user}-watch").into() };
     let replicas: Vec<Arc<dyn Accounts>> =
         (0..4).map(|_| Arc::new(PostgresAccounts::connect(&url, None).unwrap()) as Arc<dyn Accounts>).collect();

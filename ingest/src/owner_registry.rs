@@ -35,23 +35,26 @@ impl AskRegistry {
     /// Ok when `claimant` owns `workout_id` (binding it if nobody does).
     pub async fn check(&self, workout_id: WorkoutId, claimant: &WorkoutOwner) -> Result<(), IngestError> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).get(&workout_id).cloned();
-        let owner = match known {
-            Some(owner) => owner,
-            None => {
-                let (registry, who) = (self.registry.clone(), claimant.clone());
-                let owner = tokio::task::spawn_blocking(move || registry.bind(workout_id, &who))
+        let owner =
+            match known {
+                Some(owner) => owner,
+                None => {
+                    let (registry, who) = (self.registry.clone(), claimant.clone());
+                    let owner = tokio::task::spawn_blocking(move || registry.bind(workout_id, &who))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|bound| bound)
-                    .map_err(|e| IngestError::Storage(format!("the workout's owner could not be looked up: {e}")))?;
-                let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
-                if known.len() >= REMEMBERED_OWNERS {
-                    known.clear();
+                    .map_err(|e| IngestError::Storage(format!(
+                        "the workout's owner could not be looked up ({e}); nothing was stored, send the batch again"
+                    )))?;
+                    let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+                    if known.len() >= REMEMBERED_OWNERS {
+                        known.clear();
+                    }
+                    known.insert(workout_id, owner.clone());
+                    owner
                 }
-                known.insert(workout_id, owner.clone());
-                owner
-            }
-        };
+            };
         if owner == *claimant { Ok(()) } else { Err(IngestError::WorkoutOwnerMismatch { workout_id }) }
     }
 }

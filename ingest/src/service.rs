@@ -197,10 +197,10 @@ impl Ingestor {
                 IngestError::UserMismatch { token_user: user.to_owned(), batch_user: batch.user_id().to_owned() };
             return Err(Refused { error, key: Some(key) });
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        self.config.time_bounds.check(&batch, now_ms).map_err(|error| Refused { error, key: Some(key) })?;
+        self.config
+            .time_bounds
+            .check(&batch, crate::log::unix_ms_now())
+            .map_err(|error| Refused { error, key: Some(key) })?;
         Ok((key, batch.samples().len(), WorkoutOwner::of(&batch)))
     }
 

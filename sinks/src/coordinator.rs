@@ -57,6 +57,11 @@ impl SinkProgress {
         (since != 0).then(|| now_ms.saturating_sub(since))
     }
 
+    /// How long the sink has been failing, when that is at least `limit_ms` (0: never unhealthy).
+    pub fn failing_past(&self, now_ms: i64, limit_ms: i64) -> Option<i64> {
+        self.failing_for_ms(now_ms).filter(|ms| limit_ms > 0 && *ms >= limit_ms)
+    }
+
     fn flushed(&self) {
         self.failing_since_ms.store(0, Ordering::Release);
     }
@@ -355,9 +360,7 @@ fn record_error(progress: &SinkProgress, name: &str, err: &SinkError) {
     if let Ok(mut last) = progress.last_error.lock() {
         *last = Some(err.to_string());
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = chrono::Utc::now().timestamp_millis().max(1);
     let _ = progress.failing_since_ms.compare_exchange(0, now_ms, Ordering::AcqRel, Ordering::Relaxed);
     progress.errors.fetch_add(1, Ordering::Release);
 }

@@ -310,6 +310,13 @@ pub struct SinksSection {
     pub unhealthy_after_secs: u64,
 }
 
+impl SinksSection {
+    /// `unhealthy_after_secs` in ms, as `/healthcheck` compares it.
+    pub fn unhealthy_after_ms(&self) -> i64 {
+        i64::try_from(self.unhealthy_after_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+}
+
 impl Default for IngestSection {
     fn default() -> Self {
         IngestSection {

@@ -61,9 +61,7 @@ pub fn spawn(
 /// `sinks.unhealthy_after_secs` (for readiness and liveness alike: the worker holds its
 /// partitions' leases, and a restart hands them on).
 async fn health(State(status): State<Arc<WorkerStatus>>) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = chrono::Utc::now().timestamp_millis();
     let limit_ms = status.sink_unhealthy_after_ms;
     let mut failing = Vec::new();
     let partitions: Vec<_> = status
@@ -74,7 +72,7 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> (axum::http::StatusC
         .iter()
         .map(|p| {
             for s in p.sinks.iter() {
-                if let Some(for_ms) = s.failing_for_ms(now_ms).filter(|ms| limit_ms > 0 && *ms >= limit_ms) {
+                if let Some(for_ms) = s.failing_past(now_ms, limit_ms) {
                     failing.push(json!({
                         "reason": "sink_failing",
                         "partition": p.partition,

@@ -70,8 +70,7 @@ pub fn run(
     let status = Arc::new(WorkerStatus {
         owner: owner.clone(),
         worker: format!("{index}/{count}"),
-        sink_unhealthy_after_ms: i64::try_from(config.sinks.unhealthy_after_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX),
+        sink_unhealthy_after_ms: config.sinks.unhealthy_after_ms(),
         ..Default::default()
     });
 

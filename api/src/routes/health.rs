@@ -29,9 +29,7 @@ pub async fn healthcheck(State(state): State<IngestState>, Query(probe): Query<P
     let log = state.ingestor.log().metrics();
     let durable = log.durable_lsn.load(Ordering::Relaxed);
     let replayed = log.replay_done.load(Ordering::Acquire);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = chrono::Utc::now().timestamp_millis();
     let mut failing: Vec<Value> = Vec::new();
     if let Some(reason) = log.failure.lock().unwrap_or_else(|p| p.into_inner()).clone() {
         failing.push(json!({ "reason": "log_failed", "detail": reason }));
@@ -47,7 +45,7 @@ pub async fn healthcheck(State(state): State<IngestState>, Query(probe): Query<P
             let checkpoint = s.checkpoint.load(Ordering::Relaxed);
             let last_error = s.last_error.lock().ok().and_then(|e| e.clone());
             let failing_for_ms = s.failing_for_ms(now_ms);
-            if let Some(for_ms) = failing_for_ms.filter(|ms| unhealthy_after_ms > 0 && *ms >= unhealthy_after_ms) {
+            if let Some(for_ms) = s.failing_past(now_ms, unhealthy_after_ms) {
                 failing.push(json!({
                     "reason": "sink_failing",
                     "sink": s.name,

@@ -29,6 +29,8 @@ pub mod record;
 mod segment;
 mod writer;
 
+pub(crate) use writer::unix_ms_now;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

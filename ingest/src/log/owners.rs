@@ -22,10 +22,6 @@ impl WorkoutOwner {
     pub fn of(batch: &BatchView<'_>) -> Self {
         WorkoutOwner { user_id: batch.user_id().into(), device_id: batch.device_id().into() }
     }
-
-    fn is(&self, user_id: &str, device_id: &str) -> bool {
-        *self.user_id == *user_id && *self.device_id == *device_id
-    }
 }
 
 /// The owner of every workout the log has a batch of. Owned by the log writer thread alone.
@@ -39,7 +35,7 @@ impl OwnerIndex {
     /// it does from now on.
     pub fn claim(&mut self, workout_id: WorkoutId, claimant: &WorkoutOwner) -> bool {
         match self.owners.get(&workout_id) {
-            Some(owner) => owner.is(&claimant.user_id, &claimant.device_id),
+            Some(owner) => owner == claimant,
             None => {
                 self.owners.insert(workout_id, claimant.clone());
                 true
