@@ -10,7 +10,7 @@ use trackwire_api::accounts::Accounts;
 use trackwire_api::auth::Authenticator;
 use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
-use trackwire_api::{AppState, DataPathView, IngestState};
+use trackwire_api::{AppState, DataPathView, IngestState, UploadLimits};
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::DurableLog;
 use trackwire_ingest::{IngestConfig, Ingestor, OwnerRegistry};
@@ -68,7 +68,7 @@ pub fn api_state(
         deleted: Arc::new(deleted),
         privacy: config.privacy.clone(),
         push: config.push.clone(),
-        max_upload_bytes: config.api.max_upload_bytes,
+        uploads: UploadLimits::new(config.api.max_upload_bytes, config.api.max_concurrent_imports),
         originals: Some(Arc::new(
             Originals::new(config.lake_store().context("opening the lake's store for uploaded files")?)
                 .context("the lake's location")?,

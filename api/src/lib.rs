@@ -43,7 +43,7 @@ pub async fn background(state: AppState) {
 }
 pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
-pub use state::{AppState, DataPathView, IngestState, PrivacyConfig};
+pub use state::{AppState, DataPathView, IngestState, PrivacyConfig, UploadLimits};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -145,7 +145,7 @@ fn api(state: &AppState) -> Router<AppState> {
         .route("/users/{id}/device-tokens/{token_id}", axum::routing::delete(tokens::revoke))
         .route(
             "/uploads",
-            post(uploads::create).layer(DefaultBodyLimit::max(state.max_upload_bytes.saturating_add(64 << 10))),
+            post(uploads::create).layer(DefaultBodyLimit::max(state.uploads.max_bytes.saturating_add(64 << 10))),
         )
         .route("/uploads/{id}", get(uploads::get_one))
         .route("/push-subscriptions", get(routes::push::list).post(routes::push::create))

@@ -76,11 +76,26 @@ pub struct AppState {
     pub deleted: Arc<DashMap<WorkoutId, u64>>,
     pub privacy: PrivacyConfig,
     pub push: crate::push::PushConfig,
-    /// Largest upload accepted, bytes (before decompression).
-    pub max_upload_bytes: usize,
+    pub uploads: UploadLimits,
     /// Where uploaded files are kept as they arrived (None: not kept, in tests of the HTTP layer
     /// alone).
     pub originals: Option<Arc<Originals>>,
+}
+
+/// What uploads may take of the machine.
+#[derive(Clone)]
+pub struct UploadLimits {
+    /// Largest upload accepted, in bytes as sent; a gzipped file may expand to as much, never
+    /// more (and no further than a real file of its kind would).
+    pub max_bytes: usize,
+    /// Imports (expanding, parsing and storing a file) running at once; the rest wait their turn.
+    pub imports: Arc<tokio::sync::Semaphore>,
+}
+
+impl UploadLimits {
+    pub fn new(max_bytes: usize, max_concurrent_imports: usize) -> Self {
+        UploadLimits { max_bytes, imports: Arc::new(tokio::sync::Semaphore::new(max_concurrent_imports.max(1))) }
+    }
 }
 
 impl axum::extract::FromRef<AppState> for IngestState {

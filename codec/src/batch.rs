@@ -20,6 +20,21 @@ impl Default for DecodeLimits {
     }
 }
 
+/// Room in a batch for all but its samples and events: the table, ids, device model, totals and
+/// the vectors' length prefixes (a real one takes a few hundred bytes).
+const BATCH_FRAME_BYTES: usize = 64 << 10;
+
+impl DecodeLimits {
+    /// The most bytes a batch within these limits takes: further than this a compressed body
+    /// need never expand.
+    pub fn largest_batch_bytes(&self) -> usize {
+        self.max_samples
+            .saturating_mul(size_of::<Sample>())
+            .saturating_add(self.max_events.saturating_mul(size_of::<ControlEvent>()))
+            .saturating_add(BATCH_FRAME_BYTES)
+    }
+}
+
 /// A verified batch: typed accessors over the original bytes, no copies.
 #[derive(Clone, Copy)]
 pub struct BatchView<'a> {

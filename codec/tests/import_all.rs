@@ -132,3 +132,25 @@ fn every_timer_event_lands_in_exactly_one_batch() {
         }
     }
 }
+
+/// A file of more points than any recording holds is refused, and the reader stops at the bound
+/// instead of first taking in the whole file (about 120 bytes per point held).
+#[test]
+fn a_file_of_more_points_than_any_recording_is_refused() {
+    use trackwire_codec::import::{ImportError, MAX_POINTS};
+    let point = "<trkpt lat=\"1\" lon=\"1\"/>";
+    let gpx = format!("<gpx version=\"1.1\"><trk><trkseg>{}</trkseg></trk></gpx>", point.repeat(MAX_POINTS + 1));
+    let err = import_bytes(gpx.as_bytes()).unwrap_err();
+    assert!(matches!(err, ImportError::TooManyPoints { format: Format::Gpx, max: MAX_POINTS }), "{err}");
+    assert!(err.to_string().contains("split it"), "{err}");
+    let just_enough = format!("<gpx version=\"1.1\"><trk><trkseg>{}</trkseg></trk></gpx>", point.repeat(MAX_POINTS));
+    assert_eq!(import_bytes(just_enough.as_bytes()).unwrap().fixes.len(), MAX_POINTS);
+
+    let trackpoint = "<Trackpoint><Position><LatitudeDegrees>1</LatitudeDegrees><LongitudeDegrees>1</LongitudeDegrees></Position></Trackpoint>";
+    let tcx = format!(
+        "<TrainingCenterDatabase><Activities><Activity Sport=\"Running\"><Lap><Track>{}</Track></Lap></Activity></Activities></TrainingCenterDatabase>",
+        trackpoint.repeat(MAX_POINTS + 1)
+    );
+    let err = import_bytes(tcx.as_bytes()).unwrap_err();
+    assert!(matches!(err, ImportError::TooManyPoints { format: Format::Tcx, .. }), "{err}");
+}

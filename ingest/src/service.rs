@@ -16,12 +16,26 @@ pub struct IngestConfig {
     pub tokens: Vec<DeviceToken>,
     /// Largest request body accepted as sent (compressed or not).
     pub max_body_bytes: usize,
-    /// Largest body accepted after decompression.
+    /// Largest body accepted after decompression (and a compressed body expands no further than
+    /// the largest batch `limits` allow, see [`IngestConfig::decompressed_cap`]).
     pub max_decompressed_bytes: usize,
     pub limits: DecodeLimits,
     /// The instants a sample or event may carry.
     pub time_bounds: crate::TimeBounds,
 }
+
+impl IngestConfig {
+    /// How far a compressed body may expand: no further than the largest batch the limits allow
+    /// (about 2.5 MB with the defaults), whatever `max_decompressed_bytes` says, so a bomb of a
+    /// few kilobytes costs at most that much.
+    pub fn decompressed_cap(&self) -> usize {
+        self.max_decompressed_bytes.min(self.limits.largest_batch_bytes())
+    }
+}
+
+/// Compressed bodies larger than this are expanded on a blocking thread; smaller ones expand to
+/// at most [`IngestConfig::decompressed_cap`] within a millisecond or two, cheaper than the handoff.
+const EXPAND_INLINE_BELOW_BYTES: usize = 16 << 10;
 
 /// What the device is told once its batch is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +265,18 @@ impl Ingestor {
             return Err(IngestError::BodyTooLarge { size: body.len(), limit: self.config.max_body_bytes });
         }
         let encoding = ContentEncoding::parse(content_encoding)?;
-        let payload = match decompress_capped(&body, encoding, self.config.max_decompressed_bytes)? {
+        let cap = self.config.decompressed_cap();
+        let expanded = if encoding != ContentEncoding::Identity && body.len() >= EXPAND_INLINE_BELOW_BYTES {
+            let compressed = body.clone();
+            tokio::task::spawn_blocking(move || decompress_capped(&compressed, encoding, cap))
+                .await
+                // Only a runtime shutting down cancels a blocking task (the expansion returns its
+                // errors rather than panicking).
+                .map_err(|_| IngestError::ShuttingDown)??
+        } else {
+            decompress_capped(&body, encoding, cap)?
+        };
+        let payload = match expanded {
             Some(plain) => Bytes::from(plain),
             None if body.len() > self.config.max_decompressed_bytes => {
                 return Err(IngestError::DecompressedTooLarge { limit: self.config.max_decompressed_bytes });

@@ -13,15 +13,19 @@ use super::role::{Role, WorkerShare};
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSection {
-    /// Largest file `POST /api/v1/uploads` accepts, bytes (as sent; gzip may expand it 16×).
+    /// Largest file `POST /api/v1/uploads` accepts, in bytes as sent; a gzipped file may expand
+    /// to as much, and no further than a real file of its kind would.
     pub max_upload_bytes: usize,
+    /// Uploaded files imported at once (each may take about four times its expanded size in
+    /// memory while it is parsed); later uploads wait their turn.
+    pub max_concurrent_imports: usize,
     /// Requests per token: `per_minute` sustained, `burst` at once (then `429`).
     pub rate_limit: trackwire_api::limits::RateLimitConfig,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { max_upload_bytes: 64 << 20, rate_limit: Default::default() }
+        ApiSection { max_upload_bytes: 64 << 20, max_concurrent_imports: 2, rate_limit: Default::default() }
     }
 }
 
@@ -184,7 +188,9 @@ pub struct IngestSection {
     pub tokens: Vec<DeviceToken>,
     /// Largest request body accepted as sent, in bytes (HTTP 413 above it).
     pub max_body_bytes: usize,
-    /// Largest body accepted after `Content-Encoding` decompression, in bytes (HTTP 413 above).
+    /// Largest body accepted after `Content-Encoding` decompression, in bytes (HTTP 413 above);
+    /// a compressed body also expands no further than the largest batch the two limits below
+    /// allow (about 2.5 MB with the defaults).
     pub max_decompressed_bytes: usize,
     /// Most samples accepted in one batch (HTTP 400 above).
     pub max_samples_per_batch: usize,

@@ -82,3 +82,101 @@ def test_bad_requests_are_refused_and_a_good_client_is_unaffected(server_factory
     rows = [r for r in twclient.read_points(server.data_dir / "lake") if r[0] == str(good_workout)]
     counts = Counter((r[1], r[2]) for r in rows)
     assert len(rows) == len(points) and max(counts.values()) == 1
+
+
+def gzip_bomb(head: bytes, repeat: bytes, expanded_bytes: int) -> bytes:
+    """`head`, then `repeat` until `expanded_bytes`, gzipped without holding the expansion."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = repeat * ((1 << 20) // len(repeat))
+    parts = [packer.compress(head)]
+    for _ in range(expanded_bytes // len(chunk)):
+        parts.append(packer.compress(chunk))
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+def resident_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def test_decompression_bombs_take_neither_memory_nor_the_server(server_factory):
+    """Four gzip bombs uploaded at once, and four zstd bombs to /v1/ingest, on default limits:
+    the server's memory stays within 256 MiB of idle, it answers /healthcheck throughout, each
+    bomb is refused with a reason, and a real upload afterwards is stored."""
+    import requests
+
+    server = server_factory().start()
+    pid = server.proc.pid
+    gpx_head = b'<?xml version="1.0"?><gpx version="1.1" creator="bomb"><trk><trkseg>'
+    upload_bomb = gzip_bomb(gpx_head, b'<trkpt lat="1" lon="1"/>', 512 << 20)
+    ingest_bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (60 << 20))
+    assert len(upload_bomb) < 2 << 20 and len(ingest_bomb) < 100_000
+    assert requests.get(server.url + "/healthcheck", timeout=10).status_code == 200
+    idle_kib = resident_kib(pid)
+
+    peak_kib, health, done = [idle_kib], [], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak_kib[0] = max(peak_kib[0], resident_kib(pid))
+            started = time.monotonic()
+            status = requests.get(server.url + "/healthcheck", timeout=30).status_code
+            health.append((status, time.monotonic() - started))
+            time.sleep(0.01)
+
+    uploads, ingests = [], []
+
+    def send_upload():
+        r = server.api("POST", "/uploads", files={"file": ("bomb.gpx.gz", upload_bomb)}, timeout=120)
+        uploads.append(r)
+
+    def send_ingest():
+        ingests.append(server.post(ingest_bomb, headers={"Content-Encoding": "zstd"}))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    senders = [threading.Thread(target=send_upload) for _ in range(4)] + [
+        threading.Thread(target=send_ingest) for _ in range(4)
+    ]
+    for t in senders:
+        t.start()
+    for t in senders:
+        t.join(timeout=300)
+    outcomes = []
+    for r in uploads:
+        assert r.status_code == 202, r.text
+        deadline = time.time() + 300
+        while (body := server.api("GET", f"/uploads/{r.json()['id']}").json())["status"] == "processing":
+            assert time.time() < deadline, body
+            time.sleep(0.1)
+        outcomes.append(body)
+    done.set()
+    watcher.join(timeout=60)
+    peak_kib[0] = max(peak_kib[0], resident_kib(pid, "VmHWM"))
+
+    assert health and all(status == 200 for status, _ in health), health
+    grown_mib = (peak_kib[0] - idle_kib) / 1024
+    print(f"RSS idle {idle_kib / 1024:.0f} MiB, peak {peak_kib[0] / 1024:.0f} MiB (+{grown_mib:.0f}); "
+          f"/healthcheck {len(health)} answers, slowest {max(s for _, s in health) * 1000:.1f} ms")
+    assert grown_mib <= 256, f"RSS grew by {grown_mib:.0f} MiB under four bombs"
+    assert len(uploads) == 4 and len(ingests) == 4
+    for body in outcomes:
+        assert body["status"] == "error" and "expands to more than" in body["error"], body
+    for r in ingests:
+        expect(r, 413, "decompressed_too_large")
+
+    real = (twclient.TRACES / "sportslib__runs_2067489619.gpx").read_bytes()
+    import gzip
+
+    r = server.api("POST", "/uploads", files={"file": ("run.gpx.gz", gzip.compress(real))})
+    assert r.status_code == 202, r.text
+    deadline = time.time() + 120
+    while (body := server.api("GET", f"/uploads/{r.json()['id']}").json())["status"] == "processing":
+        assert time.time() < deadline, body
+        time.sleep(0.1)
+    assert body["status"] == "ready", body

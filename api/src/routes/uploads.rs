@@ -9,14 +9,12 @@
 //! reported as `duplicate`, never stored twice. A multisport file (a triathlon FIT) becomes one
 //! workout per session, each with its session's sport.
 
-use std::io::Read;
-
 use axum::extract::State;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
-use trackwire_codec::import::import_bytes;
+use trackwire_codec::import::{Imported, Packed, gunzip, import_bytes};
 use trackwire_codec::{BatchData, DecodeLimits, WorkoutId, decode_batch, encode_batch};
 use trackwire_ingest::DeviceToken;
 use trackwire_sinks::read_store::ListQuery;
@@ -33,8 +31,6 @@ const BATCH_SAMPLES: usize = 1000;
 /// Two workouts of one athlete starting this close are the same recording (whatever sport each
 /// file claims: GPX often has none).
 const DUPLICATE_START_WINDOW_MS: i64 = 60_000;
-/// A gzipped upload may expand to this many times the upload limit (GPX compresses ~10×).
-const GUNZIP_FACTOR: usize = 16;
 
 /// The multipart form (for the OpenAPI document).
 #[allow(dead_code)]
@@ -217,20 +213,47 @@ struct Stored {
     data_type: String,
 }
 
-async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option<&str>) -> Result<Stored, String> {
-    let gzipped = file.starts_with(&[0x1f, 0x8b]) || data_type.is_some_and(|t| t.ends_with(".gz"));
-    let bytes = if gzipped { gunzip(&file, state.max_upload_bytes * GUNZIP_FACTOR)? } else { file.to_vec() };
-    let binding = DeviceToken { token: String::new(), device_id: "*".into(), user_id: Some(user.to_owned()) };
-    if data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches") {
-        return store_batches(state, &binding, &bytes).await;
+/// A file read and parsed, ready to be stored.
+enum Decoded {
+    /// Wire batches, as the file holds them.
+    Batches(Bytes),
+    /// A recording, and the file it was read from (kept as the original).
+    File { imported: Box<Imported>, original: Bytes },
+}
+
+/// Expands (when gzipped) and parses the file on a blocking thread: both take CPU time in
+/// proportion to the file, which the async workers serving every other request must not pay.
+fn decode(file: Bytes, gzipped: bool, batches: bool, max_bytes: usize) -> Result<Decoded, String> {
+    let packed = if batches { Packed::Batches } else { Packed::File };
+    let bytes = if gzipped { Bytes::from(gunzip(&file, packed, max_bytes).map_err(|e| e.to_string())?) } else { file };
+    if batches {
+        return Ok(Decoded::Batches(bytes));
     }
-    // One shared buffer: the importer reads it, and each session's original is the same bytes.
-    let file = Bytes::from(bytes);
-    let original = file.clone();
-    let imported = tokio::task::spawn_blocking(move || import_bytes(&file))
+    let imported = import_bytes(&bytes).map_err(|e| e.to_string())?;
+    Ok(Decoded::File { imported: Box::new(imported), original: bytes })
+}
+
+async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option<&str>) -> Result<Stored, String> {
+    // An import holds its permit from expanding the file until its batches are durable, so the
+    // memory imports take is bounded by the permits, however many uploads arrive at once.
+    let _permit = state
+        .uploads
+        .imports
+        .clone()
+        .acquire_owned()
         .await
-        .map_err(|e| format!("the import failed: {e}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "the server is shutting down: upload again".to_owned())?;
+    let gzipped = file.starts_with(&[0x1f, 0x8b]) || data_type.is_some_and(|t| t.ends_with(".gz"));
+    let batches = data_type.is_some_and(|t| t.trim_end_matches(".gz") == "batches");
+    let max_bytes = state.uploads.max_bytes;
+    let decoded = tokio::task::spawn_blocking(move || decode(file, gzipped, batches, max_bytes))
+        .await
+        .map_err(|e| format!("the import failed: {e}"))??;
+    let binding = DeviceToken { token: String::new(), device_id: "*".into(), user_id: Some(user.to_owned()) };
+    let (imported, original) = match decoded {
+        Decoded::Batches(bytes) => return store_batches(state, &binding, bytes).await,
+        Decoded::File { imported, original } => (*imported, original),
+    };
     let kind = format!("{:?}", imported.format).to_ascii_lowercase();
     // A multisport file is one workout per session; the upload reports them all.
     let mut stored = Stored { workout_ids: Vec::new(), samples: 0, duplicate_of: None, data_type: kind };
@@ -322,9 +345,9 @@ async fn submit_all(state: &AppState, binding: &DeviceToken, payloads: Vec<Bytes
     Ok(out)
 }
 
-async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) -> Result<Stored, String> {
+async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: Bytes) -> Result<Stored, String> {
     let mut payloads = Vec::new();
-    let mut rest = bytes;
+    let mut rest = &bytes[..];
     while !rest.is_empty() {
         let Some((len, tail)) = rest.split_first_chunk::<4>() else {
             return Err(format!("batch {} is cut off in its length prefix", payloads.len()));
@@ -333,7 +356,8 @@ async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) ->
         if tail.len() < len {
             return Err(format!("batch {} says {len} bytes but {} remain", payloads.len(), tail.len()));
         }
-        payloads.push(Bytes::copy_from_slice(&tail[..len]));
+        let start = bytes.len() - tail.len();
+        payloads.push(bytes.slice(start..start + len));
         rest = &tail[len..];
     }
     let first = payloads.first().ok_or(
@@ -349,16 +373,4 @@ async fn store_batches(state: &AppState, binding: &DeviceToken, bytes: &[u8]) ->
         duplicate_of: outcome.all_duplicates.then_some(workout_id),
         data_type: "batches".into(),
     })
-}
-
-fn gunzip(bytes: &[u8], limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("the file is not valid gzip: {e}"))?;
-    if out.len() > limit {
-        return Err(format!("the file decompresses to more than {limit} bytes: split it"));
-    }
-    Ok(out)
 }

@@ -69,7 +69,7 @@ pub fn state_with(
         deleted: Default::default(),
         privacy: PrivacyConfig { coordinate_retention_days: 0, retention_interval_secs: 3600 },
         push: Default::default(),
-        max_upload_bytes: 1 << 20,
+        uploads: trackwire_api::UploadLimits::new(1 << 20, 2),
         originals: Some(Arc::new(
             trackwire_sinks::originals::Originals::new(
                 trackwire_sinks::lake::open_store(&dir.join("lake").display().to_string(), &Default::default())

@@ -2,6 +2,7 @@
 //! messages (and the 1989-12-31 epoch); positions stay in semicircles, converted here.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use fitparser::de::{FitObject, FitStreamProcessor};
 use fitparser::{FitDataRecord, Value, profile::MesgNum};
@@ -14,14 +15,10 @@ use crate::{ControlKind, Sport};
 const DEGREES_PER_SEMICIRCLE: f64 = 180.0 / 2_147_483_648.0;
 
 pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
-    let (records, skipped) = decode_lenient(bytes)?;
     let mut imported = Imported::empty(Format::Fit);
-    if let Some(reason) = skipped {
-        imported
-            .warnings
-            .push(format!("stopped decoding at a damaged message ({reason}); everything before it is imported"));
-    }
-    for record in &records {
+    // Each message is taken in as it is decoded: the decoded form is many times the size of the
+    // bytes, so a file's messages are never all held at once.
+    let skipped = decode_lenient(bytes, |record| {
         let fields = fields(record);
         match record.kind() {
             MesgNum::Record => imported.fixes.push(fix(&fields)),
@@ -38,43 +35,59 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
             }
             _ => {}
         }
+        imported.within_points_bound()
+    })?;
+    imported.check_points_bound()?;
+    if let Some(reason) = skipped {
+        imported
+            .warnings
+            .insert(0, format!("stopped decoding at a damaged message ({reason}); everything before it is imported"));
     }
     imported.sessions.sort_by_key(|s| s.start_ms);
     imported.check_times();
     Ok(imported)
 }
 
-/// Decodes message by message; on a damaged message keeps what came before it.
-fn decode_lenient(mut buffer: &[u8]) -> Result<(Vec<FitDataRecord>, Option<String>), ImportError> {
+/// Decodes message by message, handing each to `take` until it answers `Break`; on a damaged
+/// message keeps what came before it and says why it stopped.
+fn decode_lenient(
+    mut buffer: &[u8],
+    mut take: impl FnMut(&FitDataRecord) -> ControlFlow<()>,
+) -> Result<Option<String>, ImportError> {
     let mut processor = FitStreamProcessor::new();
-    let mut records = Vec::new();
+    let mut decoded_any = false;
     let mut at_header = true;
     while !buffer.is_empty() {
         if at_header && let Err(detail) = check_header(buffer) {
-            if records.is_empty() {
+            if !decoded_any {
                 return Err(ImportError::Malformed { format: Format::Fit, detail });
             }
-            return Ok((records, Some(detail)));
+            return Ok(Some(detail));
         }
         let (rest, object) = match processor.deserialize_next(buffer) {
             Ok(next) => next,
-            Err(err) if records.is_empty() => {
+            Err(err) if !decoded_any => {
                 return Err(ImportError::Malformed { format: Format::Fit, detail: err.to_string() });
             }
-            Err(err) => return Ok((records, Some(err.to_string()))),
+            Err(err) => return Ok(Some(err.to_string())),
         };
         at_header = matches!(object, FitObject::Crc(..));
         match object {
             FitObject::Crc(..) => processor.reset(),
             FitObject::DataMessage(message) => match processor.decode_message(message) {
-                Ok(record) => records.push(record),
-                Err(err) => return Ok((records, Some(err.to_string()))),
+                Ok(record) => {
+                    decoded_any = true;
+                    if take(&record).is_break() {
+                        return Ok(None);
+                    }
+                }
+                Err(err) => return Ok(Some(err.to_string())),
             },
             FitObject::Header(..) | FitObject::DefinitionMessage(..) => {}
         }
         buffer = rest;
     }
-    Ok((records, None))
+    Ok(None)
 }
 
 /// What fitparser 0.11 assumes of a file header without checking it: the size in byte 0 is at

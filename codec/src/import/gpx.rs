@@ -2,6 +2,8 @@
 //! Track and segment boundaries become pause/resume events, so a gap between segments is neither
 //! moving time nor distance.
 
+use std::ops::ControlFlow;
+
 use super::xml::{Node, walk};
 use super::{Fix, Format, ImportError, Imported};
 use crate::{ControlKind, Sport};
@@ -12,48 +14,53 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
     let mut segment_starts: Vec<usize> = Vec::new();
     let mut empty_segments = 0;
     let mut bad_points = 0;
-    walk(bytes, |stack, node| match node {
-        Node::Open { name: "gpx", attributes } => {
-            imported.device_model = attributes.into_iter().find(|(k, _)| k == "creator").map(|(_, v)| v);
-        }
-        Node::Open { name: "trkseg", .. } => segment_starts.push(imported.fixes.len()),
-        Node::Close { name: "trkseg" } if segment_starts.last() == Some(&imported.fixes.len()) => {
-            segment_starts.pop();
-            empty_segments += 1;
-        }
-        Node::Open { name: "trkpt", attributes } => {
-            let attr =
-                |key: &str| attributes.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.trim().parse::<f64>().ok());
-            let (lat, lon) = (attr("lat"), attr("lon"));
-            if lat.is_none() || lon.is_none() {
-                bad_points += 1;
+    walk(bytes, |stack, node| {
+        match node {
+            Node::Open { name: "gpx", attributes } => {
+                imported.device_model = attributes.into_iter().find(|(k, _)| k == "creator").map(|(_, v)| v);
             }
-            current = Some(Fix { lat, lon, ..Fix::default() });
-        }
-        Node::Close { name: "trkpt" } => imported.fixes.extend(current.take()),
-        Node::Text(text) => {
-            let Some(fix) = current.as_mut() else {
-                if stack.last().map(String::as_str) == Some("type") && stack.iter().any(|s| s == "trk") {
-                    imported.sport = sport_from_text(text);
-                }
-                return;
-            };
-            match stack.last().map(String::as_str) {
-                Some("ele") => fix.altitude_m = text.parse().ok(),
-                Some("time") => {
-                    fix.time_ms = chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
-                }
-                Some("hr") => fix.heart_rate = text.parse::<f64>().ok().map(|v| v.round() as u8),
-                Some("cad") => fix.cadence = text.parse::<f64>().ok().map(|v| v.round() as u8),
-                Some("power" | "PowerInWatts" | "watts") => {
-                    fix.power_w = text.parse::<f64>().ok().map(|v| v.round() as u16)
-                }
-                _ => {}
+            Node::Open { name: "trkseg", .. } => segment_starts.push(imported.fixes.len()),
+            Node::Close { name: "trkseg" } if segment_starts.last() == Some(&imported.fixes.len()) => {
+                segment_starts.pop();
+                empty_segments += 1;
             }
+            Node::Open { name: "trkpt", attributes } => {
+                let attr = |key: &str| {
+                    attributes.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.trim().parse::<f64>().ok())
+                };
+                let (lat, lon) = (attr("lat"), attr("lon"));
+                if lat.is_none() || lon.is_none() {
+                    bad_points += 1;
+                }
+                current = Some(Fix { lat, lon, ..Fix::default() });
+            }
+            Node::Close { name: "trkpt" } => imported.fixes.extend(current.take()),
+            Node::Text(text) => {
+                let Some(fix) = current.as_mut() else {
+                    if stack.last().map(String::as_str) == Some("type") && stack.iter().any(|s| s == "trk") {
+                        imported.sport = sport_from_text(text);
+                    }
+                    return ControlFlow::Continue(());
+                };
+                match stack.last().map(String::as_str) {
+                    Some("ele") => fix.altitude_m = text.parse().ok(),
+                    Some("time") => {
+                        fix.time_ms = chrono::DateTime::parse_from_rfc3339(text).ok().map(|t| t.timestamp_millis())
+                    }
+                    Some("hr") => fix.heart_rate = text.parse::<f64>().ok().map(|v| v.round() as u8),
+                    Some("cad") => fix.cadence = text.parse::<f64>().ok().map(|v| v.round() as u8),
+                    Some("power" | "PowerInWatts" | "watts") => {
+                        fix.power_w = text.parse::<f64>().ok().map(|v| v.round() as u16)
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
         }
-        _ => {}
+        imported.within_points_bound()
     })
     .map_err(|detail| ImportError::Malformed { format: Format::Gpx, detail })?;
+    imported.check_points_bound()?;
     // Between segments: pause at the last timed point of one, resume at the first of the next.
     for start in segment_starts.iter().skip(1).copied() {
         let before = imported.fixes[..start].iter().rev().find_map(|f| f.time_ms);

@@ -6,8 +6,11 @@
 
 mod fit;
 mod gpx;
+mod gzip;
 mod tcx;
 mod xml;
+
+pub use gzip::{Packed, gunzip};
 
 use crate::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, missing};
 
@@ -89,7 +92,21 @@ pub enum ImportError {
     Malformed { format: Format, detail: String },
     #[error("{format:?} file has no track points: nothing to import (a route or course file without a recording?)")]
     Empty { format: Format },
+    #[error(
+        "{format:?} file has more than {max} track points, more than almost six days recorded once a second: split it into one file per activity"
+    )]
+    TooManyPoints { format: Format, max: usize },
+    #[error("the file is not valid gzip ({detail}): upload it as exported, or gzip it again")]
+    BadGzip { detail: String },
+    #[error(
+        "the gzipped file expands to more than {limit} bytes, more than a real {kind} file of its size would: upload it uncompressed"
+    )]
+    ExpandsTooFar { kind: &'static str, limit: usize },
 }
+
+/// Most track points one file may hold: a bound on the memory an import takes (about 120 bytes
+/// per point), far above a real recording (a 24-hour race at one point per second is 86,400).
+pub const MAX_POINTS: usize = 500_000;
 
 /// Reads a file's bytes in whichever supported format they are.
 pub fn import_bytes(bytes: &[u8]) -> Result<Imported, ImportError> {
@@ -146,6 +163,24 @@ impl Imported {
             }
         };
         WorkoutId(*uuid::Uuid::new_v5(&RECORDING_NAMESPACE, name.as_bytes()).as_bytes())
+    }
+
+    /// `Break` once the file holds more points than an import may: a reader stops there.
+    pub(crate) fn within_points_bound(&self) -> std::ops::ControlFlow<()> {
+        if self.fixes.len() > MAX_POINTS {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    pub(crate) fn check_points_bound(&self) -> Result<(), ImportError> {
+        match self.within_points_bound() {
+            std::ops::ControlFlow::Continue(()) => Ok(()),
+            std::ops::ControlFlow::Break(()) => {
+                Err(ImportError::TooManyPoints { format: self.format, max: MAX_POINTS })
+            }
+        }
     }
 
     /// Nothing yet, for an importer to fill.

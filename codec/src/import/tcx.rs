@@ -81,8 +81,10 @@ pub(super) fn import(bytes: &[u8]) -> Result<Imported, ImportError> {
             }
             _ => {}
         }
+        imported.within_points_bound()
     })
     .map_err(|detail| ImportError::Malformed { format: Format::Tcx, detail })?;
+    imported.check_points_bound()?;
     if laps > 0 {
         imported.device = DeviceTotals {
             distance_m: Some(lap_distance),

@@ -1,6 +1,8 @@
 //! A tiny streaming walk over XML (quick-xml) for the GPX and TCX importers: element opens with
 //! their attributes, text, and closes, by local name (namespace prefixes dropped).
 
+use std::ops::ControlFlow;
+
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
@@ -10,9 +12,9 @@ pub(super) enum Node<'a> {
     Close { name: &'a str },
 }
 
-/// Calls `visit(stack, node)` for every node; `stack` holds the local names of the open elements
-/// (for `Open`, including the element itself).
-pub(super) fn walk(bytes: &[u8], mut visit: impl FnMut(&[String], Node<'_>)) -> Result<(), String> {
+/// Calls `visit(stack, node)` for every node until it answers `Break`; `stack` holds the local
+/// names of the open elements (for `Open`, including the element itself).
+pub(super) fn walk(bytes: &[u8], mut visit: impl FnMut(&[String], Node<'_>) -> ControlFlow<()>) -> Result<(), String> {
     let mut reader = Reader::from_reader(bytes);
     let mut buf = Vec::new();
     let mut stack: Vec<String> = Vec::new();
@@ -29,21 +31,27 @@ pub(super) fn walk(bytes: &[u8], mut visit: impl FnMut(&[String], Node<'_>)) -> 
                     .map(|a| (a.key.local_name().as_ref().to_owned(), a.value.into_owned()))
                     .collect();
                 stack.push(name.clone());
-                visit(&stack, Node::Open { name: &name, attributes });
+                if visit(&stack, Node::Open { name: &name, attributes }).is_break() {
+                    return Ok(());
+                }
                 if empty {
                     stack.pop();
-                    visit(&stack, Node::Close { name: &name });
+                    if visit(&stack, Node::Close { name: &name }).is_break() {
+                        return Ok(());
+                    }
                 }
             }
             Event::Text(t) => {
                 let text = t.trim();
-                if !text.is_empty() {
-                    visit(&stack, Node::Text(text));
+                if !text.is_empty() && visit(&stack, Node::Text(text)).is_break() {
+                    return Ok(());
                 }
             }
             Event::End(_) => {
-                if let Some(name) = stack.pop() {
-                    visit(&stack, Node::Close { name: &name });
+                if let Some(name) = stack.pop()
+                    && visit(&stack, Node::Close { name: &name }).is_break()
+                {
+                    return Ok(());
                 }
             }
             Event::Eof => return Ok(()),
