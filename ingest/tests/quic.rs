@@ -203,6 +203,49 @@ async fn after_a_server_restart_the_client_resends_what_was_not_acked() {
     restarted.shutdown().await;
 }
 
+/// A restart takes a while (the log replays, the pipeline rebuilds), and behind a load balancer
+/// dials while the server is down go unanswered (no ICMP comes back: a socket that swallows
+/// everything stands in for it). QUIC retransmits an unanswered Initial with a backoff doubling
+/// from one second (at 1, 3, 7, 15 s), so after 8 s of downtime its dial would find the server
+/// only at 15 s; the client tries afresh after a few round trips instead and is back about as
+/// soon as the server is. The bound asserted is a liveness bound with seconds of margin, not a
+/// latency goal (those are measured with `trackwire-loadtest quic-fleet` across a restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_that_takes_a_while_the_client_is_back_as_soon_as_the_server() {
+    const DOWNTIME: Duration = Duration::from_secs(8);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 0, quic_config());
+    let addr = server.addr;
+    let client = Client::connect(client_config(dir.path(), addr, "watch-token")).await.unwrap();
+    let mut stream = client.open_workout().await.unwrap();
+    for seq in 0..20 {
+        stream.send(&batch("watch", 3, seq)).await.unwrap();
+    }
+    stream.flush().await.unwrap();
+    server.shutdown().await;
+    let black_hole = bind(addr.port());
+    let sending = async {
+        for seq in 20..40 {
+            stream.send(&batch("watch", 3, seq)).await.unwrap();
+        }
+        let stats = stream.finish().await;
+        (stats, std::time::Instant::now())
+    };
+    let restarting = async {
+        tokio::time::sleep(DOWNTIME).await;
+        drop(black_hole);
+        (start(dir.path(), addr.port(), quic_config()), std::time::Instant::now())
+    };
+    let ((sent, delivered_at), (restarted, back_at)) = tokio::join!(sending, restarting);
+    let stats = sent.unwrap();
+    assert_eq!(stats.acked, 40);
+    let after = delivered_at.saturating_duration_since(back_at);
+    assert!(after < Duration::from_secs(4), "delivered {after:?} after the server was back");
+    assert_eq!(forwarded(&restarted.seen, 3, 40).await, (0..40).collect::<Vec<_>>());
+    client.close().await;
+    restarted.shutdown().await;
+}
+
 fn raw_endpoint(dir: &std::path::Path) -> quinn::Endpoint {
     let roots = trackwire_ingest::quic::read_certs(&dir.join(trackwire_ingest::quic::DEV_CERT_FILE)).unwrap();
     let mut store = rustls::RootCertStore::empty();

@@ -83,7 +83,23 @@ pub struct Client {
     config: ClientConfig,
     current: tokio::sync::Mutex<Option<Connection>>,
     reconnects: AtomicU64,
+    /// The round-trip time of the last connection, µs (0: none yet): how long a dial may go
+    /// unanswered before it is given up and tried afresh.
+    last_rtt_micros: AtomicU64,
+    /// Dials in a row that went unanswered.
+    unanswered_dials: AtomicU64,
 }
+
+/// A dial to a server that answered before is given this long beyond four round trips (a
+/// handshake, the hello, and a 0-RTT refusal after a restart) before it is tried afresh: a server
+/// that is restarting drops the first Initial packets, and QUIC's own retransmission backs off
+/// to seconds, so a fresh dial reaches the restarted server sooner than waiting on the old one.
+const DIAL_SLACK: Duration = Duration::from_millis(500);
+/// The longest a dial waits before it is tried afresh, once several in a row went unanswered (a
+/// path that became slower).
+const LONGEST_DIAL: Duration = Duration::from_secs(20);
+/// Unanswered dials in a row before each next one waits twice as long.
+const DIALS_BEFORE_WAITING_LONGER: u32 = 4;
 
 impl Client {
     /// Binds a UDP socket, connects and says hello.
@@ -107,6 +123,8 @@ impl Client {
             config,
             current: tokio::sync::Mutex::new(None),
             reconnects: AtomicU64::new(0),
+            last_rtt_micros: AtomicU64::new(0),
+            unanswered_dials: AtomicU64::new(0),
         };
         client.connection_replacing(None).await?;
         Ok(client)
@@ -159,13 +177,45 @@ impl Client {
         {
             return Ok(connection.clone());
         }
+        if let Some(old) = current.as_ref() {
+            let rtt = u64::try_from(old.rtt().as_micros()).unwrap_or(u64::MAX).max(1);
+            self.last_rtt_micros.store(rtt, Ordering::Relaxed);
+        }
         let had_one = current.is_some();
-        let connection = self.dial().await?;
+        let connection = match self.dial_patience() {
+            // A first connection waits as long as QUIC does (the idle timeout).
+            None => self.dial().await?,
+            Some(patience) => match tokio::time::timeout(patience, self.dial()).await {
+                Ok(dialled) => dialled?,
+                Err(_) => {
+                    // Dropping the dial closes it; the next one starts with a fresh Initial.
+                    self.unanswered_dials.fetch_add(1, Ordering::Relaxed);
+                    return Err(ClientError::Refused {
+                        code: None,
+                        reason: format!("no answer within {patience:?}; the server may be restarting"),
+                    });
+                }
+            },
+        };
+        self.unanswered_dials.store(0, Ordering::Relaxed);
         if had_one {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }
         *current = Some(connection.clone());
         Ok(connection)
+    }
+
+    /// How long a reconnecting dial may go unanswered: four round trips of the last connection
+    /// and some slack, doubling after several unanswered dials in a row. None before the first
+    /// connection, whose round trip is not known.
+    fn dial_patience(&self) -> Option<Duration> {
+        let rtt = Duration::from_micros(match self.last_rtt_micros.load(Ordering::Relaxed) {
+            0 => return None,
+            micros => micros,
+        });
+        let unanswered = u32::try_from(self.unanswered_dials.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
+        let doublings = unanswered.saturating_sub(DIALS_BEFORE_WAITING_LONGER).min(8);
+        Some(((rtt * 4 + DIAL_SLACK) * 2u32.pow(doublings)).min(LONGEST_DIAL))
     }
 
     /// A new connection, hello answered. Uses 0-RTT when a session ticket allows it.
@@ -443,6 +493,7 @@ impl WorkoutStream<'_> {
         let mut stale = self.connection_id.filter(|_| !matches!(why, Interrupted::NotOpen));
         loop {
             self.streams = None;
+            let attempt = Instant::now();
             match self.reopen(stale).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
@@ -452,7 +503,9 @@ impl WorkoutStream<'_> {
                     if started.elapsed() >= self.client.config.reconnect_for {
                         return Err(ClientError::GaveUp(started.elapsed(), format!("{err:?}")));
                     }
-                    tokio::time::sleep(backoff).await;
+                    // The backoff counts from the attempt's start: a dial that waited out its
+                    // patience has waited already.
+                    tokio::time::sleep(backoff.saturating_sub(attempt.elapsed())).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                     stale = self.connection_id;
                 }
