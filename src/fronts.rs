@@ -66,6 +66,6 @@ fn start_quic(config: &Config, socket: std::net::UdpSocket) -> anyhow::Result<Qu
             identity
         }
     };
-    let reset_key = StatelessResetKey::load_or_create(&config.data_dir)?;
+    let reset_key = StatelessResetKey::load(config.quic.reset_key_path.as_deref(), &config.data_dir)?;
     Ok(QuicServer::new(socket, identity, &reset_key, config.quic.clone())?)
 }

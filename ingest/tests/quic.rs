@@ -78,7 +78,7 @@ fn start_with_queue(dir: &std::path::Path, port: u16, config: QuicConfig, queue_
     ));
     let identity = ServerIdentity::development(dir).unwrap();
     let socket = bind(port);
-    let reset_key = trackwire_ingest::quic::StatelessResetKey::load_or_create(dir).unwrap();
+    let reset_key = trackwire_ingest::quic::StatelessResetKey::load(config.reset_key_path.as_deref(), dir).unwrap();
     let server = QuicServer::new(socket, identity, &reset_key, config).unwrap();
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -244,6 +244,81 @@ async fn after_a_restart_that_takes_a_while_the_client_is_back_as_soon_as_the_se
     assert_eq!(forwarded(&restarted.seen, 3, 40).await, (0..40).collect::<Vec<_>>());
     client.close().await;
     restarted.shutdown().await;
+}
+
+/// A UDP load balancer in miniature: relays a client's datagrams to the current upstream and that
+/// upstream's answers back; switching the upstream is a replica dying behind it (its packets no
+/// longer reach the client, and the client's go to another replica).
+struct Relay {
+    addr: std::net::SocketAddr,
+    upstream: Arc<Mutex<std::net::SocketAddr>>,
+}
+
+impl Relay {
+    async fn start(upstream: std::net::SocketAddr) -> Relay {
+        let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = front.local_addr().unwrap();
+        let upstream = Arc::new(Mutex::new(upstream));
+        let client: Arc<Mutex<Option<std::net::SocketAddr>>> = Arc::default();
+        let (front_in, back_out, current, seen) = (front.clone(), back.clone(), upstream.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((len, from)) = front_in.recv_from(&mut buf).await {
+                *seen.lock().unwrap() = Some(from);
+                let target = *current.lock().unwrap();
+                let _ = back_out.send_to(&buf[..len], target).await;
+            }
+        });
+        let current = upstream.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            while let Ok((len, from)) = back.recv_from(&mut buf).await {
+                let to = *client.lock().unwrap();
+                if let Some(to) = to.filter(|_| from == *current.lock().unwrap()) {
+                    let _ = front.send_to(&buf[..len], to).await;
+                }
+            }
+        });
+        Relay { addr, upstream }
+    }
+
+    fn switch_to(&self, upstream: std::net::SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
+    }
+}
+
+/// Behind a load balancer, a gateway replica that dies hands its devices' flows to another one,
+/// whose data directory (a Deployment's `emptyDir`) is not the dead one's. With the
+/// stateless-reset secret every replica mounts (`quic.reset_key_path`), that replica recognises
+/// the dead one's connection ids and answers with a stateless reset: the device learns at its
+/// next packet that its connection is gone, instead of sitting out its idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_its_own_data_dir_resets_a_dead_replicas_connections() {
+    let shared = tempfile::tempdir().unwrap();
+    let secret = shared.path().join("quic-reset-secret");
+    std::fs::write(&secret, "a secret every gateway replica mounts, at least 32 bytes\n").unwrap();
+    let config = QuicConfig { reset_key_path: Some(secret), ..quic_config() };
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = start(first_dir.path(), 0, config.clone());
+    let balancer = Relay::start(first.addr).await;
+    let connection = raw_endpoint(first_dir.path()).connect(balancer.addr, "localhost").unwrap().await.unwrap();
+    say_hello(&connection, b"watch-token").await.unwrap();
+
+    let second = start(second_dir.path(), 0, config);
+    balancer.switch_to(second.addr);
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(&encode_frame_for_test(&batch("watch", 4, 0))).await.unwrap();
+    let reason = connection.closed().await;
+    assert!(matches!(reason, quinn::ConnectionError::Reset), "closed by {reason} instead of a stateless reset");
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+fn encode_frame_for_test(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
 }
 
 fn raw_endpoint(dir: &std::path::Path) -> quinn::Endpoint {

@@ -19,6 +19,14 @@ pub struct QuicConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
     pub key_path: Option<PathBuf>,
+    /// A file holding the stateless-reset secret (any 32 bytes or more, e.g. from
+    /// `openssl rand -base64 48`) that every replica of the gateway mounts. Unset: a random
+    /// secret kept in the data directory (`quic-reset.key`), which is enough where the data
+    /// directory outlives the process. With the secret shared, a restarted or surviving replica
+    /// answers a dead replica's connections with a stateless reset and devices reconnect at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schema(value_type = Option<String>))]
+    pub reset_key_path: Option<PathBuf>,
     /// Connections served at once; more are closed with code 4 (`LimitExceeded`, retry later).
     pub max_connections: usize,
     /// Workout streams one connection may have open at once (QUIC stream credit: the device waits).
@@ -53,6 +61,7 @@ impl Default for QuicConfig {
         QuicConfig {
             cert_path: None,
             key_path: None,
+            reset_key_path: None,
             max_connections: 10_000,
             max_streams_per_connection: 16,
             max_frame_bytes: 4 << 20,

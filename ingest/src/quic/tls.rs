@@ -87,6 +87,36 @@ impl StatelessResetKey {
         }
     }
 
+    /// The key held in `path`, a secret every replica shares (a Kubernetes Secret): whatever the
+    /// file holds (at least 32 bytes, e.g. `openssl rand -base64 48`), the key is its SHA-256.
+    /// Replicas whose data directories do not outlive them (a Deployment's `emptyDir`) then still
+    /// recognise their predecessors' connections, and any replica a dead one's devices reach
+    /// answers them with a stateless reset.
+    pub fn from_file(path: &Path) -> Result<StatelessResetKey, QuicError> {
+        let identity_error = |detail: String| QuicError::Identity { path: path.to_owned(), detail };
+        let secret = std::fs::read(path).map_err(|e| {
+            identity_error(format!(
+                "cannot read the stateless-reset secret ({e}); create it with `openssl rand -base64 48`"
+            ))
+        })?;
+        if secret.trim_ascii().len() < 32 {
+            return Err(identity_error(format!(
+                "the stateless-reset secret is {} bytes, fewer than 32: create it with `openssl rand -base64 48`",
+                secret.trim_ascii().len()
+            )));
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, secret.trim_ascii());
+        Ok(StatelessResetKey(digest.as_ref().try_into().expect("SHA-256 is 32 bytes")))
+    }
+
+    /// The configured shared secret when there is one, else the one in the data directory.
+    pub fn load(shared: Option<&Path>, data_dir: &Path) -> Result<StatelessResetKey, QuicError> {
+        match shared {
+            Some(path) => StatelessResetKey::from_file(path),
+            None => StatelessResetKey::load_or_create(data_dir),
+        }
+    }
+
     pub(crate) fn hmac_key(&self) -> ring::hmac::Key {
         ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0)
     }
