@@ -14,6 +14,7 @@ pub mod serve;
 mod single;
 pub mod stores;
 pub mod surfaces;
+pub mod topics;
 mod worker;
 
 use trackwire_codec::{BatchData, encode_batch, import};

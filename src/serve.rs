@@ -33,6 +33,7 @@ pub fn run(settings: Settings) -> anyhow::Result<()> {
 /// Runs the role `settings` names on `listeners` until `stop`.
 pub fn start(settings: Settings, listeners: Listeners, stop: Stop) -> anyhow::Result<()> {
     let Settings { config, role } = settings;
+    crate::topics::provision_at_start(&config, &role)?;
     match role {
         RoleSettings::All => crate::single::run(&config, listeners, stop),
         RoleSettings::Gateway { raw } => crate::front::run(&config, crate::front::Front::Gateway, raw, listeners, stop),

@@ -228,6 +228,16 @@ impl Config {
         if !(self.pipeline.update_interval_secs >= 0.0 && self.pipeline.update_interval_secs < 1e6) {
             bail!("pipeline.update_interval_secs must be 0 (after every batch) or a positive number of seconds");
         }
+        if self.kafka.replication_factor < 1 || self.kafka.min_insync_replicas < 1 {
+            bail!("kafka.replication_factor and kafka.min_insync_replicas must be at least 1");
+        }
+        if self.kafka.min_insync_replicas > self.kafka.replication_factor {
+            bail!(
+                "kafka.min_insync_replicas ({}) is more than kafka.replication_factor ({}): no write could ever be confirmed",
+                self.kafka.min_insync_replicas,
+                self.kafka.replication_factor
+            );
+        }
         if self.quic.cert_path.is_some() != self.quic.key_path.is_some() {
             bail!("quic.cert_path and quic.key_path go together: give both, or neither for a development certificate");
         }

@@ -40,8 +40,22 @@ pub struct KafkaSection {
     pub events_topic: String,
     /// Topic of enriched points (Arrow IPC stream, the lake's `points` schema).
     pub points_topic: String,
-    /// Partitions of the topics Trackwire creates when they are missing.
+    /// Partitions of the events and points topics Trackwire creates when they are missing.
     pub partitions: i32,
+    /// Copies of every partition of the topics Trackwire creates (events, points, raw): 3 so an
+    /// acked batch survives a broker; 1 for a single development broker.
+    pub replication_factor: i32,
+    /// Copies that must hold a message before the brokers confirm it (`min.insync.replicas`): at
+    /// most `replication_factor`.
+    pub min_insync_replicas: i32,
+    /// Days the brokers keep messages of the events, points and raw topics (`retention.ms`; 0:
+    /// forever). The events and points topics are also compacted (`cleanup.policy=compact,delete`,
+    /// after a week) so the tombstones of erased and deleted workouts take effect.
+    pub retention_days: u32,
+    /// What an existing topic whose partitions, replication or retention differ from these
+    /// settings does at start: `warn` (a warning per difference) or `refuse` (the process does
+    /// not start: for production).
+    pub on_topic_mismatch: TopicMismatch,
     /// Largest message produced to the events and points topics (librdkafka's
     /// `message.max.bytes`; the brokers' `message.max.bytes` must allow it). A record's points
     /// beyond it go as several consecutive messages.
@@ -79,7 +93,11 @@ impl Default for KafkaSection {
             brokers: None,
             events_topic: defaults.events_topic,
             points_topic: defaults.points_topic,
-            partitions: defaults.partitions,
+            partitions: 8,
+            replication_factor: 3,
+            min_insync_replicas: 2,
+            retention_days: 90,
+            on_topic_mismatch: TopicMismatch::Warn,
             max_message_bytes: defaults.max_message_bytes,
             raw_topic: "trackwire.raw.v1".into(),
             raw_partitions: 8,
@@ -93,14 +111,48 @@ impl Default for KafkaSection {
     }
 }
 
+/// What an existing topic that differs from the configuration does at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicMismatch {
+    Warn,
+    Refuse,
+}
+
+/// Messages of the compacted topics stay this long before compaction may drop them, so a
+/// consumer that keeps up sees every event, not only each workout's last.
+const COMPACTION_LAG_MS: i64 = 7 * 86_400_000;
+
 impl KafkaSection {
+    /// Replication and retention of every topic Trackwire writes.
+    pub fn topic_settings(&self) -> trackwire_ingest::log::kafka::TopicSettings {
+        trackwire_ingest::log::kafka::TopicSettings {
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
+            retention_ms: if self.retention_days == 0 { -1 } else { i64::from(self.retention_days) * 86_400_000 },
+        }
+    }
+
+    /// The events and points topics as they should be: compacted too, for their tombstones.
+    pub fn output_topic_specs(&self) -> Vec<trackwire_ingest::log::kafka::TopicSpec> {
+        [&self.events_topic, &self.points_topic]
+            .into_iter()
+            .map(|name| trackwire_ingest::log::kafka::TopicSpec {
+                name: name.clone(),
+                partitions: self.partitions,
+                settings: self.topic_settings(),
+                compacted: true,
+                compaction_lag_ms: COMPACTION_LAG_MS,
+            })
+            .collect()
+    }
+
     /// The sink's configuration, when brokers are configured.
     pub fn sink_config(&self) -> Option<trackwire_sinks::kafka::KafkaConfig> {
         let brokers = self.brokers.as_ref()?;
         let mut config = trackwire_sinks::kafka::KafkaConfig::new(brokers.clone());
         config.events_topic = self.events_topic.clone();
         config.points_topic = self.points_topic.clone();
-        config.partitions = self.partitions;
         config.max_message_bytes = self.max_message_bytes;
         config.client = self.client_settings();
         Some(config)
@@ -114,7 +166,18 @@ impl KafkaSection {
             partitions: self.raw_partitions,
             queue_depth,
             client: self.client_settings(),
+            settings: self.topic_settings(),
         })
+    }
+
+    /// A librdkafka configuration for an admin client of the brokers.
+    pub fn admin_client(&self) -> rdkafka::config::ClientConfig {
+        let mut client = rdkafka::config::ClientConfig::new();
+        client.set("bootstrap.servers", self.brokers.as_deref().unwrap_or_default());
+        for (key, value) in self.client_settings() {
+            client.set(key, value);
+        }
+        client
     }
 
     /// The security settings and `librdkafka` extras, as librdkafka keys.

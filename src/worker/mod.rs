@@ -56,10 +56,6 @@ pub fn run(
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     // Opening the store applies the migrations, the lease table among them.
     let store = crate::stores::open_read_store(config)?;
-    if let Err(error) = trackwire_ingest::log::kafka::ensure_topic(&raw.client_config(&[]), &raw.topic, raw.partitions)
-    {
-        tracing::warn!(%error, "raw topic not checked now; consuming will retry");
-    }
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
     let owner = format!("{host}/{index}of{count}/{}", uuid::Uuid::new_v4().simple());
     let ttl = Duration::from_secs_f64(config.cluster.lease_secs);

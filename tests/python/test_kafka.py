@@ -203,3 +203,43 @@ def test_a_batch_larger_than_a_kafka_message_is_delivered_in_parts_and_nothing_s
     assert all(len(m[3]) <= 1_000_000 for m in messages)
     rows = [r for r in points_rows(messages) if r[0] == str(workout)]
     assert sorted(rows) == sorted([(str(workout), 0, i) for i in range(12_000)] + [(str(workout), 1, 0)])
+
+
+def test_topics_are_provisioned_as_configured_and_a_differing_one_is_named(server_factory, kafka_broker):
+    """The events and points topics are created with the configured replication factor (3),
+    `min.insync.replicas` (2), 90 days' retention and compaction after a week (they carry
+    tombstones); an existing topic that differs gets a warning naming each difference, or stops
+    the start with `on_topic_mismatch = "refuse"`. tansu keeps the settings it is given (it
+    reports three replicas on its one broker) but enforces neither replication nor
+    `min.insync.replicas`: those are Kafka's own to prove."""
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    server = server_factory(**kafka_env(kafka_broker)).start()
+    admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+    metadata = admin.list_topics(timeout=10)
+    for topic in (EVENTS, POINTS):
+        partitions = metadata.topics[topic].partitions
+        assert len(partitions) == 3 and {len(p.replicas) for p in partitions.values()} == {3}, topic
+        described = admin.describe_configs([ConfigResource("topic", topic)])
+        configs = {k: v.value for k, v in next(iter(described.values())).result().items()}
+        assert configs["min.insync.replicas"] == "2", configs
+        assert configs["retention.ms"] == str(90 * 86_400_000), configs
+        assert sorted(configs["cleanup.policy"].split(",")) == ["compact", "delete"], configs
+        assert configs["min.compaction.lag.ms"] == str(7 * 86_400_000), configs
+    server.stop()
+
+    created = admin.create_topics([NewTopic("drifted.events", 3, 1, config={"retention.ms": str(7 * 86_400_000)})])
+    next(iter(created.values())).result()
+    drifted = kafka_env(kafka_broker, TRACKWIRE_KAFKA__EVENTS_TOPIC="drifted.events")
+    try:
+        server_factory(**drifted, TRACKWIRE_KAFKA__ON_TOPIC_MISMATCH="refuse").start()
+        raise AssertionError("a topic that differs from the configuration must stop the start in refuse mode")
+    except RuntimeError as refused:
+        message = str(refused)
+    assert "topic drifted.events has replication factor = 1 where the configuration asks for 3" in message, message
+    assert "retention.ms = 604800000 where the configuration asks for 7776000000" in message, message
+    warned = server_factory(**drifted).start()
+    assert warned.post(twclient.encode_batch(twclient.parse_gpx(TRACE)[:10], uuid.uuid4(), 0)).status_code == 200
+    warned.stop()
+    log = warned.log_path.read_text()
+    assert "kafka topic differs from the configuration" in log and "min.insync.replicas" in log, log[-3000:]

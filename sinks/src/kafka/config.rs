@@ -7,8 +7,6 @@ pub struct KafkaConfig {
     pub brokers: String,
     pub events_topic: String,
     pub points_topic: String,
-    /// Partitions for topics this sink creates when they are missing.
-    pub partitions: i32,
     /// Largest message produced (librdkafka's `message.max.bytes`; the broker's and topic's
     /// `max.message.bytes` must be at least this). A record's points larger than this are sent as
     /// several consecutive messages.
@@ -24,7 +22,6 @@ impl KafkaConfig {
             brokers: brokers.into(),
             events_topic: "trackwire.workout-events.v2".into(),
             points_topic: "trackwire.points.v1".into(),
-            partitions: 8,
             // librdkafka's and Kafka's own default.
             max_message_bytes: 1_000_000,
             client: BTreeMap::new(),

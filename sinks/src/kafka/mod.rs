@@ -22,7 +22,6 @@ mod points_schema;
 mod position;
 mod producer;
 mod sink;
-mod topics;
 
 pub use config::KafkaConfig;
 pub use encode::{

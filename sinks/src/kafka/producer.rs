@@ -84,7 +84,8 @@ pub struct RdKafkaProducer {
 }
 
 impl RdKafkaProducer {
-    /// Connects (lazily: a broker that is down now is retried) and creates missing topics.
+    /// Connects (lazily: a broker that is down now is retried). The topics must be provisioned
+    /// (the binary does at start); until they exist, messages wait.
     pub fn new(config: &KafkaConfig) -> Result<Self, SinkError> {
         let mut client = ClientConfig::new();
         client
@@ -94,11 +95,13 @@ impl RdKafkaProducer {
             .set("compression.type", "zstd")
             .set("linger.ms", "5")
             .set("message.max.bytes", config.max_message_bytes.to_string())
-            .set("message.timeout.ms", "0");
+            .set("message.timeout.ms", "0")
+            // Topics are provisioned with their replication and retention by whoever runs the
+            // sink; a broker that creates topics on first use would give them its defaults.
+            .set("allow.auto.create.topics", "false");
         for (key, value) in &config.client {
             client.set(key, value);
         }
-        super::topics::create_topics(&client, config);
         let reports = Arc::new(Mutex::new(Reports::default()));
         let producer = client
             .create_with_context(Context { reports: reports.clone() })

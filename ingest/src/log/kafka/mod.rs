@@ -20,21 +20,19 @@
 
 mod command;
 mod reader;
+mod topics;
 mod writer;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::error::RDKafkaErrorCode;
 use trackwire_codec::WorkoutId;
 
 #[cfg(doc)]
 use super::{DedupIndex, DurableLog};
 pub use command::{Placed, append_to_every_partition, append_to_partitions};
 pub use reader::{PartitionReader, ReaderMetrics};
+pub use topics::{Drift, FoundTopic, TopicSettings, TopicSpec, provision};
 pub use writer::open;
 
 /// The record header carrying the batch's sequence number (decimal), so a worker can dedupe
@@ -56,9 +54,23 @@ pub struct RawTopicConfig {
     pub queue_depth: usize,
     /// Extra librdkafka settings (security, SASL, …); they win over ours.
     pub client: BTreeMap<String, String>,
+    /// Replication and retention the topic is provisioned with.
+    pub settings: TopicSettings,
 }
 
 impl RawTopicConfig {
+    /// The topic as it should be: expired after the retention, never compacted (compaction by
+    /// workout id would keep one batch per workout).
+    pub fn spec(&self) -> TopicSpec {
+        TopicSpec {
+            name: self.topic.clone(),
+            partitions: self.partitions,
+            settings: self.settings.clone(),
+            compacted: false,
+            compaction_lag_ms: 0,
+        }
+    }
+
     /// A librdkafka configuration for a client of the topic: the brokers, then `defaults` (the
     /// client's own settings), then the configured extras, which win.
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
@@ -87,27 +99,6 @@ pub fn partition_of(workout_id: &WorkoutId, partitions: i32) -> i32 {
     let tail = u32::from_be_bytes([workout_id.0[12], workout_id.0[13], workout_id.0[14], workout_id.0[15]]);
     let mixed = u64::from(tail).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
     (mixed % partitions.max(1) as u64) as i32
-}
-
-/// Creates `topic` with `partitions` partitions unless it exists (replication 1: the broker's
-/// own default is used by production clusters, which create topics ahead of time).
-pub fn ensure_topic(client: &ClientConfig, topic: &str, partitions: i32) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let topics = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(15), admin.create_topics(&topics, &options)).await })
-        .map_err(|_| format!("creating topic {topic}: timed out"))?
-        .map_err(|e| format!("creating topic {topic}: {e}"))?;
-    for result in results {
-        match result {
-            Ok(topic) => tracing::info!(topic, partitions, "kafka topic created"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(format!("creating topic {topic}: {code}")),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

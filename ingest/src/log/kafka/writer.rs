@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER, ensure_topic, partition_of};
+use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER, partition_of};
 use crate::log::{AppendRequest, Appended, DedupIndex, DedupKey, DurableLog, LogError, Shared};
 
 /// Workouts per generation of [`Acked`]: about 100 bytes each, so the gateway keeps at most
@@ -82,14 +82,11 @@ impl ProducerContext for Context {
     }
 }
 
-/// Opens the Kafka-backed log: creates the topic if it is missing and starts the producer thread.
+/// Opens the Kafka-backed log: starts the producer thread. The topic is provisioned by whoever
+/// runs the role ([`super::provision`]); producing never creates it with the brokers' defaults.
 /// The returned handle joins the thread, which ends (after waiting up to 30 s for the broker to
 /// confirm what is in flight) once every `DurableLog` handle is dropped.
 pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
-    if let Err(error) = ensure_topic(&config.client_config(&[]), &config.topic, config.partitions) {
-        // The broker may be starting; producing retries on its own, and the topic may exist.
-        tracing::warn!(brokers = %config.brokers, %error, "raw topic not checked now; producing will retry");
-    }
     let client = config.client_config(&[
         ("enable.idempotence", "true"),
         ("acks", "all"),
@@ -98,6 +95,9 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
         // Give up on a batch after a minute: the device is told (500) and re-sends it, rather
         // than waiting on an ack that may never come.
         ("message.timeout.ms", "60000"),
+        // The topic is provisioned with its replication and retention; a broker that creates
+        // topics on first use would give it its own defaults.
+        ("allow.auto.create.topics", "false"),
     ]);
     let shared = Arc::new(Shared {
         metrics: Default::default(),
