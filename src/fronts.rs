@@ -22,13 +22,18 @@ pub async fn serve_fronts(
     listeners.http.set_nonblocking(true).context("setting up the HTTP listener")?;
     let listener = tokio::net::TcpListener::from_std(listeners.http).context("setting up the HTTP listener")?;
     let addr = listener.local_addr()?;
+    let tls = match config.tls.files() {
+        Some(files) => Some(std::sync::Arc::new(trackwire_api::tls::ReloadingCertificate::load(files)?)),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let quic = listeners.quic.map(|socket| start_quic(config, socket)).transpose()?;
     match &quic {
         Some(quic) => {
             let quic_addr = quic.local_addr()?;
-            tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), role = role.name(), "trackwire listening on http://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
+            tracing::info!(http = %addr, quic = %quic_addr, data_dir = %data.display(), role = role.name(), "trackwire listening on {scheme}://{addr} (ingest: POST /v1/ingest, API: /api/v1) and quic://{quic_addr} (ALPN trackwire/1), data in {}", data.display());
         }
-        None => tracing::info!(http = %addr, role = role.name(), "trackwire API listening on http://{addr}/api/v1"),
+        None => tracing::info!(http = %addr, role = role.name(), "trackwire API listening on {scheme}://{addr}/api/v1"),
     }
     if config.uses_dev_auth() {
         tracing::warn!(
@@ -44,7 +49,7 @@ pub async fn serve_fronts(
     // One stop ends both fronts.
     let ingestor = surfaces.ingest().ingestor.clone();
     let quic_task = quic.map(|quic| tokio::spawn(quic.run(ingestor, stop.clone().stopped())));
-    let http = trackwire_api::serve_surfaces(listener, surfaces, stop.stopped()).await.context("serving HTTP");
+    let http = trackwire_api::serve_surfaces(listener, surfaces, tls, stop.stopped()).await.context("serving HTTP");
     if let Some(quic_task) = quic_task {
         quic_task.await.context("the QUIC server panicked")?;
     }

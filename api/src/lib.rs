@@ -30,6 +30,7 @@ pub mod prometheus;
 pub mod push;
 mod routes;
 mod state;
+pub mod tls;
 pub mod trace_context;
 pub mod views;
 
@@ -195,14 +196,21 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_surfaces(listener, Surfaces::All(state), shutdown).await
+    serve_surfaces(listener, Surfaces::All(state), None, shutdown).await
 }
 
-/// [`serve`] for one role's routes.
+/// [`serve`] for one role's routes, over TLS when a certificate is given.
 pub async fn serve_surfaces(
     listener: tokio::net::TcpListener,
     surfaces: Surfaces,
+    tls: Option<std::sync::Arc<tls::ReloadingCertificate>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app_for(surfaces)).with_graceful_shutdown(shutdown).await
+    match tls {
+        None => axum::serve(listener, app_for(surfaces)).with_graceful_shutdown(shutdown).await,
+        Some(certificate) => {
+            let listener = tls::TlsListener::new(listener, certificate)?;
+            axum::serve(listener, app_for(surfaces)).with_graceful_shutdown(shutdown).await
+        }
+    }
 }

@@ -21,6 +21,7 @@ pub mod quic;
 pub mod seconds;
 mod service;
 mod time_bounds;
+pub mod tls;
 
 pub use auth::{DeviceToken, TokenAuth};
 pub use decompress::{ContentEncoding, decompress_capped};

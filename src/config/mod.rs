@@ -48,6 +48,8 @@ pub struct Config {
     pub ingest: IngestSection,
     /// The QUIC listener's TLS identity and limits.
     pub quic: QuicConfig,
+    /// HTTPS on the HTTP listener: certificate and key files, reloaded when they change.
+    pub tls: TlsSection,
     /// The embedded durable log (`<data_dir>/log/`) of the single process.
     pub log: LogConfig,
     /// The pipeline's shards.
@@ -84,6 +86,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             ingest: IngestSection::default(),
             quic: QuicConfig::default(),
+            tls: TlsSection::default(),
             log: LogConfig::default(),
             pipeline: PipelineSection::default(),
             lake: LakeSection::default(),
@@ -114,12 +117,13 @@ impl Settings {
     }
 }
 
-const SECTIONS: [&str; 16] = [
+const SECTIONS: [&str; 17] = [
     "http_addr",
     "quic_addr",
     "data_dir",
     "ingest",
     "quic",
+    "tls",
     "log",
     "pipeline",
     "lake",
@@ -237,6 +241,12 @@ impl Config {
                 self.kafka.min_insync_replicas,
                 self.kafka.replication_factor
             );
+        }
+        if self.tls.cert_path.is_some() != self.tls.key_path.is_some() {
+            bail!("tls.cert_path and tls.key_path go together: give both for HTTPS, or neither for plain HTTP");
+        }
+        if !(self.tls.reload_interval_secs > 0.0 && self.tls.reload_interval_secs.is_finite()) {
+            bail!("tls.reload_interval_secs must be a positive number of seconds");
         }
         if self.quic.cert_path.is_some() != self.quic.key_path.is_some() {
             bail!("quic.cert_path and quic.key_path go together: give both, or neither for a development certificate");
@@ -540,5 +550,16 @@ mod tests {
             }
             Ok(())
         });
+    }
+
+    /// The environment is read for exactly the configuration's own top-level fields.
+    #[test]
+    fn every_top_level_field_is_read_from_the_environment() {
+        let serialized = serde_json::to_value(Config::default()).unwrap();
+        let mut fields: Vec<&str> = serialized.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sections = SECTIONS.to_vec();
+        fields.sort_unstable();
+        sections.sort_unstable();
+        assert_eq!(fields, sections);
     }
 }

@@ -438,3 +438,37 @@ impl Default for SinksSection {
         SinksSection { flush_interval_ms: 500, unhealthy_after_secs: 300 }
     }
 }
+
+/// HTTPS on the HTTP listener (ingest and the API).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSection {
+    /// PEM certificate chain (with `key_path`); unset: plain HTTP, for a proxy or load balancer
+    /// that terminates TLS. Read again when the files change (cert-manager renews them in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub cert_path: Option<PathBuf>,
+    /// PEM private key matching `cert_path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub key_path: Option<PathBuf>,
+    /// Seconds between looks at the files for a renewed certificate.
+    pub reload_interval_secs: f64,
+}
+
+impl Default for TlsSection {
+    fn default() -> Self {
+        TlsSection { cert_path: None, key_path: None, reload_interval_secs: 30.0 }
+    }
+}
+
+impl TlsSection {
+    /// The files to serve HTTPS with, when configured.
+    pub fn files(&self) -> Option<trackwire_api::tls::TlsFiles> {
+        Some(trackwire_api::tls::TlsFiles {
+            cert_path: self.cert_path.clone()?,
+            key_path: self.key_path.clone()?,
+            reload_every: std::time::Duration::from_secs_f64(self.reload_interval_secs),
+        })
+    }
+}

@@ -481,3 +481,29 @@ def test_a_file_is_the_same_workout_through_the_cli_and_the_upload_api(server_fa
     listed = server.api("GET", "/workouts").json()["workouts"]
     assert [w["workout_id"] for w in listed] == [uploaded["workout_id"]], listed
     server.stop()
+
+
+def test_https_on_the_http_listener_serves_ingest_and_the_api(server_factory, tmp_path):
+    """With [tls] set, the HTTP listener speaks only TLS: ingest and the API over HTTPS with the
+    configured certificate, and a plain-HTTP request gets no answer from it."""
+    import requests
+
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = server_factory(TRACKWIRE_TLS__CERT_PATH=str(cert), TRACKWIRE_TLS__KEY_PATH=str(key)).start()
+    assert server.url.startswith("https://")
+    points = twclient.parse_gpx(RIDE_GPX)[:20]
+    acked = requests.post(server.url + "/v1/ingest", data=twclient.encode_batch(points, uuid.uuid4(), 0), timeout=30,
+                          headers={"Authorization": "Bearer dev-token"}, verify=str(cert))
+    assert acked.status_code == 200, acked.text
+    listed = requests.get(server.url + "/api/v1/workouts", timeout=30, verify=str(cert),
+                          headers={"Authorization": f"Bearer {twclient.jwt(twclient.DEFAULT_USER)}"})
+    assert listed.status_code == 200, listed.text
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=5)
+    server.stop()

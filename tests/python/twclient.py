@@ -182,7 +182,8 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.env.get("TRACKWIRE_TLS__CERT_PATH") else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "Server":
         self.port = self.port or free_port()
@@ -221,7 +222,9 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
             try:
-                if requests.get(self.url + "/healthcheck", timeout=1).status_code == 200:
+                # Over HTTPS, the test's own certificate is the one to trust.
+                verify = self.env.get("TRACKWIRE_TLS__CERT_PATH") or True
+                if requests.get(self.url + "/healthcheck", timeout=1, verify=verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

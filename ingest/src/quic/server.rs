@@ -216,17 +216,26 @@ async fn hello(connection: &Connection, shared: &Shared) -> Result<Arc<DeviceTok
     Ok(device)
 }
 
+/// How often the QUIC certificate's files are looked at for a renewal.
+const CERTIFICATE_RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The QUIC server configuration every Trackwire endpoint uses: TLS 1.3 with our ALPN and 0-RTT,
 /// stream limits and idle timeout from `config`, migration on. Shared with the load test's
 /// discard server, so its ceiling is measured on the same stack.
 pub fn server_config(identity: ServerIdentity, config: &QuicConfig) -> Result<quinn::ServerConfig, QuicError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+    // The identity's files, read again when they change: a renewed certificate is presented to
+    // new connections without a restart.
+    let files = crate::tls::TlsFiles {
+        cert_path: identity.cert_path,
+        key_path: identity.key_path,
+        reload_every: CERTIFICATE_RELOAD_EVERY,
+    };
+    let certificate = crate::tls::ReloadingCertificate::load(files).map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(certificate.provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| QuicError::Tls(e.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(identity.cert_chain, identity.key)
-        .map_err(|e| QuicError::Tls(e.to_string()))?;
+        .with_cert_resolver(Arc::new(certificate));
     tls.alpn_protocols = vec![ALPN.to_vec()];
     // 0-RTT is safe here: batches are idempotent by (workout_id, seq), so a replayed batch
     // is acked again and stored once. quinn requires exactly u32::MAX to enable it.

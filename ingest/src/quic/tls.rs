@@ -23,6 +23,8 @@ pub struct ServerIdentity {
     pub fingerprint_sha256: String,
     /// Where the PEM certificate is, for clients that trust it as a root.
     pub cert_path: PathBuf,
+    /// Where its PEM key is: the server reads both again when they change.
+    pub key_path: PathBuf,
 }
 
 impl ServerIdentity {
@@ -34,7 +36,13 @@ impl ServerIdentity {
             detail: format!("no PEM private key ({e})"),
         })?;
         let fingerprint_sha256 = fingerprint(&cert_chain[0]);
-        Ok(ServerIdentity { cert_chain, key, fingerprint_sha256, cert_path: cert_path.to_owned() })
+        Ok(ServerIdentity {
+            cert_chain,
+            key,
+            fingerprint_sha256,
+            cert_path: cert_path.to_owned(),
+            key_path: key_path.to_owned(),
+        })
     }
 
     /// The development identity in `dir`: reused when present, generated (for `localhost` and
