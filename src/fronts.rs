@@ -23,7 +23,10 @@ pub async fn serve_fronts(
     let listener = tokio::net::TcpListener::from_std(listeners.http).context("setting up the HTTP listener")?;
     let addr = listener.local_addr()?;
     let tls = match config.tls.files() {
-        Some(files) => Some(std::sync::Arc::new(trackwire_api::tls::ReloadingCertificate::load(files)?)),
+        Some(files) => Some(std::sync::Arc::new(
+            trackwire_api::tls::ReloadingCertificate::load(files)
+                .context("loading the HTTPS certificate (tls.cert_path, tls.key_path)")?,
+        )),
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };

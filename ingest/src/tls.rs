@@ -24,7 +24,7 @@ pub struct TlsFiles {
 /// Why a certificate could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("TLS certificate {path}: {detail}; give tls.cert_path and tls.key_path as PEM files (chain and key)")]
+    #[error("TLS certificate {path}: {detail}; give the certificate chain and its private key as PEM files")]
     Files { path: PathBuf, detail: String },
 }
 
@@ -111,15 +111,8 @@ fn modified(files: &TlsFiles) -> (Option<SystemTime>, Option<SystemTime>) {
 
 fn read(files: &TlsFiles, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, TlsError> {
     let error = |path: &Path, detail: String| TlsError::Files { path: path.to_owned(), detail };
-    let chain = CertificateDer::pem_file_iter(&files.cert_path)
-        .map_err(|e| error(&files.cert_path, format!("cannot read PEM ({e})")))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| error(&files.cert_path, format!("bad PEM certificate ({e})")))?;
-    if chain.is_empty() {
-        return Err(error(&files.cert_path, "no certificate in the file".into()));
-    }
-    let key = PrivateKeyDer::from_pem_file(&files.key_path)
-        .map_err(|e| error(&files.key_path, format!("no PEM private key ({e})")))?;
+    let chain = pem_chain(&files.cert_path).map_err(|detail| error(&files.cert_path, detail))?;
+    let key = pem_key(&files.key_path).map_err(|detail| error(&files.key_path, detail))?;
     let signing_key = provider
         .key_provider
         .load_private_key(key)
@@ -127,4 +120,21 @@ fn read(files: &TlsFiles, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>
     let certified = CertifiedKey::new(chain, signing_key);
     certified.keys_match().map_err(|e| error(&files.key_path, format!("the key is not the certificate's ({e})")))?;
     Ok(Arc::new(certified))
+}
+
+/// Every certificate in a PEM file, or what is wrong with the file.
+pub(crate) fn pem_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read PEM ({e})"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM certificate ({e})"))?;
+    if chain.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(chain)
+}
+
+/// The private key in a PEM file, or what is wrong with the file.
+pub(crate) fn pem_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("no PEM private key ({e})"))
 }

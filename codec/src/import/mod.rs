@@ -12,6 +12,8 @@ mod xml;
 
 pub use gzip::{Packed, gunzip};
 
+use std::ops::ControlFlow;
+
 use crate::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, missing};
 
 /// The formats we read.
@@ -166,20 +168,15 @@ impl Imported {
     }
 
     /// `Break` once the file holds more points than an import may: a reader stops there.
-    pub(crate) fn within_points_bound(&self) -> std::ops::ControlFlow<()> {
-        if self.fixes.len() > MAX_POINTS {
-            std::ops::ControlFlow::Break(())
-        } else {
-            std::ops::ControlFlow::Continue(())
-        }
+    pub(crate) fn within_points_bound(&self) -> ControlFlow<()> {
+        if self.fixes.len() > MAX_POINTS { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     }
 
+    /// The error a reader that stopped at the bound answers with.
     pub(crate) fn check_points_bound(&self) -> Result<(), ImportError> {
         match self.within_points_bound() {
-            std::ops::ControlFlow::Continue(()) => Ok(()),
-            std::ops::ControlFlow::Break(()) => {
-                Err(ImportError::TooManyPoints { format: self.format, max: MAX_POINTS })
-            }
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(ImportError::TooManyPoints { format: self.format, max: MAX_POINTS }),
         }
     }
 

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::QuicError;
@@ -31,10 +30,8 @@ impl ServerIdentity {
     /// Reads a PEM certificate chain and a PEM private key.
     pub fn from_pem_files(cert_path: &Path, key_path: &Path) -> Result<ServerIdentity, QuicError> {
         let cert_chain = read_certs(cert_path)?;
-        let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| QuicError::Identity {
-            path: key_path.to_owned(),
-            detail: format!("no PEM private key ({e})"),
-        })?;
+        let key = crate::tls::pem_key(key_path)
+            .map_err(|detail| QuicError::Identity { path: key_path.to_owned(), detail })?;
         let fingerprint_sha256 = fingerprint(&cert_chain[0]);
         Ok(ServerIdentity {
             cert_chain,
@@ -140,15 +137,7 @@ impl StatelessResetKey {
 
 /// Every certificate in a PEM file (a client's trusted roots, or a server's chain).
 pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, QuicError> {
-    let identity_error = |detail: String| QuicError::Identity { path: path.to_owned(), detail };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| identity_error(format!("cannot read PEM ({e})")))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| identity_error(format!("bad PEM certificate ({e})")))?;
-    if certs.is_empty() {
-        return Err(identity_error("no certificate in the file".into()));
-    }
-    Ok(certs)
+    crate::tls::pem_chain(path).map_err(|detail| QuicError::Identity { path: path.to_owned(), detail })
 }
 
 /// SHA-256 of a DER certificate, lowercase hex.
