@@ -17,7 +17,7 @@ use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::Redactions;
 
 use crate::config::{Config, Role};
-use crate::data_path::{DataPath, Input, Running};
+use crate::data_path::{DataPath, IdleSweeper, Input, Running};
 use crate::fronts::serve_fronts;
 use crate::launch::{Listeners, Stop};
 use crate::stores::{open_accounts, open_read_store};
@@ -40,11 +40,20 @@ pub fn run(config: &Config, listeners: Listeners, stop: Stop) -> anyhow::Result<
         // Log retention belongs to the process that owns the log and sinks; coordinate retention
         // and push deliveries to every process that serves the API.
         let status = data_path.status.clone();
-        let retention = tokio::spawn(retention_loop(state.ingestor().log().clone(), status.sinks, status.live));
+        let log = state.ingestor().log().clone();
+        let idle = config
+            .pipeline
+            .idle_timeout()
+            .map(|timeout| tokio::spawn(idle_loop(log.clone(), status.live.clone(), timeout)));
+        let retention = tokio::spawn(retention_loop(log, status.sinks, status.live));
         let api_background = tokio::spawn(trackwire_api::background(state.clone()));
         let served = serve_fronts(config, Surfaces::All(state), Role::All, listeners, stop).await;
         retention.abort();
         let _ = retention.await;
+        if let Some(idle) = idle {
+            idle.abort();
+            let _ = idle.await;
+        }
         api_background.abort();
         let _ = api_background.await;
         served
@@ -131,6 +140,21 @@ async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkPr
             sinks.iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).min().unwrap_or(0);
         let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
         log.release_through(committed.min(needed));
+    }
+}
+
+/// Completes workouts whose device fell silent for `timeout` (see [`IdleSweeper`]).
+async fn idle_loop(log: DurableLog, live: Arc<LiveWorkouts>, timeout: Duration) {
+    let mut tick = tokio::time::interval(IdleSweeper::interval(timeout));
+    // During the replay the workouts look as they were at some past record: a silent one there
+    // may have batches further on.
+    while !log.metrics().replay_done.load(std::sync::atomic::Ordering::Acquire) {
+        tick.tick().await;
+    }
+    let mut sweeper = IdleSweeper::new(log, timeout);
+    loop {
+        tick.tick().await;
+        sweeper.sweep([live.as_ref()], chrono::Utc::now().timestamp_millis());
     }
 }
 

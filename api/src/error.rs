@@ -116,6 +116,9 @@ impl From<IngestError> for ApiError {
                 DecodeError::TooMany { what, count, limit } => json!({ "field": what, "value": count, "limit": limit }),
                 DecodeError::Truncated { len } => json!({ "field": "body", "size": len }),
                 DecodeError::Invalid { .. } => json!({ "field": "body" }),
+                DecodeError::ReservedSeq { seq } => {
+                    json!({ "field": "seq", "value": seq, "max": trackwire_codec::SERVER_SEQ_FLOOR - 1 })
+                }
             },
             IngestError::MissingToken | IngestError::UnknownToken => json!({ "field": "Authorization" }),
             IngestError::TimeOutOfRange { time_ms, earliest_ms, latest_ms } => {

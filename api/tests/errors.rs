@@ -148,6 +148,10 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
         ("wrong_file_identifier", ingest(Some("t-watch"), None, b"garbage!garbage!".to_vec())),
         ("invalid_flatbuffer", ingest(Some("t-watch"), None, b"\xf0\xff\0\0TWB1\0\0\0\0".to_vec())),
         ("empty_field", ingest(Some("t-watch"), None, encode_batch(&batch("watch-1", "")))),
+        (
+            "reserved_seq",
+            ingest(Some("t-watch"), None, encode_batch(&BatchData { seq: u64::MAX - 1, ..batch("watch-1", "u") })),
+        ),
         ("unauthorized", request("GET", "/api/v1/workouts", None, None)),
         ("missing_token", ingest(None, None, encode_batch(&batch("watch-1", "u")))),
         ("unknown_token", ingest(Some("who-knows"), None, encode_batch(&batch("watch-1", "u")))),

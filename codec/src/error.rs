@@ -19,6 +19,10 @@ pub enum DecodeError {
     EmptyField { field: &'static str },
     #[error("the batch has {count} {what}, more than the limit of {limit}: split it into smaller batches")]
     TooMany { what: &'static str, count: usize, limit: usize },
+    #[error(
+        "seq {seq} is in the range the server keeps for its own records (2^63 and above): number a workout's batches from 0"
+    )]
+    ReservedSeq { seq: u64 },
 }
 
 impl DecodeError {
@@ -31,6 +35,7 @@ impl DecodeError {
             DecodeError::UnsupportedSchemaVersion { .. } => "unsupported_schema_version",
             DecodeError::EmptyField { .. } => "empty_field",
             DecodeError::TooMany { .. } => "too_many_items",
+            DecodeError::ReservedSeq { .. } => "reserved_seq",
         }
     }
 }

@@ -34,6 +34,7 @@ mod error;
 #[rustfmt::skip]
 mod generated;
 pub mod export;
+mod idle;
 pub mod import;
 mod workout_id;
 
@@ -45,6 +46,7 @@ pub use error::DecodeError;
 pub use generated::telemetry_generated::trackwire::wire::{
     AckStatus, BATCH_IDENTIFIER, ControlEvent, ControlKind, Sample, SampleFlags, Sport,
 };
+pub use idle::{SERVER_SEQ_FLOOR, idle_timeout_batch, idle_timeout_seq};
 pub use workout_id::{ParseWorkoutIdError, WorkoutId};
 
 /// A sport's name in summaries, the lake and the API (`running`, …, `unknown`).

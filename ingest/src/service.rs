@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
+use trackwire_codec::{DecodeError, DecodeLimits, WorkoutId, decode_batch};
 
 use crate::histogram::LatencyHistogram;
 use crate::log::{Appended, DedupKey, DurableLog, LogError, TryAppendError, WorkoutOwner};
@@ -199,6 +199,11 @@ impl Ingestor {
     fn check(&self, payload: &[u8], binding: &DeviceToken) -> Result<(DedupKey, usize, WorkoutOwner), Refused> {
         let batch = decode_batch(payload, &self.config.limits).map_err(|e| Refused { error: e.into(), key: None })?;
         let key = DedupKey { workout_id: batch.workout_id(), seq: batch.seq() };
+        if key.seq >= trackwire_codec::SERVER_SEQ_FLOOR {
+            // Only the server writes there (its idle timeout); a device's batch would be taken
+            // for one of its records.
+            return Err(Refused { error: DecodeError::ReservedSeq { seq: key.seq }.into(), key: Some(key) });
+        }
         if binding.device_id != "*" && binding.device_id != batch.device_id() {
             let error = IngestError::DeviceMismatch {
                 token_device: binding.device_id.clone(),

@@ -27,7 +27,7 @@ pub mod training_load;
 mod workout;
 
 pub use model::{
-    AthleteProfile, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
     WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 pub use points::Points;

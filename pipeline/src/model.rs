@@ -20,6 +20,29 @@ impl WorkoutStatus {
     }
 }
 
+/// Why a workout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EndReason {
+    /// The device sent Complete or Cancel.
+    Device,
+    /// No batch came for `pipeline.idle_timeout_secs`: the server completed it.
+    IdleTimeout,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 2] = [EndReason::Device, EndReason::IdleTimeout];
+
+    /// The name in JSON, events and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            EndReason::Device => "device",
+            EndReason::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
 /// What the pipeline knows of the athlete (from their profile, or an imported file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -261,6 +284,9 @@ pub struct WorkoutSummary {
     /// recomputed (None when the pipeline knew none; summaries stored before it read as None).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<AthleteProfile>,
+    /// Why the workout ended, once it has (summaries stored before it read as None).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
 }
 
 /// Everything one durable record produced.

@@ -1,7 +1,9 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use dashmap::DashMap;
 use trackwire_codec::WorkoutId;
 
-use crate::{AthleteProfile, WorkoutSummary};
+use crate::{AthleteProfile, EndReason, WorkoutSummary};
 
 /// The newest summary of every workout the pipeline is working on, updated by the shards and read
 /// concurrently by the API. Ended workouts stay until the read store has committed them (see
@@ -9,9 +11,22 @@ use crate::{AthleteProfile, WorkoutSummary};
 #[derive(Debug, Default)]
 pub struct LiveWorkouts {
     map: DashMap<WorkoutId, WorkoutSummary>,
+    /// Workouts ended here since the process started, by reason (`EndReason` order), for
+    /// `/metrics`; a replay counts again those the log still holds.
+    ended: [AtomicU64; 2],
 }
 
 impl LiveWorkouts {
+    /// Counts a workout the pipeline ended, for [`LiveWorkouts::ended`].
+    pub fn count_end(&self, reason: EndReason) {
+        self.ended[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Workouts ended for `reason` since the process started.
+    pub fn ended(&self, reason: EndReason) -> u64 {
+        self.ended[reason as usize].load(Ordering::Relaxed)
+    }
+
     pub fn update(&self, summary: &WorkoutSummary) {
         self.map.insert(summary.workout_id, summary.clone());
     }
@@ -43,6 +58,16 @@ impl LiveWorkouts {
     /// Forgets ended workouts whose final state is committed at or below `lsn` elsewhere.
     pub fn prune_ended_through(&self, lsn: u64) {
         self.map.retain(|_, s| !(s.status.is_ended() && s.last_lsn <= lsn));
+    }
+
+    /// Workouts in progress whose latest batch the log stored at or before `cutoff_ms` (Unix
+    /// ms). A workout whose log kept no storage times is never among them.
+    pub fn idle_since(&self, cutoff_ms: i64) -> Vec<WorkoutSummary> {
+        self.map
+            .iter()
+            .filter(|e| !e.status.is_ended() && e.stored_through_ms.is_some_and(|stored| stored <= cutoff_ms))
+            .map(|e| e.clone())
+            .collect()
     }
 
     /// The oldest LSN a workout in progress was built from: the log must keep it to rebuild that

@@ -126,6 +126,9 @@ fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<Sh
         out.trace_id = record.trace_id;
         if let Some(summary) = &out.summary {
             live.update(summary);
+            if let Some(reason) = summary.end_reason.filter(|_| out.ended) {
+                live.count_end(reason);
+            }
         }
         if output.send(out).is_err() {
             tracing::error!("sinks stopped before the pipeline; shard exiting");

@@ -92,6 +92,12 @@ impl ShardCore {
                 return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
             }
             Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
+            None if batch.seq() >= trackwire_codec::SERVER_SEQ_FLOOR => {
+                // The server's idle timeout for a workout this shard does not hold (erased, or
+                // its first batch no longer in the log): nothing to end, nothing to start.
+                tracing::debug!(workout = %id, "server record for a workout not in progress here; ignored");
+                return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
+            }
             None => {
                 let shared = self.shared.as_ref().and_then(|p| p.get(batch.user_id()));
                 let profile = self.profiles.get(batch.user_id()).or(shared.as_ref());

@@ -7,7 +7,7 @@ use crate::laps::{LapMarks, Totals};
 use crate::route::RouteSketch;
 use crate::stages::Stages;
 use crate::{
-    AthleteProfile, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
     WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 
@@ -39,6 +39,7 @@ struct Head {
     device_model: Option<String>,
     sport: &'static str,
     status: WorkoutStatus,
+    end_reason: Option<EndReason>,
     start_time_ms: i64,
     end_time_ms: i64,
     samples: u64,
@@ -123,6 +124,7 @@ impl Workout {
                 device_model: first.device_model().map(str::to_owned),
                 sport: sport_name(first.sport()),
                 status: WorkoutStatus::Active,
+                end_reason: None,
                 start_time_ms: start,
                 end_time_ms: start,
                 samples: 0,
@@ -163,6 +165,18 @@ impl Workout {
         }
         let base = representable_base_ms(batch);
         let mut events = batch.events().to_vec();
+        // The server's idle-timeout record ends the workout only if no batch was applied since
+        // it was decided (the seq says how many there were); otherwise it is stale and nothing
+        // of it applies. In a device's batch the kind means nothing.
+        let timed_out = batch.seq() >= trackwire_codec::SERVER_SEQ_FLOOR
+            && batch.events().iter().any(|e| e.kind() == ControlKind::TimedOut);
+        if timed_out && batch.seq() != trackwire_codec::idle_timeout_seq(self.head.batches) {
+            tracing::debug!(workout = %self.head.workout_id, "idle timeout decided before the latest batch; ignored");
+            return out;
+        }
+        if !timed_out {
+            events.retain(|e| e.kind() != ControlKind::TimedOut);
+        }
         events.sort_by_key(|e| e.time_offset_ms());
         let mut pending_events = events.iter().peekable();
         // (kind, time, distance then) of state changes in this batch, in order.
@@ -206,11 +220,15 @@ impl Workout {
         if let Some(totals) = batch.device_totals() {
             self.head.rare.get_or_insert_default().device_totals = Some(totals);
         }
-        self.head.batches += 1;
-        self.head.samples += out.points.len() as u64;
-        self.head.last_seq = self.head.last_seq.max(batch.seq());
         self.head.last_lsn = lsn;
-        if let Some(stored) = stored_ms {
+        // The server's record is not one of the device's batches: counts, seqs and storage
+        // times stay the device's.
+        if !timed_out {
+            self.head.batches += 1;
+            self.head.samples += out.points.len() as u64;
+            self.head.last_seq = self.head.last_seq.max(batch.seq());
+        }
+        if let Some(stored) = stored_ms.filter(|_| !timed_out) {
             self.head.stored_from_ms = Some(self.head.stored_from_ms.map_or(stored, |from| from.min(stored)));
             self.head.stored_through_ms = Some(self.head.stored_through_ms.map_or(stored, |to| to.max(stored)));
         }
@@ -302,6 +320,8 @@ impl Workout {
             (Paused, ControlKind::Resume) => (Active, EventKind::WorkoutResumed),
             (Active | Paused, ControlKind::Complete) => (Completed, EventKind::WorkoutCompleted),
             (Active | Paused, ControlKind::Cancel) => (Cancelled, EventKind::WorkoutCancelled),
+            // Only reaches here from the server's record (`apply` drops it from other batches).
+            (Active | Paused, ControlKind::TimedOut) => (Completed, EventKind::WorkoutCompleted),
             (status, kind) => {
                 // Start of a running workout, double pause, resume while active, unknown kinds:
                 // devices repeat control events on retry; ignoring them is the idempotent answer.
@@ -310,6 +330,10 @@ impl Workout {
             }
         };
         self.head.status = next;
+        if next.is_ended() {
+            self.head.end_reason =
+                Some(if kind == ControlKind::TimedOut { EndReason::IdleTimeout } else { EndReason::Device });
+        }
         self.paused_since_last_sample = true;
         match event {
             EventKind::WorkoutPaused => self.head.rare.get_or_insert_default().pauses.push([at_ms, i64::MAX]),
@@ -471,6 +495,7 @@ impl Head {
             stored_from_ms: self.stored_from_ms,
             stored_through_ms: self.stored_through_ms,
             profile: self.profile.as_deref().cloned(),
+            end_reason: self.end_reason,
         }
     }
 }

@@ -404,3 +404,68 @@ fn times_at_the_end_of_the_clock_do_not_overflow() {
     let second = core.process(2, &bytes);
     assert_eq!((first.lsn, second.lsn), (1, 2));
 }
+
+/// The server's idle-timeout record for the workout of this file, made when it had `batches`
+/// batches, at the device's last instant `end_ms`.
+fn idle_timeout(batches: u64, end_ms: i64) -> Vec<u8> {
+    encode_batch(&trackwire_codec::idle_timeout_batch(ID, "athlete", "watch", Sport::Running, batches, end_ms))
+}
+
+#[test]
+fn the_servers_idle_timeout_completes_a_silent_workout_as_of_its_last_sample() {
+    let mut core = ShardCore::default();
+    core.process(1, &batch(0, (0..5).map(|t| sample(t, 120)).collect(), vec![(0, ControlKind::Start)]));
+    let before = core.process(2, &batch(1, (5..10).map(|t| sample(t, 121)).collect(), vec![])).summary.unwrap();
+    assert_eq!(before.end_reason, None, "in progress: no end reason yet");
+
+    let out = core.process(3, &idle_timeout(2, before.end_time_ms));
+    assert_eq!(kinds(&out), [EventKind::WorkoutCompleted]);
+    assert!(out.ended && out.points.is_empty());
+    let summary = out.summary.unwrap();
+    assert_eq!(summary.status, WorkoutStatus::Completed);
+    assert_eq!(summary.end_reason, Some(trackwire_pipeline::EndReason::IdleTimeout));
+    // Ended when the device fell silent; the device's counts are the device's.
+    assert_eq!((summary.end_time_ms, summary.elapsed_s), (before.end_time_ms, before.elapsed_s));
+    assert_eq!((summary.batches, summary.last_seq, summary.samples), (2, 1, 10));
+    assert_eq!((summary.distance_m, summary.last_lsn), (before.distance_m, 3));
+    let EventData::Completed { summary: completed, .. } = &out.events[0].data else { panic!("a completion") };
+    assert_eq!(completed.end_reason, Some(trackwire_pipeline::EndReason::IdleTimeout));
+
+    // Late data after it: ignored, as after a device's Complete.
+    let late = core.process(4, &batch(2, (10..15).map(|t| sample(t, 122)).collect(), vec![]));
+    assert!(late.summary.is_none() && late.events.is_empty());
+}
+
+#[test]
+fn an_idle_timeout_decided_before_the_latest_batch_is_ignored() {
+    let mut core = ShardCore::default();
+    core.process(1, &batch(0, (0..5).map(|t| sample(t, 120)).collect(), vec![(0, ControlKind::Start)]));
+    // The server decided after one batch, but the device's next batch was stored first.
+    core.process(2, &batch(1, (5..10).map(|t| sample(t, 121)).collect(), vec![]));
+    let stale = core.process(3, &idle_timeout(1, BASE + 4_000));
+    assert!(stale.summary.is_none() && stale.events.is_empty() && !stale.ended);
+    let next = core.process(4, &batch(2, (10..15).map(|t| sample(t, 122)).collect(), vec![]));
+    let summary = next.summary.unwrap();
+    assert_eq!((summary.status, summary.batches, summary.samples), (WorkoutStatus::Active, 3, 15));
+}
+
+#[test]
+fn a_devices_complete_has_reason_device_and_its_timed_out_kind_means_nothing() {
+    let mut core = ShardCore::default();
+    // A device sending the server's kind in its own batch: ignored, the samples applied.
+    let out = core.process(1, &batch(0, (0..5).map(|t| sample(t, 120)).collect(), vec![(4, ControlKind::TimedOut)]));
+    let summary = out.summary.unwrap();
+    assert_eq!((summary.status, summary.samples), (WorkoutStatus::Active, 5));
+    let done = core.process(2, &batch(1, vec![], vec![(5, ControlKind::Complete)])).summary.unwrap();
+    assert_eq!((done.status, done.end_reason), (WorkoutStatus::Completed, Some(trackwire_pipeline::EndReason::Device)));
+}
+
+#[test]
+fn an_idle_timeout_for_a_workout_not_in_progress_starts_nothing() {
+    let mut core = ShardCore::default();
+    let out = core.process(1, &idle_timeout(0, BASE));
+    assert!(out.summary.is_none() && out.events.is_empty());
+    // The workout's real first batch still starts it.
+    let first = core.process(2, &batch(0, (0..5).map(|t| sample(t, 120)).collect(), vec![]));
+    assert_eq!(first.summary.unwrap().status, WorkoutStatus::Active);
+}

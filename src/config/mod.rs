@@ -232,6 +232,9 @@ impl Config {
         if !(self.pipeline.update_interval_secs >= 0.0 && self.pipeline.update_interval_secs < 1e6) {
             bail!("pipeline.update_interval_secs must be 0 (after every batch) or a positive number of seconds");
         }
+        if !(self.pipeline.idle_timeout_secs >= 0.0 && self.pipeline.idle_timeout_secs < 1e8) {
+            bail!("pipeline.idle_timeout_secs must be 0 (never) or a positive number of seconds (below 100,000,000)");
+        }
         if self.kafka.replication_factor < 1 || self.kafka.min_insync_replicas < 1 {
             bail!("kafka.replication_factor and kafka.min_insync_replicas must be at least 1");
         }

@@ -296,6 +296,12 @@ pub struct PipelineSection {
     /// Least device time between two `WorkoutUpdated` events of a streaming workout, in
     /// seconds (0: after every batch). Pauses, resumes and the end always emit one.
     pub update_interval_secs: f64,
+    /// A workout in progress with no batch stored for this long is completed by the server
+    /// (`WorkoutCompleted` with `end_reason` `idle_timeout`: its lake row, best efforts, and the
+    /// log released), in seconds; 0 never. The log (and in scale-out the raw topic's retention)
+    /// keeps a workout from its first batch until it ends, so this bounds what one silent
+    /// device pins.
+    pub idle_timeout_secs: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -379,6 +385,13 @@ pub struct SinksSection {
     pub unhealthy_after_secs: u64,
 }
 
+impl PipelineSection {
+    /// `idle_timeout_secs` as a duration; None when workouts never time out.
+    pub fn idle_timeout(&self) -> Option<std::time::Duration> {
+        (self.idle_timeout_secs > 0.0).then(|| std::time::Duration::from_secs_f64(self.idle_timeout_secs))
+    }
+}
+
 impl SinksSection {
     /// `unhealthy_after_secs` in ms, as `/healthcheck` compares it.
     pub fn unhealthy_after_ms(&self) -> i64 {
@@ -406,6 +419,10 @@ impl Default for PipelineSection {
             shards: 0,
             queue_depth: 1024,
             update_interval_secs: trackwire_pipeline::DEFAULT_UPDATE_INTERVAL_MS as f64 / 1000.0,
+            // Six hours: longer than any pause a device records through (an ultra's night
+            // stop, a phone out of range on a mountain), short enough that a dead watch's
+            // workout is in the day's lake and its log segments go within the day.
+            idle_timeout_secs: 21_600.0,
         }
     }
 }

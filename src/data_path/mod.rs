@@ -18,6 +18,9 @@
 //! restart, or another worker taking the partition over) what to keep out of its replay.
 
 mod commands;
+mod idle;
+
+pub use idle::IdleSweeper;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::json;
 use trackwire_api::prometheus::PrometheusText;
+use trackwire_pipeline::EndReason;
 
 use super::WorkerStatus;
 use super::partition::PartitionStatus;
@@ -123,6 +124,16 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response
         "Records of the partition not yet handed to every sink.",
         per_partition(&|p| {
             p.reader.end_offset.load(Ordering::Relaxed).saturating_sub(p.delivered.load(Ordering::Relaxed))
+        }),
+    );
+    out.family(
+        "trackwire_workouts_ended_total",
+        "counter",
+        "Workouts the pipeline ended, by partition and reason (device: Complete or Cancel; idle_timeout).",
+        partitions.iter().flat_map(|p| {
+            EndReason::ALL.map(|reason| {
+                (format!("partition=\"{}\",reason=\"{}\"", p.partition, reason.name()), p.live.ended(reason))
+            })
         }),
     );
     out.family(

@@ -27,6 +27,7 @@ use partition::{PartitionRunner, PartitionStatus};
 use trackwire_ingest::log::kafka::RawTopicConfig;
 
 use crate::config::{Config, WorkerShare};
+use crate::data_path::IdleSweeper;
 use crate::launch::{Listeners, Stop};
 
 /// What the HTTP endpoints show: the partitions this worker runs now.
@@ -69,6 +70,18 @@ pub fn run(
         sink_unhealthy_after_ms: config.sinks.unhealthy_after_ms(),
         ..Default::default()
     });
+
+    // The idle timeout's records go into the raw topic like a gateway's batches, each to its
+    // workout's partition, so whichever worker holds the partition (now or after a takeover)
+    // reads the same decision.
+    let mut idle = match config.pipeline.idle_timeout() {
+        Some(timeout) => {
+            let (log, writer) =
+                trackwire_ingest::log::kafka::open(raw.clone()).context("opening the raw topic for idle timeouts")?;
+            Some((IdleSweeper::new(log, timeout), writer))
+        }
+        None => None,
+    };
 
     let http_failed = Arc::new(AtomicBool::new(false));
     let http = http::spawn(listeners.http, status.clone(), stop.clone(), http_failed.clone())?;
@@ -144,6 +157,10 @@ pub fn run(
             anyhow::bail!("partition {partition} stopped on its own; restarting the worker replays it");
         }
         *status.partitions.lock().expect("status lock") = runners.values().map(|r| r.status.clone()).collect();
+        if let Some((sweeper, _)) = &mut idle {
+            let replayed = runners.values().filter(|r| r.replayed());
+            sweeper.sweep(replayed.map(|r| r.status.live.as_ref()), chrono::Utc::now().timestamp_millis());
+        }
         let deadline = Instant::now() + tick;
         while Instant::now() < deadline && !stopping() {
             std::thread::sleep(Duration::from_millis(50));
@@ -156,6 +173,12 @@ pub fn run(
         runner.stop();
     }
     release(&mut leases, &held);
+    if let Some((sweeper, writer)) = idle {
+        drop(sweeper); // its log handle: the producer confirms what is in flight and stops
+        if let Ok(Err(err)) = writer.join() {
+            tracing::warn!(%err, "the idle-timeout producer ended with an error; the next sweep (here or on another worker) asks again");
+        }
+    }
     http.join();
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use trackwire_ingest::log::kafka::{PartitionReader, RawTopicConfig, ReaderMetrics};
-use trackwire_pipeline::Profiles;
+use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::read_store::ReadStore;
 use trackwire_sinks::{Redactions, SinkProgress};
 
@@ -32,12 +32,16 @@ pub struct PartitionStatus {
     /// The reader's end offset and the duplicates it dropped.
     pub reader: Arc<ReaderMetrics>,
     pub sinks: Arc<[Arc<SinkProgress>]>,
+    /// The partition's workouts in progress, and how many ended.
+    pub live: Arc<LiveWorkouts>,
     /// Set before the partition stops, so its drain does not wait for a full sink's service.
     stopping: Arc<AtomicBool>,
 }
 
 pub struct PartitionRunner {
     pub status: Arc<PartitionStatus>,
+    /// The last LSN of the replay that started the partition.
+    replay_through: u64,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<anyhow::Result<()>>,
 }
@@ -55,7 +59,7 @@ impl PartitionRunner {
         // Bounded by a third of the lease: the control loop that called this must renew in time.
         let lease_third = Duration::from_secs_f64(config.cluster.lease_secs / 3.0);
         let reader = PartitionReader::open(raw, partition, lease_third)?;
-        let first_lsn = reader.first_lsn();
+        let (first_lsn, replay_through) = (reader.first_lsn(), reader.replay_through());
         // Sinks after the broker answered: opening them takes longer when it is away (the Kafka
         // sink waits for its topics), and the caller must renew its leases in time.
         let mut data_path = DataPath::open(config, store, Input::RawPartition(source), profiles)?;
@@ -66,6 +70,7 @@ impl PartitionRunner {
             delivered: running.status.fed_through.clone(),
             reader: reader.metrics(),
             sinks: running.status.sinks.clone(),
+            live: running.status.live.clone(),
             stopping: running.status.stopping.clone(),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -80,7 +85,7 @@ impl PartitionRunner {
             })
             .context("spawning a partition thread")?;
         tracing::info!(partition, from_lsn = first_lsn, "partition started: replaying it from its oldest record");
-        Ok(PartitionRunner { status, stop, thread })
+        Ok(PartitionRunner { status, replay_through, stop, thread })
     }
 
     /// Stops reading, lets the pipeline and sinks drain and commit, and waits for them.
@@ -92,6 +97,12 @@ impl PartitionRunner {
             Ok(Err(err)) => tracing::error!(partition = self.status.partition, "partition failed: {err:#}"),
             Err(_) => tracing::error!(partition = self.status.partition, "partition thread panicked"),
         }
+    }
+
+    /// True once the replay that started the partition has been delivered: until then its
+    /// workouts look as they were at some past record, not as they are.
+    pub fn replayed(&self) -> bool {
+        self.status.delivered.load(Ordering::Acquire) >= self.replay_through
     }
 
     pub fn is_finished(&self) -> bool {

@@ -2,11 +2,13 @@
 test_scale_out.py read the Kafka topic): every event of every type validates against the JSON
 Schema published for it in docs/events/, with an independent validator (jsonschema), and carries
 the seed's payload: where the workout started, its route when it completed."""
+import datetime
 import json
 import time
 import uuid
 
 
+import requests
 import twclient
 from twclient import ControlKind
 
@@ -101,3 +103,55 @@ def test_a_profile_change_and_a_new_tag_are_published_in_the_event_stream(server
     assert [e["data"]["tag"] for e in tagged] == ["race", "hills"], "one event per new tag"
     assert all(e["workout_id"] == str(workout) for e in tagged) and tagged[-1]["data"]["tags"] == ["race", "hills"]
     assert len({e["event_id"] for e in events}) == len(events)
+
+
+def test_a_workout_whose_device_falls_silent_is_completed_by_the_idle_timeout(server_factory):
+    """A watch that died mid-run never sends Complete. After `pipeline.idle_timeout_secs` without
+    a batch the server completes the workout as of its last sample: `WorkoutCompleted` with
+    `end_reason: idle_timeout`, the lake row, best efforts, and the log segments it pinned are
+    released. A restart replays the decision, it does not make another."""
+    small = 16384  # segments roll every few batches, so the first ones can be released
+    server = server_factory(
+        TRACKWIRE_PIPELINE__IDLE_TIMEOUT_SECS=2,
+        TRACKWIRE_LOG__SEGMENT_BYTES=small,
+        TRACKWIRE_QUIC__MAX_FRAME_BYTES=small,
+        TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES=small,
+        TRACKWIRE_INGEST__MAX_BODY_BYTES=small,
+    ).start()
+    points = twclient.parse_gpx(TRACE)
+    workout = uuid.uuid4()
+    for seq, chunk in enumerate(points[i : i + 100] for i in range(0, len(points), 100)):
+        events = [(chunk[0].time_ms, ControlKind.Start)] if seq == 0 else []
+        assert server.post(twclient.encode_batch(chunk, workout, seq, events=events)).status_code == 200
+    segments = lambda: sorted((server.data_dir / "log").glob("*.twlog"))  # noqa: E731
+    first_segment = segments()[0]
+    assert len(segments()) >= 2, segments()
+
+    # A device may not write in the server's seq range.
+    refused = server.post(twclient.encode_batch(points[:2], uuid.uuid4(), 2**63))
+    assert (refused.status_code, refused.json()["error"]) == (400, "reserved_seq"), refused.text
+
+    served = {}
+    for _ in range(150):
+        served = server.api("GET", f"/workouts/{workout}").json()
+        if served.get("status") == "completed" and served.get("best_efforts") and not first_segment.exists():
+            break
+        time.sleep(0.1)
+    assert served.get("status") == "completed" and served["end_reason"] == "idle_timeout", served
+    last = datetime.datetime.fromtimestamp(points[-1].time_ms / 1000, datetime.timezone.utc)
+    assert served["end_time"] == last.strftime("%Y-%m-%dT%H:%M:%S.") + f"{points[-1].time_ms % 1000:03d}Z", served
+    assert "1k" in served["best_efforts"], served["best_efforts"]
+    assert not first_segment.exists(), f"the workout still pins the log: {segments()}"
+    table = twclient.delta_table(server.data_dir / "lake", "workouts")
+    rows = [r for r in table.to_pyarrow_table().to_pylist() if r["workout_id"] == str(workout)]
+    assert [r["status"] for r in rows] == ["completed"], rows
+    metrics = requests.get(server.url + "/metrics", timeout=5).text
+    assert 'trackwire_workouts_ended_total{reason="idle_timeout"} 1' in metrics, metrics
+    server.stop()
+
+    server.start()  # replays what the log still holds: the same decision, no second one
+    completed = [e for e in twclient.read_events(server.data_dir, str(workout)) if e["type"] == "WorkoutCompleted"]
+    assert len(completed) == 1 and completed[0]["data"]["end_reason"] == "idle_timeout", completed
+    assert completed[0]["data"]["end_time"] == served["end_time"]
+    assert server.api("GET", f"/workouts/{workout}").json()["status"] == "completed"
+    server.stop()

@@ -430,3 +430,35 @@ def test_an_api_replica_shows_a_workout_in_progress_as_it_goes(server_factory, k
     assert done["in_progress"] is False
     for server in [worker, api, gateway]:
         server.stop()
+
+
+def test_a_silent_workout_is_completed_by_the_worker_holding_its_partition(server_factory, kafka_broker, postgres_db, tmp_path):
+    """The idle timeout in scale-out: the worker that holds the workout's partition puts the
+    server's record into the raw topic (where a takeover would read the same decision), and the
+    workout completes with `end_reason: idle_timeout`."""
+    common = scale_out_env(kafka_broker, postgres_db, raw_partitions=2)
+    gateway = server_factory(tmp_path / "gateway", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    worker = server_factory(
+        tmp_path / "worker", TRACKWIRE_CLUSTER__ROLE="pipeline", TRACKWIRE_CLUSTER__PARTITIONS="0/1",
+        TRACKWIRE_PIPELINE__IDLE_TIMEOUT_SECS=2, **common,
+    ).start()
+    api = server_factory(tmp_path / "api", TRACKWIRE_CLUSTER__ROLE="api", **common).start()
+    wait_for("the worker to run both partitions", lambda: partitions_of(worker) == [0, 1])
+
+    points = twclient.parse_gpx(TRACE)[:200]
+    workout = uuid.uuid4()
+    for seq in range(4):  # no Complete: the watch died
+        chunk = points[50 * seq : 50 * seq + 50]
+        events = [(chunk[0].time_ms, twclient.ControlKind.Start)] if seq == 0 else []
+        assert gateway.post(twclient.encode_batch(chunk, workout, seq, events=events)).status_code == 200
+
+    def completed():
+        r = api.api("GET", f"/workouts/{workout}")
+        return r.status_code == 200 and r.json()["status"] == "completed" and r.json()
+    done = wait_for("the idle timeout to complete the workout", completed, timeout=60)
+    assert done["end_reason"] == "idle_timeout" and done["end_time"] == iso_ms(points[199].time_ms), done
+    assert (done["batches"], done["last_seq"], done["samples"]) == (4, 3, 200), done
+    metrics = requests.get(worker.url + "/metrics", timeout=5).text
+    assert 'reason="idle_timeout"} 1' in metrics, metrics
+    for server in [worker, api, gateway]:
+        server.stop()

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::State;
 use axum::response::IntoResponse;
 
+use trackwire_pipeline::EndReason;
+
 use crate::IngestState;
 use crate::prometheus::PrometheusText;
 
@@ -119,6 +121,12 @@ fn data_path_metrics(out: &mut PrometheusText, data_path: &crate::DataPathView, 
         load(&data_path.fed_through),
     );
     out.single("trackwire_live_workouts", "gauge", "Workouts in progress.", data_path.live.in_progress() as u64);
+    out.family(
+        "trackwire_workouts_ended_total",
+        "counter",
+        "Workouts the pipeline ended, by reason (device: Complete or Cancel; idle_timeout).",
+        EndReason::ALL.map(|reason| (format!("reason=\"{}\"", reason.name()), data_path.live.ended(reason))),
+    );
     let sinks = &data_path.sinks;
     out.per_sink(sinks, "trackwire_sink_lag_records", "gauge", "Durable records not yet committed by the sink.", |s| {
         durable.saturating_sub(load(&s.checkpoint))

@@ -5,7 +5,7 @@ use serde::Serialize;
 use trackwire_codec::{DeviceTotals, WorkoutId};
 use trackwire_pipeline::stages::Split;
 use trackwire_pipeline::training_load::LoadDay;
-use trackwire_pipeline::{AthleteProfile, WorkoutStatus, WorkoutSummary};
+use trackwire_pipeline::{AthleteProfile, EndReason, WorkoutStatus, WorkoutSummary};
 use utoipa::ToSchema;
 
 use super::time::{iso_day, iso_instant};
@@ -25,6 +25,10 @@ pub struct Workout {
     /// `running`, `cycling`, `walking`, `hiking`, `swimming`, `other` or `unknown`.
     pub sport: String,
     pub status: WorkoutStatus,
+    /// Why it ended (null while in progress): `device` (Complete or Cancel from the device) or
+    /// `idle_timeout` (no batch for `pipeline.idle_timeout_secs`: the server completed it as of
+    /// its last sample).
+    pub end_reason: Option<EndReason>,
     /// First sample (or start event), ISO 8601 UTC.
     #[schema(format = DateTime, example = "2026-12-03T10:15:00.000Z")]
     pub start_time: String,
@@ -104,6 +108,7 @@ impl From<WorkoutSummary> for Workout {
             device_model: s.device_model,
             sport: s.sport,
             status: s.status,
+            end_reason: s.end_reason,
             start_time: iso_instant(s.start_time_ms),
             end_time: iso_instant(s.end_time_ms),
             elapsed_s: s.elapsed_s,

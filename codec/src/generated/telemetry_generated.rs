@@ -176,16 +176,17 @@ impl ::flatbuffers::SimpleToVerifyInSlice for SampleFlags {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_CONTROL_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_CONTROL_KIND: u8 = 5;
+pub const ENUM_MAX_CONTROL_KIND: u8 = 6;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_CONTROL_KIND: [ControlKind; 6] = [
+pub const ENUM_VALUES_CONTROL_KIND: [ControlKind; 7] = [
   ControlKind::Start,
   ControlKind::Pause,
   ControlKind::Resume,
   ControlKind::Complete,
   ControlKind::Cancel,
   ControlKind::Lap,
+  ControlKind::TimedOut,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -202,9 +203,14 @@ impl ControlKind {
   /// begins. Added after version 1's first five kinds: a server that predates it ignores it, as
   /// it ignores every kind it does not know.
   pub const Lap: Self = Self(5);
+  /// Written by the server, never by a device: the workout had no batch for
+  /// `pipeline.idle_timeout_secs` and is completed (reason `idle_timeout`). Honoured only in a
+  /// batch whose seq is the server's (see `idle_timeout_seq`); in any other batch it is ignored
+  /// like an unknown kind.
+  pub const TimedOut: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Start,
     Self::Pause,
@@ -212,6 +218,7 @@ impl ControlKind {
     Self::Complete,
     Self::Cancel,
     Self::Lap,
+    Self::TimedOut,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -222,6 +229,7 @@ impl ControlKind {
       Self::Complete => Some("Complete"),
       Self::Cancel => Some("Cancel"),
       Self::Lap => Some("Lap"),
+      Self::TimedOut => Some("TimedOut"),
       _ => None,
     }
   }

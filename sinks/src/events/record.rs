@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat};
 use serde::{Deserialize, Serialize};
-use trackwire_pipeline::{EventData, EventKind, LatLon, WorkoutEvent, WorkoutProgress, WorkoutStatus};
+use trackwire_pipeline::{EndReason, EventData, EventKind, LatLon, WorkoutEvent, WorkoutProgress, WorkoutStatus};
 
 /// The version of the records written now. 3: the seed's payloads and `user_id` in the envelope
 /// (topic `trackwire.workout-events.v2`). 2 had the compact `WorkoutUpdated` and the whole
@@ -132,6 +132,9 @@ struct Completed<'a> {
     max_heart_rate: Option<u8>,
     elevation_gain_meters: Option<f64>,
     route_coordinates: Vec<Location>,
+    /// `device` (the device sent Complete) or `idle_timeout` (the server completed a workout
+    /// whose device fell silent).
+    end_reason: EndReason,
 }
 
 /// `WorkoutCancelled`.
@@ -175,6 +178,7 @@ fn payload<'a>(event: &'a WorkoutEvent) -> Payload<'a> {
             max_heart_rate: summary.heart_rate_max_bpm,
             elevation_gain_meters: summary.elevation_gain_m,
             route_coordinates: route.iter().map(Location::from).collect(),
+            end_reason: summary.end_reason.unwrap_or(EndReason::Device),
         }),
         EventData::Cancelled(summary) => Payload::Cancelled(Cancelled {
             workout_id,
@@ -375,7 +379,9 @@ mod tests {
             assert_eq!(schema["properties"]["type"]["const"], kind);
             assert_eq!(record["schema_version"], schema["properties"]["schema_version"]["const"]);
             let data = &schema["properties"]["data"];
-            assert_eq!(keys(&record["data"]), names(&data["required"]), "{kind}: data");
+            // Every field the schema lists is written; the required ones are those every
+            // version-3 event has (fields added within the version are optional).
+            assert!(names(&data["required"]).is_subset(&keys(&record["data"])), "{kind}: data");
             assert_eq!(keys(&record["data"]), keys(&data["properties"]), "{kind}: data");
             assert_eq!(record["user_id"], "ada");
         }
@@ -386,6 +392,7 @@ mod tests {
         let route = completed["data"]["route_coordinates"].as_array().unwrap();
         assert!(route.len() >= 2 && route.len() <= trackwire_pipeline::route::ROUTE_SKETCH_POINTS + 1);
         assert_eq!(completed["data"]["duration_sec"], 29.0);
+        assert_eq!(completed["data"]["end_reason"], "device");
     }
 
     /// The API's events (their payloads are the API's, validated by the Python tests) share the

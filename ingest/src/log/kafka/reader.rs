@@ -35,6 +35,8 @@ pub struct PartitionReader {
     topic: String,
     partition: i32,
     next_offset: i64,
+    /// The partition's end offset when the reader opened it: what its replay reads.
+    end_at_open: i64,
     dedup: DedupIndex,
     metrics: Arc<ReaderMetrics>,
 }
@@ -54,7 +56,7 @@ impl PartitionReader {
         let unavailable = |what: String| LogError::Unavailable(what);
         let consumer: BaseConsumer =
             client.create().map_err(|e| unavailable(format!("creating the raw-topic consumer: {e}")))?;
-        let (low, _high) = consumer
+        let (low, high) = consumer
             .fetch_watermarks(&raw.topic, partition, timeout)
             .map_err(|e| unavailable(format!("reading the offsets of {} partition {partition}: {e}", raw.topic)))?;
         let mut assignment = TopicPartitionList::new();
@@ -67,6 +69,7 @@ impl PartitionReader {
             topic: raw.topic.clone(),
             partition,
             next_offset: low,
+            end_at_open: high.max(low),
             dedup: DedupIndex::default(),
             metrics: Arc::default(),
         })
@@ -75,6 +78,13 @@ impl PartitionReader {
     /// The LSN of the first entry the reader hands on.
     pub fn first_lsn(&self) -> u64 {
         self.next_offset as u64 + 1
+    }
+
+    /// The LSN of the last entry the partition held when the reader opened it (below
+    /// [`PartitionReader::first_lsn`] when it held none): once that is delivered, the replay is
+    /// over and the workouts in progress are as the log says they are now.
+    pub fn replay_through(&self) -> u64 {
+        self.end_at_open as u64
     }
 
     pub fn metrics(&self) -> Arc<ReaderMetrics> {
