@@ -329,3 +329,23 @@ fn an_exported_workout_imports_to_the_same_distance() {
     eprintln!("{}", report.join("\n"));
     assert!(failures.is_empty(), "round trips off by more than 0.1 %:\n{}", failures.join("\n"));
 }
+
+/// Every calories method a file's data allows is compared with the device, not only the one the
+/// pipeline picks: the ride has heart rate and a profile with a resting heart rate (Keytel with
+/// and without VO2max, and MET without heart rate); the run's profile allows speed only.
+#[test]
+fn each_calories_method_is_compared_with_the_device() {
+    let rows = rows();
+    let methods = |file: &str| -> Vec<&str> {
+        rows.iter().filter(|r| r.file == file && r.metric.starts_with("calories_")).map(|r| r.metric).collect()
+    };
+    assert_eq!(
+        methods("sportslib__rides_3939576645.fit"),
+        ["calories_kcal", "calories_keytel2005_vo2max", "calories_keytel2005", "calories_met2011"]
+    );
+    assert_eq!(methods("sportslib__runs_2067489619.fit"), ["calories_kcal", "calories_acsm"]);
+    let picked = rows.iter().find(|r| r.file == "sportslib__rides_3939576645.fit" && r.metric == "calories_kcal");
+    let vo2max =
+        rows.iter().find(|r| r.file == "sportslib__rides_3939576645.fit" && r.metric == "calories_keytel2005_vo2max");
+    assert_eq!(picked.map(|r| r.ours), vo2max.map(|r| r.ours), "the pipeline picks Keytel with VO2max there");
+}
