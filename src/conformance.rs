@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use trackwire_codec::WorkoutId;
-use trackwire_codec::import::{Imported, import_bytes};
+use trackwire_codec::import::{AthleteProfile, Imported, import_bytes};
 
 /// A published reference value: `(file, metric, value, where it is asserted)`.
 /// From ../shared/traces/SOURCES.md ("PUB"); times converted to seconds.
@@ -109,35 +109,58 @@ pub fn compare_dir(dir: &Path) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The athlete assumed where a file carries no profile: ICRP's reference adult man (73 kg,
+/// 1.76 m; ICRP Publication 89, 2002), aged 35. The device knew its owner, so these rows show how
+/// the methods spread, not which is right.
+fn reference_athlete() -> AthleteProfile {
+    AthleteProfile {
+        weight_kg: Some(73.0),
+        age_years: Some(35.0),
+        male: Some(true),
+        height_m: Some(1.76),
+        ..Default::default()
+    }
+}
+
 /// The calories of `imported` by every method its data and profile allow, each as the metric
 /// `calories_<method>`: as recorded (heart rate, with VO2max when the profile has a resting
 /// heart rate), with heart rate but without VO2max, and without heart rate (speed or MET), so
-/// each method's error against the device shows, not only the one the pipeline picks.
+/// each method's error against the device shows, not only the one the pipeline picks. A file
+/// without the athlete's weight is compared with [`reference_athlete`], as
+/// `calories_<method>_assumed_athlete`.
 fn calories_by_method(imported: &Imported) -> Vec<(&'static str, f64)> {
     let summary = |imported: &Imported| {
         let batches = imported.to_batches(WorkoutId::default(), "conformance", "conformance", 1000);
         crate::offline_summary(&batches, imported.profile.as_ref())
     };
+    let assumed = imported.profile.as_ref().is_none_or(|p| p.weight_kg.is_none());
+    let mut as_recorded = imported.clone();
+    if assumed {
+        as_recorded.profile = Some(reference_athlete());
+    }
     let without_vo2max = {
-        let mut variant = imported.clone();
+        let mut variant = as_recorded.clone();
         if let Some(profile) = variant.profile.as_mut() {
             profile.hr_rest = None;
         }
         variant
     };
     let without_heart_rate = {
-        let mut variant = imported.clone();
+        let mut variant = as_recorded.clone();
         variant.fixes.iter_mut().for_each(|fix| fix.heart_rate = None);
         variant
     };
     let mut out: Vec<(&'static str, f64)> = Vec::new();
-    for variant in [imported, &without_vo2max, &without_heart_rate] {
+    for variant in [&as_recorded, &without_vo2max, &without_heart_rate] {
         let Some(s) = summary(variant) else { continue };
-        let metric = match s.calories_method.as_deref() {
-            Some("keytel2005_vo2max") => "calories_keytel2005_vo2max",
-            Some("keytel2005") => "calories_keytel2005",
-            Some("acsm") => "calories_acsm",
-            Some("met2011") => "calories_met2011",
+        let metric = match (s.calories_method.as_deref(), assumed) {
+            (Some("keytel2005_vo2max"), false) => "calories_keytel2005_vo2max",
+            (Some("keytel2005"), false) => "calories_keytel2005",
+            (Some("acsm"), false) => "calories_acsm",
+            (Some("met2011"), false) => "calories_met2011",
+            (Some("keytel2005"), true) => "calories_keytel2005_assumed_athlete",
+            (Some("acsm"), true) => "calories_acsm_assumed_athlete",
+            (Some("met2011"), true) => "calories_met2011_assumed_athlete",
             _ => continue,
         };
         if let Some(kcal) = s.calories_kcal.filter(|_| !out.iter().any(|(m, _)| *m == metric)) {
@@ -158,7 +181,9 @@ pub fn markdown(rows: &[Row]) -> String {
          / reference. `calories_kcal` is the method the pipeline picks for the file;\n\
          `calories_<method>` each method its data allows (with heart rate: Keytel 2005, with VO2max\n\
          from the profile's resting and maximum heart rate where it has them; without: ACSM from speed\n\
-         for running and walking, else the Compendium MET), against the same device figure.\n\n\
+         for running and walking, else the Compendium MET), against the same device figure. Where the\n\
+         file carries no profile, `calories_<method>_assumed_athlete` assumes ICRP's reference man\n\
+         (73 kg, 35 years): those show how the methods spread, not which is right.\n\n\
          ## Summary per metric\n\n\
          Over every comparison of the metric (a file with a DEV and a PUB value counts twice); |Δ| is the\n\
          absolute difference.\n\n\

@@ -154,3 +154,31 @@ fn a_file_of_more_points_than_any_recording_is_refused() {
     let err = import_bytes(tcx.as_bytes()).unwrap_err();
     assert!(matches!(err, ImportError::TooManyPoints { format: Format::Tcx, .. }), "{err}");
 }
+
+/// Altitude from a device with a barometer is flagged so: the pipeline counts its ascent with a
+/// barometer's threshold. A GPS-only watch's altitude is not.
+#[test]
+fn altitude_from_a_device_with_a_barometer_is_flagged_barometric() {
+    let flagged = |file: &str| -> (usize, usize) {
+        let bytes = std::fs::read(traces().join(file)).expect("read ../shared/traces (set TRACKWIRE_TRACES)");
+        let imported = trackwire_codec::import::import_bytes(&bytes).unwrap();
+        let batches = imported.to_batches(trackwire_codec::WorkoutId([1; 16]), "d", "u", 1000);
+        let samples: Vec<_> = batches.iter().flat_map(|b| b.samples.iter()).collect();
+        let with_altitude = samples.iter().filter(|s| s.altitude_cm() != trackwire_codec::missing::ALTITUDE);
+        let barometric = trackwire_codec::SampleFlags::BarometricAltitude.bits();
+        (with_altitude.clone().filter(|s| s.flags() & barometric != 0).count(), with_altitude.count())
+    };
+    for file in [
+        "fitparse__garmin-edge-500-activity.fit",
+        "fitparse__activity-small-fenix2-run.fit",
+        "sportslib__rides_3939576645.fit",
+        "sportslib__rides_6791039036.tcx",
+        "gpsbabel__history.tcx",
+    ] {
+        let (barometric, with_altitude) = flagged(file);
+        assert!(with_altitude > 0 && barometric == with_altitude, "{file}: {barometric} of {with_altitude} flagged");
+    }
+    for file in ["fitparse__2013-02-06-12-11-14.fit", "sportslib__rides_3939576645.gpx"] {
+        assert_eq!(flagged(file).0, 0, "{file}: a GPS-only watch, or a file that does not say which device");
+    }
+}

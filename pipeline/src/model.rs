@@ -199,6 +199,10 @@ pub struct EnrichedPoint {
     pub hr_zone: Option<u8>,
     /// Grade over the last ≥ 50 m, percent; None without altitude or before 50 m.
     pub grade_pct: Option<f32>,
+    /// The altitude the elevation stage counted for this sample: None when it has none or when
+    /// it is GPS altitude in a workout with barometric altitude. Grade is measured on it, so
+    /// grade and ascent come from one series. Not a column.
+    pub counted_altitude_m: Option<f32>,
     /// True when the athlete was moving at this sample (not paused, above the stopped threshold).
     pub moving: bool,
     /// Distance covered since the start of the workout, metres.

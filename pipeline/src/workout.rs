@@ -420,6 +420,7 @@ impl Workout {
             speed_mps: None,
             hr_zone: None,
             grade_pct: None,
+            counted_altitude_m: None,
             moving: false,
             distance_m: 0.0,
             elapsed_s: 0.0,

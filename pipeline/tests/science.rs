@@ -85,6 +85,62 @@ fn cleaning_drops_altitude_spikes_and_barometric_altitude_wins() {
     assert_eq!(s.elevation_gain_m, Some(0.0));
 }
 
+/// A fix `t` seconds in, 3.3 m per second north, with altitude in cm and the barometric flag.
+fn baro(t: u32, alt_cm: i32, barometric: bool) -> Sample {
+    let flags = if barometric { trackwire_codec::SampleFlags::BarometricAltitude.bits() } else { 0 };
+    let lat = 470_000_000 + t as i32 * 300;
+    Sample::new(t * 1000, lat, 80_000_000, alt_cm, 0, missing::CADENCE, missing::POWER, missing::ACCURACY, flags)
+}
+
+#[test]
+fn a_barometer_counts_small_real_climbs_that_gps_altitude_does_not() {
+    // Rolling terrain: up 2.5 m over 10 s, down again, ten times. A barometer resolves such
+    // climbs; GPS altitude wanders by as much, so its 3 m hysteresis ignores them.
+    let rolling = |barometric: bool| -> Vec<Sample> {
+        (0..200)
+            .map(|t| {
+                let phase = (t % 20) as i32;
+                let alt_cm = 10_000 + if phase <= 10 { phase * 25 } else { (20 - phase) * 25 };
+                baro(t, alt_cm, barometric)
+            })
+            .collect()
+    };
+    let s = run(Sport::Cycling, rolling(true), 1000, None);
+    // Each climb counts from where it passes the 2.25 m threshold on: between 20 and 25 m in all.
+    let gain = s.elevation_gain_m.unwrap();
+    assert!((20.0..=25.0).contains(&gain), "barometric: {gain}");
+    let s = run(Sport::Cycling, rolling(false), 1000, None);
+    assert_eq!(s.elevation_gain_m, Some(0.0), "GPS altitude");
+}
+
+#[test]
+fn grade_is_measured_on_the_series_the_ascent_counts() {
+    // A steady 5 % barometric climb with every fourth sample a GPS altitude 15 m higher (an even-
+    // numbered one, so it lands in grade's window): ascent
+    // ignores the GPS altitudes, and so must grade, or it swings by ±30 %.
+    let samples: Vec<Sample> = (0..100)
+        .map(|t| {
+            let climb_cm = (t as f64 * 3.336 * 5.0) as i32; // 5 % of 3.336 m per second, in cm
+            if t % 4 == 2 { baro(t, 10_000 + climb_cm + 1_500, false) } else { baro(t, 10_000 + climb_cm, true) }
+        })
+        .collect();
+    let mut core = ShardCore::default();
+    let bytes = encode_batch(&BatchData {
+        device_id: "d".into(),
+        user_id: "u".into(),
+        workout_id: WorkoutId([8; 16]),
+        sport: Sport::Cycling,
+        base_time_ms: 1_700_000_000_000,
+        samples,
+        ..BatchData::default()
+    });
+    let points = core.process(1, &bytes).points;
+    for i in (20..100).filter(|i| i % 4 != 2) {
+        let grade = points.grade_pct[i].unwrap();
+        assert!((grade - 5.0).abs() < 0.5, "sample {i}: grade {grade} %");
+    }
+}
+
 #[test]
 fn cleaning_drops_null_island_and_teleports_but_reanchors_on_a_bad_first_fix() {
     // (0,0) twice, then a real track: the (0,0) fixes are dropped, nothing else.

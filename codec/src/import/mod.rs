@@ -4,6 +4,7 @@
 //! An importer keeps what it can: a file with some bad records imports the rest and lists what it
 //! skipped in [`Imported::warnings`]; only a file with nothing usable is an [`ImportError`].
 
+mod altimeter;
 mod fit;
 mod gpx;
 mod gzip;
@@ -252,9 +253,16 @@ impl Imported {
         }
     }
 
+    /// True when the device that wrote the file measures altitude with a barometer (by its model
+    /// name): its samples' altitudes then carry the `BarometricAltitude` flag.
+    pub fn altitude_is_barometric(&self) -> bool {
+        self.device_model.as_deref().is_some_and(altimeter::records_barometric_altitude)
+    }
+
     /// Splits the file into wire batches of up to `batch_size` samples, seq 0, 1, … with a
     /// Complete event at the end. Untimed fixes get times one second apart after the last real
-    /// time (or from the Unix epoch when the file has none) and the `Untimed` sample flag.
+    /// time (or from the Unix epoch when the file has none) and the `Untimed` sample flag;
+    /// altitudes from a device with a barometer carry the `BarometricAltitude` flag.
     pub fn to_batches(
         &self,
         workout_id: WorkoutId,
@@ -263,17 +271,21 @@ impl Imported {
         batch_size: usize,
     ) -> Vec<BatchData> {
         let mut clock = self.fixes.iter().find_map(|f| f.time_ms).unwrap_or(0);
+        let barometric = self.altitude_is_barometric();
+        let altitude_flag = |f: &Fix| {
+            if barometric && f.altitude_m.is_some() { crate::SampleFlags::BarometricAltitude.bits() } else { 0 }
+        };
         let timed: Vec<(i64, u16, &Fix)> = self
             .fixes
             .iter()
             .map(|f| match f.time_ms {
                 Some(t) => {
                     clock = t;
-                    (t, 0, f)
+                    (t, altitude_flag(f), f)
                 }
                 None => {
                     clock += 1000;
-                    (clock, crate::SampleFlags::Untimed.bits(), f)
+                    (clock, crate::SampleFlags::Untimed.bits() | altitude_flag(f), f)
                 }
             })
             .collect();

@@ -11,7 +11,8 @@ pub const GRADE_WINDOW_M: f64 = 50.0;
 const GRADE_STEP_M: f64 = 5.0;
 const SLOTS: usize = 16;
 
-/// Grade (rise over run, percent) over the last ≥ 50 m of distance, per sample.
+/// Grade (rise over run, percent) over the last ≥ 50 m of distance, per sample, on the altitude
+/// series the elevation stage counts (one source per workout, barometric when there is one).
 #[derive(Debug, Clone, Default)]
 pub struct Grade {
     /// (cumulative distance, altitude) of recent samples with altitude, ≥ 5 m apart, oldest at `start`.
@@ -37,7 +38,7 @@ impl Stage for Grade {
         if point.after_pause {
             self.len = 0;
         }
-        let Some(alt) = point.altitude_m.map(f64::from) else { return };
+        let Some(alt) = point.counted_altitude_m.map(f64::from) else { return };
         if self.len == 0 || point.distance_m - self.at(self.len - 1).0 >= GRADE_STEP_M {
             if self.len == SLOTS {
                 self.pop_front();

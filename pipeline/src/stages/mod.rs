@@ -17,7 +17,7 @@ mod timing;
 pub use calories::{Calories, acsm_vo2, keytel_fitness_kj_per_min, keytel_kj_per_min, met, uth_vo2max};
 pub use cleaning::{Cleaning, max_speed_mps};
 pub use distance::Distance;
-pub use elevation::Elevation;
+pub use elevation::{BAROMETRIC_HYSTERESIS_M, Elevation, HYSTERESIS_M};
 pub use grade::{GRADE_WINDOW_M, Grade};
 pub use heart_rate::{HeartRate, banister_weight, hr_max_from_age, zone};
 pub use moving::Moving;
