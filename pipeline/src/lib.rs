@@ -27,12 +27,12 @@ pub mod training_load;
 mod workout;
 
 pub use model::{
-    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition, WorkoutEvent,
     WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter, Stored};
-pub use shard::ShardCore;
+pub use shard::{EndedWorkouts, ShardCore};
 pub use stages::Stage;
 pub use workout::{DEFAULT_UPDATE_INTERVAL_MS, Workout};

@@ -43,6 +43,31 @@ impl EndReason {
     }
 }
 
+/// Why a durable batch was kept in the log but not applied to its workout. Each is counted
+/// (`/metrics`), so a device that keeps sending into a finished workout is visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotApplied {
+    /// The workout had ended (the device's Complete or Cancel, or the idle timeout).
+    AfterEnd,
+    /// The batch came from another user or device than the one that started the workout.
+    OtherOwner,
+    /// The record does not decode (a log written by an incompatible build).
+    Undecodable,
+}
+
+impl NotApplied {
+    pub const ALL: [NotApplied; 3] = [NotApplied::AfterEnd, NotApplied::OtherOwner, NotApplied::Undecodable];
+
+    /// The name in metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            NotApplied::AfterEnd => "after_end",
+            NotApplied::OtherOwner => "other_owner",
+            NotApplied::Undecodable => "undecodable",
+        }
+    }
+}
+
 /// What the pipeline knows of the athlete (from their profile, or an imported file).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -310,6 +335,8 @@ pub struct ShardOutput {
     pub trace_id: Option<std::sync::Arc<str>>,
     /// True when this record ended the workout (Complete or Cancel).
     pub ended: bool,
+    /// Set when a device's batch was not applied, and why.
+    pub not_applied: Option<NotApplied>,
 }
 
 pub use trackwire_codec::sport_name;

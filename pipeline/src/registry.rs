@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use trackwire_codec::WorkoutId;
 
-use crate::{AthleteProfile, EndReason, WorkoutSummary};
+use crate::{AthleteProfile, EndReason, NotApplied, WorkoutSummary};
 
 /// The newest summary of every workout the pipeline is working on, updated by the shards and read
 /// concurrently by the API. Ended workouts stay until the read store has committed them (see
@@ -14,6 +14,9 @@ pub struct LiveWorkouts {
     /// Workouts ended here since the process started, by reason (`EndReason` order), for
     /// `/metrics`; a replay counts again those the log still holds.
     ended: [AtomicU64; 2],
+    /// Durable batches not applied since the process started, by reason (`NotApplied` order);
+    /// a replay counts again those the log still holds.
+    not_applied: [AtomicU64; 3],
 }
 
 impl LiveWorkouts {
@@ -25,6 +28,16 @@ impl LiveWorkouts {
     /// Workouts ended for `reason` since the process started.
     pub fn ended(&self, reason: EndReason) -> u64 {
         self.ended[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Counts a durable batch the pipeline did not apply, for [`LiveWorkouts::not_applied`].
+    pub fn count_not_applied(&self, reason: NotApplied) {
+        self.not_applied[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Durable batches not applied for `reason` since the process started.
+    pub fn not_applied(&self, reason: NotApplied) -> u64 {
+        self.not_applied[reason as usize].load(Ordering::Relaxed)
     }
 
     pub fn update(&self, summary: &WorkoutSummary) {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
 use trackwire_codec::{DecodeLimits, WorkoutId};
 
-use crate::{LiveWorkouts, Profiles, ShardCore, ShardOutput};
+use crate::{EndedWorkouts, LiveWorkouts, Profiles, ShardCore, ShardOutput};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -20,6 +20,8 @@ pub struct PipelineConfig {
     pub profiles: Arc<Profiles>,
     /// Least device time between two `WorkoutUpdated` events of a workout, ms.
     pub update_interval_ms: i64,
+    /// The store of ended workouts a shard asks about a workout it meets without its start.
+    pub history: Option<Arc<dyn EndedWorkouts>>,
 }
 
 struct ShardInput {
@@ -94,11 +96,14 @@ impl Pipeline {
             let limits = config.limits;
             let profiles = config.profiles.clone();
             let update_interval_ms = config.update_interval_ms;
+            let history = config.history.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
                 .spawn(move || {
                     run_shard(
-                        ShardCore::with_profiles(limits, profiles).with_update_interval_ms(update_interval_ms),
+                        ShardCore::with_profiles(limits, profiles)
+                            .with_update_interval_ms(update_interval_ms)
+                            .with_history(history),
                         rx,
                         output,
                         live,
@@ -124,6 +129,9 @@ fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<Sh
     for record in input {
         let mut out = core.process_stored(record.lsn, record.stored_ms, &record.payload);
         out.trace_id = record.trace_id;
+        if let Some(reason) = out.not_applied {
+            live.count_not_applied(reason);
+        }
         if let Some(summary) = &out.summary {
             live.update(summary);
             if let Some(reason) = summary.end_reason.filter(|_| out.ended) {

@@ -6,7 +6,18 @@ use std::sync::Arc;
 use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
 
 use crate::workout::DEFAULT_UPDATE_INTERVAL_MS;
-use crate::{AthleteProfile, Profiles, ShardOutput, Workout};
+use crate::{AthleteProfile, NotApplied, Profiles, ShardOutput, Workout};
+
+/// What a durable store remembers of ended workouts whose records the log may no longer hold
+/// in full. The one question a shard asks outside itself, and only about a workout it meets
+/// without having seen its start since it started: without it, a replay that begins after a
+/// workout's first record, or a late batch after a restart, would start the workout afresh (and
+/// a second end would overwrite the stored one with a fragment).
+pub trait EndedWorkouts: Send + Sync + std::fmt::Debug {
+    /// The positions of the first and the last record applied to `workout_id`, when the store
+    /// holds it as ended.
+    fn ended_span(&self, workout_id: &WorkoutId) -> Option<std::ops::RangeInclusive<u64>>;
+}
 
 #[derive(Debug)]
 pub struct ShardCore {
@@ -23,6 +34,8 @@ pub struct ShardCore {
     shared: Option<Arc<Profiles>>,
     /// Least device time between two `WorkoutUpdated` events of a workout.
     update_interval_ms: i64,
+    /// Ended workouts from before this core started.
+    history: Option<Arc<dyn EndedWorkouts>>,
 }
 
 impl Default for ShardCore {
@@ -40,7 +53,15 @@ impl ShardCore {
             profiles: HashMap::new(),
             shared: None,
             update_interval_ms: DEFAULT_UPDATE_INTERVAL_MS,
+            history: None,
         }
+    }
+
+    /// A core that asks `history` about workouts it meets without their start (see
+    /// [`EndedWorkouts`]).
+    pub fn with_history(mut self, history: Option<Arc<dyn EndedWorkouts>>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Emits `WorkoutUpdated` at most once per `ms` of device time per workout (0: after every
@@ -75,21 +96,37 @@ impl ShardCore {
                 // Verified before it was appended; reaching this means the log was written by an
                 // incompatible build. Skipping is the only option; say so loudly.
                 tracing::error!(lsn, %err, "durable record does not decode; skipped");
-                return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
+                return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Undecodable), ..ShardOutput::default() };
             }
         };
         let id = batch.workout_id();
         if self.ended.contains(&id) {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
-            return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
+            return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::AfterEnd), ..ShardOutput::default() };
+        }
+        if !self.workouts.contains_key(&id)
+            && let Some(span) = self.history.as_ref().and_then(|h| h.ended_span(&id))
+            && lsn != *span.start()
+        {
+            // A workout that ended before this core started: its first record, replayed, starts it
+            // again (the whole workout is being replayed); any other of its records is either
+            // replayed without its start (the sinks hold its end already: the log keeps a
+            // workout's first record until they do) or came after the end.
+            let after_end = lsn > *span.end();
+            if after_end {
+                tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
+                self.ended.insert(id);
+            }
+            let not_applied = after_end.then_some(NotApplied::AfterEnd);
+            return ShardOutput { lsn, stored_ms, not_applied, ..ShardOutput::default() };
         }
         let out = match self.workouts.get_mut(&id) {
             Some(workout) if !workout.is_from(batch.user_id(), batch.device_id()) => {
                 // Ingest refuses these; one in the log came through a gateway that could not ask
                 // the owner registry. Only the user and device that started a workout write to it.
                 tracing::warn!(workout = %id, seq = batch.seq(), "batch from another user or device than the workout's; ignored");
-                return ShardOutput { lsn, stored_ms, ..ShardOutput::default() };
+                return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::OtherOwner), ..ShardOutput::default() };
             }
             Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
             None if batch.seq() >= trackwire_codec::SERVER_SEQ_FLOOR => {

@@ -7,7 +7,7 @@ use crate::laps::{LapMarks, Totals};
 use crate::route::RouteSketch;
 use crate::stages::Stages;
 use crate::{
-    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, ShardOutput, Transition, WorkoutEvent,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition, WorkoutEvent,
     WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 
@@ -161,6 +161,7 @@ impl Workout {
         if self.head.status.is_ended() {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %self.head.workout_id, seq = batch.seq(), "batch after the workout ended; ignored");
+            out.not_applied = Some(NotApplied::AfterEnd);
             return out;
         }
         let base = representable_base_ms(batch);

@@ -1,7 +1,7 @@
 //! The seed aggregate's lifecycle, driven through the sans-IO shard core.
 use proptest::prelude::*;
 use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, Sport, WorkoutId, encode_batch, missing};
-use trackwire_pipeline::{EventData, EventKind, ShardCore, ShardOutput, WorkoutStatus};
+use trackwire_pipeline::{EventData, EventKind, NotApplied, ShardCore, ShardOutput, WorkoutStatus};
 
 const ID: WorkoutId = WorkoutId([9; 16]);
 const BASE: i64 = 1_700_000_000_000;
@@ -188,6 +188,7 @@ fn a_batch_after_completion_changes_nothing() {
     core.process(1, &batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Complete)]));
     let out = core.process(2, &batch(1, vec![sample(5, 100)], vec![]));
     assert!(out.points.is_empty() && out.events.is_empty() && out.summary.is_none());
+    assert_eq!(out.not_applied, Some(NotApplied::AfterEnd), "kept in the log, not applied: counted");
 }
 
 /// Ingest refuses such batches before they are stored; where a log holds one anyway (written by
@@ -208,6 +209,7 @@ fn a_batch_from_another_user_or_device_is_not_applied_to_the_workout() {
         });
         let out = core.process(2, &foreign);
         assert!(out.points.is_empty() && out.events.is_empty() && out.summary.is_none(), "{user}/{device}: {out:?}");
+        assert_eq!(out.not_applied, Some(NotApplied::OtherOwner));
     }
     let out = core.process(3, &batch(1, vec![sample(5, 100)], vec![(5, ControlKind::Complete)]));
     let summary = out.summary.expect("the owner's batches still apply");
@@ -434,6 +436,7 @@ fn the_servers_idle_timeout_completes_a_silent_workout_as_of_its_last_sample() {
     // Late data after it: ignored, as after a device's Complete.
     let late = core.process(4, &batch(2, (10..15).map(|t| sample(t, 122)).collect(), vec![]));
     assert!(late.summary.is_none() && late.events.is_empty());
+    assert_eq!(late.not_applied, Some(NotApplied::AfterEnd));
 }
 
 #[test]
@@ -468,4 +471,60 @@ fn an_idle_timeout_for_a_workout_not_in_progress_starts_nothing() {
     // The workout's real first batch still starts it.
     let first = core.process(2, &batch(0, (0..5).map(|t| sample(t, 120)).collect(), vec![]));
     assert_eq!(first.summary.unwrap().status, WorkoutStatus::Active);
+}
+
+/// The read store's memory of a workout that ended (records 1 to 3) before the core started.
+#[derive(Debug)]
+struct EndedBefore;
+
+impl trackwire_pipeline::EndedWorkouts for EndedBefore {
+    fn ended_span(&self, workout_id: &WorkoutId) -> Option<std::ops::RangeInclusive<u64>> {
+        (*workout_id == ID).then_some(1..=3)
+    }
+}
+
+fn core_after_a_restart() -> ShardCore {
+    ShardCore::default().with_history(Some(std::sync::Arc::new(EndedBefore)))
+}
+
+#[test]
+fn a_workout_that_ended_before_a_restart_is_replayed_whole_or_not_at_all() {
+    let records = [
+        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
+        batch(1, vec![sample(5, 110)], vec![]),
+        batch(2, vec![sample(10, 120)], vec![(10, ControlKind::Complete)]),
+    ];
+    // The log still holds its first record: the whole workout is replayed, as it was.
+    let mut whole = core_after_a_restart();
+    let outs: Vec<ShardOutput> = records.iter().zip(1..).map(|(record, lsn)| whole.process(lsn, record)).collect();
+    assert!(outs[2].ended && outs.iter().all(|o| o.not_applied.is_none()), "{outs:?}");
+    assert_eq!(outs[2].summary.as_ref().map(|s| s.samples), Some(3));
+
+    // The log released its first record (the sinks hold the end): the rest of it, replayed, starts
+    // nothing, and is no late data either.
+    let mut fragment = core_after_a_restart();
+    for (record, lsn) in records.iter().zip(1..).skip(1) {
+        let out = fragment.process(lsn, record);
+        assert!(out.summary.is_none() && out.events.is_empty() && out.points.is_empty(), "{out:?}");
+        assert_eq!(out.not_applied, None);
+    }
+}
+
+#[test]
+fn a_batch_for_a_workout_that_ended_before_a_restart_is_late_data() {
+    let mut core = core_after_a_restart();
+    for (lsn, seq) in [(7, 3), (8, 0)] {
+        let late = core.process(lsn, &batch(seq, vec![sample(20, 100)], vec![(20, ControlKind::Start)]));
+        assert!(late.summary.is_none() && late.events.is_empty() && late.points.is_empty(), "{late:?}");
+        assert_eq!(late.not_applied, Some(NotApplied::AfterEnd));
+    }
+    // Another workout is not affected.
+    let other = encode_batch(&BatchData {
+        device_id: "watch".into(),
+        user_id: "athlete".into(),
+        workout_id: WorkoutId([1; 16]),
+        samples: vec![sample(0, 100)],
+        ..BatchData::default()
+    });
+    assert!(core.process(9, &other).summary.is_some());
 }

@@ -55,7 +55,7 @@ proptest! {
 
         let recording = Recording::default();
         let (tx, rx) = crossbeam_channel::bounded(queue);
-        let (pipeline, submitter) = Pipeline::spawn(&PipelineConfig { shards, queue_depth: queue, limits: Default::default(), profiles: Default::default(), update_interval_ms: trackwire_pipeline::DEFAULT_UPDATE_INTERVAL_MS }, tx, Arc::new(LiveWorkouts::default()));
+        let (pipeline, submitter) = Pipeline::spawn(&PipelineConfig { shards, queue_depth: queue, limits: Default::default(), profiles: Default::default(), update_interval_ms: trackwire_pipeline::DEFAULT_UPDATE_INTERVAL_MS, history: None }, tx, Arc::new(LiveWorkouts::default()));
         let coordinator = Coordinator::new(vec![Box::new(recording.clone())], CoordinatorConfig { flush_interval: Duration::from_millis(5), first_lsn: 1 });
         let sinks = coordinator.spawn(rx);
         for ((lsn, bytes), (workout, _)) in records.iter().zip(&plan) {

@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
-use trackwire_codec::DecodeLimits;
+use trackwire_codec::{DecodeLimits, WorkoutId};
 use trackwire_ingest::log::{Forward, LogEntry};
-use trackwire_pipeline::{LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput, Stored};
+use trackwire_pipeline::{EndedWorkouts, LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput, Stored};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
@@ -104,6 +104,30 @@ pub struct DataPath {
     live: Arc<LiveWorkouts>,
 }
 
+/// The read store as the pipeline's memory of workouts that ended before it started (their
+/// records may be gone from the log; their summaries stay).
+struct StoredEnds(Arc<dyn ReadStore>);
+
+impl std::fmt::Debug for StoredEnds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoredEnds")
+    }
+}
+
+impl EndedWorkouts for StoredEnds {
+    fn ended_span(&self, workout_id: &WorkoutId) -> Option<std::ops::RangeInclusive<u64>> {
+        match self.0.get(workout_id) {
+            Ok(summary) => summary.filter(|s| s.status.is_ended()).map(|s| s.first_lsn..=s.last_lsn),
+            Err(err) => {
+                // The store is failing (the sinks will say so on /healthcheck); the batch is
+                // applied as a workout's first, as it would be without a store to ask.
+                tracing::error!(workout = %workout_id, %err, "could not ask the read store whether the workout ended");
+                None
+            }
+        }
+    }
+}
+
 /// What the reader's entries go to: records to the pipeline, gaps straight to the coordinator
 /// (which orders them with the records by position).
 struct Feed {
@@ -133,6 +157,7 @@ impl DataPath {
             limits: decode_limits(config),
             profiles,
             update_interval_ms: (config.pipeline.update_interval_secs * 1000.0).round() as i64,
+            history: Some(Arc::new(StoredEnds(store.clone()))),
         };
         let (pipeline, submitter) = Pipeline::spawn(&pipeline_config, output_tx.clone(), live.clone());
         // The coordinator starts with `start`, at the reader's first position; until then outputs

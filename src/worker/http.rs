@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::routing::get;
 use serde_json::json;
 use trackwire_api::prometheus::PrometheusText;
-use trackwire_pipeline::EndReason;
+use trackwire_pipeline::{EndReason, NotApplied};
 
 use super::WorkerStatus;
 use super::partition::PartitionStatus;
@@ -133,6 +133,17 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response
         partitions.iter().flat_map(|p| {
             EndReason::ALL.map(|reason| {
                 (format!("partition=\"{}\",reason=\"{}\"", p.partition, reason.name()), p.live.ended(reason))
+            })
+        }),
+    );
+    out.family(
+        "trackwire_pipeline_batches_not_applied_total",
+        "counter",
+        "Acked batches the pipeline kept in the log but did not apply, by partition and reason (after_end: the \
+         workout had ended; other_owner: another user or device; undecodable).",
+        partitions.iter().flat_map(|p| {
+            NotApplied::ALL.map(|reason| {
+                (format!("partition=\"{}\",reason=\"{}\"", p.partition, reason.name()), p.live.not_applied(reason))
             })
         }),
     );

@@ -109,7 +109,8 @@ def test_a_workout_whose_device_falls_silent_is_completed_by_the_idle_timeout(se
     """A watch that died mid-run never sends Complete. After `pipeline.idle_timeout_secs` without
     a batch the server completes the workout as of its last sample: `WorkoutCompleted` with
     `end_reason: idle_timeout`, the lake row, best efforts, and the log segments it pinned are
-    released. A restart replays the decision, it does not make another."""
+    released. A restart replays the decision, it does not make another. A batch that comes after
+    it is acked and kept, not applied, and counted."""
     small = 16384  # segments roll every few batches, so the first ones can be released
     server = server_factory(
         TRACKWIRE_PIPELINE__IDLE_TIMEOUT_SECS=2,
@@ -147,11 +148,28 @@ def test_a_workout_whose_device_falls_silent_is_completed_by_the_idle_timeout(se
     assert [r["status"] for r in rows] == ["completed"], rows
     metrics = requests.get(server.url + "/metrics", timeout=5).text
     assert 'trackwire_workouts_ended_total{reason="idle_timeout"} 1' in metrics, metrics
+    # The watch comes back: its batch is durable (acked, kept in the log) but the workout has
+    # ended, so it is not applied, and that is counted rather than silent.
+    late = server.post(twclient.encode_batch(points[-2:], workout, seq + 1))
+    assert late.status_code == 200, late.text
+    not_applied = 'trackwire_pipeline_batches_not_applied_total{reason="after_end"} 1'
+    for _ in range(50):
+        metrics = requests.get(server.url + "/metrics", timeout=5).text
+        if not_applied in metrics:
+            break
+        time.sleep(0.1)
+    assert not_applied in metrics, metrics
+    assert server.api("GET", f"/workouts/{workout}").json()["samples"] == served["samples"]
     server.stop()
 
-    server.start()  # replays what the log still holds: the same decision, no second one
+    # The restart replays what the log still holds: the workout's later batches without its
+    # first (released), the server's decision and the late batch. None of it starts the workout
+    # again, so no second timeout ends a fragment of it over the stored workout.
+    server.start()
+    time.sleep(3)  # past another idle timeout
     completed = [e for e in twclient.read_events(server.data_dir, str(workout)) if e["type"] == "WorkoutCompleted"]
     assert len(completed) == 1 and completed[0]["data"]["end_reason"] == "idle_timeout", completed
     assert completed[0]["data"]["end_time"] == served["end_time"]
-    assert server.api("GET", f"/workouts/{workout}").json()["status"] == "completed"
+    after = server.api("GET", f"/workouts/{workout}").json()
+    assert (after["status"], after["samples"], after["distance_m"]) == ("completed", served["samples"], served["distance_m"]), after
     server.stop()

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::State;
 use axum::response::IntoResponse;
 
-use trackwire_pipeline::EndReason;
+use trackwire_pipeline::{EndReason, NotApplied};
 
 use crate::IngestState;
 use crate::prometheus::PrometheusText;
@@ -126,6 +126,13 @@ fn data_path_metrics(out: &mut PrometheusText, data_path: &crate::DataPathView, 
         "counter",
         "Workouts the pipeline ended, by reason (device: Complete or Cancel; idle_timeout).",
         EndReason::ALL.map(|reason| (format!("reason=\"{}\"", reason.name()), data_path.live.ended(reason))),
+    );
+    out.family(
+        "trackwire_pipeline_batches_not_applied_total",
+        "counter",
+        "Acked batches the pipeline kept in the log but did not apply, by reason (after_end: the workout had \
+         ended; other_owner: another user or device; undecodable).",
+        NotApplied::ALL.map(|reason| (format!("reason=\"{}\"", reason.name()), data_path.live.not_applied(reason))),
     );
     let sinks = &data_path.sinks;
     out.per_sink(sinks, "trackwire_sink_lag_records", "gauge", "Durable records not yet committed by the sink.", |s| {

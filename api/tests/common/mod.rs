@@ -178,6 +178,7 @@ pub fn output(lsn: u64, summary: WorkoutSummary, points: Vec<trackwire_pipeline:
         summary: Some(summary),
         ended: true,
         trace_id: None,
+        not_applied: None,
     }
 }
 
