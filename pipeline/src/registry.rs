@@ -13,10 +13,10 @@ pub struct LiveWorkouts {
     map: DashMap<WorkoutId, WorkoutSummary>,
     /// Workouts ended here since the process started, by reason (`EndReason` order), for
     /// `/metrics`; a replay counts again those the log still holds.
-    ended: [AtomicU64; 2],
+    ended: [AtomicU64; EndReason::ALL.len()],
     /// Durable batches not applied since the process started, by reason (`NotApplied` order);
     /// a replay counts again those the log still holds.
-    not_applied: [AtomicU64; 3],
+    not_applied: [AtomicU64; NotApplied::ALL.len()],
 }
 
 impl LiveWorkouts {
