@@ -27,8 +27,8 @@ pub mod training_load;
 mod workout;
 
 pub use model::{
-    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition, WorkoutEvent,
-    WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition,
+    WorkoutEvent, WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 pub use points::Points;
 pub use registry::{LiveWorkouts, Profiles};

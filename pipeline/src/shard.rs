@@ -96,7 +96,12 @@ impl ShardCore {
                 // Verified before it was appended; reaching this means the log was written by an
                 // incompatible build. Skipping is the only option; say so loudly.
                 tracing::error!(lsn, %err, "durable record does not decode; skipped");
-                return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Undecodable), ..ShardOutput::default() };
+                return ShardOutput {
+                    lsn,
+                    stored_ms,
+                    not_applied: Some(NotApplied::Undecodable),
+                    ..ShardOutput::default()
+                };
             }
         };
         let id = batch.workout_id();
@@ -126,7 +131,12 @@ impl ShardCore {
                 // Ingest refuses these; one in the log came through a gateway that could not ask
                 // the owner registry. Only the user and device that started a workout write to it.
                 tracing::warn!(workout = %id, seq = batch.seq(), "batch from another user or device than the workout's; ignored");
-                return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::OtherOwner), ..ShardOutput::default() };
+                return ShardOutput {
+                    lsn,
+                    stored_ms,
+                    not_applied: Some(NotApplied::OtherOwner),
+                    ..ShardOutput::default()
+                };
             }
             Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
             None if batch.seq() >= trackwire_codec::SERVER_SEQ_FLOOR => {

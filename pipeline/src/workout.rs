@@ -7,8 +7,8 @@ use crate::laps::{LapMarks, Totals};
 use crate::route::RouteSketch;
 use crate::stages::Stages;
 use crate::{
-    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition, WorkoutEvent,
-    WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
+    AthleteProfile, EndReason, EnrichedPoint, EventData, EventKind, LatLon, NotApplied, ShardOutput, Transition,
+    WorkoutEvent, WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 
 /// One workout's state inside its shard.
