@@ -306,10 +306,12 @@ async fn a_replica_with_its_own_data_dir_resets_a_dead_replicas_connections() {
 
     let second = start(second_dir.path(), 0, config);
     balancer.switch_to(second.addr);
-    let (mut send, _recv) = connection.open_bi().await.unwrap();
-    // Any packet of the device's reaches the second replica; the reset may come back before this
-    // write completes, so the write's own outcome does not matter, only how the connection ends.
-    let _ = send.write_all(&encode_frame_for_test(&batch("watch", 4, 0))).await;
+    // Any packet of the device's reaches the second replica (an acknowledgement it was still
+    // sending will do); the reset may come back before this stream opens or its write completes,
+    // so neither outcome matters, only how the connection ends.
+    if let Ok((mut send, _recv)) = connection.open_bi().await {
+        let _ = send.write_all(&encode_frame_for_test(&batch("watch", 4, 0))).await;
+    }
     let reason = connection.closed().await;
     assert!(matches!(reason, quinn::ConnectionError::Reset), "closed by {reason} instead of a stateless reset");
     first.shutdown().await;
