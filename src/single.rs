@@ -12,9 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use trackwire_api::control::Control;
 use trackwire_api::{AppState, DataPathView, Surfaces};
-use trackwire_ingest::log::{DurableLog, LogConfig};
+use trackwire_codec::WorkoutId;
+use trackwire_ingest::log::{DurableLog, LogConfig, PastOwners, WorkoutOwner};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::Redactions;
+use trackwire_sinks::read_store::ReadStore;
 
 use crate::config::{Config, Role};
 use crate::data_path::{DataPath, IdleSweeper, Input, Running};
@@ -104,7 +106,9 @@ impl SingleProcess {
         let store = open_read_store(config)?;
         let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
         let log_config = LogConfig { dir: data.join("log"), ..config.log.clone() };
-        let (log, log_writer) = DurableLog::open(log_config, data_path.forward()).context("opening the durable log")?;
+        let past_owners = Arc::new(StoredOwners(store.clone()));
+        let (log, log_writer) = DurableLog::open_with_past_owners(log_config, data_path.forward(), Some(past_owners))
+            .context("opening the durable log")?;
         let data_path = data_path.start(log.first_lsn(), redactions)?;
 
         let status = data_path.status.clone();
@@ -128,6 +132,17 @@ impl SingleProcess {
         }
         let state = api_state(config, ingest, store, accounts, Control::Local(status.commands))?;
         Ok(SingleProcess { state, log_writer, data_path })
+    }
+}
+
+/// The read store as the log's memory of who owns a workout whose batches have all been delivered
+/// and deleted: its summary names the user and device of its first batch.
+struct StoredOwners(Arc<dyn ReadStore>);
+
+impl PastOwners for StoredOwners {
+    fn owner_of(&self, workout_id: &WorkoutId) -> Result<Option<WorkoutOwner>, String> {
+        let summary = self.0.get(workout_id).map_err(|e| format!("the read store: {e}"))?;
+        Ok(summary.map(|s| WorkoutOwner { user_id: s.user_id.into(), device_id: s.device_id.into() }))
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use trackwire_codec::{BatchData, DecodeLimits, Sample, WorkoutId, encode_batch};
-use trackwire_ingest::log::{DurableLog, LogConfig, LogError, WorkoutOwner};
+use trackwire_ingest::log::{DurableLog, LogConfig, LogError, PastOwners, WorkoutOwner};
 use trackwire_ingest::{DeviceToken, IngestConfig, IngestError, Ingestor, OwnerRegistry};
 
 type Writer = std::thread::JoinHandle<Result<(), LogError>>;
@@ -28,8 +28,12 @@ fn tokens() -> Vec<DeviceToken> {
 }
 
 fn open(dir: &std::path::Path) -> (Ingestor, Writer) {
+    open_remembering(dir, None)
+}
+
+fn open_remembering(dir: &std::path::Path, past_owners: Option<Arc<dyn PastOwners>>) -> (Ingestor, Writer) {
     let config = LogConfig { dir: dir.join("log"), ..LogConfig::default() };
-    let (log, writer) = DurableLog::open(config, Box::new(|_| true)).unwrap();
+    let (log, writer) = DurableLog::open_with_past_owners(config, Box::new(|_| true), past_owners).unwrap();
     let ingestor = Ingestor::new(
         IngestConfig {
             tokens: tokens(),
@@ -105,6 +109,47 @@ async fn the_binding_lives_in_the_log_and_survives_a_restart() {
     let (ingestor, writer) = open(dir.path());
     assert_refused(send(&ingestor, "bob-watch", batch("bob", "watch-b", 1)).await, "another user after a restart");
     assert_eq!(send(&ingestor, "alice-watch", batch("alice", "watch-a", 1)).await.unwrap(), "stored");
+    close((ingestor, writer));
+}
+
+/// Summaries of workouts that have left the log; `readable: false` is a store that fails.
+struct Summaries {
+    owners: HashMap<WorkoutId, WorkoutOwner>,
+    readable: std::sync::atomic::AtomicBool,
+}
+
+impl PastOwners for Summaries {
+    fn owner_of(&self, workout_id: &WorkoutId) -> Result<Option<WorkoutOwner>, String> {
+        if !self.readable.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("disk error".into());
+        }
+        Ok(self.owners.get(workout_id).cloned())
+    }
+}
+
+#[tokio::test]
+async fn a_workout_whose_batches_have_left_the_log_keeps_the_owner_its_summary_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = WorkoutOwner { user_id: "alice".into(), device_id: "watch-a".into() };
+    let summaries = Arc::new(Summaries {
+        owners: HashMap::from([(ALICES_WORKOUT, alice)]),
+        readable: std::sync::atomic::AtomicBool::new(false),
+    });
+    // An empty log: every batch of the workout was delivered and deleted.
+    let (ingestor, writer) = open_remembering(dir.path(), Some(summaries.clone()));
+    match send(&ingestor, "bob-watch", batch("bob", "watch-b", 7)).await {
+        Err(err @ IngestError::Storage(_)) => {
+            assert!(
+                err.to_string().contains("could not be looked up") && err.to_string().contains("send it again"),
+                "{err}"
+            )
+        }
+        other => panic!("a batch whose workout's owner cannot be read is refused for a retry, got {other:?}"),
+    }
+    summaries.readable.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_refused(send(&ingestor, "bob-watch", batch("bob", "watch-b", 7)).await, "another user after the log let go");
+    assert_refused(send(&ingestor, "development", batch("bob", "watch-b", 8)).await, "the development token");
+    assert_eq!(send(&ingestor, "alice-watch", batch("alice", "watch-a", 7)).await.unwrap(), "stored");
     close((ingestor, writer));
 }
 

@@ -180,3 +180,41 @@ def test_decompression_bombs_take_neither_memory_nor_the_server(server_factory):
         assert time.time() < deadline, body
         time.sleep(0.1)
     assert body["status"] == "ready", body
+
+
+def test_a_workout_keeps_its_owner_after_its_batches_have_left_the_log(server_factory):
+    """A workout belongs to the user and device of its first batch. Once it has ended and every
+    segment holding it has been delivered and deleted, a restart rebuilds the log without it;
+    another user's batch for it is still refused, and its owner's is still acked."""
+    small = 16384  # segments roll every few batches, so the ones holding the workout can go
+    server = server_factory(
+        TRACKWIRE_LOG__SEGMENT_BYTES=small,
+        TRACKWIRE_QUIC__MAX_FRAME_BYTES=small,
+        TRACKWIRE_INGEST__MAX_DECOMPRESSED_BYTES=small,
+        TRACKWIRE_INGEST__MAX_BODY_BYTES=small,
+    ).start()
+    points = twclient.parse_gpx(TRACE)[:400]
+    workout = uuid.uuid4()
+    for body in twclient.batches_of(points, 100, workout):
+        assert server.post(body).status_code == 200
+    segments = lambda: set((server.data_dir / "log").glob("*.twlog"))  # noqa: E731
+    holding = segments()
+    intruder = lambda: twclient.encode_batch(points[:5], workout, 9, device_id="py-device-2", user_id="someone-else")  # noqa: E731
+    expect(server.post(intruder()), 403, "workout_owner_mismatch")
+
+    # Other workouts move the log on until nothing of the first is left in it.
+    for _ in range(40):
+        if not holding & segments():
+            break
+        for body in twclient.batches_of(points, 100, uuid.uuid4()):
+            assert server.post(body).status_code == 200
+        time.sleep(0.5)
+    assert not holding & segments(), f"the workout's segments are still there: {sorted(holding & segments())}"
+    assert server.api("GET", f"/workouts/{workout}").json()["status"] == "completed"
+    server.stop()
+
+    server.start()
+    expect(server.post(intruder()), 403, "workout_owner_mismatch")
+    late = twclient.encode_batch(points[-5:], workout, 9)
+    assert server.post(late).status_code == 200
+    server.stop()

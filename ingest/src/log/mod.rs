@@ -45,7 +45,7 @@ use tokio::sync::oneshot;
 
 pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
 pub use dedup::{DedupIndex, SeqSet};
-pub use owners::{OwnerIndex, WorkoutOwner};
+pub use owners::{OwnerIndex, PastOwners, WorkoutOwner};
 pub use record::DedupKey;
 
 /// Where and how the log keeps its files (the `[log]` section of the configuration file; the
@@ -224,6 +224,17 @@ impl DurableLog {
         config: LogConfig,
         forward: Forward,
     ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
+        Self::open_with_past_owners(config, forward, None)
+    }
+
+    /// [`DurableLog::open`] with the owners of workouts whose batches have left the log: a batch
+    /// for one of those is refused unless it comes from that owner, as if its first batch were
+    /// still here.
+    pub fn open_with_past_owners(
+        config: LogConfig,
+        forward: Forward,
+        past_owners: Option<Arc<dyn PastOwners>>,
+    ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
         let shared = Arc::new(Shared {
@@ -233,7 +244,7 @@ impl DurableLog {
             carries_traceparent: false,
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
-        let writer = writer::Writer::open(config, rx, forward, shared.clone())?;
+        let writer = writer::Writer::open(config, rx, forward, shared.clone(), past_owners)?;
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run())

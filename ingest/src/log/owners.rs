@@ -3,8 +3,9 @@
 //! The binding lives with the data. The embedded log's writer decides it in the same step that
 //! decides whether a batch is new (so two devices racing for one id are ordered by the log), and
 //! rebuilds it on open from the batches it retains. A workout's first batch stays in the log
-//! until the workout has ended and been delivered, so every workout that can still take batches
-//! has its owner.
+//! until the workout has ended and been delivered; after that its stored summary names its user
+//! and device, and the writer asks [`PastOwners`] about a workout it holds no batch of before
+//! letting anyone bind it.
 
 use std::collections::HashMap;
 
@@ -24,6 +25,13 @@ impl WorkoutOwner {
     }
 }
 
+/// Who owns workouts whose batches have all left the log (their stored summaries).
+pub trait PastOwners: Send + Sync {
+    /// The owner of `workout_id` when one is on record; an error when the record could not be
+    /// read (the batch is then refused for a retry, never bound to whoever sent it).
+    fn owner_of(&self, workout_id: &WorkoutId) -> Result<Option<WorkoutOwner>, String>;
+}
+
 /// The owner of every workout the log has a batch of. Owned by the log writer thread alone.
 #[derive(Debug, Default)]
 pub struct OwnerIndex {
@@ -41,6 +49,16 @@ impl OwnerIndex {
                 true
             }
         }
+    }
+
+    /// True when the index has an owner for `workout_id`.
+    pub fn knows(&self, workout_id: &WorkoutId) -> bool {
+        self.owners.contains_key(workout_id)
+    }
+
+    /// Binds `workout_id` to the owner a record outside the log names.
+    pub fn remember(&mut self, workout_id: WorkoutId, owner: WorkoutOwner) {
+        self.owners.entry(workout_id).or_insert(owner);
     }
 
     /// Binds the workout of a stored batch to its sender unless it already has an owner (replay:

@@ -1,5 +1,6 @@
 //! The log writer thread: replay, then group commit, segment rolling and retention.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
@@ -7,11 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+use trackwire_codec::WorkoutId;
 
 use super::record::{Format, MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
 use super::{
-    AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, OwnerIndex, Shared,
+    AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, OwnerIndex, PastOwners,
+    Shared,
 };
 
 /// How often an idle writer wakes up to apply retention.
@@ -24,6 +27,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     dedup: DedupIndex,
     owners: OwnerIndex,
+    past_owners: Option<Arc<dyn PastOwners>>,
     /// Closed segments, oldest first, then the active one last.
     segments: Vec<SegmentMeta>,
     active: File,
@@ -41,6 +45,7 @@ impl Writer {
         rx: Receiver<AppendRequest>,
         forward: Forward,
         shared: Arc<Shared>,
+        past_owners: Option<Arc<dyn PastOwners>>,
     ) -> Result<Self, LogError> {
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
@@ -97,6 +102,7 @@ impl Writer {
             shared,
             dedup,
             owners,
+            past_owners,
             segments,
             active,
             next_lsn,
@@ -166,7 +172,12 @@ impl Writer {
         // One time for the whole commit: when these records became the log's.
         let appended_ms = unix_ms_now();
         let mut appended: Vec<Outcome> = Vec::with_capacity(group.len());
+        let unknown_owners = self.look_up_past_owners(group);
         for req in group.iter() {
+            if let Some(reason) = unknown_owners.get(&req.key.workout_id) {
+                appended.push(Outcome::OwnerUnknown(reason.clone()));
+                continue;
+            }
             // Ownership before dedup: someone else's copy of a stored seq is not a retry.
             if req.owner.as_ref().is_some_and(|owner| !self.owners.claim(req.key.workout_id, owner)) {
                 appended.push(Outcome::NotOwner);
@@ -227,8 +238,37 @@ impl Writer {
                 Outcome::NotOwner => {
                     let _ = req.reply.send(Err(LogError::OwnedByAnother(req.key.workout_id)));
                 }
+                Outcome::OwnerUnknown(reason) => {
+                    let _ = req.reply.send(Err(LogError::Unavailable(format!(
+                        "the owner of workout {} could not be looked up ({reason})",
+                        req.key.workout_id
+                    ))));
+                }
             }
         }
+    }
+
+    /// Teaches the owner index the owners on record of workouts it holds no batch of (their
+    /// batches have left the log), before anyone may bind them. Returns the workouts whose
+    /// record could not be read: their batches are refused for a retry.
+    fn look_up_past_owners(&mut self, group: &[AppendRequest]) -> HashMap<WorkoutId, String> {
+        let mut unknown = HashMap::new();
+        let Some(past) = &self.past_owners else { return unknown };
+        for req in group {
+            let workout_id = req.key.workout_id;
+            if req.owner.is_none() || self.owners.knows(&workout_id) || unknown.contains_key(&workout_id) {
+                continue;
+            }
+            match past.owner_of(&workout_id) {
+                Ok(Some(owner)) => self.owners.remember(workout_id, owner),
+                Ok(None) => {}
+                Err(reason) => {
+                    tracing::warn!(%workout_id, %reason, "could not look up a workout's owner; refusing its batch for a retry");
+                    unknown.insert(workout_id, reason);
+                }
+            }
+        }
+        unknown
     }
 
     fn write_and_sync(&mut self, buf: &[u8]) -> Result<(), LogError> {
@@ -334,6 +374,8 @@ enum Outcome {
     Duplicate,
     /// Refused: the workout belongs to someone else.
     NotOwner,
+    /// Refused for a retry: the record of who owns the workout could not be read.
+    OwnerUnknown(String),
 }
 
 pub(crate) fn unix_ms_now() -> i64 {
