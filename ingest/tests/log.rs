@@ -285,3 +285,30 @@ fn a_full_disk_latches_the_writer_and_publishes_why() {
         std::panic::resume_unwind(panic);
     }
 }
+
+#[test]
+fn the_indexes_forget_a_workout_once_every_record_of_it_has_been_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, handle, _) = open(dir.path());
+    // 20 workouts of 10 records each, four records to a segment, then one more workout.
+    for workout in 1..=20 {
+        for seq in 0..10 {
+            append(&log, key(workout, seq), &[workout; 900]);
+        }
+    }
+    append(&log, key(21, 0), &[21; 900]);
+    let indexed = || log.metrics().indexed_workouts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(indexed(), 21);
+
+    // Everything up to workout 20's last record is delivered: the segments wholly before it go.
+    log.release_through(200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while indexed() > 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(indexed() <= 2, "only workouts with a record still in the log stay indexed: {}", indexed());
+    // A retry is recognised while its workout is in the log; a forgotten one is stored anew.
+    assert_eq!(append(&log, key(21, 0), &[21; 900]), Appended::Duplicate);
+    assert!(matches!(append(&log, key(1, 0), &[1; 900]), Appended::New { .. }));
+    close(log, handle);
+}

@@ -211,6 +211,8 @@ def test_a_workout_keeps_its_owner_after_its_batches_have_left_the_log(server_fa
         time.sleep(0.5)
     assert not holding & segments(), f"the workout's segments are still there: {sorted(holding & segments())}"
     assert server.api("GET", f"/workouts/{workout}").json()["status"] == "completed"
+    # The log's indexes let the workout go with its segments; its summary still names the owner.
+    expect(server.post(intruder()), 403, "workout_owner_mismatch")
     server.stop()
 
     server.start()

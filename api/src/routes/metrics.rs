@@ -68,6 +68,12 @@ pub async fn metrics(State(state): State<IngestState>) -> impl IntoResponse {
     out.single("trackwire_log_bytes", "gauge", "Bytes of log segments on disk.", load(&log.bytes_on_disk));
     out.single("trackwire_log_segments", "gauge", "Log segment files on disk.", load(&log.segments));
     out.single(
+        "trackwire_log_indexed_workouts",
+        "gauge",
+        "Workouts with a record in the embedded log, which its dedup and owner indexes hold.",
+        load(&log.indexed_workouts),
+    );
+    out.single(
         "trackwire_log_at_cap",
         "gauge",
         "1 while the log is at log.max_retained_bytes and ingest pushes back (a sink is behind).",

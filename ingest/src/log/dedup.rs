@@ -67,6 +67,11 @@ impl DedupIndex {
         }
     }
 
+    /// Drops every seq of `workout_id`.
+    pub fn forget(&mut self, workout_id: &WorkoutId) {
+        self.workouts.remove(workout_id);
+    }
+
     pub fn workouts(&self) -> usize {
         self.workouts.len()
     }

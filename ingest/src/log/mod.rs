@@ -174,6 +174,8 @@ pub struct LogMetrics {
     pub segments: AtomicU64,
     pub bytes_on_disk: AtomicU64,
     pub replayed_records: AtomicU64,
+    /// Workouts the writer's dedup and owner indexes hold: those with a record in the log.
+    pub indexed_workouts: AtomicU64,
     /// Set once replay of the retained history has been handed to the pipeline.
     pub replay_done: AtomicBool,
     /// True while the retained segments are at `max_retained_bytes`: appends are refused.

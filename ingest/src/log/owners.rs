@@ -70,6 +70,11 @@ impl OwnerIndex {
         }
     }
 
+    /// Drops the owner of `workout_id` (its records have left the log; its summary names it).
+    pub fn forget(&mut self, workout_id: &WorkoutId) {
+        self.owners.remove(workout_id);
+    }
+
     pub fn workouts(&self) -> usize {
         self.owners.len()
     }

@@ -28,6 +28,9 @@ pub(crate) struct Writer {
     dedup: DedupIndex,
     owners: OwnerIndex,
     past_owners: Option<Arc<dyn PastOwners>>,
+    /// The LSN of each workout's newest record: once the segment holding it is deleted, nothing
+    /// of the workout is left in the log, and the indexes let it go.
+    newest_record: HashMap<WorkoutId, u64>,
     /// Closed segments, oldest first, then the active one last.
     segments: Vec<SegmentMeta>,
     active: File,
@@ -50,6 +53,7 @@ impl Writer {
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
         let mut owners = OwnerIndex::default();
+        let mut newest_record = HashMap::new();
         let mut segments = Vec::new();
         let mut next_lsn = listed.first().map_or(1, |(first, _)| *first);
         for (i, (first_lsn, path)) in listed.iter().enumerate() {
@@ -64,6 +68,7 @@ impl Writer {
             }
             let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |record| {
                 owners.learn(&record.payload);
+                newest_record.insert(record.key.workout_id, record.lsn);
                 Ok(())
             })?;
             next_lsn = meta.next_lsn;
@@ -94,6 +99,7 @@ impl Writer {
         metrics.durable_lsn.store(next_lsn - 1, Ordering::Relaxed);
         metrics.segments.store(segments.len() as u64, Ordering::Relaxed);
         metrics.bytes_on_disk.store(segments.iter().map(|s| s.len).sum(), Ordering::Relaxed);
+        metrics.indexed_workouts.store(newest_record.len() as u64, Ordering::Relaxed);
         tracing::info!(dir = %config.dir.display(), segments = segments.len(), next_lsn, workouts = dedup.workouts(), "log opened");
         Ok(Writer {
             config,
@@ -103,6 +109,7 @@ impl Writer {
             dedup,
             owners,
             past_owners,
+            newest_record,
             segments,
             active,
             next_lsn,
@@ -194,6 +201,7 @@ impl Writer {
             let lsn = self.next_lsn;
             self.next_lsn += 1;
             encode_record(buf, lsn, appended_ms, req.key, &req.payload);
+            self.newest_record.insert(req.key.workout_id, lsn);
             appended.push(Outcome::New(LogRecord {
                 lsn,
                 key: req.key,
@@ -220,6 +228,7 @@ impl Writer {
         }
         let metrics = &self.shared.metrics;
         metrics.durable_lsn.store(self.next_lsn - 1, Ordering::Release);
+        metrics.indexed_workouts.store(self.newest_record.len() as u64, Ordering::Relaxed);
         for (req, outcome) in group.drain(..).zip(appended) {
             match outcome {
                 Outcome::New(record) => {
@@ -353,11 +362,33 @@ impl Writer {
             }
         }
         if deleted {
+            self.forget_deleted_workouts();
             self.shared.metrics.segments.store(self.segments.len() as u64, Ordering::Relaxed);
             if let Err(err) = segment::sync_dir(&self.config.dir) {
                 tracing::warn!(%err, "could not sync the log directory after retention");
             }
         }
+    }
+
+    /// Drops what the indexes hold about workouts with no record left in the log, so they grow
+    /// with what the log retains rather than with every workout since the start. A retry of a
+    /// forgotten batch is stored again (the sinks and the pipeline know they hold it); the owner
+    /// of a forgotten workout is asked of `past_owners`, so without one owners are kept.
+    fn forget_deleted_workouts(&mut self) {
+        let kept_from = self.segments.first().map_or(self.next_lsn, |s| s.first_lsn);
+        let forget_owners = self.past_owners.is_some();
+        let (dedup, owners) = (&mut self.dedup, &mut self.owners);
+        self.newest_record.retain(|workout_id, newest| {
+            let kept = *newest >= kept_from;
+            if !kept {
+                dedup.forget(workout_id);
+                if forget_owners {
+                    owners.forget(workout_id);
+                }
+            }
+            kept
+        });
+        self.shared.metrics.indexed_workouts.store(self.newest_record.len() as u64, Ordering::Relaxed);
     }
 
     fn fail(&mut self, reason: String) {
