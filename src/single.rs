@@ -13,7 +13,7 @@ use anyhow::Context;
 use trackwire_api::control::Control;
 use trackwire_api::{AppState, DataPathView, Surfaces};
 use trackwire_codec::WorkoutId;
-use trackwire_ingest::log::{DurableLog, LogConfig, PastOwners, WorkoutOwner};
+use trackwire_ingest::log::{DurableLog, LogConfig, PastOwners, Remembered, WorkoutOwner};
 use trackwire_pipeline::{LiveWorkouts, Profiles};
 use trackwire_sinks::Redactions;
 use trackwire_sinks::read_store::ReadStore;
@@ -105,9 +105,15 @@ impl SingleProcess {
         // feeds them: replay starts as soon as the log opens.
         let store = open_read_store(config)?;
         let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
+        for (&id, &through) in &redactions.deleted {
+            data_path.deletions().delete_through(id, through);
+        }
         let log_config = LogConfig { dir: data.join("log"), ..config.log.clone() };
-        let past_owners = Arc::new(StoredOwners(store.clone()));
-        let (log, log_writer) = DurableLog::open_with_past_owners(log_config, data_path.forward(), Some(past_owners))
+        let remembered = Remembered {
+            past_owners: Some(Arc::new(StoredOwners(store.clone()))),
+            deleted_through: redactions.deleted.clone(),
+        };
+        let (log, log_writer) = DurableLog::open_remembering(log_config, data_path.forward(), remembered)
             .context("opening the durable log")?;
         let data_path = data_path.start(log.first_lsn(), redactions)?;
 

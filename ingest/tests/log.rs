@@ -312,3 +312,32 @@ fn the_indexes_forget_a_workout_once_every_record_of_it_has_been_deleted() {
     assert!(matches!(append(&log, key(1, 0), &[1; 900]), Appended::New { .. }));
     close(log, handle);
 }
+
+#[test]
+fn a_deleted_workouts_seqs_are_new_data_again_also_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, handle, _) = open(dir.path());
+    for seq in 0..3 {
+        append(&log, key(1, seq), b"deleted");
+    }
+    append(&log, key(2, 0), b"another workout");
+    assert_eq!(append(&log, key(1, 0), b"deleted"), Appended::Duplicate);
+    // Its owner deletes workout 1 through lsn 4, then imports the same file again.
+    log.forget_seqs(WorkoutId([1; 16]));
+    assert_eq!(append(&log, key(1, 0), b"imported again"), Appended::New { lsn: 5 });
+    assert_eq!(append(&log, key(1, 0), b"imported again"), Appended::Duplicate, "a retry of the new data");
+    assert_eq!(append(&log, key(2, 0), b"another workout"), Appended::Duplicate, "others keep theirs");
+    close(log, handle);
+
+    // After a restart, told of the deletion: the seqs stored before it are forgotten again, those
+    // stored after it are not.
+    let remembered = trackwire_ingest::log::Remembered {
+        deleted_through: std::collections::HashMap::from([(WorkoutId([1; 16]), 4)]),
+        ..Default::default()
+    };
+    let (log, handle) = DurableLog::open_remembering(config(dir.path()), Box::new(|_| true), remembered).unwrap();
+    assert_eq!(append(&log, key(1, 0), b"imported again"), Appended::Duplicate);
+    assert_eq!(append(&log, key(1, 1), b"imported again"), Appended::New { lsn: 6 });
+    assert_eq!(append(&log, key(2, 0), b"another workout"), Appended::Duplicate);
+    close(log, handle);
+}

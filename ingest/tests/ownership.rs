@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use trackwire_codec::{BatchData, DecodeLimits, Sample, WorkoutId, encode_batch};
-use trackwire_ingest::log::{DurableLog, LogConfig, LogError, PastOwners, WorkoutOwner};
+use trackwire_ingest::log::{DurableLog, LogConfig, LogError, PastOwners, Remembered, WorkoutOwner};
 use trackwire_ingest::{DeviceToken, IngestConfig, IngestError, Ingestor, OwnerRegistry};
 
 type Writer = std::thread::JoinHandle<Result<(), LogError>>;
@@ -33,7 +33,8 @@ fn open(dir: &std::path::Path) -> (Ingestor, Writer) {
 
 fn open_remembering(dir: &std::path::Path, past_owners: Option<Arc<dyn PastOwners>>) -> (Ingestor, Writer) {
     let config = LogConfig { dir: dir.join("log"), ..LogConfig::default() };
-    let (log, writer) = DurableLog::open_with_past_owners(config, Box::new(|_| true), past_owners).unwrap();
+    let remembered = Remembered { past_owners, ..Remembered::default() };
+    let (log, writer) = DurableLog::open_remembering(config, Box::new(|_| true), remembered).unwrap();
     let ingestor = Ingestor::new(
         IngestConfig {
             tokens: tokens(),

@@ -53,10 +53,14 @@ pub enum NotApplied {
     OtherOwner,
     /// The record does not decode (a log written by an incompatible build).
     Undecodable,
+    /// The workout's owner deleted it (the batch came before the deletion, or while the deleted
+    /// recording went on).
+    Deleted,
 }
 
 impl NotApplied {
-    pub const ALL: [NotApplied; 3] = [NotApplied::AfterEnd, NotApplied::OtherOwner, NotApplied::Undecodable];
+    pub const ALL: [NotApplied; 4] =
+        [NotApplied::AfterEnd, NotApplied::OtherOwner, NotApplied::Undecodable, NotApplied::Deleted];
 
     /// The name in metric labels.
     pub fn name(self) -> &'static str {
@@ -64,6 +68,7 @@ impl NotApplied {
             NotApplied::AfterEnd => "after_end",
             NotApplied::OtherOwner => "other_owner",
             NotApplied::Undecodable => "undecodable",
+            NotApplied::Deleted => "deleted",
         }
     }
 }

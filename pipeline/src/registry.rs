@@ -1,4 +1,5 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use trackwire_codec::WorkoutId;
@@ -17,6 +18,8 @@ pub struct LiveWorkouts {
     /// Durable batches not applied since the process started, by reason (`NotApplied` order);
     /// a replay counts again those the log still holds.
     not_applied: [AtomicU64; NotApplied::ALL.len()],
+    /// Workouts their owners deleted, which the shards stop applying.
+    deletions: Arc<Deletions>,
 }
 
 impl LiveWorkouts {
@@ -58,9 +61,16 @@ impl LiveWorkouts {
         self.map.retain(|_, s| s.user_id != user_id);
     }
 
-    /// Forgets one workout (its owner deleted it).
-    pub fn remove(&self, id: &WorkoutId) {
-        self.map.remove(id);
+    /// Forgets one workout its owner deleted through log position `through`, and has the shards
+    /// drop it (see [`Deletions`]).
+    pub fn delete(&self, id: WorkoutId, through: u64) {
+        self.deletions.delete_through(id, through);
+        self.map.remove(&id);
+    }
+
+    /// The deletions the shards consult.
+    pub fn deletions(&self) -> &Arc<Deletions> {
+        &self.deletions
     }
 
     /// The ids of `user_id`'s workouts held here.
@@ -87,6 +97,35 @@ impl LiveWorkouts {
     /// workout's state on restart. None when nothing is in progress.
     pub fn oldest_needed_lsn(&self) -> Option<u64> {
         self.map.iter().filter(|e| !e.status.is_ended()).map(|e| e.first_lsn).min()
+    }
+}
+
+/// Workouts their owners deleted, each with the log position through which it was deleted. A
+/// shard drops what it holds of such a workout and applies none of its records up to that
+/// position, nor later ones while the deleted recording goes on (a watch that does not know);
+/// a record after that recording ended starts the id afresh (the same file imported again).
+/// Deletions are rare and kept for the process's life.
+#[derive(Debug, Default)]
+pub struct Deletions {
+    map: DashMap<WorkoutId, u64>,
+    /// False until the first deletion: the shards' per-batch question costs nothing without any.
+    any: AtomicBool,
+}
+
+impl Deletions {
+    /// Deletes `id` through `lsn` (a deletion reaching further wins).
+    pub fn delete_through(&self, id: WorkoutId, lsn: u64) {
+        let mut through = self.map.entry(id).or_default();
+        *through = (*through).max(lsn);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The position through which `id` was deleted, if it was.
+    pub fn through(&self, id: &WorkoutId) -> Option<u64> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.map.get(id).map(|through| *through)
     }
 }
 

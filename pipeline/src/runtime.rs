@@ -103,7 +103,8 @@ impl Pipeline {
                     run_shard(
                         ShardCore::with_profiles(limits, profiles)
                             .with_update_interval_ms(update_interval_ms)
-                            .with_history(history),
+                            .with_history(history)
+                            .with_deletions(Some(live.deletions().clone())),
                         rx,
                         output,
                         live,

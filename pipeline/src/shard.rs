@@ -3,10 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use trackwire_codec::{DecodeLimits, WorkoutId, decode_batch};
+use trackwire_codec::{BatchView, ControlKind, DecodeLimits, WorkoutId, decode_batch};
 
 use crate::workout::DEFAULT_UPDATE_INTERVAL_MS;
-use crate::{AthleteProfile, NotApplied, Profiles, ShardOutput, Workout};
+use crate::{AthleteProfile, Deletions, NotApplied, Profiles, ShardOutput, Workout};
 
 /// What a durable store remembers of ended workouts whose records the log may no longer hold
 /// in full. The one question a shard asks outside itself, and only about a workout it meets
@@ -36,6 +36,20 @@ pub struct ShardCore {
     update_interval_ms: i64,
     /// Ended workouts from before this core started.
     history: Option<Arc<dyn EndedWorkouts>>,
+    /// Workouts their owners deleted (shared with whoever deletes).
+    deletions: Option<Arc<Deletions>>,
+    /// What this core has done about each deletion it met.
+    deleted: HashMap<WorkoutId, DeletedHere>,
+}
+
+/// A deletion as this core carries it out.
+#[derive(Debug, Clone, Copy)]
+struct DeletedHere {
+    /// The deletion's position: what the core held of the workout from before it was dropped.
+    through: u64,
+    /// A record after the deletion started the id afresh; until one does, the id's records are
+    /// the deleted recording going on.
+    restarted: bool,
 }
 
 impl Default for ShardCore {
@@ -54,7 +68,15 @@ impl ShardCore {
             shared: None,
             update_interval_ms: DEFAULT_UPDATE_INTERVAL_MS,
             history: None,
+            deletions: None,
+            deleted: HashMap::new(),
         }
+    }
+
+    /// A core that stops applying the workouts `deletions` names (see [`Deletions`]).
+    pub fn with_deletions(mut self, deletions: Option<Arc<Deletions>>) -> Self {
+        self.deletions = deletions;
+        self
     }
 
     /// A core that asks `history` about workouts it meets without their start (see
@@ -105,6 +127,12 @@ impl ShardCore {
             }
         };
         let id = batch.workout_id();
+        if let Some(through) = self.deletions.as_ref().and_then(|d| d.through(&id))
+            && self.is_deleted(id, through, lsn, &batch)
+        {
+            tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout; ignored");
+            return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Deleted), ..ShardOutput::default() };
+        }
         if self.ended.contains(&id) {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
@@ -159,5 +187,29 @@ impl ShardCore {
             self.ended.insert(id);
         }
         out
+    }
+
+    /// True when the record at `lsn` belongs to the workout deleted through `through`: it was
+    /// stored before the deletion, or after it while the deleted recording goes on (a watch that
+    /// does not know). A record that starts a workout (seq 0, or a Start) after the deletion
+    /// starts the id afresh, as importing the same file again does. The first record of the id
+    /// after a deletion drops what the core held of it, so nothing from before is carried on.
+    fn is_deleted(&mut self, id: WorkoutId, through: u64, lsn: u64, batch: &BatchView<'_>) -> bool {
+        let here = match self.deleted.get_mut(&id) {
+            Some(here) if here.through >= through => here,
+            _ => {
+                self.workouts.remove(&id);
+                self.ended.remove(&id);
+                self.deleted.entry(id).insert_entry(DeletedHere { through, restarted: false }).into_mut()
+            }
+        };
+        if lsn <= through {
+            return true;
+        }
+        if !here.restarted {
+            let starts = batch.seq() == 0 || batch.events().iter().any(|e| e.kind() == ControlKind::Start);
+            here.restarted = starts;
+        }
+        !here.restarted
     }
 }

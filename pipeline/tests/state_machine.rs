@@ -528,3 +528,55 @@ fn a_batch_for_a_workout_that_ended_before_a_restart_is_late_data() {
     });
     assert!(core.process(9, &other).summary.is_some());
 }
+
+/// A core that knows the deletions in `deletions`.
+fn core_with(deletions: &std::sync::Arc<trackwire_pipeline::Deletions>) -> ShardCore {
+    ShardCore::default().with_deletions(Some(deletions.clone()))
+}
+
+#[test]
+fn a_workout_deleted_in_progress_takes_nothing_more_until_its_recording_starts_again() {
+    let deletions = std::sync::Arc::new(trackwire_pipeline::Deletions::default());
+    let mut core = core_with(&deletions);
+    assert!(core.process(1, &batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)])).summary.is_some());
+    assert!(core.process(2, &batch(1, vec![sample(5, 110)], vec![])).summary.is_some());
+    deletions.delete_through(ID, 2);
+
+    // The watch does not know: its later batches, its Complete, and a retry of a deleted seq.
+    for (lsn, seq, events) in [(3, 2, vec![]), (4, 3, vec![(20, ControlKind::Complete)]), (5, 1, vec![])] {
+        let out = core.process(lsn, &batch(seq, vec![sample(15 + lsn as u32, 120)], events));
+        assert!(out.summary.is_none() && out.events.is_empty() && out.points.is_empty(), "{out:?}");
+        assert_eq!(out.not_applied, Some(NotApplied::Deleted));
+    }
+    // The same recording from its start again: a workout of its own samples only.
+    let again = core.process(6, &batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]));
+    assert_eq!(kinds(&again)[0], EventKind::WorkoutStarted);
+    let summary = again.summary.expect("a new start is applied");
+    assert_eq!((summary.samples, summary.first_lsn), (1, 6));
+    assert_eq!(core.process(7, &batch(1, vec![sample(5, 110)], vec![])).summary.map(|s| s.samples), Some(2));
+}
+
+#[test]
+fn a_deletion_known_before_replay_keeps_every_record_up_to_it_out_of_the_state() {
+    // A restart: the deletion is known before the log replays the deleted workout.
+    let deletions = std::sync::Arc::new(trackwire_pipeline::Deletions::default());
+    deletions.delete_through(ID, 2);
+    let mut core = core_with(&deletions);
+    let records = [
+        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
+        batch(1, vec![sample(5, 110)], vec![]),
+        batch(2, vec![sample(10, 120)], vec![]),
+    ];
+    for (record, lsn) in records.iter().zip(1..) {
+        assert_eq!(core.process(lsn, record).not_applied, Some(NotApplied::Deleted), "lsn {lsn}");
+    }
+    // Another workout is not affected.
+    let other = encode_batch(&BatchData {
+        device_id: "watch".into(),
+        user_id: "athlete".into(),
+        workout_id: WorkoutId([1; 16]),
+        samples: vec![sample(0, 100)],
+        ..BatchData::default()
+    });
+    assert!(core.process(4, &other).summary.is_some());
+}

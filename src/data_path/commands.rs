@@ -92,7 +92,7 @@ impl LoggedCommand for FromLog {
             LogCommand::EraseUser { user_id } => self.live.remove_user(user_id),
             LogCommand::DeleteWorkout { workout_id, .. } => {
                 if let Ok(id) = workout_id.parse() {
-                    self.live.remove(&id);
+                    self.live.delete(id, self.lsn);
                 }
             }
             _ => {}

@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::{Receiver, Sender};
 use trackwire_codec::{DecodeLimits, WorkoutId};
-use trackwire_ingest::log::{Forward, LogEntry};
+use trackwire_ingest::log::{Forward, LogCommand, LogEntry};
 use trackwire_pipeline::{EndedWorkouts, LiveWorkouts, Pipeline, PipelineConfig, Profiles, ShardOutput, Stored};
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
@@ -176,6 +176,12 @@ impl DataPath {
         })
     }
 
+    /// The deletions the shards consult: known before the log replays, they keep a deleted
+    /// workout's records out of the shards' state as well as out of the sinks.
+    pub fn deletions(&self) -> &Arc<trackwire_pipeline::Deletions> {
+        self.live.deletions()
+    }
+
     /// The callback the log reader hands its entries to (once: the reader owns it, and dropping
     /// it is what lets the data path drain).
     pub fn forward(&mut self) -> Forward {
@@ -188,6 +194,13 @@ impl DataPath {
             }
             LogEntry::Gap { lsn } => gaps.send(ShardOutput { lsn, ..ShardOutput::default() }).is_ok(),
             LogEntry::Command { lsn, command } => {
+                // A deletion reaches the shards before any later record does, so they apply
+                // nothing more of the workout from its position on.
+                if let LogCommand::DeleteWorkout { workout_id, .. } = &command
+                    && let Ok(id) = workout_id.parse()
+                {
+                    live.deletions().delete_through(id, lsn);
+                }
                 // The command first: the coordinator looks for it when the gap at its position
                 // comes up.
                 let command =
@@ -207,6 +220,9 @@ impl DataPath {
         let records = store.log_commands(&input.log_name()).context("reading the commands recorded for the log")?;
         let (mut recorded, undone) = commands::recorded(&records, first_lsn, &store, &live);
         recorded.merge(redactions);
+        for (&id, &through) in &recorded.deleted {
+            live.deletions().delete_through(id, through);
+        }
         if let Some(Feed { commands, .. }) = &feed {
             for command in undone {
                 let _ = commands.send(command);

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import polyline
 import pytest
+import requests
 
 import twclient
 
@@ -507,3 +508,55 @@ def test_https_on_the_http_listener_serves_ingest_and_the_api(server_factory, tm
     with pytest.raises(requests.RequestException):
         requests.get(f"http://127.0.0.1:{server.port}/healthcheck", timeout=5)
     server.stop()
+
+
+def test_a_workout_deleted_while_its_watch_still_streams_stays_deleted(server_factory, tmp_path):
+    """The owner deletes a workout in progress; the watch does not know and keeps sending, then
+    completes it. Its batches are acked (they are durable) but nothing of the workout comes back:
+    not in the API, the lake or the event lines, neither at once nor after a restart's replay.
+    The same recording sent again from its start afterwards (a file imported again) is a new
+    workout under the same id, built from that recording alone."""
+    data = tmp_path / "data"
+    server = server_factory(data).start()
+    points = twclient.parse_gpx(RUN_GPX)[:600]
+    workout = uuid.uuid4()
+    bodies = twclient.batches_of(points, 100, workout)
+    for body in bodies[:3]:
+        assert server.post(body).status_code == 200
+    deadline = time.time() + 10
+    while server.api("GET", f"/workouts/{workout}").status_code != 200:
+        assert time.time() < deadline, "the live workout is never served"
+        time.sleep(0.1)
+    r = server.api("DELETE", f"/workouts/{workout}")
+    assert r.status_code == 204, r.text
+    for body in bodies[3:]:
+        assert server.post(body).status_code == 200
+
+    lake = data / "lake"
+
+    def nothing_of_it():
+        assert server.api("GET", f"/workouts/{workout}").status_code == 404
+        listed = [w["workout_id"] for w in server.api("GET", "/workouts").json()["workouts"]]
+        assert str(workout) not in listed, listed
+        assert str(workout) not in lake_ids(lake, "points") | lake_ids(lake, "workouts")
+        events = "".join(p.read_text() for p in (data / "events").glob("*.jsonl"))
+        assert str(workout) not in events
+
+    time.sleep(2)  # past a flush of the read store, the event log and the lake's age limit
+    nothing_of_it()
+    metrics = requests.get(server.url + "/metrics", timeout=5).text
+    assert 'trackwire_pipeline_batches_not_applied_total{reason="deleted"} 3' in metrics, metrics
+    server.stop()
+    server.start()
+    time.sleep(2)
+    nothing_of_it()
+
+    for body in twclient.batches_of(points[:200], 100, workout):
+        assert server.post(body).status_code == 200
+    again = wait_workout(server, workout)
+    assert again["samples"] == 200, again
+    server.stop()
+    server.start()
+    time.sleep(2)
+    after = server.api("GET", f"/workouts/{workout}").json()
+    assert (after["status"], after["samples"], after["distance_m"]) == ("completed", 200, again["distance_m"]), after

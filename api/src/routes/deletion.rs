@@ -44,10 +44,18 @@ pub async fn delete(
     let (summary, _) = load(&state, &caller, &id).await?;
     let (workout_id, user) = (summary.workout_id, summary.user_id.clone());
     let erased = ErasedWorkout { workout_id, start_time_ms: summary.start_time_ms, end_time_ms: summary.end_time_ms };
+    let mut deleted_through = None;
     let placed = match &state.control {
         Some(Control::Local(commands)) => {
             // Everything appended so far.
             let through = state.ingestor().log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
+            deleted_through = Some(through);
+            // The shards stop applying the workout before anything else happens to it, and the
+            // log takes its seqs as new from here on (the same file may be imported again).
+            if let Some(live) = state.live() {
+                live.delete(workout_id, through);
+            }
+            state.ingestor().log().forget_seqs(workout_id);
             let accounts = state.accounts.clone();
             blocking(move || accounts.record_deletion(&workout_id, through)).await?;
             state.deleted.entry(workout_id).and_modify(|t| *t = (*t).max(through)).or_insert(through);
@@ -86,8 +94,8 @@ pub async fn delete(
     if let Some(originals) = &state.originals {
         originals.erase_workout(&user, &workout_id).await.map_err(ApiError::internal)?;
     }
-    if let Some(live) = state.live() {
-        live.remove(&workout_id);
+    if let (Some(live), Some(through)) = (state.live(), deleted_through) {
+        live.delete(workout_id, through);
     }
     tracing::info!(user = %user, workout = %workout_id, "workout deleted here; the data path erases the rest");
     let Some(placed) = placed else {

@@ -31,9 +31,10 @@ mod writer;
 
 pub(crate) use writer::unix_ms_now;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -42,6 +43,7 @@ use crossbeam_channel::{Sender, TrySendError};
 /// Receives every position of the log in order; returns false once the consumer has stopped.
 pub type Forward = Box<dyn FnMut(LogEntry) -> bool + Send>;
 use tokio::sync::oneshot;
+use trackwire_codec::WorkoutId;
 
 pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
 pub use dedup::{DedupIndex, SeqSet};
@@ -206,6 +208,20 @@ pub(crate) struct Shared {
     first_lsn: AtomicU64,
     /// True when appends carry their `traceparent` on (the Kafka-backed log).
     carries_traceparent: bool,
+    /// Workouts whose stored seqs the writer is to forget (see [`DurableLog::forget_seqs`]).
+    forget_seqs: Mutex<Vec<WorkoutId>>,
+}
+
+/// What the log is told of workouts beyond the records it holds.
+#[derive(Clone, Default)]
+pub struct Remembered {
+    /// Owners of workouts whose batches have all left the log: a batch for one of those is
+    /// refused unless it comes from that owner, as if its first batch were still here.
+    pub past_owners: Option<Arc<dyn PastOwners>>,
+    /// Workouts their owners deleted, each with the position through which it was: its seqs
+    /// stored up to there are not what a later batch can be a retry of (see
+    /// [`DurableLog::forget_seqs`]).
+    pub deleted_through: HashMap<WorkoutId, u64>,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -226,16 +242,14 @@ impl DurableLog {
         config: LogConfig,
         forward: Forward,
     ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
-        Self::open_with_past_owners(config, forward, None)
+        Self::open_remembering(config, forward, Remembered::default())
     }
 
-    /// [`DurableLog::open`] with the owners of workouts whose batches have left the log: a batch
-    /// for one of those is refused unless it comes from that owner, as if its first batch were
-    /// still here.
-    pub fn open_with_past_owners(
+    /// [`DurableLog::open`] told what it no longer holds itself (see [`Remembered`]).
+    pub fn open_remembering(
         config: LogConfig,
         forward: Forward,
-        past_owners: Option<Arc<dyn PastOwners>>,
+        remembered: Remembered,
     ) -> Result<(DurableLog, JoinHandle<Result<(), LogError>>), LogError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(|e| LogError::io(format!("creating log directory {}", config.dir.display()), e))?;
@@ -244,9 +258,10 @@ impl DurableLog {
             release_through: AtomicU64::new(0),
             first_lsn: AtomicU64::new(1),
             carries_traceparent: false,
+            forget_seqs: Mutex::default(),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
-        let writer = writer::Writer::open(config, rx, forward, shared.clone(), past_owners)?;
+        let writer = writer::Writer::open(config, rx, forward, shared.clone(), remembered)?;
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn(move || writer.run())
@@ -293,6 +308,16 @@ impl DurableLog {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(TryAppendError::Full),
             Err(TrySendError::Disconnected(_)) => Err(TryAppendError::Closed),
+        }
+    }
+
+    /// Forgets which seqs of `workout_id` are stored, once everything appended so far is: its
+    /// owner deleted it, and a batch of the same seq is new data from now on (the same file
+    /// imported again), not a retry to ack without storing. The Kafka-backed log's readers do
+    /// this at the deletion's position instead.
+    pub fn forget_seqs(&self, workout_id: WorkoutId) {
+        if !self.shared.carries_traceparent {
+            self.shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()).push(workout_id);
         }
     }
 

@@ -1,6 +1,6 @@
 //! The log writer thread: replay, then group commit, segment rolling and retention.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use super::record::{Format, MAGIC, encode_record};
 use super::segment::{self, SegmentMeta};
 use super::{
     AppendRequest, Appended, DedupIndex, Forward, LogConfig, LogEntry, LogError, LogRecord, OwnerIndex, PastOwners,
-    Shared,
+    Remembered, Shared,
 };
 
 /// How often an idle writer wakes up to apply retention.
@@ -48,12 +48,15 @@ impl Writer {
         rx: Receiver<AppendRequest>,
         forward: Forward,
         shared: Arc<Shared>,
-        past_owners: Option<Arc<dyn PastOwners>>,
+        remembered: Remembered,
     ) -> Result<Self, LogError> {
+        let Remembered { past_owners, deleted_through } = remembered;
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
         let mut owners = OwnerIndex::default();
         let mut newest_record = HashMap::new();
+        // Seqs of deleted workouts stored up to their deletion, unless stored again after it.
+        let mut deleted_seqs = HashSet::new();
         let mut segments = Vec::new();
         let mut next_lsn = listed.first().map_or(1, |(first, _)| *first);
         for (i, (first_lsn, path)) in listed.iter().enumerate() {
@@ -69,10 +72,18 @@ impl Writer {
             let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |record| {
                 owners.learn(&record.payload);
                 newest_record.insert(record.key.workout_id, record.lsn);
+                match deleted_through.get(&record.key.workout_id) {
+                    Some(&through) if record.lsn <= through => deleted_seqs.insert(record.key),
+                    Some(_) => deleted_seqs.remove(&record.key),
+                    None => false,
+                };
                 Ok(())
             })?;
             next_lsn = meta.next_lsn;
             segments.push(meta);
+        }
+        for key in deleted_seqs {
+            dedup.remove(key);
         }
         let active = match segments.last() {
             Some(last) if last.format == Format::V2 => segment::open_for_append(&last.path)?,
@@ -178,6 +189,7 @@ impl Writer {
         buf.clear();
         // One time for the whole commit: when these records became the log's.
         let appended_ms = unix_ms_now();
+        self.forget_seqs_asked();
         let mut appended: Vec<Outcome> = Vec::with_capacity(group.len());
         let unknown_owners = self.look_up_past_owners(group);
         for req in group.iter() {
@@ -367,6 +379,15 @@ impl Writer {
             if let Err(err) = segment::sync_dir(&self.config.dir) {
                 tracing::warn!(%err, "could not sync the log directory after retention");
             }
+        }
+    }
+
+    /// Forgets the stored seqs of the workouts [`super::DurableLog::forget_seqs`] named. Asked
+    /// after their records were durable, so those are all in the index by now.
+    fn forget_seqs_asked(&mut self) {
+        let asked = std::mem::take(&mut *self.shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()));
+        for workout_id in asked {
+            self.dedup.forget(&workout_id);
         }
     }
 

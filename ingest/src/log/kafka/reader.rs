@@ -122,7 +122,15 @@ impl PartitionReader {
             self.next_offset = offset + 1;
             let lsn = offset as u64 + 1;
             if let Some(version) = command_version(message.headers()) {
-                entries.push(self.command(lsn, version, message.payload()));
+                let entry = self.command(lsn, version, message.payload());
+                // A deleted workout's seqs before this point are no longer what a later record
+                // can be a copy of: the same file imported again is new data.
+                if let LogEntry::Command { command: LogCommand::DeleteWorkout { workout_id, .. }, .. } = &entry
+                    && let Ok(id) = workout_id.parse()
+                {
+                    self.dedup.forget(&id);
+                }
+                entries.push(entry);
                 for entry in entries {
                     if !forward(entry) {
                         return Err(LogError::Closed);

@@ -104,6 +104,7 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
         release_through: Default::default(),
         first_lsn: std::sync::atomic::AtomicU64::new(1),
         carries_traceparent: true,
+        forget_seqs: std::sync::Mutex::default(),
     });
     // Nothing to replay here: the gateway is ready at once.
     shared.metrics.replay_done.store(true, Ordering::Relaxed);
