@@ -105,9 +105,7 @@ impl SingleProcess {
         // feeds them: replay starts as soon as the log opens.
         let store = open_read_store(config)?;
         let mut data_path = DataPath::open(config, store.clone(), Input::Embedded, profiles.clone())?;
-        for (&id, &through) in &redactions.deleted {
-            data_path.deletions().delete_through(id, through);
-        }
+        data_path.register(&redactions);
         let log_config = LogConfig { dir: data.join("log"), ..config.log.clone() };
         let remembered = Remembered {
             past_owners: Some(Arc::new(StoredOwners(store.clone()))),

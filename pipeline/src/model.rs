@@ -53,8 +53,8 @@ pub enum NotApplied {
     OtherOwner,
     /// The record does not decode (a log written by an incompatible build).
     Undecodable,
-    /// The workout's owner deleted it (the batch came before the deletion, or while the deleted
-    /// recording went on).
+    /// The workout's owner deleted it, or its user was erased (the batch came before that, or
+    /// while the recording went on).
     Deleted,
 }
 

@@ -56,8 +56,10 @@ impl LiveWorkouts {
         self.map.iter().filter(|e| !e.status.is_ended()).count()
     }
 
-    /// Forgets every workout of `user_id` (the user was erased).
-    pub fn remove_user(&self, user_id: &str) {
+    /// Forgets every workout of `user_id`, erased through log position `through`, and has the
+    /// shards drop them (see [`Deletions`]).
+    pub fn erase_user(&self, user_id: &str, through: u64) {
+        self.deletions.erase_user_through(user_id, through);
         self.map.retain(|_, s| s.user_id != user_id);
     }
 
@@ -100,14 +102,15 @@ impl LiveWorkouts {
     }
 }
 
-/// Workouts their owners deleted, each with the log position through which it was deleted. A
-/// shard drops what it holds of such a workout and applies none of its records up to that
-/// position, nor later ones while the deleted recording goes on (a watch that does not know);
-/// a record after that recording ended starts the id afresh (the same file imported again).
-/// Deletions are rare and kept for the process's life.
+/// Workouts their owners deleted, and users erased, each with the log position through which
+/// it was. A shard drops what it holds of such a workout (every workout of such a user) and
+/// applies none of its records up to that position, nor later ones while the recording goes on
+/// (a watch that does not know); a record that starts the workout afresh after it (the same
+/// file imported again, or a new workout) is applied. Rare, and kept for the process's life.
 #[derive(Debug, Default)]
 pub struct Deletions {
-    map: DashMap<WorkoutId, u64>,
+    workouts: DashMap<WorkoutId, u64>,
+    users: DashMap<String, u64>,
     /// False until the first deletion: the shards' per-batch question costs nothing without any.
     any: AtomicBool,
 }
@@ -115,17 +118,27 @@ pub struct Deletions {
 impl Deletions {
     /// Deletes `id` through `lsn` (a deletion reaching further wins).
     pub fn delete_through(&self, id: WorkoutId, lsn: u64) {
-        let mut through = self.map.entry(id).or_default();
+        let mut through = self.workouts.entry(id).or_default();
         *through = (*through).max(lsn);
         self.any.store(true, Ordering::Release);
     }
 
-    /// The position through which `id` was deleted, if it was.
-    pub fn through(&self, id: &WorkoutId) -> Option<u64> {
+    /// Erases every workout of `user_id` through `lsn` (an erasure reaching further wins).
+    pub fn erase_user_through(&self, user_id: &str, lsn: u64) {
+        let mut through = self.users.entry(user_id.to_owned()).or_default();
+        *through = (*through).max(lsn);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The position through which workout `id` of `user_id` was deleted or erased, if it was
+    /// (the further of the two).
+    pub fn through(&self, id: &WorkoutId, user_id: &str) -> Option<u64> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        self.map.get(id).map(|through| *through)
+        let workout = self.workouts.get(id).map(|through| *through);
+        let user = self.users.get(user_id).map(|through| *through);
+        workout.max(user)
     }
 }
 

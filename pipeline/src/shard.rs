@@ -127,10 +127,10 @@ impl ShardCore {
             }
         };
         let id = batch.workout_id();
-        if let Some(through) = self.deletions.as_ref().and_then(|d| d.through(&id))
+        if let Some(through) = self.deletions.as_ref().and_then(|d| d.through(&id, batch.user_id()))
             && self.is_deleted(id, through, lsn, &batch)
         {
-            tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout; ignored");
+            tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout or an erased user; ignored");
             return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Deleted), ..ShardOutput::default() };
         }
         if self.ended.contains(&id) {
@@ -189,7 +189,8 @@ impl ShardCore {
         out
     }
 
-    /// True when the record at `lsn` belongs to the workout deleted through `through`: it was
+    /// True when the record at `lsn` belongs to the workout deleted (or its user erased) through
+    /// `through`: it was
     /// stored before the deletion, or after it while the deleted recording goes on (a watch that
     /// does not know). A record that starts a workout (seq 0, or a Start) after the deletion
     /// starts the id afresh, as importing the same file again does. The first record of the id

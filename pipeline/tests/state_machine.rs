@@ -580,3 +580,24 @@ fn a_deletion_known_before_replay_keeps_every_record_up_to_it_out_of_the_state()
     });
     assert!(core.process(4, &other).summary.is_some());
 }
+
+#[test]
+fn a_user_erased_while_recording_has_nothing_more_applied_but_a_new_workout_is() {
+    let deletions = std::sync::Arc::new(trackwire_pipeline::Deletions::default());
+    let mut core = core_with(&deletions);
+    assert!(core.process(1, &batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)])).summary.is_some());
+    deletions.erase_user_through("athlete", 1);
+    let on = core.process(2, &batch(1, vec![sample(5, 110)], vec![(5, ControlKind::Complete)]));
+    assert!(on.summary.is_none() && on.events.is_empty() && on.points.is_empty(), "{on:?}");
+    assert_eq!(on.not_applied, Some(NotApplied::Deleted));
+    // The same user id starting a workout after the erasure: new data, applied.
+    let new = encode_batch(&BatchData {
+        device_id: "watch".into(),
+        user_id: "athlete".into(),
+        workout_id: WorkoutId([2; 16]),
+        samples: vec![sample(0, 100)],
+        events: vec![ControlEvent::new(0, ControlKind::Start)],
+        ..BatchData::default()
+    });
+    assert_eq!(core.process(3, &new).summary.map(|s| s.first_lsn), Some(3));
+}

@@ -89,7 +89,7 @@ impl LoggedCommand for FromLog {
 
     fn done(&mut self) -> Result<(), String> {
         match &self.command {
-            LogCommand::EraseUser { user_id } => self.live.remove_user(user_id),
+            LogCommand::EraseUser { user_id } => self.live.erase_user(user_id, self.lsn),
             LogCommand::DeleteWorkout { workout_id, .. } => {
                 if let Ok(id) = workout_id.parse() {
                     self.live.delete(id, self.lsn);

@@ -128,6 +128,15 @@ impl EndedWorkouts for StoredEnds {
     }
 }
 
+fn register(deletions: &trackwire_pipeline::Deletions, redactions: &Redactions) {
+    for (&id, &through) in &redactions.deleted {
+        deletions.delete_through(id, through);
+    }
+    for (user_id, &through) in &redactions.erased {
+        deletions.erase_user_through(user_id, through);
+    }
+}
+
 /// What the reader's entries go to: records to the pipeline, gaps straight to the coordinator
 /// (which orders them with the records by position).
 struct Feed {
@@ -176,10 +185,10 @@ impl DataPath {
         })
     }
 
-    /// The deletions the shards consult: known before the log replays, they keep a deleted
-    /// workout's records out of the shards' state as well as out of the sinks.
-    pub fn deletions(&self) -> &Arc<trackwire_pipeline::Deletions> {
-        self.live.deletions()
+    /// Tells the shards of deletions and erasures recorded outside the log: known before the
+    /// log replays, they keep those records out of the shards' state as well as out of the sinks.
+    pub fn register(&self, redactions: &Redactions) {
+        register(self.live.deletions(), redactions);
     }
 
     /// The callback the log reader hands its entries to (once: the reader owns it, and dropping
@@ -196,10 +205,14 @@ impl DataPath {
             LogEntry::Command { lsn, command } => {
                 // A deletion reaches the shards before any later record does, so they apply
                 // nothing more of the workout from its position on.
-                if let LogCommand::DeleteWorkout { workout_id, .. } = &command
-                    && let Ok(id) = workout_id.parse()
-                {
-                    live.deletions().delete_through(id, lsn);
+                match &command {
+                    LogCommand::DeleteWorkout { workout_id, .. } => {
+                        if let Ok(id) = workout_id.parse() {
+                            live.deletions().delete_through(id, lsn);
+                        }
+                    }
+                    LogCommand::EraseUser { user_id } => live.deletions().erase_user_through(user_id, lsn),
+                    _ => {}
                 }
                 // The command first: the coordinator looks for it when the gap at its position
                 // comes up.
@@ -220,9 +233,7 @@ impl DataPath {
         let records = store.log_commands(&input.log_name()).context("reading the commands recorded for the log")?;
         let (mut recorded, undone) = commands::recorded(&records, first_lsn, &store, &live);
         recorded.merge(redactions);
-        for (&id, &through) in &recorded.deleted {
-            live.deletions().delete_through(id, through);
-        }
+        register(live.deletions(), &recorded);
         if let Some(Feed { commands, .. }) = &feed {
             for command in undone {
                 let _ = commands.send(command);

@@ -560,3 +560,41 @@ def test_a_workout_deleted_while_its_watch_still_streams_stays_deleted(server_fa
     time.sleep(2)
     after = server.api("GET", f"/workouts/{workout}").json()
     assert (after["status"], after["samples"], after["distance_m"]) == ("completed", 200, again["distance_m"]), after
+
+
+def test_a_user_erased_while_a_watch_still_records_stays_erased(server_factory, tmp_path):
+    """A user is erased while one of their watches records (with a token the erasure does not
+    revoke, or a batch already past the token check): the rest of that recording is acked but
+    brings nothing of the user back, neither at once nor after a restart's replay."""
+    data = tmp_path / "data"
+    server = server_factory(data).start()
+    user = "erased-while-recording"
+    points = twclient.parse_gpx(RUN_GPX)[:600]
+    workout = uuid.uuid4()
+    bodies = twclient.batches_of(points, 100, workout, user_id=user)
+    for body in bodies[:3]:
+        assert server.post(body).status_code == 200
+    deadline = time.time() + 10
+    while server.api("GET", f"/workouts/{workout}", user=user).status_code != 200:
+        assert time.time() < deadline, "the live workout is never served"
+        time.sleep(0.1)
+    r = server.api("DELETE", f"/users/{user}", user=user)
+    assert r.status_code == 200, r.text
+    for body in bodies[3:]:
+        assert server.post(body).status_code == 200
+
+    lake = data / "lake"
+
+    def nothing_of_the_user():
+        assert server.api("GET", f"/workouts/{workout}", user=user).status_code == 404
+        assert server.api("GET", "/workouts", user=user).json()["workouts"] == []
+        assert str(workout) not in lake_ids(lake, "points") | lake_ids(lake, "workouts")
+        events = "".join(p.read_text() for p in (data / "events").glob("*.jsonl"))
+        assert str(workout) not in events and user not in events
+
+    time.sleep(2)  # past a flush of the read store, the event log and the lake's age limit
+    nothing_of_the_user()
+    server.stop()
+    server.start()
+    time.sleep(2)
+    nothing_of_the_user()

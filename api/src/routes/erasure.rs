@@ -51,14 +51,20 @@ pub async fn erase(
         .collect();
     let ids: Vec<_> = workouts.iter().map(|w| w.workout_id).collect();
     let count = ids.len();
+    let mut erased_through = None;
     let placed = match &state.control {
         Some(Control::Local(commands)) => {
             // Everything appended so far.
             let through = state.ingestor().log().metrics().durable_lsn.load(std::sync::atomic::Ordering::Acquire);
+            erased_through = Some(through);
             let accounts = state.accounts.clone();
             let u = user.clone();
             blocking(move || accounts.record_erasure(&u, through)).await?;
             state.erased.entry(user.clone()).and_modify(|t| *t = (*t).max(through)).or_insert(through);
+            // The shards stop applying the user's workouts before anything else happens to them.
+            if let Some(live) = state.live() {
+                live.erase_user(&user, through);
+            }
             let erasure = Erasure { user_id: user.clone(), scope: ErasureScope::User, workouts, through_lsn: through };
             commands.run(Command::Erase(erasure)).await.map_err(|e| {
                 ApiError::new(
@@ -93,7 +99,10 @@ pub async fn erase(
     }
     if let Some(data_path) = &state.ingest.data_path {
         data_path.profiles.remove(&user);
-        data_path.live.remove_user(&user);
+    }
+    // Again: a shard may have shown a workout of the user between the first time and the erasure.
+    if let (Some(live), Some(through)) = (state.live(), erased_through) {
+        live.erase_user(&user, through);
     }
     tracing::info!(user = %user, workouts = count, device_tokens = revoked, "user erased here; the data path erases the rest");
     let Some(placed) = placed else {
