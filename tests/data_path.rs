@@ -179,6 +179,41 @@ fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
     check(&config, "after the takeover's replay");
 }
 
+/// The deletion reaches the worker's shard at its position in the partition: the watch that kept
+/// recording and then completed the workout brings nothing of it back, and a replay neither.
+#[test]
+fn a_workout_deleted_mid_recording_in_a_partition_takes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
+    config.lake.max_file_age_secs = 0.01;
+    let (deleted, kept) = (1u8, 2u8);
+    let id = |w: u8| WorkoutId([w; 16]);
+    let entries = vec![
+        record(1, "ada", deleted, 0, false),
+        LogEntry::Command {
+            lsn: 2,
+            command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id: id(deleted).to_string() },
+        },
+        record(3, "ada", deleted, 1, false),
+        record(4, "ada", kept, 0, true),
+        record(5, "ada", deleted, 2, true),
+    ];
+    let check = |config: &Config, when: &str| {
+        let store = open_read_store(config).unwrap();
+        assert_eq!(store.get(&id(deleted)).unwrap(), None, "{when}: nothing of the deleted workout in the store");
+        assert!(store.get(&id(kept)).unwrap().is_some(), "{when}: the owner's other workout is there");
+        let lake = lake_rows(config);
+        assert_eq!(lake.get(&id(deleted).to_string()), None, "{when}: no lake row of the deleted workout");
+        assert_eq!(lake.get(&id(kept).to_string()), Some(&10), "{when}: {lake:?}");
+        assert!(!event_lines(config).contains(&id(deleted).to_string()), "{when}: no event of the deleted workout");
+    };
+    run_partition(&config, &entries);
+    check(&config, "after the first run");
+    let (_other_node, config) = on_another_node(config);
+    run_partition(&config, &entries);
+    check(&config, "after the takeover's replay");
+}
+
 /// Coordinate retention counts from when the log stored a record, not from when its samples were
 /// recorded: a years-old recording imported today keeps its positions for the whole window.
 #[test]
