@@ -291,6 +291,12 @@ def test_an_edited_then_deleted_workout_leaves_nothing_even_after_replay(server_
     time.sleep(1.5)
     nothing_of_the_run()
 
+    # The same file uploaded again is the workout again, whole, under the same id.
+    again = wait_upload(server, upload(server, RUN_FIT, user=ada)["id"], user=ada)
+    assert (again["status"], again["workout_id"], again.get("duplicate_of")) == ("ready", run["workout_id"], None), again
+    back = wait_workout(server, run["workout_id"], user=ada)
+    assert (back["samples"], back["distance_m"]) == (details["samples"], details["distance_m"]), back
+
 
 def test_coordinate_retention_counts_from_storage_so_an_imported_recording_keeps_its_route(server_factory, tmp_path):
     """A years-old recording imported today keeps its positions, route and polyline for the whole
