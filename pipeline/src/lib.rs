@@ -31,7 +31,7 @@ pub use model::{
     WorkoutEvent, WorkoutProgress, WorkoutStatus, WorkoutSummary, sport_name,
 };
 pub use points::Points;
-pub use registry::{Deletions, LiveWorkouts, Profiles};
+pub use registry::{Deletions, LiveWorkouts, Profiles, Removal};
 pub use runtime::{Pipeline, PipelineConfig, PipelineStopped, PipelineSubmitter, Stored};
 pub use shard::{EndedWorkouts, ShardCore};
 pub use stages::Stage;

@@ -130,15 +130,38 @@ impl Deletions {
         self.any.store(true, Ordering::Release);
     }
 
-    /// The position through which workout `id` of `user_id` was deleted or erased, if it was
-    /// (the further of the two).
-    pub fn through(&self, id: &WorkoutId, user_id: &str) -> Option<u64> {
+    /// How workout `id` of `user_id` was removed, if it was: the deletion or the erasure that
+    /// reaches further.
+    pub fn removal(&self, id: &WorkoutId, user_id: &str) -> Option<Removal> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
         let workout = self.workouts.get(id).map(|through| *through);
         let user = self.users.get(user_id).map(|through| *through);
-        workout.max(user)
+        match (workout, user) {
+            (Some(deleted), user) if user.is_none_or(|erased| deleted >= erased) => Some(Removal::Deleted(deleted)),
+            (_, Some(erased)) => Some(Removal::UserErased(erased)),
+            _ => None,
+        }
+    }
+}
+
+/// How a workout was removed, with the log position through which it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Its owner deleted it: none of its records up to the position is applied.
+    Deleted(u64),
+    /// Its user was erased: its records up to the position are still applied (their outputs are
+    /// dropped on the way to the sinks), because the erasure finds the user's workouts, and the
+    /// dates of their lake rows, among what the shards hold; nothing after it is.
+    UserErased(u64),
+}
+
+impl Removal {
+    pub fn through(self) -> u64 {
+        match self {
+            Removal::Deleted(through) | Removal::UserErased(through) => through,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use trackwire_codec::{BatchView, ControlKind, DecodeLimits, WorkoutId, decode_batch};
 
 use crate::workout::DEFAULT_UPDATE_INTERVAL_MS;
-use crate::{AthleteProfile, Deletions, NotApplied, Profiles, ShardOutput, Workout};
+use crate::{AthleteProfile, Deletions, NotApplied, Profiles, Removal, ShardOutput, Workout};
 
 /// What a durable store remembers of ended workouts whose records the log may no longer hold
 /// in full. The one question a shard asks outside itself, and only about a workout it meets
@@ -45,7 +45,7 @@ pub struct ShardCore {
 /// A deletion as this core carries it out.
 #[derive(Debug, Clone, Copy)]
 struct DeletedHere {
-    /// The deletion's position: what the core held of the workout from before it was dropped.
+    /// The removal's position: what the core held of the workout from before it was dropped.
     through: u64,
     /// A record after the deletion started the id afresh; until one does, the id's records are
     /// the deleted recording going on.
@@ -127,8 +127,8 @@ impl ShardCore {
             }
         };
         let id = batch.workout_id();
-        if let Some(through) = self.deletions.as_ref().and_then(|d| d.through(&id, batch.user_id()))
-            && self.is_deleted(id, through, lsn, &batch)
+        if let Some(removal) = self.deletions.as_ref().and_then(|d| d.removal(&id, batch.user_id()))
+            && self.is_removed(id, removal, lsn, &batch)
         {
             tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout or an erased user; ignored");
             return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Deleted), ..ShardOutput::default() };
@@ -189,13 +189,17 @@ impl ShardCore {
         out
     }
 
-    /// True when the record at `lsn` belongs to the workout deleted (or its user erased) through
-    /// `through`: it was
-    /// stored before the deletion, or after it while the deleted recording goes on (a watch that
-    /// does not know). A record that starts a workout (seq 0, or a Start) after the deletion
-    /// starts the id afresh, as importing the same file again does. The first record of the id
-    /// after a deletion drops what the core held of it, so nothing from before is carried on.
-    fn is_deleted(&mut self, id: WorkoutId, through: u64, lsn: u64, batch: &BatchView<'_>) -> bool {
+    /// True when the record at `lsn` belongs to a removed workout and is not to be applied: for
+    /// a deletion, any record up to its position; for both a deletion and an erasure, a record
+    /// after it while the recording goes on (a watch that does not know). A record that starts
+    /// the workout afresh after it (seq 0, or a Start: the same file imported again, a new
+    /// workout) is applied. The first record after the removal drops what the core held of the
+    /// workout, so nothing from before is carried on.
+    fn is_removed(&mut self, id: WorkoutId, removal: Removal, lsn: u64, batch: &BatchView<'_>) -> bool {
+        let through = removal.through();
+        if lsn <= through {
+            return matches!(removal, Removal::Deleted(_));
+        }
         let here = match self.deleted.get_mut(&id) {
             Some(here) if here.through >= through => here,
             _ => {
@@ -204,9 +208,6 @@ impl ShardCore {
                 self.deleted.entry(id).insert_entry(DeletedHere { through, restarted: false }).into_mut()
             }
         };
-        if lsn <= through {
-            return true;
-        }
         if !here.restarted {
             let starts = batch.seq() == 0 || batch.events().iter().any(|e| e.kind() == ControlKind::Start);
             here.restarted = starts;
