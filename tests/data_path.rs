@@ -46,6 +46,13 @@ fn lake_positions(config: &Config) -> HashMap<String, (usize, usize)> {
     out
 }
 
+/// A configuration whose lake commits at once.
+fn quick_lake(data_dir: &std::path::Path) -> Config {
+    let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
+    config.lake.max_file_age_secs = 0.01;
+    config
+}
+
 /// One owner's run of partition 0: every entry through the data path, then the drain.
 fn run_partition(config: &Config, entries: &[LogEntry]) {
     let store = open_read_store(config).unwrap();
@@ -135,8 +142,7 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
 #[test]
 fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-    config.lake.max_file_age_secs = 0.01;
+    let config = quick_lake(dir.path());
     let (deleted, kept) = (1u8, 2u8);
     let id = |w: u8| WorkoutId([w; 16]);
     let entries = vec![
@@ -184,8 +190,7 @@ fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
 #[test]
 fn a_workout_deleted_mid_recording_in_a_partition_takes_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
-    config.lake.max_file_age_secs = 0.01;
+    let config = quick_lake(dir.path());
     let (deleted, kept) = (1u8, 2u8);
     let id = |w: u8| WorkoutId([w; 16]);
     let entries = vec![

@@ -118,12 +118,7 @@ impl ShardCore {
                 // Verified before it was appended; reaching this means the log was written by an
                 // incompatible build. Skipping is the only option; say so loudly.
                 tracing::error!(lsn, %err, "durable record does not decode; skipped");
-                return ShardOutput {
-                    lsn,
-                    stored_ms,
-                    not_applied: Some(NotApplied::Undecodable),
-                    ..ShardOutput::default()
-                };
+                return not_applied(lsn, stored_ms, NotApplied::Undecodable);
             }
         };
         let id = batch.workout_id();
@@ -131,12 +126,12 @@ impl ShardCore {
             && self.is_removed(id, removal, lsn, &batch)
         {
             tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout or an erased user; ignored");
-            return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::Deleted), ..ShardOutput::default() };
+            return not_applied(lsn, stored_ms, NotApplied::Deleted);
         }
         if self.ended.contains(&id) {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
-            return ShardOutput { lsn, stored_ms, not_applied: Some(NotApplied::AfterEnd), ..ShardOutput::default() };
+            return not_applied(lsn, stored_ms, NotApplied::AfterEnd);
         }
         if !self.workouts.contains_key(&id)
             && let Some(span) = self.history.as_ref().and_then(|h| h.ended_span(&id))
@@ -159,12 +154,7 @@ impl ShardCore {
                 // Ingest refuses these; one in the log came through a gateway that could not ask
                 // the owner registry. Only the user and device that started a workout write to it.
                 tracing::warn!(workout = %id, seq = batch.seq(), "batch from another user or device than the workout's; ignored");
-                return ShardOutput {
-                    lsn,
-                    stored_ms,
-                    not_applied: Some(NotApplied::OtherOwner),
-                    ..ShardOutput::default()
-                };
+                return not_applied(lsn, stored_ms, NotApplied::OtherOwner);
             }
             Some(workout) => workout.apply(&batch, lsn, stored_ms, false, self.update_interval_ms),
             None if batch.seq() >= trackwire_codec::SERVER_SEQ_FLOOR => {
@@ -214,4 +204,9 @@ impl ShardCore {
         }
         !here.restarted
     }
+}
+
+/// The output for a durable record that is kept but not applied, saying why.
+fn not_applied(lsn: u64, stored_ms: Option<i64>, reason: NotApplied) -> ShardOutput {
+    ShardOutput { lsn, stored_ms, not_applied: Some(reason), ..ShardOutput::default() }
 }

@@ -519,13 +519,7 @@ fn a_batch_for_a_workout_that_ended_before_a_restart_is_late_data() {
         assert_eq!(late.not_applied, Some(NotApplied::AfterEnd));
     }
     // Another workout is not affected.
-    let other = encode_batch(&BatchData {
-        device_id: "watch".into(),
-        user_id: "athlete".into(),
-        workout_id: WorkoutId([1; 16]),
-        samples: vec![sample(0, 100)],
-        ..BatchData::default()
-    });
+    let other = another_workout();
     assert!(core.process(9, &other).summary.is_some());
 }
 
@@ -571,13 +565,7 @@ fn a_deletion_known_before_replay_keeps_every_record_up_to_it_out_of_the_state()
         assert_eq!(core.process(lsn, record).not_applied, Some(NotApplied::Deleted), "lsn {lsn}");
     }
     // Another workout is not affected.
-    let other = encode_batch(&BatchData {
-        device_id: "watch".into(),
-        user_id: "athlete".into(),
-        workout_id: WorkoutId([1; 16]),
-        samples: vec![sample(0, 100)],
-        ..BatchData::default()
-    });
+    let other = another_workout();
     assert!(core.process(4, &other).summary.is_some());
 }
 
@@ -600,4 +588,15 @@ fn a_user_erased_while_recording_has_nothing_more_applied_but_a_new_workout_is()
         ..BatchData::default()
     });
     assert_eq!(core.process(3, &new).summary.map(|s| s.first_lsn), Some(3));
+}
+
+/// One batch of another workout of the same athlete.
+fn another_workout() -> Vec<u8> {
+    encode_batch(&BatchData {
+        device_id: "watch".into(),
+        user_id: "athlete".into(),
+        workout_id: WorkoutId([1; 16]),
+        samples: vec![sample(0, 100)],
+        ..BatchData::default()
+    })
 }
