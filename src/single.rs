@@ -110,6 +110,7 @@ impl SingleProcess {
         let remembered = Remembered {
             past_owners: Some(Arc::new(StoredOwners(store.clone()))),
             deleted_through: redactions.deleted.clone(),
+            erased_through: redactions.erased.clone(),
         };
         let (log, log_writer) = DurableLog::open_remembering(log_config, data_path.forward(), remembered)
             .context("opening the durable log")?;

@@ -341,3 +341,36 @@ fn a_deleted_workouts_seqs_are_new_data_again_also_after_a_restart() {
     assert_eq!(append(&log, key(2, 0), b"another workout"), Appended::Duplicate);
     close(log, handle);
 }
+
+#[test]
+fn an_erased_users_seqs_are_new_data_again_also_after_a_restart() {
+    let batch = |user: &str, workout: u8, seq: u64| {
+        trackwire_codec::encode_batch(&trackwire_codec::BatchData {
+            device_id: "watch".into(),
+            user_id: user.into(),
+            workout_id: WorkoutId([workout; 16]),
+            seq,
+            ..Default::default()
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (log, handle, _) = open(dir.path());
+    for seq in 0..3 {
+        append(&log, key(1, seq), &batch("erased", 1, seq));
+    }
+    append(&log, key(2, 0), &batch("kept", 2, 0));
+    // The user is erased through lsn 4; they import the same file again, then the log restarts.
+    log.forget_seqs(WorkoutId([1; 16]));
+    assert_eq!(append(&log, key(1, 0), &batch("erased", 1, 0)), Appended::New { lsn: 5 });
+    close(log, handle);
+
+    let remembered = trackwire_ingest::log::Remembered {
+        erased_through: std::collections::HashMap::from([("erased".into(), 4)]),
+        ..Default::default()
+    };
+    let (log, handle) = DurableLog::open_remembering(config(dir.path()), Box::new(|_| true), remembered).unwrap();
+    assert_eq!(append(&log, key(1, 0), &batch("erased", 1, 0)), Appended::Duplicate, "stored after the erasure");
+    assert_eq!(append(&log, key(1, 1), &batch("erased", 1, 1)), Appended::New { lsn: 6 }, "stored before it");
+    assert_eq!(append(&log, key(2, 0), &batch("kept", 2, 0)), Appended::Duplicate, "another user keeps theirs");
+    close(log, handle);
+}

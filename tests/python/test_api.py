@@ -181,7 +181,7 @@ def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(se
     alice, bob = "alice-erase", "bob-keeps"
     a = wait_upload(server, upload(server, RUN_FIT, user=alice)["id"], user=alice)
     b = wait_upload(server, upload(server, RIDE_GPX, user=bob)["id"], user=bob)
-    wait_workout(server, a["workout_id"], user=alice)
+    a_details = wait_workout(server, a["workout_id"], user=alice)
     wait_workout(server, b["workout_id"], user=bob)
     token = server.api("POST", "/users/me/device-tokens", user=alice, json={"device_id": "watch-a"}).json()["token"]
     lake = data / "lake"
@@ -220,6 +220,16 @@ def test_erasure_leaves_nothing_in_store_lake_events_or_api_even_after_replay(se
     server = server_factory(data).start()
     time.sleep(1.5)
     nothing_of_alice()
+
+    # She records with Trackwire again: the same file, uploaded after the erasure, is new data,
+    # not a duplicate of what was erased (once after a restart, once with the log still open).
+    for _ in range(2):
+        again = wait_upload(server, upload(server, RUN_FIT, user=alice)["id"], user=alice)
+        assert (again["status"], again["workout_id"], again.get("duplicate_of")) == ("ready", a["workout_id"], None), again
+        back = wait_workout(server, a["workout_id"], user=alice)
+        assert (back["samples"], back["distance_m"]) == (a_details["samples"], a_details["distance_m"]), back
+        r = server.api("DELETE", f"/users/{alice}", user=alice)
+        assert (r.status_code, r.json()["workouts_erased"]) == (200, 1), r.text
 
 
 def test_an_edited_then_deleted_workout_leaves_nothing_even_after_replay(server_factory, tmp_path):

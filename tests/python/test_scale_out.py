@@ -366,7 +366,36 @@ def test_an_erasure_and_retention_reach_every_partition_and_a_killed_worker_brin
         return streams["time"]["data"] and all(p is None for p in streams.get("latlng", {}).get("data", []))
     wait_for("positions dropped from the read store", read_store_positions_dropped)
 
-    for server in [*workers, *apis, retaining, gateway]:
+    # The erased user records again: the same recordings, sent after the erasure (through a
+    # gateway that never acked them), are new data on the restarted worker's partition and on the
+    # survivor's, not copies of what was erased.
+    second_gateway = server_factory(tmp_path / "gateway2", TRACKWIRE_CLUSTER__ROLE="gateway", **common).start()
+    again = workouts[erased][:2]
+    for w in again:
+        for body in twclient.batches_of(points, 200, w, user_id=erased):
+            assert second_gateway.post(body).status_code == 200
+    wait_for("the erased user's recordings stored again, whole",
+             lambda: all(summaries().get(str(w), {}).get("samples") == len(points) for w in again), timeout=60)
+
+    # A file uploaded, deleted and uploaded again through one API replica is the workout again:
+    # the replica forgets the acked batches of the deleted workout, the worker its dedup.
+    uploader = "py-uploads-1"
+    def upload_trace():
+        r = apis[0].api("POST", "/uploads", user=uploader, files={"file": (TRACE.name, TRACE.read_bytes())})
+        assert r.status_code == 202, r.text
+        status = lambda: apis[0].api("GET", f"/uploads/{r.json()['id']}", user=uploader).json()
+        return wait_for("the upload processed", lambda: status()["status"] != "processing" and status())
+    first = upload_trace()
+    assert first["status"] == "ready", first
+    stored_whole = lambda: summaries().get(first["workout_id"], {}).get("samples") == len(points)
+    wait_for("the uploaded workout stored", stored_whole)
+    assert apis[0].api("DELETE", f"/workouts/{first['workout_id']}", user=uploader).status_code in (202, 204)
+    wait_for("the uploaded workout deleted", lambda: first["workout_id"] not in summaries())
+    again = upload_trace()
+    assert (again["status"], again["workout_id"]) == ("ready", first["workout_id"]), again
+    wait_for("the uploaded workout stored again, whole", stored_whole)
+
+    for server in [*workers, *apis, retaining, gateway, second_gateway]:
         server.stop()
 
 

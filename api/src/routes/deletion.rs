@@ -76,7 +76,11 @@ pub async fn delete(
         }
         Some(Control::Log(raw)) => {
             let command = LogCommand::DeleteWorkout { user_id: user.clone(), workout_id: workout_id.to_string() };
-            Some(control::place_with_workout(raw, &state.store, command, &workout_id).await?)
+            let placed = control::place_with_workout(raw, &state.store, command, &workout_id).await?;
+            // This replica's memory of acked batches, so the same file uploaded here again is
+            // produced (the workers forget their dedup at the command).
+            state.ingestor().log().forget_seqs(workout_id);
+            Some(placed)
         }
         None => None,
     };

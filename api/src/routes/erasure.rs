@@ -82,6 +82,10 @@ pub async fn erase(
         }
         None => None,
     };
+    // What the user records from now on is new data, not a retry of what is erased.
+    for workout_id in &ids {
+        state.ingestor().log().forget_seqs(*workout_id);
+    }
     // What the API itself holds; the read store's rows too, so nothing is served from now on
     // (the pipeline's own erasure covers what is still on its way).
     let accounts = state.accounts.clone();

@@ -297,7 +297,8 @@ async fn find_duplicate(
     workout_id: WorkoutId,
     start: Option<i64>,
 ) -> Result<Option<WorkoutId>, String> {
-    if state.live().is_some_and(|live| live.get(&workout_id).is_some()) {
+    // An erased user's workout the shards still hold is on its way out, not a copy to report.
+    if state.live().and_then(|live| live.get(&workout_id)).is_some_and(|summary| state.visible(&summary)) {
         return Ok(Some(workout_id));
     }
     let store = state.store.clone();

@@ -222,6 +222,9 @@ pub struct Remembered {
     /// stored up to there are not what a later batch can be a retry of (see
     /// [`DurableLog::forget_seqs`]).
     pub deleted_through: HashMap<WorkoutId, u64>,
+    /// Users erased, each with the position through which they were: the seqs of their
+    /// workouts stored up to there are forgotten the same way.
+    pub erased_through: HashMap<String, u64>,
 }
 
 /// A handle to append to the log. Cloneable; the writer stops when every handle is dropped.
@@ -312,13 +315,12 @@ impl DurableLog {
     }
 
     /// Forgets which seqs of `workout_id` are stored, once everything appended so far is: its
-    /// owner deleted it, and a batch of the same seq is new data from now on (the same file
-    /// imported again), not a retry to ack without storing. The Kafka-backed log's readers do
-    /// this at the deletion's position instead.
+    /// owner deleted it (or was erased), and a batch of the same seq is new data from now on (the
+    /// same file imported again), not a retry to ack without storing. The Kafka-backed log
+    /// forgets the batches it would answer `Duplicate` from memory; its readers forget their
+    /// dedup at the deletion's position.
     pub fn forget_seqs(&self, workout_id: WorkoutId) {
-        if !self.shared.carries_traceparent {
-            self.shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()).push(workout_id);
-        }
+        self.shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()).push(workout_id);
     }
 
     /// Allows deleting segments whose records all have LSN ≤ `lsn`: every sink has delivered them

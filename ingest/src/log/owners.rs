@@ -56,6 +56,11 @@ impl OwnerIndex {
         self.owners.contains_key(workout_id)
     }
 
+    /// The owner of `workout_id`, when the index has one.
+    pub fn owner(&self, workout_id: &WorkoutId) -> Option<&WorkoutOwner> {
+        self.owners.get(workout_id)
+    }
+
     /// Binds `workout_id` to the owner a record outside the log names.
     pub fn remember(&mut self, workout_id: WorkoutId, owner: WorkoutOwner) {
         self.owners.entry(workout_id).or_insert(owner);
@@ -68,6 +73,11 @@ impl OwnerIndex {
         if let Ok(batch) = decode_batch(payload, &everything) {
             self.owners.entry(batch.workout_id()).or_insert_with(|| WorkoutOwner::of(&batch));
         }
+    }
+
+    /// The workouts `user_id` owns.
+    pub fn workouts_of(&self, user_id: &str) -> Vec<WorkoutId> {
+        self.owners.iter().filter(|(_, owner)| &*owner.user_id == user_id).map(|(id, _)| *id).collect()
     }
 
     /// Drops the owner of `workout_id` (its records have left the log; its summary names it).

@@ -50,12 +50,13 @@ impl Writer {
         shared: Arc<Shared>,
         remembered: Remembered,
     ) -> Result<Self, LogError> {
-        let Remembered { past_owners, deleted_through } = remembered;
+        let Remembered { past_owners, deleted_through, erased_through } = remembered;
         let listed = segment::list_segments(&config.dir)?;
         let mut dedup = DedupIndex::default();
         let mut owners = OwnerIndex::default();
         let mut newest_record = HashMap::new();
-        // Seqs of deleted workouts stored up to their deletion, unless stored again after it.
+        // Seqs of deleted workouts (or erased users' workouts) stored up to the removal, unless
+        // stored again after it.
         let mut deleted_seqs = HashSet::new();
         let mut segments = Vec::new();
         let mut next_lsn = listed.first().map_or(1, |(first, _)| *first);
@@ -72,8 +73,13 @@ impl Writer {
             let meta = segment::scan_segment(path, *first_lsn, i + 1 == listed.len(), &mut dedup, |record| {
                 owners.learn(&record.payload);
                 newest_record.insert(record.key.workout_id, record.lsn);
-                match deleted_through.get(&record.key.workout_id) {
-                    Some(&through) if record.lsn <= through => deleted_seqs.insert(record.key),
+                let deleted = deleted_through.get(&record.key.workout_id).copied();
+                let erased = (!erased_through.is_empty())
+                    .then(|| owners.owner(&record.key.workout_id))
+                    .flatten()
+                    .and_then(|owner| erased_through.get(&*owner.user_id).copied());
+                match deleted.max(erased) {
+                    Some(through) if record.lsn <= through => deleted_seqs.insert(record.key),
                     Some(_) => deleted_seqs.remove(&record.key),
                     None => false,
                 };

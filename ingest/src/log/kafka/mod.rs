@@ -13,10 +13,12 @@
 //!   [`LogEntry::Command`](super::LogEntry::Command) at its position.
 //!
 //! Dedup: the rule is the embedded log's ([`DedupIndex`]: the first copy of a `(workout, seq)`
-//! wins). A retry that reaches the same gateway after its first copy was acknowledged is
-//! answered `Duplicate` without producing; any other retry (another gateway, a restart, a lost
-//! ack) is produced again, and the reader, which rebuilds its index from the partition it
-//! replays, turns the later copy into a gap.
+//! wins). A retry that reaches the same gateway within a minute or two after its first copy was
+//! acknowledged is answered `Duplicate` without producing; any other retry (another gateway, a
+//! restart, a lost ack, a later one) is produced again, and the reader, which rebuilds its index
+//! from the partition it replays, turns the later copy into a gap. A deletion or erasure
+//! command makes the reader forget the workouts it names (an erasure: those its owner index
+//! gives the user), so what is sent again after it is new data.
 
 mod command;
 mod reader;

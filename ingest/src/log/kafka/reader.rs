@@ -14,6 +14,7 @@ use trackwire_codec::WorkoutId;
 use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
 use crate::log::{
     COMMAND_HEADER, COMMAND_VERSION, DedupIndex, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord,
+    OwnerIndex,
 };
 
 /// How often the partition's end offset is read for the lag metric.
@@ -38,6 +39,9 @@ pub struct PartitionReader {
     /// The partition's end offset when the reader opened it: what its replay reads.
     end_at_open: i64,
     dedup: DedupIndex,
+    /// Whose each workout is, from its first record: an erasure names a user, the dedup index
+    /// knows workouts.
+    owners: OwnerIndex,
     metrics: Arc<ReaderMetrics>,
 }
 
@@ -71,6 +75,7 @@ impl PartitionReader {
             next_offset: low,
             end_at_open: high.max(low),
             dedup: DedupIndex::default(),
+            owners: OwnerIndex::default(),
             metrics: Arc::default(),
         })
     }
@@ -123,12 +128,20 @@ impl PartitionReader {
             let lsn = offset as u64 + 1;
             if let Some(version) = command_version(message.headers()) {
                 let entry = self.command(lsn, version, message.payload());
-                // A deleted workout's seqs before this point are no longer what a later record
-                // can be a copy of: the same file imported again is new data.
-                if let LogEntry::Command { command: LogCommand::DeleteWorkout { workout_id, .. }, .. } = &entry
-                    && let Ok(id) = workout_id.parse()
-                {
-                    self.dedup.forget(&id);
+                // A deleted workout's (an erased user's) seqs before this point are no longer
+                // what a later record can be a copy of: the same file imported again is new data.
+                match &entry {
+                    LogEntry::Command { command: LogCommand::DeleteWorkout { workout_id, .. }, .. } => {
+                        if let Ok(id) = workout_id.parse() {
+                            self.dedup.forget(&id);
+                        }
+                    }
+                    LogEntry::Command { command: LogCommand::EraseUser { user_id }, .. } => {
+                        for id in self.owners.workouts_of(user_id) {
+                            self.dedup.forget(&id);
+                        }
+                    }
+                    _ => {}
                 }
                 entries.push(entry);
                 for entry in entries {
@@ -139,6 +152,11 @@ impl PartitionReader {
                 continue;
             }
             let key = record_key(message.key(), message.headers());
+            if let (Some(key), Some(payload)) = (key, message.payload())
+                && !self.owners.knows(&key.workout_id)
+            {
+                self.owners.learn(payload);
+            }
             entries.push(match (key, message.payload()) {
                 (Some(key), Some(payload)) if self.dedup.insert(key) => LogEntry::Record(LogRecord {
                     lsn,

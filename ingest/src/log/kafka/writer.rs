@@ -3,13 +3,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use trackwire_codec::WorkoutId;
 
 use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER, partition_of};
 use crate::log::{AppendRequest, Appended, DedupIndex, DedupKey, DurableLog, LogError, Shared};
@@ -18,26 +19,60 @@ use crate::log::{AppendRequest, Appended, DedupIndex, DedupKey, DurableLog, LogE
 /// ~10 MB of them whatever its uptime.
 const ACKED_GENERATION_WORKOUTS: usize = 50_000;
 
+/// How long a generation of [`Acked`] takes batches: an acked batch is remembered for one to two
+/// of these. Devices retry within seconds; a batch sent again much later is more likely new data
+/// under an old key (a deleted workout's file uploaded again through another front), which the
+/// worker's dedup, told of the deletion, judges rightly and this memory cannot.
+const ACKED_GENERATION_AGE: Duration = Duration::from_secs(60);
+
 /// Batches the broker acknowledged, so that a retry reaching this gateway is answered
 /// `Duplicate` without producing it again. Two generations, the older dropped when the newer
-/// fills: memory stays bounded, and a retry older than that (rare: devices retry within
-/// seconds) is produced again and dropped by the worker's own dedup.
-#[derive(Default)]
+/// fills or ages: memory stays bounded, and a retry older than that is produced again and
+/// dropped by the worker's own dedup. Time is passed in, never read.
 struct Acked {
     current: DedupIndex,
     previous: DedupIndex,
+    /// When the first generation began; generations are consecutive windows from it.
+    epoch: Instant,
+    /// The window `current` takes batches in.
+    window: u64,
 }
 
 impl Acked {
-    fn contains(&self, key: DedupKey) -> bool {
+    fn new(now: Instant) -> Self {
+        Acked { current: DedupIndex::default(), previous: DedupIndex::default(), epoch: now, window: 0 }
+    }
+
+    fn contains(&mut self, key: DedupKey, now: Instant) -> bool {
+        self.age(now);
         self.current.contains(key) || self.previous.contains(key)
     }
 
-    fn insert(&mut self, key: DedupKey) {
+    fn insert(&mut self, key: DedupKey, now: Instant) {
+        self.age(now);
         if self.current.workouts() >= ACKED_GENERATION_WORKOUTS {
             self.previous = std::mem::take(&mut self.current);
         }
         self.current.insert(key);
+    }
+
+    /// Drops what it holds of `workout_id`: deleted, so its seqs are no longer retries.
+    fn forget(&mut self, workout_id: &WorkoutId) {
+        self.current.forget(workout_id);
+        self.previous.forget(workout_id);
+    }
+
+    /// Moves to the window `now` falls in: one window on, the current generation becomes the
+    /// previous; further, both are older than a window and go.
+    fn age(&mut self, now: Instant) {
+        let window = (now.saturating_duration_since(self.epoch).as_millis() / ACKED_GENERATION_AGE.as_millis()) as u64;
+        if window == self.window + 1 {
+            self.previous = std::mem::take(&mut self.current);
+        } else if window > self.window + 1 {
+            self.previous = DedupIndex::default();
+            self.current = DedupIndex::default();
+        }
+        self.window = self.window.max(window);
     }
 }
 
@@ -72,7 +107,7 @@ impl ProducerContext for Context {
                 metrics.bytes_appended.fetch_add(bytes as u64, Ordering::Relaxed);
                 metrics.durable_lsn.fetch_max(message.offset() as u64 + 1, Ordering::Relaxed);
                 if let Ok(mut acked) = self.acked.lock() {
-                    acked.insert(key);
+                    acked.insert(key, Instant::now());
                 }
                 Ok(Appended::New { lsn: message.offset() as u64 + 1 })
             }
@@ -108,7 +143,7 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
     });
     // Nothing to replay here: the gateway is ready at once.
     shared.metrics.replay_done.store(true, Ordering::Relaxed);
-    let acked = Arc::new(Mutex::new(Acked::default()));
+    let acked = Arc::new(Mutex::new(Acked::new(Instant::now())));
     let producer: BaseProducer<Context> = client
         .create_with_context(Context { shared: shared.clone(), acked: acked.clone() })
         .map_err(|e| LogError::Unavailable(format!("kafka producer for {}: {e}", config.brokers)))?;
@@ -145,12 +180,25 @@ fn run(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        forget_asked(shared, acked);
         producer.poll(Duration::ZERO);
     }
     if let Err(error) = producer.flush(SHUTDOWN_WAIT) {
         tracing::warn!(%error, in_flight = producer.in_flight_count(), "raw topic: not every batch confirmed at shutdown; devices re-send the unacked ones");
     }
     Ok(())
+}
+
+/// Forgets the workouts [`DurableLog::forget_seqs`] named.
+fn forget_asked(shared: &Shared, acked: &Mutex<Acked>) {
+    let asked = std::mem::take(&mut *shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()));
+    if !asked.is_empty()
+        && let Ok(mut acked) = acked.lock()
+    {
+        for workout_id in &asked {
+            acked.forget(workout_id);
+        }
+    }
 }
 
 fn produce(
@@ -163,7 +211,7 @@ fn produce(
 ) {
     let AppendRequest { key, payload, traceparent, reply, .. } = request;
     // Only batches the broker acknowledged count as held (the delivery report records them).
-    if acked.lock().is_ok_and(|index| index.contains(key)) {
+    if acked.lock().is_ok_and(|mut index| index.contains(key, Instant::now())) {
         shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
         let _ = reply.send(Ok(Appended::Duplicate));
         return;
@@ -208,16 +256,46 @@ mod tests {
 
     #[test]
     fn acked_batches_are_remembered_for_at_least_a_generation_and_memory_stays_bounded() {
-        let mut acked = Acked::default();
+        let now = Instant::now();
+        let mut acked = Acked::new(now);
         let total = 2 * ACKED_GENERATION_WORKOUTS + 1;
         for n in 0..total {
-            acked.insert(key(n));
+            acked.insert(key(n), now);
         }
         assert!(acked.current.workouts() + acked.previous.workouts() <= 2 * ACKED_GENERATION_WORKOUTS);
         for n in total - ACKED_GENERATION_WORKOUTS..total {
-            assert!(acked.contains(key(n)), "recent batch {n} forgotten");
+            assert!(acked.contains(key(n), now), "recent batch {n} forgotten");
         }
-        assert!(!acked.contains(key(0)), "the oldest generation is dropped");
-        assert!(!acked.contains(DedupKey { seq: 4, ..key(total - 1) }));
+        assert!(!acked.contains(key(0), now), "the oldest generation is dropped");
+        assert!(!acked.contains(DedupKey { seq: 4, ..key(total - 1) }, now));
+    }
+
+    #[test]
+    fn acked_batches_are_remembered_for_one_to_two_generations_of_time() {
+        let start = Instant::now();
+        let at = |secs: f64| start + Duration::from_secs_f64(secs);
+        let age = ACKED_GENERATION_AGE.as_secs_f64();
+        let mut acked = Acked::new(start);
+        acked.insert(key(1), at(0.0));
+        acked.insert(key(2), at(age - 1.0));
+        assert!(
+            acked.contains(key(1), at(age + 1.0)) && acked.contains(key(2), at(age + 1.0)),
+            "remembered into the next generation"
+        );
+        assert!(!acked.contains(key(1), at(2.0 * age)), "two generations on");
+        assert!(!acked.contains(key(2), at(2.0 * age)));
+        // A long quiet spell drops everything at once.
+        acked.insert(key(3), at(2.0 * age));
+        assert!(!acked.contains(key(3), at(10.0 * age)), "batches from long ago are not retries");
+    }
+
+    #[test]
+    fn a_deleted_workouts_acked_batches_are_forgotten() {
+        let now = Instant::now();
+        let mut acked = Acked::new(now);
+        acked.insert(key(1), now);
+        acked.insert(key(2), now);
+        acked.forget(&key(1).workout_id);
+        assert!(!acked.contains(key(1), now) && acked.contains(key(2), now));
     }
 }
