@@ -145,7 +145,7 @@ def test_a_workout_whose_device_falls_silent_is_completed_by_the_idle_timeout(se
     assert not first_segment.exists(), f"the workout still pins the log: {segments()}"
     table = twclient.delta_table(server.data_dir / "lake", "workouts")
     rows = [r for r in table.to_pyarrow_table().to_pylist() if r["workout_id"] == str(workout)]
-    assert [r["status"] for r in rows] == ["completed"], rows
+    assert [(r["status"], r["end_reason"]) for r in rows] == [("completed", "idle_timeout")], rows
     metrics = requests.get(server.url + "/metrics", timeout=5).text
     assert 'trackwire_workouts_ended_total{reason="idle_timeout"} 1' in metrics, metrics
     # The watch comes back: its batch is durable (acked, kept in the log) but the workout has

@@ -148,7 +148,8 @@ impl DeltaTable {
     ) -> Result<Self, SinkError> {
         let engine = engine(store, &url)?;
         let snapshot = if exists {
-            Snapshot::builder_for(url.as_str()).build(&engine).map_err(|e| delta(&url, "open", e))?
+            let snapshot = Snapshot::builder_for(url.as_str()).build(&engine).map_err(|e| delta(&url, "open", e))?;
+            add_missing_columns(&engine, &url, snapshot, schema)?
         } else {
             create(&engine, &url, schema, hourly)?
         };
@@ -362,6 +363,49 @@ fn create(
         // Another worker created it first: use theirs.
         _ => Snapshot::builder_for(url.as_str()).build(engine).map_err(|e| delta(url, "open", e)),
     }
+}
+
+/// Adds to an existing table the columns of `schema` it lacks (a newer build's, nullable): one
+/// metadata-only commit, no file rewritten; the rows written before read null in them. Another
+/// writer adding them at the same moment is fine: the table is looked at again.
+fn add_missing_columns(
+    engine: &DefaultEngine<TokioMultiThreadExecutor>,
+    url: &Url,
+    mut snapshot: SnapshotRef,
+    schema: &ArrowSchemaRef,
+) -> Result<SnapshotRef, SinkError> {
+    let wanted = StructType::try_from_arrow(schema.as_ref())
+        .map_err(|e| SinkError::Config(format!("lake schema is not a Delta schema: {e}")))?;
+    for _ in 0..3 {
+        let table_schema = snapshot.schema();
+        let missing: Vec<StructField> =
+            wanted.fields().filter(|f| table_schema.field(f.name()).is_none()).cloned().collect();
+        if missing.is_empty() {
+            return Ok(snapshot);
+        }
+        if let Some(field) = missing.iter().find(|f| !f.is_nullable()) {
+            return Err(SinkError::Config(format!(
+                "the lake table {url} has no column '{}', which this build writes and cannot add to the rows the table \
+                 holds (it may not be null): point lake.url at a new location",
+                field.name()
+            )));
+        }
+        let names: Vec<String> = missing.iter().map(|f| f.name().clone()).collect();
+        let mut alter = snapshot.clone().update_table(UpdateTableOperation::AlterTable, ENGINE_INFO, false);
+        for field in missing {
+            alter = alter.add_column(field);
+        }
+        let committed = alter
+            .build(engine, Box::new(FileSystemCommitter::new()))
+            .map_err(|e| delta(url, "add columns to", e))?
+            .commit(engine)
+            .map_err(|e| delta(url, "add columns to", e))?;
+        if let CommitResult::Committed(committed) = &committed {
+            tracing::info!(table = %url, columns = ?names, version = committed.commit_version(), "lake table: columns added");
+        }
+        snapshot = Snapshot::builder_from(snapshot).build(engine).map_err(|e| delta(url, "open", e))?;
+    }
+    Err(SinkError::Config(format!("the lake table {url} kept changing while its new columns were added: try again")))
 }
 
 fn partition_values(partition: &Partition, hourly: bool) -> HashMap<String, Scalar> {

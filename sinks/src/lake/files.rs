@@ -1,8 +1,11 @@
 //! A table's Parquet files as bytes: written with the statistics the Delta log records for them,
 //! read back, filtered by LSN, and uploaded whole.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
-use arrow_array::{BooleanArray, RecordBatch, StructArray};
+use arrow_array::{BooleanArray, RecordBatch, StructArray, new_null_array};
 use arrow_schema::{ArrowError, SchemaRef};
 use bytes::Bytes;
 use delta_kernel_default_engine::stats::FileStatsAccumulator;
@@ -15,12 +18,33 @@ use super::props::writer_properties;
 use super::spec::LakeConfig;
 use crate::SinkError;
 
+/// `batch` with `schema`'s columns: those it lacks (added to the table after its file was
+/// written; always nullable) are null.
+fn conform<'a>(batch: &'a RecordBatch, schema: &SchemaRef) -> Result<Cow<'a, RecordBatch>, SinkError> {
+    if Arc::ptr_eq(&batch.schema(), schema) || batch.schema().fields() == schema.fields() {
+        return Ok(Cow::Borrowed(batch));
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(column.clone()),
+            None if field.is_nullable() => Ok(new_null_array(field.data_type(), batch.num_rows())),
+            None => {
+                Err(SinkError::Encoding(format!("a lake file has no '{}' column, which may not be null", field.name())))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Cow::Owned(RecordBatch::try_new(schema.clone(), columns)?))
+}
+
 /// A Parquet file being written, with the statistics the log records for it: into memory
 /// (`Vec<u8>`, the sink's files, uploaded whole at the commit) or straight to storage
 /// ([`super::streamed::StreamedUpload`], the large files compaction writes).
 pub(crate) struct FileWriter<W: std::io::Write + Send = Vec<u8>> {
     writer: ArrowWriter<W>,
     stats: FileStatsAccumulator,
+    schema: SchemaRef,
 }
 
 impl FileWriter {
@@ -43,12 +67,15 @@ impl<W: std::io::Write + Send> FileWriter<W> {
     /// A file written to `out`.
     pub(super) fn to(stats: &StatsSpec, schema: SchemaRef, config: &LakeConfig, out: W) -> Result<Self, SinkError> {
         let props = writer_properties(&schema, config.row_group_rows, config.zstd_level)?;
-        Ok(FileWriter { writer: ArrowWriter::try_new(out, schema, Some(props))?, stats: stats.accumulator() })
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props))?;
+        Ok(FileWriter { writer, stats: stats.accumulator(), schema })
     }
 
+    /// Writes `batch`; one read from a file written before a column existed gets it, null.
     pub(super) fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        self.stats.merge(batch).map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
-        self.writer.write(batch)?;
+        let batch = conform(batch, &self.schema)?;
+        self.stats.merge(&batch).map_err(|e| SinkError::Encoding(format!("file statistics: {e}")))?;
+        self.writer.write(&batch)?;
         Ok(())
     }
 

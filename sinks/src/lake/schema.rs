@@ -13,7 +13,7 @@ use arrow_array::{
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::{AthleteProfile, Points, ShardOutput, WorkoutSummary};
+use trackwire_pipeline::{AthleteProfile, EndReason, Points, ShardOutput, WorkoutSummary};
 
 use super::spec::TableSpec;
 
@@ -304,6 +304,9 @@ static WORKOUTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("profile_male", DataType::Boolean, true),
         Field::new("profile_hr_max_bpm", DataType::Float64, true),
         Field::new("profile_hr_rest_bpm", DataType::Float64, true),
+        // Added after the table's first release: columns only ever come last and nullable, so a
+        // table written before them gains them on open (`delta.rs`) and its rows read null.
+        Field::new("end_reason", DataType::Utf8, true),
     ]))
 });
 
@@ -398,6 +401,7 @@ impl TableSpec for WorkoutsTable {
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| r.profile.as_ref().and_then(|p| p.male)))),
             profile(rows, |p| p.hr_max_bpm),
             profile(rows, |p| p.hr_rest_bpm),
+            strings(|r| r.end_reason.map(EndReason::name)),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }

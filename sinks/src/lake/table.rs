@@ -425,3 +425,102 @@ impl<T: TableSpec> LakeTable<T> {
 
 /// The least a table lets finished files wait in memory before it holds back new outputs.
 const MIN_WAITING_BYTES: usize = 64 << 20;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::cast::AsArray;
+    use arrow_schema::Schema;
+    use object_store::ObjectStoreExt;
+    use trackwire_codec::{BatchData, ControlEvent, ControlKind, Sample, WorkoutId, encode_batch};
+    use trackwire_pipeline::ShardCore;
+
+    use super::*;
+    use crate::lake::delta::{DeltaTable, NewFile, StatsSpec};
+    use crate::lake::schema::WorkoutsTable;
+    use crate::lake::{local_store, read_table};
+    use crate::{Command, ErasedWorkout, Erasure, ErasureScope};
+
+    const START_MS: i64 = 1_700_000_000_000;
+
+    /// A finished workout of user `u<n>`, as the shard summarises it.
+    fn workout(n: u8, lsn: u64) -> ShardOutput {
+        let batch = encode_batch(&BatchData {
+            device_id: "d".into(),
+            user_id: format!("u{n}"),
+            workout_id: WorkoutId([n; 16]),
+            seq: 0,
+            base_time_ms: START_MS,
+            samples: (0..10)
+                .map(|t| Sample::new(t * 1000, 470_000_000 + t as i32 * 90, 80_000_000, 0, 0, 0, 0, 0, 0))
+                .collect(),
+            events: vec![ControlEvent::new(0, ControlKind::Start), ControlEvent::new(9_000, ControlKind::Complete)],
+            ..BatchData::default()
+        });
+        let out = ShardCore::default().process(lsn, &batch);
+        assert!(out.ended, "the workout ends in its batch");
+        out
+    }
+
+    #[test]
+    fn a_table_from_before_a_column_gains_it_and_its_rows_read_null_there_even_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = local_store(dir.path()).unwrap();
+        let url = lake.table_url(WorkoutsTable::NAME);
+
+        // The table as the build before the column made it: its schema without the last column,
+        // one file with two workouts (log positions 1 and 2).
+        let full = WorkoutsTable::schema();
+        let old = Arc::new(Schema::new(full.fields()[..full.fields().len() - 1].to_vec()));
+        let rows: Vec<_> = [workout(1, 1), workout(2, 2)].iter().map(|o| o.summary.clone().unwrap()).collect();
+        let batch =
+            WorkoutsTable::to_batch(&rows).unwrap().project(&(0..old.fields().len()).collect::<Vec<_>>()).unwrap();
+        let config = LakeConfig::default();
+        let mut writer = FileWriter::new(&StatsSpec::of(&old).unwrap(), old.clone(), &config, Vec::new()).unwrap();
+        writer.write(&batch).unwrap();
+        let (bytes, stats) = writer.finish().unwrap().unwrap();
+        let partition = Partition::of_time_ms(START_MS, false);
+        let key = ObjectKey::new(partition, None, 2);
+        let path = lake.object(&url.join(&key.relative()).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(lake.store.put(&path, bytes.clone().into())).unwrap();
+        let mut table = DeltaTable::open_or_create(lake.store.clone(), url.clone(), false, &old, false).unwrap();
+        let add = NewFile { path: key.relative(), partition, size: bytes.len() as u64, stats };
+        let changes = Changes {
+            add: vec![add],
+            transaction: Some(("trackwire/workouts/embedded".into(), 2)),
+            ..Changes::default()
+        };
+        assert!(matches!(table.commit(changes).unwrap(), Commit::Committed { .. }));
+
+        // This build opens it, writes a workout and erases one of the two old ones, which
+        // rewrites their file.
+        let mut sink = LakeTable::<WorkoutsTable>::open(lake.clone(), config).unwrap();
+        sink.accept(&workout(3, 3));
+        sink.flush(Instant::now(), true).unwrap();
+        let erased =
+            ErasedWorkout { workout_id: WorkoutId([1; 16]), start_time_ms: START_MS, end_time_ms: START_MS + 9_000 };
+        let erasure =
+            Erasure { user_id: "u1".into(), scope: ErasureScope::User, workouts: vec![erased], through_lsn: 3 };
+        sink.command(&Command::Erase(erasure)).unwrap();
+        drop(sink);
+
+        let log = std::fs::read_dir(dir.path().join("workouts/_delta_log")).unwrap();
+        let evolved = log
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+            .any(|text| text.contains("\"metaData\"") && text.contains("end_reason"));
+        assert!(evolved, "the table's schema has the column");
+        let mut reasons = std::collections::BTreeMap::new();
+        for batch in read_table(&lake, WorkoutsTable::NAME).unwrap() {
+            let ids = batch.column_by_name("workout_id").unwrap().as_string::<i32>().clone();
+            let column =
+                batch.column_by_name("end_reason").expect("every file has the column").as_string::<i32>().clone();
+            for (id, reason) in ids.iter().zip(column.iter()) {
+                reasons.insert(id.unwrap().to_owned(), reason.map(str::to_owned));
+            }
+        }
+        let id = |n: u8| WorkoutId([n; 16]).to_string();
+        assert_eq!(reasons, [(id(2), None), (id(3), Some("device".to_owned()))].into_iter().collect());
+    }
+}
