@@ -128,13 +128,13 @@ async fn every_documented_error_has_its_status_and_the_platform_error_body() {
             ),
         ),
         (
-            // Port 9 (discard) on loopback: nothing answers the challenge.
+            // A name that resolves to loopback: the challenge is never sent.
             "callback_not_verified",
             request(
                 "POST",
                 "/api/v1/push-subscriptions",
                 Some(&alice),
-                Some(json!({ "callback_url": "http://127.0.0.1:9/hook" })),
+                Some(json!({ "callback_url": "http://localhost:9/hook" })),
             ),
         ),
         ("missing_file", multipart(&alice, &[("data_type", b"gpx")])),

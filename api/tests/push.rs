@@ -59,6 +59,8 @@ async fn receiver(refuse: usize) -> (String, Receiver) {
 }
 
 fn fast_retries(mut state: AppState) -> AppState {
+    // The receiver is on loopback, which a deployment's callbacks may not reach.
+    state.push.allow_private_callbacks = true;
     state.push.retry_initial_secs = 0.05;
     state.push.retry_max_secs = 0.2;
     state.push.max_attempts = 4;
@@ -227,4 +229,29 @@ async fn subscriptions_are_verified_limited_and_private_to_their_owner() {
     assert_eq!(list["subscriptions"], json!([]));
     let (_, list) = call(&state, request("GET", "/api/v1/push-subscriptions", Some(&bob), None)).await;
     assert_eq!(list["subscriptions"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_inside_the_deployments_network_is_never_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let (url, seen) = receiver(0).await;
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    let create = |callback: String| {
+        request("POST", "/api/v1/push-subscriptions", Some(&token("ada")), Some(json!({ "callback_url": callback })))
+    };
+    // Addresses written out are refused as they are; names are refused once they resolve to one.
+    for (callback, error) in [
+        (format!("{url}/hook"), "invalid_callback_url"),
+        (format!("http://[::1]:{port}/hook"), "invalid_callback_url"),
+        ("http://169.254.169.254/latest/meta-data/".to_owned(), "invalid_callback_url"),
+        ("http://10.1.2.3/hook".to_owned(), "invalid_callback_url"),
+        (format!("http://localhost:{port}/hook"), "callback_not_verified"),
+    ] {
+        let (status, body) = call(&state, create(callback.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{callback}: {body}");
+        assert_error_body(&body, error);
+        assert!(body["message"].as_str().unwrap().contains("network"), "{callback}: says why: {body}");
+    }
+    assert!(seen.lock().unwrap().verify_tokens.is_empty(), "the receiver was never called");
 }

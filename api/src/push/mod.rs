@@ -7,6 +7,7 @@
 //! with exponential backoff until the receiver answers 2xx or the attempts run out.
 //!
 //! - [`verify`]: the challenge a callback answers before a subscription is created.
+//! - [`address`]: callbacks are on the internet, never inside the deployment's network.
 //! - [`retry`]: when to try a failed delivery again (sans-IO).
 //! - [`signature`]: the `Trackwire-Signature` header, HMAC-SHA256 over timestamp and body.
 //! - [`event`]: the JSON body a receiver gets.
@@ -16,6 +17,7 @@
 //! recording it, sends it again): receivers deduplicate on `(subscription_id, change_id)`. Their
 //! order is not guaranteed either: `event_time` says when each change happened.
 
+pub mod address;
 pub mod deliver;
 pub mod event;
 pub mod retry;
@@ -43,6 +45,10 @@ pub struct PushConfig {
     pub poll_interval_ms: u64,
     /// Subscriptions one user may hold.
     pub max_subscriptions_per_user: usize,
+    /// Let callbacks be on loopback, private, link-local or other non-public addresses: for a
+    /// receiver inside the deployment (or a test). Off, a subscription cannot make the API call
+    /// into its own network.
+    pub allow_private_callbacks: bool,
 }
 
 impl Default for PushConfig {
@@ -55,6 +61,7 @@ impl Default for PushConfig {
             timeout_secs: 5.0,
             poll_interval_ms: 1000,
             max_subscriptions_per_user: 5,
+            allow_private_callbacks: false,
         }
     }
 }
@@ -94,13 +101,15 @@ impl PushConfig {
 }
 
 /// The HTTP client for callbacks: no redirects (a callback answers itself), the configured
-/// timeout, and statuses as values (a 503 is an outcome, not an error).
+/// timeout, statuses as values (a 503 is an outcome, not an error), and only public addresses
+/// unless `allow_private_callbacks` ([`address`]).
 pub(crate) fn agent(config: &PushConfig) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let settings = ureq::Agent::config_builder()
         .timeout_global(Some(config.timeout()))
         .http_status_as_error(false)
         .max_redirects(0)
         .user_agent("Trackwire-Push/1")
-        .build()
-        .into()
+        .build();
+    let resolver = address::PublicOnly { allow_private: config.allow_private_callbacks };
+    ureq::Agent::with_parts(settings, ureq::unversioned::transport::DefaultConnector::default(), resolver)
 }

@@ -12,7 +12,7 @@ use axum::http::Uri;
 pub const MAX_URL_LEN: usize = 2048;
 
 /// Why a callback URL is refused before anything is sent to it.
-pub fn check_url(callback_url: &str) -> Result<(), &'static str> {
+pub fn check_url(callback_url: &str, allow_private: bool) -> Result<(), &'static str> {
     if callback_url.len() > MAX_URL_LEN {
         return Err("it is longer than 2048 characters");
     }
@@ -21,8 +21,13 @@ pub fn check_url(callback_url: &str) -> Result<(), &'static str> {
         Some("http" | "https") => {}
         _ => return Err("its scheme is not http or https"),
     }
-    if uri.host().is_none_or(str::is_empty) {
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
         return Err("it has no host");
+    };
+    // An address written out is judged here; a name, once resolved, at each call.
+    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>();
+    if !allow_private && literal.is_ok_and(|ip| !super::address::is_public(ip)) {
+        return Err(super::address::INSIDE);
     }
     Ok(())
 }
@@ -61,11 +66,13 @@ mod tests {
 
     #[test]
     fn only_absolute_http_urls_are_callbacks() {
-        assert_eq!(check_url("https://apps.example.test/hook?x=1"), Ok(()));
-        assert_eq!(check_url("http://127.0.0.1:9000/"), Ok(()));
-        assert!(check_url("ftp://apps.example.test/").is_err());
-        assert!(check_url("/relative").is_err());
-        assert!(check_url("not a url").is_err());
-        assert!(check_url(&format!("https://a.test/{}", "x".repeat(2048))).is_err());
+        assert_eq!(check_url("https://apps.example.test/hook?x=1", false), Ok(()));
+        assert_eq!(check_url("http://127.0.0.1:9000/", true), Ok(()));
+        assert!(check_url("http://127.0.0.1:9000/", false).is_err());
+        assert!(check_url("http://[fe80::1]/", false).is_err());
+        assert!(check_url("ftp://apps.example.test/", true).is_err());
+        assert!(check_url("/relative", true).is_err());
+        assert!(check_url("not a url", true).is_err());
+        assert!(check_url(&format!("https://a.test/{}", "x".repeat(2048)), true).is_err());
     }
 }

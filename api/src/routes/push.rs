@@ -32,7 +32,7 @@ pub async fn create(
     Json(new): Json<NewPushSubscription>,
 ) -> Result<(StatusCode, axum::Json<PushSubscriptionView>), ApiError> {
     let url = new.callback_url.trim().to_owned();
-    if let Err(reason) = verify::check_url(&url) {
+    if let Err(reason) = verify::check_url(&url, state.push.allow_private_callbacks) {
         return Err(ApiError::invalid(
             "invalid_callback_url",
             "callback_url",
