@@ -136,6 +136,25 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
     check(&config, "after the takeover's replay");
 }
 
+/// The command deleting ada's workout `w` at `lsn`.
+fn deletion(lsn: u64, w: u8) -> LogEntry {
+    let workout_id = WorkoutId([w; 16]).to_string();
+    LogEntry::Command { lsn, command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id } }
+}
+
+/// Nothing of workout `deleted` in the read store, the lake or the events; the owner's other
+/// workout `kept` in the store, with `rows` lake rows.
+fn assert_only_the_other_workout_left(config: &Config, deleted: u8, (kept, rows): (u8, usize), when: &str) {
+    let id = |w: u8| WorkoutId([w; 16]);
+    let store = open_read_store(config).unwrap();
+    assert_eq!(store.get(&id(deleted)).unwrap(), None, "{when}: nothing of the deleted workout in the store");
+    assert!(store.get(&id(kept)).unwrap().is_some(), "{when}: the owner's other workout is there");
+    let lake = lake_rows(config);
+    assert_eq!(lake.get(&id(deleted).to_string()), None, "{when}: no lake row of the deleted workout");
+    assert_eq!(lake.get(&id(kept).to_string()), Some(&rows), "{when}: {lake:?}");
+    assert!(!event_lines(config).contains(&id(deleted).to_string()), "{when}: no event of the deleted workout");
+}
+
 /// A workout its owner deleted goes from every sink at the command's position, the owner's other
 /// workouts stay, consumers are told with `WorkoutDeleted`, and a takeover's replay brings
 /// nothing of it back.
@@ -150,22 +169,12 @@ fn a_deleted_workout_leaves_every_sink_and_a_replay_brings_nothing_back() {
         record(2, "ada", kept, 0, false),
         record(3, "ada", deleted, 1, true),
         record(4, "ada", kept, 1, true),
-        LogEntry::Command {
-            lsn: 5,
-            command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id: id(deleted).to_string() },
-        },
+        deletion(5, deleted),
     ];
     let check = |config: &Config, when: &str| {
-        let store = open_read_store(config).unwrap();
-        assert_eq!(store.get(&id(deleted)).unwrap(), None, "{when}: the deleted workout left the store");
-        assert!(store.get(&id(kept)).unwrap().is_some(), "{when}: the owner's other workout stays");
-        let lake = lake_rows(config);
-        assert_eq!(lake.get(&id(deleted).to_string()), None, "{when}: no lake row of the deleted workout");
-        assert_eq!(lake.get(&id(kept).to_string()), Some(&20), "{when}: {lake:?}");
-        let events = event_lines(config);
-        assert!(!events.contains(&id(deleted).to_string()), "{when}: no event of the deleted workout");
-        assert!(events.contains(&id(kept).to_string()), "{when}: the other workout's events stay");
-        let records = store.log_commands("raw.v1/0").unwrap();
+        assert_only_the_other_workout_left(config, deleted, (kept, 20), when);
+        assert!(event_lines(config).contains(&id(kept).to_string()), "{when}: the other workout's events stay");
+        let records = open_read_store(config).unwrap().log_commands("raw.v1/0").unwrap();
         assert!(records.iter().any(|r| r.lsn == 5 && r.done), "{when}: the deletion is recorded done");
     };
     run_partition(&config, &entries);
@@ -192,26 +201,14 @@ fn a_workout_deleted_mid_recording_in_a_partition_takes_nothing_more() {
     let dir = tempfile::tempdir().unwrap();
     let config = quick_lake(dir.path());
     let (deleted, kept) = (1u8, 2u8);
-    let id = |w: u8| WorkoutId([w; 16]);
     let entries = vec![
         record(1, "ada", deleted, 0, false),
-        LogEntry::Command {
-            lsn: 2,
-            command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id: id(deleted).to_string() },
-        },
+        deletion(2, deleted),
         record(3, "ada", deleted, 1, false),
         record(4, "ada", kept, 0, true),
         record(5, "ada", deleted, 2, true),
     ];
-    let check = |config: &Config, when: &str| {
-        let store = open_read_store(config).unwrap();
-        assert_eq!(store.get(&id(deleted)).unwrap(), None, "{when}: nothing of the deleted workout in the store");
-        assert!(store.get(&id(kept)).unwrap().is_some(), "{when}: the owner's other workout is there");
-        let lake = lake_rows(config);
-        assert_eq!(lake.get(&id(deleted).to_string()), None, "{when}: no lake row of the deleted workout");
-        assert_eq!(lake.get(&id(kept).to_string()), Some(&10), "{when}: {lake:?}");
-        assert!(!event_lines(config).contains(&id(deleted).to_string()), "{when}: no event of the deleted workout");
-    };
+    let check = |config: &Config, when: &str| assert_only_the_other_workout_left(config, deleted, (kept, 10), when);
     run_partition(&config, &entries);
     check(&config, "after the first run");
     let (_other_node, config) = on_another_node(config);

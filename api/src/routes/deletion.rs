@@ -55,7 +55,6 @@ pub async fn delete(
             if let Some(live) = state.live() {
                 live.delete(workout_id, through);
             }
-            state.ingestor().log().forget_seqs(workout_id);
             let accounts = state.accounts.clone();
             blocking(move || accounts.record_deletion(&workout_id, through)).await?;
             state.deleted.entry(workout_id).and_modify(|t| *t = (*t).max(through)).or_insert(through);
@@ -76,14 +75,14 @@ pub async fn delete(
         }
         Some(Control::Log(raw)) => {
             let command = LogCommand::DeleteWorkout { user_id: user.clone(), workout_id: workout_id.to_string() };
-            let placed = control::place_with_workout(raw, &state.store, command, &workout_id).await?;
-            // This replica's memory of acked batches, so the same file uploaded here again is
-            // produced (the workers forget their dedup at the command).
-            state.ingestor().log().forget_seqs(workout_id);
-            Some(placed)
+            Some(control::place_with_workout(raw, &state.store, command, &workout_id).await?)
         }
         None => None,
     };
+    // The same file uploaded again is new data, not a retry: the embedded log forgets the
+    // workout's seqs, a raw-topic front its memory of acked batches (the workers forget their
+    // dedup at the command).
+    state.ingestor().log().forget_seqs(workout_id);
     // What the API itself holds, and the read store's rows, so nothing is served from now on.
     // Push subscribers hear of it first: if what follows fails, the repeated DELETE tells them
     // again, which they tolerate, where a lost notice could not be made good.

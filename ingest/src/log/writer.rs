@@ -74,10 +74,8 @@ impl Writer {
                 owners.learn(&record.payload);
                 newest_record.insert(record.key.workout_id, record.lsn);
                 let deleted = deleted_through.get(&record.key.workout_id).copied();
-                let erased = (!erased_through.is_empty())
-                    .then(|| owners.owner(&record.key.workout_id))
-                    .flatten()
-                    .and_then(|owner| erased_through.get(&*owner.user_id).copied());
+                let erased =
+                    owners.owner(&record.key.workout_id).and_then(|owner| erased_through.get(&*owner.user_id).copied());
                 match deleted.max(erased) {
                     Some(through) if record.lsn <= through => deleted_seqs.insert(record.key),
                     Some(_) => deleted_seqs.remove(&record.key),

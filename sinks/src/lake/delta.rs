@@ -115,8 +115,7 @@ pub struct StatsSpec {
 impl StatsSpec {
     /// The statistics `create` declares (`delta.dataSkippingNumIndexedCols`) for `schema`.
     pub fn of(schema: &ArrowSchemaRef) -> Result<Self, SinkError> {
-        let physical_schema = StructType::try_from_arrow(schema.as_ref())
-            .map_err(|e| SinkError::Config(format!("lake schema is not a Delta schema: {e}")))?;
+        let physical_schema = delta_schema(schema)?;
         let indexed: usize = INDEXED_COLUMNS.parse().unwrap_or(0);
         let columns = schema.fields().iter().take(indexed).map(|f| ColumnName::new([f.name().clone()])).collect();
         Ok(StatsSpec { columns, physical_schema: Arc::new(physical_schema) })
@@ -335,8 +334,7 @@ fn create(
     schema: &ArrowSchemaRef,
     hourly: bool,
 ) -> Result<SnapshotRef, SinkError> {
-    let data = StructType::try_from_arrow(schema.as_ref())
-        .map_err(|e| SinkError::Config(format!("lake schema is not a Delta schema: {e}")))?;
+    let data = delta_schema(schema)?;
     let mut fields: Vec<StructField> = data.fields().cloned().collect();
     fields.push(StructField::not_null("date", DataType::DATE));
     let mut partitions = vec!["date"];
@@ -374,8 +372,7 @@ fn add_missing_columns(
     mut snapshot: SnapshotRef,
     schema: &ArrowSchemaRef,
 ) -> Result<SnapshotRef, SinkError> {
-    let wanted = StructType::try_from_arrow(schema.as_ref())
-        .map_err(|e| SinkError::Config(format!("lake schema is not a Delta schema: {e}")))?;
+    let wanted = delta_schema(schema)?;
     for _ in 0..3 {
         let table_schema = snapshot.schema();
         let missing: Vec<StructField> =
@@ -406,6 +403,12 @@ fn add_missing_columns(
         snapshot = Snapshot::builder_from(snapshot).build(engine).map_err(|e| delta(url, "open", e))?;
     }
     Err(SinkError::Config(format!("the lake table {url} kept changing while its new columns were added: try again")))
+}
+
+/// The Delta schema of a table's Arrow schema.
+fn delta_schema(schema: &ArrowSchemaRef) -> Result<StructType, SinkError> {
+    StructType::try_from_arrow(schema.as_ref())
+        .map_err(|e| SinkError::Config(format!("lake schema is not a Delta schema: {e}")))
 }
 
 fn partition_values(partition: &Partition, hourly: bool) -> HashMap<String, Scalar> {
