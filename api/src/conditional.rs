@@ -1,5 +1,6 @@
 //! Conditional GET (RFC 9110 §13.1.2): every successful GET answer carries a strong `ETag`, a hash
-//! of its body, and a request whose `If-None-Match` names it gets `304 Not Modified` with no body.
+//! of its body, and a request whose `If-None-Match` names it gets `304 Not Modified` with no body
+//! (except a body written as it is sent, which has no length to know it by).
 //! A hash of what is sent, not a version kept per resource: the answers are assembled from several
 //! stores (summary, efforts, gear, tags), and any change to any of them must change the tag.
 //!
@@ -7,6 +8,7 @@
 //! and no shared cache may keep it (the answers are one user's).
 
 use axum::body::Body;
+use axum::body::HttpBody;
 use axum::extract::Request;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderValue, Method, StatusCode};
@@ -27,12 +29,17 @@ pub async fn etag(request: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
+    parts.headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+    // A body of no known length is being written as it is sent (a user's archive): hashing it
+    // would hold it whole, and the next copy differs anyway.
+    if body.size_hint().exact().is_none() {
+        return Response::from_parts(parts, body);
+    }
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => return ApiError::internal(e).into_response(),
     };
     let tag = tag_of(&bytes);
-    parts.headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
     if if_none_match.as_ref().and_then(|v| v.to_str().ok()).is_some_and(|names| names_tag(names, &tag)) {
         parts.status = StatusCode::NOT_MODIFIED;
         parts.headers.remove(CONTENT_LENGTH);

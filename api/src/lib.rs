@@ -30,6 +30,7 @@ pub mod prometheus;
 pub mod push;
 mod routes;
 mod state;
+mod streamed;
 pub mod tls;
 pub mod trace_context;
 pub mod views;

@@ -806,7 +806,56 @@ async fn the_uploaded_file_is_kept_downloadable_in_the_users_archive_and_erased_
     let (status, body) = call(&state, request("DELETE", "/api/v1/users/me", Some(&ada), None)).await;
     assert_eq!(status.as_u16(), 200, "{body}");
     let originals = state.originals.as_ref().unwrap();
-    assert!(originals.all_of_user("ada").await.unwrap().is_empty(), "the uploaded file is erased with the user");
+    assert!(originals.names_of_user("ada").await.unwrap().is_empty(), "the uploaded file is erased with the user");
+}
+
+/// A user with years of workouts gets an archive as large as their history: it leaves in chunks
+/// written as it is read, so a server holds a few chunks per export, not the whole archive.
+#[tokio::test]
+async fn a_users_archive_leaves_in_bounded_chunks_and_holds_every_workout() {
+    use futures::StreamExt;
+    use std::io::Read;
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path());
+    let (workouts, samples) = (24u8, 4_000);
+    let outputs = (1..=workouts)
+        .map(|id| {
+            let summary = summary("ada", id, today_noon_ms() - i64::from(id) * DAY_MS, "running", 10.0, 5e4, 4e3);
+            output(u64::from(id), summary, points(id, samples))
+        })
+        .collect();
+    put(&state, outputs);
+
+    let request = request("GET", "/api/v1/users/me/export", Some(&token("ada")), None);
+    let response = trackwire_api::app(state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let mut chunks = response.into_body().into_data_stream();
+    let (mut archive, mut largest, mut count) = (Vec::new(), 0, 0);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.unwrap();
+        (largest, count) = (largest.max(chunk.len()), count + 1);
+        archive.extend_from_slice(&chunk);
+    }
+    assert!(archive.len() > 512 << 10, "an archive of {} bytes is too small to show chunking", archive.len());
+    assert!(largest <= 128 << 10, "a chunk of {largest} bytes of a {}-byte archive ({count} chunks)", archive.len());
+
+    let mut gpx_files = 0;
+    let mut listed = Value::Null;
+    for entry in tar::Archive::new(flate2::read::GzDecoder::new(&archive[..])).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name.ends_with(".gpx") {
+            assert_eq!(trackwire_codec::import::import_bytes(&bytes).unwrap().fixes.len(), samples, "{name}");
+            gpx_files += 1;
+        } else if name == "trackwire-ada/workouts.json" {
+            listed = serde_json::from_slice(&bytes).unwrap();
+        }
+    }
+    assert_eq!(gpx_files, usize::from(workouts));
+    assert_eq!(listed.as_array().map(Vec::len), Some(usize::from(workouts)), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

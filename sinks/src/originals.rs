@@ -59,18 +59,19 @@ impl Originals {
         Ok(Some(Original { format, bytes: bytes.map_err(SinkError::store)? }))
     }
 
-    /// Every original of the user, by workout.
-    pub async fn all_of_user(&self, user: &str) -> Result<Vec<(String, Original)>, SinkError> {
+    /// The names (`<workout id>.<format>`) of the user's originals: listed without their bytes,
+    /// so a caller walking a long history holds one file at a time ([`Originals::get_named`]).
+    pub async fn names_of_user(&self, user: &str) -> Result<Vec<String>, SinkError> {
         let listed: Vec<_> =
             self.location.store.list(Some(&self.user_dir(user))).try_collect().await.map_err(SinkError::store)?;
-        let mut out = Vec::with_capacity(listed.len());
-        for meta in listed {
-            let name = meta.location.filename().unwrap_or_default().to_owned();
-            let format = meta.location.extension().unwrap_or_default().to_owned();
-            let bytes = self.location.store.get(&meta.location).await.map_err(SinkError::store)?.bytes().await;
-            out.push((name, Original { format, bytes: bytes.map_err(SinkError::store)? }));
-        }
-        Ok(out)
+        Ok(listed.into_iter().filter_map(|meta| meta.location.filename().map(str::to_owned)).collect())
+    }
+
+    /// One original by its name in [`Originals::names_of_user`].
+    pub async fn get_named(&self, user: &str, name: &str) -> Result<Bytes, SinkError> {
+        let path = self.user_dir(user).join(PathPart::from(name));
+        let found = self.location.store.get(&path).await.map_err(SinkError::store)?;
+        found.bytes().await.map_err(SinkError::store)
     }
 
     /// Deletes the original of `workout`, if one was kept (a multisport file's copies under its

@@ -19,7 +19,10 @@ async fn originals_are_kept_per_workout_and_erased_per_user() {
     let fit = originals.get("ada", &a).await.unwrap().expect("ada's FIT");
     assert_eq!((fit.format.as_str(), &fit.bytes[..]), ("fit", &b"\x0e\x20fit bytes"[..]));
     assert_eq!(originals.get("ada", &WorkoutId([3; 16])).await.unwrap(), None);
-    assert_eq!(originals.all_of_user("ada").await.unwrap().len(), 2);
+    let mut names = originals.names_of_user("ada").await.unwrap();
+    names.sort();
+    assert_eq!(names, [format!("{a}.fit"), format!("{b}.gpx")]);
+    assert_eq!(originals.get_named("ada", &names[1]).await.unwrap(), Bytes::from_static(b"<gpx/>"));
     assert_eq!(originals.get("ada/../bob", &a).await.unwrap().unwrap().format, "tcx", "a user id is one path part");
 
     assert_eq!(originals.erase_user("ada").await.unwrap(), 2);

@@ -614,3 +614,76 @@ def test_a_user_erased_while_a_watch_still_records_stays_erased(server_factory, 
     server.start()
     time.sleep(2)
     nothing_of_the_user()
+
+
+def recorded_gpx(start_s: int, points: int, seed: int) -> bytes:
+    """A GPX run of `points` one-second fixes wandering at random, so it compresses as little as a
+    real recording's noise does."""
+    import random
+
+    rng = random.Random(seed)
+    lat, lon, ele = 46.0 + rng.random(), 14.0 + rng.random(), 300.0
+    rows = []
+    for i in range(points):
+        lat += rng.uniform(-2e-5, 4e-5)
+        lon += rng.uniform(-2e-5, 4e-5)
+        ele += rng.uniform(-0.4, 0.4)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start_s + i))
+        rows.append(f'<trkpt lat="{lat:.7f}" lon="{lon:.7f}"><ele>{ele:.1f}</ele><time>{stamp}</time>'
+                    f'<extensions><hr>{rng.randint(110, 175)}</hr></extensions></trkpt>')
+    return ('<?xml version="1.0"?><gpx version="1.1" creator="test"><trk><type>running</type><trkseg>'
+            + "".join(rows) + "</trkseg></trk></gpx>").encode()
+
+
+def test_a_long_historys_archive_is_written_as_it_is_downloaded(server_factory):
+    """A user's archive many times larger than what the server may hold for it: while it is
+    downloaded the server's memory grows by a small part of it, and it holds every workout's GPX
+    and uploaded file."""
+    import io
+    import tarfile
+    import threading
+
+    # A hundred uploads and their polls are more than the default burst of requests.
+    server = server_factory(TRACKWIRE_API__RATE_LIMIT__PER_MINUTE=100_000, TRACKWIRE_API__RATE_LIMIT__BURST=100_000).start()
+    workouts, points = 100, 7_200
+    day_s = 86_400
+    first_day = int(time.time()) // day_s * day_s - (workouts + 10) * day_s
+    uploads, held_bytes = [], 0
+    for n in range(workouts):
+        data = recorded_gpx(first_day + n * day_s + 7 * 3600, points, seed=n)
+        held_bytes += 2 * len(data)  # the file, and its GPX written again
+        uploads.append(upload(server, Path(f"run-{n}.gpx"), data=data)["id"])
+    for upload_id in uploads:
+        done = wait_upload(server, upload_id, timeout=300)
+        assert done["status"] == "ready", done
+
+    pid = server.proc.pid
+    # The sinks may still be settling the uploads: idle is the most they take over a second.
+    idle_kib = 0
+    for _ in range(100):
+        idle_kib = max(idle_kib, twclient.resident_kib(pid))
+        time.sleep(0.01)
+    peak_kib, done = [idle_kib], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak_kib[0] = max(peak_kib[0], twclient.resident_kib(pid))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    archive = io.BytesIO()
+    with server.api("GET", "/users/me/export", stream=True, timeout=300) as r:
+        assert r.status_code == 200, r.text
+        for chunk in r.iter_content(64 << 10):
+            archive.write(chunk)
+    done.set()
+    watcher.join(timeout=30)
+
+    names = tarfile.open(fileobj=io.BytesIO(archive.getvalue()), mode="r:gz").getnames()
+    assert sum(n.endswith(".gpx") and "/workouts/" in n for n in names) == workouts, names
+    assert sum("/originals/" in n for n in names) == workouts, names
+    grown_mib = (peak_kib[0] - idle_kib) / 1024
+    print(f"archive {archive.tell() / 2**20:.0f} MiB gzipped of ~{held_bytes / 2**20:.0f} MiB of files; "
+          f"RSS idle {idle_kib / 1024:.0f} MiB, +{grown_mib:.0f} MiB while it was downloaded")
+    assert grown_mib < held_bytes / 2**20 / 4, f"RSS grew by {grown_mib:.0f} MiB for ~{held_bytes / 2**20:.0f} MiB of files"

@@ -97,13 +97,6 @@ def gzip_bomb(head: bytes, repeat: bytes, expanded_bytes: int) -> bytes:
     return b"".join(parts)
 
 
-def resident_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
 def test_decompression_bombs_take_neither_memory_nor_the_server(server_factory):
     """Four gzip bombs uploaded at once, and four zstd bombs to /v1/ingest, on default limits:
     the server's memory stays within 256 MiB of idle, it answers /healthcheck throughout, each
@@ -117,13 +110,13 @@ def test_decompression_bombs_take_neither_memory_nor_the_server(server_factory):
     ingest_bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (60 << 20))
     assert len(upload_bomb) < 2 << 20 and len(ingest_bomb) < 100_000
     assert requests.get(server.url + "/healthcheck", timeout=10).status_code == 200
-    idle_kib = resident_kib(pid)
+    idle_kib = twclient.resident_kib(pid)
 
     peak_kib, health, done = [idle_kib], [], threading.Event()
 
     def watch():
         while not done.is_set():
-            peak_kib[0] = max(peak_kib[0], resident_kib(pid))
+            peak_kib[0] = max(peak_kib[0], twclient.resident_kib(pid))
             started = time.monotonic()
             status = requests.get(server.url + "/healthcheck", timeout=30).status_code
             health.append((status, time.monotonic() - started))
@@ -157,7 +150,7 @@ def test_decompression_bombs_take_neither_memory_nor_the_server(server_factory):
         outcomes.append(body)
     done.set()
     watcher.join(timeout=60)
-    peak_kib[0] = max(peak_kib[0], resident_kib(pid, "VmHWM"))
+    peak_kib[0] = max(peak_kib[0], twclient.resident_kib(pid, "VmHWM"))
 
     assert health and all(status == 200 for status, _ in health), health
     grown_mib = (peak_kib[0] - idle_kib) / 1024

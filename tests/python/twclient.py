@@ -152,6 +152,14 @@ def batches_of(
     return out
 
 
+def resident_kib(pid: int, field: str = "VmRSS") -> int:
+    """A process's resident memory (or another /proc status field in KiB)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for {pid}")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,8 @@
 //! can take elsewhere (GDPR Art. 20, data portability), as Strava's bulk export: a gzipped tar of
 //! `profile.json`, `gear.json`, `workouts.json` (every workout's summary, tags, gear, laps and best
 //! efforts), `workouts/<id>.gpx` for each workout with positions, and `originals/` with the files
-//! as they were uploaded.
+//! as they were uploaded. The archive is written as it is sent ([`crate::streamed`]): a long
+//! history costs the server one workout's files at a time.
 
 use std::io::Write;
 
@@ -12,12 +13,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use trackwire_codec::export::{LapSpan, Recording, gpx};
 use trackwire_codec::sport_named;
+use trackwire_pipeline::WorkoutSummary;
 
 use super::blocking;
 use super::export::fixes_of;
 use super::users::workouts_of;
 use crate::auth::Caller;
 use crate::extract::Path;
+use crate::streamed::{ChunkWriter, body_written_by};
 use crate::views::{ErrorBody, Workout};
 use crate::{ApiError, AppState};
 
@@ -50,95 +53,152 @@ pub async fn export_user(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let user = caller.may_act_on(&id)?;
+    // What can fail before the first byte is read here, so it still answers an error status.
     let mut workouts = workouts_of(&state, &user).await?;
     workouts.sort_by_key(|w| (w.start_time_ms, w.workout_id));
-    let originals = match &state.originals {
-        Some(originals) => originals.all_of_user(&user).await.map_err(ApiError::internal)?,
+    let original_names = match &state.originals {
+        Some(originals) => originals.names_of_user(&user).await.map_err(ApiError::internal)?,
         None => Vec::new(),
     };
     let gear = super::gear::gear_views(&state, &user).await?;
-    let (store, accounts, u) = (state.store.clone(), state.accounts.clone(), user.clone());
-    let archive = blocking(move || {
-        let profile = accounts.profile(&u).map_err(ApiError::internal)?.unwrap_or_default();
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let (accounts, u) = (state.accounts.clone(), user.clone());
+    let profile = blocking(move || accounts.profile(&u)).await?.unwrap_or_default();
+    let archive =
+        Archive { user: user.clone(), workouts, original_names, state, runtime: tokio::runtime::Handle::current() };
+    let body = body_written_by("a user's archive", move |out| archive.write(profile, gear, out));
+    let disposition = format!("attachment; filename=\"trackwire-{}.tar.gz\"", safe_name(&user));
+    Ok(([(header::CONTENT_TYPE, "application/gzip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
+}
+
+/// One user's archive, written entry by entry as the client reads it: a workout's GPX and its
+/// original are in memory only while they are written, and `workouts.json`, which lists them,
+/// comes last.
+struct Archive {
+    user: String,
+    /// Oldest first.
+    workouts: Vec<WorkoutSummary>,
+    original_names: Vec<String>,
+    state: AppState,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Archive {
+    fn write(mut self, profile: impl Serialize, gear: impl Serialize, out: &mut ChunkWriter) -> std::io::Result<()> {
+        let mut tar = Entries::new(&self.user, out);
+        tar.append("profile.json", &pretty(&profile))?;
+        tar.append("gear.json", &pretty(&gear))?;
+        let mut original_names = std::mem::take(&mut self.original_names);
+        let workouts = std::mem::take(&mut self.workouts);
         let mut listed = Vec::with_capacity(workouts.len());
         for summary in workouts {
             let id = summary.workout_id;
-            let streams = store.streams(&id).map_err(ApiError::internal)?;
-            let fixes = fixes_of(&streams);
-            let gpx_name = fixes.iter().any(|f| f.lat.is_some()).then(|| format!("workouts/{id}.gpx"));
-            if let Some(name) = &gpx_name {
-                let laps: Vec<LapSpan> = summary
-                    .laps
-                    .iter()
-                    .map(|l| LapSpan { start_ms: l.start_time_ms, end_ms: l.end_time_ms, distance_m: l.distance_m })
-                    .collect();
-                let title = format!("{} {}", summary.sport, crate::views::iso_instant(summary.start_time_ms));
-                let recording = Recording {
-                    sport: sport_named(&summary.sport),
-                    name: &title,
-                    fixes: &fixes,
-                    laps: &laps,
-                    pauses: &summary.pauses,
-                };
-                files.push((name.clone(), gpx(&recording)));
-            }
+            let gpx_name = match self.workout_gpx(&summary).map_err(std::io::Error::other)? {
+                Some(file) => {
+                    let name = format!("workouts/{id}.gpx");
+                    tar.append(&name, &file)?;
+                    Some(name)
+                }
+                None => None,
+            };
             let prefix = format!("{id}.");
-            listed.push(ArchivedWorkout {
-                tags: accounts.workout_tags(&id).map_err(ApiError::internal)?,
-                gear_id: accounts.gear_of_workout(&id).map_err(ApiError::internal)?,
-                laps: summary.laps.clone(),
-                best_efforts: store
-                    .best_efforts(&id)
-                    .map_err(ApiError::internal)?
-                    .map(|e| e.seconds)
-                    .unwrap_or_default(),
-                gpx: gpx_name,
-                original: originals
-                    .iter()
-                    .find(|(name, _)| name.starts_with(&prefix))
-                    .map(|(name, _)| format!("originals/{name}")),
-                summary: summary.into(),
-            });
+            let original = match original_names.iter().position(|name| name.starts_with(&prefix)) {
+                Some(at) => Some(self.append_original(&mut tar, original_names.swap_remove(at))?),
+                None => None,
+            };
+            listed.push(self.archived(summary, gpx_name, original).map_err(std::io::Error::other)?);
         }
-        let mut entries = vec![
-            ("profile.json".to_owned(), pretty(&profile)),
-            ("gear.json".to_owned(), pretty(&gear)),
-            ("workouts.json".to_owned(), pretty(&listed)),
-        ];
-        entries.extend(files);
-        entries.extend(
-            originals.into_iter().map(|(name, original)| (format!("originals/{name}"), original.bytes.to_vec())),
-        );
-        tar_gz(&u, entries).map_err(ApiError::internal)
-    })
-    .await?;
-    let disposition = format!("attachment; filename=\"trackwire-{}.tar.gz\"", safe_name(&user));
-    Ok(([(header::CONTENT_TYPE, "application/gzip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], archive)
-        .into_response())
+        // Originals whose workout is gone from the list (a multisport file's other sessions
+        // erased) are still the user's.
+        for name in original_names {
+            self.append_original(&mut tar, name)?;
+        }
+        tar.append("workouts.json", &pretty(&listed))?;
+        tar.finish()
+    }
+
+    fn append_original(&self, tar: &mut Entries<'_>, name: String) -> std::io::Result<String> {
+        let originals = self.state.originals.as_ref().expect("names come from the originals");
+        let bytes = self.runtime.block_on(originals.get_named(&self.user, &name)).map_err(std::io::Error::other)?;
+        let entry = format!("originals/{name}");
+        tar.append(&entry, &bytes)?;
+        Ok(entry)
+    }
+
+    /// The workout as GPX, when it has positions.
+    fn workout_gpx(&self, summary: &WorkoutSummary) -> Result<Option<Vec<u8>>, trackwire_sinks::SinkError> {
+        let streams = self.state.store.streams(&summary.workout_id)?;
+        let fixes = fixes_of(&streams);
+        if !fixes.iter().any(|f| f.lat.is_some()) {
+            return Ok(None);
+        }
+        let laps: Vec<LapSpan> = summary
+            .laps
+            .iter()
+            .map(|l| LapSpan { start_ms: l.start_time_ms, end_ms: l.end_time_ms, distance_m: l.distance_m })
+            .collect();
+        let title = format!("{} {}", summary.sport, crate::views::iso_instant(summary.start_time_ms));
+        Ok(Some(gpx(&Recording {
+            sport: sport_named(&summary.sport),
+            name: &title,
+            fixes: &fixes,
+            laps: &laps,
+            pauses: &summary.pauses,
+        })))
+    }
+
+    fn archived(
+        &self,
+        summary: WorkoutSummary,
+        gpx: Option<String>,
+        original: Option<String>,
+    ) -> Result<ArchivedWorkout, Box<dyn std::error::Error + Send + Sync>> {
+        let id = summary.workout_id;
+        Ok(ArchivedWorkout {
+            tags: self.state.accounts.workout_tags(&id)?,
+            gear_id: self.state.accounts.gear_of_workout(&id)?,
+            laps: summary.laps.clone(),
+            best_efforts: self.state.store.best_efforts(&id)?.map(|e| e.seconds).unwrap_or_default(),
+            gpx,
+            original,
+            summary: summary.into(),
+        })
+    }
 }
 
 fn pretty<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).expect("API views serialise")
 }
 
-/// The entries under one directory named after the user, as a gzipped tar.
-fn tar_gz(user: &str, entries: Vec<(String, Vec<u8>)>) -> std::io::Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let top = format!("trackwire-{}", safe_name(user));
-    for (name, bytes) in entries {
+/// A gzipped tar whose entries sit under one directory named after the user.
+struct Entries<'a> {
+    tar: tar::Builder<flate2::write::GzEncoder<&'a mut ChunkWriter>>,
+    top: String,
+    mtime: u64,
+}
+
+impl<'a> Entries<'a> {
+    fn new(user: &str, out: &'a mut ChunkWriter) -> Self {
+        let gz = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+        Entries {
+            tar: tar::Builder::new(gz),
+            top: format!("trackwire-{}", safe_name(user)),
+            mtime: chrono::Utc::now().timestamp().max(0) as u64,
+        }
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
         let mut header = tar::Header::new_gnu();
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
-        header.set_mtime(now);
+        header.set_mtime(self.mtime);
         header.set_cksum();
-        tar.append_data(&mut header, format!("{top}/{name}"), &bytes[..])?;
+        self.tar.append_data(&mut header, format!("{}/{name}", self.top), bytes)
     }
-    let mut gz = tar.into_inner()?;
-    gz.flush()?;
-    gz.finish()
+
+    fn finish(self) -> std::io::Result<()> {
+        self.tar.into_inner()?.finish()?.flush()
+    }
 }
 
 /// A user id fit for a file name: letters, digits, `-`, `_` and `.` kept, anything else `_`.
