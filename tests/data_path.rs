@@ -257,3 +257,27 @@ fn retention_counts_from_when_the_log_stored_the_data_not_from_when_it_was_recor
     run_partition(&config, &entries);
     assert_eq!(positioned(&config, imported), (0, 0));
 }
+
+/// The live view holds what is in progress and what ended but is not yet in the read store; once
+/// the store has a workout's end, the API reads it there, and the live view lets it go (a server
+/// runs for months and sees every workout of its users end).
+#[test]
+fn an_ended_workout_leaves_the_live_view_once_the_read_store_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_lake(dir.path());
+    let store = open_read_store(&config).unwrap();
+    let mut data_path = DataPath::open(&config, store.clone(), Input::RawPartition(0), Arc::default()).unwrap();
+    let mut forward = data_path.forward();
+    let running = data_path.start(1, Redactions::default()).unwrap();
+    let live = running.status.live.clone();
+    for entry in [record(1, "ada", 1, 0, false), record(2, "ada", 2, 0, false), record(3, "ada", 1, 1, true)] {
+        assert!(forward(entry));
+    }
+    drop(forward);
+    running.join();
+
+    let (ended, going_on) = (WorkoutId([1; 16]), WorkoutId([2; 16]));
+    assert!(store.get(&ended).unwrap().is_some_and(|s| s.status.is_ended()), "the store has the end");
+    assert_eq!(live.get(&ended), None, "an ended workout the store holds stays in memory");
+    assert!(live.get(&going_on).is_some_and(|s| !s.status.is_ended()), "a workout in progress is live");
+}

@@ -8,10 +8,13 @@ use crate::{AthleteProfile, EndReason, NotApplied, WorkoutSummary};
 
 /// The newest summary of every workout the pipeline is working on, updated by the shards and read
 /// concurrently by the API. Ended workouts stay until the read store has committed them (see
-/// [`LiveWorkouts::prune_ended_through`]), so the API never loses sight of a workout in between.
+/// [`LiveWorkouts::stored`]), so the API never loses sight of a workout in between, and no
+/// longer: a server runs for months, and every workout of its users ends.
 #[derive(Debug, Default)]
 pub struct LiveWorkouts {
     map: DashMap<WorkoutId, WorkoutSummary>,
+    /// The read store's checkpoint: every output through it is committed there.
+    stored_through: AtomicU64,
     /// Workouts ended here since the process started, by reason (`EndReason` order), for
     /// `/metrics`; a replay counts again those the log still holds.
     ended: [AtomicU64; EndReason::ALL.len()],
@@ -80,9 +83,19 @@ impl LiveWorkouts {
         self.map.iter().filter(|e| e.user_id == user_id).map(|e| e.clone()).collect()
     }
 
-    /// Forgets ended workouts whose final state is committed at or below `lsn` elsewhere.
-    pub fn prune_ended_through(&self, lsn: u64) {
-        self.map.retain(|_, s| !(s.status.is_ended() && s.last_lsn <= lsn));
+    /// The read store has committed every output through `lsn`, among them the newest summaries
+    /// of `workouts`: those that ended there are forgotten here (a newer state, one the store
+    /// does not have yet, stays).
+    pub fn stored(&self, lsn: u64, workouts: impl IntoIterator<Item = WorkoutId>) {
+        self.stored_through.fetch_max(lsn, Ordering::AcqRel);
+        for id in workouts {
+            self.map.remove_if(&id, |_, s| s.status.is_ended() && s.last_lsn <= lsn);
+        }
+    }
+
+    /// Through which log position the read store has committed (see [`LiveWorkouts::stored`]).
+    pub fn stored_through(&self) -> u64 {
+        self.stored_through.load(Ordering::Acquire)
     }
 
     /// Workouts in progress whose latest batch the log stored at or before `cutoff_ms` (Unix

@@ -127,7 +127,12 @@ impl Pipeline {
 }
 
 fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
+    let mut stored_through = 0;
     for record in input {
+        if live.stored_through() != stored_through {
+            stored_through = live.stored_through();
+            core.forget_ended_through(stored_through);
+        }
         let mut out = core.process_stored(record.lsn, record.stored_ms, &record.payload);
         out.trace_id = record.trace_id;
         if let Some(reason) = out.not_applied {

@@ -1,6 +1,6 @@
 //! One shard's state: the workouts it owns. Sans-IO: records in, outputs out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use trackwire_codec::{BatchView, ControlKind, DecodeLimits, WorkoutId, decode_batch};
@@ -24,9 +24,11 @@ pub struct ShardCore {
     /// Workouts in progress. Boxed: a workout is over a kilobyte, and an unboxed map would reserve that
     /// for every empty slot of the table too (more than doubling the memory per live workout).
     workouts: HashMap<WorkoutId, Box<Workout>>,
-    /// Workouts that ended here: their full state is dropped (a server sees millions), only the
-    /// id stays, so a late batch is still recognised and ignored instead of starting a new workout.
-    ended: HashSet<WorkoutId>,
+    /// Workouts that ended here, with the position of their end: their full state is dropped,
+    /// only the id stays, so a late batch is still recognised and ignored instead of starting a
+    /// new workout. With a `history` to ask, only until the store holds the end
+    /// ([`ShardCore::forget_ended_through`]): a server sees millions of workouts end.
+    ended: HashMap<WorkoutId, u64>,
     limits: DecodeLimits,
     /// Athlete profiles by user id, for calories and heart-rate zones.
     profiles: HashMap<String, AthleteProfile>,
@@ -62,7 +64,7 @@ impl ShardCore {
     pub fn new(limits: DecodeLimits) -> Self {
         ShardCore {
             workouts: HashMap::new(),
-            ended: HashSet::new(),
+            ended: HashMap::new(),
             limits,
             profiles: HashMap::new(),
             shared: None,
@@ -103,6 +105,14 @@ impl ShardCore {
         self.profiles.insert(user_id.to_owned(), profile);
     }
 
+    /// The store behind `history` holds every output through `lsn`: the ends up to there are
+    /// its to remember from now on. Without a history the core keeps them all.
+    pub fn forget_ended_through(&mut self, lsn: u64) {
+        if self.history.is_some() {
+            self.ended.retain(|_, end| *end > lsn);
+        }
+    }
+
     /// Applies one durable record whose storage time is unknown (see [`ShardCore::process_stored`]).
     pub fn process(&mut self, lsn: u64, payload: &[u8]) -> ShardOutput {
         self.process_stored(lsn, None, payload)
@@ -128,7 +138,7 @@ impl ShardCore {
             tracing::debug!(workout = %id, seq = batch.seq(), "batch of a deleted workout or an erased user; ignored");
             return not_applied(lsn, stored_ms, NotApplied::Deleted);
         }
-        if self.ended.contains(&id) {
+        if self.ended.contains_key(&id) {
             // Late data for a finished workout: acknowledged and kept in the log, not applied.
             tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
             return not_applied(lsn, stored_ms, NotApplied::AfterEnd);
@@ -144,7 +154,7 @@ impl ShardCore {
             let after_end = lsn > *span.end();
             if after_end {
                 tracing::debug!(workout = %id, seq = batch.seq(), "batch after the workout ended; ignored");
-                self.ended.insert(id);
+                self.ended.insert(id, lsn);
             }
             let not_applied = after_end.then_some(NotApplied::AfterEnd);
             return ShardOutput { lsn, stored_ms, not_applied, ..ShardOutput::default() };
@@ -174,7 +184,7 @@ impl ShardCore {
         };
         if out.ended {
             self.workouts.remove(&id);
-            self.ended.insert(id);
+            self.ended.insert(id, lsn);
         }
         out
     }
@@ -209,4 +219,33 @@ impl ShardCore {
 /// The output for a durable record that is kept but not applied, saying why.
 fn not_applied(lsn: u64, stored_ms: Option<i64>, reason: NotApplied) -> ShardOutput {
     ShardOutput { lsn, stored_ms, not_applied: Some(reason), ..ShardOutput::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NothingEnded;
+
+    impl EndedWorkouts for NothingEnded {
+        fn ended_span(&self, _: &WorkoutId) -> Option<std::ops::RangeInclusive<u64>> {
+            None
+        }
+    }
+
+    #[test]
+    fn ends_the_store_holds_are_let_go_and_only_those() {
+        let mut core = ShardCore::default().with_history(Some(Arc::new(NothingEnded)));
+        for (id, at) in [(1u8, 5u64), (2, 9)] {
+            core.ended.insert(WorkoutId([id; 16]), at);
+        }
+        core.forget_ended_through(5);
+        assert_eq!(core.ended.keys().collect::<Vec<_>>(), [&WorkoutId([2; 16])]);
+
+        let mut alone = ShardCore::default();
+        alone.ended.insert(WorkoutId([1; 16]), 5);
+        alone.forget_ended_through(9);
+        assert_eq!(alone.ended.len(), 1, "without a store, nothing else remembers the end");
+    }
 }

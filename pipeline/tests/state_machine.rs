@@ -600,3 +600,23 @@ fn another_workout() -> Vec<u8> {
         ..BatchData::default()
     })
 }
+
+#[test]
+fn a_late_batch_is_late_data_also_once_the_store_holds_the_end() {
+    let records = [
+        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
+        batch(1, vec![sample(5, 110)], vec![]),
+        batch(2, vec![sample(10, 120)], vec![(10, ControlKind::Complete)]),
+    ];
+    let late = batch(3, vec![sample(20, 100)], vec![]);
+    // With the store to ask, the core leaves the end to it once the store has committed it; without
+    // one, it keeps the end itself.
+    for mut core in [core_after_a_restart(), ShardCore::default()] {
+        let outs: Vec<ShardOutput> = records.iter().zip(1..).map(|(record, lsn)| core.process(lsn, record)).collect();
+        assert!(outs[2].ended, "{outs:?}");
+        core.forget_ended_through(3);
+        let out = core.process(7, &late);
+        assert!(out.summary.is_none() && out.points.is_empty(), "{out:?}");
+        assert_eq!(out.not_applied, Some(NotApplied::AfterEnd));
+    }
+}

@@ -155,11 +155,11 @@ impl DataPath {
     ) -> anyhow::Result<DataPath> {
         let dir = input.dir(&config.data_dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let sinks = open_sinks(config, store.clone(), &dir, input)?;
+        let live = Arc::new(LiveWorkouts::default());
+        let sinks = open_sinks(config, store.clone(), &dir, input, &live)?;
         let shards = input.shards(config);
         let queue_depth = config.pipeline.queue_depth;
         let (output_tx, outputs) = crossbeam_channel::bounded(OUTPUTS_IN_FLIGHT_PER_SHARD * shards.max(2));
-        let live = Arc::new(LiveWorkouts::default());
         let pipeline_config = PipelineConfig {
             shards,
             queue_depth,
@@ -291,19 +291,20 @@ fn decode_limits(config: &Config) -> DecodeLimits {
     DecodeLimits { max_samples: config.ingest.max_samples_per_batch, max_events: config.ingest.max_events_per_batch }
 }
 
-/// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store
-/// and, with brokers, Kafka (checkpoint in `dir`).
 /// Outputs waiting between the shards and the coordinator, per shard. The coordinator only
 /// reorders and hands them on, so a short queue keeps both sides busy; a long one only holds
 /// memory: an output of a 1,000-sample upload is ≈ 170 KB of columns, and this queue was
 /// `pipeline.queue_depth` (1,024) per shard deep, ≈ 350 MB when the sinks fall behind.
 const OUTPUTS_IN_FLIGHT_PER_SHARD: usize = 64;
 
+/// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store
+/// (which tells `live` what it has committed) and, with brokers, Kafka (checkpoint in `dir`).
 fn open_sinks(
     config: &Config,
     store: Arc<dyn ReadStore>,
     dir: &Path,
     input: Input,
+    live: &Arc<LiveWorkouts>,
 ) -> anyhow::Result<Vec<Box<dyn Sink>>> {
     let lake = config.lake_store().context("opening the lake")?;
     let lake_config = LakeConfig {
@@ -332,7 +333,11 @@ fn open_sinks(
                 .context("opening lake table workouts")?,
         ),
         Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
-        Box::new(ReadStoreSink::new(store.clone(), input.log_name()).context("opening the read store sink")?),
+        Box::new(
+            ReadStoreSink::new(store.clone(), input.log_name())
+                .context("opening the read store sink")?
+                .telling(live.clone()),
+        ),
     ];
     if let Some(kafka) = config.kafka.sink_config() {
         tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");

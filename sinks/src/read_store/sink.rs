@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use trackwire_codec::WorkoutId;
-use trackwire_pipeline::{ShardOutput, WorkoutSummary};
+use trackwire_pipeline::{LiveWorkouts, ShardOutput, WorkoutSummary};
 
 use super::{Chunk, ReadStore, SINK_NAME, StreamChunk};
 use crate::{Command, ErasureScope, Sink, SinkError};
@@ -31,6 +31,8 @@ pub struct ReadStoreSink {
     waiting_samples: usize,
     committed: u64,
     last_fed: u64,
+    /// Told what is committed, so it holds ended workouts only until the store has them.
+    live: Option<Arc<LiveWorkouts>>,
 }
 
 fn seal(workout_id: WorkoutId, chunk: &Chunk) -> StreamChunk {
@@ -51,7 +53,15 @@ impl ReadStoreSink {
             waiting_samples: 0,
             committed,
             last_fed: committed,
+            live: None,
         })
+    }
+
+    /// A sink that tells `live` what it has committed (see [`LiveWorkouts::stored`]).
+    pub fn telling(mut self, live: Arc<LiveWorkouts>) -> Self {
+        live.stored(self.committed, []);
+        self.live = Some(live);
+        self
     }
 }
 
@@ -62,6 +72,10 @@ impl Sink for ReadStoreSink {
 
     fn accept(&mut self, output: &ShardOutput) {
         if output.lsn <= self.committed {
+            // Replayed after a restart: the store has it already.
+            if let (Some(live), Some(summary)) = (&self.live, &output.summary) {
+                live.stored(self.committed, [summary.workout_id]);
+            }
             return;
         }
         self.last_fed = output.lsn;
@@ -96,6 +110,9 @@ impl Sink for ReadStoreSink {
         self.sealed.clear();
         self.waiting_samples = 0;
         self.committed = self.last_fed;
+        if let Some(live) = &self.live {
+            live.stored(self.committed, summaries.iter().filter(|s| s.status.is_ended()).map(|s| s.workout_id));
+        }
         Ok(())
     }
 
