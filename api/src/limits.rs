@@ -3,6 +3,7 @@
 //! `X-RateLimit-Limit` (requests per minute), `X-RateLimit-Remaining`, `X-RateLimit-Reset`
 //! (seconds until the bucket is full again); a refused request also gets `Retry-After`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -36,8 +37,14 @@ struct Bucket {
 
 pub struct RateLimiter {
     config: RateLimitConfig,
-    /// By a hash of the token: a JWT is about a kilobyte, its bucket need not hold it.
+    /// By a hash of the token: a JWT is about a kilobyte, its bucket need not hold it. Only the
+    /// buckets not yet full again: a full one says nothing a new one would not, and keeping
+    /// them would keep every token ever presented, made-up ones too (the token is not checked
+    /// before its bucket is).
     buckets: DashMap<u64, Bucket>,
+    /// When the limiter started, and (in ms since then) when it last let go of full buckets.
+    origin: Instant,
+    swept_ms: AtomicU64,
 }
 
 /// Where a caller stands after a request.
@@ -51,13 +58,35 @@ pub struct Verdict {
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig) -> Self {
-        RateLimiter { config, buckets: DashMap::new() }
+        RateLimiter { config, buckets: DashMap::new(), origin: Instant::now(), swept_ms: AtomicU64::new(0) }
+    }
+
+    /// (tokens per second, tokens a bucket holds).
+    fn rate_and_capacity(&self) -> (f64, f64) {
+        (f64::from(self.config.per_minute.max(1)) / 60.0, f64::from(self.config.burst.max(1)))
+    }
+
+    /// Lets go of the buckets full again at `now`, at most once per the time an empty bucket
+    /// takes to fill (at least a second): the limiter then holds the callers of about that long.
+    fn forget_full(&self, now: Instant) {
+        let (rate, capacity) = self.rate_and_capacity();
+        let every_ms = ((capacity / rate) * 1000.0).max(1000.0) as u64;
+        let now_ms = now.saturating_duration_since(self.origin).as_millis() as u64;
+        let swept_ms = self.swept_ms.load(Ordering::Relaxed);
+        if now_ms < swept_ms + every_ms
+            || self.swept_ms.compare_exchange(swept_ms, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        self.buckets.retain(|_, bucket| {
+            bucket.tokens + now.saturating_duration_since(bucket.updated).as_secs_f64() * rate < capacity
+        });
     }
 
     /// Takes one request from `key`'s bucket at `now`.
     pub fn check(&self, token: &str, now: Instant) -> Verdict {
-        let rate = f64::from(self.config.per_minute.max(1)) / 60.0;
-        let capacity = f64::from(self.config.burst.max(1));
+        self.forget_full(now);
+        let (rate, capacity) = self.rate_and_capacity();
         let mut bucket = self.buckets.entry(key_of(token)).or_insert_with(|| Bucket { tokens: capacity, updated: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
@@ -127,5 +156,56 @@ mod tests {
         assert_eq!(refused.retry_after_secs, 1);
         assert!(limiter.check("b", t0).allowed, "buckets are per token");
         assert!(limiter.check("a", t0 + Duration::from_millis(1_001)).allowed, "one per second refills");
+    }
+
+    /// Callers come and go (a token per hour per user, or a stream of made-up ones): once a
+    /// bucket is full again it is forgotten, so the limiter holds the callers of the last refill
+    /// period, not every token it ever saw.
+    #[test]
+    fn a_bucket_full_again_is_forgotten() {
+        let limiter = RateLimiter::new(RateLimitConfig { per_minute: 60, burst: 10 });
+        let t0 = Instant::now();
+        for i in 0..10_000 {
+            assert!(limiter.check(&format!("made-up-{i}"), t0).allowed);
+        }
+        limiter.check("regular", t0 + Duration::from_secs(10));
+        assert_eq!(limiter.buckets.len(), 1, "only the caller still below a full bucket");
+    }
+
+    /// What the limiter would answer if it kept every bucket for ever.
+    #[derive(Default)]
+    struct Unforgetting(std::collections::HashMap<u8, (f64, Instant)>);
+
+    impl Unforgetting {
+        fn allowed(&mut self, config: &RateLimitConfig, token: u8, now: Instant) -> bool {
+            let (rate, capacity) = (f64::from(config.per_minute) / 60.0, f64::from(config.burst));
+            let (tokens, updated) = self.0.entry(token).or_insert((capacity, now));
+            *tokens = (*tokens + now.saturating_duration_since(*updated).as_secs_f64() * rate).min(capacity);
+            *updated = now;
+            let allowed = *tokens >= 1.0;
+            if allowed {
+                *tokens -= 1.0;
+            }
+            allowed
+        }
+    }
+
+    proptest::proptest! {
+        /// Forgetting full buckets never changes an answer.
+        #[test]
+        fn forgetting_full_buckets_answers_as_keeping_them(
+            per_minute in 1u32..600,
+            burst in 1u32..20,
+            requests in proptest::collection::vec((0u8..6, 0u64..5_000), 1..300),
+        ) {
+            let config = RateLimitConfig { per_minute, burst };
+            let (limiter, mut model) = (RateLimiter::new(config.clone()), Unforgetting::default());
+            let mut now = Instant::now();
+            for (token, advance_ms) in requests {
+                now += Duration::from_millis(advance_ms);
+                let verdict = limiter.check(&format!("token-{token}"), now);
+                proptest::prop_assert_eq!(verdict.allowed, model.allowed(&config, token, now));
+            }
+        }
     }
 }
