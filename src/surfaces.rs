@@ -10,7 +10,7 @@ use trackwire_api::accounts::Accounts;
 use trackwire_api::auth::Authenticator;
 use trackwire_api::control::Control;
 use trackwire_api::limits::RateLimiter;
-use trackwire_api::{AppState, DataPathView, IngestState, UploadLimits};
+use trackwire_api::{AppParts, AppState, DataPathView, IngestParts, IngestState, UploadLimits};
 use trackwire_codec::DecodeLimits;
 use trackwire_ingest::log::DurableLog;
 use trackwire_ingest::{IngestConfig, Ingestor, OwnerRegistry};
@@ -42,7 +42,7 @@ pub fn ingest_state(
         Some(registry) => ingestor.with_owner_registry(registry),
         None => ingestor,
     };
-    IngestState { ingestor: Arc::new(ingestor), data_path, http: Default::default() }
+    IngestParts { ingestor: Arc::new(ingestor), data_path, http: Default::default() }.into()
 }
 
 /// The API over `store` and `accounts`, on top of `ingest`; `control` carries erasures and
@@ -57,7 +57,7 @@ pub fn api_state(
     let auth = Authenticator::new(config.effective_auth()?).context("setting up API authentication")?;
     let erased = accounts.erasures().context("reading the recorded erasures")?.into_iter().collect();
     let deleted = accounts.deletions().context("reading the recorded deletions")?.into_iter().collect();
-    Ok(AppState {
+    Ok(AppParts {
         ingest,
         store,
         accounts,
@@ -73,5 +73,6 @@ pub fn api_state(
             Originals::new(config.lake_store().context("opening the lake's store for uploaded files")?)
                 .context("the lake's location")?,
         )),
-    })
+    }
+    .into())
 }

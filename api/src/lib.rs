@@ -45,7 +45,7 @@ pub async fn background(state: AppState) {
 }
 pub use routes::metrics::resident_memory_bytes;
 pub use routes::users::pipeline_profile;
-pub use state::{AppState, DataPathView, IngestState, PrivacyConfig, UploadLimits};
+pub use state::{AppParts, AppState, DataPathView, IngestParts, IngestState, PrivacyConfig, UploadLimits};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

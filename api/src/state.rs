@@ -47,9 +47,16 @@ pub struct DataPathView {
 }
 
 /// The ingest surface (`/v1/ingest`, QUIC), `/healthcheck` and `/metrics`: what every serving
-/// process has. A gateway has only this.
+/// process has. A gateway has only this. Cloned for every request, so one reference count:
+/// cloning and dropping each of its parts' counts cost the live ingest path 6 % of its CPU, the
+/// counts' cache lines bouncing between the cores. Fields read through it; a field written
+/// (in a test) is written to a copy of its own.
 #[derive(Clone)]
-pub struct IngestState {
+pub struct IngestState(Arc<IngestParts>);
+
+/// What [`IngestState`] holds.
+#[derive(Clone)]
+pub struct IngestParts {
     pub ingestor: Arc<Ingestor>,
     /// The data path this process runs; None in a gateway or an API replica (workers run it).
     pub data_path: Option<DataPathView>,
@@ -58,9 +65,13 @@ pub struct IngestState {
 }
 
 /// The API surface (`/api/v1`), on top of [`IngestState`] (uploads go through the ingestor).
-/// Cheap to clone.
+/// One reference count, as [`IngestState`].
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+/// What [`AppState`] holds.
+#[derive(Clone)]
+pub struct AppParts {
     pub ingest: IngestState,
     pub store: Arc<dyn ReadStore>,
     pub accounts: Arc<dyn Accounts>,
@@ -97,6 +108,33 @@ impl UploadLimits {
         UploadLimits { max_bytes, imports: Arc::new(tokio::sync::Semaphore::new(max_concurrent_imports.max(1))) }
     }
 }
+
+/// `Deref` to the parts, and `DerefMut` to a copy of them when another clone shares them.
+macro_rules! shared_parts {
+    ($state:ident, $parts:ident) => {
+        impl From<$parts> for $state {
+            fn from(parts: $parts) -> Self {
+                $state(Arc::new(parts))
+            }
+        }
+
+        impl std::ops::Deref for $state {
+            type Target = $parts;
+            fn deref(&self) -> &$parts {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $state {
+            fn deref_mut(&mut self) -> &mut $parts {
+                Arc::make_mut(&mut self.0)
+            }
+        }
+    };
+}
+
+shared_parts!(IngestState, IngestParts);
+shared_parts!(AppState, AppParts);
 
 impl axum::extract::FromRef<AppState> for IngestState {
     fn from_ref(state: &AppState) -> IngestState {

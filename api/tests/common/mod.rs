@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use trackwire_api::accounts::RedbAccounts;
 use trackwire_api::auth::{AuthConfig, Authenticator, Claims, mint_hs256};
 use trackwire_api::limits::{RateLimitConfig, RateLimiter};
-use trackwire_api::{AppState, DataPathView, IngestState, PrivacyConfig, app};
+use trackwire_api::{AppParts, AppState, DataPathView, IngestParts, PrivacyConfig, app};
 use trackwire_codec::{DecodeLimits, WorkoutId};
 use trackwire_ingest::log::{DurableLog, LogConfig};
 use trackwire_ingest::{DeviceToken, IngestConfig, Ingestor};
@@ -58,8 +58,9 @@ pub fn state_with(
         profiles: Default::default(),
         sink_unhealthy_after_ms: 60_000,
     };
-    AppState {
-        ingest: IngestState { ingestor: Arc::new(ingestor), data_path: Some(data_path), http: Default::default() },
+    AppParts {
+        ingest: IngestParts { ingestor: Arc::new(ingestor), data_path: Some(data_path), http: Default::default() }
+            .into(),
         store: Arc::new(RedbStore::open(&dir.join("store.redb")).unwrap()),
         accounts: Arc::new(RedbAccounts::open(&dir.join("accounts.redb")).unwrap()),
         auth: Arc::new(Authenticator::new(auth).unwrap()),
@@ -78,6 +79,7 @@ pub fn state_with(
             .unwrap(),
         )),
     }
+    .into()
 }
 
 pub fn token(user: &str) -> String {
