@@ -73,6 +73,7 @@ pub fn api_state(
             Originals::new(config.lake_store().context("opening the lake's store for uploaded files")?)
                 .context("the lake's location")?,
         )),
+        exports: Arc::new(tokio::sync::Semaphore::new(config.api.max_concurrent_exports.max(1))),
     }
     .into())
 }

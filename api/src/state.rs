@@ -91,6 +91,9 @@ pub struct AppParts {
     /// Where uploaded files are kept as they arrived (None: not kept, in tests of the HTTP layer
     /// alone).
     pub originals: Option<Arc<Originals>>,
+    /// Users' archives written at once (each holds a blocking thread while its client reads);
+    /// later ones wait their turn.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 /// What uploads may take of the machine.

@@ -810,14 +810,16 @@ async fn the_uploaded_file_is_kept_downloadable_in_the_users_archive_and_erased_
 }
 
 /// A user with years of workouts gets an archive as large as their history: it leaves in chunks
-/// written as it is read, so a server holds a few chunks per export, not the whole archive.
-#[tokio::test]
+/// written as it is read, so a server holds a few chunks per export, not the whole archive, and
+/// a few exports at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_archive_leaves_in_bounded_chunks_and_holds_every_workout() {
     use futures::StreamExt;
     use std::io::Read;
     use tower::ServiceExt;
     let dir = tempfile::tempdir().unwrap();
-    let state = state(dir.path());
+    let mut state = state(dir.path());
+    state.exports = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
     let (workouts, samples) = (24u8, 4_000);
     let outputs = (1..=workouts)
         .map(|id| {
@@ -827,9 +829,13 @@ async fn a_users_archive_leaves_in_bounded_chunks_and_holds_every_workout() {
         .collect();
     put(&state, outputs);
 
-    let request = request("GET", "/api/v1/users/me/export", Some(&token("ada")), None);
-    let response = trackwire_api::app(state.clone()).oneshot(request).await.unwrap();
+    let export = || request("GET", "/api/v1/users/me/export", Some(&token("ada")), None);
+    let response = trackwire_api::app(state.clone()).oneshot(export()).await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
+    // Exports run one at a time here: the next waits while this one is being written.
+    let next = tokio::spawn(trackwire_api::app(state.clone()).oneshot(export()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!next.is_finished(), "a second export started while the first held the only place");
     let mut chunks = response.into_body().into_data_stream();
     let (mut archive, mut largest, mut count) = (Vec::new(), 0, 0);
     while let Some(chunk) = chunks.next().await {
@@ -856,6 +862,9 @@ async fn a_users_archive_leaves_in_bounded_chunks_and_holds_every_workout() {
     }
     assert_eq!(gpx_files, usize::from(workouts));
     assert_eq!(listed.as_array().map(Vec::len), Some(usize::from(workouts)), "{listed}");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(60), next).await;
+    let next = next.expect("the second export started once the first was read").unwrap().unwrap();
+    assert_eq!(next.status().as_u16(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,7 @@ impl Config {
             ("quic.max_in_flight_per_stream", self.quic.max_in_flight_per_stream as u64),
             ("api.max_upload_bytes", self.api.max_upload_bytes as u64),
             ("api.max_concurrent_imports", self.api.max_concurrent_imports as u64),
+            ("api.max_concurrent_exports", self.api.max_concurrent_exports as u64),
             ("api.rate_limit.per_minute", u64::from(self.api.rate_limit.per_minute)),
             ("api.rate_limit.burst", u64::from(self.api.rate_limit.burst)),
             ("privacy.retention_interval_secs", self.privacy.retention_interval_secs),

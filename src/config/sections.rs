@@ -19,13 +19,21 @@ pub struct ApiSection {
     /// Uploaded files imported at once (each may take about four times its expanded size in
     /// memory while it is parsed); later uploads wait their turn.
     pub max_concurrent_imports: usize,
+    /// Users' archives (`GET /api/v1/users/{id}/export`) written at once, each on a blocking
+    /// thread while its client reads it; later ones wait their turn.
+    pub max_concurrent_exports: usize,
     /// Requests per token: `per_minute` sustained, `burst` at once (then `429`).
     pub rate_limit: trackwire_api::limits::RateLimitConfig,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
-        ApiSection { max_upload_bytes: 64 << 20, max_concurrent_imports: 2, rate_limit: Default::default() }
+        ApiSection {
+            max_upload_bytes: 64 << 20,
+            max_concurrent_imports: 2,
+            max_concurrent_exports: 2,
+            rate_limit: Default::default(),
+        }
     }
 }
 

@@ -63,9 +63,16 @@ pub async fn export_user(
     let gear = super::gear::gear_views(&state, &user).await?;
     let (accounts, u) = (state.accounts.clone(), user.clone());
     let profile = blocking(move || accounts.profile(&u)).await?.unwrap_or_default();
+    let exports = state.exports.clone();
     let archive =
         Archive { user: user.clone(), workouts, original_names, state, runtime: tokio::runtime::Handle::current() };
-    let body = body_written_by("a user's archive", move |out| archive.write(profile, gear, out));
+    // Held until the archive is written: each holds a blocking thread while its client reads.
+    let place = exports.acquire_owned().await.map_err(ApiError::internal)?;
+    let body = body_written_by("a user's archive", move |out| {
+        let written = archive.write(profile, gear, out);
+        drop(place);
+        written
+    });
     let disposition = format!("attachment; filename=\"trackwire-{}.tar.gz\"", safe_name(&user));
     Ok(([(header::CONTENT_TYPE, "application/gzip".to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
         .into_response())

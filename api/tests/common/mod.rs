@@ -78,6 +78,7 @@ pub fn state_with(
             )
             .unwrap(),
         )),
+        exports: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
     }
     .into()
 }
