@@ -95,7 +95,11 @@ impl Archive {
         let mut tar = Entries::new(&self.user, out);
         tar.append("profile.json", &pretty(&profile))?;
         tar.append("gear.json", &pretty(&gear))?;
-        let mut original_names = std::mem::take(&mut self.original_names);
+        // `<workout id>.<format>` by workout id.
+        let mut originals: std::collections::HashMap<String, String> = std::mem::take(&mut self.original_names)
+            .into_iter()
+            .map(|name| (name.split_once('.').map_or(name.as_str(), |(id, _)| id).to_owned(), name))
+            .collect();
         let workouts = std::mem::take(&mut self.workouts);
         let mut listed = Vec::with_capacity(workouts.len());
         for summary in workouts {
@@ -108,16 +112,15 @@ impl Archive {
                 }
                 None => None,
             };
-            let prefix = format!("{id}.");
-            let original = match original_names.iter().position(|name| name.starts_with(&prefix)) {
-                Some(at) => Some(self.append_original(&mut tar, original_names.swap_remove(at))?),
+            let original = match originals.remove(&id.to_string()) {
+                Some(name) => Some(self.append_original(&mut tar, name)?),
                 None => None,
             };
             listed.push(self.archived(summary, gpx_name, original).map_err(std::io::Error::other)?);
         }
         // Originals whose workout is gone from the list (a multisport file's other sessions
         // erased) are still the user's.
-        for name in original_names {
+        for name in originals.into_values() {
             self.append_original(&mut tar, name)?;
         }
         tar.append("workouts.json", &pretty(&listed))?;
