@@ -31,22 +31,25 @@ impl LoggedCommand for FromLog {
         Ok(Some(match &self.command {
             LogCommand::EraseUser { user_id } => {
                 // Every output before this position has reached the sinks by now, so the store
-                // and the live registry together know every workout the erasure must cover.
-                let mut workouts = self.store.all_of_user(user_id).map_err(|e| e.to_string())?;
-                workouts.extend(self.live.of_user(user_id));
+                // and the live registry together know every workout the erasure must cover (the
+                // registry also those the API took out of the store before this ran).
+                let stored = self.store.all_of_user(user_id).map_err(|e| e.to_string())?;
+                let mut workouts: Vec<ErasedWorkout> = stored
+                    .iter()
+                    .map(|w| (w.workout_id, w.start_time_ms, w.end_time_ms))
+                    .chain(self.live.spans_of_user(user_id))
+                    .map(|(workout_id, start_time_ms, end_time_ms)| ErasedWorkout {
+                        workout_id,
+                        start_time_ms,
+                        end_time_ms,
+                    })
+                    .collect();
                 workouts.sort_by_key(|w| w.workout_id);
                 workouts.dedup_by_key(|w| w.workout_id);
                 Command::Erase(Erasure {
                     user_id: user_id.clone(),
                     scope: ErasureScope::User,
-                    workouts: workouts
-                        .into_iter()
-                        .map(|w| ErasedWorkout {
-                            workout_id: w.workout_id,
-                            start_time_ms: w.start_time_ms,
-                            end_time_ms: w.end_time_ms,
-                        })
-                        .collect(),
+                    workouts,
                     through_lsn: self.lsn,
                 })
             }
@@ -59,11 +62,10 @@ impl LoggedCommand for FromLog {
                 // registry knows the workout's span (the lake finds its rows by it), unless it
                 // was never seen here.
                 let known = match self.store.get(&id).map_err(|e| e.to_string())? {
-                    Some(summary) => Some(summary),
-                    None => self.live.get(&id),
+                    Some(summary) => Some((summary.start_time_ms, summary.end_time_ms)),
+                    None => self.live.span_of(&id),
                 };
-                let (start_time_ms, end_time_ms) =
-                    known.map_or((i64::MIN, i64::MAX), |w| (w.start_time_ms, w.end_time_ms));
+                let (start_time_ms, end_time_ms) = known.unwrap_or((i64::MIN, i64::MAX));
                 Command::Erase(Erasure {
                     user_id: user_id.clone(),
                     scope: ErasureScope::Workouts,
