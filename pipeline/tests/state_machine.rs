@@ -483,17 +483,22 @@ impl trackwire_pipeline::EndedWorkouts for EndedBefore {
     }
 }
 
+/// The records of the workout [`EndedBefore`] remembers: start, one more, complete.
+fn ended_workout() -> [Vec<u8>; 3] {
+    [
+        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
+        batch(1, vec![sample(5, 110)], vec![]),
+        batch(2, vec![sample(10, 120)], vec![(10, ControlKind::Complete)]),
+    ]
+}
+
 fn core_after_a_restart() -> ShardCore {
     ShardCore::default().with_history(Some(std::sync::Arc::new(EndedBefore)))
 }
 
 #[test]
 fn a_workout_that_ended_before_a_restart_is_replayed_whole_or_not_at_all() {
-    let records = [
-        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
-        batch(1, vec![sample(5, 110)], vec![]),
-        batch(2, vec![sample(10, 120)], vec![(10, ControlKind::Complete)]),
-    ];
+    let records = ended_workout();
     // The log still holds its first record: the whole workout is replayed, as it was.
     let mut whole = core_after_a_restart();
     let outs: Vec<ShardOutput> = records.iter().zip(1..).map(|(record, lsn)| whole.process(lsn, record)).collect();
@@ -603,11 +608,7 @@ fn another_workout() -> Vec<u8> {
 
 #[test]
 fn a_late_batch_is_late_data_also_once_the_store_holds_the_end() {
-    let records = [
-        batch(0, vec![sample(0, 100)], vec![(0, ControlKind::Start)]),
-        batch(1, vec![sample(5, 110)], vec![]),
-        batch(2, vec![sample(10, 120)], vec![(10, ControlKind::Complete)]),
-    ];
+    let records = ended_workout();
     let late = batch(3, vec![sample(20, 100)], vec![]);
     // With the store to ask, the core leaves the end to it once the store has committed it; without
     // one, it keeps the end itself.
