@@ -65,24 +65,9 @@ pub async fn export(
     let extension = if matches!(params.format, ExportFormat::Gpx) { "gpx" } else { "tcx" };
     let store = state.store.clone();
     let streams = blocking(move || store.streams(&workout)).await?;
-    let bytes = tokio::task::spawn_blocking(move || {
-        let fixes = fixes_of(&streams);
-        let laps: Vec<LapSpan> = summary
-            .laps
-            .iter()
-            .map(|lap| LapSpan { start_ms: lap.start_time_ms, end_ms: lap.end_time_ms, distance_m: lap.distance_m })
-            .collect();
-        let name = name_of(&summary);
-        write(&Recording {
-            sport: sport_named(&summary.sport),
-            name: &name,
-            fixes: &fixes,
-            laps: &laps,
-            pauses: &summary.pauses,
-        })
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let bytes = tokio::task::spawn_blocking(move || file_of(&summary, &fixes_of(&streams), write))
+        .await
+        .map_err(ApiError::internal)?;
     let disposition = format!("attachment; filename=\"{workout}.{extension}\"");
     Ok((
         [(header::CONTENT_TYPE, content_type(extension).to_owned()), (header::CONTENT_DISPOSITION, disposition)],
@@ -140,6 +125,14 @@ pub fn fixes_of(streams: &Streams) -> Vec<Fix> {
         .collect()
 }
 
-fn name_of(summary: &WorkoutSummary) -> String {
-    format!("{} {}", summary.sport, crate::views::iso_instant(summary.start_time_ms))
+/// The workout as `write` writes it from its stored samples (`fixes`) and laps, named after its
+/// sport and start.
+pub fn file_of(summary: &WorkoutSummary, fixes: &[Fix], write: fn(&Recording<'_>) -> Vec<u8>) -> Vec<u8> {
+    let laps: Vec<LapSpan> = summary
+        .laps
+        .iter()
+        .map(|lap| LapSpan { start_ms: lap.start_time_ms, end_ms: lap.end_time_ms, distance_m: lap.distance_m })
+        .collect();
+    let name = format!("{} {}", summary.sport, crate::views::iso_instant(summary.start_time_ms));
+    write(&Recording { sport: sport_named(&summary.sport), name: &name, fixes, laps: &laps, pauses: &summary.pauses })
 }

@@ -11,12 +11,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use trackwire_codec::export::{LapSpan, Recording, gpx};
-use trackwire_codec::sport_named;
+use trackwire_codec::export::gpx;
 use trackwire_pipeline::WorkoutSummary;
 
 use super::blocking;
-use super::export::fixes_of;
+use super::export::{file_of, fixes_of};
 use super::users::workouts_of;
 use crate::auth::Caller;
 use crate::extract::Path;
@@ -63,13 +62,11 @@ pub async fn export_user(
     let gear = super::gear::gear_views(&state, &user).await?;
     let (accounts, u) = (state.accounts.clone(), user.clone());
     let profile = blocking(move || accounts.profile(&u)).await?.unwrap_or_default();
-    let exports = state.exports.clone();
-    let archive =
-        Archive { user: user.clone(), workouts, original_names, state, runtime: tokio::runtime::Handle::current() };
     // Held until the archive is written: each holds a blocking thread while its client reads.
-    let place = exports.acquire_owned().await.map_err(ApiError::internal)?;
+    let place = state.exports.clone().acquire_owned().await.map_err(ApiError::internal)?;
+    let archive = Archive { user: user.clone(), state };
     let body = body_written_by("a user's archive", move |out| {
-        let written = archive.write(profile, gear, out);
+        let written = archive.write(workouts, original_names, (profile, gear), out);
         drop(place);
         written
     });
@@ -83,24 +80,28 @@ pub async fn export_user(
 /// comes last.
 struct Archive {
     user: String,
-    /// Oldest first.
-    workouts: Vec<WorkoutSummary>,
-    original_names: Vec<String>,
     state: AppState,
-    runtime: tokio::runtime::Handle,
 }
 
 impl Archive {
-    fn write(mut self, profile: impl Serialize, gear: impl Serialize, out: &mut ChunkWriter) -> std::io::Result<()> {
+    /// `workouts` oldest first; `original_names` as [`Originals::names_of_user`] lists them.
+    ///
+    /// [`Originals::names_of_user`]: trackwire_sinks::originals::Originals::names_of_user
+    fn write(
+        &self,
+        workouts: Vec<WorkoutSummary>,
+        original_names: Vec<String>,
+        (profile, gear): (impl Serialize, impl Serialize),
+        out: &mut ChunkWriter,
+    ) -> std::io::Result<()> {
         let mut tar = Entries::new(&self.user, out);
         tar.append("profile.json", &pretty(&profile))?;
         tar.append("gear.json", &pretty(&gear))?;
         // `<workout id>.<format>` by workout id.
-        let mut originals: std::collections::HashMap<String, String> = std::mem::take(&mut self.original_names)
+        let mut originals: std::collections::HashMap<String, String> = original_names
             .into_iter()
             .map(|name| (name.split_once('.').map_or(name.as_str(), |(id, _)| id).to_owned(), name))
             .collect();
-        let workouts = std::mem::take(&mut self.workouts);
         let mut listed = Vec::with_capacity(workouts.len());
         for summary in workouts {
             let id = summary.workout_id;
@@ -129,7 +130,9 @@ impl Archive {
 
     fn append_original(&self, tar: &mut Entries<'_>, name: String) -> std::io::Result<String> {
         let originals = self.state.originals.as_ref().expect("names come from the originals");
-        let bytes = self.runtime.block_on(originals.get_named(&self.user, &name)).map_err(std::io::Error::other)?;
+        // A blocking thread of the runtime: it may wait on the runtime's IO.
+        let fetched = tokio::runtime::Handle::current().block_on(originals.get_named(&self.user, &name));
+        let bytes = fetched.map_err(std::io::Error::other)?;
         let entry = format!("originals/{name}");
         tar.append(&entry, &bytes)?;
         Ok(entry)
@@ -137,24 +140,8 @@ impl Archive {
 
     /// The workout as GPX, when it has positions.
     fn workout_gpx(&self, summary: &WorkoutSummary) -> Result<Option<Vec<u8>>, trackwire_sinks::SinkError> {
-        let streams = self.state.store.streams(&summary.workout_id)?;
-        let fixes = fixes_of(&streams);
-        if !fixes.iter().any(|f| f.lat.is_some()) {
-            return Ok(None);
-        }
-        let laps: Vec<LapSpan> = summary
-            .laps
-            .iter()
-            .map(|l| LapSpan { start_ms: l.start_time_ms, end_ms: l.end_time_ms, distance_m: l.distance_m })
-            .collect();
-        let title = format!("{} {}", summary.sport, crate::views::iso_instant(summary.start_time_ms));
-        Ok(Some(gpx(&Recording {
-            sport: sport_named(&summary.sport),
-            name: &title,
-            fixes: &fixes,
-            laps: &laps,
-            pauses: &summary.pauses,
-        })))
+        let fixes = fixes_of(&self.state.store.streams(&summary.workout_id)?);
+        Ok(fixes.iter().any(|f| f.lat.is_some()).then(|| file_of(summary, &fixes, gpx)))
     }
 
     fn archived(
