@@ -129,8 +129,9 @@ impl Pipeline {
 fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<ShardOutput>, live: Arc<LiveWorkouts>) {
     let mut stored_through = 0;
     for record in input {
-        if live.stored_through() != stored_through {
-            stored_through = live.stored_through();
+        let stored_now = live.stored_through();
+        if stored_now != stored_through {
+            stored_through = stored_now;
             core.forget_ended_through(stored_through);
         }
         let mut out = core.process_stored(record.lsn, record.stored_ms, &record.payload);

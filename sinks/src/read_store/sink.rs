@@ -72,8 +72,10 @@ impl Sink for ReadStoreSink {
 
     fn accept(&mut self, output: &ShardOutput) {
         if output.lsn <= self.committed {
-            // Replayed after a restart: the store has it already.
-            if let (Some(live), Some(summary)) = (&self.live, &output.summary) {
+            // Replayed after a restart: the store has its end already.
+            if let (Some(live), Some(summary)) = (&self.live, &output.summary)
+                && summary.status.is_ended()
+            {
                 live.stored(self.committed, [summary.workout_id]);
             }
             return;
