@@ -3,7 +3,7 @@
 //! later owner of the partition, replaying it from the first record, brings nothing of the user
 //! back (the store's record of the command keeps the replay out).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod common;
@@ -13,7 +13,7 @@ use trackwire::config::Config;
 use trackwire::data_path::{DataPath, Input};
 use trackwire::stores::open_read_store;
 use trackwire_codec::WorkoutId;
-use trackwire_ingest::log::{DedupKey, LogCommand, LogEntry, LogRecord};
+use trackwire_ingest::log::{DedupKey, LogCommand, LogEntry, LogRecord, WorkoutSpan};
 use trackwire_sinks::Redactions;
 
 fn record(lsn: u64, user: &str, workout: u8, seq: u64, last: bool) -> LogEntry {
@@ -55,10 +55,15 @@ fn quick_lake(data_dir: &std::path::Path) -> Config {
 
 /// One owner's run of partition 0: every entry through the data path, then the drain.
 fn run_partition(config: &Config, entries: &[LogEntry]) {
+    run_partition_from(config, 1, entries);
+}
+
+/// One owner's run of partition 0 whose oldest retained record is at `first_lsn`.
+fn run_partition_from(config: &Config, first_lsn: u64, entries: &[LogEntry]) {
     let store = open_read_store(config).unwrap();
     let mut data_path = DataPath::open(config, store, Input::RawPartition(0), Arc::default()).unwrap();
     let mut forward = data_path.forward();
-    let running = data_path.start(1, Redactions::default()).unwrap();
+    let running = data_path.start(first_lsn, Redactions::default()).unwrap();
     for entry in entries {
         assert!(forward(entry.clone()));
     }
@@ -106,7 +111,7 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
         record(2, "bob", bob, 0, false),
         record(3, "ada", ada_before, 1, true),
         record(4, "bob", bob, 1, true),
-        LogEntry::Command { lsn: 5, command: LogCommand::EraseUser { user_id: "ada".into() } },
+        LogEntry::Command { lsn: 5, command: LogCommand::EraseUser { user_id: "ada".into(), workouts: Vec::new() } },
         // After the erasure's position: new data, kept.
         record(6, "ada", ada_after, 0, true),
     ];
@@ -136,10 +141,49 @@ fn an_erasure_from_the_log_is_carried_out_at_its_position_and_a_replay_brings_no
     check(&config, "after the takeover's replay");
 }
 
+/// The API takes an erased user's workouts out of the read store as it places the erasure; a
+/// worker that restarts before carrying it out, on a log whose retention has dropped their
+/// records, knows them only from the command, which lists them: their lake rows go too.
+#[test]
+fn an_erasure_finds_the_lake_rows_of_workouts_gone_from_the_log_and_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_lake(dir.path());
+    let (ada, bob) = (1u8, 2u8);
+    let id = |w: u8| WorkoutId([w; 16]);
+    let recorded = [
+        record(1, "ada", ada, 0, false),
+        record(2, "bob", bob, 0, false),
+        record(3, "ada", ada, 1, true),
+        record(4, "bob", bob, 1, true),
+    ];
+    run_partition(&config, &recorded);
+    let store = open_read_store(&config).unwrap();
+    let summary = store.get(&id(ada)).unwrap().expect("the ended workout is stored");
+    assert_eq!(lake_rows(&config).get(&id(ada).to_string()), Some(&20), "the lake has its rows");
+    // What the API does as it places the erasure.
+    store.erase("ada", &HashSet::from([id(ada)])).unwrap();
+    drop(store);
+    let listed = WorkoutSpan {
+        workout_id: id(ada).to_string(),
+        start_time_ms: summary.start_time_ms,
+        end_time_ms: summary.end_time_ms,
+    };
+    let erasure =
+        LogEntry::Command { lsn: 5, command: LogCommand::EraseUser { user_id: "ada".into(), workouts: vec![listed] } };
+
+    run_partition_from(&config, 5, &[erasure]);
+
+    let lake = lake_rows(&config);
+    assert_eq!(lake.get(&id(ada).to_string()), None, "no lake row of the erased workout: {lake:?}");
+    assert_eq!(lake.get(&id(bob).to_string()), Some(&20), "another user's rows stay: {lake:?}");
+    let records = open_read_store(&config).unwrap().log_commands("raw.v1/0").unwrap();
+    assert!(records.iter().any(|r| r.lsn == 5 && r.done), "the erasure is recorded done");
+}
+
 /// The command deleting ada's workout `w` at `lsn`.
 fn deletion(lsn: u64, w: u8) -> LogEntry {
     let workout_id = WorkoutId([w; 16]).to_string();
-    LogEntry::Command { lsn, command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id } }
+    LogEntry::Command { lsn, command: LogCommand::DeleteWorkout { user_id: "ada".into(), workout_id, span: None } }
 }
 
 /// Nothing of workout `deleted` in the read store, the lake or the events; the owner's other
@@ -259,9 +303,8 @@ fn retention_counts_from_when_the_log_stored_the_data_not_from_when_it_was_recor
 }
 
 /// The live view holds what is in progress and what ended but is not yet in the read store; once
-/// the store has a workout's end, the API reads it there, and the live view lets the summary go,
-/// keeping only the owner and span an erasure needs (a server runs for months and sees every
-/// workout of its users end).
+/// the store has a workout's end, the API reads it there, and the live view lets it go (a server
+/// runs for months and sees every workout of its users end).
 #[test]
 fn an_ended_workout_leaves_the_live_view_once_the_read_store_has_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,8 +324,8 @@ fn an_ended_workout_leaves_the_live_view_once_the_read_store_has_it() {
     assert!(store.get(&ended).unwrap().is_some_and(|s| s.status.is_ended()), "the store has the end");
     assert_eq!(live.get(&ended), None, "an ended workout the store holds stays in memory");
     assert!(live.get(&going_on).is_some_and(|s| !s.status.is_ended()), "a workout in progress is live");
-    // An erasure carried out here finds it still, when the API has taken the store's copy away.
-    let mut spans: Vec<WorkoutId> = live.spans_of_user("ada").into_iter().map(|(id, ..)| id).collect();
-    spans.sort();
-    assert_eq!(spans, [ended, going_on]);
+    // Nothing of it is kept here: an erasure finds it in the store, or in the command's list
+    // when the API has taken the store's copy away.
+    let spans: Vec<WorkoutId> = live.spans_of_user("ada").into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(spans, [going_on]);
 }

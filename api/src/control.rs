@@ -6,10 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use trackwire_codec::WorkoutId;
-use trackwire_ingest::log::LogCommand;
-use trackwire_ingest::log::kafka::{
-    Placed, RawTopicConfig, append_to_every_partition, append_to_partitions, partition_log_name, partition_of,
-};
+use trackwire_ingest::log::kafka::{Placed, RawTopicConfig, append_each, partition_log_name, partition_of};
+use trackwire_ingest::log::{LogCommand, WorkoutSpan};
 use trackwire_sinks::read_store::LogCommandRecord;
 use trackwire_sinks::{Command, CommandSender, PublishedEvent};
 
@@ -18,6 +16,11 @@ use crate::ApiError;
 /// How long placing a command in every partition may take before the request fails (and may be
 /// repeated).
 const PLACE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most workouts one erasure command lists (≈ 100 bytes each, so a command stays far below a
+/// broker's 1 MB message limit); a partition holding more of the user's gets several commands
+/// in a row.
+const LISTED_PER_COMMAND: usize = 2_000;
 
 #[derive(Clone)]
 pub enum Control {
@@ -48,7 +51,39 @@ pub async fn place(
     store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
     command: LogCommand,
 ) -> Result<Vec<LogCommandRecord>, ApiError> {
-    place_in(raw, store, command, None).await
+    let placements = (0..raw.partitions).map(|p| (p, command.clone())).collect();
+    place_each(raw, store, placements).await
+}
+
+/// Places the erasure of `user_id` in every partition, each listing the workouts (of `known`,
+/// what the API has of the user) whose records that partition holds, and records each
+/// placement in `store`. Returns the records.
+pub async fn place_erasure(
+    raw: &Arc<RawTopicConfig>,
+    store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
+    user_id: &str,
+    known: &[trackwire_sinks::ErasedWorkout],
+) -> Result<Vec<LogCommandRecord>, ApiError> {
+    let mut placements = Vec::new();
+    for partition in 0..raw.partitions {
+        let held: Vec<WorkoutSpan> = known
+            .iter()
+            .filter(|w| partition_of(&w.workout_id, raw.partitions) == partition)
+            .map(|w| WorkoutSpan {
+                workout_id: w.workout_id.to_string(),
+                start_time_ms: w.start_time_ms,
+                end_time_ms: w.end_time_ms,
+            })
+            .collect();
+        let mut chunks: Vec<Vec<WorkoutSpan>> = held.chunks(LISTED_PER_COMMAND).map(<[_]>::to_vec).collect();
+        if chunks.is_empty() {
+            chunks.push(Vec::new()); // every partition erases what it holds of the user
+        }
+        for workouts in chunks {
+            placements.push((partition, LogCommand::EraseUser { user_id: user_id.to_owned(), workouts }));
+        }
+    }
+    place_each(raw, store, placements).await
 }
 
 /// Places `command` in the partition of the raw topic that holds `workout`'s records (so it is
@@ -60,23 +95,18 @@ pub async fn place_with_workout(
     workout: &WorkoutId,
 ) -> Result<Vec<LogCommandRecord>, ApiError> {
     let partition = partition_of(workout, raw.partitions);
-    place_in(raw, store, command, Some(partition)).await
+    place_each(raw, store, vec![(partition, command)]).await
 }
 
-/// Like [`place`], in one partition only (`Some`), or in every one (`None`).
-async fn place_in(
+/// Places each command in its partition and records each placement in `store` (not done yet).
+async fn place_each(
     raw: &Arc<RawTopicConfig>,
     store: &Arc<dyn trackwire_sinks::read_store::ReadStore>,
-    command: LogCommand,
-    partition: Option<i32>,
+    placements: Vec<(i32, LogCommand)>,
 ) -> Result<Vec<LogCommandRecord>, ApiError> {
     let (raw, store) = (raw.clone(), store.clone());
     super::routes::blocking(move || {
-        let placed = match partition {
-            Some(partition) => append_to_partitions(&raw, &command, &[partition], PLACE_TIMEOUT),
-            None => append_to_every_partition(&raw, &command, PLACE_TIMEOUT),
-        };
-        let placed = placed.map_err(|e| {
+        let placed = append_each(&raw, &placements, PLACE_TIMEOUT).map_err(|e| {
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "log_unavailable",
@@ -84,8 +114,8 @@ async fn place_in(
             )
         })?;
         let mut records = Vec::with_capacity(placed.len());
-        for Placed { partition, lsn } in placed {
-            let record = record_of(&partition_log_name(partition as u32), lsn, &command, false);
+        for (Placed { partition, lsn }, (_, command)) in placed.into_iter().zip(&placements) {
+            let record = record_of(&partition_log_name(partition as u32), lsn, command, false);
             store.record_log_command(&record).map_err(ApiError::internal)?;
             records.push(record);
         }
@@ -125,7 +155,7 @@ pub async fn publish(
                 user_id: event.user_id,
                 data: event.data,
             };
-            place_in(raw, store, command, Some(partition)).await.map(drop)
+            place_each(raw, store, vec![(partition, command)]).await.map(drop)
         }
         None => Ok(()),
     }

@@ -15,11 +15,6 @@ pub struct LiveWorkouts {
     map: DashMap<WorkoutId, WorkoutSummary>,
     /// The read store's checkpoint: every output through it is committed there.
     stored_through: AtomicU64,
-    /// What is kept of an ended workout once the store has it: its owner and span, so an
-    /// erasure or a deletion this process carries out still finds its rows in the lake (by id
-    /// and day) after the API has taken the store's copy away. A few dozen bytes where the
-    /// summary was over a kilobyte.
-    stored_ends: DashMap<WorkoutId, StoredEnd>,
     /// Workouts ended here since the process started, by reason (`EndReason` order), for
     /// `/metrics`; a replay counts again those the log still holds.
     ended: [AtomicU64; EndReason::ALL.len()],
@@ -69,7 +64,6 @@ impl LiveWorkouts {
     pub fn erase_user(&self, user_id: &str, through: u64) {
         self.deletions.erase_user_through(user_id, through);
         self.map.retain(|_, s| s.user_id != user_id);
-        self.stored_ends.retain(|_, e| &*e.user_id != user_id);
     }
 
     /// Forgets one workout its owner deleted through log position `through`, and has the shards
@@ -77,7 +71,6 @@ impl LiveWorkouts {
     pub fn delete(&self, id: WorkoutId, through: u64) {
         self.deletions.delete_through(id, through);
         self.map.remove(&id);
-        self.stored_ends.remove(&id);
     }
 
     /// The deletions the shards consult.
@@ -96,36 +89,23 @@ impl LiveWorkouts {
     pub fn stored(&self, lsn: u64, workouts: impl IntoIterator<Item = WorkoutId>) {
         self.stored_through.fetch_max(lsn, Ordering::AcqRel);
         for id in workouts {
-            if let Some((id, summary)) = self.map.remove_if(&id, |_, s| s.status.is_ended() && s.last_lsn <= lsn) {
-                let end = StoredEnd {
-                    user_id: summary.user_id.into_boxed_str(),
-                    start_time_ms: summary.start_time_ms,
-                    end_time_ms: summary.end_time_ms,
-                };
-                self.stored_ends.insert(id, end);
-            }
+            self.map.remove_if(&id, |_, s| s.status.is_ended() && s.last_lsn <= lsn);
         }
     }
 
-    /// `(workout, start, end)` of every workout of `user_id` this process has seen, in progress
-    /// or ended (see [`LiveWorkouts::stored`]): what an erasure must reach.
+    /// `(workout, start, end)` of every workout of `user_id` held here: in progress, or ended
+    /// and not yet in the read store. With the store's, what an erasure must reach.
     pub fn spans_of_user(&self, user_id: &str) -> Vec<(WorkoutId, i64, i64)> {
-        let live =
-            self.map.iter().filter(|e| e.user_id == user_id).map(|e| (e.workout_id, e.start_time_ms, e.end_time_ms));
-        let ended = self
-            .stored_ends
+        self.map
             .iter()
-            .filter(|e| &*e.user_id == user_id)
-            .map(|e| (*e.key(), e.start_time_ms, e.end_time_ms));
-        live.chain(ended).collect()
+            .filter(|e| e.user_id == user_id)
+            .map(|e| (e.workout_id, e.start_time_ms, e.end_time_ms))
+            .collect()
     }
 
-    /// `(start, end)` of a workout this process has seen (see [`LiveWorkouts::spans_of_user`]).
+    /// `(start, end)` of a workout held here (see [`LiveWorkouts::spans_of_user`]).
     pub fn span_of(&self, id: &WorkoutId) -> Option<(i64, i64)> {
-        self.map
-            .get(id)
-            .map(|s| (s.start_time_ms, s.end_time_ms))
-            .or_else(|| self.stored_ends.get(id).map(|e| (e.start_time_ms, e.end_time_ms)))
+        self.map.get(id).map(|s| (s.start_time_ms, s.end_time_ms))
     }
 
     /// Through which log position the read store has committed (see [`LiveWorkouts::stored`]).
@@ -148,14 +128,6 @@ impl LiveWorkouts {
     pub fn oldest_needed_lsn(&self) -> Option<u64> {
         self.map.iter().filter(|e| !e.status.is_ended()).map(|e| e.first_lsn).min()
     }
-}
-
-/// An ended workout the read store holds, as [`LiveWorkouts`] keeps it.
-#[derive(Debug)]
-struct StoredEnd {
-    user_id: Box<str>,
-    start_time_ms: i64,
-    end_time_ms: i64,
 }
 
 /// Workouts their owners deleted, and users erased, each with the log position through which

@@ -29,15 +29,22 @@ impl LoggedCommand for FromLog {
             return Ok(None);
         }
         Ok(Some(match &self.command {
-            LogCommand::EraseUser { user_id } => {
-                // Every output before this position has reached the sinks by now, so the store
-                // and the live registry together know every workout the erasure must cover (the
-                // registry also those the API took out of the store before this ran).
+            LogCommand::EraseUser { user_id, workouts: listed } => {
+                // The command lists the workouts the API knew of, and only those it took out of
+                // the read store; every output before this position has reached the sinks by
+                // now, so the store and the live registry know the rest (those that ended or
+                // began since). The list matters most where neither could help: after a restart,
+                // for workouts whose records the log no longer holds.
                 let stored = self.store.all_of_user(user_id).map_err(|e| e.to_string())?;
                 let mut workouts: Vec<ErasedWorkout> = stored
                     .iter()
                     .map(|w| (w.workout_id, w.start_time_ms, w.end_time_ms))
                     .chain(self.live.spans_of_user(user_id))
+                    .chain(
+                        listed
+                            .iter()
+                            .filter_map(|w| Some((w.workout_id.parse().ok()?, w.start_time_ms, w.end_time_ms))),
+                    )
                     .map(|(workout_id, start_time_ms, end_time_ms)| ErasedWorkout {
                         workout_id,
                         start_time_ms,
@@ -53,19 +60,20 @@ impl LoggedCommand for FromLog {
                     through_lsn: self.lsn,
                 })
             }
-            LogCommand::DeleteWorkout { user_id, workout_id } => {
+            LogCommand::DeleteWorkout { user_id, workout_id, span } => {
                 let Ok(id) = workout_id.parse::<WorkoutId>() else {
                     tracing::warn!(workout = %workout_id, "a deletion of a workout id that does not parse: nothing to do");
                     return Ok(None);
                 };
                 // Every output before this position has reached the sinks: the store or the live
-                // registry knows the workout's span (the lake finds its rows by it), unless it
-                // was never seen here.
+                // registry knows the workout's span (the lake finds its rows by it), or else the
+                // command carries the one the API knew (it took the workout out of the store).
                 let known = match self.store.get(&id).map_err(|e| e.to_string())? {
                     Some(summary) => Some((summary.start_time_ms, summary.end_time_ms)),
                     None => self.live.span_of(&id),
                 };
-                let (start_time_ms, end_time_ms) = known.unwrap_or((i64::MIN, i64::MAX));
+                let (start_time_ms, end_time_ms) =
+                    known.or(span.map(|s| (s.start_time_ms, s.end_time_ms))).unwrap_or((i64::MIN, i64::MAX));
                 Command::Erase(Erasure {
                     user_id: user_id.clone(),
                     scope: ErasureScope::Workouts,
@@ -91,7 +99,7 @@ impl LoggedCommand for FromLog {
 
     fn done(&mut self) -> Result<(), String> {
         match &self.command {
-            LogCommand::EraseUser { user_id } => self.live.erase_user(user_id, self.lsn),
+            LogCommand::EraseUser { user_id, .. } => self.live.erase_user(user_id, self.lsn),
             LogCommand::DeleteWorkout { workout_id, .. } => {
                 if let Ok(id) = workout_id.parse() {
                     self.live.delete(id, self.lsn);
@@ -123,7 +131,7 @@ pub fn recorded(
             }
         };
         match &command {
-            LogCommand::EraseUser { user_id } => redactions.erase_through(user_id, record.lsn),
+            LogCommand::EraseUser { user_id, .. } => redactions.erase_through(user_id, record.lsn),
             LogCommand::DeleteWorkout { workout_id, .. } => {
                 if let Ok(id) = workout_id.parse() {
                     redactions.delete_through(id, record.lsn);

@@ -211,7 +211,7 @@ impl DataPath {
                             live.deletions().delete_through(id, lsn);
                         }
                     }
-                    LogCommand::EraseUser { user_id } => live.deletions().erase_user_through(user_id, lsn),
+                    LogCommand::EraseUser { user_id, .. } => live.deletions().erase_user_through(user_id, lsn),
                     _ => {}
                 }
                 // The command first: the coordinator looks for it when the gap at its position

@@ -7,7 +7,7 @@ use trackwire_sinks::read_store::{ChangeAspect, NewChange};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use trackwire_ingest::log::LogCommand;
+use trackwire_ingest::log::{LogCommand, TimeSpan};
 use trackwire_sinks::{Command, ErasedWorkout, Erasure, ErasureScope};
 
 use super::blocking;
@@ -74,7 +74,12 @@ pub async fn delete(
             None
         }
         Some(Control::Log(raw)) => {
-            let command = LogCommand::DeleteWorkout { user_id: user.clone(), workout_id: workout_id.to_string() };
+            let span = TimeSpan { start_time_ms: erased.start_time_ms, end_time_ms: erased.end_time_ms };
+            let command = LogCommand::DeleteWorkout {
+                user_id: user.clone(),
+                workout_id: workout_id.to_string(),
+                span: Some(span),
+            };
             Some(control::place_with_workout(raw, &state.store, command, &workout_id).await?)
         }
         None => None,

@@ -44,7 +44,7 @@ pub async fn erase(
     let user = caller.may_act_on(&id)?;
     // The user's device tokens go first so nothing new arrives.
     let revoked = state.ingestor().tokens().remove_user(&user);
-    let workouts: Vec<_> = every_workout_of(&state, &user)
+    let workouts: Vec<ErasedWorkout> = every_workout_of(&state, &user)
         .await?
         .into_iter()
         .map(|w| ErasedWorkout { workout_id: w.workout_id, start_time_ms: w.start_time_ms, end_time_ms: w.end_time_ms })
@@ -78,7 +78,9 @@ pub async fn erase(
             None
         }
         Some(Control::Log(raw)) => {
-            Some(control::place(raw, &state.store, LogCommand::EraseUser { user_id: user.clone() }).await?)
+            // The workouts go with the command: the read store's rows go below, and the workers
+            // may find neither them nor the records any more when they carry it out.
+            Some(control::place_erasure(raw, &state.store, &user, &workouts).await?)
         }
         None => None,
     };
@@ -87,13 +89,22 @@ pub async fn erase(
         state.ingestor().log().forget_seqs(*workout_id);
     }
     // What the API itself holds; the read store's rows too, so nothing is served from now on
-    // (the pipeline's own erasure covers what is still on its way).
+    // (the pipeline's own erasure covers what is still on its way). Where the workers carry the
+    // erasure out, only the rows of the workouts the command lists: one the store gained since
+    // stays for them to find there (they know no other way to find its lake rows).
     let accounts = state.accounts.clone();
     let u = user.clone();
     let store = state.store.clone();
+    let listed_only = placed.is_some();
     blocking(move || {
         accounts.erase_user(&u, &ids).map_err(ApiError::internal)?;
-        store.erase(&u, &ids.iter().copied().collect()).map_err(ApiError::internal)?;
+        let ids = ids.iter().copied().collect();
+        if listed_only {
+            store.delete_workouts(&ids).map_err(ApiError::internal)?;
+            store.delete_changes_of_user(&u).map_err(ApiError::internal)?;
+        } else {
+            store.erase(&u, &ids).map_err(ApiError::internal)?;
+        }
         store.put_athlete_profile(&u, None).map_err(ApiError::internal)
     })
     .await?;

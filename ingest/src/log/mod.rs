@@ -45,7 +45,7 @@ pub type Forward = Box<dyn FnMut(LogEntry) -> bool + Send>;
 use tokio::sync::oneshot;
 use trackwire_codec::WorkoutId;
 
-pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand};
+pub use command::{COMMAND_HEADER, COMMAND_VERSION, LogCommand, TimeSpan, WorkoutSpan};
 pub use dedup::{DedupIndex, SeqSet};
 pub use owners::{OwnerIndex, PastOwners, WorkoutOwner};
 pub use record::DedupKey;

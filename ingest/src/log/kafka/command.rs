@@ -19,19 +19,20 @@ pub struct Placed {
     pub lsn: u64,
 }
 
-struct Reports(crossbeam_channel::Sender<Result<Placed, String>>);
+/// Delivery reports, each with the index of its command in the order given.
+struct Reports(crossbeam_channel::Sender<(usize, Result<Placed, String>)>);
 
 impl ClientContext for Reports {}
 
 impl ProducerContext for Reports {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
         let report = match result {
             Ok(message) => Ok(Placed { partition: message.partition(), lsn: message.offset() as u64 + 1 }),
             Err((error, message)) => Err(format!("partition {}: {error}", message.partition())),
         };
-        let _ = self.0.send(report);
+        let _ = self.0.send((index, report));
     }
 }
 
@@ -43,15 +44,16 @@ pub fn append_to_every_partition(
     command: &LogCommand,
     timeout: Duration,
 ) -> Result<Vec<Placed>, LogError> {
-    append_to_partitions(raw, command, &(0..raw.partitions).collect::<Vec<_>>(), timeout)
+    let placements: Vec<(i32, LogCommand)> = (0..raw.partitions).map(|p| (p, command.clone())).collect();
+    append_each(raw, &placements, timeout)
 }
 
-/// Appends `command` to each of `partitions` and waits (at most `timeout`) until the broker has
-/// stored each copy; see [`append_to_every_partition`].
-pub fn append_to_partitions(
+/// Appends each command to its partition (those for one partition in the order given) and waits
+/// (at most `timeout`) until the broker has stored every one; where each was stored comes back
+/// in the order given. Blocking, and safe to repeat, as [`append_to_every_partition`].
+pub fn append_each(
     raw: &RawTopicConfig,
-    command: &LogCommand,
-    partitions: &[i32],
+    placements: &[(i32, LogCommand)],
     timeout: Duration,
 ) -> Result<Vec<Placed>, LogError> {
     let unavailable = |what: String| LogError::Unavailable(what);
@@ -60,31 +62,40 @@ pub fn append_to_partitions(
         .client_config(&[("enable.idempotence", "true"), ("acks", "all")])
         .create_with_context(Reports(tx))
         .map_err(|e| unavailable(format!("kafka producer for {}: {e}", raw.brokers)))?;
-    let payload = command.encode();
-    let key = command.user_id().unwrap_or_default().as_bytes();
-    for &partition in partitions {
+    for (index, (partition, command)) in placements.iter().enumerate() {
+        let partition = *partition;
+        let payload = command.encode();
+        let key = command.user_id().unwrap_or_default().as_bytes();
         let headers = OwnedHeaders::new().insert(Header { key: COMMAND_HEADER, value: Some(COMMAND_VERSION) });
-        let record = BaseRecord::to(&raw.topic).partition(partition).key(key).payload(&payload[..]).headers(headers);
+        let record = BaseRecord::with_opaque_to(&raw.topic, index)
+            .partition(partition)
+            .key(key)
+            .payload(&payload[..])
+            .headers(headers);
         producer.send(record).map_err(|(e, _)| {
             unavailable(format!("producing a command to {} partition {partition}: {e}", raw.topic))
         })?;
     }
     let deadline = Instant::now() + timeout;
-    let mut placed = Vec::with_capacity(partitions.len());
-    while placed.len() < partitions.len() {
+    let mut placed: Vec<Option<Placed>> = vec![None; placements.len()];
+    let mut stored = 0;
+    while stored < placements.len() {
         let Some(left) = deadline.checked_duration_since(Instant::now()) else {
             return Err(unavailable(format!(
-                "the broker stored the command in {} of {} partitions of {} within {timeout:?}; repeat the request",
-                placed.len(),
-                partitions.len(),
+                "the broker stored {stored} of {} commands in {} within {timeout:?}; repeat the request",
+                placements.len(),
                 raw.topic
             )));
         };
         producer.poll(left.min(Duration::from_millis(50)));
-        while let Ok(report) = rx.try_recv() {
-            placed.push(report.map_err(|e| unavailable(format!("the broker did not store the command: {e}")))?);
+        while let Ok((index, report)) = rx.try_recv() {
+            let report = report.map_err(|e| unavailable(format!("the broker did not store the command: {e}")))?;
+            if let Some(slot) = placed.get_mut(index)
+                && slot.replace(report).is_none()
+            {
+                stored += 1;
+            }
         }
     }
-    placed.sort_by_key(|p| p.partition);
-    Ok(placed)
+    Ok(placed.into_iter().flatten().collect())
 }

@@ -8,8 +8,8 @@
 //! - **Reader** ([`PartitionReader`], `reader.rs`): one partition from its oldest retained record,
 //!   every position handed on in order as a [`LogEntry`](super::LogEntry): a record, or a gap.
 //!
-//! - **Commands** ([`append_to_every_partition`], `command.rs`): an erasure or a retention cut,
-//!   stored in every partition and handed on by the reader as a
+//! - **Commands** ([`append_to_every_partition`], [`append_each`], `command.rs`): an erasure or
+//!   a retention cut, stored in every partition and handed on by the reader as a
 //!   [`LogEntry::Command`](super::LogEntry::Command) at its position.
 //!
 //! Dedup: the rule is the embedded log's ([`DedupIndex`]: the first copy of a `(workout, seq)`
@@ -17,8 +17,8 @@
 //! acknowledged is answered `Duplicate` without producing; any other retry (another gateway, a
 //! restart, a lost ack, a later one) is produced again, and the reader, which rebuilds its index
 //! from the partition it replays, turns the later copy into a gap. A deletion or erasure
-//! command makes the reader forget the workouts it names (an erasure: those its owner index
-//! gives the user), so what is sent again after it is new data.
+//! command makes the reader forget the workouts it names (an erasure: those it lists and those
+//! its owner index gives the user), so what is sent again after it is new data.
 
 mod command;
 mod reader;
@@ -32,7 +32,7 @@ use trackwire_codec::WorkoutId;
 
 #[cfg(doc)]
 use super::{DedupIndex, DurableLog};
-pub use command::{Placed, append_to_every_partition, append_to_partitions};
+pub use command::{Placed, append_each, append_to_every_partition};
 pub use reader::{PartitionReader, ReaderMetrics};
 pub use topics::{Drift, FoundTopic, TopicSettings, TopicSpec, provision};
 pub use writer::open;

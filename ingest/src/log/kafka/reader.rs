@@ -136,8 +136,9 @@ impl PartitionReader {
                             self.dedup.forget(&id);
                         }
                     }
-                    LogEntry::Command { command: LogCommand::EraseUser { user_id }, .. } => {
-                        for id in self.owners.workouts_of(user_id) {
+                    LogEntry::Command { command: LogCommand::EraseUser { user_id, workouts }, .. } => {
+                        let listed = workouts.iter().filter_map(|w| w.workout_id.parse().ok());
+                        for id in self.owners.workouts_of(user_id).into_iter().chain(listed) {
                             self.dedup.forget(&id);
                         }
                     }
