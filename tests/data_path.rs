@@ -329,3 +329,32 @@ fn an_ended_workout_leaves_the_live_view_once_the_read_store_has_it() {
     let spans: Vec<WorkoutId> = live.spans_of_user("ada").into_iter().map(|(id, ..)| id).collect();
     assert_eq!(spans, [going_on]);
 }
+
+/// `/metrics` counts what the process did: a restart replays the records every sink already
+/// holds (to rebuild the workouts' state), and counts neither the ends nor the batches not
+/// applied among them again, so a dashboard or an alert on them sees no burst at each restart.
+#[test]
+fn a_restarts_replay_counts_no_end_and_no_refused_batch_again() {
+    use trackwire_pipeline::{EndReason, NotApplied};
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_lake(dir.path());
+    let entries = [record(1, "ada", 1, 0, false), record(2, "ada", 1, 1, true), record(3, "ada", 1, 2, false)];
+    let run = |entries: &[LogEntry]| {
+        let store = open_read_store(&config).unwrap();
+        let mut data_path = DataPath::open(&config, store, Input::RawPartition(0), Arc::default()).unwrap();
+        let mut forward = data_path.forward();
+        let running = data_path.start(1, Redactions::default()).unwrap();
+        let live = running.status.live.clone();
+        for entry in entries {
+            assert!(forward(entry.clone()));
+        }
+        drop(forward);
+        running.join();
+        (live.ended(EndReason::Device), live.not_applied(NotApplied::AfterEnd))
+    };
+    assert_eq!(run(&entries), (1, 1), "the end and the late batch, counted");
+    assert_eq!(run(&entries), (0, 0), "the restart's replay counts neither again");
+    let mut more = entries.to_vec();
+    more.push(record(4, "ada", 1, 3, false));
+    assert_eq!(run(&more), (0, 1), "a late batch new since the restart is counted");
+}

@@ -16,19 +16,31 @@ pub struct LiveWorkouts {
     /// The read store's checkpoint: every output through it is committed there.
     stored_through: AtomicU64,
     /// Workouts ended here since the process started, by reason (`EndReason` order), for
-    /// `/metrics`; a replay counts again those the log still holds.
+    /// `/metrics`.
     ended: [AtomicU64; EndReason::ALL.len()],
-    /// Durable batches not applied since the process started, by reason (`NotApplied` order);
-    /// a replay counts again those the log still holds.
+    /// Durable batches not applied since the process started, by reason (`NotApplied` order).
     not_applied: [AtomicU64; NotApplied::ALL.len()],
+    /// Records up to here reached every sink before the process started: a replay goes over
+    /// them again to rebuild the workouts' state, and they were counted by the process that
+    /// first had them, so they are not counted again.
+    replayed_through: AtomicU64,
     /// Workouts their owners deleted, which the shards stop applying.
     deletions: Arc<Deletions>,
 }
 
 impl LiveWorkouts {
-    /// Counts a workout the pipeline ended, for [`LiveWorkouts::ended`].
-    pub fn count_end(&self, reason: EndReason) {
-        self.ended[reason as usize].fetch_add(1, Ordering::Relaxed);
+    /// Has records up to `lsn` (every sink held them before the process started) counted as the
+    /// replay they are (see [`LiveWorkouts::count_end`]).
+    pub fn replaying_through(&self, lsn: u64) {
+        self.replayed_through.store(lsn, Ordering::Release);
+    }
+
+    /// Counts a workout the pipeline ended with the record at `lsn`, for
+    /// [`LiveWorkouts::ended`], unless the record is a replay.
+    pub fn count_end(&self, lsn: u64, reason: EndReason) {
+        if lsn > self.replayed_through.load(Ordering::Acquire) {
+            self.ended[reason as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Workouts ended for `reason` since the process started.
@@ -36,9 +48,12 @@ impl LiveWorkouts {
         self.ended[reason as usize].load(Ordering::Relaxed)
     }
 
-    /// Counts a durable batch the pipeline did not apply, for [`LiveWorkouts::not_applied`].
-    pub fn count_not_applied(&self, reason: NotApplied) {
-        self.not_applied[reason as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts the durable batch at `lsn` the pipeline did not apply, for
+    /// [`LiveWorkouts::not_applied`], unless the record is a replay.
+    pub fn count_not_applied(&self, lsn: u64, reason: NotApplied) {
+        if lsn > self.replayed_through.load(Ordering::Acquire) {
+            self.not_applied[reason as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Durable batches not applied for `reason` since the process started.

@@ -137,12 +137,12 @@ fn run_shard(mut core: ShardCore, input: Receiver<ShardInput>, output: Sender<Sh
         let mut out = core.process_stored(record.lsn, record.stored_ms, &record.payload);
         out.trace_id = record.trace_id;
         if let Some(reason) = out.not_applied {
-            live.count_not_applied(reason);
+            live.count_not_applied(record.lsn, reason);
         }
         if let Some(summary) = &out.summary {
             live.update(summary);
             if let Some(reason) = summary.end_reason.filter(|_| out.ended) {
-                live.count_end(reason);
+                live.count_end(record.lsn, reason);
             }
         }
         if output.send(out).is_err() {

@@ -157,6 +157,7 @@ impl DataPath {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let live = Arc::new(LiveWorkouts::default());
         let sinks = open_sinks(config, store.clone(), &dir, input, &live)?;
+        live.replaying_through(sinks.iter().map(|sink| sink.checkpoint()).min().unwrap_or(0));
         let shards = input.shards(config);
         let queue_depth = config.pipeline.queue_depth;
         let (output_tx, outputs) = crossbeam_channel::bounded(OUTPUTS_IN_FLIGHT_PER_SHARD * shards.max(2));
