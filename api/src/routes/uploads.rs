@@ -266,6 +266,9 @@ async fn store_file(state: &AppState, user: &str, file: Bytes, data_type: Option
             stored.duplicate_of.get_or_insert(existing);
             continue;
         }
+        // Not stored: what a front remembers of its batches is from before a deletion (perhaps
+        // through another replica), or a copy still on its way, which the workers' dedup drops.
+        state.ingestor().log().forget_remembered_acks(workout_id);
         // The file is kept before its batches are stored: an upload that fails here stored
         // nothing, and a retry keeps it.
         if let Some(originals) = &state.originals {

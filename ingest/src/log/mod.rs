@@ -208,6 +208,9 @@ pub(crate) struct Shared {
     first_lsn: AtomicU64,
     /// True when appends carry their `traceparent` on (the Kafka-backed log).
     carries_traceparent: bool,
+    /// True when `Duplicate` comes from a front's memory of acks rather than from the log's own
+    /// dedup (the Kafka-backed log; see [`DurableLog::forget_remembered_acks`]).
+    remembers_acks: bool,
     /// Workouts whose stored seqs the writer is to forget (see [`DurableLog::forget_seqs`]).
     forget_seqs: Mutex<Vec<WorkoutId>>,
 }
@@ -261,6 +264,7 @@ impl DurableLog {
             release_through: AtomicU64::new(0),
             first_lsn: AtomicU64::new(1),
             carries_traceparent: false,
+            remembers_acks: false,
             forget_seqs: Mutex::default(),
         });
         let (tx, rx) = crossbeam_channel::bounded(config.queue_depth.max(1));
@@ -321,6 +325,18 @@ impl DurableLog {
     /// dedup at the deletion's position.
     pub fn forget_seqs(&self, workout_id: WorkoutId) {
         self.shared.forget_seqs.lock().unwrap_or_else(|p| p.into_inner()).push(workout_id);
+    }
+
+    /// Forgets the acked batches of `workout_id` this front remembers, where that memory is a
+    /// front's and not the log's own dedup (the Kafka-backed log, whose memory a deletion
+    /// through another replica never reaches). For a file whose workout the read store does
+    /// not hold: its batches are new data (the workout was deleted) or a copy the workers'
+    /// dedup drops, never a retry to answer `Duplicate` without storing. The embedded log's
+    /// dedup is the log's own, and is kept.
+    pub fn forget_remembered_acks(&self, workout_id: WorkoutId) {
+        if self.shared.remembers_acks {
+            self.forget_seqs(workout_id);
+        }
     }
 
     /// Allows deleting segments whose records all have LSN ≤ `lsn`: every sink has delivered them

@@ -139,6 +139,7 @@ pub fn open(config: RawTopicConfig) -> Result<(DurableLog, JoinHandle<Result<(),
         release_through: Default::default(),
         first_lsn: std::sync::atomic::AtomicU64::new(1),
         carries_traceparent: true,
+        remembers_acks: true,
         forget_seqs: std::sync::Mutex::default(),
     });
     // Nothing to replay here: the gateway is ready at once.
@@ -210,6 +211,8 @@ fn produce(
     shared: &Shared,
 ) {
     let AppendRequest { key, payload, traceparent, reply, .. } = request;
+    // A workout forgotten before this batch was sent is forgotten before it is looked up.
+    forget_asked(shared, acked);
     // Only batches the broker acknowledged count as held (the delivery report records them).
     if acked.lock().is_ok_and(|mut index| index.contains(key, Instant::now())) {
         shared.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
