@@ -138,10 +138,12 @@ impl LiveWorkouts {
             .collect()
     }
 
-    /// The oldest LSN a workout in progress was built from: the log must keep it to rebuild that
-    /// workout's state on restart. None when nothing is in progress.
+    /// The oldest LSN a workout held here was built from: one in progress, or ended here but not
+    /// yet committed as ended by the read store (a restart without its first record would take
+    /// its later ones for a new workout's, and store the fragment over it). The log must keep
+    /// it. None when nothing is held.
     pub fn oldest_needed_lsn(&self) -> Option<u64> {
-        self.map.iter().filter(|e| !e.status.is_ended()).map(|e| e.first_lsn).min()
+        self.map.iter().map(|e| e.first_lsn).min()
     }
 }
 

@@ -621,3 +621,23 @@ fn a_late_batch_is_late_data_also_once_the_store_holds_the_end() {
         assert_eq!(out.not_applied, Some(NotApplied::AfterEnd));
     }
 }
+
+/// The log keeps what a restart needs to rebuild a workout the read store does not hold as
+/// ended: also one that has ended here but whose end the store has not committed yet (a crash
+/// then would replay its end without its start, and store a fragment over it).
+#[test]
+fn the_log_keeps_a_workouts_first_record_until_the_store_holds_its_end() {
+    let live = trackwire_pipeline::LiveWorkouts::default();
+    let mut core = ShardCore::default();
+    let outs: Vec<ShardOutput> =
+        ended_workout().iter().zip(5..).map(|(record, lsn)| core.process(lsn, record)).collect();
+    for out in &outs[..2] {
+        live.update(out.summary.as_ref().expect("a summary for each batch"));
+    }
+    assert_eq!(live.oldest_needed_lsn(), Some(5), "in progress: its first record is needed");
+    let ended = outs[2].summary.as_ref().expect("the end's summary");
+    live.update(ended);
+    assert_eq!(live.oldest_needed_lsn(), Some(5), "ended here, not yet in the store: still needed");
+    live.stored(7, [ended.workout_id]);
+    assert_eq!(live.oldest_needed_lsn(), None, "the store holds the end: nothing needed");
+}
