@@ -53,15 +53,18 @@ fn quick_lake(data_dir: &std::path::Path) -> Config {
     config
 }
 
-/// One owner's run of partition 0: every entry through the data path, then the drain.
-fn run_partition(config: &Config, entries: &[LogEntry]) {
-    run_partition_from(config, 1, entries);
+/// One owner's run of partition 0: every entry through the data path, then the drain; where the
+/// data path said its replay could start.
+fn run_partition(config: &Config, entries: &[LogEntry]) -> u64 {
+    run_partition_from(config, 1, entries)
 }
 
-/// One owner's run of partition 0 whose oldest retained record is at `first_lsn`.
-fn run_partition_from(config: &Config, first_lsn: u64, entries: &[LogEntry]) {
+/// One owner's run of partition 0 whose oldest retained record is at `first_lsn`; where the data
+/// path said its replay could start.
+fn run_partition_from(config: &Config, first_lsn: u64, entries: &[LogEntry]) -> u64 {
     let store = open_read_store(config).unwrap();
     let mut data_path = DataPath::open(config, store, Input::RawPartition(0), Arc::default()).unwrap();
+    let replay_start = data_path.replay_start();
     let mut forward = data_path.forward();
     let running = data_path.start(first_lsn, Redactions::default()).unwrap();
     for entry in entries {
@@ -69,6 +72,7 @@ fn run_partition_from(config: &Config, first_lsn: u64, entries: &[LogEntry]) {
     }
     drop(forward);
     running.join();
+    replay_start
 }
 
 /// Lake rows per workout id.
@@ -357,4 +361,45 @@ fn a_restarts_replay_counts_no_end_and_no_refused_batch_again() {
     let mut more = entries.to_vec();
     more.push(record(4, "ada", 1, 3, false));
     assert_eq!(run(&more), (0, 1), "a late batch new since the restart is counted");
+}
+
+/// A takeover replays the partition from the first record of the oldest workout the read store
+/// does not hold as ended (or the first record a sink lacks), not from the oldest record the topic
+/// retains, which may be weeks back; and what it rebuilds from there is whole.
+#[test]
+fn a_takeover_replays_from_where_the_workouts_not_stored_as_ended_begin() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = quick_lake(dir.path());
+    let id = |w: u8| WorkoutId([w; 16]);
+    let (ended_first, open, ended_later) = (1u8, 2u8, 3u8);
+    let first_run = [
+        record(1, "ada", ended_first, 0, false),
+        record(2, "ada", ended_first, 1, true),
+        record(3, "bob", open, 0, false),
+        record(4, "cy", ended_later, 0, false),
+        record(5, "cy", ended_later, 1, true),
+    ];
+    assert_eq!(run_partition(&config, &first_run), 1, "nothing recorded yet: the whole partition");
+
+    let (_other_node, config) = on_another_node(config);
+    let mut retained = first_run.to_vec();
+    retained.push(record(6, "bob", open, 1, true));
+    let start = run_partition_from(&config, 3, &retained[2..]);
+    assert_eq!(start, 3, "bob's workout, still open, began at 3");
+    let stored = open_read_store(&config).unwrap().get(&id(open)).unwrap().expect("bob's workout is stored");
+    assert!(stored.status.is_ended() && stored.samples == 20, "rebuilt whole from its first record: {stored:?}");
+    assert_eq!(lake_rows(&config).get(&id(open).to_string()), Some(&20));
+
+    retained.push(record(7, "cy", 4, 0, true));
+    assert_eq!(
+        run_partition_from(&config, 7, &retained[6..]),
+        7,
+        "every workout ended: from the first record not held"
+    );
+    let lake = lake_rows(&config);
+    assert_eq!(
+        [ended_first, open, ended_later, 4].map(|w| lake.get(&id(w).to_string()).copied()),
+        [Some(20), Some(20), Some(20), Some(10)],
+        "each workout's rows once: {lake:?}"
+    );
 }

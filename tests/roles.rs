@@ -250,16 +250,20 @@ fn an_erasure_reaches_every_partition_across_workers_and_a_returning_worker_brin
     };
     check("after the erasure");
 
-    // The worker comes back, takes its partitions again and replays them from the first record.
+    // The worker comes back, takes its partitions again and replays them: every workout there has
+    // ended and every sink holds it, so from past what the sinks hold, not from the first record.
     let returned = deployment.worker(1);
     let health = format!("http://{}/healthcheck", returned.http);
-    wait_for("the returning worker to replay its partitions", Duration::from_secs(60), || {
+    let partitions = wait_for("the returning worker to replay its partitions", Duration::from_secs(60), || {
         let body: Value =
             serde_json::from_str(&agent().get(&health).call().ok()?.body_mut().read_to_string().ok()?).ok()?;
-        let partitions = body["partitions"].as_array()?;
+        let partitions = body["partitions"].as_array()?.clone();
         let caught_up = partitions.iter().all(|p| p["delivered_lsn"].as_u64() >= p["end_offset"].as_u64());
-        (!partitions.is_empty() && caught_up).then_some(())
+        (!partitions.is_empty() && caught_up).then_some(partitions)
     });
+    for p in &partitions {
+        assert!(p["replayed_from_lsn"].as_u64() > Some(1), "a replay from past what the sinks hold: {p}");
+    }
     // Past a lake file's age, so anything the replay wrote would be committed by now.
     std::thread::sleep(Duration::from_secs(2));
     check("after the returning worker's replay");

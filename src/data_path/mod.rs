@@ -36,7 +36,7 @@ use trackwire_pipeline::{EndedWorkouts, LiveWorkouts, Pipeline, PipelineConfig, 
 use trackwire_sinks::events::EventLogSink;
 use trackwire_sinks::kafka::{KafkaSink, Position};
 use trackwire_sinks::lake::{LakeConfig, LakeTable, PointsTable, WorkoutsTable};
-use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink};
+use trackwire_sinks::read_store::{LOCAL_LOG, ReadStore, ReadStoreSink, replay_start_name};
 use trackwire_sinks::{
     CommandSender, Coordinator, CoordinatorConfig, OrderedCommand, OwnThread, Redactions, Sink, SinkProgress,
 };
@@ -102,6 +102,8 @@ pub struct DataPath {
     feed: Option<Feed>,
     logged: Receiver<OrderedCommand>,
     live: Arc<LiveWorkouts>,
+    /// Where the reader may start (see [`DataPath::replay_start`]).
+    replay_start: u64,
 }
 
 /// The read store as the pipeline's memory of workouts that ended before it started (their
@@ -156,8 +158,20 @@ impl DataPath {
         let dir = input.dir(&config.data_dir);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let live = Arc::new(LiveWorkouts::default());
-        let sinks = open_sinks(config, store.clone(), &dir, input, &live)?;
+        let Opened { sinks, first_not_held } = open_sinks(config, store.clone(), &dir, input, &live)?;
         live.replaying_through(sinks.iter().map(|sink| sink.checkpoint()).min().unwrap_or(0));
+        let replay_start = match input {
+            // The embedded log keeps exactly what a restart needs (see `single`).
+            Input::Embedded => 1,
+            Input::RawPartition(_) => {
+                let recorded = store
+                    .checkpoint(&replay_start_name(&input.log_name()))
+                    .context("reading where the partition's replay starts")?;
+                // Nothing recorded (a partition never run, or run by a build that recorded
+                // nothing): only the whole partition rebuilds every workout.
+                if recorded == 0 { 1 } else { recorded.min(first_not_held) }
+            }
+        };
         let shards = input.shards(config);
         let queue_depth = config.pipeline.queue_depth;
         let (output_tx, outputs) = crossbeam_channel::bounded(OUTPUTS_IN_FLIGHT_PER_SHARD * shards.max(2));
@@ -183,7 +197,16 @@ impl DataPath {
             feed: Some(Feed { submitter, gaps: output_tx, commands }),
             logged,
             live,
+            replay_start,
         })
+    }
+
+    /// The first position the reader must hand on, though the log may retain older ones: every
+    /// sink holds everything before it, and the workouts it holds that are not stored as ended
+    /// begin at or after it (recorded by the read store sink as it commits). 1, the whole log,
+    /// where nothing was recorded; the embedded log's own first record is always right.
+    pub fn replay_start(&self) -> u64 {
+        self.replay_start
     }
 
     /// Tells the shards of deletions and erasures recorded outside the log: known before the
@@ -230,7 +253,7 @@ impl DataPath {
     /// commands recorded for this log, to what it replays. A recorded command not yet carried
     /// out whose position the log no longer holds is carried out first.
     pub fn start(self, first_lsn: u64, redactions: Redactions) -> anyhow::Result<Running> {
-        let DataPath { input, store, sinks, flush_interval, pipeline, outputs, feed, logged, live } = self;
+        let DataPath { input, store, sinks, flush_interval, pipeline, outputs, feed, logged, live, .. } = self;
         let records = store.log_commands(&input.log_name()).context("reading the commands recorded for the log")?;
         let (mut recorded, undone) = commands::recorded(&records, first_lsn, &store, &live);
         recorded.merge(redactions);
@@ -298,15 +321,22 @@ fn decode_limits(config: &Config) -> DecodeLimits {
 /// `pipeline.queue_depth` (1,024) per shard deep, ≈ 350 MB when the sinks fall behind.
 const OUTPUTS_IN_FLIGHT_PER_SHARD: usize = 64;
 
+/// The sinks of one input, and the first position not every one of them holds.
+struct Opened {
+    sinks: Vec<Box<dyn Sink>>,
+    first_not_held: u64,
+}
+
 /// Every sink of one input: the lake tables, the event log (in `dir/events`), the read store
-/// (which tells `live` what it has committed) and, with brokers, Kafka (checkpoint in `dir`).
+/// (which tells `live` what it has committed, and for a raw partition where a replay must
+/// start) and, with brokers, Kafka (checkpoint in `dir`).
 fn open_sinks(
     config: &Config,
     store: Arc<dyn ReadStore>,
     dir: &Path,
     input: Input,
     live: &Arc<LiveWorkouts>,
-) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+) -> anyhow::Result<Opened> {
     let lake = config.lake_store().context("opening the lake")?;
     let lake_config = LakeConfig {
         target_file_bytes: config.lake.target_file_bytes,
@@ -324,22 +354,26 @@ fn open_sinks(
             .clamp(Duration::from_secs(1), Duration::from_secs(60)),
     };
     let source = input.lake_source();
-    let mut sinks: Vec<Box<dyn Sink>> = vec![
-        Box::new(
-            LakeTable::<PointsTable>::open_source(lake.clone(), lake_config.clone(), source)
-                .context("opening lake table points")?,
-        ),
-        Box::new(
-            LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source)
-                .context("opening lake table workouts")?,
-        ),
-        Box::new(EventLogSink::open(&dir.join("events")).context("opening the event log")?),
-        Box::new(
-            ReadStoreSink::new(store.clone(), input.log_name())
-                .context("opening the read store sink")?
-                .telling(live.clone()),
-        ),
-    ];
+    let events = EventLogSink::open(&dir.join("events")).context("opening the event log")?;
+    let mut read_store = ReadStoreSink::new(store.clone(), input.log_name())
+        .context("opening the read store sink")?
+        .telling(live.clone());
+    if matches!(input, Input::RawPartition(_)) {
+        read_store = read_store.recording_replay_start();
+    }
+    // The event log on a worker's own volume that holds nothing yet (a takeover on another
+    // node) starts where the replay does; it is a local copy, the shared stream is Kafka's.
+    let events_hold = events.checkpoint() > 0 || input == Input::Embedded;
+    let mut first_not_held = if events_hold { events.checkpoint() + 1 } else { u64::MAX };
+    let points = LakeTable::<PointsTable>::open_source(lake.clone(), lake_config.clone(), source)
+        .context("opening lake table points")?;
+    let workouts =
+        LakeTable::<WorkoutsTable>::open_source(lake, lake_config, source).context("opening lake table workouts")?;
+    for checkpoint in [points.checkpoint(), workouts.checkpoint(), read_store.checkpoint()] {
+        first_not_held = first_not_held.min(checkpoint + 1);
+    }
+    let mut sinks: Vec<Box<dyn Sink>> =
+        vec![Box::new(points), Box::new(workouts), Box::new(events), Box::new(read_store)];
     if let Some(kafka) = config.kafka.sink_config() {
         tracing::info!(brokers = %kafka.brokers, events = %kafka.events_topic, points = %kafka.points_topic, "kafka sink on");
         let file = dir.join("kafka.checkpoint");
@@ -349,12 +383,15 @@ fn open_sinks(
             // shared store.
             Input::RawPartition(_) => Position::in_store(store.clone(), &input.log_name(), Some(file)),
         };
-        sinks.push(Box::new(KafkaSink::open(kafka, position).context("opening the kafka sink")?));
+        let kafka = KafkaSink::open(kafka, position).context("opening the kafka sink")?;
+        first_not_held = first_not_held.min(kafka.checkpoint() + 1);
+        sinks.push(Box::new(kafka));
     }
     // Each sink works on its own thread, so their encoding and IO overlap instead of queueing
     // behind one another on the coordinator's.
-    sinks
+    let sinks = sinks
         .into_iter()
         .map(|sink| Ok(Box::new(OwnThread::spawn(sink).context("starting a sink's thread")?) as Box<dyn Sink>))
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Opened { sinks, first_not_held })
 }

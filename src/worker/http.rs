@@ -85,6 +85,7 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> (axum::http::StatusC
             }
             json!({
                 "partition": p.partition,
+                "replayed_from_lsn": p.first_lsn,
                 "delivered_lsn": p.delivered.load(Ordering::Relaxed),
                 "end_offset": p.reader.end_offset.load(Ordering::Relaxed),
                 "duplicates_dropped": p.reader.duplicates_dropped.load(Ordering::Relaxed),

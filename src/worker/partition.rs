@@ -2,8 +2,10 @@
 //! ([`PartitionReader`]) feeding a data path of its own (its own lake labels, read-store
 //! checkpoint, event log and Kafka checkpoint), on a thread of its own.
 //!
-//! Every start (first start or takeover) reads the partition from its oldest retained record:
-//! the pipeline is deterministic, so this rebuilds every open workout's state exactly as the
+//! Every start (first start or takeover) replays the partition from the oldest record that a
+//! sink lacks or that a workout not stored as ended began with (the read store sink records
+//! that position as it commits; the whole retained partition when none is recorded): the
+//! pipeline is deterministic, so this rebuilds every open workout's state exactly as the
 //! previous owner had it, and the sinks skip what they already hold (their checkpoints are per
 //! partition). A record's LSN is its offset + 1, the same for every owner; a batch stored twice
 //! reaches the data path as a gap (the log's dedup rule), so each `(workout, seq)` reaches the
@@ -27,6 +29,8 @@ use crate::data_path::{DataPath, Input};
 #[derive(Debug)]
 pub struct PartitionStatus {
     pub partition: i32,
+    /// The first LSN this run read (its replay's start).
+    pub first_lsn: u64,
     /// Highest LSN (offset + 1) handed to every sink.
     pub delivered: Arc<AtomicU64>,
     /// The reader's end offset and the duplicates it dropped.
@@ -58,15 +62,17 @@ impl PartitionRunner {
         let source = u32::try_from(partition).context("a negative partition")?;
         // Bounded by a third of the lease: the control loop that called this must renew in time.
         let lease_third = Duration::from_secs_f64(config.cluster.lease_secs / 3.0);
-        let reader = PartitionReader::open(raw, partition, lease_third)?;
-        let (first_lsn, replay_through) = (reader.first_lsn(), reader.replay_through());
+        let mut reader = PartitionReader::open(raw, partition, lease_third)?;
         // Sinks after the broker answered: opening them takes longer when it is away (the Kafka
         // sink waits for its topics), and the caller must renew its leases in time.
         let mut data_path = DataPath::open(config, store, Input::RawPartition(source), profiles)?;
+        reader.start_at(data_path.replay_start())?;
+        let (first_lsn, replay_through) = (reader.first_lsn(), reader.replay_through());
         let forward = data_path.forward();
         let running = data_path.start(first_lsn, Redactions::default())?;
         let status = Arc::new(PartitionStatus {
             partition,
+            first_lsn,
             delivered: running.status.fed_through.clone(),
             reader: reader.metrics(),
             sinks: running.status.sinks.clone(),
@@ -84,7 +90,12 @@ impl PartitionRunner {
                 result.context("reading the raw topic")
             })
             .context("spawning a partition thread")?;
-        tracing::info!(partition, from_lsn = first_lsn, "partition started: replaying it from its oldest record");
+        tracing::info!(
+            partition,
+            from_lsn = first_lsn,
+            through_lsn = replay_through,
+            "partition started: replaying it"
+        );
         Ok(PartitionRunner { status, replay_through, stop, thread })
     }
 

@@ -20,7 +20,7 @@ pub use efforts::{BestEfforts, EFFORT_DISTANCES, best_efforts};
 pub use postgres::tls as postgres_tls;
 pub use postgres::{PostgresStore, describe as describe_postgres_error};
 pub use redb::RedbStore;
-pub use sink::ReadStoreSink;
+pub use sink::{ReadStoreSink, replay_start_name};
 pub use streams::{Chunk, RecordSpan, Streams, StreamsError, assemble};
 
 use std::collections::HashSet;

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use trackwire_codec::WorkoutId;
 use trackwire_pipeline::{LiveWorkouts, ShardOutput, WorkoutSummary};
@@ -14,6 +14,16 @@ pub(super) const CHUNK_SAMPLES: usize = 50_000;
 
 /// Past this many samples waiting for the store (≈ 50 MB), the coordinator waits for a flush.
 const FULL_SAMPLES: usize = 1_000_000;
+
+/// How often a sink [recording the replay start](ReadStoreSink::recording_replay_start) records
+/// it at most: an older value is an earlier start, as safe, only longer to replay.
+const REPLAY_START_EVERY: Duration = Duration::from_secs(5);
+
+/// The name under which the read store keeps where a replay of `log` must start (see
+/// [`ReadStoreSink::recording_replay_start`]).
+pub fn replay_start_name(log: &str) -> String {
+    format!("replay-start:{log}")
+}
 
 /// Keeps the read store current: the latest summary of each workout and its streams, committed
 /// per flush. A workout's records between two flushes become one chunk: one zstd frame and one
@@ -33,6 +43,8 @@ pub struct ReadStoreSink {
     last_fed: u64,
     /// Told what is committed, so it holds ended workouts only until the store has them.
     live: Option<Arc<LiveWorkouts>>,
+    /// The replay start last recorded, and when; None when the sink records none.
+    replay_start: Option<(u64, Option<Instant>)>,
 }
 
 fn seal(workout_id: WorkoutId, chunk: &Chunk) -> StreamChunk {
@@ -54,6 +66,7 @@ impl ReadStoreSink {
             committed,
             last_fed: committed,
             live: None,
+            replay_start: None,
         })
     }
 
@@ -62,6 +75,33 @@ impl ReadStoreSink {
         live.stored(self.committed, []);
         self.live = Some(live);
         self
+    }
+
+    /// A sink (telling a live view) that also records in the store, every few seconds, where a
+    /// replay of its log must start to rebuild every workout the store does not hold as ended:
+    /// the first record of the oldest workout the live view holds, or the first one the store
+    /// does not hold. A pipeline worker taking the partition over starts there, not at the
+    /// oldest record the topic retains (weeks of it), under [`replay_start_name`].
+    pub fn recording_replay_start(mut self) -> Self {
+        self.replay_start = Some((0, None));
+        self
+    }
+
+    /// Records the replay start when it is due (see [`ReadStoreSink::recording_replay_start`]).
+    /// A failure is only logged: the start recorded before is earlier, and as safe.
+    fn record_replay_start(&mut self, now: Instant, force: bool) {
+        let (Some((recorded, at)), Some(live)) = (self.replay_start, &self.live) else { return };
+        let start = live.oldest_needed_lsn().map_or(self.committed + 1, |first| first.min(self.committed + 1));
+        let due = force || at.is_none_or(|at| now.saturating_duration_since(at) >= REPLAY_START_EVERY);
+        if start == recorded || !due {
+            return;
+        }
+        match self.store.set_checkpoint(&replay_start_name(&self.log), start) {
+            Ok(()) => self.replay_start = Some((start, Some(now))),
+            Err(error) => {
+                tracing::warn!(log = %self.log, %error, "could not record the replay start; an earlier one stands")
+            }
+        }
     }
 }
 
@@ -99,8 +139,9 @@ impl Sink for ReadStoreSink {
         self.waiting_samples >= FULL_SAMPLES
     }
 
-    fn flush(&mut self, _now: Instant, _force: bool) -> Result<(), SinkError> {
+    fn flush(&mut self, now: Instant, force: bool) -> Result<(), SinkError> {
         if self.last_fed == self.committed {
+            self.record_replay_start(now, force);
             return Ok(());
         }
         self.sealed.extend(self.open.drain().map(|(workout_id, chunk)| seal(workout_id, &chunk)));
@@ -115,6 +156,7 @@ impl Sink for ReadStoreSink {
         if let Some(live) = &self.live {
             live.stored(self.committed, summaries.iter().filter(|s| s.status.is_ended()).map(|s| s.workout_id));
         }
+        self.record_replay_start(now, force);
         Ok(())
     }
 

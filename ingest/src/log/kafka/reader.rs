@@ -29,8 +29,10 @@ pub struct ReaderMetrics {
     pub duplicates_dropped: AtomicU64,
 }
 
-/// Reads one partition of the raw topic. The dedup index is rebuilt by the replay from the
-/// oldest record, so whoever reads the partition drops the same copies.
+/// Reads one partition of the raw topic, from its oldest retained record or from where the
+/// caller says its replay must start ([`PartitionReader::start_at`]). The dedup index is rebuilt
+/// by the replay, so whoever reads the partition drops the same copies of the batches of every
+/// workout still open.
 pub struct PartitionReader {
     consumer: BaseConsumer,
     topic: String,
@@ -78,6 +80,26 @@ impl PartitionReader {
             owners: OwnerIndex::default(),
             metrics: Arc::default(),
         })
+    }
+
+    /// Starts at `lsn` instead of the oldest retained record (where the data path's sinks and
+    /// workouts need nothing older; see the worker), if the partition still holds it; before the
+    /// first entry is read. Dedup then covers what is read from there on: a copy of an older
+    /// batch reaches the pipeline, which holds that workout as ended and applies nothing of it.
+    pub fn start_at(&mut self, lsn: u64) -> Result<(), LogError> {
+        let offset = (lsn.saturating_sub(1) as i64).clamp(self.next_offset, self.end_at_open);
+        if offset == self.next_offset {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&self.topic, self.partition, rdkafka::Offset::Offset(offset))
+            .and_then(|()| self.consumer.assign(&assignment))
+            .map_err(|e| {
+                LogError::Unavailable(format!("assigning {} partition {}: {e}", self.topic, self.partition))
+            })?;
+        self.next_offset = offset;
+        Ok(())
     }
 
     /// The LSN of the first entry the reader hands on.
