@@ -47,7 +47,7 @@ pub fn run(config: &Config, listeners: Listeners, stop: Stop) -> anyhow::Result<
             .pipeline
             .idle_timeout()
             .map(|timeout| tokio::spawn(idle_loop(log.clone(), status.live.clone(), timeout)));
-        let retention = tokio::spawn(retention_loop(log, status.sinks, status.live));
+        let retention = tokio::spawn(retention_loop(log, status));
         let api_background = tokio::spawn(trackwire_api::background(state.clone()));
         let served = serve_fronts(config, Surfaces::All(state), Role::All, listeners, stop).await;
         retention.abort();
@@ -152,14 +152,11 @@ impl PastOwners for StoredOwners {
 }
 
 /// Lets the log delete segments that every sink has committed and no live workout still needs.
-async fn retention_loop(log: DurableLog, sinks: Arc<[Arc<trackwire_sinks::SinkProgress>]>, live: Arc<LiveWorkouts>) {
+async fn retention_loop(log: DurableLog, status: crate::data_path::Status) {
     let mut tick = tokio::time::interval(RETENTION_TICK);
     loop {
         tick.tick().await;
-        let committed =
-            sinks.iter().map(|s| s.checkpoint.load(std::sync::atomic::Ordering::Acquire)).min().unwrap_or(0);
-        let needed = live.oldest_needed_lsn().map_or(u64::MAX, |lsn| lsn - 1);
-        log.release_through(committed.min(needed));
+        log.release_through(status.released_through());
     }
 }
 

@@ -19,8 +19,10 @@
 
 mod commands;
 mod idle;
+mod released;
 
 pub use idle::IdleSweeper;
+pub use released::released_through;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
