@@ -41,6 +41,9 @@ pub struct ReadStoreSink {
     waiting_samples: usize,
     committed: u64,
     last_fed: u64,
+    /// The newest output handed to it, replays of what it holds included: the live view knows
+    /// every workout begun up to there.
+    accepted_through: u64,
     /// Told what is committed, so it holds ended workouts only until the store has them.
     live: Option<Arc<LiveWorkouts>>,
     /// The replay start last recorded, and when; None when the sink records none.
@@ -65,6 +68,7 @@ impl ReadStoreSink {
             waiting_samples: 0,
             committed,
             last_fed: committed,
+            accepted_through: 0,
             live: None,
             replay_start: None,
         })
@@ -91,6 +95,11 @@ impl ReadStoreSink {
     /// A failure is only logged: the start recorded before is earlier, and as safe.
     fn record_replay_start(&mut self, now: Instant, force: bool) {
         let (Some((recorded, at)), Some(live)) = (self.replay_start, &self.live) else { return };
+        if self.accepted_through < self.committed {
+            // Replaying what the store holds: the live view does not know the workouts begun
+            // further on yet, and the start recorded before is still right.
+            return;
+        }
         let start = live.oldest_needed_lsn().map_or(self.committed + 1, |first| first.min(self.committed + 1));
         let due = force || at.is_none_or(|at| now.saturating_duration_since(at) >= REPLAY_START_EVERY);
         if start == recorded || !due {
@@ -111,6 +120,7 @@ impl Sink for ReadStoreSink {
     }
 
     fn accept(&mut self, output: &ShardOutput) {
+        self.accepted_through = self.accepted_through.max(output.lsn);
         if output.lsn <= self.committed {
             // Replayed after a restart: the store has its end already.
             if let (Some(live), Some(summary)) = (&self.live, &output.summary)
@@ -228,6 +238,32 @@ mod tests {
         assert_eq!(store.streams(&one).unwrap().time_ms, vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(store.streams(&two).unwrap().time_ms, vec![0, 1]);
         assert_eq!(store.checkpoint("local").unwrap(), 4);
+    }
+
+    /// A takeover replays records the store holds before the pipeline has rebuilt the workouts
+    /// begun further on: a start recorded from the live view then would skip them, and the
+    /// takeover after the next would take their later records for new workouts'.
+    #[test]
+    fn no_replay_start_is_recorded_before_the_replay_reaches_what_the_store_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ReadStore> = Arc::new(RedbStore::open(&dir.path().join("read.redb")).unwrap());
+        let (log, start) = ("raw.v1/0", replay_start_name("raw.v1/0"));
+        // The previous owner committed through 10; a workout still open began at 3.
+        store.apply(log, &[], &[], 10).unwrap();
+        store.set_checkpoint(&start, 3).unwrap();
+        let live = Arc::new(LiveWorkouts::default());
+        let mut sink = ReadStoreSink::new(store.clone(), log).unwrap().telling(live).recording_replay_start();
+        // The replay has reached 2 (an ended workout's records); the open one is not rebuilt yet.
+        sink.accept(&output(1, 1, 0..1));
+        sink.accept(&output(2, 1, 1..2));
+        sink.flush(Instant::now(), true).unwrap();
+        assert_eq!(store.checkpoint(&start).unwrap(), 3, "the start recorded before stands");
+        // Caught up, and nothing open (the workout ended within the replay): past what it holds.
+        for lsn in 3..=11 {
+            sink.accept(&output(lsn, 2, lsn as i64..lsn as i64 + 1));
+        }
+        sink.flush(Instant::now(), true).unwrap();
+        assert_eq!(store.checkpoint(&start).unwrap(), 12);
     }
 
     #[test]
