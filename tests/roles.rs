@@ -174,6 +174,12 @@ fn api(method: &str, api: SocketAddr, path: &str, user: &str, admin: bool) -> (u
     (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
+/// A role's `/healthcheck` body, when it answers.
+fn health(role: &Running) -> Option<Value> {
+    let url = format!("http://{}/healthcheck", role.http);
+    serde_json::from_str(&agent().get(&url).call().ok()?.body_mut().read_to_string().ok()?).ok()
+}
+
 fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
     loop {
@@ -232,6 +238,16 @@ fn an_erasure_reaches_every_partition_across_workers_and_a_returning_worker_brin
         (complete && lake_rows(&ada) == [20; 4] && lake_rows(&bob) == [20; 4]).then_some(())
     });
 
+    // Every workout has ended and every sink holds it: the readers let go of them all, so a
+    // worker's memory follows the workouts in progress, not every workout since it started.
+    for worker in &workers {
+        wait_for("the readers to let go of the stored workouts", Duration::from_secs(30), || {
+            let partitions = health(worker)?["partitions"].as_array()?.clone();
+            let released = partitions.iter().all(|p| p["indexed_workouts"] == 0);
+            (!partitions.is_empty() && released).then_some(())
+        });
+    }
+
     // One worker goes away; the erasure is carried out by the other, which takes its partitions.
     workers.pop().unwrap().stop();
     let (status, body) = api("DELETE", api_replica.http, "/users/ada", "admin", true);
@@ -253,11 +269,8 @@ fn an_erasure_reaches_every_partition_across_workers_and_a_returning_worker_brin
     // The worker comes back, takes its partitions again and replays them: every workout there has
     // ended and every sink holds it, so from past what the sinks hold, not from the first record.
     let returned = deployment.worker(1);
-    let health = format!("http://{}/healthcheck", returned.http);
     let partitions = wait_for("the returning worker to replay its partitions", Duration::from_secs(60), || {
-        let body: Value =
-            serde_json::from_str(&agent().get(&health).call().ok()?.body_mut().read_to_string().ok()?).ok()?;
-        let partitions = body["partitions"].as_array()?.clone();
+        let partitions = health(&returned)?["partitions"].as_array()?.clone();
         let caught_up = partitions.iter().all(|p| p["delivered_lsn"].as_u64() >= p["end_offset"].as_u64());
         (!partitions.is_empty() && caught_up).then_some(partitions)
     });

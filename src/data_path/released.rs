@@ -21,11 +21,7 @@ impl Status {
 ///
 /// The pipeline bound matters while a replay runs: the sinks then hold far more than the
 /// pipeline has gone over again, and the live view knows only the workouts rebuilt so far.
-pub fn released_through(
-    fed_through: &AtomicU64,
-    sinks: &[std::sync::Arc<SinkProgress>],
-    live: &LiveWorkouts,
-) -> u64 {
+pub fn released_through(fed_through: &AtomicU64, sinks: &[std::sync::Arc<SinkProgress>], live: &LiveWorkouts) -> u64 {
     // Read before the live view: a shard updates the view before the sinks are fed its output,
     // so every workout begun up to here is in the view read next.
     let fed = fed_through.load(Ordering::Acquire);

@@ -89,6 +89,7 @@ async fn health(State(status): State<Arc<WorkerStatus>>) -> (axum::http::StatusC
                 "delivered_lsn": p.delivered.load(Ordering::Relaxed),
                 "end_offset": p.reader.end_offset.load(Ordering::Relaxed),
                 "duplicates_dropped": p.reader.duplicates_dropped.load(Ordering::Relaxed),
+                "indexed_workouts": p.reader.indexed_workouts.load(Ordering::Relaxed),
                 "sinks": p.sinks.iter().map(|s| json!({
                     "name": s.name,
                     "checkpoint_lsn": s.checkpoint.load(Ordering::Relaxed),
@@ -153,6 +154,13 @@ async fn metrics(State(status): State<Arc<WorkerStatus>>) -> impl axum::response
         "counter",
         "Raw records dropped as a batch already seen.",
         per_partition(&|p| p.reader.duplicates_dropped.load(Ordering::Relaxed)),
+    );
+    out.family(
+        "trackwire_worker_indexed_workouts",
+        "gauge",
+        "Workouts the partition's reader remembers (batches read, owner): those with a record nothing has \
+         released yet.",
+        per_partition(&|p| p.reader.indexed_workouts.load(Ordering::Relaxed)),
     );
     out.family(
         "trackwire_worker_sink_checkpoint_lsn",

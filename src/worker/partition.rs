@@ -70,6 +70,8 @@ impl PartitionRunner {
         let (first_lsn, replay_through) = (reader.first_lsn(), reader.replay_through());
         let forward = data_path.forward();
         let running = data_path.start(first_lsn, Redactions::default())?;
+        let released = running.status.clone();
+        reader.releasing(Box::new(move || released.released_through()));
         let status = Arc::new(PartitionStatus {
             partition,
             first_lsn,

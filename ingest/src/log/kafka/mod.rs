@@ -18,9 +18,12 @@
 //! restart, a lost ack, a later one) is produced again, and the reader, which rebuilds its index
 //! from the partition it replays, turns the later copy into a gap. A deletion or erasure
 //! command makes the reader forget the workouts it names (an erasure: those it lists and those
-//! its owner index gives the user), so what is sent again after it is new data.
+//! its owner index gives the user), so what is sent again after it is new data. The reader lets
+//! go of a workout once nothing needs its records (`index.rs`): its memory follows the workouts
+//! in progress, not every workout since it started.
 
 mod command;
+mod index;
 mod reader;
 mod topics;
 mod writer;
@@ -33,7 +36,7 @@ use trackwire_codec::WorkoutId;
 #[cfg(doc)]
 use super::{DedupIndex, DurableLog};
 pub use command::{Placed, append_each, append_to_every_partition};
-pub use reader::{PartitionReader, ReaderMetrics};
+pub use reader::{PartitionReader, ReaderMetrics, Released};
 pub use topics::{Drift, FoundTopic, TopicSettings, TopicSpec, provision};
 pub use writer::open;
 

@@ -11,14 +11,17 @@ use rdkafka::message::{BorrowedHeaders, Headers};
 use rdkafka::{Message, TopicPartitionList};
 use trackwire_codec::WorkoutId;
 
+use super::index::ReadIndex;
 use super::{RawTopicConfig, SEQ_HEADER, TRACEPARENT_HEADER};
-use crate::log::{
-    COMMAND_HEADER, COMMAND_VERSION, DedupIndex, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord,
-    OwnerIndex,
-};
+use crate::log::{COMMAND_HEADER, COMMAND_VERSION, DedupKey, Forward, LogCommand, LogEntry, LogError, LogRecord};
 
-/// How often the partition's end offset is read for the lag metric.
-const WATERMARK_EVERY: Duration = Duration::from_secs(2);
+/// How often the partition's end offset is read for the lag metric, and the reader lets go of
+/// the workouts nothing needs any more.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(2);
+
+/// The highest position of the partition nothing needs any more (see
+/// [`PartitionReader::releasing`]).
+pub type Released = Box<dyn Fn() -> u64 + Send>;
 
 /// What the reader publishes for `/metrics`.
 #[derive(Debug, Default)]
@@ -27,12 +30,14 @@ pub struct ReaderMetrics {
     pub end_offset: AtomicU64,
     /// Later copies of a batch already read (a retry through another gateway, a lost ack).
     pub duplicates_dropped: AtomicU64,
+    /// Workouts the reader remembers (their batches' seqs and owner).
+    pub indexed_workouts: AtomicU64,
 }
 
 /// Reads one partition of the raw topic, from its oldest retained record or from where the
 /// caller says its replay must start ([`PartitionReader::start_at`]). The dedup index is rebuilt
 /// by the replay, so whoever reads the partition drops the same copies of the batches of every
-/// workout still open.
+/// workout still open; it lets go of the others ([`PartitionReader::releasing`]).
 pub struct PartitionReader {
     consumer: BaseConsumer,
     topic: String,
@@ -40,10 +45,8 @@ pub struct PartitionReader {
     next_offset: i64,
     /// The partition's end offset when the reader opened it: what its replay reads.
     end_at_open: i64,
-    dedup: DedupIndex,
-    /// Whose each workout is, from its first record: an erasure names a user, the dedup index
-    /// knows workouts.
-    owners: OwnerIndex,
+    index: ReadIndex,
+    released: Option<Released>,
     metrics: Arc<ReaderMetrics>,
 }
 
@@ -76,8 +79,8 @@ impl PartitionReader {
             partition,
             next_offset: low,
             end_at_open: high.max(low),
-            dedup: DedupIndex::default(),
-            owners: OwnerIndex::default(),
+            index: ReadIndex::default(),
+            released: None,
             metrics: Arc::default(),
         })
     }
@@ -102,6 +105,14 @@ impl PartitionReader {
         Ok(())
     }
 
+    /// Has the reader let go, every few seconds, of the workouts whose records all lie at or
+    /// before `released()`: the highest position nothing needs any more (every sink holds it
+    /// and every workout begun there is stored as ended; at most what it has handed on). A
+    /// takeover starting past there would not know them either.
+    pub fn releasing(&mut self, released: Released) {
+        self.released = Some(released);
+    }
+
     /// The LSN of the first entry the reader hands on.
     pub fn first_lsn(&self) -> u64 {
         self.next_offset as u64 + 1
@@ -121,15 +132,11 @@ impl PartitionReader {
     /// Hands every position on to `forward` until `stop` is set; `Closed` when `forward` refuses.
     /// Broker errors are retried (logged): the reader keeps its place.
     pub fn run(mut self, stop: &AtomicBool, mut forward: Forward) -> Result<(), LogError> {
-        let mut watermark_read = Instant::now() - WATERMARK_EVERY;
+        let mut housekeeping_done = Instant::now() - HOUSEKEEPING_EVERY;
         while !stop.load(Ordering::Relaxed) {
-            if watermark_read.elapsed() >= WATERMARK_EVERY {
-                if let Ok((_, high)) =
-                    self.consumer.fetch_watermarks(&self.topic, self.partition, Duration::from_secs(1))
-                {
-                    self.metrics.end_offset.store(high.max(0) as u64, Ordering::Relaxed);
-                }
-                watermark_read = Instant::now();
+            if housekeeping_done.elapsed() >= HOUSEKEEPING_EVERY {
+                self.housekeeping();
+                housekeeping_done = Instant::now();
             }
             let Some(message) = self.consumer.poll(Duration::from_millis(100)) else { continue };
             let message = match message {
@@ -155,14 +162,12 @@ impl PartitionReader {
                 match &entry {
                     LogEntry::Command { command: LogCommand::DeleteWorkout { workout_id, .. }, .. } => {
                         if let Ok(id) = workout_id.parse() {
-                            self.dedup.forget(&id);
+                            self.index.forget_workout(&id);
                         }
                     }
                     LogEntry::Command { command: LogCommand::EraseUser { user_id, workouts }, .. } => {
                         let listed = workouts.iter().filter_map(|w| w.workout_id.parse().ok());
-                        for id in self.owners.workouts_of(user_id).into_iter().chain(listed) {
-                            self.dedup.forget(&id);
-                        }
+                        self.index.forget_user(user_id, listed);
                     }
                     _ => {}
                 }
@@ -175,13 +180,8 @@ impl PartitionReader {
                 continue;
             }
             let key = record_key(message.key(), message.headers());
-            if let (Some(key), Some(payload)) = (key, message.payload())
-                && !self.owners.knows(&key.workout_id)
-            {
-                self.owners.learn(payload);
-            }
             entries.push(match (key, message.payload()) {
-                (Some(key), Some(payload)) if self.dedup.insert(key) => LogEntry::Record(LogRecord {
+                (Some(key), Some(payload)) if self.index.admit(key, payload, lsn) => LogEntry::Record(LogRecord {
                     lsn,
                     key,
                     payload: Bytes::copy_from_slice(payload),
@@ -202,6 +202,7 @@ impl PartitionReader {
                     LogEntry::Gap { lsn }
                 }
             });
+            self.metrics.indexed_workouts.store(self.index.workouts() as u64, Ordering::Relaxed);
             for entry in entries {
                 if !forward(entry) {
                     return Err(LogError::Closed);
@@ -209,6 +210,17 @@ impl PartitionReader {
             }
         }
         Ok(())
+    }
+
+    /// Reads the partition's end offset for the lag metric, and lets go of what nothing needs.
+    fn housekeeping(&mut self) {
+        if let Ok((_, high)) = self.consumer.fetch_watermarks(&self.topic, self.partition, Duration::from_secs(1)) {
+            self.metrics.end_offset.store(high.max(0) as u64, Ordering::Relaxed);
+        }
+        if let Some(released) = &self.released {
+            self.index.forget_through(released());
+        }
+        self.metrics.indexed_workouts.store(self.index.workouts() as u64, Ordering::Relaxed);
     }
 
     /// A command record as an entry; one this build cannot read is a gap (with a warning: a
