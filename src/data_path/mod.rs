@@ -22,7 +22,6 @@ mod idle;
 mod released;
 
 pub use idle::IdleSweeper;
-pub use released::released_through;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use trackwire_sinks::SinkProgress;
 use super::Status;
 
 impl Status {
-    /// The highest log position nothing needs any more (see [`released_through`]).
+    /// The highest log position nothing needs any more: every sink has committed it, the
+    /// pipeline has been through it, and every workout not stored as ended begins after it.
     pub fn released_through(&self) -> u64 {
         released_through(&self.fed_through, &self.sinks, &self.live)
     }
@@ -21,7 +22,7 @@ impl Status {
 ///
 /// The pipeline bound matters while a replay runs: the sinks then hold far more than the
 /// pipeline has gone over again, and the live view knows only the workouts rebuilt so far.
-pub fn released_through(fed_through: &AtomicU64, sinks: &[std::sync::Arc<SinkProgress>], live: &LiveWorkouts) -> u64 {
+fn released_through(fed_through: &AtomicU64, sinks: &[std::sync::Arc<SinkProgress>], live: &LiveWorkouts) -> u64 {
     // Read before the live view: a shard updates the view before the sinks are fed its output,
     // so every workout begun up to here is in the view read next.
     let fed = fed_through.load(Ordering::Acquire);
